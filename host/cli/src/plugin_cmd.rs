@@ -1,0 +1,191 @@
+//! `weir plugin test` and `weir plugin inspect`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use weir_harness::TestOptions;
+use weir_runtime::{Limits, Runtime, RuntimeConfig};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginCommand {
+    /// Run a plugin on local files in the production runtime and limits; compare its
+    /// output with an expected NDJSON file. Exit 0 on a match, 1 on a mismatch, 2 on a
+    /// plugin or usage error.
+    Test(Box<TestArgs>),
+    /// Print a component's world, WIT version, imports and exports.
+    Inspect {
+        /// The component.
+        component: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    /// The component (.wasm).
+    component: PathBuf,
+    /// Input: raw lines for a parser, NDJSON events for an enricher or aggregator.
+    #[arg(long)]
+    input: PathBuf,
+    /// Expected output events (NDJSON).
+    #[arg(long)]
+    expect: Option<PathBuf>,
+    /// Rewrite the --expect file with the actual output.
+    #[arg(long, requires = "expect")]
+    update: bool,
+    /// Reference data for lookups: a JSON object {"table": {"key": value}}.
+    #[arg(long)]
+    lookup: Option<PathBuf>,
+    /// Configuration for the plugin, KEY=VALUE (repeatable).
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    config: Vec<(String, String)>,
+    /// Records per call.
+    #[arg(long, default_value_t = 1024)]
+    batch_size: usize,
+    /// Content type of parser input records (default: from the file extension).
+    #[arg(long)]
+    content_type: Option<String>,
+    /// Aggregator tumbling window, e.g. 30s, 5m, 1h.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    window: Duration,
+    /// CPU limit per call, in milliseconds (production default 1000).
+    #[arg(long)]
+    cpu_ms: Option<u64>,
+    /// Wall-clock limit per call, in milliseconds (production default 5000).
+    #[arg(long)]
+    wall_ms: Option<u64>,
+    /// Linear memory limit, in MiB (production default 128).
+    #[arg(long)]
+    memory_mib: Option<usize>,
+    /// Output events per call (production default 100000).
+    #[arg(long)]
+    max_output_events: Option<usize>,
+    /// Do not use the compiled-code cache.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use ms, s, m, h or d")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Where compiled code is cached: `$WEIR_CACHE_DIR`, else `$XDG_CACHE_HOME/weir/code`,
+/// else `~/.cache/weir/code`.
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WEIR_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("weir").join("code"))
+}
+
+pub(crate) async fn run(cmd: PluginCommand) -> ExitCode {
+    match cmd {
+        PluginCommand::Test(args) => test(args).await,
+        PluginCommand::Inspect { component } => inspect(&component),
+    }
+}
+
+async fn test(args: Box<TestArgs>) -> ExitCode {
+    let args = *args;
+    let defaults = Limits::default();
+    let limits = Limits {
+        cpu: args.cpu_ms.map_or(defaults.cpu, Duration::from_millis),
+        wall: args.wall_ms.map_or(defaults.wall, Duration::from_millis),
+        memory_bytes: args.memory_mib.map_or(defaults.memory_bytes, |m| m << 20),
+        max_output_events: args.max_output_events.unwrap_or(defaults.max_output_events),
+        ..defaults
+    };
+    let options = TestOptions {
+        expect: args.expect,
+        update: args.update,
+        lookup: args.lookup,
+        config: args.config,
+        batch_size: args.batch_size,
+        content_type: args.content_type,
+        window: args.window,
+        limits,
+        cache_dir: if args.no_cache { None } else { cache_dir() },
+        ..TestOptions::new(args.component, args.input)
+    };
+    match weir_harness::run(&options).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::from(report.exit_code())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn inspect(component: &PathBuf) -> ExitCode {
+    let bytes = match std::fs::read(component) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", component.display());
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match Runtime::new(RuntimeConfig { cache_dir: cache_dir(), ..Default::default() }) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.inspect(&component.display().to_string(), &bytes) {
+        Ok(info) => {
+            println!("component  {}", component.display());
+            println!("world      {} (exports {}@{})", info.world, info.world.export_interface(), info.wit_version);
+            println!("wit        weir:plugin@{}", info.wit_version);
+            println!("size       {} bytes", info.size);
+            println!("sha256     {}", info.sha256);
+            println!("exports");
+            for e in &info.exports {
+                println!("  {e}");
+            }
+            println!("imports");
+            for i in &info.imports {
+                let note = if i.starts_with("weir:plugin/host") {
+                    "weir host API: log, counters, lookups"
+                } else if i.starts_with("weir:plugin/") {
+                    "weir types"
+                } else {
+                    "WASI, linked with nothing granted"
+                };
+                println!("  {i:<40} {note}");
+            }
+            println!(
+                "granted    nothing: no files, environment, arguments or network; stdout/stderr go to the plugin log"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

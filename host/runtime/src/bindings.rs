@@ -1,0 +1,107 @@
+//! Host bindings for the three plugin worlds, generated from `wit/`, and the moves
+//! between generated records and the crate's own types (vectors are moved, not copied).
+
+use weir_events::Columns;
+
+pub(crate) mod parser {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "parser",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+pub(crate) mod enricher {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "enricher",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "weir:plugin/types": super::parser::weir::plugin::types,
+            "weir:plugin/host": super::parser::weir::plugin::host,
+        },
+    });
+}
+
+pub(crate) mod aggregator {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "aggregator",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "weir:plugin/types": super::parser::weir::plugin::types,
+            "weir:plugin/host": super::parser::weir::plugin::host,
+        },
+    });
+}
+
+pub(crate) use parser::weir::plugin::{host, types};
+
+use crate::batch::{AccumulateOutput, BatchOutput, FinishedGroup, RawRecord, RecordError};
+
+impl From<Columns> for types::EventBatch {
+    fn from(c: Columns) -> Self {
+        Self {
+            names: c.names,
+            key_text: c.key_text,
+            key_ends: c.key_ends,
+            times: c.times,
+            field_counts: c.field_counts,
+            field_ids: c.field_ids,
+            kinds: c.kinds,
+            scalars: c.scalars,
+            text: c.text,
+            text_ends: c.text_ends,
+        }
+    }
+}
+
+impl From<types::EventBatch> for Columns {
+    fn from(b: types::EventBatch) -> Self {
+        Self {
+            names: b.names,
+            key_text: b.key_text,
+            key_ends: b.key_ends,
+            times: b.times,
+            field_counts: b.field_counts,
+            field_ids: b.field_ids,
+            kinds: b.kinds,
+            scalars: b.scalars,
+            text: b.text,
+            text_ends: b.text_ends,
+        }
+    }
+}
+
+impl From<RawRecord> for types::RawRecord {
+    fn from(r: RawRecord) -> Self {
+        Self { data: r.data, key: r.key, content_type: r.content_type, arrival_time: r.arrival_time }
+    }
+}
+
+impl From<types::RecordError> for RecordError {
+    fn from(e: types::RecordError) -> Self {
+        Self { index: e.index, message: e.message }
+    }
+}
+
+impl From<types::BatchOutput> for BatchOutput {
+    fn from(o: types::BatchOutput) -> Self {
+        Self { events: o.events.into(), counts: o.counts, errors: o.errors.into_iter().map(Into::into).collect() }
+    }
+}
+
+impl From<types::AccumulateOutput> for AccumulateOutput {
+    fn from(o: types::AccumulateOutput) -> Self {
+        Self { states: o.states, errors: o.errors.into_iter().map(Into::into).collect() }
+    }
+}
+
+impl From<FinishedGroup> for types::FinishedGroup {
+    fn from(g: FinishedGroup) -> Self {
+        Self { state: g.state, window: types::Window { start: g.window.start, end: g.window.end }, key: g.key }
+    }
+}

@@ -1,0 +1,35 @@
+use std::time::Duration;
+
+/// Bounds on every call into one plugin. Configurable per plugin; the defaults suit a
+/// Rust plugin handling batches of about a thousand records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Time the guest may spend executing one call, enforced by an epoch deadline
+    /// (granularity: the runtime's epoch tick, 5 ms by default). Default: 1 s.
+    pub cpu: Duration,
+    /// Wall-clock time for one call, including time spent in host calls such as
+    /// lookups. Default: 5 s.
+    pub wall: Duration,
+    /// Linear memory of one instance, all memories together. Default: 128 MiB.
+    pub memory_bytes: usize,
+    /// Events one call may return. Default: 100 000.
+    pub max_output_events: usize,
+    /// Payload bytes (text, keys, scalars) one call may return. Default: 32 MiB.
+    pub max_output_bytes: usize,
+    /// Bytes of log lines and captured stdout/stderr kept per call; the rest is counted
+    /// and dropped. Default: 64 KiB.
+    pub max_log_bytes_per_call: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            cpu: Duration::from_secs(1),
+            wall: Duration::from_secs(5),
+            memory_bytes: 128 << 20,
+            max_output_events: 100_000,
+            max_output_bytes: 32 << 20,
+            max_log_bytes_per_call: 64 << 10,
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! A loaded plugin: its pre-instantiated component, limits and one warm instance, and
+//! the bounded calls into it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use wasmtime::Store;
+use wasmtime::Trap;
+use weir_events::Columns;
+
+use crate::batch::{AccumulateOutput, BatchOutput, FinishedGroup, RawRecord, check_errors};
+use crate::bindings::{aggregator, enricher, parser, types};
+use crate::capabilities::{
+    HostState, MemoryLimitExceeded, PluginLog, PluginShared, ReferenceData, StaticReferenceData, TracingLog,
+};
+use crate::error::{CallError, CallErrorKind, LimitKind, LoadError};
+use crate::inspect::{PluginInfo, World};
+use crate::limits::Limits;
+use crate::runtime::Runtime;
+
+/// A plugin's name and version, as shown in every error and log line: `name@version`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PluginId {
+    pub name: String,
+    pub version: String,
+}
+
+impl PluginId {
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
+        Self { name: name.into(), version: version.into() }
+    }
+}
+
+impl fmt::Display for PluginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.version)
+    }
+}
+
+/// How to load a plugin.
+#[derive(Clone)]
+pub struct PluginOptions {
+    /// The world the caller will use it as; a component of another world is refused.
+    /// Default: any world.
+    pub expected_world: Option<World>,
+    /// Limits of every call. Default: [`Limits::default`].
+    pub limits: Limits,
+    /// Configuration passed to the plugin's `configure`. Default: empty.
+    pub config: Vec<(String, String)>,
+    /// Reference data served to `lookup`. Default: empty.
+    pub reference: Arc<dyn ReferenceData>,
+    /// Destination of the plugin's log and stdout/stderr. Default: `tracing`.
+    pub log: Arc<dyn PluginLog>,
+}
+
+impl Default for PluginOptions {
+    fn default() -> Self {
+        Self {
+            expected_world: None,
+            limits: Limits::default(),
+            config: Vec::new(),
+            reference: Arc::new(StaticReferenceData::default()),
+            log: Arc::new(TracingLog),
+        }
+    }
+}
+
+impl fmt::Debug for PluginOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginOptions")
+            .field("expected_world", &self.expected_world)
+            .field("limits", &self.limits)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Measurements of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallStats {
+    /// Wall time of the call, including instantiation when `fresh_instance`.
+    pub elapsed: Duration,
+    /// Peak linear memory of the instance that served the call.
+    pub peak_memory: usize,
+    /// Whether a fresh instance had to be started for this call.
+    pub fresh_instance: bool,
+}
+
+enum Pre {
+    Parser(parser::ParserPre<HostState>),
+    Enricher(enricher::EnricherPre<HostState>),
+    Aggregator(aggregator::AggregatorPre<HostState>),
+}
+
+enum Bound {
+    Parser(parser::Parser),
+    Enricher(enricher::Enricher),
+    Aggregator(aggregator::Aggregator),
+}
+
+/// One instance and its store. Reused across calls until a call fails.
+struct Live {
+    store: Store<HostState>,
+    bound: Bound,
+}
+
+type CallFuture<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
+
+/// A loaded, configured plugin. Calls are serialised on its one warm instance; a call
+/// that traps or exceeds a limit discards the instance and the next call starts a
+/// fresh one (pooled, copy-on-write: microseconds).
+pub struct Plugin {
+    runtime: Runtime,
+    info: PluginInfo,
+    pre: Pre,
+    limits: Limits,
+    config: Vec<(String, String)>,
+    shared: Arc<PluginShared>,
+    live: tokio::sync::Mutex<Option<Live>>,
+    empty_state: OnceLock<Vec<u8>>,
+    compiled_from_cache: bool,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin").field("id", &self.shared.id).field("world", &self.info.world).finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub(crate) async fn load(
+        runtime: Runtime,
+        id: PluginId,
+        bytes: &[u8],
+        options: PluginOptions,
+    ) -> Result<Self, LoadError> {
+        let label = id.to_string();
+        if options.limits.memory_bytes > runtime.config().max_memory_per_instance {
+            return Err(LoadError::Refused(
+                label,
+                vec![format!(
+                    "its memory limit ({} MiB) is above the runtime's largest instance ({} MiB); lower the limit or raise max_memory_per_instance",
+                    options.limits.memory_bytes >> 20,
+                    runtime.config().max_memory_per_instance >> 20
+                )],
+            ));
+        }
+        let (component, info, compiled_from_cache) = runtime.compile(&label, bytes, options.expected_world)?;
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Refused(label.clone(), vec![format!("cannot be linked: {e:#}")]))?;
+        let typed = |e: wasmtime::Error| {
+            LoadError::Refused(label.clone(), vec![format!("its exports do not match world {}: {e:#}", info.world)])
+        };
+        let pre = match info.world {
+            World::Parser => Pre::Parser(parser::ParserPre::new(instance_pre).map_err(typed)?),
+            World::Enricher => Pre::Enricher(enricher::EnricherPre::new(instance_pre).map_err(typed)?),
+            World::Aggregator => Pre::Aggregator(aggregator::AggregatorPre::new(instance_pre).map_err(typed)?),
+        };
+        let shared = Arc::new(PluginShared::new(id, options.log, options.reference));
+        let plugin = Self {
+            runtime,
+            info,
+            pre,
+            limits: options.limits,
+            config: options.config,
+            shared,
+            live: tokio::sync::Mutex::new(None),
+            empty_state: OnceLock::new(),
+            compiled_from_cache,
+        };
+        // Start one instance now: a plugin that rejects its configuration or cannot
+        // start is refused at load, not on the first batch.
+        let live = plugin.instantiate().await.map_err(|e| match e {
+            StartError::Config(msg) => LoadError::ConfigRejected(label.clone(), msg),
+            StartError::Failed(kind) => {
+                LoadError::Start(label.clone(), CallError::new(label.clone(), "start".into(), kind).reason())
+            }
+        })?;
+        *plugin.live.lock().await = Some(live);
+        Ok(plugin)
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> &PluginId {
+        &self.shared.id
+    }
+
+    /// What the component is.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+
+    /// The limits of every call.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn compiled_from_cache(&self) -> bool {
+        self.compiled_from_cache
+    }
+
+    /// The plugin's counters (`counter-add`), summed since load.
+    pub fn counters(&self) -> Vec<(String, i64)> {
+        let counters = self.shared.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        counters.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Starts a fresh instance and configures it, within the plugin's limits.
+    async fn instantiate(&self) -> Result<Live, StartError> {
+        let mut store =
+            Store::new(self.runtime.engine(), HostState::new(self.shared.clone(), self.limits.memory_bytes));
+        store.limiter(|state| &mut state.limiter);
+        self.arm(&mut store);
+        let config = &self.config;
+        let start = async {
+            Ok::<_, wasmtime::Error>(match &self.pre {
+                Pre::Parser(pre) => {
+                    let bound = pre.instantiate_async(&mut store).await?;
+                    (bound.weir_plugin_parse().call_configure(&mut store, config).await?, Bound::Parser(bound))
+                }
+                Pre::Enricher(pre) => {
+                    let bound = pre.instantiate_async(&mut store).await?;
+                    (bound.weir_plugin_enrich().call_configure(&mut store, config).await?, Bound::Enricher(bound))
+                }
+                Pre::Aggregator(pre) => {
+                    let bound = pre.instantiate_async(&mut store).await?;
+                    let configured = bound.weir_plugin_aggregate().call_configure(&mut store, config).await?;
+                    if configured.is_ok() && self.empty_state.get().is_none() {
+                        let empty = bound.weir_plugin_aggregate().call_init(&mut store).await?;
+                        let _ = self.empty_state.set(empty);
+                    }
+                    (configured, Bound::Aggregator(bound))
+                }
+            })
+        };
+        let outcome = tokio::time::timeout(self.limits.wall, start).await;
+        self.shared.finish_call_log();
+        match outcome {
+            Err(_) => Err(StartError::Failed(CallErrorKind::Limit(LimitKind::WallClock { limit: self.limits.wall }))),
+            Ok(Err(err)) => Err(StartError::Failed(self.classify(err))),
+            Ok(Ok((Err(msg), _))) => Err(StartError::Config(msg)),
+            Ok(Ok((Ok(()), bound))) => Ok(Live { store, bound }),
+        }
+    }
+
+    /// Sets the CPU deadline and the log budget for one call.
+    fn arm(&self, store: &mut Store<HostState>) {
+        let tick = self.runtime.config().epoch_tick.as_nanos().max(1);
+        let ticks = self.limits.cpu.as_nanos().div_ceil(tick) as u64;
+        // One extra tick: the deadline counts from the current epoch, which may be about
+        // to advance.
+        store.set_epoch_deadline(ticks + 1);
+        store.epoch_deadline_trap();
+        self.shared.reset_log_budget(self.limits.max_log_bytes_per_call);
+    }
+
+    fn classify(&self, err: wasmtime::Error) -> CallErrorKind {
+        if let Some(m) = err.downcast_ref::<MemoryLimitExceeded>() {
+            return CallErrorKind::Limit(LimitKind::Memory { limit: m.limit, requested: m.requested });
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallErrorKind::Limit(LimitKind::Cpu { limit: self.limits.cpu }),
+            Some(Trap::StackOverflow) => CallErrorKind::Limit(LimitKind::Stack),
+            Some(trap) => CallErrorKind::Trap(self.with_last_output(trap.to_string())),
+            None => CallErrorKind::Trap(self.with_last_output(format!("{err:#}"))),
+        }
+    }
+
+    /// A Rust panic prints its message to stderr and then traps with `unreachable`: the
+    /// message is what the author needs, so it goes into the error.
+    fn with_last_output(&self, trap: String) -> String {
+        match self.shared.last_output() {
+            Some(line) => format!("{trap}; the plugin's last output: {line}"),
+            None => trap,
+        }
+    }
+
+    /// Runs one call on the warm instance (or a fresh one), bounded by the limits, and
+    /// checks what it returned before the instance is kept for the next call.
+    async fn call<T: Send>(
+        &self,
+        batch: &str,
+        run: impl for<'a> FnOnce(&'a mut Store<HostState>, &'a Bound) -> CallFuture<'a, T>,
+        check: impl FnOnce(&T) -> Result<(), CallErrorKind>,
+    ) -> Result<(T, CallStats), CallError> {
+        let started = Instant::now();
+        let error = |kind| CallError::new(self.shared.id.to_string(), batch.to_owned(), kind);
+        let mut slot = self.live.lock().await;
+        let (mut live, fresh_instance) = match slot.take() {
+            Some(live) => (live, false),
+            None => match self.instantiate().await {
+                Ok(live) => (live, true),
+                Err(StartError::Config(msg)) => {
+                    return Err(error(CallErrorKind::Trap(format!(
+                        "a fresh instance rejected its configuration: {msg}"
+                    ))));
+                }
+                Err(StartError::Failed(kind)) => return Err(error(kind)),
+            },
+        };
+        self.arm(&mut live.store);
+        self.shared.clear_last_output();
+        let Live { store, bound } = &mut live;
+        let outcome = tokio::time::timeout(self.limits.wall, run(store, bound)).await;
+        self.shared.finish_call_log();
+        let stats =
+            CallStats { elapsed: started.elapsed(), peak_memory: live.store.data().limiter.peak, fresh_instance };
+        let value = match outcome {
+            Err(_) => return Err(error(CallErrorKind::Limit(LimitKind::WallClock { limit: self.limits.wall }))),
+            Ok(Err(err)) => return Err(error(self.classify(err))),
+            Ok(Ok(value)) => value,
+        };
+        check(&value).map_err(error)?;
+        *slot = Some(live);
+        Ok((value, stats))
+    }
+
+    fn check_output(
+        &self,
+        output: &BatchOutput,
+        inputs: usize,
+        max_per_input: Option<u32>,
+    ) -> Result<(), CallErrorKind> {
+        let events = output.events.len();
+        if events > self.limits.max_output_events {
+            return Err(CallErrorKind::Limit(LimitKind::OutputEvents {
+                limit: self.limits.max_output_events,
+                produced: events,
+            }));
+        }
+        let bytes = output.events.payload_bytes();
+        if bytes > self.limits.max_output_bytes {
+            return Err(CallErrorKind::Limit(LimitKind::OutputBytes {
+                limit: self.limits.max_output_bytes,
+                produced: bytes,
+            }));
+        }
+        output.check(inputs, max_per_input).map_err(CallErrorKind::Contract)
+    }
+
+    fn wrong_world(&self, wanted: World) -> CallError {
+        CallError::new(
+            self.shared.id.to_string(),
+            "call".into(),
+            CallErrorKind::Contract(format!("the plugin is a {}, not a {wanted}", self.info.world)),
+        )
+    }
+
+    /// Parses a batch of raw records. `batch` describes the batch in errors.
+    ///
+    /// # Errors
+    /// A [`CallError`] when the call trapped, exceeded a limit or broke the contract.
+    pub async fn parse(&self, batch: &str, records: Vec<RawRecord>) -> Result<(BatchOutput, CallStats), CallError> {
+        if !matches!(self.pre, Pre::Parser(_)) {
+            return Err(self.wrong_world(World::Parser));
+        }
+        let inputs = records.len();
+        let records: Vec<types::RawRecord> = records.into_iter().map(Into::into).collect();
+        self.call(
+            batch,
+            move |store, bound| {
+                Box::pin(async move {
+                    let Bound::Parser(p) = bound else { unreachable!("checked above") };
+                    Ok(BatchOutput::from(p.weir_plugin_parse().call_parse(store, &records).await?))
+                })
+            },
+            |out| self.check_output(out, inputs, None),
+        )
+        .await
+    }
+
+    /// Enriches (or filters) a batch of events.
+    ///
+    /// # Errors
+    /// A [`CallError`] when the call trapped, exceeded a limit or broke the contract.
+    pub async fn enrich(&self, batch: &str, events: Columns) -> Result<(BatchOutput, CallStats), CallError> {
+        if !matches!(self.pre, Pre::Enricher(_)) {
+            return Err(self.wrong_world(World::Enricher));
+        }
+        let inputs = events.len();
+        let events = types::EventBatch::from(events);
+        self.call(
+            batch,
+            move |store, bound| {
+                Box::pin(async move {
+                    let Bound::Enricher(p) = bound else { unreachable!("checked above") };
+                    Ok(BatchOutput::from(p.weir_plugin_enrich().call_enrich(store, &events).await?))
+                })
+            },
+            |out| self.check_output(out, inputs, Some(1)),
+        )
+        .await
+    }
+
+    /// The state of an empty group (the answer of `init`, cached at load).
+    pub fn empty_state(&self) -> Option<&[u8]> {
+        self.empty_state.get().map(Vec::as_slice)
+    }
+
+    /// Folds `events` into `states`; event `i` belongs to `states[groups[i]]`.
+    ///
+    /// # Errors
+    /// A [`CallError`] when the call trapped, exceeded a limit or broke the contract.
+    pub async fn accumulate(
+        &self,
+        batch: &str,
+        states: Vec<Vec<u8>>,
+        events: Columns,
+        groups: Vec<u32>,
+    ) -> Result<(AccumulateOutput, CallStats), CallError> {
+        if !matches!(self.pre, Pre::Aggregator(_)) {
+            return Err(self.wrong_world(World::Aggregator));
+        }
+        let (n_states, n_events) = (states.len(), events.len());
+        let events = types::EventBatch::from(events);
+        self.call(
+            batch,
+            move |store, bound| {
+                Box::pin(async move {
+                    let Bound::Aggregator(p) = bound else { unreachable!("checked above") };
+                    Ok(AccumulateOutput::from(
+                        p.weir_plugin_aggregate().call_accumulate(store, &states, &events, &groups).await?,
+                    ))
+                })
+            },
+            |out| {
+                if out.states.len() != n_states {
+                    return Err(CallErrorKind::Contract(format!(
+                        "returned {} states for {n_states}",
+                        out.states.len()
+                    )));
+                }
+                check_errors(&out.errors, n_events).map_err(CallErrorKind::Contract)
+            },
+        )
+        .await
+    }
+
+    /// Merges pairs of partial states of the same group.
+    ///
+    /// # Errors
+    /// A [`CallError`] when the call trapped, exceeded a limit or broke the contract.
+    pub async fn merge(
+        &self,
+        batch: &str,
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(Vec<Result<Vec<u8>, String>>, CallStats), CallError> {
+        if !matches!(self.pre, Pre::Aggregator(_)) {
+            return Err(self.wrong_world(World::Aggregator));
+        }
+        let n = pairs.len();
+        self.call(
+            batch,
+            move |store, bound| {
+                Box::pin(async move {
+                    let Bound::Aggregator(p) = bound else { unreachable!("checked above") };
+                    p.weir_plugin_aggregate().call_merge(store, &pairs).await
+                })
+            },
+            |out| match out.len() == n {
+                true => Ok(()),
+                false => Err(CallErrorKind::Contract(format!("returned {} merged states for {n} pairs", out.len()))),
+            },
+        )
+        .await
+    }
+
+    /// Turns finished groups into output events (`counts` has one entry per group).
+    ///
+    /// # Errors
+    /// A [`CallError`] when the call trapped, exceeded a limit or broke the contract.
+    pub async fn finish(&self, batch: &str, groups: Vec<FinishedGroup>) -> Result<(BatchOutput, CallStats), CallError> {
+        if !matches!(self.pre, Pre::Aggregator(_)) {
+            return Err(self.wrong_world(World::Aggregator));
+        }
+        let inputs = groups.len();
+        let groups: Vec<types::FinishedGroup> = groups.into_iter().map(Into::into).collect();
+        self.call(
+            batch,
+            move |store, bound| {
+                Box::pin(async move {
+                    let Bound::Aggregator(p) = bound else { unreachable!("checked above") };
+                    Ok(BatchOutput::from(p.weir_plugin_aggregate().call_finish(store, &groups).await?))
+                })
+            },
+            |out| self.check_output(out, inputs, None),
+        )
+        .await
+    }
+}
+
+enum StartError {
+    Config(String),
+    Failed(CallErrorKind),
+}

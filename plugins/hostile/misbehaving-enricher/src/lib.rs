@@ -1,0 +1,151 @@
+//! Test-only: an enricher that misbehaves on demand (see ../README.md). Each event's
+//! `mode` field picks what it does.
+// The bindings wit-bindgen generates use `unsafe` for the canonical ABI glue.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::hint::black_box;
+
+use weir_events::{Columns, Event};
+
+wit_bindgen::generate!({ path: "../../../wit", world: "enricher" });
+
+use exports::weir::plugin::enrich::Guest;
+use weir::plugin::types::{BatchOutput, EventBatch, RecordError};
+
+thread_local! {
+    static CONFIG: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn config(key: &str) -> Option<String> {
+    CONFIG.with(|c| c.borrow().iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+}
+
+struct Misbehaving;
+
+fn recurse(depth: u64) -> u64 {
+    // black_box keeps the compiler from turning this into a loop; the base case is
+    // never reached, the stack runs out first.
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    black_box(depth) + recurse(black_box(depth + 1))
+}
+
+fn to_batch(c: Columns) -> EventBatch {
+    EventBatch {
+        names: c.names,
+        key_text: c.key_text,
+        key_ends: c.key_ends,
+        times: c.times,
+        field_counts: c.field_counts,
+        field_ids: c.field_ids,
+        kinds: c.kinds,
+        scalars: c.scalars,
+        text: c.text,
+        text_ends: c.text_ends,
+    }
+}
+
+fn from_batch(b: EventBatch) -> Columns {
+    Columns {
+        names: b.names,
+        key_text: b.key_text,
+        key_ends: b.key_ends,
+        times: b.times,
+        field_counts: b.field_counts,
+        field_ids: b.field_ids,
+        kinds: b.kinds,
+        scalars: b.scalars,
+        text: b.text,
+        text_ends: b.text_ends,
+    }
+}
+
+/// What one event's mode does: Ok(events to emit) or Err(record error).
+fn misbehave(event: Event) -> Result<Vec<Event>, String> {
+    let mode = event.get_str("mode").unwrap_or("ok").to_owned();
+    match mode.as_str() {
+        "ok" => Ok(vec![event]),
+        "loop" => {
+            let mut i = 0u64;
+            loop {
+                i = black_box(i.wrapping_add(1));
+            }
+        }
+        "grow" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                black_box(&hoard);
+            }
+        }
+        "recurse" => Ok(vec![event.with("depth", recurse(0) as i64)]),
+        "huge-output" => Ok((0..20_000).map(|i| Event::new(event.time).with("n", i as i64)).collect()),
+        "sleep" => {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            Ok(vec![event])
+        }
+        "panic" => panic!("misbehaving-enricher was told to panic"),
+        "read-file" => {
+            let path = config("path").unwrap_or_else(|| "/etc/passwd".into());
+            match std::fs::read(&path) {
+                Ok(bytes) => Ok(vec![event.with("read_bytes", bytes.len() as i64)]),
+                Err(e) => Err(format!("reading {path} failed: {e}")),
+            }
+        }
+        "env" => {
+            let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            let args = std::env::args().count();
+            Ok(vec![
+                event.with("env_vars", vars.len() as i64).with("env_names", vars.join(",")).with("args", args as i64),
+            ])
+        }
+        "socket" => {
+            let port = config("port").unwrap_or_else(|| "80".into());
+            match std::net::TcpStream::connect(format!("127.0.0.1:{port}")) {
+                Ok(_) => Ok(vec![event.with("connected", true)]),
+                Err(e) => Err(format!("connecting to 127.0.0.1:{port} failed: {e}")),
+            }
+        }
+        "print" => {
+            for i in 0..2_000 {
+                println!("line {i} of a chatty plugin");
+            }
+            Ok(vec![event])
+        }
+        other => Err(format!("unknown mode {other:?}")),
+    }
+}
+
+impl Guest for Misbehaving {
+    fn configure(config: Vec<(String, String)>) -> Result<(), String> {
+        if config.iter().any(|(k, _)| k == "reject") {
+            return Err("configuration key `reject` is set, so this plugin refuses to start".into());
+        }
+        CONFIG.with(|c| *c.borrow_mut() = config);
+        Ok(())
+    }
+
+    fn enrich(events: EventBatch) -> BatchOutput {
+        let events = from_batch(events).decode().unwrap_or_default();
+        let mut out = Vec::new();
+        let mut counts = Vec::new();
+        let mut errors = Vec::new();
+        for (i, event) in events.into_iter().enumerate() {
+            match misbehave(event) {
+                Ok(produced) => {
+                    counts.push(produced.len() as u32);
+                    out.extend(produced);
+                }
+                Err(message) => {
+                    counts.push(0);
+                    errors.push(RecordError { index: i as u32, message });
+                }
+            }
+        }
+        BatchOutput { events: to_batch(Columns::encode(&out)), counts, errors }
+    }
+}
+
+export!(Misbehaving);

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite from a fresh clone: installs the wasm target, builds the plugins
+# and the weir binary, runs every test (unit, runtime sandbox, harness golden files,
+# end-to-end through the binary).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export WEIR_PLUGIN_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/release"
+export WEIR_BIN="$CARGO_TARGET_DIR/debug/weir"
+scripts/build-plugins.sh
+cargo build -p weir
+cargo test --workspace --no-fail-fast

@@ -1,0 +1,336 @@
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::event::{Event, Name, Value, ValueKind};
+
+/// The flattened batch that crosses the Wasm boundary: the Rust mirror of the WIT record
+/// `weir:plugin/types.event-batch`, field for field (the WIT file documents the layout).
+///
+/// The host and the guest each have a generated record with the same fields; converting
+/// between it and `Columns` moves the vectors, it copies nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Columns {
+    pub names: Vec<String>,
+    pub key_text: Vec<u8>,
+    pub key_ends: Vec<u32>,
+    pub times: Vec<i64>,
+    pub field_counts: Vec<u32>,
+    pub field_ids: Vec<u32>,
+    pub kinds: Vec<u8>,
+    pub scalars: Vec<i64>,
+    pub text: Vec<u8>,
+    pub text_ends: Vec<u32>,
+}
+
+/// Why a batch's lists do not describe a valid set of events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchError(pub String);
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed event batch: {}", self.0)
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+fn bad(msg: impl Into<String>) -> BatchError {
+    BatchError(msg.into())
+}
+
+fn slice(buf: &[u8], start: u32, end: u32) -> &[u8] {
+    &buf[start as usize..end as usize]
+}
+
+impl Columns {
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    /// Whether the batch holds no events.
+    pub fn is_empty(&self) -> bool {
+        self.times.is_empty()
+    }
+
+    /// Encodes events into a batch.
+    pub fn encode<'a>(events: impl IntoIterator<Item = &'a Event>) -> Self {
+        let mut builder = ColumnsBuilder::default();
+        for event in events {
+            builder.push(event);
+        }
+        builder.finish()
+    }
+
+    /// Checks that every list agrees with the others: lengths, offsets in order and in
+    /// bounds, field ids and kinds known, text and keys valid UTF-8, names unique.
+    ///
+    /// # Errors
+    /// A [`BatchError`] saying which list is inconsistent, and where.
+    pub fn validate(&self) -> Result<(), BatchError> {
+        let events = self.times.len();
+        if self.key_ends.len() != events || self.field_counts.len() != events {
+            return Err(bad(format!(
+                "{events} event times but {} key ends and {} field counts",
+                self.key_ends.len(),
+                self.field_counts.len()
+            )));
+        }
+        let values: u64 = self.field_counts.iter().map(|&c| u64::from(c)).sum();
+        let values_len = self.field_ids.len();
+        if values != values_len as u64
+            || self.kinds.len() != values_len
+            || self.scalars.len() != values_len
+            || self.text_ends.len() != values_len
+        {
+            return Err(bad(format!(
+                "field counts add up to {values} values but there are {} field ids, {} kinds, {} scalars and {} text ends",
+                values_len,
+                self.kinds.len(),
+                self.scalars.len(),
+                self.text_ends.len()
+            )));
+        }
+        check_offsets("key", &self.key_ends, self.key_text.len())?;
+        check_offsets("text", &self.text_ends, self.text.len())?;
+        if std::str::from_utf8(&self.key_text).is_err() {
+            return Err(bad("event keys are not valid UTF-8"));
+        }
+        let names = self.names.len() as u32;
+        if let Some(v) = self.field_ids.iter().position(|&id| id >= names) {
+            return Err(bad(format!("value {v} names field {} but only {names} names were sent", self.field_ids[v])));
+        }
+        let mut start = 0u32;
+        for (v, (&kind, &end)) in self.kinds.iter().zip(&self.text_ends).enumerate() {
+            let kind = ValueKind::from_tag(kind).ok_or_else(|| bad(format!("value {v} has unknown kind {kind}")))?;
+            if !kind.uses_text() && end != start {
+                return Err(bad(format!("value {v} is {kind} but has text")));
+            }
+            if matches!(kind, ValueKind::Text | ValueKind::Json)
+                && std::str::from_utf8(slice(&self.text, start, end)).is_err()
+            {
+                return Err(bad(format!("value {v} ({kind}) is not valid UTF-8")));
+            }
+            start = end;
+        }
+        let mut value = 0usize;
+        for (e, &count) in self.field_counts.iter().enumerate() {
+            let ids = &self.field_ids[value..value + count as usize];
+            // Events are small (tens of fields): a quadratic scan beats hashing here.
+            for (i, id) in ids.iter().enumerate() {
+                if ids[..i].contains(id) {
+                    return Err(bad(format!("event {e} has field {:?} twice", self.names[*id as usize])));
+                }
+            }
+            value += count as usize;
+        }
+        Ok(())
+    }
+
+    /// Validates the batch and decodes it into owned events.
+    ///
+    /// # Errors
+    /// A [`BatchError`] when the batch is inconsistent (see [`Columns::validate`]).
+    pub fn decode(&self) -> Result<Vec<Event>, BatchError> {
+        self.validate()?;
+        Ok(self.decode_unchecked())
+    }
+
+    /// Decodes a batch already checked by [`Columns::validate`].
+    ///
+    /// # Panics
+    /// If the batch is inconsistent.
+    pub fn decode_unchecked(&self) -> Vec<Event> {
+        let names: Vec<Name> = self.names.iter().map(|n| Name::from(n.as_str())).collect();
+        let mut events = Vec::with_capacity(self.len());
+        let mut value = 0usize;
+        let mut key_start = 0u32;
+        let mut text_start = 0u32;
+        for e in 0..self.len() {
+            let key_end = self.key_ends[e];
+            let key = (key_end > key_start).then(|| utf8(slice(&self.key_text, key_start, key_end)));
+            key_start = key_end;
+            let count = self.field_counts[e] as usize;
+            let mut fields = Vec::with_capacity(count);
+            for v in value..value + count {
+                let end = self.text_ends[v];
+                let payload = slice(&self.text, text_start, end);
+                text_start = end;
+                let scalar = self.scalars[v];
+                let value = match ValueKind::from_tag(self.kinds[v]) {
+                    Some(ValueKind::Null) | None => Value::Null,
+                    Some(ValueKind::Bool) => Value::Bool(scalar != 0),
+                    Some(ValueKind::Int) => Value::Int(scalar),
+                    Some(ValueKind::Float) => Value::Float(f64::from_bits(scalar as u64)),
+                    Some(ValueKind::Timestamp) => Value::Timestamp(scalar),
+                    Some(ValueKind::Text) => Value::Text(utf8(payload)),
+                    Some(ValueKind::Json) => Value::Json(utf8(payload)),
+                    Some(ValueKind::Bytes) => Value::Bytes(payload.to_vec()),
+                };
+                fields.push((names[self.field_ids[v] as usize].clone(), value));
+            }
+            value += count;
+            events.push(Event { key, time: self.times[e], fields });
+        }
+        events
+    }
+
+    /// Total payload bytes (keys and text), used by the host's output-size limit.
+    pub fn payload_bytes(&self) -> usize {
+        self.key_text.len() + self.text.len() + self.scalars.len() * 8
+    }
+}
+
+fn utf8(bytes: &[u8]) -> String {
+    // Validated by `validate`; a lossy copy keeps `decode_unchecked` panic-free anyway.
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn check_offsets(what: &str, ends: &[u32], buf_len: usize) -> Result<(), BatchError> {
+    let mut prev = 0u32;
+    for (i, &end) in ends.iter().enumerate() {
+        if end < prev {
+            return Err(bad(format!("{what} offset {i} ({end}) goes backwards from {prev}")));
+        }
+        prev = end;
+    }
+    if prev as usize != buf_len {
+        return Err(bad(format!("{what} offsets end at {prev} but the {what} buffer has {buf_len} bytes")));
+    }
+    Ok(())
+}
+
+/// Writes events into a [`Columns`] batch, interning field names.
+#[derive(Debug, Default)]
+pub struct ColumnsBuilder {
+    columns: Columns,
+    name_ids: HashMap<Name, u32>,
+    /// Field ids of the previous event, position by position: consecutive events usually
+    /// have the same fields in the same order, so a pointer or string comparison finds
+    /// the id without hashing.
+    previous: Vec<(Name, u32)>,
+}
+
+impl ColumnsBuilder {
+    /// Appends one event.
+    pub fn push(&mut self, event: &Event) {
+        let c = &mut self.columns;
+        if let Some(key) = &event.key {
+            c.key_text.extend_from_slice(key.as_bytes());
+        }
+        c.key_ends.push(c.key_text.len() as u32);
+        c.times.push(event.time);
+        c.field_counts.push(event.fields.len() as u32);
+        for (position, (name, value)) in event.fields.iter().enumerate() {
+            let id = match self.previous.get(position) {
+                Some((prev, id)) if std::sync::Arc::ptr_eq(prev, name) || prev == name => *id,
+                _ => {
+                    let next = self.name_ids.len() as u32;
+                    let id = *self.name_ids.entry(name.clone()).or_insert_with(|| {
+                        c.names.push(name.to_string());
+                        next
+                    });
+                    if position < self.previous.len() {
+                        self.previous[position] = (name.clone(), id);
+                    } else {
+                        self.previous.push((name.clone(), id));
+                    }
+                    id
+                }
+            };
+            c.field_ids.push(id);
+            c.kinds.push(value.kind() as u8);
+            let scalar = match value {
+                Value::Null | Value::Text(_) | Value::Bytes(_) | Value::Json(_) => 0,
+                Value::Bool(b) => i64::from(*b),
+                Value::Int(i) | Value::Timestamp(i) => *i,
+                Value::Float(f) => f.to_bits() as i64,
+            };
+            c.scalars.push(scalar);
+            match value {
+                Value::Text(s) | Value::Json(s) => c.text.extend_from_slice(s.as_bytes()),
+                Value::Bytes(b) => c.text.extend_from_slice(b),
+                _ => {}
+            }
+            c.text_ends.push(c.text.len() as u32);
+        }
+    }
+
+    /// Number of events pushed so far.
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// Whether no event was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+
+    /// The finished batch.
+    pub fn finish(self) -> Columns {
+        self.columns
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Event> {
+        vec![
+            Event::new(1_000)
+                .with_key("r1")
+                .with("order_id", "o-1")
+                .with("total", 23.5)
+                .with("items", 3i64)
+                .with("test", false)
+                .with("raw", vec![0u8, 255])
+                .with("nested", Value::Json("{\"a\":[1,2]}".into()))
+                .with("placed_at", Value::Timestamp(-5))
+                .with("note", Value::Null),
+            Event::new(2_000).with("total", 1.0).with("order_id", "o-2"),
+            Event::new(3_000),
+            Event::new(4_000).with_key("r2").with("city", "São Paulo"),
+        ]
+    }
+
+    #[test]
+    fn encode_then_decode_gives_back_the_same_events() {
+        let events = sample();
+        let columns = Columns::encode(&events);
+        assert_eq!(columns.names.len(), 9, "each name is sent once: {:?}", columns.names);
+        assert_eq!(columns.decode().unwrap(), events);
+    }
+
+    #[test]
+    fn a_batch_with_offsets_past_its_buffer_is_refused() {
+        let mut columns = Columns::encode(&sample());
+        columns.text_ends[0] = 9_999;
+        let err = columns.validate().unwrap_err();
+        assert!(err.0.contains("text offset"), "{err}");
+    }
+
+    #[test]
+    fn a_batch_with_mismatched_lengths_is_refused() {
+        let mut columns = Columns::encode(&sample());
+        columns.kinds.pop();
+        assert!(columns.validate().unwrap_err().0.contains("kinds"));
+    }
+
+    #[test]
+    fn invalid_utf8_text_and_unknown_kinds_are_refused() {
+        let mut columns = Columns::encode(&[Event::new(0).with("s", "ab")]);
+        columns.text[0] = 0xff;
+        assert!(columns.validate().unwrap_err().0.contains("UTF-8"));
+        let mut columns = Columns::encode(&[Event::new(0).with("n", 1i64)]);
+        columns.kinds[0] = 42;
+        assert!(columns.validate().unwrap_err().0.contains("unknown kind 42"));
+    }
+
+    #[test]
+    fn a_field_repeated_within_one_event_is_refused() {
+        let mut columns = Columns::encode(&[Event::new(0).with("a", 1i64).with("b", 2i64)]);
+        columns.field_ids[1] = 0;
+        assert!(columns.validate().unwrap_err().0.contains("twice"));
+    }
+}

@@ -1,0 +1,162 @@
+//! The NDJSON form of events, used by the harness (`--input`, `--expect`) and the docs.
+//!
+//! ```json
+//! {"key":"r-7","time":"2026-11-26T10:15:00Z","fields":{"order_id":"o-1","total":23.5,
+//!  "items":3,"placed_at":{"$timestamp":"2026-11-26T10:15:00Z"},"raw":{"$bytes":"00ff"},
+//!  "lines":[{"sku":"a"}]}}
+//! ```
+//!
+//! JSON's own types map to `null`, `bool`, `int` (integers), `float` (numbers with a
+//! fraction or exponent) and `text`; objects and arrays are `json` values. The other
+//! kinds are tagged: `{"$timestamp": RFC 3339}`, `{"$bytes": hex}`, and
+//! `{"$json": value}` for a JSON value that is not an object or array.
+
+use serde_json::{Map, Value as Json};
+
+use crate::event::{Event, Name, Value};
+use crate::time::{format_rfc3339, parse_rfc3339};
+
+/// The JSON form of a value.
+pub fn value_to_json(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| Json::String(f.to_string()), Json::Number),
+        Value::Text(s) => Json::String(s.clone()),
+        Value::Bytes(b) => tagged("$bytes", Json::String(b.iter().map(|x| format!("{x:02x}")).collect())),
+        Value::Timestamp(t) => tagged("$timestamp", Json::String(format_rfc3339(*t))),
+        Value::Json(text) => match serde_json::from_str::<Json>(text) {
+            Ok(doc @ (Json::Object(_) | Json::Array(_))) => doc,
+            Ok(other) => tagged("$json", other),
+            Err(_) => tagged("$json", Json::String(text.clone())),
+        },
+    }
+}
+
+fn tagged(tag: &str, value: Json) -> Json {
+    let mut map = Map::new();
+    map.insert(tag.to_owned(), value);
+    Json::Object(map)
+}
+
+/// The value of a JSON form (see the module docs).
+///
+/// # Errors
+/// A message when a tagged value is malformed.
+pub fn value_from_json(json: &Json) -> Result<Value, String> {
+    Ok(match json {
+        Json::Null => Value::Null,
+        Json::Bool(b) => Value::Bool(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::Text(s.clone()),
+        Json::Object(map) if map.len() == 1 => {
+            let (tag, inner) = map.iter().next().map(|(k, v)| (k.as_str(), v)).unwrap_or(("", &Json::Null));
+            match (tag, inner) {
+                ("$timestamp", Json::String(s)) => Value::Timestamp(parse_rfc3339(s)?),
+                ("$timestamp", Json::Number(n)) => {
+                    Value::Timestamp(n.as_i64().ok_or("a $timestamp number must be integer microseconds")?)
+                }
+                ("$bytes", Json::String(hex)) => Value::Bytes(parse_hex(hex)?),
+                ("$json", inner) => Value::Json(inner.to_string()),
+                ("$timestamp" | "$bytes", _) => return Err(format!("{tag} needs a string, got {inner}")),
+                _ => Value::Json(json.to_string()),
+            }
+        }
+        Json::Object(_) | Json::Array(_) => Value::Json(json.to_string()),
+    })
+}
+
+fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
+    if !hex.len().is_multiple_of(2) {
+        return Err(format!("$bytes {hex:?} has an odd number of hex digits"));
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| format!("$bytes {hex:?} is not hex")))
+        .collect()
+}
+
+/// The JSON form of an event: `{"key", "time", "fields"}` (`key` left out when absent).
+pub fn event_to_json(event: &Event) -> Json {
+    let mut map = Map::new();
+    if let Some(key) = &event.key {
+        map.insert("key".into(), Json::String(key.clone()));
+    }
+    map.insert("time".into(), Json::String(format_rfc3339(event.time)));
+    let fields = event.fields.iter().map(|(n, v)| (n.to_string(), value_to_json(v))).collect();
+    map.insert("fields".into(), Json::Object(fields));
+    Json::Object(map)
+}
+
+/// The event of a JSON form. `time` is RFC 3339 text or integer microseconds.
+///
+/// # Errors
+/// A message naming the member that is missing or malformed.
+pub fn event_from_json(json: &Json) -> Result<Event, String> {
+    let obj = json.as_object().ok_or("an event must be a JSON object with \"time\" and \"fields\"")?;
+    let time = match obj.get("time") {
+        Some(Json::String(s)) => parse_rfc3339(s)?,
+        Some(Json::Number(n)) => n.as_i64().ok_or("\"time\" must be integer microseconds or RFC 3339 text")?,
+        Some(_) => return Err("\"time\" must be integer microseconds or RFC 3339 text".into()),
+        None => return Err("an event needs \"time\" (RFC 3339 text or integer microseconds)".into()),
+    };
+    let key = match obj.get("key") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) => Some(s.clone()),
+        Some(other) => return Err(format!("\"key\" must be a string, got {other}")),
+    };
+    let mut fields = Vec::new();
+    match obj.get("fields") {
+        None => {}
+        Some(Json::Object(map)) => {
+            for (name, value) in map {
+                let value = value_from_json(value).map_err(|e| format!("field {name:?}: {e}"))?;
+                fields.push((Name::from(name.as_str()), value));
+            }
+        }
+        Some(other) => return Err(format!("\"fields\" must be an object, got {other}")),
+    }
+    for member in obj.keys() {
+        if !matches!(member.as_str(), "key" | "time" | "fields") {
+            return Err(format!("unknown member {member:?}: an event has \"key\", \"time\" and \"fields\""));
+        }
+    }
+    Ok(Event { key, time, fields })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_survives_the_json_form() {
+        let event = Event::new(1_764_150_900_000_000)
+            .with_key("r-7")
+            .with("s", "x")
+            .with("i", 3i64)
+            .with("f", 2.0)
+            .with("b", true)
+            .with("n", Value::Null)
+            .with("t", Value::Timestamp(5))
+            .with("raw", vec![0u8, 255])
+            .with("doc", Value::Json("{\"a\":[1,2]}".into()))
+            .with("scalar_doc", Value::Json("\"just text\"".into()));
+        let json = event_to_json(&event);
+        assert_eq!(json["fields"]["f"].to_string(), "2.0", "floats stay floats");
+        assert_eq!(event_from_json(&json).unwrap(), event);
+    }
+
+    #[test]
+    fn a_malformed_event_names_what_is_wrong() {
+        let json: Json = serde_json::from_str(r#"{"time":"soon","fields":{}}"#).unwrap();
+        assert!(event_from_json(&json).unwrap_err().contains("RFC 3339"));
+        let json: Json = serde_json::from_str(r#"{"time":0,"fields":{"x":{"$bytes":"zz"}}}"#).unwrap();
+        assert!(event_from_json(&json).unwrap_err().contains("field \"x\""));
+        let json: Json = serde_json::from_str(r#"{"time":0,"feilds":{}}"#).unwrap();
+        assert!(event_from_json(&json).unwrap_err().contains("feilds"));
+    }
+}

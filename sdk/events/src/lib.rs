@@ -1,0 +1,16 @@
+//! weir's event model, shared by the host and the guest SDKs.
+//!
+//! - [`Value`] and [`Event`]: the typed, owned per-event view plugin authors work with.
+//! - [`Columns`]: the flattened batch encoding that crosses the Wasm boundary
+//!   (`weir:plugin/types.event-batch`), with [`ColumnsBuilder`] to write it and
+//!   [`Columns::decode`] / [`Columns::validate`] to read and check it.
+//! - [`json`]: the NDJSON form of events used by the harness and the docs.
+//! - [`time`]: RFC 3339 timestamps to and from microseconds since the Unix epoch.
+
+mod columns;
+mod event;
+pub mod json;
+pub mod time;
+
+pub use columns::{BatchError, Columns, ColumnsBuilder};
+pub use event::{Event, Name, Value, ValueKind};

@@ -1,0 +1,207 @@
+//! The plugin test harness: runs a component on local files in the production runtime,
+//! with the production limits, and compares its output with an expected NDJSON file.
+//!
+//! `weir plugin test` is a thin command-line front on [`run`]; the same function serves
+//! Rust tests that want to pin a plugin's behaviour.
+
+mod aggregate;
+mod diff;
+mod input;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weir_events::Event;
+use weir_runtime::{
+    CallError, Limits, LogLevel, PluginId, PluginLog, PluginOptions, Runtime, StaticReferenceData, World,
+};
+
+pub use diff::line_diff;
+pub use report::{Comparison, Report};
+
+/// What to run and how.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// The component (`.wasm`).
+    pub component: PathBuf,
+    /// Input: raw lines for a parser (one record per line), NDJSON events otherwise.
+    pub input: PathBuf,
+    /// Expected output events, NDJSON. None: only run and report.
+    pub expect: Option<PathBuf>,
+    /// Rewrite `expect` with the actual output instead of comparing.
+    pub update: bool,
+    /// Reference data for `lookup`: `{"table": {"key": value}}`.
+    pub lookup: Option<PathBuf>,
+    /// Configuration passed to `configure`.
+    pub config: Vec<(String, String)>,
+    /// Records per call. Default: 1024.
+    pub batch_size: usize,
+    /// Content type given to a parser's records. Default: from the input's extension
+    /// (`.ndjson`/`.jsonl`/`.json` → `application/json`, `.csv` → `text/csv`, else
+    /// `text/plain`).
+    pub content_type: Option<String>,
+    /// Tumbling window of an aggregator. Default: 1 hour.
+    pub window: Duration,
+    /// Limits of every call: the production defaults unless changed.
+    pub limits: Limits,
+    /// Compiled-code cache directory. None: no cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl TestOptions {
+    /// Options with defaults for everything but the component and the input.
+    pub fn new(component: impl Into<PathBuf>, input: impl Into<PathBuf>) -> Self {
+        Self {
+            component: component.into(),
+            input: input.into(),
+            expect: None,
+            update: false,
+            lookup: None,
+            config: Vec::new(),
+            batch_size: 1024,
+            content_type: None,
+            window: Duration::from_secs(3600),
+            limits: Limits::default(),
+            cache_dir: None,
+        }
+    }
+}
+
+/// A problem that stops the harness before a verdict: bad usage, unreadable files, a
+/// component that cannot be loaded. The CLI exits with status 2.
+#[derive(Debug)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+fn fail(msg: impl Into<String>) -> HarnessError {
+    HarnessError(msg.into())
+}
+
+/// Keeps the plugin's log lines for the report.
+#[derive(Debug, Default)]
+struct CollectedLog(Mutex<Vec<(LogLevel, String)>>);
+
+impl PluginLog for CollectedLog {
+    fn line(&self, _plugin: &PluginId, level: LogLevel, message: &str) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((level, message.to_owned()));
+    }
+}
+
+/// Runs the plugin on the input and, when asked, compares with or rewrites the expected
+/// file.
+///
+/// # Errors
+/// A [`HarnessError`] for unreadable files, malformed input or a component that cannot
+/// be loaded. Failed calls (traps, limits) are not errors: they are in the report.
+pub async fn run(options: &TestOptions) -> Result<Report, HarnessError> {
+    let bytes = std::fs::read(&options.component)
+        .map_err(|e| fail(format!("cannot read component {}: {e}", options.component.display())))?;
+    let reference = match &options.lookup {
+        None => StaticReferenceData::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| fail(format!("cannot read lookup file {}: {e}", path.display())))?;
+            let doc = serde_json::from_str(&text)
+                .map_err(|e| fail(format!("lookup file {} is not JSON: {e}", path.display())))?;
+            StaticReferenceData::from_json(&doc).map_err(|e| fail(format!("lookup file {}: {e}", path.display())))?
+        }
+    };
+    let runtime =
+        Runtime::new(weir_runtime::RuntimeConfig { cache_dir: options.cache_dir.clone(), ..Default::default() })
+            .map_err(|e| fail(format!("cannot start the runtime: {e:#}")))?;
+    let name = options.component.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
+    let log = Arc::new(CollectedLog::default());
+    let plugin_options = PluginOptions {
+        limits: options.limits.clone(),
+        config: options.config.clone(),
+        reference: Arc::new(reference),
+        log: log.clone(),
+        ..Default::default()
+    };
+    let plugin =
+        runtime.load(PluginId::new(name, "local"), &bytes, plugin_options).await.map_err(|e| fail(e.to_string()))?;
+    let world = plugin.info().world;
+    let plugin = &plugin;
+    let mut report = Report::new(options, plugin.info().clone(), plugin.compiled_from_cache());
+    match world {
+        World::Parser => {
+            let records = input::raw_records(&options.input, options.content_type.as_deref())?;
+            run_batches(&mut report, records, options.batch_size, |batch, records| async move {
+                plugin.parse(&batch, records).await
+            })
+            .await;
+        }
+        World::Enricher => {
+            let events = input::events(&options.input)?;
+            run_batches(&mut report, events, options.batch_size, |batch, events: Vec<Event>| async move {
+                plugin.enrich(&batch, weir_events::Columns::encode(&events)).await
+            })
+            .await;
+        }
+        World::Aggregator => {
+            let events = input::events(&options.input)?;
+            aggregate::run(plugin, &mut report, events, options).await?;
+        }
+    }
+    report.counters = plugin.counters();
+    report.log = std::mem::take(&mut *log.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    if let Some(expect) = &options.expect {
+        report.comparison = Some(if options.update {
+            let text: String = report.output_lines().map(|l| l + "\n").collect();
+            std::fs::write(expect, text).map_err(|e| fail(format!("cannot write {}: {e}", expect.display())))?;
+            Comparison::Updated(expect.clone())
+        } else {
+            let expected = input::expected_lines(expect)?;
+            let actual: Vec<String> = report.output_lines().collect();
+            if expected == actual {
+                Comparison::Match(expect.clone())
+            } else {
+                Comparison::Mismatch(expect.clone(), line_diff(&expected, &actual))
+            }
+        });
+    }
+    Ok(report)
+}
+
+/// Feeds the inputs in batches, collecting outputs, record errors and failed calls.
+async fn run_batches<T, F, Fut>(report: &mut Report, inputs: Vec<T>, batch_size: usize, mut call: F)
+where
+    F: FnMut(String, Vec<T>) -> Fut,
+    Fut: std::future::Future<Output = Result<(weir_runtime::BatchOutput, weir_runtime::CallStats), CallError>>,
+{
+    let total = inputs.len();
+    let mut inputs = inputs.into_iter();
+    let mut first = 0usize;
+    while first < total {
+        let chunk: Vec<T> = inputs.by_ref().take(batch_size.max(1)).collect();
+        let n = chunk.len();
+        let label = format!("batch {} (inputs {}-{})", first / batch_size.max(1) + 1, first + 1, first + n);
+        match call(label.clone(), chunk).await {
+            Ok((output, stats)) => {
+                report.record_call(stats, n);
+                for e in &output.errors {
+                    report.record_errors.push((first + e.index as usize + 1, e.message.clone()));
+                }
+                match output.events.decode() {
+                    Ok(events) => report.outputs.extend(events),
+                    Err(e) => report.failed_calls.push(format!("{label}: {e}")),
+                }
+            }
+            Err(err) => {
+                report.calls += 1;
+                report.failed_calls.push(err.to_string());
+            }
+        }
+        first += n;
+    }
+    report.inputs += total;
+}

@@ -1,0 +1,115 @@
+//! `weir plugin test`: the examples' golden files, diffs, `--update`, exit codes, and a
+//! hostile plugin reported with its limit.
+
+use weir_e2e::{component, plugin_file, weir};
+
+fn golden_args(name: &str) -> Vec<String> {
+    let f = |p: &str| plugin_file(p).display().to_string();
+    match name {
+        "orders_parser" => vec![
+            "--input".into(),
+            f("orders-parser/fixtures/input.txt"),
+            "--expect".into(),
+            f("orders-parser/fixtures/expected.ndjson"),
+        ],
+        "restaurant_enricher" => vec![
+            "--input".into(),
+            f("restaurant-enricher/fixtures/input.ndjson"),
+            "--lookup".into(),
+            f("restaurant-enricher/fixtures/lookup.json"),
+            "--expect".into(),
+            f("restaurant-enricher/fixtures/expected.ndjson"),
+        ],
+        "restaurant_stats" => vec![
+            "--input".into(),
+            f("restaurant-stats/fixtures/input.ndjson"),
+            "--window".into(),
+            "1h".into(),
+            "--expect".into(),
+            f("restaurant-stats/fixtures/expected.ndjson"),
+        ],
+        other => panic!("no golden test for {other}"),
+    }
+}
+
+fn run_golden(name: &str, extra: &[&str]) -> weir_e2e::Run {
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = component(name).display().to_string();
+    let mut args: Vec<String> = vec!["plugin".into(), "test".into(), wasm];
+    args.extend(golden_args(name));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args.iter().map(|a| a as &dyn AsRef<std::ffi::OsStr>).collect();
+    weir(&args, cache.path())
+}
+
+#[test]
+fn orders_parser_passes_its_golden_test_and_reports_malformed_lines_per_record() {
+    let run = run_golden("orders_parser", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("output matches"), "{}", run.all());
+    assert!(run.stdout.contains("record error  input"), "malformed lines are reported: {}", run.all());
+    assert!(run.stdout.contains("ns/input"), "{}", run.all());
+}
+
+#[test]
+fn restaurant_enricher_passes_its_golden_test() {
+    let run = run_golden("restaurant_enricher", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("output matches"), "{}", run.all());
+}
+
+#[test]
+fn restaurant_stats_passes_its_golden_test_and_merge_equals_one_pass() {
+    let run = run_golden("restaurant_stats", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("output matches"), "{}", run.all());
+    assert!(run.stdout.contains("two halves merged give the one-pass output"), "{}", run.all());
+}
+
+#[test]
+fn a_changed_expectation_is_shown_as_a_diff_and_exits_1_until_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(plugin_file("orders-parser/fixtures/expected.ndjson")).unwrap();
+    let mut lines: Vec<&str> = original.lines().collect();
+    let removed = lines.remove(1).to_owned();
+    let expect = dir.path().join("expected.ndjson");
+    std::fs::write(&expect, lines.join("\n") + "\n").unwrap();
+
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = component("orders_parser");
+    let input = plugin_file("orders-parser/fixtures/input.txt");
+    let run = weir(&[&"plugin", &"test", &wasm, &"--input", &input, &"--expect", &expect], cache.path());
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("+ actual      2 "), "{}", run.all());
+    assert!(run.stdout.contains(&removed[..40]), "the diff shows the missing event: {}", run.all());
+
+    let run = weir(&[&"plugin", &"test", &wasm, &"--input", &input, &"--expect", &expect, &"--update"], cache.path());
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(std::fs::read_to_string(&expect).unwrap(), original, "--update writes the actual output");
+}
+
+#[test]
+fn a_plugin_that_loops_is_reported_with_its_limit_and_exit_2_while_other_batches_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("modes.ndjson");
+    let line = |mode: &str| format!("{{\"time\":0,\"fields\":{{\"mode\":\"{mode}\"}}}}\n");
+    std::fs::write(&input, [line("ok"), line("loop"), line("ok")].concat()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = component("misbehaving_enricher");
+    let run = weir(
+        &[&"plugin", &"test", &wasm, &"--input", &input, &"--batch-size", &"1", &"--cpu-ms", &"100"],
+        cache.path(),
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stdout.contains("exceeded its CPU limit (100 ms) on batch 2 (inputs 2-2)"), "{}", run.all());
+    assert!(run.stdout.contains("output   2 events, 0 record errors, 1 failed calls"), "{}", run.all());
+}
+
+#[test]
+fn a_missing_input_file_is_a_usage_error_with_exit_2() {
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = component("orders_parser");
+    let run = weir(&[&"plugin", &"test", &wasm, &"--input", &"/nonexistent/input.txt"], cache.path());
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("cannot read /nonexistent/input.txt"), "{}", run.all());
+}

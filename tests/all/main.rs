@@ -1,0 +1,4 @@
+//! End-to-end tests through the real `weir` binary.
+
+mod harness;
+mod inspect;

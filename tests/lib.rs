@@ -1,0 +1,65 @@
+//! Fixtures for the end-to-end tests: where the `weir` binary, the built components and
+//! the plugin sources are, and a helper to run the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The `weir` binary: `$WEIR_BIN`, else `<target>/debug/weir` (built by scripts/test.sh).
+pub fn weir_bin() -> PathBuf {
+    let bin = std::env::var_os("WEIR_BIN").map(PathBuf::from).unwrap_or_else(|| target_dir().join("debug/weir"));
+    assert!(bin.exists(), "{} is missing: run `cargo build -p weir` (scripts/test.sh does)", bin.display());
+    bin
+}
+
+/// A built component: `$WEIR_PLUGIN_DIR/<name>.wasm` (scripts/build-plugins.sh builds them).
+pub fn component(name: &str) -> PathBuf {
+    let dir = std::env::var_os("WEIR_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("wasm32-wasip2/release"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} is missing: run scripts/build-plugins.sh", path.display());
+    path
+}
+
+/// A file under `plugins/`.
+pub fn plugin_file(relative: &str) -> PathBuf {
+    repo_root().join("plugins").join(relative)
+}
+
+/// What a run of the binary printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// stdout and stderr together, for messages in assertions.
+    pub fn all(&self) -> String {
+        format!("exit {}\n--- stdout\n{}--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `weir ARGS...` with a private compiled-code cache.
+pub fn weir(args: &[&dyn AsRef<std::ffi::OsStr>], cache: &Path) -> Run {
+    let Output { status, stdout, stderr } = Command::new(weir_bin())
+        .args(args.iter().map(|a| a.as_ref()))
+        .env("WEIR_CACHE_DIR", cache)
+        .output()
+        .expect("the weir binary runs");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
