@@ -211,6 +211,27 @@ impl Plugin {
         counters.iter().map(|(k, v)| (k.clone(), *v)).collect()
     }
 
+    /// Replaces the warm instance with a fresh, configured one (what happens after a
+    /// failed call): resets any state the plugin kept between batches. Also what the
+    /// benchmarks time as "fresh instance".
+    ///
+    /// # Errors
+    /// A [`CallError`] when the fresh instance fails to start or rejects its configuration.
+    pub async fn start_instance(&self) -> Result<(), CallError> {
+        let mut slot = self.live.lock().await;
+        let live = self.instantiate().await.map_err(|e| {
+            let kind = match e {
+                StartError::Config(msg) => {
+                    CallErrorKind::Trap(format!("a fresh instance rejected its configuration: {msg}"))
+                }
+                StartError::Failed(kind) => kind,
+            };
+            CallError::new(self.shared.id.to_string(), "start".into(), kind)
+        })?;
+        *slot = Some(live);
+        Ok(())
+    }
+
     /// Starts a fresh instance and configures it, within the plugin's limits.
     async fn instantiate(&self) -> Result<Live, StartError> {
         let mut store =

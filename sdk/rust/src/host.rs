@@ -129,9 +129,9 @@ thread_local! {
     static BATCH: RefCell<BatchScope> = RefCell::new(BatchScope::default());
 }
 
-/// Runs one batch (or `configure`): starts with an empty lookup memo, so reference data
+/// Runs one batch (or `configure`) as the export glue does: starts with an empty lookup memo, so reference data
 /// is never older than the batch, and sends the counter deltas gathered once it ends.
-pub(crate) fn in_batch<R>(run: impl FnOnce() -> R) -> R {
+pub fn in_batch<R>(run: impl FnOnce() -> R) -> R {
     BATCH.with_borrow_mut(|batch| batch.lookups.clear());
     let result = run();
     let counters = BATCH.with_borrow_mut(|batch| std::mem::take(&mut batch.counters));

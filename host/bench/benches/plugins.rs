@@ -1,0 +1,160 @@
+//! The example parser → enricher chain in Wasm against the same Rust compiled natively,
+//! in the same run; fresh-instance time; compile time of each example.
+//!
+//! `cargo bench -p weir-bench` (after scripts/build-plugins.sh). Results: BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use orders_parser::OrdersParser;
+use restaurant_enricher::RestaurantEnricher;
+use weir_bench::{component, order_lines, restaurants_json};
+use weir_runtime::{Plugin, PluginId, PluginOptions, RawRecord, Runtime, RuntimeConfig, StaticReferenceData};
+use weir_sdk::host::{MapHost, set_native_host};
+use weir_sdk::{Config, Enricher, Event, Parser};
+
+const ARRIVAL: i64 = 1_764_150_000_000_000;
+
+fn raw_records(lines: &[String]) -> Vec<RawRecord> {
+    lines
+        .iter()
+        .map(|l| RawRecord {
+            data: l.as_bytes().to_vec(),
+            key: None,
+            content_type: "application/json".into(),
+            arrival_time: ARRIVAL,
+        })
+        .collect()
+}
+
+fn sdk_records(lines: &[String]) -> Vec<weir_sdk::RawRecord> {
+    lines
+        .iter()
+        .map(|l| weir_sdk::RawRecord {
+            data: l.as_bytes().to_vec(),
+            key: None,
+            content_type: "application/json".into(),
+            arrival_time: ARRIVAL,
+        })
+        .collect()
+}
+
+/// The native chain: the plugins' own Rust, called directly, a batch at a time (the
+/// SDK's per-batch lookup memo applies, as in Wasm).
+fn native_chain(
+    parser: &mut OrdersParser,
+    enricher: &mut RestaurantEnricher,
+    records: &[weir_sdk::RawRecord],
+) -> Vec<Event> {
+    weir_sdk::host::in_batch(|| {
+        let mut parsed = Vec::with_capacity(records.len());
+        for record in records {
+            let _ = parser.parse(record, &mut parsed);
+        }
+        parsed.into_iter().filter_map(|e| enricher.enrich(e).ok().flatten()).collect()
+    })
+}
+
+struct WasmChain {
+    parser: Plugin,
+    enricher: Plugin,
+}
+
+impl WasmChain {
+    async fn load(runtime: &Runtime) -> Self {
+        let doc: serde_json::Value = serde_json::from_str(&restaurants_json()).unwrap();
+        let reference = Arc::new(StaticReferenceData::from_json(&doc).unwrap());
+        let parser = runtime
+            .load(PluginId::new("orders-parser", "bench"), &component("orders_parser"), PluginOptions::default())
+            .await
+            .unwrap();
+        let enricher = runtime
+            .load(
+                PluginId::new("restaurant-enricher", "bench"),
+                &component("restaurant_enricher"),
+                PluginOptions { reference, ..Default::default() },
+            )
+            .await
+            .unwrap();
+        Self { parser, enricher }
+    }
+
+    /// What the stream stage does: parse, hand the (validated) columns to the enricher,
+    /// get validated columns back.
+    async fn run(&self, records: Vec<RawRecord>) -> usize {
+        let (parsed, _) = self.parser.parse("bench", records).await.unwrap();
+        let (enriched, _) = self.enricher.enrich("bench", parsed.events).await.unwrap();
+        enriched.events.len()
+    }
+}
+
+fn chain(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let wasm = tokio.block_on(WasmChain::load(&runtime));
+    set_native_host(Box::new(MapHost::from_json(&restaurants_json()).unwrap()));
+    let mut parser = OrdersParser::configure(&Config::default()).unwrap();
+    let mut enricher = RestaurantEnricher::configure(&Config::default()).unwrap();
+
+    for batch in [1usize, 64, 1024] {
+        let lines = order_lines(batch);
+        // Both chains must do the same work.
+        let native_out = native_chain(&mut parser, &mut enricher, &sdk_records(&lines));
+        let wasm_out = tokio.block_on(wasm.run(raw_records(&lines)));
+        assert_eq!(native_out.len(), wasm_out, "native and Wasm chains disagree");
+
+        let mut group = c.benchmark_group(format!("parse+enrich/batch={batch}"));
+        group.throughput(Throughput::Elements(batch as u64));
+        if batch == 1 {
+            group.sample_size(50).measurement_time(Duration::from_secs(4));
+        }
+        let sdk = sdk_records(&lines);
+        group.bench_function("native", |b| b.iter(|| native_chain(&mut parser, &mut enricher, &sdk)));
+        group.bench_function("wasm", |b| {
+            b.iter_batched(|| raw_records(&lines), |records| tokio.block_on(wasm.run(records)), BatchSize::SmallInput)
+        });
+        group.finish();
+    }
+}
+
+fn instantiate(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let wasm = tokio.block_on(WasmChain::load(&runtime));
+    let mut group = c.benchmark_group("instance");
+    group.bench_function("fresh (pooled instantiate + configure)", |b| {
+        b.iter(|| tokio.block_on(wasm.enricher.start_instance()).unwrap())
+    });
+    group.finish();
+}
+
+fn compile(c: &mut Criterion) {
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let mut group = c.benchmark_group("compile (no cache)");
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    for name in ["orders_parser", "restaurant_enricher", "restaurant_stats"] {
+        let bytes = component(name);
+        group.bench_function(format!("{name} ({} KB)", bytes.len() / 1000), |b| {
+            b.iter(|| runtime.inspect(name, &bytes).unwrap())
+        });
+    }
+    group.finish();
+    let dir = std::env::temp_dir().join(format!("weir-bench-cache-{}", std::process::id()));
+    let cached = Runtime::new(RuntimeConfig { cache_dir: Some(dir.clone()), ..Default::default() }).unwrap();
+    let bytes = component("orders_parser");
+    cached.inspect("warm", &bytes).unwrap();
+    let mut group = c.benchmark_group("compile (from disk cache)");
+    group.bench_function("orders_parser", |b| {
+        b.iter(|| {
+            let started = Instant::now();
+            cached.inspect("orders_parser", &bytes).unwrap();
+            started.elapsed()
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+criterion_group!(benches, chain, instantiate, compile);
+criterion_main!(benches);

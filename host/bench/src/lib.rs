@@ -1,0 +1,64 @@
+//! Inputs shared by the benchmarks: a deterministic stream of order records and the
+//! restaurants they reference, and where the built components are.
+
+use std::path::PathBuf;
+
+/// Restaurants referenced by the generated orders.
+pub const RESTAURANTS: usize = 40;
+
+/// The reference data, in the harness's lookup form: `{"restaurants": {"r-1": {...}}}`.
+pub fn restaurants_json() -> String {
+    let zones = ["Downtown", "Exchange District", "St. Boniface", "Osborne Village", "Saint-Laurent"];
+    let cuisines = ["pizza", "sushi", "thai", "burgers", "pho", "crêperie"];
+    let rows: Vec<String> = (1..=RESTAURANTS)
+        .map(|i| {
+            format!(
+                r#""r-{i}":{{"name":"Restaurant {i} Café","zone":"{}","cuisine":"{}"}}"#,
+                zones[i % zones.len()],
+                cuisines[i % cuisines.len()]
+            )
+        })
+        .collect();
+    format!(r#"{{"restaurants":{{{}}}}}"#, rows.join(","))
+}
+
+/// `n` JSON order lines, deterministic, shaped like the orders-parser fixture.
+pub fn order_lines(n: usize) -> Vec<String> {
+    // A small LCG keeps the data varied without a rand dependency.
+    let mut seed: u64 = 0x5eed;
+    let mut next = move |m: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % m
+    };
+    (0..n)
+        .map(|i| {
+            let restaurant = next(RESTAURANTS as u64) + 1;
+            let minute = next(60);
+            let delivered = 15 + next(40);
+            let cents = 800 + next(9000);
+            let test = next(50) == 0;
+            format!(
+                r#"{{"order_id":"o-{i}","restaurant_id":"r-{restaurant}","customer_id":"c-{}","status":"delivered","total":{}.{:02},"items":{},"placed_at":"2026-11-26T11:{minute:02}:00Z","delivered_at":"2026-11-26T{:02}:{:02}:00Z","test":{test}}}"#,
+                next(100_000),
+                cents / 100,
+                cents % 100,
+                1 + next(6),
+                12 + (minute + delivered) / 60,
+                (minute + delivered) % 60,
+            )
+        })
+        .collect()
+}
+
+/// A built component: `$WEIR_PLUGIN_DIR/<name>.wasm`, else under the target directory.
+pub fn component(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("WEIR_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+            .join("wasm32-wasip2/release")
+    });
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("cannot read {} ({e}); run scripts/build-plugins.sh first", path.display()))
+}

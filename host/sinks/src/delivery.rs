@@ -1,0 +1,159 @@
+//! Retrying delivery of a batch to one sink.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::error::DeliveryError;
+use crate::sink::{Sink, SinkBatch};
+
+/// How [`deliver`] retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The wait before the first retry; doubled after each failed retry.
+    pub initial_backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+    /// Attempts in all (the first write included) before giving up; `None` retries until
+    /// shutdown: a failing sink applies backpressure, nothing is dropped.
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for RetryPolicy {
+    /// 100 ms doubling up to 10 s, until shutdown.
+    fn default() -> Self {
+        Self { initial_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(10), max_attempts: None }
+    }
+}
+
+/// What a successful [`deliver`] took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Calls to [`Sink::write`], the first included.
+    pub attempts: u32,
+    /// Records in the batch, all acknowledged.
+    pub records: usize,
+    /// Records sent again, summed over the retries.
+    pub retried_records: usize,
+    /// Wall time from the first write to the last acknowledgement.
+    pub elapsed: Duration,
+}
+
+/// Writes `batch` to `sink`, then retries only the records that failed (a
+/// [`SinkBatch::subset`] with the same stream, shard and range) with exponential backoff,
+/// until every record is written, [`RetryPolicy::max_attempts`] runs out, or `shutdown`
+/// turns `true`.
+///
+/// Returns `Ok` only when every record is acknowledged: the stage checkpoints the batch
+/// then and only then, which makes delivery at-least-once (the sinks' idempotent writes
+/// make the repeats harmless).
+///
+/// - A whole-call error ([`SinkError`](crate::SinkError)) that
+///   [is retryable](crate::SinkError::is_retryable) retries the records of that attempt;
+///   any other returns [`DeliveryError::Fatal`] at once.
+/// - The first attempt is always made; an attempt in progress is not interrupted (sinks
+///   bound their own calls), shutdown is checked after a failed attempt and ends a backoff
+///   wait early with [`DeliveryError::Shutdown`]. A dropped shutdown sender never fires.
+/// - Each retry is logged (`tracing::warn`) with the sink, the number of records and
+///   the first reason.
+/// - Indices a sink reports out of range, or twice, are ignored (and logged): they name
+///   no record to retry.
+///
+/// # Errors
+/// [`DeliveryError`] when records are still unacknowledged; the batch must not be
+/// checkpointed.
+pub async fn deliver(
+    sink: &dyn Sink,
+    batch: SinkBatch,
+    policy: &RetryPolicy,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<DeliveryStats, DeliveryError> {
+    let started = Instant::now();
+    let total = batch.records.len();
+    let describe = batch.describe();
+    let mut current = batch;
+    let mut attempts = 0u32;
+    let mut retried_records = 0usize;
+    let mut backoff = policy.initial_backoff;
+    let mut shutdown = shutdown.clone();
+
+    loop {
+        attempts += 1;
+        let last_error = match sink.write(&current).await {
+            Ok(report) if report.failed.is_empty() => {
+                return Ok(DeliveryStats { attempts, records: total, retried_records, elapsed: started.elapsed() });
+            }
+            Ok(report) => {
+                let mut indices: Vec<usize> = Vec::with_capacity(report.failed.len());
+                for (index, _) in &report.failed {
+                    if *index >= current.records.len() || indices.contains(index) {
+                        tracing::error!(
+                            sink = sink.name(),
+                            batch = %describe,
+                            index,
+                            records = current.records.len(),
+                            "sink reported a failed record index that is out of range or repeated; ignored"
+                        );
+                    } else {
+                        indices.push(*index);
+                    }
+                }
+                let reason = report.failed.first().map(|(_, why)| why.clone()).unwrap_or_default();
+                if indices.is_empty() {
+                    return Ok(DeliveryStats { attempts, records: total, retried_records, elapsed: started.elapsed() });
+                }
+                indices.sort_unstable();
+                current = current.subset(&indices);
+                reason
+            }
+            Err(error) if !error.is_retryable() => {
+                return Err(DeliveryError::Fatal { sink: sink.name().to_owned(), batch: describe, source: error });
+            }
+            Err(error) => error.to_string(),
+        };
+
+        let pending = current.records.len();
+        if policy.max_attempts.is_some_and(|max| attempts >= max) {
+            return Err(DeliveryError::Exhausted {
+                sink: sink.name().to_owned(),
+                batch: describe,
+                attempts,
+                pending,
+                total,
+                last_error,
+            });
+        }
+        if *shutdown.borrow() {
+            return Err(shutdown_error(sink, describe, attempts, pending, total));
+        }
+        tracing::warn!(
+            sink = sink.name(),
+            batch = %describe,
+            failed = pending,
+            of = total,
+            attempt = attempts,
+            retry_in_ms = backoff.as_millis() as u64,
+            reason = %last_error,
+            "sink write failed, retrying the failed records"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = wait_for_shutdown(&mut shutdown) => {
+                return Err(shutdown_error(sink, describe, attempts, pending, total));
+            }
+        }
+        retried_records += pending;
+        backoff = backoff.saturating_mul(2).min(policy.max_backoff);
+    }
+}
+
+fn shutdown_error(sink: &dyn Sink, batch: String, attempts: u32, pending: usize, total: usize) -> DeliveryError {
+    DeliveryError::Shutdown { sink: sink.name().to_owned(), batch, attempts, pending, total }
+}
+
+/// Resolves when the value turns `true`; never when the sender is dropped first.
+async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|&stop| stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

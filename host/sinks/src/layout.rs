@@ -1,0 +1,125 @@
+//! Where the lake keeps each kind of object, and the single `put` that writes one.
+
+use object_store::path::{Path, PathPart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::SinkError;
+use crate::sink::SinkBatch;
+
+/// The kinds of objects the lake holds, each under its own top-level prefix.
+///
+/// Keys are `<prefix>/stream=<stream>/date=<YYYY-MM-DD>/shard=<shard:04>/<first_seq:020>-<last_seq:020>.<ext>`,
+/// where the date is that of the batch's [`arrival_time`](SinkBatch::arrival_time) (UTC)
+/// and the stream name is percent-encoded where object stores forbid a character. The key
+/// depends only on the batch's range, so a replay overwrites the same object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LakeObject {
+    /// `raw/…ndjson`: the raw archive.
+    Raw,
+    /// `events/…parquet`: events out of the plugin chain.
+    Events,
+    /// `aggregates/…parquet`: aggregates emitted by `finish`.
+    Aggregates,
+    /// `dead-letters/…ndjson`: records the plugins refused.
+    DeadLetters,
+}
+
+impl LakeObject {
+    /// The top-level prefix: `raw`, `events`, `aggregates` or `dead-letters`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Events => "events",
+            Self::Aggregates => "aggregates",
+            Self::DeadLetters => "dead-letters",
+        }
+    }
+
+    /// The file extension: `ndjson` or `parquet`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Raw | Self::DeadLetters => "ndjson",
+            Self::Events | Self::Aggregates => "parquet",
+        }
+    }
+
+    /// The object key of this kind for `batch`.
+    pub fn key(self, batch: &SinkBatch) -> Path {
+        let parts = [
+            PathPart::from(self.prefix()),
+            PathPart::from(format!("stream={}", batch.stream)),
+            PathPart::from(format!("date={}", date_of(batch.arrival_time))),
+            PathPart::from(format!("shard={:04}", batch.shard)),
+            PathPart::from(format!("{:020}-{:020}.{}", batch.first_seq, batch.last_seq, self.extension())),
+        ];
+        Path::from_iter(parts)
+    }
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in microseconds since the Unix epoch.
+pub(crate) fn date_of(micros: i64) -> String {
+    let mut text = weir_events::time::format_rfc3339(micros);
+    text.truncate(text.find('T').unwrap_or(text.len()));
+    text
+}
+
+/// Writes `bytes` at `key` with one `put` (overwriting): atomic on object stores, and on
+/// the local filesystem (a temporary file renamed into place).
+pub(crate) async fn put_object(
+    sink: &str,
+    store: &dyn ObjectStore,
+    key: &Path,
+    bytes: Vec<u8>,
+) -> Result<(), SinkError> {
+    store.put(key, PutPayload::from(bytes)).await.map(drop).map_err(|source| SinkError::Write {
+        sink: sink.to_owned(),
+        target: key.to_string(),
+        source: Box::new(source),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_partition_by_stream_date_and_shard() {
+        let batch = SinkBatch {
+            stream: "orders".into(),
+            shard: 3,
+            first_seq: 42,
+            last_seq: 57,
+            arrival_time: weir_events::time::parse_rfc3339("2026-11-26T23:59:59.999Z").unwrap(),
+            records: Vec::new(),
+        };
+        assert_eq!(
+            LakeObject::Events.key(&batch).as_ref(),
+            "events/stream=orders/date=2026-11-26/shard=0003/00000000000000000042-00000000000000000057.parquet"
+        );
+        assert_eq!(
+            LakeObject::DeadLetters.key(&batch).as_ref(),
+            "dead-letters/stream=orders/date=2026-11-26/shard=0003/00000000000000000042-00000000000000000057.ndjson"
+        );
+    }
+
+    #[test]
+    fn stream_names_cannot_escape_their_partition() {
+        let batch = SinkBatch {
+            stream: "../a/b".into(),
+            shard: 0,
+            first_seq: 0,
+            last_seq: 0,
+            arrival_time: 0,
+            records: Vec::new(),
+        };
+        let key = LakeObject::Raw.key(&batch);
+        assert_eq!(key.parts().count(), 5, "{key}");
+        assert!(key.as_ref().starts_with("raw/stream=..%2Fa%2Fb/date=1970-01-01/"), "{key}");
+    }
+
+    #[test]
+    fn dates_before_the_epoch_are_days_too() {
+        assert_eq!(date_of(-1), "1969-12-31");
+        assert_eq!(date_of(0), "1970-01-01");
+    }
+}

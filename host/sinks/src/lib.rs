@@ -1,0 +1,49 @@
+//! weir's sinks: where the stages write.
+//!
+//! - [`Sink`]: the trait every destination implements. A stage hands it a [`SinkBatch`]
+//!   (everything produced from one shard's log records `first_seq..=last_seq`) and gets
+//!   back a [`WriteReport`] naming the records that failed, or a [`SinkError`] when the
+//!   whole call failed.
+//! - [`deliver`]: writes a batch, then retries only the failed records with exponential
+//!   backoff ([`RetryPolicy`]) until all are acknowledged, attempts run out or shutdown
+//!   fires. The stage checkpoints a batch only after `deliver` returned `Ok` for every
+//!   sink: delivery is **at-least-once**, and sinks make the repeats harmless with
+//!   idempotent writes (deterministic object keys, record ids).
+//! - [`LakeSink`]: the data lake in an [`object_store::ObjectStore`] (the local
+//!   filesystem by default, S3 through the same code later): the raw archive as NDJSON,
+//!   events and aggregates as Parquet, one object per kind per batch, keyed by
+//!   [`LakeObject::key`] so a replay overwrites.
+//! - [`DeadLetterSink`]: records the plugins refused, with the plugin, the reason and
+//!   the original bytes, as NDJSON next to the lake.
+//!
+//! # Parquet columns
+//!
+//! `_id` (utf8, the record id), `_key` (utf8, nullable), `_time` (timestamp µs UTC, the
+//! event time), `_seq` (uint64, the log sequence number), `_lineage` (utf8, the plugin
+//! chain), then one nullable column per event field in first-seen order, typed by the
+//! kinds of value the field holds across the batch (nulls aside): bool → Boolean,
+//! int → Int64, float (or int and float) → Float64, text → Utf8, bytes → Binary,
+//! timestamp → Timestamp(µs, UTC), json → Utf8 (the JSON text), only nulls → Utf8; any
+//! other mix → Utf8 holding each value's JSON form
+//! ([`weir_events::json::value_to_json`]). A field named like a metadata column gets
+//! one more leading `_` per clash (`_id` → `__id`).
+//!
+//! The layout, the NDJSON lines and the delivery semantics are described in
+//! `host/sinks/README.md`.
+
+mod dead_letter;
+mod delivery;
+mod error;
+mod lake;
+mod layout;
+mod ndjson;
+mod sink;
+mod table;
+
+pub use dead_letter::DeadLetterSink;
+pub use delivery::{DeliveryStats, RetryPolicy, deliver};
+pub use error::{BoxError, DeliveryError, SinkError};
+pub use lake::LakeSink;
+pub use layout::LakeObject;
+pub use sink::{DeadLetter, EventItem, RawItem, Sink, SinkBatch, SinkFuture, SinkItem, SinkRecord, WriteReport};
+pub use weir_events::{Event, Value};

@@ -1,0 +1,188 @@
+//! The batch handed to sinks and the [`Sink`] trait every destination implements.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+
+use weir_events::Event;
+
+use crate::error::SinkError;
+
+/// What a stream stage hands to sinks for one batch of one shard: everything produced
+/// from the log records `first_seq..=last_seq`.
+///
+/// The range identifies the batch: a replay after a crash hands the same range again, and
+/// sinks derive their object keys / document ids from it so the replay overwrites instead
+/// of duplicating.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkBatch {
+    /// The stream the records were read from, e.g. `orders`.
+    pub stream: String,
+    /// The shard of the stream.
+    pub shard: u32,
+    /// The sequence number of the first log record of the batch.
+    pub first_seq: u64,
+    /// The sequence number of the last log record of the batch (inclusive).
+    pub last_seq: u64,
+    /// Arrival time of log record `first_seq`, microseconds since the Unix epoch. The lake
+    /// partitions by its date (`date=YYYY-MM-DD`): it comes from the log, so a replay of
+    /// the range lands in the same partition whatever the plugins produce.
+    pub arrival_time: i64,
+    /// What to write: on a retry, only the records that failed before.
+    pub records: Vec<SinkRecord>,
+}
+
+impl SinkBatch {
+    /// A batch with the same stream, shard, range and arrival time holding only the
+    /// records at `indices` (in that order; indices out of range are skipped). This is
+    /// what [`deliver`](crate::deliver) sends on a retry.
+    pub fn subset(&self, indices: &[usize]) -> SinkBatch {
+        SinkBatch {
+            stream: self.stream.clone(),
+            shard: self.shard,
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            arrival_time: self.arrival_time,
+            records: indices.iter().filter_map(|&i| self.records.get(i).cloned()).collect(),
+        }
+    }
+
+    /// `orders/0003 [42..=57]`: how messages name the batch.
+    pub fn describe(&self) -> String {
+        format!("{}/{:04} [{}..={}]", self.stream, self.shard, self.first_seq, self.last_seq)
+    }
+}
+
+/// One record of a [`SinkBatch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRecord {
+    /// Deterministic id, the same on every replay: see [`SinkRecord::make_id`]. Sinks with
+    /// per-item keys (DynamoDB, Elasticsearch) use it as the item / document id; the lake
+    /// writes it in the `_id` column.
+    pub id: String,
+    /// The sequence number of the log record this came from.
+    pub seq: u64,
+    /// What to write.
+    pub item: SinkItem,
+}
+
+impl SinkRecord {
+    /// The deterministic id of output number `output` of log record `seq`:
+    /// `orders-0003-00000000000000000042-0`.
+    pub fn make_id(stream: &str, shard: u32, seq: u64, output: usize) -> String {
+        let mut id = String::with_capacity(stream.len() + 30);
+        let _ = write!(id, "{stream}-{shard:04}-{seq:020}-{output}");
+        id
+    }
+}
+
+/// The kinds of things a stage writes. Each sink writes the kinds it handles and reports
+/// the others as written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkItem {
+    /// The raw archive: the record exactly as ingested.
+    Raw(RawItem),
+    /// An event out of the plugin chain.
+    Event(EventItem),
+    /// An aggregate emitted by an aggregator's `finish`.
+    Aggregate(EventItem),
+    /// A record a plugin refused or failed on.
+    DeadLetter(DeadLetter),
+}
+
+impl SinkItem {
+    /// `raw`, `event`, `aggregate` or `dead-letter`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Raw(_) => "raw",
+            Self::Event(_) => "event",
+            Self::Aggregate(_) => "aggregate",
+            Self::DeadLetter(_) => "dead-letter",
+        }
+    }
+}
+
+/// A log record exactly as ingested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawItem {
+    /// The partition key the producer gave, if any.
+    pub partition_key: Option<String>,
+    /// The content type the producer declared, e.g. `application/json`.
+    pub content_type: String,
+    /// When the log accepted the record, microseconds since the Unix epoch.
+    pub arrival_time: i64,
+    /// The payload.
+    pub data: Vec<u8>,
+}
+
+/// An event (or aggregate) with where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventItem {
+    /// The event.
+    pub event: Event,
+    /// The plugins it went through, `name@version` joined by `>`:
+    /// `orders-parser@1.0.0>restaurant-enricher@2.1.0`.
+    pub lineage: String,
+}
+
+/// A record a plugin refused or failed on, with the original bytes so it can be replayed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// The plugin, `name@version`.
+    pub plugin: String,
+    /// `parse`, `enrich` or `aggregate`.
+    pub stage: String,
+    /// Why: the plugin's error or the host's (limit, trap).
+    pub reason: String,
+    /// The original raw bytes of the log record.
+    pub original: Vec<u8>,
+    /// The content type of the original record.
+    pub content_type: String,
+    /// When the log accepted the original record, microseconds since the Unix epoch.
+    pub arrival_time: i64,
+}
+
+/// The outcome of one [`Sink::write`] call that reached the destination.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    /// Indices into the written batch's `records` that failed, each with why. Empty: all
+    /// written.
+    pub failed: Vec<(usize, String)>,
+}
+
+impl WriteReport {
+    /// Everything was written.
+    pub fn all_written() -> Self {
+        Self::default()
+    }
+
+    /// Whether every record was written.
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+/// What [`Sink::write`] returns.
+pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<WriteReport, SinkError>> + Send + 'a>>;
+
+/// A destination.
+///
+/// Writes are batched and report an outcome per record: Kinesis, Firehose, DynamoDB and
+/// Elasticsearch all accept a batch and fail part of it; an object store writes a batch
+/// as one object, all or nothing, and reports every record of a failed object.
+///
+/// Delivery is at-least-once ([`deliver`](crate::deliver) retries until acknowledged,
+/// and a crash replays the range from the last checkpoint), so `write` must be
+/// idempotent: writing the same ids / the same batch range again must overwrite, not
+/// duplicate.
+pub trait Sink: Send + Sync + 'static {
+    /// The name used in logs and errors, e.g. `lake`.
+    fn name(&self) -> &str;
+
+    /// Writes `batch.records` (a subset of the original batch on retries, with the same
+    /// stream, shard and range).
+    ///
+    /// Returns `Ok` with the indices that failed when the destination answered, or `Err`
+    /// when the whole call failed; [`SinkError::is_retryable`] tells whether to try again.
+    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a>;
+}

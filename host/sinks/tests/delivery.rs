@@ -1,0 +1,218 @@
+//! `deliver`: retries only what failed, backs off, stops on shutdown.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::sync::watch;
+use weir_events::Event;
+use weir_sinks::{DeliveryError, RetryPolicy, Sink, SinkBatch, SinkError, SinkFuture, SinkItem, WriteReport, deliver};
+
+/// How the scripted sink answers.
+enum Script {
+    /// Fails each of these ids its first `n` times.
+    FailIds(HashMap<String, u32>),
+    /// Reports every record failed, always.
+    FailAll,
+    /// Returns a whole-call error: retryable or not.
+    Error { retryable: bool },
+}
+
+/// A sink that records what each attempt received and what it acknowledged.
+struct ScriptedSink {
+    script: Script,
+    attempts: Mutex<Vec<(SinkBatch, Instant)>>,
+    acknowledged: Mutex<Vec<String>>,
+}
+
+impl ScriptedSink {
+    fn new(script: Script) -> Self {
+        Self { script, attempts: Mutex::new(Vec::new()), acknowledged: Mutex::new(Vec::new()) }
+    }
+
+    /// The ids each attempt received.
+    fn received(&self) -> Vec<Vec<String>> {
+        self.attempts.lock().unwrap().iter().map(|(b, _)| b.records.iter().map(|r| r.id.clone()).collect()).collect()
+    }
+}
+
+impl Sink for ScriptedSink {
+    fn name(&self) -> &str {
+        "scripted"
+    }
+
+    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+        Box::pin(async move {
+            self.attempts.lock().unwrap().push((batch.clone(), Instant::now()));
+            let mut report = WriteReport::all_written();
+            match &self.script {
+                Script::Error { retryable: true } => {
+                    return Err(SinkError::Write {
+                        sink: "scripted".into(),
+                        target: "the void".into(),
+                        source: "connection refused".into(),
+                    });
+                }
+                Script::Error { retryable: false } => {
+                    return Err(SinkError::Encode {
+                        sink: "scripted".into(),
+                        target: "the void".into(),
+                        message: "cannot encode".into(),
+                    });
+                }
+                Script::FailAll => {
+                    report.failed = (0..batch.records.len()).map(|i| (i, "throttled".to_owned())).collect();
+                }
+                Script::FailIds(fail) => {
+                    let attempt = self.attempts.lock().unwrap().len() as u32;
+                    for (i, record) in batch.records.iter().enumerate() {
+                        match fail.get(&record.id) {
+                            Some(&times) if attempt <= times => {
+                                report.failed.push((i, format!("{} throttled", record.id)))
+                            }
+                            _ => self.acknowledged.lock().unwrap().push(record.id.clone()),
+                        }
+                    }
+                }
+            }
+            Ok(report)
+        })
+    }
+}
+
+fn five_records() -> SinkBatch {
+    let mut batch = batch();
+    for seq in 42..47 {
+        push(&mut batch, seq, 0, event(Event::new(ARRIVAL).with("n", seq as i64)));
+    }
+    batch
+}
+
+fn id(seq: u64) -> String {
+    weir_sinks::SinkRecord::make_id("orders", 3, seq, 0)
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy {
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        max_attempts: None,
+    }
+}
+
+#[tokio::test]
+async fn deliver_retries_only_the_failed_records_until_they_succeed() {
+    // Records 43 and 45 fail the first 2 times they are written.
+    let sink = ScriptedSink::new(Script::FailIds(HashMap::from([(id(43), 2), (id(45), 2)])));
+    let (_stop, shutdown) = watch::channel(false);
+    let batch = five_records();
+
+    let stats = deliver(&sink, batch.clone(), &fast(), &shutdown).await.unwrap();
+
+    assert_eq!(
+        sink.received(),
+        [vec![id(42), id(43), id(44), id(45), id(46)], vec![id(43), id(45)], vec![id(43), id(45)]]
+    );
+    let mut acknowledged = sink.acknowledged.lock().unwrap().clone();
+    acknowledged.sort();
+    assert_eq!(acknowledged, (42..47).map(id).collect::<Vec<_>>());
+    assert_eq!((stats.attempts, stats.records, stats.retried_records), (3, 5, 4));
+
+    // Every retry is the same batch range with the failed records, unchanged.
+    let attempts = sink.attempts.lock().unwrap();
+    for (retry, _) in &attempts[1..] {
+        assert_eq!(
+            (&retry.stream, retry.shard, retry.first_seq, retry.last_seq, retry.arrival_time),
+            (&batch.stream, batch.shard, batch.first_seq, batch.last_seq, batch.arrival_time)
+        );
+        assert_eq!(retry.records, [batch.records[1].clone(), batch.records[3].clone()]);
+        assert!(matches!(retry.records[0].item, SinkItem::Event(_)));
+    }
+    // Backoff doubles: 5 ms, then 10 ms.
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(gaps[0] >= Duration::from_millis(5) && gaps[1] >= Duration::from_millis(10), "{gaps:?}");
+}
+
+#[tokio::test]
+async fn deliver_stops_on_shutdown_without_acknowledging() {
+    let sink = ScriptedSink::new(Script::FailAll);
+    let (stop, shutdown) = watch::channel(false);
+    let policy = RetryPolicy {
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_secs(60),
+        max_attempts: None,
+    };
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stop.send(true).unwrap();
+    });
+
+    let started = Instant::now();
+    let error = deliver(&sink, five_records(), &policy, &shutdown).await.unwrap_err();
+
+    // The backoff grows past a minute, but shutdown cuts the wait short.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let DeliveryError::Shutdown { sink: name, attempts, pending, total, .. } = &error else {
+        panic!("expected a shutdown error, got {error:?}")
+    };
+    assert_eq!((name.as_str(), *pending, *total), ("scripted", 5, 5));
+    assert!(*attempts >= 2, "retried until shutdown: {attempts} attempts");
+    assert_eq!(*attempts as usize, sink.received().len());
+    assert!(sink.acknowledged.lock().unwrap().is_empty());
+    let message = error.to_string();
+    assert!(message.contains("not checkpointed") && message.contains("orders/0003 [42..=57]"), "{message}");
+}
+
+#[tokio::test]
+async fn deliver_makes_one_attempt_when_shutdown_has_already_fired() {
+    let sink = ScriptedSink::new(Script::FailAll);
+    let (_stop, shutdown) = watch::channel(true);
+    let error = deliver(&sink, five_records(), &fast(), &shutdown).await.unwrap_err();
+    assert!(matches!(error, DeliveryError::Shutdown { attempts: 1, pending: 5, .. }), "{error:?}");
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[tokio::test]
+async fn deliver_gives_up_after_max_attempts_with_the_last_reason() {
+    let sink = ScriptedSink::new(Script::FailAll);
+    let (_stop, shutdown) = watch::channel(false);
+    let policy = RetryPolicy { max_attempts: Some(3), ..fast() };
+    let error = deliver(&sink, five_records(), &policy, &shutdown).await.unwrap_err();
+    assert!(
+        matches!(&error, DeliveryError::Exhausted { attempts: 3, pending: 5, total: 5, last_error, .. } if last_error == "throttled"),
+        "{error:?}"
+    );
+    assert_eq!(sink.received().len(), 3);
+}
+
+#[tokio::test]
+async fn whole_call_errors_retry_when_retryable_and_fail_fast_otherwise() {
+    let (_stop, shutdown) = watch::channel(false);
+    let policy = RetryPolicy { max_attempts: Some(2), ..fast() };
+
+    let flaky = ScriptedSink::new(Script::Error { retryable: true });
+    let error = deliver(&flaky, five_records(), &policy, &shutdown).await.unwrap_err();
+    let DeliveryError::Exhausted { attempts, last_error, .. } = &error else { panic!("{error:?}") };
+    assert_eq!(*attempts, 2);
+    assert!(last_error.contains("connection refused") && last_error.contains("the void"), "{last_error}");
+    assert_eq!(flaky.received(), [(42..47).map(id).collect::<Vec<_>>(), (42..47).map(id).collect()]);
+
+    let broken = ScriptedSink::new(Script::Error { retryable: false });
+    let error = deliver(&broken, five_records(), &fast(), &shutdown).await.unwrap_err();
+    assert!(matches!(error, DeliveryError::Fatal { .. }), "{error:?}");
+    assert_eq!(broken.received().len(), 1);
+    assert!(error.to_string().contains("cannot encode the void"), "{error}");
+}
+
+#[tokio::test]
+async fn deliver_to_the_lake_acknowledges_once_the_objects_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = weir_sinks::LakeSink::local(dir.path()).unwrap();
+    let (_stop, shutdown) = watch::channel(false);
+    let stats = deliver(&lake, five_records(), &RetryPolicy::default(), &shutdown).await.unwrap();
+    assert_eq!((stats.attempts, stats.records, stats.retried_records), (1, 5, 0));
+    assert_eq!(files(dir.path()).len(), 1);
+}
