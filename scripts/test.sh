@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-export WEIR_PLUGIN_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/release"
+export WEIR_PLUGIN_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/plugin"
 export WEIR_BIN="$CARGO_TARGET_DIR/debug/weir"
 scripts/build-plugins.sh
 cargo build -p weir

@@ -24,7 +24,7 @@ pub fn weir_bin() -> PathBuf {
 pub fn component(name: &str) -> PathBuf {
     let dir = std::env::var_os("WEIR_PLUGIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("wasm32-wasip2/release"));
+        .unwrap_or_else(|| target_dir().join("wasm32-wasip2/plugin"));
     let path = dir.join(format!("{name}.wasm"));
     assert!(path.exists(), "{} is missing: run scripts/build-plugins.sh", path.display());
     path

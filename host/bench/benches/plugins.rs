@@ -118,6 +118,72 @@ fn chain(c: &mut Criterion) {
     }
 }
 
+/// The chain's halves apart, at batch 1024: where the time goes.
+fn halves(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let wasm = tokio.block_on(WasmChain::load(&runtime));
+    set_native_host(Box::new(MapHost::from_json(&restaurants_json()).unwrap()));
+    let mut parser = OrdersParser::configure(&Config::default()).unwrap();
+    let mut enricher = RestaurantEnricher::configure(&Config::default()).unwrap();
+    let lines = order_lines(1024);
+    let sdk = sdk_records(&lines);
+    let parsed: Vec<Event> = weir_sdk::host::in_batch(|| {
+        let mut out = Vec::new();
+        for r in &sdk {
+            parser.parse(r, &mut out).unwrap();
+        }
+        out
+    });
+    let columns = weir_events::Columns::encode(&parsed);
+
+    let mut group = c.benchmark_group("parse/batch=1024");
+    group.throughput(Throughput::Elements(1024));
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            weir_sdk::host::in_batch(|| {
+                let mut out = Vec::with_capacity(sdk.len());
+                for r in &sdk {
+                    let _ = parser.parse(r, &mut out);
+                }
+                out
+            })
+        })
+    });
+    group.bench_function("wasm", |b| {
+        b.iter_batched(
+            || raw_records(&lines),
+            |records| tokio.block_on(wasm.parser.parse("bench", records)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("enrich/batch=1024");
+    group.throughput(Throughput::Elements(1024));
+    group.bench_function("native", |b| {
+        b.iter_batched(
+            || parsed.clone(),
+            |events| {
+                weir_sdk::host::in_batch(|| {
+                    events.into_iter().filter_map(|e| enricher.enrich(e).ok().flatten()).collect::<Vec<_>>()
+                })
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("wasm", |b| {
+        b.iter_batched(
+            || columns.clone(),
+            |columns| tokio.block_on(wasm.enricher.enrich("bench", columns)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("decode only (native)", |b| b.iter(|| columns.decode().unwrap()));
+    group.bench_function("encode only (native)", |b| b.iter(|| weir_events::Columns::encode(&parsed)));
+    group.finish();
+}
+
 fn instantiate(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
@@ -156,5 +222,5 @@ fn compile(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-criterion_group!(benches, chain, instantiate, compile);
+criterion_group!(benches, chain, halves, instantiate, compile);
 criterion_main!(benches);

@@ -56,7 +56,7 @@ pub fn component(name: &str) -> Vec<u8> {
         std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-            .join("wasm32-wasip2/release")
+            .join("wasm32-wasip2/plugin")
     });
     let path = dir.join(format!("{name}.wasm"));
     std::fs::read(&path)

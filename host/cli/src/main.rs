@@ -1,6 +1,9 @@
 //! The `weir` command.
 
+mod pipeline_cmd;
 mod plugin_cmd;
+
+use std::path::PathBuf;
 
 use std::process::ExitCode;
 
@@ -19,6 +22,32 @@ enum Command {
     /// Work with plugin components: test them locally, inspect them.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
+    /// Check a pipeline configuration: every problem, with its line and key.
+    Validate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the pipeline: ingest API, stream stages, sinks.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the demo pipeline on embedded defaults with the example plugins and a
+    /// generated sample of orders, then print what arrived in the lake.
+    Demo {
+        /// Where the built plugins are (default: $CARGO_TARGET_DIR or target, /wasm32-wasip2/plugin).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+        /// The demo's data directory (emptied first).
+        #[arg(long, default_value = ".weir-demo")]
+        data_dir: PathBuf,
+        /// Order records to send.
+        #[arg(long, default_value_t = 3000)]
+        events: usize,
+        /// Generator seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,5 +65,10 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Plugin(cmd) => runtime.block_on(plugin_cmd::run(cmd)),
+        Command::Validate { config } => pipeline_cmd::validate(&config),
+        Command::Serve { config } => runtime.block_on(pipeline_cmd::serve(&config)),
+        Command::Demo { plugins, data_dir, events, seed } => {
+            runtime.block_on(pipeline_cmd::demo(plugins, data_dir, events, seed))
+        }
     }
 }

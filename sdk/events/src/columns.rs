@@ -63,11 +63,44 @@ impl Columns {
     }
 
     /// Checks that every list agrees with the others: lengths, offsets in order and in
-    /// bounds, field ids and kinds known, text and keys valid UTF-8, names unique.
+    /// bounds, field ids and kinds known, text and keys valid UTF-8, no field twice in
+    /// one event. The host runs this on every batch a plugin returns.
     ///
     /// # Errors
     /// A [`BatchError`] saying which list is inconsistent, and where.
     pub fn validate(&self) -> Result<(), BatchError> {
+        self.check_structure()?;
+        if std::str::from_utf8(&self.key_text).is_err() {
+            return Err(bad("event keys are not valid UTF-8"));
+        }
+        let mut start = 0u32;
+        for (v, (&kind, &end)) in self.kinds.iter().zip(&self.text_ends).enumerate() {
+            if (kind == ValueKind::Text as u8 || kind == ValueKind::Json as u8)
+                && std::str::from_utf8(slice(&self.text, start, end)).is_err()
+            {
+                return Err(bad(format!(
+                    "value {v} ({}) is not valid UTF-8",
+                    ValueKind::from_tag(kind).map_or("?", ValueKind::as_str)
+                )));
+            }
+            start = end;
+        }
+        let mut value = 0usize;
+        for (e, &count) in self.field_counts.iter().enumerate() {
+            let ids = &self.field_ids[value..value + count as usize];
+            // Events are small (tens of fields): a quadratic scan beats hashing here.
+            for (i, id) in ids.iter().enumerate() {
+                if ids[..i].contains(id) {
+                    return Err(bad(format!("event {e} has field {:?} twice", self.names[*id as usize])));
+                }
+            }
+            value += count as usize;
+        }
+        Ok(())
+    }
+
+    /// The checks that make decoding safe: lengths, offsets, field ids and kinds.
+    fn check_structure(&self) -> Result<(), BatchError> {
         let events = self.times.len();
         if self.key_ends.len() != events || self.field_counts.len() != events {
             return Err(bad(format!(
@@ -93,9 +126,6 @@ impl Columns {
         }
         check_offsets("key", &self.key_ends, self.key_text.len())?;
         check_offsets("text", &self.text_ends, self.text.len())?;
-        if std::str::from_utf8(&self.key_text).is_err() {
-            return Err(bad("event keys are not valid UTF-8"));
-        }
         let names = self.names.len() as u32;
         if let Some(v) = self.field_ids.iter().position(|&id| id >= names) {
             return Err(bad(format!("value {v} names field {} but only {names} names were sent", self.field_ids[v])));
@@ -106,49 +136,31 @@ impl Columns {
             if !kind.uses_text() && end != start {
                 return Err(bad(format!("value {v} is {kind} but has text")));
             }
-            if matches!(kind, ValueKind::Text | ValueKind::Json)
-                && std::str::from_utf8(slice(&self.text, start, end)).is_err()
-            {
-                return Err(bad(format!("value {v} ({kind}) is not valid UTF-8")));
-            }
             start = end;
-        }
-        let mut value = 0usize;
-        for (e, &count) in self.field_counts.iter().enumerate() {
-            let ids = &self.field_ids[value..value + count as usize];
-            // Events are small (tens of fields): a quadratic scan beats hashing here.
-            for (i, id) in ids.iter().enumerate() {
-                if ids[..i].contains(id) {
-                    return Err(bad(format!("event {e} has field {:?} twice", self.names[*id as usize])));
-                }
-            }
-            value += count as usize;
         }
         Ok(())
     }
 
-    /// Validates the batch and decodes it into owned events.
+    /// Decodes the batch into owned events, checking it on the way: one pass over the
+    /// values, each text validated once as it is copied out. (Fields repeated within an
+    /// event are not looked for here; [`Columns::validate`] does that.)
     ///
     /// # Errors
-    /// A [`BatchError`] when the batch is inconsistent (see [`Columns::validate`]).
+    /// A [`BatchError`] when the batch is inconsistent.
     pub fn decode(&self) -> Result<Vec<Event>, BatchError> {
-        self.validate()?;
-        Ok(self.decode_unchecked())
-    }
-
-    /// Decodes a batch already checked by [`Columns::validate`].
-    ///
-    /// # Panics
-    /// If the batch is inconsistent.
-    pub fn decode_unchecked(&self) -> Vec<Event> {
+        self.check_structure()?;
         let names: Vec<Name> = self.names.iter().map(|n| Name::from(n.as_str())).collect();
+        let text = |bytes: &[u8], what: &dyn Fn() -> String| {
+            String::from_utf8(bytes.to_vec()).map_err(|_| bad(format!("{} is not valid UTF-8", what())))
+        };
         let mut events = Vec::with_capacity(self.len());
-        let mut value = 0usize;
-        let mut key_start = 0u32;
-        let mut text_start = 0u32;
+        let (mut value, mut key_start, mut text_start) = (0usize, 0u32, 0u32);
         for e in 0..self.len() {
             let key_end = self.key_ends[e];
-            let key = (key_end > key_start).then(|| utf8(slice(&self.key_text, key_start, key_end)));
+            let key = match key_end > key_start {
+                true => Some(text(slice(&self.key_text, key_start, key_end), &|| format!("the key of event {e}"))?),
+                false => None,
+            };
             key_start = key_end;
             let count = self.field_counts[e] as usize;
             let mut fields = Vec::with_capacity(count);
@@ -157,14 +169,15 @@ impl Columns {
                 let payload = slice(&self.text, text_start, end);
                 text_start = end;
                 let scalar = self.scalars[v];
+                let what = || format!("value {v}");
                 let value = match ValueKind::from_tag(self.kinds[v]) {
                     Some(ValueKind::Null) | None => Value::Null,
                     Some(ValueKind::Bool) => Value::Bool(scalar != 0),
                     Some(ValueKind::Int) => Value::Int(scalar),
                     Some(ValueKind::Float) => Value::Float(f64::from_bits(scalar as u64)),
                     Some(ValueKind::Timestamp) => Value::Timestamp(scalar),
-                    Some(ValueKind::Text) => Value::Text(utf8(payload)),
-                    Some(ValueKind::Json) => Value::Json(utf8(payload)),
+                    Some(ValueKind::Text) => Value::Text(text(payload, &what)?),
+                    Some(ValueKind::Json) => Value::Json(text(payload, &what)?),
                     Some(ValueKind::Bytes) => Value::Bytes(payload.to_vec()),
                 };
                 fields.push((names[self.field_ids[v] as usize].clone(), value));
@@ -172,18 +185,13 @@ impl Columns {
             value += count;
             events.push(Event { key, time: self.times[e], fields });
         }
-        events
+        Ok(events)
     }
 
     /// Total payload bytes (keys and text), used by the host's output-size limit.
     pub fn payload_bytes(&self) -> usize {
         self.key_text.len() + self.text.len() + self.scalars.len() * 8
     }
-}
-
-fn utf8(bytes: &[u8]) -> String {
-    // Validated by `validate`; a lossy copy keeps `decode_unchecked` panic-free anyway.
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn check_offsets(what: &str, ends: &[u32], buf_len: usize) -> Result<(), BatchError> {
@@ -325,6 +333,15 @@ mod tests {
         let mut columns = Columns::encode(&[Event::new(0).with("n", 1i64)]);
         columns.kinds[0] = 42;
         assert!(columns.validate().unwrap_err().0.contains("unknown kind 42"));
+    }
+
+    #[test]
+    fn decoding_invalid_utf8_is_an_error_not_a_panic() {
+        let mut columns = Columns::encode(&[Event::new(0).with_key("k").with("s", "ab")]);
+        columns.text[1] = 0xff;
+        assert_eq!(columns.decode().unwrap_err().0, "value 0 is not valid UTF-8");
+        columns.key_text[0] = 0xff;
+        assert_eq!(columns.decode().unwrap_err().0, "the key of event 0 is not valid UTF-8");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use weir_runtime::{LogLevel, PluginId, PluginLog};
 
 /// The directory holding the built components: `$WEIR_PLUGIN_DIR`, else
-/// `<target>/wasm32-wasip2/release`.
+/// `<target>/wasm32-wasip2/plugin`.
 pub fn plugin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("WEIR_PLUGIN_DIR") {
         return dir.into();
@@ -16,7 +16,7 @@ pub fn plugin_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("wasm32-wasip2/release")
+    target.join("wasm32-wasip2/plugin")
 }
 
 /// The bytes of a built component, e.g. `component("misbehaving_enricher")`.

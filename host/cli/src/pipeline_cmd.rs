@@ -1,0 +1,116 @@
+//! `weir serve`, `weir validate` and `weir demo`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use weir_pipeline::Pipeline;
+use weir_pipeline::config::PipelineConfig;
+
+/// `weir validate --config FILE`: every problem of the file, each with its line and key.
+pub(crate) fn validate(config: &PathBuf) -> ExitCode {
+    match weir_pipeline::validate_file(config) {
+        Ok(parsed) => {
+            println!(
+                "{}: valid ({} streams, {} plugins, {} sinks)",
+                config.display(),
+                parsed.streams.len(),
+                parsed.plugins.len(),
+                parsed.sinks.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `weir serve --config FILE`: ingest API, stages, sinks, until Ctrl-C or SIGTERM; then
+/// finishes in-flight requests and stops the stages (unacknowledged batches are redone
+/// at the next start).
+pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
+    let parsed = match PipelineConfig::from_file(config) {
+        Ok(p) => p,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let pipeline = match Pipeline::start(&parsed).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: cannot start the pipeline: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(parsed.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", parsed.server.listen);
+            return ExitCode::from(2);
+        }
+    };
+    let addr = listener.local_addr().map_or_else(|_| parsed.server.listen.to_string(), |a| a.to_string());
+    // One line on stdout that scripts and tests wait for.
+    println!("weir listening on http://{addr}");
+    let app = weir_pipeline::server::app(Arc::clone(&pipeline));
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    pipeline.shutdown().await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: the server failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// `weir demo`.
+pub(crate) async fn demo(plugin_dir: Option<PathBuf>, data_dir: PathBuf, events: usize, seed: u64) -> ExitCode {
+    let plugin_dir = plugin_dir.unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+            .join("wasm32-wasip2/plugin")
+    });
+    if !plugin_dir.join("orders_parser.wasm").exists() {
+        eprintln!(
+            "error: the example plugins are not built in {}; run scripts/build-plugins.sh (scripts/demo.sh does it for you)",
+            plugin_dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let plugin_dir = plugin_dir.canonicalize().unwrap_or(plugin_dir);
+    let options = weir_pipeline::demo::DemoOptions { plugin_dir, data_dir, events, seed };
+    match weir_pipeline::demo::run(&options).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: the demo failed: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

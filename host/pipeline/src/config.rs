@@ -1,0 +1,475 @@
+//! The pipeline configuration: one TOML file describing the server, the stream log, the
+//! plugins, reference data, sinks and streams.
+//!
+//! [`PipelineConfig::from_file`] reads and checks a file and returns typed settings with
+//! every default filled in and every relative path resolved, or [`ConfigErrors`] listing
+//! **every** problem of the file at once, each with its line and key path:
+//!
+//! ```text
+//! orders.toml:23: streams[0].enrichers[1]: unknown plugin "restaurant-enrichr"; defined plugins are: orders-parser, restaurant-enricher, restaurant-stats
+//! orders.toml:31: streams[0].aggregator.window: "1 minute" is not a duration; expected e.g. "30s", "5m", "1h"
+//! ```
+//!
+//! The keys, their defaults and the checks are described in `docs/configuration.md`.
+//! What needs the plugin components themselves (that each is a component of the world it
+//! is used as) is checked when the pipeline loads them, not here.
+//!
+//! # Examples
+//!
+//! ```
+//! use weir_pipeline::config::{PipelineConfig, SinkConfig};
+//!
+//! let config = PipelineConfig::parse(
+//!     r#"
+//!     [plugins.orders-parser]
+//!     path = "orders_parser.wasm"
+//!
+//!     [[streams]]
+//!     name = "orders"
+//!     parser = "orders-parser"
+//!     "#,
+//!     "orders.toml",
+//! )
+//! .unwrap();
+//! let stream = config.stream("orders").unwrap();
+//! assert_eq!(stream.batch_size, 512);
+//! assert_eq!(stream.routes.events, ["lake"]); // the default sinks
+//! assert!(matches!(config.sinks["lake"], SinkConfig::Lake { .. }));
+//! ```
+
+mod document;
+mod error;
+mod load;
+mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use weir_runtime::{Limits, PluginId, World};
+
+pub use self::error::{ConfigError, ConfigErrors};
+pub use self::units::{ByteSize, HumanDuration, ParseUnitError};
+
+/// Everything the pipeline runs: typed, defaulted, with relative paths resolved.
+///
+/// Relative paths resolve as follows: `server.data_dir`, plugin `path`s and reference
+/// `file`s against the directory of the configuration file ([`base_dir`](Self::base_dir));
+/// sink `path`s against `server.data_dir`. The fields hold the resolved paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    /// The directory of the configuration file (`.` for a file given without one).
+    pub base_dir: PathBuf,
+    /// `[server]`: the HTTP endpoint, the data directory, ingest limits.
+    pub server: ServerConfig,
+    /// `[log]`: how the embedded stream log shards and trims streams.
+    pub log: LogSettings,
+    /// `[plugins.NAME]`: the components, by name.
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// `[reference.NAME]`: reference tables for plugins' lookups, by name.
+    pub reference: BTreeMap<String, ReferenceConfig>,
+    /// `[sinks.NAME]`: where outputs are written, by name. When the file has no `[sinks]`
+    /// at all, [`SinkConfig::defaults`].
+    pub sinks: BTreeMap<String, SinkConfig>,
+    /// `[[streams]]`: the streams, in the order of the file. At least one.
+    pub streams: Vec<StreamConfig>,
+}
+
+impl PipelineConfig {
+    /// Reads and checks the configuration file at `path`: everything
+    /// [`parse`](Self::parse) checks, and that every plugin file and reference file
+    /// exists.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found: the file cannot be read, a syntax error (only the first: after
+    /// it the parser's position is a guess), or any number of wrong, unknown, missing or
+    /// inconsistent keys and missing files.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigErrors> {
+        load::load_file(path.as_ref(), load::Checks::Files)
+    }
+
+    /// Parses and checks configuration `text` without touching the filesystem. `origin`
+    /// names the file in messages, and its directory is the [`base_dir`](Self::base_dir)
+    /// relative paths resolve against (`"orders.toml"`: the current directory).
+    ///
+    /// # Errors
+    ///
+    /// As [`from_file`](Self::from_file), less the checks of files.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigErrors> {
+        load::load(text, origin, &base_dir_of(Path::new(origin)), load::Checks::Document)
+    }
+
+    /// The stream named `name`.
+    pub fn stream(&self, name: &str) -> Option<&StreamConfig> {
+        self.streams.iter().find(|stream| stream.name == name)
+    }
+
+    /// The world the streams use plugin `name` as (`None`: no stream uses it). Loading the
+    /// plugin with this expected world refuses a component of another kind. A plugin is
+    /// used in one role only: the configuration is refused otherwise.
+    pub fn plugin_world(&self, name: &str) -> Option<World> {
+        self.streams.iter().flat_map(StreamConfig::plugins).find(|(plugin, _)| *plugin == name).map(|(_, world)| world)
+    }
+}
+
+/// Reads and checks the configuration file at `path` as thoroughly as can be done without
+/// running it: everything [`PipelineConfig::from_file`] checks, and that every reference
+/// file holds a JSON object. What `weir validate --config FILE` runs.
+///
+/// # Errors
+///
+/// Every problem found, as [`PipelineConfig::from_file`], plus unreadable or malformed
+/// reference files.
+pub fn validate_file(path: impl AsRef<Path>) -> Result<PipelineConfig, ConfigErrors> {
+    load::load_file(path.as_ref(), load::Checks::Contents)
+}
+
+/// The directory relative paths of the file at `path` resolve against.
+fn base_dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `[server]`: the HTTP endpoint, where data lives, and what ingest accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// `listen`: the address of the ingest and admin HTTP server. By default
+    /// `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// `data_dir`: where the stream log, checkpoints and local sinks live. By default
+    /// `.weir`, relative to the configuration file's directory.
+    pub data_dir: PathBuf,
+    /// `max_record_bytes`: the largest record ingest accepts (payload bytes). By default
+    /// 1 MiB, as Kinesis.
+    pub max_record_bytes: ByteSize,
+    /// `max_request_bytes`: the largest ingest request body. By default 5 MiB, as a
+    /// Kinesis `PutRecords` call. At least `max_record_bytes`.
+    pub max_request_bytes: ByteSize,
+    /// `max_pending_records`: backpressure. When a stream holds more records that its
+    /// consumers have not processed, ingest refuses new ones with a retryable error until
+    /// they catch up. By default 100 000.
+    pub max_pending_records: u64,
+}
+
+impl Default for ServerConfig {
+    /// The defaults, with `data_dir` not yet resolved (`.weir`).
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            data_dir: PathBuf::from(".weir"),
+            max_record_bytes: ByteSize::mib(1),
+            max_request_bytes: ByteSize::mib(5),
+            max_pending_records: 100_000,
+        }
+    }
+}
+
+/// `[log]`: how the embedded stream log (the local stand-in for Kinesis) shards and trims
+/// every stream. These are the fields of `weir_log::LogConfig`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `shards`: shards per stream, 1 to 1024. Records with the same partition key land on
+    /// the same shard and keep their order there. The count is written into the log when
+    /// it is created and cannot change afterwards. By default 4.
+    pub shards: u32,
+    /// `retention`: records older than this are removed. By default 24 hours.
+    pub retention: HumanDuration,
+    /// `retention_bytes`: most bytes kept per stream (all shards together); the oldest
+    /// records beyond it are removed. By default 1 GiB.
+    pub retention_bytes: ByteSize,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            shards: 4,
+            retention: HumanDuration(Duration::from_secs(24 * 60 * 60)),
+            retention_bytes: ByteSize::gib(1),
+        }
+    }
+}
+
+/// `[plugins.NAME]`: one component and how to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    /// The plugin's name (its key under `[plugins]`).
+    pub name: String,
+    /// `path`: the component file, resolved against the configuration file's directory.
+    /// Required.
+    pub path: PathBuf,
+    /// `version`: shown with the name in errors, logs and dead letters
+    /// (`orders-parser@1.0.0`). By default `local`.
+    pub version: String,
+    /// `config`: passed to the plugin's `configure`. Values are strings; numbers,
+    /// booleans and datetimes in the file are turned into their text. By default empty.
+    pub config: BTreeMap<String, String>,
+    /// `limits`: bounds on every call, each key defaulting to [`Limits::default`].
+    pub limits: Limits,
+}
+
+impl PluginConfig {
+    /// The plugin's `name@version`.
+    pub fn id(&self) -> PluginId {
+        PluginId::new(&self.name, &self.version)
+    }
+
+    /// The configuration as the runtime's `PluginOptions::config` takes it, in key order.
+    pub fn config_pairs(&self) -> Vec<(String, String)> {
+        self.config.iter().map(|(key, value)| (key.clone(), value.clone())).collect()
+    }
+}
+
+/// `[reference.NAME]`: a reference table plugins look up by name (the embedded default
+/// for the serving store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceConfig {
+    /// The table's name (its key under `[reference]`), as plugins pass it to `lookup`.
+    pub name: String,
+    /// `file`: a JSON object, key → value, resolved against the configuration file's
+    /// directory. Required.
+    pub file: PathBuf,
+}
+
+/// The kind of a sink (`type` in `[sinks.NAME]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SinkType {
+    /// `lake`: the data lake (raw archive as NDJSON, events and aggregates as Parquet).
+    Lake,
+    /// `dead-letters`: records a plugin could not process, with the reason (NDJSON).
+    DeadLetters,
+}
+
+impl SinkType {
+    /// Every sink type.
+    pub const ALL: [SinkType; 2] = [SinkType::Lake, SinkType::DeadLetters];
+
+    /// The type as written in the configuration: `lake`, `dead-letters`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SinkType::Lake => "lake",
+            SinkType::DeadLetters => "dead-letters",
+        }
+    }
+
+    /// Whether a sink of this type takes `output`: the lake takes raw records, events and
+    /// aggregates; the dead-letter sink takes dead letters.
+    pub fn accepts(self, output: OutputKind) -> bool {
+        match self {
+            SinkType::Lake => matches!(output, OutputKind::Raw | OutputKind::Events | OutputKind::Aggregates),
+            SinkType::DeadLetters => output == OutputKind::DeadLetters,
+        }
+    }
+}
+
+impl fmt::Display for SinkType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[sinks.NAME]`: one destination, by its `type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkConfig {
+    /// `type = "lake"`: the data lake in a local directory.
+    Lake {
+        /// `path`: the lake's root directory, resolved against `server.data_dir`. By default
+        /// `lake`.
+        path: PathBuf,
+    },
+    /// `type = "dead-letters"`: the dead-letter sink in a local directory (it writes under
+    /// `dead-letters/`, so it may share the lake's root).
+    DeadLetters {
+        /// `path`: the root directory, resolved against `server.data_dir`. By default
+        /// `lake`.
+        path: PathBuf,
+    },
+}
+
+impl SinkConfig {
+    /// The sinks of a configuration without `[sinks]`: `lake` (a lake) and `dead-letters`
+    /// (a dead-letter sink), both in `<data_dir>/lake`.
+    pub fn defaults(data_dir: &Path) -> BTreeMap<String, SinkConfig> {
+        let root = data_dir.join("lake");
+        BTreeMap::from([
+            ("lake".to_owned(), SinkConfig::Lake { path: root.clone() }),
+            ("dead-letters".to_owned(), SinkConfig::DeadLetters { path: root }),
+        ])
+    }
+
+    /// The sink's type.
+    pub fn sink_type(&self) -> SinkType {
+        match self {
+            SinkConfig::Lake { .. } => SinkType::Lake,
+            SinkConfig::DeadLetters { .. } => SinkType::DeadLetters,
+        }
+    }
+
+    /// Whether this sink takes `output` (see [`SinkType::accepts`]).
+    pub fn accepts(&self, output: OutputKind) -> bool {
+        self.sink_type().accepts(output)
+    }
+}
+
+/// What a stream produces, each routed to its own sinks (`[streams.routes]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutputKind {
+    /// `raw`: the records as ingested (the raw archive).
+    Raw,
+    /// `events`: the events after parsing and enrichment.
+    Events,
+    /// `aggregates`: the results of the stream's aggregator, one per group and window.
+    Aggregates,
+    /// `dead_letters`: records a plugin failed on, and late events under
+    /// [`LatePolicy::DeadLetter`].
+    DeadLetters,
+}
+
+impl OutputKind {
+    /// Every output, in pipeline order.
+    pub const ALL: [OutputKind; 4] =
+        [OutputKind::Raw, OutputKind::Events, OutputKind::Aggregates, OutputKind::DeadLetters];
+
+    /// The output's key in `[streams.routes]`: `raw`, `events`, `aggregates`,
+    /// `dead_letters`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputKind::Raw => "raw",
+            OutputKind::Events => "events",
+            OutputKind::Aggregates => "aggregates",
+            OutputKind::DeadLetters => "dead_letters",
+        }
+    }
+
+    /// The output in prose, for messages: `raw records`, `dead letters`.
+    fn describe(self) -> &'static str {
+        match self {
+            OutputKind::Raw => "raw records",
+            OutputKind::Events => "events",
+            OutputKind::Aggregates => "aggregates",
+            OutputKind::DeadLetters => "dead letters",
+        }
+    }
+}
+
+impl fmt::Display for OutputKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[[streams]]`: one named stream and the plugins its records go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// `name`: 1 to 64 characters among `a-z`, `0-9`, `-` and `_`; unique. Required.
+    pub name: String,
+    /// `parser`: the plugin (a `parser` component) that turns records into events.
+    /// Required.
+    pub parser: String,
+    /// `enrichers`: the plugins (`enricher` components) each event goes through, in order.
+    /// By default none.
+    pub enrichers: Vec<String>,
+    /// `batch_size`: records per plugin call, 1 to 100 000. By default 512.
+    pub batch_size: usize,
+    /// `[streams.aggregator]`: the windowed aggregation of the stream's events, if any.
+    pub aggregator: Option<AggregatorConfig>,
+    /// `[streams.routes]`: which sinks get each output.
+    pub routes: Routes,
+}
+
+impl StreamConfig {
+    /// The plugins the stream runs, in order, with the world each is used as.
+    pub fn plugins(&self) -> impl Iterator<Item = (&str, World)> {
+        std::iter::once((self.parser.as_str(), World::Parser))
+            .chain(self.enrichers.iter().map(|name| (name.as_str(), World::Enricher)))
+            .chain(self.aggregator.iter().map(|aggregator| (aggregator.plugin.as_str(), World::Aggregator)))
+    }
+}
+
+/// `[streams.aggregator]`: tumbling event-time windows over the stream's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregatorConfig {
+    /// `plugin`: the plugin (an `aggregator` component). Required.
+    pub plugin: String,
+    /// `window`: the length of each tumbling window, aligned to the Unix epoch. Required,
+    /// more than zero.
+    pub window: HumanDuration,
+    /// `allowed_lateness`: how long after a window's end (in event time) events for it are
+    /// still accepted; the window's aggregates are emitted when it passes. By default 0s.
+    pub allowed_lateness: HumanDuration,
+    /// `late_events`: what happens to an event whose window was already emitted. By
+    /// default [`LatePolicy::DeadLetter`].
+    pub late_events: LatePolicy,
+}
+
+/// What to do with an event that arrives after its window was emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LatePolicy {
+    /// `dead-letter`: send it to the stream's dead-letter route, with the reason. The
+    /// default.
+    #[default]
+    DeadLetter,
+    /// `drop`: drop it (it is counted).
+    Drop,
+}
+
+impl LatePolicy {
+    /// Every policy.
+    pub const ALL: [LatePolicy; 2] = [LatePolicy::DeadLetter, LatePolicy::Drop];
+
+    /// The policy as written in the configuration: `dead-letter`, `drop`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatePolicy::DeadLetter => "dead-letter",
+            LatePolicy::Drop => "drop",
+        }
+    }
+}
+
+impl fmt::Display for LatePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[streams.routes]`: the sinks each output of a stream is written to, by sink name.
+///
+/// A key left out defaults to every sink that takes that output (see
+/// [`SinkType::accepts`]), in name order; `aggregates` defaults to none when the stream
+/// has no aggregator. An empty list sends the output nowhere.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Routes {
+    /// `raw`: sinks for the records as ingested.
+    pub raw: Vec<String>,
+    /// `events`: sinks for the parsed and enriched events.
+    pub events: Vec<String>,
+    /// `aggregates`: sinks for the aggregator's results.
+    pub aggregates: Vec<String>,
+    /// `dead_letters`: sinks for records that failed and late events.
+    pub dead_letters: Vec<String>,
+}
+
+impl Routes {
+    /// The sinks of `output`.
+    pub fn get(&self, output: OutputKind) -> &[String] {
+        match output {
+            OutputKind::Raw => &self.raw,
+            OutputKind::Events => &self.events,
+            OutputKind::Aggregates => &self.aggregates,
+            OutputKind::DeadLetters => &self.dead_letters,
+        }
+    }
+
+    fn get_mut(&mut self, output: OutputKind) -> &mut Vec<String> {
+        match output {
+            OutputKind::Raw => &mut self.raw,
+            OutputKind::Events => &mut self.events,
+            OutputKind::Aggregates => &mut self.aggregates,
+            OutputKind::DeadLetters => &mut self.dead_letters,
+        }
+    }
+}

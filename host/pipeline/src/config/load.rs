@@ -1,0 +1,689 @@
+//! Building a [`PipelineConfig`] from configuration text, checking every key as it goes.
+//!
+//! Sections are read in dependency order (server, log, plugins, reference, sinks, then
+//! streams), so a stream's references are checked against the plugins and sinks as they
+//! are read, with the spans of the referring values at hand.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+use weir_runtime::{Limits, RuntimeConfig, World};
+
+use super::document::{KeyPath, Located, Report, ScalarText, Span, Table, Value, describe};
+use super::{
+    AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind,
+    PipelineConfig, PluginConfig, ReferenceConfig, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig,
+    base_dir_of,
+};
+
+/// How far checking goes beyond the text itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Checks {
+    /// The text only: syntax, types, references between sections.
+    Document,
+    /// And every plugin file and reference file exists.
+    Files,
+    /// And every reference file holds a JSON object.
+    Contents,
+}
+
+const TOP_KEYS: &[&str] = &["server", "log", "plugins", "reference", "sinks", "streams"];
+const SERVER_KEYS: &[&str] = &["listen", "data_dir", "max_record_bytes", "max_request_bytes", "max_pending_records"];
+const LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
+const PLUGIN_KEYS: &[&str] = &["path", "version", "config", "limits"];
+const LIMIT_KEYS: &[&str] = &["cpu", "wall", "memory", "max_output_events", "max_output_bytes", "max_log_bytes"];
+const REFERENCE_KEYS: &[&str] = &["file"];
+const LOCAL_SINK_KEYS: &[&str] = &["type", "path"];
+const STREAM_KEYS: &[&str] = &["name", "parser", "enrichers", "batch_size", "aggregator", "routes"];
+const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events"];
+const ROUTE_KEYS: &[&str] = &["raw", "events", "aggregates", "dead_letters"];
+
+/// The most shards per stream.
+const MAX_SHARDS: u64 = 1024;
+/// Records per plugin call, by default and at most.
+const DEFAULT_BATCH_SIZE: usize = 512;
+const MAX_BATCH_SIZE: u64 = 100_000;
+/// The longest name of a stream, plugin, sink or reference table.
+const MAX_NAME_LEN: usize = 64;
+/// Where the example plugins land, for the message about a missing plugin file.
+const BUILD_HINT: &str = "build it with scripts/build-plugins.sh (the example plugins are written to \
+                          target/wasm32-wasip2/release/), or correct the path (a relative path starts \
+                          from the configuration file's directory)";
+
+/// Reads the file at `path` and loads it.
+pub(super) fn load_file(path: &Path, checks: Checks) -> Result<PipelineConfig, ConfigErrors> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load(&text, &origin, &base_dir_of(path), checks),
+        Err(error) => Err(ConfigErrors::new(vec![ConfigError {
+            origin,
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the configuration file: {error}"),
+            span: None,
+        }])),
+    }
+}
+
+/// Parses `text` (named `origin` in messages), resolving relative paths against
+/// `base_dir`, and checks it as far as `checks` says.
+pub(super) fn load(text: &str, origin: &str, base_dir: &Path, checks: Checks) -> Result<PipelineConfig, ConfigErrors> {
+    let mut report = Report::new(text, origin);
+    let (root, syntax_errors) = DeTable::parse_recoverable(text);
+    // After a syntax error the parser resynchronises by guessing, and one mistake (an
+    // unclosed bracket) often yields a dozen errors: the first is the one to fix.
+    if let Some(first) = syntax_errors.first() {
+        let mut message = format!("invalid TOML: {}", first.message());
+        if let Some(span) = first.span() {
+            // The parser's messages are terse ("duplicate key"): show where, and what.
+            message.push_str(&format!(" (column {}", report.column(&span)));
+            match text.get(span) {
+                Some(snippet) if !snippet.is_empty() && !snippet.contains('\n') && snippet.chars().count() <= 40 => {
+                    message.push_str(&format!(": {snippet:?})"));
+                }
+                _ => message.push(')'),
+            }
+        }
+        report.error(&KeyPath::root(), first.span(), message);
+        return report.finish(None);
+    }
+    let root = Spanned::new(root.span(), DeValue::Table(root.into_inner()));
+    let mut loader = Loader {
+        report,
+        base_dir: base_dir.to_path_buf(),
+        checks,
+        plugin_names: Vec::new(),
+        plugin_uses: BTreeMap::new(),
+        sink_types: BTreeMap::new(),
+    };
+    let config = loader.pipeline(&root);
+    loader.report.finish(config)
+}
+
+struct Loader<'t> {
+    report: Report<'t>,
+    base_dir: PathBuf,
+    checks: Checks,
+    /// Every key under `[plugins]`, in order, whether or not its table is right: a
+    /// reference to a plugin with a bad entry is not also reported as unknown.
+    plugin_names: Vec<String>,
+    /// The first use of each plugin: the world it is used as, and where.
+    plugin_uses: BTreeMap<String, (World, KeyPath, Span)>,
+    /// Every sink with its type (`None`: missing or unknown, already reported).
+    sink_types: BTreeMap<String, Option<SinkType>>,
+}
+
+impl Loader<'_> {
+    fn pipeline(&mut self, root: &Value<'_>) -> Option<PipelineConfig> {
+        let root = self.report.table(root, KeyPath::root(), Some(TOP_KEYS))?;
+        let server = self.server(root.get("server"));
+        let log = self.log(root.get("log"));
+        let plugins = self.plugins(root.get("plugins"));
+        let reference = self.references(root.get("reference"));
+        let sinks = self.sinks(root.get("sinks"), &server.data_dir);
+        let streams = self.streams(root.get("streams"));
+        Some(PipelineConfig { base_dir: self.base_dir.clone(), server, log, plugins, reference, sinks, streams })
+    }
+
+    fn server(&mut self, value: Option<&Value<'_>>) -> ServerConfig {
+        let mut server = ServerConfig::default();
+        if let Some(table) = value.and_then(|value| self.report.table(value, root_key("server"), Some(SERVER_KEYS))) {
+            if let Some(listen) = self.report.get::<SocketAddr>(&table, "listen") {
+                server.listen = listen.value;
+            }
+            if let Some(dir) = self.path(&table, "data_dir") {
+                server.data_dir = dir.value;
+            }
+            let record = self.report.get::<ByteSize>(&table, "max_record_bytes").and_then(|size| self.positive(size));
+            if let Some(record) = &record {
+                server.max_record_bytes = record.value;
+            }
+            let request = self.report.get::<ByteSize>(&table, "max_request_bytes").and_then(|size| self.positive(size));
+            if let Some(request) = &request {
+                server.max_request_bytes = request.value;
+            }
+            if let Some(pending) = self.count(&table, "max_pending_records", 1, u64::MAX) {
+                server.max_pending_records = pending;
+            }
+            if server.max_request_bytes < server.max_record_bytes {
+                // Blame the key that was written (both, or one of them, was).
+                if let Some(at) = request.as_ref().or(record.as_ref()) {
+                    let message = format!(
+                        "max_request_bytes ({}) is smaller than max_record_bytes ({}); a request must be able \
+                         to carry the largest record",
+                        server.max_request_bytes, server.max_record_bytes
+                    );
+                    self.report.error(&at.path, Some(at.span.clone()), message);
+                }
+            }
+        }
+        server.data_dir = self.base_dir.join(&server.data_dir);
+        server
+    }
+
+    fn log(&mut self, value: Option<&Value<'_>>) -> LogSettings {
+        let mut log = LogSettings::default();
+        let Some(table) = value.and_then(|value| self.report.table(value, root_key("log"), Some(LOG_KEYS))) else {
+            return log;
+        };
+        if let Some(shards) = self.count(&table, "shards", 1, MAX_SHARDS).and_then(|n| u32::try_from(n).ok()) {
+            log.shards = shards;
+        }
+        if let Some(retention) = self.report.get::<HumanDuration>(&table, "retention").and_then(|d| self.positive(d)) {
+            log.retention = retention.value;
+        }
+        if let Some(bytes) = self.report.get::<ByteSize>(&table, "retention_bytes").and_then(|size| self.positive(size))
+        {
+            log.retention_bytes = bytes.value;
+        }
+        log
+    }
+
+    fn plugins(&mut self, value: Option<&Value<'_>>) -> BTreeMap<String, PluginConfig> {
+        let mut plugins = BTreeMap::new();
+        let Some(section) = value.and_then(|value| self.report.table(value, root_key("plugins"), None)) else {
+            return plugins;
+        };
+        for (name, key_span, value) in section.entries() {
+            self.plugin_names.push(name.to_owned());
+            let path = section.path.key(name);
+            self.check_name(&path, &key_span, name, "plugin");
+            let Some(table) = self.report.table(value, path, Some(PLUGIN_KEYS)) else { continue };
+            let file = self.required_path(&table, "path", "the path of the plugin's component (.wasm) file");
+            let version = match self.report.get::<String>(&table, "version") {
+                Some(version) => {
+                    self.check_version(&version);
+                    version.value
+                }
+                None => "local".to_owned(),
+            };
+            let config = self.plugin_config(&table);
+            let limits = self.limits(&table);
+            let Some(file) = file else { continue };
+            let resolved = self.base_dir.join(&file.value);
+            if self.checks >= Checks::Files {
+                self.check_plugin_file(&file, &resolved);
+            }
+            plugins.insert(
+                name.to_owned(),
+                PluginConfig { name: name.to_owned(), path: resolved, version, config, limits },
+            );
+        }
+        plugins
+    }
+
+    fn check_version(&mut self, version: &Located<String>) {
+        let valid = !version.value.is_empty()
+            && version.value.len() <= MAX_NAME_LEN
+            && version.value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+        if !valid {
+            let message = format!(
+                "{:?} is not a valid version; expected 1 to {MAX_NAME_LEN} letters, digits, '.', '-', '_' or '+', \
+                 e.g. \"1.0.0\"",
+                version.value
+            );
+            self.report.error(&version.path, Some(version.span.clone()), message);
+        }
+    }
+
+    /// `config`: a table of scalars, each passed to the plugin as text.
+    fn plugin_config(&mut self, plugin: &Table<'_, '_>) -> BTreeMap<String, String> {
+        let mut config = BTreeMap::new();
+        let Some(table) =
+            plugin.get("config").and_then(|value| self.report.table(value, plugin.path.key("config"), None))
+        else {
+            return config;
+        };
+        for (key, _, value) in table.entries() {
+            if let Some(ScalarText(text)) = self.report.convert(value, &table.path.key(key)) {
+                config.insert(key.to_owned(), text);
+            }
+        }
+        config
+    }
+
+    /// `limits`: each key optional, over [`Limits::default`].
+    fn limits(&mut self, plugin: &Table<'_, '_>) -> Limits {
+        let mut limits = Limits::default();
+        let Some(table) = plugin
+            .get("limits")
+            .and_then(|value| self.report.table(value, plugin.path.key("limits"), Some(LIMIT_KEYS)))
+        else {
+            return limits;
+        };
+        if let Some(cpu) = self.report.get::<HumanDuration>(&table, "cpu").and_then(|d| self.positive(d)) {
+            limits.cpu = cpu.value.0;
+        }
+        if let Some(wall) = self.report.get::<HumanDuration>(&table, "wall").and_then(|d| self.positive(d)) {
+            limits.wall = wall.value.0;
+        }
+        if let Some(memory) = self.report.get::<ByteSize>(&table, "memory").and_then(|size| self.positive(size)) {
+            // The runtime's pool slots are this large; a larger limit could never be used.
+            let max = ByteSize(RuntimeConfig::default().max_memory_per_instance as u64);
+            if memory.value > max {
+                let message = format!("{} is more than the {max} of memory one plugin instance may have", memory.value);
+                self.report.error(&memory.path, Some(memory.span), message);
+            } else {
+                limits.memory_bytes = memory.value.bytes_usize();
+            }
+        }
+        if let Some(events) = self.count(&table, "max_output_events", 1, u64::MAX) {
+            limits.max_output_events = usize::try_from(events).unwrap_or(usize::MAX);
+        }
+        if let Some(bytes) =
+            self.report.get::<ByteSize>(&table, "max_output_bytes").and_then(|size| self.positive(size))
+        {
+            limits.max_output_bytes = bytes.value.bytes_usize();
+        }
+        if let Some(bytes) = self.report.get::<ByteSize>(&table, "max_log_bytes") {
+            limits.max_log_bytes_per_call = bytes.value.bytes_usize();
+        }
+        limits
+    }
+
+    fn check_plugin_file(&mut self, file: &Located<String>, resolved: &Path) {
+        let problem = match std::fs::metadata(resolved) {
+            Ok(metadata) if metadata.is_file() => return,
+            Ok(_) => format!("{} is a directory; expected a component (.wasm) file", resolved.display()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                format!("{} does not exist; {BUILD_HINT}", resolved.display())
+            }
+            Err(error) => format!("cannot read {}: {error}", resolved.display()),
+        };
+        self.report.error(&file.path, Some(file.span.clone()), problem);
+    }
+
+    fn references(&mut self, value: Option<&Value<'_>>) -> BTreeMap<String, ReferenceConfig> {
+        let mut references = BTreeMap::new();
+        let Some(section) = value.and_then(|value| self.report.table(value, root_key("reference"), None)) else {
+            return references;
+        };
+        for (name, key_span, value) in section.entries() {
+            let path = section.path.key(name);
+            self.check_name(&path, &key_span, name, "reference table");
+            let Some(table) = self.report.table(value, path, Some(REFERENCE_KEYS)) else { continue };
+            let expected = "the path of a JSON file holding an object of key → value";
+            let Some(file) = self.required_path(&table, "file", expected) else { continue };
+            let resolved = self.base_dir.join(&file.value);
+            if self.checks >= Checks::Files {
+                self.check_reference_file(&file, &resolved);
+            }
+            references.insert(name.to_owned(), ReferenceConfig { name: name.to_owned(), file: resolved });
+        }
+        references
+    }
+
+    fn check_reference_file(&mut self, file: &Located<String>, resolved: &Path) {
+        let shown = resolved.display();
+        let problem = match std::fs::metadata(resolved) {
+            Ok(metadata) if metadata.is_file() => {
+                if self.checks < Checks::Contents {
+                    return;
+                }
+                match std::fs::read(resolved).map(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes)) {
+                    Ok(Ok(serde_json::Value::Object(_))) => return,
+                    Ok(Ok(other)) => {
+                        format!("{shown} holds a JSON {}; expected an object of key → value", json_kind(&other))
+                    }
+                    Ok(Err(error)) => format!("{shown} is not valid JSON: {error}"),
+                    Err(error) => format!("cannot read {shown}: {error}"),
+                }
+            }
+            Ok(_) => format!("{shown} is a directory; expected a JSON file holding an object of key → value"),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => format!(
+                "{shown} does not exist; expected a JSON file holding an object of key → value (a relative path \
+                 starts from the configuration file's directory)"
+            ),
+            Err(error) => format!("cannot read {shown}: {error}"),
+        };
+        self.report.error(&file.path, Some(file.span.clone()), problem);
+    }
+
+    /// `[sinks]`, or the default sinks when the file has none.
+    fn sinks(&mut self, value: Option<&Value<'_>>, data_dir: &Path) -> BTreeMap<String, SinkConfig> {
+        let Some(value) = value else {
+            let sinks = SinkConfig::defaults(data_dir);
+            self.sink_types = sinks.iter().map(|(name, sink)| (name.clone(), Some(sink.sink_type()))).collect();
+            return sinks;
+        };
+        let mut sinks = BTreeMap::new();
+        let Some(section) = self.report.table(value, root_key("sinks"), None) else { return sinks };
+        for (name, key_span, value) in section.entries() {
+            self.sink_types.insert(name.to_owned(), None);
+            let path = section.path.key(name);
+            self.check_name(&path, &key_span, name, "sink");
+            // The keys allowed depend on the type: read it first.
+            let Some(table) = self.report.table(value, path, None) else { continue };
+            let types = SinkType::ALL.map(SinkType::as_str).join(", ");
+            let Some(type_name) = self.report.require::<String>(&table, "type", &format!("one of: {types}")) else {
+                continue;
+            };
+            let Some(sink_type) = SinkType::ALL.into_iter().find(|t| t.as_str() == type_name.value) else {
+                let message = format!("unknown sink type {:?}; expected one of: {types}", type_name.value);
+                self.report.error(&type_name.path, Some(type_name.span), message);
+                continue;
+            };
+            self.sink_types.insert(name.to_owned(), Some(sink_type));
+            let sink = match sink_type {
+                SinkType::Lake | SinkType::DeadLetters => {
+                    self.report.unknown_keys(&table, LOCAL_SINK_KEYS);
+                    let path = self.path(&table, "path").map_or_else(|| PathBuf::from("lake"), |path| path.value);
+                    let path = data_dir.join(path);
+                    match sink_type {
+                        SinkType::Lake => SinkConfig::Lake { path },
+                        SinkType::DeadLetters => SinkConfig::DeadLetters { path },
+                    }
+                }
+            };
+            sinks.insert(name.to_owned(), sink);
+        }
+        sinks
+    }
+
+    fn streams(&mut self, value: Option<&Value<'_>>) -> Vec<StreamConfig> {
+        let path = root_key("streams");
+        let none_defined = "no stream is defined; add a [[streams]] table with a name and a parser";
+        let Some(value) = value else {
+            self.report.error(&path, None, none_defined);
+            return Vec::new();
+        };
+        let DeValue::Array(array) = value.get_ref() else {
+            let message = format!(
+                "expected an array of tables (one [[streams]] header per stream), found {}",
+                describe(value.get_ref())
+            );
+            self.report.error(&path, Some(value.span()), message);
+            return Vec::new();
+        };
+        if array.is_empty() {
+            self.report.error(&path, Some(value.span()), none_defined);
+        }
+        let mut seen = BTreeMap::new();
+        array
+            .iter()
+            .enumerate()
+            .filter_map(|(index, element)| self.stream(element, path.index(index), &mut seen))
+            .collect()
+    }
+
+    /// One `[[streams]]` table; `seen` holds the names already defined, with their line.
+    fn stream(&mut self, value: &Value<'_>, path: KeyPath, seen: &mut BTreeMap<String, usize>) -> Option<StreamConfig> {
+        let table = self.report.table(value, path, Some(STREAM_KEYS))?;
+        let name = self.report.require::<String>(&table, "name", "the stream's name, e.g. \"orders\"");
+        if let Some(name) = &name
+            && self.check_name(&name.path, &name.span, &name.value, "stream")
+        {
+            let line = self.report.line(&name.span);
+            match seen.get(&name.value) {
+                Some(first) => {
+                    let message = format!("stream {:?} is already defined at line {first}", name.value);
+                    self.report.error(&name.path, Some(name.span.clone()), message);
+                }
+                None => {
+                    seen.insert(name.value.clone(), line);
+                }
+            }
+        }
+        let parser = self.report.require::<String>(
+            &table,
+            "parser",
+            "the name of the [plugins] entry that parses the stream's records",
+        );
+        if let Some(parser) = &parser {
+            self.plugin_ref(parser, World::Parser);
+        }
+        let enrichers = self.report.list::<String>(&table, "enrichers").unwrap_or_default();
+        for enricher in &enrichers {
+            self.plugin_ref(enricher, World::Enricher);
+        }
+        let batch_size = self
+            .count(&table, "batch_size", 1, MAX_BATCH_SIZE)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(DEFAULT_BATCH_SIZE);
+        let aggregator_value = table.get("aggregator");
+        let aggregator = aggregator_value.and_then(|value| self.aggregator(value, table.path.key("aggregator")));
+        // An aggregator with errors still counts: its routes are not reported as well.
+        let routes = self.routes(&table, aggregator_value.is_some());
+        Some(StreamConfig {
+            name: name?.value,
+            parser: parser?.value,
+            enrichers: enrichers.into_iter().map(|enricher| enricher.value).collect(),
+            batch_size,
+            aggregator,
+            routes,
+        })
+    }
+
+    fn aggregator(&mut self, value: &Value<'_>, path: KeyPath) -> Option<AggregatorConfig> {
+        let table = self.report.table(value, path, Some(AGGREGATOR_KEYS))?;
+        let plugin = self.report.require::<String>(
+            &table,
+            "plugin",
+            "the name of the [plugins] entry that aggregates the stream's events",
+        );
+        if let Some(plugin) = &plugin {
+            self.plugin_ref(plugin, World::Aggregator);
+        }
+        let window = self
+            .report
+            .require::<HumanDuration>(&table, "window", "the length of each window, e.g. \"1m\"")
+            .and_then(|window| self.positive(window));
+        let allowed_lateness =
+            self.report.get::<HumanDuration>(&table, "allowed_lateness").map_or(HumanDuration::ZERO, |d| d.value);
+        let late_events = self.report.get::<LatePolicy>(&table, "late_events").map(|p| p.value).unwrap_or_default();
+        Some(AggregatorConfig { plugin: plugin?.value, window: window?.value, allowed_lateness, late_events })
+    }
+
+    /// `[streams.routes]`: each output's sinks as written, or by default every sink that
+    /// takes it.
+    fn routes(&mut self, stream: &Table<'_, '_>, has_aggregator: bool) -> Routes {
+        let table = stream
+            .get("routes")
+            .and_then(|value| self.report.table(value, stream.path.key("routes"), Some(ROUTE_KEYS)));
+        let mut routes = Routes::default();
+        for output in OutputKind::ALL {
+            let written = table.as_ref().and_then(|table| Some((table, table.get(output.as_str())?)));
+            let sinks = routes.get_mut(output);
+            let Some((table, value)) = written else {
+                if output != OutputKind::Aggregates || has_aggregator {
+                    *sinks = self.sinks_taking(output);
+                }
+                // Dead letters are how a failure stays recoverable: losing them must be
+                // asked for (`dead_letters = []`), never the quiet result of the sinks
+                // defined.
+                if output == OutputKind::DeadLetters
+                    && sinks.is_empty()
+                    && self.sink_types.values().all(Option::is_some)
+                {
+                    self.report.error(
+                        &stream.path.key("routes").key(output.as_str()),
+                        Some(stream.span.clone()),
+                        "no sink takes dead letters, so records a plugin fails on would be lost; add a sink of type \
+                         dead-letters, or write `dead_letters = []` in [streams.routes] to drop them on purpose",
+                    );
+                }
+                continue;
+            };
+            let list = self.report.list::<String>(table, output.as_str()).unwrap_or_default();
+            if output == OutputKind::Aggregates && !has_aggregator && !list.is_empty() {
+                self.report.error(
+                    &table.path.key(output.as_str()),
+                    Some(value.span()),
+                    "the stream has no aggregator, so it produces no aggregates; add a [streams.aggregator] table \
+                     or remove this route",
+                );
+            }
+            for sink in list {
+                self.sink_ref(&sink, output);
+                if sinks.contains(&sink.value) {
+                    let message = format!("sink {:?} is listed twice", sink.value);
+                    self.report.error(&sink.path, Some(sink.span), message);
+                } else {
+                    sinks.push(sink.value);
+                }
+            }
+        }
+        routes
+    }
+
+    /// The names of the sinks that take `output`, in name order.
+    fn sinks_taking(&self, output: OutputKind) -> Vec<String> {
+        self.sink_types
+            .iter()
+            .filter(|(_, sink_type)| sink_type.is_some_and(|sink_type| sink_type.accepts(output)))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Checks a reference to a sink from the `output` route.
+    fn sink_ref(&mut self, sink: &Located<String>, output: OutputKind) {
+        let message = match self.sink_types.get(&sink.value) {
+            None if self.sink_types.is_empty() => {
+                format!("unknown sink {:?}; no sinks are defined (the [sinks] section is empty)", sink.value)
+            }
+            None => {
+                let names: Vec<&str> = self.sink_types.keys().map(String::as_str).collect();
+                format!("unknown sink {:?}; defined sinks are: {}", sink.value, names.join(", "))
+            }
+            Some(Some(sink_type)) if !sink_type.accepts(output) => {
+                let takers = self.sinks_taking(output);
+                let alternatives = if takers.is_empty() {
+                    let types: Vec<&str> =
+                        SinkType::ALL.into_iter().filter(|t| t.accepts(output)).map(SinkType::as_str).collect();
+                    format!("no defined sink does; add a sink of type {}", types.join(" or "))
+                } else {
+                    format!("sinks that do: {}", takers.join(", "))
+                };
+                format!(
+                    "sink {:?} is a {sink_type} sink, which does not take {}; {alternatives}",
+                    sink.value,
+                    output.describe()
+                )
+            }
+            Some(_) => return,
+        };
+        self.report.error(&sink.path, Some(sink.span.clone()), message);
+    }
+
+    /// Checks a reference to a plugin used as `world`: that it is defined, and used in
+    /// one role only (a component implements one world).
+    fn plugin_ref(&mut self, plugin: &Located<String>, world: World) {
+        let name = &plugin.value;
+        if !self.plugin_names.contains(name) {
+            let message = if self.plugin_names.is_empty() {
+                format!(
+                    "unknown plugin {name:?}; no plugins are defined (add a [plugins.{name}] table with the path \
+                     of its component)"
+                )
+            } else {
+                format!("unknown plugin {name:?}; defined plugins are: {}", self.plugin_names.join(", "))
+            };
+            self.report.error(&plugin.path, Some(plugin.span.clone()), message);
+            return;
+        }
+        match self.plugin_uses.get(name) {
+            None => {
+                self.plugin_uses.insert(name.clone(), (world, plugin.path.clone(), plugin.span.clone()));
+            }
+            Some((first_world, first_path, first_span)) if *first_world != world => {
+                let message = format!(
+                    "plugin {name:?} is used as {} here but as {} at {first_path} (line {}); a component \
+                     implements one world: define a separate [plugins] entry for each role",
+                    with_article(world),
+                    with_article(*first_world),
+                    self.report.line(first_span),
+                );
+                self.report.error(&plugin.path, Some(plugin.span.clone()), message);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Reports `name` unless it is a valid name of a `what`; returns whether it is.
+    fn check_name(&mut self, path: &KeyPath, span: &Span, name: &str, what: &str) -> bool {
+        let valid = !name.is_empty()
+            && name.len() <= MAX_NAME_LEN
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            let message = format!(
+                "{name:?} is not a valid {what} name; expected 1 to {MAX_NAME_LEN} characters among a-z, 0-9, '-' \
+                 and '_'"
+            );
+            self.report.error(path, Some(span.clone()), message);
+        }
+        valid
+    }
+
+    /// A path at `key`, if present and not empty.
+    fn path(&mut self, table: &Table<'_, '_>, key: &str) -> Option<Located<PathBuf>> {
+        let path = self.report.get::<String>(table, key)?;
+        self.non_empty_path(path)
+    }
+
+    /// Like [`path`](Self::path), and a missing key is reported.
+    fn required_path(&mut self, table: &Table<'_, '_>, key: &str, expected: &str) -> Option<Located<String>> {
+        let path = self.report.require::<String>(table, key, expected)?;
+        self.non_empty_path(path.clone()).map(|_| path)
+    }
+
+    fn non_empty_path(&mut self, path: Located<String>) -> Option<Located<PathBuf>> {
+        if path.value.is_empty() {
+            self.report.error(&path.path, Some(path.span), "the path is empty; expected a file or directory");
+            return None;
+        }
+        Some(Located { value: PathBuf::from(path.value), span: path.span, path: path.path })
+    }
+
+    /// A whole number at `key` between `min` and `max`, if present and in range.
+    fn count(&mut self, table: &Table<'_, '_>, key: &str, min: u64, max: u64) -> Option<u64> {
+        let number = self.report.get::<u64>(table, key)?;
+        if (min..=max).contains(&number.value) {
+            return Some(number.value);
+        }
+        let expected = if max == u64::MAX {
+            format!("expected a whole number of at least {min}")
+        } else {
+            format!("expected a whole number from {min} to {max}")
+        };
+        self.report.error(&number.path, Some(number.span), format!("{expected}, found {}", number.value));
+        None
+    }
+
+    /// `value` unless it is zero (then reported).
+    fn positive<T>(&mut self, value: Located<T>) -> Option<Located<T>>
+    where
+        T: Default + PartialEq + std::fmt::Display,
+    {
+        if value.value != T::default() {
+            return Some(value);
+        }
+        self.report.error(&value.path, Some(value.span), format!("expected more than zero, found {}", value.value));
+        None
+    }
+}
+
+fn root_key(key: &str) -> KeyPath {
+    KeyPath::root().key(key)
+}
+
+/// `a parser`, `an enricher`, `an aggregator`.
+fn with_article(world: World) -> String {
+    let name = world.as_str();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {name}")
+}
+
+/// `array`, `string`…, for messages about a reference file.
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}

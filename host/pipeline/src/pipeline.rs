@@ -1,0 +1,291 @@
+//! A running pipeline: the stream log, the loaded plugins, the sinks, and one stage per
+//! stream and shard; ingest appends to the log with backpressure.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use weir_log::{Appended, LogConfig, NewRecord, StreamLog};
+use weir_runtime::{Plugin, PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
+use weir_sinks::{DeadLetterSink, LakeSink, RetryPolicy, Sink};
+
+use crate::config::{LatePolicy, PipelineConfig, SinkConfig};
+use crate::metrics::Metrics;
+use crate::stage::{AggregatorSpec, CONSUMER, LateEvents, Routes, ShardStage, StageError, StageSpec};
+
+/// Ingest limits, from `[server]`.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLimits {
+    pub max_record_bytes: usize,
+    pub max_request_bytes: usize,
+    /// Unconsumed records of a stream beyond which ingest answers 503.
+    pub max_pending_records: u64,
+}
+
+/// Why records were not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("unknown stream {stream:?}; this pipeline has: {known}")]
+    UnknownStream { stream: String, known: String },
+    #[error("record {index} is {bytes} bytes, over the limit of {limit} bytes per record (server.max_record_bytes)")]
+    RecordTooLarge { index: usize, bytes: usize, limit: usize },
+    #[error("the request is {bytes} bytes, over the limit of {limit} bytes (server.max_request_bytes); split it")]
+    RequestTooLarge { bytes: usize, limit: usize },
+    #[error(
+        "stream {stream:?} has {pending} records waiting to be processed (limit {limit}): a sink is slow or failing; retry after {retry_after_secs} s"
+    )]
+    Backpressure { stream: String, pending: u64, limit: u64, retry_after_secs: u64 },
+    #[error("the pipeline is shutting down; retry against another host or after restart")]
+    ShuttingDown,
+    #[error("the stream log failed: {0}")]
+    Log(#[from] weir_log::LogError),
+}
+
+/// The running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    log: StreamLog,
+    streams: BTreeMap<String, Arc<StageSpec>>,
+    limits: IngestLimits,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Sender<bool>,
+    shutting_down: AtomicBool,
+    tasks: tokio::sync::Mutex<tokio::task::JoinSet<Result<(), StageError>>>,
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+impl Pipeline {
+    /// Opens the log, loads every plugin and reference table, creates the sinks and
+    /// starts one stage per stream and shard.
+    ///
+    /// # Errors
+    /// What could not be opened or loaded, naming the file, plugin or sink.
+    pub async fn start(config: &PipelineConfig) -> anyhow::Result<Arc<Self>> {
+        let data_dir = &config.server.data_dir;
+        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+        let runtime =
+            Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("code-cache")), ..Default::default() })?;
+
+        let mut reference = StaticReferenceData::default();
+        for (table, r) in &config.reference {
+            let text = std::fs::read_to_string(&r.file)
+                .with_context(|| format!("cannot read reference table {table} from {}", r.file.display()))?;
+            let rows: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("reference table {table} ({}) is not JSON", r.file.display()))?;
+            let rows = rows
+                .as_object()
+                .with_context(|| format!("reference table {table} must be a JSON object of key → value"))?;
+            for (key, value) in rows {
+                reference.insert(table, key, &value.to_string());
+            }
+        }
+        let reference = Arc::new(reference);
+
+        let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
+        for stream in &config.streams {
+            for (name, world) in stream.plugins() {
+                if plugins.contains_key(name) {
+                    continue;
+                }
+                let p = config.plugins.get(name).with_context(|| format!("unknown plugin {name}"))?;
+                let bytes = std::fs::read(&p.path).with_context(|| {
+                    format!(
+                        "cannot read plugin {name} from {} (build it with scripts/build-plugins.sh)",
+                        p.path.display()
+                    )
+                })?;
+                let options = PluginOptions {
+                    expected_world: Some(world),
+                    limits: p.limits.clone(),
+                    config: p.config_pairs(),
+                    reference: reference.clone(),
+                    ..Default::default()
+                };
+                let plugin = runtime.load(p.id(), &bytes, options).await?;
+                tracing::info!(plugin = %p.id(), world = %world, "plugin loaded");
+                plugins.insert(name.to_owned(), Arc::new(plugin));
+            }
+        }
+
+        let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
+        for (name, sink) in &config.sinks {
+            let built: Arc<dyn Sink> = match sink {
+                SinkConfig::Lake { path } => Arc::new(LakeSink::local(path)?),
+                SinkConfig::DeadLetters { path } => Arc::new(DeadLetterSink::local(path)?),
+            };
+            sinks.insert(name.clone(), built);
+        }
+        let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {
+            names.iter().map(|n| sinks.get(n).cloned().with_context(|| format!("unknown sink {n}"))).collect()
+        };
+
+        let log_config = LogConfig {
+            shards_per_stream: config.log.shards,
+            retention_age: config.log.retention.0,
+            retention_bytes: config.log.retention_bytes.0,
+        };
+        let log = StreamLog::open(&data_dir.join("log"), log_config)?;
+        let metrics = Arc::new(Metrics::default());
+        let (shutdown, _) = watch::channel(false);
+        let mut streams = BTreeMap::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        let plugin = |name: &str| plugins.get(name).cloned().with_context(|| format!("plugin {name} was not loaded"));
+        for s in &config.streams {
+            let aggregator = match &s.aggregator {
+                None => None,
+                Some(a) => Some(AggregatorSpec {
+                    plugin: plugin(&a.plugin)?,
+                    window: micros(a.window.0).max(1),
+                    allowed_lateness: micros(a.allowed_lateness.0),
+                    late_events: match a.late_events {
+                        LatePolicy::DeadLetter => LateEvents::DeadLetter,
+                        LatePolicy::Drop => LateEvents::Drop,
+                    },
+                }),
+            };
+            let spec = Arc::new(StageSpec {
+                stream: s.name.clone(),
+                batch_size: s.batch_size,
+                batch_bytes: 8 << 20,
+                parser: plugin(&s.parser)?,
+                enrichers: s.enrichers.iter().map(|e| plugin(e)).collect::<anyhow::Result<_>>()?,
+                aggregator,
+                routes: Routes {
+                    raw: route(&s.routes.raw)?,
+                    events: route(&s.routes.events)?,
+                    aggregates: route(&s.routes.aggregates)?,
+                    dead_letters: route(&s.routes.dead_letters)?,
+                },
+                retry: RetryPolicy::default(),
+            });
+            for shard in 0..log.shards() {
+                let stage = ShardStage::new(spec.clone(), shard, log.clone(), metrics.clone(), shutdown.subscribe());
+                tasks.spawn(stage.run());
+            }
+            streams.insert(s.name.clone(), spec);
+        }
+        let retention_log = log.clone();
+        let mut retention_stop = shutdown.subscribe();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = retention_stop.changed() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                if let Err(e) = retention_log.apply_retention(crate::now_micros()) {
+                    tracing::warn!("retention failed: {e}");
+                }
+            }
+        });
+        let limits = IngestLimits {
+            max_record_bytes: config.server.max_record_bytes.bytes_usize(),
+            max_request_bytes: config.server.max_request_bytes.bytes_usize(),
+            max_pending_records: config.server.max_pending_records,
+        };
+        Ok(Arc::new(Self {
+            log,
+            streams,
+            limits,
+            metrics,
+            shutdown,
+            shutting_down: AtomicBool::new(false),
+            tasks: tokio::sync::Mutex::new(tasks),
+        }))
+    }
+
+    /// Ingest limits.
+    pub fn limits(&self) -> IngestLimits {
+        self.limits
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The configured streams.
+    pub fn stream_names(&self) -> Vec<String> {
+        self.streams.keys().cloned().collect()
+    }
+
+    /// The stream log.
+    pub fn log(&self) -> &StreamLog {
+        &self.log
+    }
+
+    /// Records of `stream` appended but not yet checkpointed by its stages.
+    pub fn pending(&self, stream: &str) -> Result<u64, weir_log::LogError> {
+        let mut pending = 0;
+        for shard in 0..self.log.shards() {
+            let head = self.log.next_seq(stream, shard)?;
+            let done = self.log.checkpoint(CONSUMER, stream, shard)?.map_or(0, |c| c.next_seq);
+            pending += head.saturating_sub(done);
+        }
+        Ok(pending)
+    }
+
+    /// Whether every stage has checkpointed everything appended so far.
+    pub fn caught_up(&self) -> bool {
+        self.streams.keys().all(|s| self.pending(s).is_ok_and(|p| p == 0))
+    }
+
+    /// Appends records durably (fsync) and returns their shards and sequence numbers.
+    ///
+    /// # Errors
+    /// An unknown stream, a record or request over the limits, backpressure (too many
+    /// records waiting because a sink is slow or failing), shutdown, or a log failure.
+    pub async fn ingest(&self, stream: &str, records: Vec<NewRecord>) -> Result<Vec<Appended>, IngestError> {
+        if !self.streams.contains_key(stream) {
+            return Err(IngestError::UnknownStream {
+                stream: stream.to_owned(),
+                known: self.stream_names().join(", "),
+            });
+        }
+        if self.shutting_down.load(Ordering::Acquire) {
+            return Err(IngestError::ShuttingDown);
+        }
+        let limit = self.limits.max_record_bytes;
+        if let Some((index, r)) = records.iter().enumerate().find(|(_, r)| r.data.len() > limit) {
+            return Err(IngestError::RecordTooLarge { index, bytes: r.data.len(), limit });
+        }
+        let pending = self.pending(stream)?;
+        if pending + records.len() as u64 > self.limits.max_pending_records {
+            self.metrics.add("weir_ingest_rejected_total", &[("stream", stream), ("reason", "backpressure")], 1);
+            return Err(IngestError::Backpressure {
+                stream: stream.to_owned(),
+                pending,
+                limit: self.limits.max_pending_records,
+                retry_after_secs: 1,
+            });
+        }
+        let n = records.len() as u64;
+        let log = self.log.clone();
+        let owned = stream.to_owned();
+        let appended = tokio::task::spawn_blocking(move || log.append(&owned, records))
+            .await
+            .map_err(|_| IngestError::ShuttingDown)??;
+        self.metrics.add("weir_ingested_records_total", &[("stream", stream)], n);
+        Ok(appended)
+    }
+
+    /// Stops accepting records, lets each stage finish or abandon its batch (an
+    /// unacknowledged batch is redone after restart), and waits for them.
+    pub async fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        let _ = self.shutdown.send(true);
+        let mut tasks = self.tasks.lock().await;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("stage stopped with an error: {e}"),
+                Err(e) => tracing::error!("stage task failed: {e}"),
+            }
+        }
+    }
+}

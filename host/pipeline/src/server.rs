@@ -1,0 +1,151 @@
+//! The HTTP surface: ingest, metrics and health. One `app()` serves `weir serve` and the
+//! tests.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use weir_log::NewRecord;
+
+use crate::pipeline::{IngestError, Pipeline};
+
+/// The router, over a running pipeline.
+pub fn app(pipeline: Arc<Pipeline>) -> Router {
+    // Bodies are read whole and checked against the configured limit by the handler,
+    // which answers 413 with the limit; axum's own limit is set just above it.
+    let body_limit = pipeline.limits().max_request_bytes.saturating_add(1);
+    Router::new()
+        .route("/v1/streams/{stream}/records", post(ingest))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(pipeline)
+}
+
+/// An error answered as JSON `{"error": "..."}` with its status.
+struct ApiError(StatusCode, String, Option<u64>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, axum::Json(json!({ "error": self.1 }))).into_response();
+        if let Some(secs) = self.2 {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        let message = err.to_string();
+        match err {
+            IngestError::UnknownStream { .. } => ApiError(StatusCode::NOT_FOUND, message, None),
+            IngestError::RecordTooLarge { .. } | IngestError::RequestTooLarge { .. } => {
+                ApiError(StatusCode::PAYLOAD_TOO_LARGE, message, None)
+            }
+            IngestError::Backpressure { retry_after_secs, .. } => {
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, message, Some(retry_after_secs))
+            }
+            IngestError::ShuttingDown => ApiError(StatusCode::SERVICE_UNAVAILABLE, message, Some(1)),
+            IngestError::Log(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, message, None),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct IngestQuery {
+    /// The partition key of every record of the request.
+    key: Option<String>,
+    /// For JSON records: the member whose (text or number) value is each record's
+    /// partition key, e.g. `restaurant_id`.
+    key_field: Option<String>,
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into(), None)
+}
+
+fn key_of(record: &serde_json::Value, field: &str) -> Option<String> {
+    match record.get(field)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `POST /v1/streams/{stream}/records`: NDJSON (`application/x-ndjson`), a JSON array
+/// (`application/json`; a single object is one record), or any other body as one raw
+/// record with its content type kept. Answers once the records are durably appended.
+async fn ingest(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path(stream): Path<String>,
+    Query(query): Query<IngestQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let limits = pipeline.limits();
+    if body.len() > limits.max_request_bytes {
+        return Err(IngestError::RequestTooLarge { bytes: body.len(), limit: limits.max_request_bytes }.into());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let key = query.key.or_else(|| headers.get("x-partition-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
+    let arrival_time = crate::now_micros();
+    let record = |data: Vec<u8>, content_type: &str, json: Option<&serde_json::Value>| NewRecord {
+        partition_key: key.clone().or_else(|| json.zip(query.key_field.as_deref()).and_then(|(j, f)| key_of(j, f))),
+        data,
+        content_type: content_type.to_owned(),
+        arrival_time,
+    };
+    let records: Vec<NewRecord> = match content_type.as_str() {
+        "application/x-ndjson" | "application/jsonl" | "application/ndjson" => body
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+            .map(|line| {
+                let parsed = query.key_field.as_ref().and_then(|_| serde_json::from_slice(line).ok());
+                record(line.to_vec(), "application/json", parsed.as_ref())
+            })
+            .collect(),
+        "application/json" => {
+            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                bad_request(format!(
+                    "the body is not JSON ({e}); send a JSON array of records, one JSON record, or NDJSON with Content-Type: application/x-ndjson"
+                ))
+            })?;
+            match value {
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|item| record(item.to_string().into_bytes(), "application/json", Some(item)))
+                    .collect(),
+                other => vec![record(body.to_vec(), "application/json", Some(&other))],
+            }
+        }
+        other => vec![record(body.to_vec(), other, None)],
+    };
+    if records.is_empty() {
+        return Err(bad_request("the request holds no records"));
+    }
+    let appended = pipeline.ingest(&stream, records).await?;
+    let body = json!({
+        "records": appended.len(),
+        "sequence_numbers": appended.iter().map(|a| json!({"shard": a.shard, "seq": a.seq})).collect::<Vec<_>>(),
+    });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], pipeline.metrics().render())
+}
+
+async fn healthz(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok", "streams": pipeline.stream_names() }))
+}

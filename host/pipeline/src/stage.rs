@@ -1,0 +1,581 @@
+//! The stream stage: per shard, read a batch from the log, run parser → enrichers →
+//! windowed aggregator, route every output to its sinks, and checkpoint only after every
+//! sink acknowledged. Delivery is at-least-once; sinks make replays harmless with
+//! deterministic ids and object keys, and the log records each batch's range before it
+//! is processed so a replay after a crash cuts exactly the same batch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use weir_events::{Columns, Event};
+use weir_log::{BatchRange, StoredRecord, StreamLog};
+use weir_runtime::{FinishedGroup, Plugin, RawRecord};
+use weir_sinks::{DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkItem, SinkRecord};
+
+use crate::metrics::Metrics;
+use crate::windows::WindowState;
+
+/// The consumer name under which stream stages keep their checkpoints.
+pub const CONSUMER: &str = "stream-stage";
+
+/// What happens to an event whose window has already closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateEvents {
+    /// Sent to the dead-letter sinks with the reason (the default).
+    DeadLetter,
+    /// Counted in `weir_late_events_total` and dropped.
+    Drop,
+}
+
+/// The aggregator of a stream and its windowing.
+#[derive(Debug, Clone)]
+pub struct AggregatorSpec {
+    pub plugin: Arc<Plugin>,
+    /// Tumbling window width, µs.
+    pub window: i64,
+    /// How far behind the largest event time seen an event may be and still count, µs.
+    pub allowed_lateness: i64,
+    pub late_events: LateEvents,
+}
+
+/// Which sinks get each output.
+#[derive(Clone, Default)]
+pub struct Routes {
+    pub raw: Vec<Arc<dyn Sink>>,
+    pub events: Vec<Arc<dyn Sink>>,
+    pub aggregates: Vec<Arc<dyn Sink>>,
+    pub dead_letters: Vec<Arc<dyn Sink>>,
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |sinks: &[Arc<dyn Sink>]| sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>();
+        f.debug_struct("Routes")
+            .field("raw", &names(&self.raw))
+            .field("events", &names(&self.events))
+            .field("aggregates", &names(&self.aggregates))
+            .field("dead_letters", &names(&self.dead_letters))
+            .finish()
+    }
+}
+
+/// Everything a stream's stages need.
+#[derive(Debug, Clone)]
+pub struct StageSpec {
+    pub stream: String,
+    /// Records per batch, at most.
+    pub batch_size: usize,
+    /// Payload bytes per batch, about.
+    pub batch_bytes: usize,
+    pub parser: Arc<Plugin>,
+    pub enrichers: Vec<Arc<Plugin>>,
+    pub aggregator: Option<AggregatorSpec>,
+    pub routes: Routes,
+    pub retry: RetryPolicy,
+}
+
+/// Why a shard's stage stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("stream {stream} shard {shard}: the log failed: {source}")]
+    Log { stream: String, shard: u32, source: weir_log::LogError },
+    #[error("stream {stream} shard {shard}: the checkpointed window state is unreadable: {reason}")]
+    State { stream: String, shard: u32, reason: String },
+}
+
+/// One shard's stage.
+#[derive(Debug)]
+pub struct ShardStage {
+    spec: Arc<StageSpec>,
+    shard: u32,
+    log: StreamLog,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Where each output event came from: the index of its raw record in the batch.
+type Origins = Vec<usize>;
+
+struct Produced {
+    events: Vec<Event>,
+    origins: Origins,
+    lineage: String,
+    aggregates: Vec<(Event, String)>,
+    dead: Vec<Dead>,
+}
+
+/// Why a batch was not acknowledged by every sink.
+enum Undelivered {
+    Shutdown,
+    Failed(String),
+}
+
+struct Dead {
+    origin: usize,
+    plugin: String,
+    stage: &'static str,
+    reason: String,
+}
+
+impl ShardStage {
+    pub fn new(
+        spec: Arc<StageSpec>,
+        shard: u32,
+        log: StreamLog,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self { spec, shard, log, metrics, shutdown }
+    }
+
+    fn log_error(&self, source: weir_log::LogError) -> StageError {
+        StageError::Log { stream: self.spec.stream.clone(), shard: self.shard, source }
+    }
+
+    /// Runs until shutdown. A batch whose sinks did not all acknowledge is not
+    /// checkpointed: it is redone, from the same range, by the next run.
+    ///
+    /// # Errors
+    /// When the log itself fails or the checkpointed state cannot be read.
+    pub async fn run(mut self) -> Result<(), StageError> {
+        let stream = self.spec.stream.clone();
+        let mut appended = self.log.subscribe(&stream);
+        let checkpoint = self.log.checkpoint(CONSUMER, &stream, self.shard).map_err(|e| self.log_error(e))?;
+        let (mut next, mut pending, state) = match checkpoint {
+            Some(cp) => (cp.next_seq, cp.pending, cp.state),
+            None => (0, None, Vec::new()),
+        };
+        let mut windows = WindowState::decode(&state).map_err(|reason| StageError::State {
+            stream: stream.clone(),
+            shard: self.shard,
+            reason,
+        })?;
+        loop {
+            if *self.shutdown.borrow() {
+                return Ok(());
+            }
+            self.report_lag(next);
+            let range = match pending.take() {
+                Some(range) => range,
+                None => {
+                    let head = self.log.read(&stream, self.shard, next, 1, 1).map_err(|e| self.log_error(e))?;
+                    let Some(first) = head.first() else {
+                        // Nothing to do: wait for an append (or shutdown; or a second, so
+                        // a missed wake-up costs at most that).
+                        tokio::select! {
+                            _ = appended.changed() => {}
+                            _ = self.shutdown.changed() => {}
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                        continue;
+                    };
+                    let batch = self
+                        .log
+                        .read(&stream, self.shard, first.seq, self.spec.batch_size, self.spec.batch_bytes)
+                        .map_err(|e| self.log_error(e))?;
+                    let last = batch.last().map_or(first.seq, |r| r.seq);
+                    self.log
+                        .begin_batch(CONSUMER, &stream, self.shard, first.seq, last)
+                        .map_err(|e| self.log_error(e))?
+                }
+            };
+            let count = (range.last - range.first + 1) as usize;
+            let records: Vec<StoredRecord> = self
+                .log
+                .read(&stream, self.shard, range.first, count, usize::MAX)
+                .map_err(|e| self.log_error(e))?
+                .into_iter()
+                .filter(|r| r.seq <= range.last)
+                .collect();
+            if records.is_empty() {
+                // Retention removed the whole range before it was processed.
+                self.log
+                    .commit_batch(CONSUMER, &stream, self.shard, range, windows.encode())
+                    .map_err(|e| self.log_error(e))?;
+                next = range.last + 1;
+                continue;
+            }
+            let started = Instant::now();
+            let mut next_windows = windows.clone();
+            let produced = self.process(&records, &mut next_windows).await;
+            match self.deliver(&records, range, produced).await {
+                Ok(()) => {
+                    self.log
+                        .commit_batch(CONSUMER, &stream, self.shard, range, next_windows.encode())
+                        .map_err(|e| self.log_error(e))?;
+                    windows = next_windows;
+                    next = range.last + 1;
+                    self.metrics.observe_batch(&stream, started.elapsed());
+                }
+                Err(Undelivered::Shutdown) => return Ok(()),
+                Err(Undelivered::Failed(err)) => {
+                    // A sink refused for good (a configuration or encoding problem): the
+                    // batch stays pending and is retried later, nothing is lost.
+                    tracing::error!(%stream, shard = self.shard, "batch not delivered, will retry: {err}");
+                    self.metrics.add("weir_delivery_failures_total", &[("stream", &stream)], 1);
+                    pending = Some(range);
+                    tokio::select! {
+                        _ = self.shutdown.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn report_lag(&self, next: u64) {
+        if let Ok(head) = self.log.next_seq(&self.spec.stream, self.shard) {
+            let shard = self.shard.to_string();
+            let lag = head.saturating_sub(next) as i64;
+            self.metrics.set("weir_shard_lag_records", &[("stream", &self.spec.stream), ("shard", &shard)], lag);
+        }
+    }
+
+    /// Runs the plugin chain over one batch. Never fails as a whole: what a plugin
+    /// refuses, or a call that traps, becomes dead letters naming the plugin.
+    async fn process(&self, records: &[StoredRecord], windows: &mut WindowState) -> Produced {
+        let spec = &self.spec;
+        let label = format!(
+            "stream {} shard {} records {}..={} ({} records)",
+            spec.stream,
+            self.shard,
+            records[0].seq,
+            records[records.len() - 1].seq,
+            records.len()
+        );
+        let stream = spec.stream.as_str();
+        let mut dead = Vec::new();
+        let raw: Vec<RawRecord> = records
+            .iter()
+            .map(|r| RawRecord {
+                data: r.data.clone(),
+                key: r.partition_key.clone(),
+                content_type: r.content_type.clone(),
+                arrival_time: r.arrival_time,
+            })
+            .collect();
+        self.metrics.add("weir_records_in_total", &[("stream", stream)], records.len() as u64);
+
+        let parser_id = spec.parser.id().to_string();
+        let (mut columns, mut origins): (Columns, Origins) = match spec.parser.parse(&label, raw).await {
+            Ok((out, _)) => {
+                for e in &out.errors {
+                    dead.push(Dead {
+                        origin: e.index as usize,
+                        plugin: parser_id.clone(),
+                        stage: "parse",
+                        reason: e.message.clone(),
+                    });
+                }
+                let origins = out.ranges().enumerate().flat_map(|(i, r)| std::iter::repeat_n(i, r.len())).collect();
+                (out.events, origins)
+            }
+            Err(err) => {
+                self.plugin_failed(&parser_id, &err);
+                dead.extend((0..records.len()).map(|i| Dead {
+                    origin: i,
+                    plugin: parser_id.clone(),
+                    stage: "parse",
+                    reason: err.reason(),
+                }));
+                (Columns::default(), Vec::new())
+            }
+        };
+        self.count_out(&parser_id, columns.len());
+        let mut lineage = parser_id;
+
+        for enricher in &spec.enrichers {
+            let id = enricher.id().to_string();
+            lineage = format!("{lineage}>{id}");
+            if columns.is_empty() {
+                continue;
+            }
+            match enricher.enrich(&label, std::mem::take(&mut columns)).await {
+                Ok((out, _)) => {
+                    for e in &out.errors {
+                        dead.push(Dead {
+                            origin: origins[e.index as usize],
+                            plugin: id.clone(),
+                            stage: "enrich",
+                            reason: e.message.clone(),
+                        });
+                    }
+                    origins =
+                        out.ranges().enumerate().flat_map(|(i, r)| std::iter::repeat_n(origins[i], r.len())).collect();
+                    columns = out.events;
+                }
+                Err(err) => {
+                    self.plugin_failed(&id, &err);
+                    dead.extend(origins.iter().map(|&o| Dead {
+                        origin: o,
+                        plugin: id.clone(),
+                        stage: "enrich",
+                        reason: err.reason(),
+                    }));
+                    origins.clear();
+                }
+            }
+            self.count_out(&id, columns.len());
+        }
+
+        // The runtime validated every batch a plugin returned, so decoding cannot fail;
+        // if it ever did, the events are dead-lettered rather than lost.
+        let events = match columns.decode() {
+            Ok(events) => events,
+            Err(err) => {
+                dead.extend(origins.iter().map(|&o| Dead {
+                    origin: o,
+                    plugin: lineage.clone(),
+                    stage: "decode",
+                    reason: err.to_string(),
+                }));
+                origins.clear();
+                Vec::new()
+            }
+        };
+        let aggregates = match &spec.aggregator {
+            Some(agg) => self.aggregate(agg, &label, &events, &origins, windows, &mut dead).await,
+            None => Vec::new(),
+        };
+        let agg_lineage = spec.aggregator.as_ref().map(|a| format!("{lineage}>{}", a.plugin.id()));
+        Produced {
+            events,
+            origins,
+            lineage,
+            aggregates: aggregates.into_iter().map(|e| (e, agg_lineage.clone().unwrap_or_default())).collect(),
+            dead,
+        }
+    }
+
+    fn plugin_failed(&self, plugin: &str, err: &weir_runtime::CallError) {
+        tracing::warn!(stream = %self.spec.stream, shard = self.shard, "{err}");
+        let kind = match &err.kind {
+            weir_runtime::CallErrorKind::Limit(_) => "limit",
+            weir_runtime::CallErrorKind::Trap(_) => "trap",
+            weir_runtime::CallErrorKind::Contract(_) => "contract",
+        };
+        self.metrics.add("weir_plugin_failures_total", &[("plugin", plugin), ("kind", kind)], 1);
+    }
+
+    fn count_out(&self, plugin: &str, n: usize) {
+        self.metrics.add(
+            "weir_plugin_events_out_total",
+            &[("stream", &self.spec.stream), ("plugin", plugin)],
+            n as u64,
+        );
+    }
+
+    /// Folds the batch's events into their (window, key) groups, then finishes the
+    /// windows the watermark has passed.
+    async fn aggregate(
+        &self,
+        agg: &AggregatorSpec,
+        label: &str,
+        events: &[Event],
+        origins: &[usize],
+        windows: &mut WindowState,
+        dead: &mut Vec<Dead>,
+    ) -> Vec<Event> {
+        let id = agg.plugin.id().to_string();
+        let watermark = windows.watermark(agg.allowed_lateness);
+        let mut keys: Vec<(weir_runtime::Window, String)> = Vec::new();
+        let mut index: HashMap<(weir_runtime::Window, String), u32> = HashMap::new();
+        let mut groups = Vec::new();
+        let mut on_time = Vec::new();
+        let mut on_time_origins = Vec::new();
+        for (event, &origin) in events.iter().zip(origins) {
+            let window = WindowState::window_of(event.time, agg.window);
+            if window.end <= watermark {
+                self.metrics.add("weir_late_events_total", &[("stream", &self.spec.stream)], 1);
+                if agg.late_events == LateEvents::DeadLetter {
+                    let reason = format!(
+                        "late event: its window {}..{} closed at watermark {} (allowed lateness {} ms)",
+                        weir_events::time::format_rfc3339(window.start),
+                        weir_events::time::format_rfc3339(window.end),
+                        weir_events::time::format_rfc3339(watermark),
+                        agg.allowed_lateness / 1000
+                    );
+                    dead.push(Dead { origin, plugin: id.clone(), stage: "aggregate", reason });
+                }
+                continue;
+            }
+            let key = (window, event.key.clone().unwrap_or_default());
+            let group = *index.entry(key.clone()).or_insert_with(|| {
+                keys.push(key);
+                (keys.len() - 1) as u32
+            });
+            groups.push(group);
+            on_time.push(event);
+            on_time_origins.push(origin);
+        }
+        if !on_time.is_empty() {
+            let empty = agg.plugin.empty_state().unwrap_or_default();
+            let states: Vec<Vec<u8>> =
+                keys.iter().map(|k| windows.groups.get(k).cloned().unwrap_or_else(|| empty.to_vec())).collect();
+            match agg.plugin.accumulate(label, states, Columns::encode(on_time.iter().copied()), groups).await {
+                Ok((out, _)) => {
+                    for e in &out.errors {
+                        dead.push(Dead {
+                            origin: on_time_origins[e.index as usize],
+                            plugin: id.clone(),
+                            stage: "aggregate",
+                            reason: e.message.clone(),
+                        });
+                    }
+                    windows.groups.extend(keys.into_iter().zip(out.states));
+                    if let Some(max) = on_time.iter().map(|e| e.time).max() {
+                        windows.max_event_time = windows.max_event_time.max(max);
+                    }
+                }
+                Err(err) => {
+                    self.plugin_failed(&id, &err);
+                    dead.extend(on_time_origins.iter().map(|&o| Dead {
+                        origin: o,
+                        plugin: id.clone(),
+                        stage: "aggregate",
+                        reason: err.reason(),
+                    }));
+                }
+            }
+        }
+        let watermark = windows.watermark(agg.allowed_lateness);
+        let closed: Vec<(weir_runtime::Window, String)> =
+            windows.groups.keys().filter(|(w, _)| w.end <= watermark).cloned().collect();
+        if closed.is_empty() {
+            return Vec::new();
+        }
+        let finished: Vec<FinishedGroup> = closed
+            .iter()
+            .map(|k| FinishedGroup {
+                state: windows.groups.remove(k).unwrap_or_default(),
+                window: k.0,
+                key: k.1.clone(),
+            })
+            .collect();
+        match agg.plugin.finish(label, finished).await {
+            Ok((out, _)) => {
+                for e in &out.errors {
+                    tracing::warn!(plugin = %id, "finishing group {:?} failed: {}", closed[e.index as usize], e.message);
+                    self.metrics.add("weir_aggregate_failures_total", &[("plugin", &id)], 1);
+                }
+                let aggregates = out.events.decode().unwrap_or_default();
+                self.count_out(&id, aggregates.len());
+                aggregates
+            }
+            Err(err) => {
+                // The groups' states are dropped with a loud error: a plugin that cannot
+                // finish would otherwise hold them forever.
+                self.plugin_failed(&id, &err);
+                self.metrics.add("weir_aggregate_failures_total", &[("plugin", &id)], closed.len() as u64);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Hands each sink its part of the batch and waits for every acknowledgement.
+    async fn deliver(
+        &self,
+        records: &[StoredRecord],
+        range: BatchRange,
+        produced: Produced,
+    ) -> Result<(), Undelivered> {
+        let spec = &self.spec;
+        let stream = spec.stream.as_str();
+        let id = |seq: u64, n: usize| SinkRecord::make_id(stream, self.shard, seq, n);
+        let mut per_origin = vec![0usize; records.len()];
+        let mut raw = Vec::new();
+        if !spec.routes.raw.is_empty() {
+            for r in records {
+                let item = RawItem {
+                    partition_key: r.partition_key.clone(),
+                    content_type: r.content_type.clone(),
+                    arrival_time: r.arrival_time,
+                    data: r.data.clone(),
+                };
+                raw.push(SinkRecord { id: id(r.seq, 0), seq: r.seq, item: SinkItem::Raw(item) });
+            }
+        }
+        let mut events = Vec::new();
+        for (event, &origin) in produced.events.into_iter().zip(&produced.origins) {
+            let seq = records[origin].seq;
+            let n = per_origin[origin];
+            per_origin[origin] += 1;
+            let item = EventItem { event, lineage: produced.lineage.clone() };
+            events.push(SinkRecord { id: id(seq, n), seq, item: SinkItem::Event(item) });
+        }
+        let mut aggregates = Vec::new();
+        for (event, lineage) in produced.aggregates {
+            // One aggregate per (shard, window, key) ever: closed windows never reopen.
+            let agg_id =
+                format!("{stream}-{:04}-agg-{}-{}", self.shard, event.time, event.key.as_deref().unwrap_or(""));
+            aggregates.push(SinkRecord {
+                id: agg_id,
+                seq: range.last,
+                item: SinkItem::Aggregate(EventItem { event, lineage }),
+            });
+        }
+        let mut dead = Vec::new();
+        for (n, d) in produced.dead.into_iter().enumerate() {
+            let r = &records[d.origin];
+            self.metrics.add("weir_dead_letters_total", &[("stream", stream), ("stage", d.stage)], 1);
+            let item = DeadLetter {
+                plugin: d.plugin,
+                stage: d.stage.to_owned(),
+                reason: d.reason,
+                original: r.data.clone(),
+                content_type: r.content_type.clone(),
+                arrival_time: r.arrival_time,
+            };
+            dead.push(SinkRecord {
+                id: format!("{}-dead-{n}", id(r.seq, 0)),
+                seq: r.seq,
+                item: SinkItem::DeadLetter(item),
+            });
+        }
+        self.metrics.add("weir_events_out_total", &[("stream", stream)], events.len() as u64);
+        self.metrics.add("weir_aggregates_out_total", &[("stream", stream)], aggregates.len() as u64);
+
+        // Each sink gets one batch with everything routed to it.
+        let mut per_sink: Vec<(Arc<dyn Sink>, Vec<SinkRecord>)> = Vec::new();
+        let routes = [
+            (&spec.routes.raw, raw),
+            (&spec.routes.events, events),
+            (&spec.routes.aggregates, aggregates),
+            (&spec.routes.dead_letters, dead),
+        ];
+        for (sinks, items) in routes {
+            for sink in sinks {
+                match per_sink.iter_mut().find(|(s, _)| Arc::ptr_eq(s, sink)) {
+                    Some((_, all)) => all.extend(items.iter().cloned()),
+                    None => per_sink.push((sink.clone(), items.clone())),
+                }
+            }
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for (sink, items) in per_sink {
+            let batch = SinkBatch {
+                stream: stream.to_owned(),
+                shard: self.shard,
+                first_seq: range.first,
+                last_seq: range.last,
+                arrival_time: records[0].arrival_time,
+                records: items,
+            };
+            let policy = spec.retry.clone();
+            let shutdown = self.shutdown.clone();
+            tasks.spawn(async move { weir_sinks::deliver(sink.as_ref(), batch, &policy, &shutdown).await });
+        }
+        let mut outcome = Ok(());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(_)) => {}
+                Ok(Err(DeliveryError::Shutdown { .. })) => outcome = Err(Undelivered::Shutdown),
+                Ok(Err(err)) => outcome = outcome.and(Err(Undelivered::Failed(err.to_string()))),
+                Err(panic) => outcome = outcome.and(Err(Undelivered::Failed(format!("a sink task panicked: {panic}")))),
+            }
+        }
+        outcome
+    }
+}

@@ -1,0 +1,618 @@
+//! The pipeline configuration: typed settings from TOML, defaults, and every problem of a
+//! file reported at once with its line and key path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tempfile::TempDir;
+use weir_pipeline::config::{
+    AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind, PipelineConfig,
+    PluginConfig, ReferenceConfig, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig,
+};
+use weir_pipeline::validate_file;
+use weir_runtime::{Limits, World};
+
+const FULL: &str = include_str!("fixtures/full.toml");
+
+/// The smallest useful configuration: one plugin, one stream.
+const MINIMAL: &str = r#"
+[plugins.orders-parser]
+path = "orders_parser.wasm"
+
+[[streams]]
+name = "orders"
+parser = "orders-parser"
+"#;
+
+/// Writes `config` as `dir/pipeline.toml`, and empty files at `files` (relative to `dir`).
+fn write_config(dir: &Path, config: &str, files: &[(&str, &str)]) -> PathBuf {
+    for (file, contents) in files {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
+    }
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// The files `fixtures/full.toml` refers to.
+const FULL_FILES: &[(&str, &str)] = &[
+    ("plugins/orders_parser.wasm", ""),
+    ("plugins/restaurant_enricher.wasm", ""),
+    ("plugins/restaurant_stats.wasm", ""),
+    ("plugins/clicks_parser.wasm", ""),
+    ("data/restaurants.json", r#"{"r-1": {"name": "Pho 99", "zone": "north"}}"#),
+];
+
+/// Parses `text` as `orders.toml`, expecting problems; returns them one per line.
+fn problems(text: &str) -> Vec<String> {
+    let errors = PipelineConfig::parse(text, "orders.toml").expect_err("the configuration should be refused");
+    errors.to_string().lines().map(str::to_owned).collect()
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|item| (*item).to_owned()).collect()
+}
+
+fn plugin(dir: &Path, name: &str, file: &str) -> PluginConfig {
+    PluginConfig {
+        name: name.to_owned(),
+        path: dir.join(file),
+        version: "local".to_owned(),
+        config: BTreeMap::new(),
+        limits: Limits::default(),
+    }
+}
+
+#[test]
+fn a_full_configuration_parses_into_typed_settings() {
+    let dir = TempDir::new().unwrap();
+    let path = write_config(dir.path(), FULL, FULL_FILES);
+    let config = validate_file(&path).unwrap_or_else(|errors| panic!("{errors}"));
+
+    let dir = dir.path();
+    let data_dir = dir.join("state");
+    let orders_parser = PluginConfig {
+        version: "1.0.0".to_owned(),
+        config: BTreeMap::from([
+            ("default_content_type".to_owned(), "auto".to_owned()),
+            ("max_fields".to_owned(), "40".to_owned()),
+            ("ratio".to_owned(), "0.5".to_owned()),
+            ("strict".to_owned(), "true".to_owned()),
+        ]),
+        limits: Limits {
+            cpu: Duration::from_millis(500),
+            wall: Duration::from_secs(2),
+            memory_bytes: 64 << 20,
+            max_output_events: 10_000,
+            max_output_bytes: 8 << 20,
+            max_log_bytes_per_call: 16 << 10,
+        },
+        ..plugin(dir, "orders-parser", "plugins/orders_parser.wasm")
+    };
+    let restaurant_enricher = PluginConfig {
+        version: "2.1.0".to_owned(),
+        config: BTreeMap::from([
+            ("drop_test_orders".to_owned(), "false".to_owned()),
+            ("table".to_owned(), "restaurants".to_owned()),
+        ]),
+        limits: Limits { cpu: Duration::from_secs(90 * 60), ..Limits::default() },
+        ..plugin(dir, "restaurant-enricher", "plugins/restaurant_enricher.wasm")
+    };
+    let clicks_parser = PluginConfig {
+        version: "0.3.0-beta.1".to_owned(),
+        ..plugin(dir, "clicks-parser", "plugins/clicks_parser.wasm")
+    };
+    let expected = PipelineConfig {
+        base_dir: dir.to_path_buf(),
+        server: ServerConfig {
+            listen: "0.0.0.0:9090".parse().unwrap(),
+            data_dir: data_dir.clone(),
+            max_record_bytes: ByteSize::kib(512),
+            max_request_bytes: ByteSize::mib(4),
+            max_pending_records: 5000,
+        },
+        log: LogSettings {
+            shards: 8,
+            retention: HumanDuration(Duration::from_secs(7 * 24 * 3600)),
+            retention_bytes: ByteSize::gib(2),
+        },
+        plugins: BTreeMap::from([
+            ("clicks-parser".to_owned(), clicks_parser),
+            ("orders-parser".to_owned(), orders_parser),
+            ("restaurant-enricher".to_owned(), restaurant_enricher),
+            ("restaurant-stats".to_owned(), plugin(dir, "restaurant-stats", "plugins/restaurant_stats.wasm")),
+        ]),
+        reference: BTreeMap::from([(
+            "restaurants".to_owned(),
+            ReferenceConfig { name: "restaurants".to_owned(), file: dir.join("data/restaurants.json") },
+        )]),
+        sinks: BTreeMap::from([
+            ("archive".to_owned(), SinkConfig::Lake { path: PathBuf::from("/srv/archive") }),
+            ("dead-letters".to_owned(), SinkConfig::DeadLetters { path: data_dir.join("lake") }),
+            ("lake".to_owned(), SinkConfig::Lake { path: data_dir.join("lake") }),
+        ]),
+        streams: vec![
+            StreamConfig {
+                name: "orders".to_owned(),
+                parser: "orders-parser".to_owned(),
+                enrichers: strings(&["restaurant-enricher"]),
+                batch_size: 256,
+                aggregator: Some(AggregatorConfig {
+                    plugin: "restaurant-stats".to_owned(),
+                    window: HumanDuration(Duration::from_secs(60)),
+                    allowed_lateness: HumanDuration(Duration::from_secs(30)),
+                    late_events: LatePolicy::Drop,
+                }),
+                routes: Routes {
+                    raw: strings(&["archive"]),
+                    events: strings(&["lake", "archive"]),
+                    aggregates: strings(&["lake"]),
+                    dead_letters: strings(&["dead-letters"]),
+                },
+            },
+            StreamConfig {
+                name: "clicks".to_owned(),
+                parser: "clicks-parser".to_owned(),
+                enrichers: Vec::new(),
+                batch_size: 512,
+                aggregator: None,
+                routes: Routes {
+                    raw: Vec::new(),
+                    events: strings(&["archive", "lake"]),
+                    aggregates: Vec::new(),
+                    dead_letters: strings(&["dead-letters"]),
+                },
+            },
+        ],
+    };
+    assert_eq!(config, expected);
+
+    assert_eq!(config.plugins["orders-parser"].id().to_string(), "orders-parser@1.0.0");
+    assert_eq!(config.server.max_request_bytes.to_string(), "4MiB");
+    assert_eq!(config.log.retention.to_string(), "7d");
+}
+
+#[test]
+fn defaults_fill_everything_that_is_left_out() {
+    let config = PipelineConfig::parse(MINIMAL, "orders.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let base = PathBuf::from(".");
+    let data_dir = base.join(".weir");
+
+    assert_eq!(config.base_dir, base);
+    assert_eq!(config.server, ServerConfig { data_dir: data_dir.clone(), ..ServerConfig::default() });
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.server.max_record_bytes, ByteSize::mib(1));
+    assert_eq!(config.server.max_request_bytes, ByteSize::mib(5));
+    assert_eq!(config.server.max_pending_records, 100_000);
+    assert_eq!(
+        config.log,
+        LogSettings {
+            shards: 4,
+            retention: HumanDuration(Duration::from_secs(24 * 3600)),
+            retention_bytes: ByteSize::gib(1)
+        }
+    );
+    assert_eq!(config.plugins["orders-parser"], plugin(&base, "orders-parser", "orders_parser.wasm"));
+    assert!(config.reference.is_empty());
+    // Without [sinks], a lake and a dead-letter sink in <data_dir>/lake.
+    assert_eq!(config.sinks, SinkConfig::defaults(&data_dir));
+    assert_eq!(config.sinks["lake"], SinkConfig::Lake { path: data_dir.join("lake") });
+    assert_eq!(config.sinks["dead-letters"], SinkConfig::DeadLetters { path: data_dir.join("lake") });
+    assert_eq!(
+        config.streams,
+        [StreamConfig {
+            name: "orders".to_owned(),
+            parser: "orders-parser".to_owned(),
+            enrichers: Vec::new(),
+            batch_size: 512,
+            aggregator: None,
+            routes: Routes {
+                raw: strings(&["lake"]),
+                events: strings(&["lake"]),
+                aggregates: Vec::new(),
+                dead_letters: strings(&["dead-letters"]),
+            },
+        }]
+    );
+}
+
+#[test]
+fn an_aggregator_defaults_to_no_lateness_and_dead_letters_its_late_events() {
+    let text = format!(
+        "{MINIMAL}\n[streams.aggregator]\nplugin = \"stats\"\nwindow = \"5m\"\n\n\
+         [plugins.stats]\npath = \"stats.wasm\"\n"
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let stream = config.stream("orders").unwrap();
+    assert_eq!(
+        stream.aggregator,
+        Some(AggregatorConfig {
+            plugin: "stats".to_owned(),
+            window: HumanDuration(Duration::from_secs(300)),
+            allowed_lateness: HumanDuration::ZERO,
+            late_events: LatePolicy::DeadLetter,
+        })
+    );
+    // With an aggregator, aggregates go to every sink that takes them by default.
+    assert_eq!(stream.routes.get(OutputKind::Aggregates), ["lake"]);
+}
+
+#[test]
+fn every_error_is_reported_at_once_with_its_key_path_and_line() {
+    let text = r#"[server]
+listen = "localhost:8080"
+max_record_bytes = "1 meg"
+
+[plugins.orders-parser]
+path = "orders_parser.wasm"
+limits = { cpu = 0, memory = "2GiB" }
+
+[plugins.restaurant-enricher]
+path = "restaurant_enricher.wasm"
+
+[plugins.restaurant-stats]
+path = "restaurant_stats.wasm"
+
+[sinks.lake]
+type = "lake"
+
+[sinks.dead-letters]
+type = "dead-letters"
+
+[[streams]]
+name = "orders"
+parser = "orders-parser"
+enrichers = ["restaurant-enricher", "restaurant-enrichr"]
+batch_size = 0
+
+[streams.aggregator]
+plugin = "restaurant-stats"
+window = "1 minute"
+
+[streams.routes]
+raw = ["dead-letters"]
+
+[[streams]]
+name = "orders"
+parser = "restaurant-enricher"
+"#;
+    assert_eq!(
+        problems(text),
+        [
+            r#"orders.toml:2: server.listen: "localhost:8080" is not an IP address and port; expected e.g. "127.0.0.1:8080""#,
+            r#"orders.toml:3: server.max_record_bytes: "1 meg" is not a size; expected e.g. "64KiB", "1MiB", "5MiB" or a number of bytes"#,
+            r#"orders.toml:7: plugins.orders-parser.limits.cpu: 0 has no unit; expected a duration such as "500ms", "30s", "5m" or "1h""#,
+            r#"orders.toml:7: plugins.orders-parser.limits.memory: 2GiB is more than the 1GiB of memory one plugin instance may have"#,
+            r#"orders.toml:24: streams[0].enrichers[1]: unknown plugin "restaurant-enrichr"; defined plugins are: orders-parser, restaurant-enricher, restaurant-stats"#,
+            r#"orders.toml:25: streams[0].batch_size: expected a whole number from 1 to 100000, found 0"#,
+            r#"orders.toml:29: streams[0].aggregator.window: "1 minute" is not a duration; expected e.g. "30s", "5m", "1h""#,
+            r#"orders.toml:32: streams[0].routes.raw[0]: sink "dead-letters" is a dead-letters sink, which does not take raw records; sinks that do: lake"#,
+            r#"orders.toml:35: streams[1].name: stream "orders" is already defined at line 22"#,
+            r#"orders.toml:36: streams[1].parser: plugin "restaurant-enricher" is used as a parser here but as an enricher at streams[0].enrichers[0] (line 24); a component implements one world: define a separate [plugins] entry for each role"#,
+        ]
+    );
+
+    // The structured form carries the same facts.
+    let errors = PipelineConfig::parse(text, "orders.toml").unwrap_err();
+    let window = errors.iter().find(|error| error.key == "streams[0].aggregator.window").unwrap();
+    assert_eq!(window.origin, "orders.toml");
+    assert_eq!(window.line, Some(29));
+    assert_eq!(&text[window.span.clone().unwrap()], "\"1 minute\"");
+}
+
+#[test]
+fn an_unknown_key_names_the_allowed_keys() {
+    let text = format!(
+        "[stream]\nname = \"x\"\n{MINIMAL}\n[streams.aggregator]\nplugin = \"orders-parser\"\nwindw = \"1m\"\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            r#"orders.toml:1: stream: unknown key "stream"; allowed keys are: server, log, plugins, reference, sinks, streams"#,
+            r#"orders.toml:11: streams[0].aggregator.window: missing; expected the length of each window, e.g. "1m""#,
+            r#"orders.toml:12: streams[0].aggregator.plugin: plugin "orders-parser" is used as an aggregator here but as a parser at streams[0].parser (line 9); a component implements one world: define a separate [plugins] entry for each role"#,
+            r#"orders.toml:13: streams[0].aggregator.windw: unknown key "windw"; allowed keys are: plugin, window, allowed_lateness, late_events"#,
+        ]
+    );
+
+    // Inline tables and sinks (whose keys depend on their type) are checked the same way.
+    let text = format!(
+        "{MINIMAL}\n[plugins.orders-parser.limits]\ncpus = \"1s\"\n\n[sinks.dead-letters]\ntype = \"dead-letters\"\nroot = \"x\"\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            r#"orders.toml:10: plugins.orders-parser.limits.cpus: unknown key "cpus"; allowed keys are: cpu, wall, memory, max_output_events, max_output_bytes, max_log_bytes"#,
+            r#"orders.toml:14: sinks.dead-letters.root: unknown key "root"; allowed keys are: type, path"#,
+        ]
+    );
+}
+
+#[test]
+fn a_syntax_error_reports_its_line() {
+    let text = "[server]\nlisten = \"127.0.0.1:8080\"\n\n[log]\nshards = [1, 2\nretention = \"1h\"\n";
+    let errors = PipelineConfig::parse(text, "orders.toml").unwrap_err();
+    // One mistake, one message: the parser's guesses after it are not reported.
+    assert_eq!(errors.len(), 1, "{errors}");
+    let error = &errors.errors()[0];
+    assert_eq!(error.line, Some(6), "{errors}");
+    assert_eq!(error.key, "");
+    assert!(errors.to_string().starts_with("orders.toml:6: invalid TOML: "), "{errors}");
+
+    let errors = PipelineConfig::parse("[server]\nlisten = 127.0.0.1:8080\n", "orders.toml").unwrap_err();
+    assert!(errors.to_string().starts_with("orders.toml:2: invalid TOML: "), "{errors}");
+
+    let duplicated = format!("{MINIMAL}\n[plugins.orders-parser]\npath = \"other.wasm\"\n");
+    let errors = PipelineConfig::parse(&duplicated, "orders.toml").unwrap_err();
+    assert_eq!(errors.to_string(), r#"orders.toml:9: invalid TOML: duplicate key (column 10: "orders-parser")"#);
+}
+
+#[test]
+fn a_missing_plugin_file_says_how_to_build_it() {
+    let dir = TempDir::new().unwrap();
+    let text = "[plugins.orders-parser]\npath = \"target/wasm32-wasip2/release/orders_parser.wasm\"\n\n\
+                [[streams]]\nname = \"orders\"\nparser = \"orders-parser\"\n";
+    let path = write_config(dir.path(), text, &[]);
+
+    let errors = PipelineConfig::from_file(&path).unwrap_err();
+    let missing = dir.path().join("target/wasm32-wasip2/release/orders_parser.wasm");
+    assert_eq!(
+        errors.to_string(),
+        format!(
+            "{}:2: plugins.orders-parser.path: {} does not exist; build it with scripts/build-plugins.sh (the example \
+             plugins are written to target/wasm32-wasip2/release/), or correct the path (a relative path starts from \
+             the configuration file's directory)",
+            path.display(),
+            missing.display()
+        )
+    );
+
+    // Once built, the same file loads; parse alone never looks at the filesystem.
+    write_config(dir.path(), text, &[("target/wasm32-wasip2/release/orders_parser.wasm", "")]);
+    let config = PipelineConfig::from_file(&path).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.plugins["orders-parser"].path, missing);
+    assert!(PipelineConfig::parse(text, "elsewhere/orders.toml").is_ok());
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_directory_and_sinks_against_the_data_dir() {
+    let text = format!(
+        "{MINIMAL}\n[server]\ndata_dir = \"/var/lib/weir\"\n\n[reference.restaurants]\nfile = \"data/r.json\"\n\n\
+         [sinks.lake]\ntype = \"lake\"\n\n[sinks.failures]\ntype = \"dead-letters\"\npath = \"failed\"\n"
+    );
+    let config = PipelineConfig::parse(&text, "conf/pipeline/orders.toml").unwrap();
+    assert_eq!(config.base_dir, Path::new("conf/pipeline"));
+    assert_eq!(config.plugins["orders-parser"].path, Path::new("conf/pipeline/orders_parser.wasm"));
+    assert_eq!(config.reference["restaurants"].file, Path::new("conf/pipeline/data/r.json"));
+    assert_eq!(config.server.data_dir, Path::new("/var/lib/weir"));
+    // A sink's path defaults to `lake`, under the data directory.
+    assert_eq!(config.sinks["lake"], SinkConfig::Lake { path: PathBuf::from("/var/lib/weir/lake") });
+    assert_eq!(config.sinks["failures"], SinkConfig::DeadLetters { path: PathBuf::from("/var/lib/weir/failed") });
+    // With [sinks] written, only those sinks exist.
+    assert_eq!(config.sinks.len(), 2);
+    assert_eq!(config.streams[0].routes.dead_letters, ["failures"]);
+}
+
+#[test]
+fn dead_letters_are_dropped_only_when_asked_for() {
+    let lake_only = format!("{MINIMAL}\n[sinks.lake]\ntype = \"lake\"\n");
+    assert_eq!(
+        problems(&lake_only),
+        ["orders.toml:5: streams[0].routes.dead_letters: no sink takes dead letters, so records a plugin fails on \
+             would be lost; add a sink of type dead-letters, or write `dead_letters = []` in [streams.routes] to drop \
+             them on purpose",]
+    );
+    let on_purpose = format!("{lake_only}\n[streams.routes]\ndead_letters = []\n");
+    let config = PipelineConfig::parse(&on_purpose, "orders.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(config.streams[0].routes.dead_letters.is_empty());
+}
+
+#[test]
+fn routes_must_name_defined_sinks_of_the_right_type() {
+    let text = format!(
+        "{MINIMAL}\n[streams.routes]\nevents = [\"lake\", \"lake\", \"lak\"]\ndead_letters = [\"lake\"]\n\
+         aggregates = [\"lake\"]\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            r#"orders.toml:10: streams[0].routes.events[1]: sink "lake" is listed twice"#,
+            r#"orders.toml:10: streams[0].routes.events[2]: unknown sink "lak"; defined sinks are: dead-letters, lake"#,
+            r#"orders.toml:11: streams[0].routes.dead_letters[0]: sink "lake" is a lake sink, which does not take dead letters; sinks that do: dead-letters"#,
+            r#"orders.toml:12: streams[0].routes.aggregates: the stream has no aggregator, so it produces no aggregates; add a [streams.aggregator] table or remove this route"#,
+        ]
+    );
+
+    let text = format!(
+        "{MINIMAL}\n[sinks.lake]\ntype = \"lake\"\n[sinks.s3]\ntype = \"s4\"\n[streams.routes]\ndead_letters = [\"lake\"]\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters"#,
+            r#"orders.toml:14: streams[0].routes.dead_letters[0]: sink "lake" is a lake sink, which does not take dead letters; no defined sink does; add a sink of type dead-letters"#,
+        ]
+    );
+}
+
+#[test]
+fn names_values_and_sections_are_checked() {
+    let text = r#"
+[log]
+shards = 0
+retention = "0s"
+retention_bytes = -1
+
+[server]
+max_record_bytes = "4MiB"
+max_request_bytes = "1MiB"
+max_pending_records = "many"
+
+[plugins."Orders Parser"]
+path = ""
+version = "1.0 beta"
+config = { nested = { a = 1 } }
+
+[reference.restaurants]
+
+[[streams]]
+name = "Orders!"
+parser = "Orders Parser"
+enrichers = "restaurant-enricher"
+[streams.aggregator]
+plugin = "nope"
+window = "0s"
+late_events = "ignore"
+"#;
+    assert_eq!(
+        problems(text),
+        [
+            r#"orders.toml:3: log.shards: expected a whole number from 1 to 1024, found 0"#,
+            r#"orders.toml:4: log.retention: expected more than zero, found 0s"#,
+            r#"orders.toml:5: log.retention_bytes: a size cannot be negative; expected a size such as "64KiB" or "1MiB", or a number of bytes"#,
+            r#"orders.toml:9: server.max_request_bytes: max_request_bytes (1MiB) is smaller than max_record_bytes (4MiB); a request must be able to carry the largest record"#,
+            r#"orders.toml:10: server.max_pending_records: expected a whole number, found the string "many""#,
+            r#"orders.toml:12: plugins."Orders Parser": "Orders Parser" is not a valid plugin name; expected 1 to 64 characters among a-z, 0-9, '-' and '_'"#,
+            r#"orders.toml:13: plugins."Orders Parser".path: the path is empty; expected a file or directory"#,
+            r#"orders.toml:14: plugins."Orders Parser".version: "1.0 beta" is not a valid version; expected 1 to 64 letters, digits, '.', '-', '_' or '+', e.g. "1.0.0""#,
+            r#"orders.toml:15: plugins."Orders Parser".config.nested: expected a string, number or boolean, found a table"#,
+            r#"orders.toml:17: reference.restaurants.file: missing; expected the path of a JSON file holding an object of key → value"#,
+            r#"orders.toml:20: streams[0].name: "Orders!" is not a valid stream name; expected 1 to 64 characters among a-z, 0-9, '-' and '_'"#,
+            r#"orders.toml:22: streams[0].enrichers: expected an array, found the string "restaurant-enricher"; write ["restaurant-enricher"]"#,
+            r#"orders.toml:24: streams[0].aggregator.plugin: unknown plugin "nope"; defined plugins are: Orders Parser"#,
+            r#"orders.toml:25: streams[0].aggregator.window: expected more than zero, found 0s"#,
+            r#"orders.toml:26: streams[0].aggregator.late_events: unknown policy "ignore"; expected "dead-letter" or "drop""#,
+        ]
+    );
+}
+
+#[test]
+fn a_configuration_without_streams_is_refused_without_a_line() {
+    assert_eq!(
+        problems("[plugins.p]\npath = \"p.wasm\"\n"),
+        ["orders.toml: streams: no stream is defined; add a [[streams]] table with a name and a parser"]
+    );
+    assert_eq!(
+        problems("[streams.orders]\nparser = \"p\"\n"),
+        ["orders.toml:1: streams: expected an array of tables (one [[streams]] header per stream), found a table",]
+    );
+    assert_eq!(
+        problems("[[streams]]\nname = \"orders\"\nparser = \"p\"\n"),
+        ["orders.toml:3: streams[0].parser: unknown plugin \"p\"; no plugins are defined (add a [plugins.p] table \
+             with the path of its component)",]
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_reported_without_a_line() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("absent.toml");
+    let errors = PipelineConfig::from_file(&path).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors.errors()[0].line, None);
+    assert!(
+        errors.to_string().starts_with(&format!("{}: cannot read the configuration file: ", path.display())),
+        "{errors}"
+    );
+}
+
+#[test]
+fn validation_checks_that_reference_files_hold_a_json_object() {
+    let dir = TempDir::new().unwrap();
+    let text = format!(
+        "{MINIMAL}\n[reference.restaurants]\nfile = \"restaurants.json\"\n\n\
+         [reference.zones]\nfile = \"zones.json\"\n\n[reference.cuisines]\nfile = \"cuisines.json\"\n"
+    );
+    let files = [("orders_parser.wasm", ""), ("restaurants.json", "[1, 2]"), ("zones.json", "{\"a\": ")];
+    let path = write_config(dir.path(), &text, &files);
+
+    // from_file checks that the files exist...
+    let errors: ConfigErrors = PipelineConfig::from_file(&path).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors}");
+    assert_eq!(errors.errors()[0].key, "reference.cuisines.file");
+    assert!(errors.errors()[0].message.ends_with("cuisines.json does not exist; expected a JSON file holding an object of key → value (a relative path starts from the configuration file's directory)"), "{errors}");
+
+    // ...validate_file also reads them.
+    let errors = validate_file(&path).unwrap_err();
+    let messages: Vec<(&str, &str)> =
+        errors.iter().map(|error| (error.key.as_str(), error.message.rsplit(".json ").next().unwrap())).collect();
+    assert_eq!(
+        messages,
+        [
+            ("reference.restaurants.file", "holds a JSON array; expected an object of key → value"),
+            ("reference.zones.file", "is not valid JSON: EOF while parsing a value at line 1 column 6"),
+            (
+                "reference.cuisines.file",
+                "does not exist; expected a JSON file holding an object of key → value (a relative path starts from the configuration file's directory)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn each_plugin_is_loaded_as_the_world_its_stream_uses_it_as() {
+    let dir = TempDir::new().unwrap();
+    let path = write_config(dir.path(), FULL, FULL_FILES);
+    let config = PipelineConfig::from_file(path).unwrap();
+    assert_eq!(config.plugin_world("orders-parser"), Some(World::Parser));
+    assert_eq!(config.plugin_world("clicks-parser"), Some(World::Parser));
+    assert_eq!(config.plugin_world("restaurant-enricher"), Some(World::Enricher));
+    assert_eq!(config.plugin_world("restaurant-stats"), Some(World::Aggregator));
+    assert_eq!(config.plugin_world("unknown"), None);
+    let orders: Vec<(&str, World)> = config.streams[0].plugins().collect();
+    assert_eq!(
+        orders,
+        [
+            ("orders-parser", World::Parser),
+            ("restaurant-enricher", World::Enricher),
+            ("restaurant-stats", World::Aggregator)
+        ]
+    );
+    assert_eq!(
+        config.plugins["orders-parser"].config_pairs()[0],
+        ("default_content_type".to_owned(), "auto".to_owned())
+    );
+}
+
+#[test]
+fn sinks_take_only_the_outputs_they_can_write() {
+    assert!(SinkType::Lake.accepts(OutputKind::Raw));
+    assert!(SinkType::Lake.accepts(OutputKind::Events));
+    assert!(SinkType::Lake.accepts(OutputKind::Aggregates));
+    assert!(!SinkType::Lake.accepts(OutputKind::DeadLetters));
+    assert!(SinkType::DeadLetters.accepts(OutputKind::DeadLetters));
+    assert!(!SinkType::DeadLetters.accepts(OutputKind::Events));
+}
+
+#[test]
+fn sizes_and_durations_read_from_any_serde_format() {
+    #[derive(serde::Deserialize)]
+    struct Settings {
+        size: ByteSize,
+        bytes: ByteSize,
+        wait: HumanDuration,
+    }
+    let settings: Settings = serde_json::from_str(r#"{"size": "64KiB", "bytes": 100, "wait": "1m30s"}"#).unwrap();
+    assert_eq!(settings.size, ByteSize::kib(64));
+    assert_eq!(settings.bytes, ByteSize(100));
+    assert_eq!(settings.wait.as_duration(), Duration::from_secs(90));
+    let error = serde_json::from_str::<Settings>(r#"{"size": "1KiB", "bytes": 1, "wait": "1 minute"}"#)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.starts_with(r#""1 minute" is not a duration; expected e.g. "30s", "5m", "1h""#), "{error}");
+    assert_eq!(serde_json::to_string(&ByteSize::mib(5)).unwrap(), r#""5MiB""#);
+}
+
+#[test]
+fn the_examples_in_the_documentation_are_valid() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let examples: Vec<&str> = doc.split("```toml\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
+    assert_eq!(examples.len(), 2);
+    for example in examples {
+        PipelineConfig::parse(example, "docs/configuration.md").unwrap_or_else(|errors| panic!("{errors}"));
+    }
+}
