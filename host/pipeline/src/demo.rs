@@ -96,6 +96,11 @@ pub fn sample_orders(n: usize, seed: u64) -> Vec<SampleRecord> {
         .collect()
 }
 
+/// RFC 3339 text of a time in whole seconds since the epoch.
+pub fn rfc3339_seconds(secs: i64) -> String {
+    weir_events::time::format_rfc3339(secs * 1_000_000)
+}
+
 /// What the demo found in the lake.
 #[derive(Debug, Clone, Default)]
 pub struct DemoReport {

@@ -146,6 +146,15 @@ async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], pipeline.metrics().render())
 }
 
+/// `GET /healthz`: the streams and how many records each has waiting to be processed.
 async fn healthz(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
-    axum::Json(json!({ "status": "ok", "streams": pipeline.stream_names() }))
+    let pending: serde_json::Map<String, serde_json::Value> = pipeline
+        .stream_names()
+        .into_iter()
+        .map(|s| {
+            let n = pipeline.pending(&s).map_or(serde_json::Value::Null, |p| json!(p));
+            (s, n)
+        })
+        .collect();
+    axum::Json(json!({ "status": "ok", "streams": pipeline.stream_names(), "pending": pending }))
 }

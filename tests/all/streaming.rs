@@ -1,0 +1,378 @@
+//! The streaming layer through the real binary and HTTP: `weir serve` on embedded
+//! defaults, records in over the ingest API, the lake read back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use weir_e2e::{Server, component};
+use weir_pipeline::demo::read_lake;
+use weir_pipeline::http_client::{HttpResponse, request};
+
+const BASE: i64 = 1_795_690_800; // 2026-11-26T11:00:00Z, seconds
+const WINDOW: i64 = 15 * 60;
+
+fn ts(secs: i64) -> String {
+    weir_pipeline::demo::rfc3339_seconds(secs)
+}
+
+/// A pipeline configuration over the example plugins in `dir`.
+fn write_config(dir: &Path, extra_server: &str) -> PathBuf {
+    let restaurants = dir.join("restaurants.json");
+    let rows: Vec<String> = (1..=5)
+        .map(|i| format!("\"r-{i}\": {{\"name\": \"Restaurant {i}\", \"zone\": \"Z{i}\", \"cuisine\": \"c{i}\"}}"))
+        .collect();
+    std::fs::write(&restaurants, format!("{{{}}}", rows.join(","))).unwrap();
+    let config = format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+{extra_server}
+
+[log]
+shards = 2
+
+[plugins.orders-parser]
+path = "{parser}"
+version = "1.0.0"
+
+[plugins.restaurant-enricher]
+path = "{enricher}"
+version = "1.0.0"
+
+[plugins.restaurant-stats]
+path = "{stats}"
+version = "1.0.0"
+
+[reference.restaurants]
+file = "{restaurants}"
+
+[[streams]]
+name = "orders"
+parser = "orders-parser"
+enrichers = ["restaurant-enricher"]
+batch_size = 16
+
+[streams.aggregator]
+plugin = "restaurant-stats"
+window = "15m"
+allowed_lateness = "5m"
+"#,
+        data = dir.join("data").display(),
+        parser = component("orders_parser").display(),
+        enricher = component("restaurant_enricher").display(),
+        stats = component("restaurant_stats").display(),
+        restaurants = restaurants.display(),
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// One order of the test feed, and what the pipeline must make of it.
+#[derive(Debug, Clone)]
+struct Order {
+    line: String,
+    restaurant: String,
+    placed: i64,
+    total_cents: i64,
+    delivery_minutes: i64,
+    fate: Fate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fate {
+    Event,
+    Malformed,
+    UnknownRestaurant,
+    TestOrder,
+}
+
+fn orders(n: usize) -> Vec<Order> {
+    (0..n)
+        .map(|i| {
+            let fate = match i {
+                _ if i % 23 == 5 => Fate::Malformed,
+                _ if i % 37 == 7 => Fate::UnknownRestaurant,
+                _ if i % 41 == 9 => Fate::TestOrder,
+                _ => Fate::Event,
+            };
+            let restaurant = if fate == Fate::UnknownRestaurant { "r-99".to_owned() } else { format!("r-{}", 1 + i % 5) };
+            let placed = BASE + i as i64 * 10;
+            let delivery_minutes = 15 + (i as i64 % 30);
+            let total_cents = 1000 + (i as i64 % 7) * 100 + 25;
+            let line = match fate {
+                Fate::Malformed => format!("{{\"order_id\":\"o-{i}\",\"restaurant_id\":\"{restaurant}\",\"total\":"),
+                _ => format!(
+                    "{{\"order_id\":\"o-{i}\",\"restaurant_id\":\"{restaurant}\",\"customer_id\":\"c-{i}\",\"status\":\"delivered\",\"total\":{}.{:02},\"items\":2,\"placed_at\":\"{}\",\"delivered_at\":\"{}\",\"test\":{}}}",
+                    total_cents / 100,
+                    total_cents % 100,
+                    ts(placed),
+                    ts(placed + delivery_minutes * 60),
+                    fate == Fate::TestOrder
+                ),
+            };
+            Order { line, restaurant, placed, total_cents, delivery_minutes, fate }
+        })
+        .collect()
+}
+
+/// One order a day later per shard: the watermark passes every window of the feed, so
+/// all of them are finished (the sentinels' own window stays open).
+fn sentinels() -> Vec<Order> {
+    let mut by_shard = BTreeMap::new();
+    for i in 1..=5 {
+        let key = format!("r-{i}");
+        by_shard.entry(weir_log::shard_for(Some(&key), b"", 2)).or_insert(key);
+    }
+    assert_eq!(by_shard.len(), 2, "restaurants r-1..r-5 cover both shards");
+    by_shard
+        .into_values()
+        .map(|restaurant| {
+            let placed = BASE + 86_400;
+            Order {
+                line: format!(
+                    "{{\"order_id\":\"sentinel-{restaurant}\",\"restaurant_id\":\"{restaurant}\",\"status\":\"delivered\",\"total\":1.00,\"placed_at\":\"{}\"}}",
+                    ts(placed)
+                ),
+                restaurant,
+                placed,
+                total_cents: 100,
+                delivery_minutes: 0,
+                fate: Fate::Event,
+            }
+        })
+        .collect()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+async fn post(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> HttpResponse {
+    request(addr, "POST", path, Some(content_type), body.as_bytes()).await.unwrap()
+}
+
+async fn send(addr: SocketAddr, batch: &[Order]) {
+    let body: Vec<&str> = batch.iter().map(|o| o.line.as_str()).collect();
+    let r = post(addr, "/v1/streams/orders/records?key_field=restaurant_id", "application/x-ndjson", &body.join("\n"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let answer: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(answer["records"], batch.len());
+}
+
+/// Waits until the stages have checkpointed everything appended.
+async fn caught_up(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = request(addr, "GET", "/healthz", None, b"").await.unwrap();
+        let health: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        if health["pending"]["orders"] == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not caught up: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The aggregates computed directly from the orders: (window start, restaurant) →
+/// (orders, revenue cents, mean delivery minutes).
+fn direct_aggregates(orders: &[Order]) -> BTreeMap<(String, String), (i64, i64, f64)> {
+    let mut sums: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
+    for o in orders.iter().filter(|o| o.fate == Fate::Event) {
+        let window = ts(o.placed.div_euclid(WINDOW) * WINDOW);
+        let e = sums.entry((window, o.restaurant.clone())).or_default();
+        e.0 += 1;
+        e.1 += o.total_cents;
+        e.2 += o.delivery_minutes;
+    }
+    sums.into_iter().map(|(k, (n, cents, minutes))| (k, (n, cents, minutes as f64 / n as f64))).collect()
+}
+
+fn lake(dir: &Path) -> weir_pipeline::demo::DemoReport {
+    read_lake(&dir.join("data/lake")).unwrap()
+}
+
+fn raw_order_ids(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.join("data/lake/raw")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    let mut ids = Vec::new();
+    for file in files {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let raw: serde_json::Value = serde_json::from_str(line).unwrap();
+            let data = raw["data"].as_str().unwrap().to_owned();
+            let id = data.split('"').nth(3).unwrap_or_default().to_owned();
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+fn assert_lake_matches(dir: &Path, sent: &[Order]) {
+    let report = lake(dir);
+    let events = sent.iter().filter(|o| o.fate == Fate::Event).count();
+    assert_eq!(report.raw_records, sent.len(), "every acknowledged record is archived once");
+    assert_eq!(report.events, events, "every valid, non-test order becomes one event");
+    let mut ids = raw_order_ids(dir);
+    ids.sort();
+    let before = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "no record is archived twice");
+
+    let expected =
+        direct_aggregates(&sent.iter().filter(|o| !o.line.contains("sentinel")).cloned().collect::<Vec<_>>());
+    let actual: BTreeMap<(String, String), (i64, f64, Option<f64>)> = report
+        .aggregates
+        .iter()
+        .map(|a| ((a.window_start.clone(), a.restaurant.clone()), (a.orders, a.revenue, a.mean_delivery_minutes)))
+        .collect();
+    assert_eq!(actual.len(), report.aggregates.len(), "one aggregate per window and restaurant");
+    assert_eq!(actual.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
+    for (key, (orders, cents, mean)) in &expected {
+        let (a_orders, a_revenue, a_mean) = actual[key];
+        assert_eq!(a_orders, *orders, "{key:?}");
+        assert!((a_revenue - *cents as f64 / 100.0).abs() < 1e-6, "{key:?}: {a_revenue} vs {cents}");
+        assert!((a_mean.unwrap() - mean).abs() < 1e-6, "{key:?}: {a_mean:?} vs {mean}");
+    }
+
+    let mut reasons: HashMap<&str, usize> = HashMap::new();
+    for (plugin, reason) in &report.dead_letters {
+        let kind = if reason.starts_with("invalid JSON order") {
+            assert_eq!(plugin, "orders-parser@1.0.0");
+            "malformed"
+        } else if reason == "unknown restaurant r-99: not in reference table restaurants" {
+            assert_eq!(plugin, "restaurant-enricher@1.0.0");
+            "unknown"
+        } else {
+            panic!("unexpected dead letter {plugin}: {reason}")
+        };
+        *reasons.entry(kind).or_default() += 1;
+    }
+    assert_eq!(
+        reasons.get("malformed").copied().unwrap_or(0),
+        sent.iter().filter(|o| o.fate == Fate::Malformed).count()
+    );
+    assert_eq!(
+        reasons.get("unknown").copied().unwrap_or(0),
+        sent.iter().filter(|o| o.fate == Fate::UnknownRestaurant).count()
+    );
+}
+
+#[test]
+fn ingested_events_land_in_the_lake_exactly_and_aggregates_equal_a_direct_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let server = Server::start(&config);
+    let mut sent = orders(400);
+    sent.extend(sentinels());
+    rt().block_on(async {
+        for batch in sent.chunks(50) {
+            send(server.addr, batch).await;
+        }
+        caught_up(server.addr).await;
+        let metrics = request(server.addr, "GET", "/metrics", None, b"").await.unwrap();
+        assert!(metrics.body.contains("weir_records_in_total{stream=\"orders\"} 402"), "{}", metrics.body);
+        assert!(
+            metrics.body.contains("weir_dead_letters_total{stream=\"orders\",stage=\"parse\"}"),
+            "{}",
+            metrics.body
+        );
+        assert!(metrics.body.contains("weir_shard_lag_records{stream=\"orders\",shard=\"0\"} 0"), "{}", metrics.body);
+    });
+    let status = server.stop();
+    assert!(status.success(), "graceful shutdown: {status}");
+    assert_lake_matches(dir.path(), &sent);
+}
+
+#[test]
+fn kill_9_mid_stream_loses_no_acknowledged_event_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let mut sent = orders(300);
+    sent.extend(sentinels());
+    let (first, second) = sent.split_at(150);
+    let server = Server::start(&config);
+    rt().block_on(async {
+        for batch in first.chunks(10) {
+            send(server.addr, batch).await;
+        }
+    });
+    // No waiting: the stages are mid-stream when the process dies.
+    server.kill_9();
+    let server = Server::start(&config);
+    rt().block_on(async {
+        for batch in second.chunks(10) {
+            send(server.addr, batch).await;
+        }
+        caught_up(server.addr).await;
+    });
+    server.stop();
+    assert_lake_matches(dir.path(), &sent);
+}
+
+#[test]
+fn a_blocked_sink_makes_ingest_answer_503_and_everything_is_delivered_after_it_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "max_pending_records = 40");
+    // A file where the raw archive's directory must go: every lake write fails (even as
+    // root) until it is removed.
+    let blocker = dir.path().join("data/lake/raw");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let server = Server::start(&config);
+    let sent = orders(60);
+    rt().block_on(async {
+        for batch in sent[..30].chunks(10) {
+            send(server.addr, batch).await;
+        }
+        let body: Vec<&str> = sent[30..].iter().map(|o| o.line.as_str()).collect();
+        let refused = post(server.addr, "/v1/streams/orders/records", "application/x-ndjson", &body.join("\n")).await;
+        assert_eq!(refused.status, 503, "{}", refused.body);
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        assert!(refused.body.contains("30 records waiting to be processed (limit 40)"), "{}", refused.body);
+
+        std::fs::remove_file(&blocker).unwrap();
+        caught_up(server.addr).await;
+        send(server.addr, &sent[30..]).await;
+        caught_up(server.addr).await;
+    });
+    server.stop();
+    let report = lake(dir.path());
+    assert_eq!(report.raw_records, 60, "everything acknowledged is delivered once the sink recovers");
+}
+
+#[test]
+fn malformed_requests_get_a_clear_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "max_record_bytes = \"1KiB\"\nmax_request_bytes = \"4KiB\"");
+    let server = Server::start(&config);
+    rt().block_on(async {
+        let r = post(server.addr, "/v1/streams/nope/records", "application/x-ndjson", "{}").await;
+        assert_eq!(r.status, 404, "{}", r.body);
+        assert!(r.body.contains("unknown stream \\\"nope\\\"; this pipeline has: orders"), "{}", r.body);
+
+        let r = post(server.addr, "/v1/streams/orders/records", "application/json", "[{\"a\":").await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("the body is not JSON"), "{}", r.body);
+
+        let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
+        let r = post(server.addr, "/v1/streams/orders/records", "application/x-ndjson", &format!("{{}}\n{big}")).await;
+        assert_eq!(r.status, 413, "{}", r.body);
+        assert!(r.body.contains("record 1 is 2010 bytes, over the limit of 1024 bytes per record"), "{}", r.body);
+
+        let r = post(server.addr, "/v1/streams/orders/records", "application/x-ndjson", &"{}\n".repeat(3000)).await;
+        assert_eq!(r.status, 413, "{}", r.body);
+    });
+}
