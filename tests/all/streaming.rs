@@ -88,6 +88,8 @@ enum Fate {
     Malformed,
     UnknownRestaurant,
     TestOrder,
+    /// An event time thousands of years ahead: refused so it cannot move the watermark.
+    FarFuture,
 }
 
 fn orders(n: usize) -> Vec<Order> {
@@ -97,10 +99,11 @@ fn orders(n: usize) -> Vec<Order> {
                 _ if i % 23 == 5 => Fate::Malformed,
                 _ if i % 37 == 7 => Fate::UnknownRestaurant,
                 _ if i % 41 == 9 => Fate::TestOrder,
+                _ if i % 53 == 11 => Fate::FarFuture,
                 _ => Fate::Event,
             };
             let restaurant = if fate == Fate::UnknownRestaurant { "r-99".to_owned() } else { format!("r-{}", 1 + i % 5) };
-            let placed = BASE + i as i64 * 10;
+            let placed = if fate == Fate::FarFuture { 253_402_041_600 } else { BASE + i as i64 * 10 };
             let delivery_minutes = 15 + (i as i64 % 30);
             let total_cents = 1000 + (i as i64 % 7) * 100 + 25;
             let line = match fate {
@@ -255,6 +258,11 @@ fn assert_lake_matches(dir: &Path, sent: &[Order]) {
         } else if reason == "unknown restaurant r-99: not in reference table restaurants" {
             assert_eq!(plugin, "restaurant-enricher@1.0.0");
             "unknown"
+        } else if reason.starts_with("event time 9999-12-29T")
+            && reason.contains("is more than 7 days after the record arrived")
+        {
+            assert_eq!(plugin, "orders-parser@1.0.0>restaurant-enricher@1.0.0");
+            "future"
         } else {
             panic!("unexpected dead letter {plugin}: {reason}")
         };
@@ -268,6 +276,7 @@ fn assert_lake_matches(dir: &Path, sent: &[Order]) {
         reasons.get("unknown").copied().unwrap_or(0),
         sent.iter().filter(|o| o.fate == Fate::UnknownRestaurant).count()
     );
+    assert_eq!(reasons.get("future").copied().unwrap_or(0), sent.iter().filter(|o| o.fate == Fate::FarFuture).count());
 }
 
 #[test]
@@ -374,5 +383,6 @@ fn malformed_requests_get_a_clear_4xx() {
 
         let r = post(server.addr, "/v1/streams/orders/records", "application/x-ndjson", &"{}\n".repeat(3000)).await;
         assert_eq!(r.status, 413, "{}", r.body);
+        assert!(r.body.contains("the request is over the limit of 4096 bytes"), "{}", r.body);
     });
 }

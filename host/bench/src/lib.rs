@@ -50,15 +50,19 @@ pub fn order_lines(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// A built component: `$WEIR_PLUGIN_DIR/<name>.wasm`, else under the target directory.
-pub fn component(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("WEIR_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
+/// Where the built components are: `$WEIR_PLUGIN_DIR`, else under the target directory.
+pub fn component_dir() -> PathBuf {
+    std::env::var_os("WEIR_PLUGIN_DIR").map(PathBuf::from).unwrap_or_else(|| {
         std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
             .join("wasm32-wasip2/plugin")
-    });
-    let path = dir.join(format!("{name}.wasm"));
+    })
+}
+
+/// A built component's bytes.
+pub fn component(name: &str) -> Vec<u8> {
+    let path = component_dir().join(format!("{name}.wasm"));
     std::fs::read(&path)
         .unwrap_or_else(|e| panic!("cannot read {} ({e}); run scripts/build-plugins.sh first", path.display()))
 }

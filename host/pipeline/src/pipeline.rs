@@ -32,8 +32,10 @@ pub enum IngestError {
     UnknownStream { stream: String, known: String },
     #[error("record {index} is {bytes} bytes, over the limit of {limit} bytes per record (server.max_record_bytes)")]
     RecordTooLarge { index: usize, bytes: usize, limit: usize },
-    #[error("the request is {bytes} bytes, over the limit of {limit} bytes (server.max_request_bytes); split it")]
-    RequestTooLarge { bytes: usize, limit: usize },
+    #[error("the request is over the limit of {limit} bytes (server.max_request_bytes); split it")]
+    RequestTooLarge { limit: usize },
+    #[error("the request holds {records} records, more than {limit} per request; split it")]
+    TooManyRecords { records: usize, limit: usize },
     #[error(
         "stream {stream:?} has {pending} records waiting to be processed (limit {limit}): a sink is slow or failing; retry after {retry_after_secs} s"
     )]
@@ -42,6 +44,39 @@ pub enum IngestError {
     ShuttingDown,
     #[error("the stream log failed: {0}")]
     Log(#[from] weir_log::LogError),
+}
+
+fn pending_records(log: &StreamLog, stream: &str) -> Result<u64, weir_log::LogError> {
+    let mut pending = 0;
+    for shard in 0..log.shards() {
+        let head = log.next_seq(stream, shard)?;
+        let done = log.checkpoint(CONSUMER, stream, shard)?.map_or(0, |c| c.next_seq);
+        pending += head.saturating_sub(done);
+    }
+    Ok(pending)
+}
+
+/// Runs a shard's stage and restarts it after a failure (a log error, say), so one bad
+/// moment never leaves a shard unconsumed; each restart is logged and counted in
+/// `weir_stage_restarts_total`.
+async fn supervise(
+    mut stage: ShardStage,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StageError> {
+    loop {
+        match stage.run().await {
+            Ok(()) => return Ok(()),
+            Err(err) => {
+                tracing::error!("{err}; restarting the stage in 5 s");
+                metrics.add("weir_stage_restarts_total", &[("stream", stage.stream())], 1);
+                tokio::select! {
+                    _ = shutdown.changed() => return Ok(()),
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+        }
+    }
 }
 
 /// The running pipeline.
@@ -166,7 +201,7 @@ impl Pipeline {
             });
             for shard in 0..log.shards() {
                 let stage = ShardStage::new(spec.clone(), shard, log.clone(), metrics.clone(), shutdown.subscribe());
-                tasks.spawn(stage.run());
+                tasks.spawn(supervise(stage, metrics.clone(), shutdown.subscribe()));
             }
             streams.insert(s.name.clone(), spec);
         }
@@ -221,13 +256,7 @@ impl Pipeline {
 
     /// Records of `stream` appended but not yet checkpointed by its stages.
     pub fn pending(&self, stream: &str) -> Result<u64, weir_log::LogError> {
-        let mut pending = 0;
-        for shard in 0..self.log.shards() {
-            let head = self.log.next_seq(stream, shard)?;
-            let done = self.log.checkpoint(CONSUMER, stream, shard)?.map_or(0, |c| c.next_seq);
-            pending += head.saturating_sub(done);
-        }
-        Ok(pending)
+        pending_records(&self.log, stream)
     }
 
     /// Whether every stage has checkpointed everything appended so far.
@@ -254,7 +283,17 @@ impl Pipeline {
         if let Some((index, r)) = records.iter().enumerate().find(|(_, r)| r.data.len() > limit) {
             return Err(IngestError::RecordTooLarge { index, bytes: r.data.len(), limit });
         }
-        let pending = self.pending(stream)?;
+        if records.len() as u64 > self.limits.max_pending_records {
+            return Err(IngestError::TooManyRecords {
+                records: records.len(),
+                limit: self.limits.max_pending_records as usize,
+            });
+        }
+        let log = self.log.clone();
+        let owned = stream.to_owned();
+        let pending = tokio::task::spawn_blocking(move || pending_records(&log, &owned))
+            .await
+            .map_err(|_| IngestError::ShuttingDown)??;
         if pending + records.len() as u64 > self.limits.max_pending_records {
             self.metrics.add("weir_ingest_rejected_total", &[("stream", stream), ("reason", "backpressure")], 1);
             return Err(IngestError::Backpressure {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,16 +15,19 @@ use weir_log::NewRecord;
 
 use crate::pipeline::{IngestError, Pipeline};
 
+/// Records one request may carry (Kinesis' PutRecords takes 500; NDJSON producers batch
+/// more). A larger request is answered 413.
+pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
+
 /// The router, over a running pipeline.
 pub fn app(pipeline: Arc<Pipeline>) -> Router {
-    // Bodies are read whole and checked against the configured limit by the handler,
-    // which answers 413 with the limit; axum's own limit is set just above it.
-    let body_limit = pipeline.limits().max_request_bytes.saturating_add(1);
+    // The ingest handler reads bodies itself, up to the configured limit, so that an
+    // oversized request gets the same JSON 413 as every other refusal.
     Router::new()
         .route("/v1/streams/{stream}/records", post(ingest))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::disable())
         .with_state(pipeline)
 }
 
@@ -46,9 +49,9 @@ impl From<IngestError> for ApiError {
         let message = err.to_string();
         match err {
             IngestError::UnknownStream { .. } => ApiError(StatusCode::NOT_FOUND, message, None),
-            IngestError::RecordTooLarge { .. } | IngestError::RequestTooLarge { .. } => {
-                ApiError(StatusCode::PAYLOAD_TOO_LARGE, message, None)
-            }
+            IngestError::RecordTooLarge { .. }
+            | IngestError::RequestTooLarge { .. }
+            | IngestError::TooManyRecords { .. } => ApiError(StatusCode::PAYLOAD_TOO_LARGE, message, None),
             IngestError::Backpressure { retry_after_secs, .. } => {
                 ApiError(StatusCode::SERVICE_UNAVAILABLE, message, Some(retry_after_secs))
             }
@@ -87,12 +90,11 @@ async fn ingest(
     Path(stream): Path<String>,
     Query(query): Query<IngestQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let limits = pipeline.limits();
-    if body.len() > limits.max_request_bytes {
-        return Err(IngestError::RequestTooLarge { bytes: body.len(), limit: limits.max_request_bytes }.into());
-    }
+    let limit = pipeline.limits().max_request_bytes;
+    let body: Bytes =
+        axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::from(IngestError::RequestTooLarge { limit }))?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -106,15 +108,23 @@ async fn ingest(
         content_type: content_type.to_owned(),
         arrival_time,
     };
+    // Counted before anything is allocated per record, so a body of tiny records cannot
+    // make the host build millions of them.
+    let too_many = |records: usize| IngestError::TooManyRecords { records, limit: MAX_RECORDS_PER_REQUEST };
     let records: Vec<NewRecord> = match content_type.as_str() {
-        "application/x-ndjson" | "application/jsonl" | "application/ndjson" => body
-            .split(|&b| b == b'\n')
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| {
-                let parsed = query.key_field.as_ref().and_then(|_| serde_json::from_slice(line).ok());
-                record(line.to_vec(), "application/json", parsed.as_ref())
-            })
-            .collect(),
+        "application/x-ndjson" | "application/jsonl" | "application/ndjson" => {
+            let lines = body.split(|&b| b == b'\n').filter(|line| !line.iter().all(u8::is_ascii_whitespace)).count();
+            if lines > MAX_RECORDS_PER_REQUEST {
+                return Err(too_many(lines).into());
+            }
+            body.split(|&b| b == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+                .map(|line| {
+                    let parsed = query.key_field.as_ref().and_then(|_| serde_json::from_slice(line).ok());
+                    record(line.to_vec(), "application/json", parsed.as_ref())
+                })
+                .collect()
+        }
         "application/json" => {
             let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
                 bad_request(format!(

@@ -20,6 +20,9 @@ use crate::windows::WindowState;
 /// The consumer name under which stream stages keep their checkpoints.
 pub const CONSUMER: &str = "stream-stage";
 
+/// How far after its arrival an event's time may be, µs (7 days).
+pub const MAX_FUTURE_SKEW: i64 = 7 * 24 * 3600 * 1_000_000;
+
 /// What happens to an event whose window has already closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LateEvents {
@@ -102,7 +105,9 @@ struct Produced {
     events: Vec<Event>,
     origins: Origins,
     lineage: String,
-    aggregates: Vec<(Event, String)>,
+    /// Aggregates with their ids, and the lineage they share.
+    aggregates: Vec<(String, Event)>,
+    aggregate_lineage: String,
     dead: Vec<Dead>,
 }
 
@@ -130,8 +135,30 @@ impl ShardStage {
         Self { spec, shard, log, metrics, shutdown }
     }
 
+    /// The stream this stage consumes.
+    pub fn stream(&self) -> &str {
+        &self.spec.stream
+    }
+
     fn log_error(&self, source: weir_log::LogError) -> StageError {
         StageError::Log { stream: self.spec.stream.clone(), shard: self.shard, source }
+    }
+
+    /// Runs a log operation off the async workers: reads take read transactions, and
+    /// `begin_batch` / `commit_batch` wait for an fsync.
+    async fn on_log<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&StreamLog, &str, u32) -> Result<T, weir_log::LogError> + Send + 'static,
+    ) -> Result<T, StageError> {
+        let (log, stream, shard) = (self.log.clone(), self.spec.stream.clone(), self.shard);
+        match tokio::task::spawn_blocking(move || op(&log, &stream, shard)).await {
+            Ok(result) => result.map_err(|e| self.log_error(e)),
+            Err(join) => Err(StageError::State {
+                stream: self.spec.stream.clone(),
+                shard: self.shard,
+                reason: format!("a log operation panicked: {join}"),
+            }),
+        }
     }
 
     /// Runs until shutdown. A batch whose sinks did not all acknowledge is not
@@ -139,10 +166,10 @@ impl ShardStage {
     ///
     /// # Errors
     /// When the log itself fails or the checkpointed state cannot be read.
-    pub async fn run(mut self) -> Result<(), StageError> {
+    pub async fn run(&mut self) -> Result<(), StageError> {
         let stream = self.spec.stream.clone();
         let mut appended = self.log.subscribe(&stream);
-        let checkpoint = self.log.checkpoint(CONSUMER, &stream, self.shard).map_err(|e| self.log_error(e))?;
+        let checkpoint = self.on_log(|log, stream, shard| log.checkpoint(CONSUMER, stream, shard)).await?;
         let (mut next, mut pending, state) = match checkpoint {
             Some(cp) => (cp.next_seq, cp.pending, cp.state),
             None => (0, None, Vec::new()),
@@ -160,7 +187,7 @@ impl ShardStage {
             let range = match pending.take() {
                 Some(range) => range,
                 None => {
-                    let head = self.log.read(&stream, self.shard, next, 1, 1).map_err(|e| self.log_error(e))?;
+                    let head = self.on_log(move |log, stream, shard| log.read(stream, shard, next, 1, 1)).await?;
                     let Some(first) = head.first() else {
                         // Nothing to do: wait for an append (or shutdown; or a second, so
                         // a missed wake-up costs at most that).
@@ -171,29 +198,24 @@ impl ShardStage {
                         }
                         continue;
                     };
-                    let batch = self
-                        .log
-                        .read(&stream, self.shard, first.seq, self.spec.batch_size, self.spec.batch_bytes)
-                        .map_err(|e| self.log_error(e))?;
-                    let last = batch.last().map_or(first.seq, |r| r.seq);
-                    self.log
-                        .begin_batch(CONSUMER, &stream, self.shard, first.seq, last)
-                        .map_err(|e| self.log_error(e))?
+                    let (from, size, bytes) = (first.seq, self.spec.batch_size, self.spec.batch_bytes);
+                    let batch =
+                        self.on_log(move |log, stream, shard| log.read(stream, shard, from, size, bytes)).await?;
+                    let last = batch.last().map_or(from, |r| r.seq);
+                    self.on_log(move |log, stream, shard| log.begin_batch(CONSUMER, stream, shard, from, last)).await?
                 }
             };
             let count = (range.last - range.first + 1) as usize;
             let records: Vec<StoredRecord> = self
-                .log
-                .read(&stream, self.shard, range.first, count, usize::MAX)
-                .map_err(|e| self.log_error(e))?
+                .on_log(move |log, stream, shard| log.read(stream, shard, range.first, count, usize::MAX))
+                .await?
                 .into_iter()
                 .filter(|r| r.seq <= range.last)
                 .collect();
             if records.is_empty() {
                 // Retention removed the whole range before it was processed.
-                self.log
-                    .commit_batch(CONSUMER, &stream, self.shard, range, windows.encode())
-                    .map_err(|e| self.log_error(e))?;
+                let state = windows.encode();
+                self.on_log(move |log, stream, shard| log.commit_batch(CONSUMER, stream, shard, range, state)).await?;
                 next = range.last + 1;
                 continue;
             }
@@ -202,9 +224,9 @@ impl ShardStage {
             let produced = self.process(&records, &mut next_windows).await;
             match self.deliver(&records, range, produced).await {
                 Ok(()) => {
-                    self.log
-                        .commit_batch(CONSUMER, &stream, self.shard, range, next_windows.encode())
-                        .map_err(|e| self.log_error(e))?;
+                    let state = next_windows.encode();
+                    self.on_log(move |log, stream, shard| log.commit_batch(CONSUMER, stream, shard, range, state))
+                        .await?;
                     windows = next_windows;
                     next = range.last + 1;
                     self.metrics.observe_batch(&stream, started.elapsed());
@@ -335,18 +357,31 @@ impl ShardStage {
                 Vec::new()
             }
         };
+        // An event time far ahead of its arrival (a typo, a unit error) would drag the
+        // watermark forward and close every open window early: such events are refused.
+        let (events, origins): (Vec<Event>, Origins) = events
+            .into_iter()
+            .zip(origins)
+            .filter(|(event, origin)| {
+                let arrival = records[*origin].arrival_time;
+                if event.time <= arrival.saturating_add(MAX_FUTURE_SKEW) {
+                    return true;
+                }
+                let reason = format!(
+                    "event time {} is more than 7 days after the record arrived ({}); check the timestamp's unit and time zone",
+                    weir_events::time::format_rfc3339(event.time),
+                    weir_events::time::format_rfc3339(arrival)
+                );
+                dead.push(Dead { origin: *origin, plugin: lineage.clone(), stage: "validate", reason });
+                false
+            })
+            .unzip();
         let aggregates = match &spec.aggregator {
             Some(agg) => self.aggregate(agg, &label, &events, &origins, windows, &mut dead).await,
             None => Vec::new(),
         };
         let agg_lineage = spec.aggregator.as_ref().map(|a| format!("{lineage}>{}", a.plugin.id()));
-        Produced {
-            events,
-            origins,
-            lineage,
-            aggregates: aggregates.into_iter().map(|e| (e, agg_lineage.clone().unwrap_or_default())).collect(),
-            dead,
-        }
+        Produced { events, origins, lineage, aggregates, aggregate_lineage: agg_lineage.unwrap_or_default(), dead }
     }
 
     fn plugin_failed(&self, plugin: &str, err: &weir_runtime::CallError) {
@@ -377,7 +412,7 @@ impl ShardStage {
         origins: &[usize],
         windows: &mut WindowState,
         dead: &mut Vec<Dead>,
-    ) -> Vec<Event> {
+    ) -> Vec<(String, Event)> {
         let id = agg.plugin.id().to_string();
         let watermark = windows.watermark(agg.allowed_lateness);
         let mut keys: Vec<(weir_runtime::Window, String)> = Vec::new();
@@ -449,7 +484,7 @@ impl ShardStage {
         let finished: Vec<FinishedGroup> = closed
             .iter()
             .map(|k| FinishedGroup {
-                state: windows.groups.remove(k).unwrap_or_default(),
+                state: windows.groups.get(k).cloned().unwrap_or_default(),
                 window: k.0,
                 key: k.1.clone(),
             })
@@ -460,13 +495,35 @@ impl ShardStage {
                     tracing::warn!(plugin = %id, "finishing group {:?} failed: {}", closed[e.index as usize], e.message);
                     self.metrics.add("weir_aggregate_failures_total", &[("plugin", &id)], 1);
                 }
-                let aggregates = out.events.decode().unwrap_or_default();
+                let mut aggregates = Vec::new();
+                match out.events.decode() {
+                    Ok(events) => {
+                        let mut events = events.into_iter();
+                        for (group, range) in closed.iter().zip(out.ranges()) {
+                            for n in 0..range.len() {
+                                if let Some(event) = events.next() {
+                                    // One id per (shard, window, key, output): stable across
+                                    // replays whatever time or key the plugin gives the event.
+                                    let id = format!(
+                                        "{}-{:04}-agg-{}-{}-{n}",
+                                        self.spec.stream, self.shard, group.0.start, group.1
+                                    );
+                                    aggregates.push((id, event));
+                                }
+                            }
+                        }
+                    }
+                    Err(err) => tracing::error!(plugin = %id, "finish returned an unreadable batch: {err}"),
+                }
+                for k in &closed {
+                    windows.groups.remove(k);
+                }
                 self.count_out(&id, aggregates.len());
                 aggregates
             }
             Err(err) => {
-                // The groups' states are dropped with a loud error: a plugin that cannot
-                // finish would otherwise hold them forever.
+                // The groups stay open and are finished again after the next batch: a
+                // plugin that cannot finish holds them (and says so) rather than lose them.
                 self.plugin_failed(&id, &err);
                 self.metrics.add("weir_aggregate_failures_total", &[("plugin", &id)], closed.len() as u64);
                 Vec::new()
@@ -506,15 +563,9 @@ impl ShardStage {
             events.push(SinkRecord { id: id(seq, n), seq, item: SinkItem::Event(item) });
         }
         let mut aggregates = Vec::new();
-        for (event, lineage) in produced.aggregates {
-            // One aggregate per (shard, window, key) ever: closed windows never reopen.
-            let agg_id =
-                format!("{stream}-{:04}-agg-{}-{}", self.shard, event.time, event.key.as_deref().unwrap_or(""));
-            aggregates.push(SinkRecord {
-                id: agg_id,
-                seq: range.last,
-                item: SinkItem::Aggregate(EventItem { event, lineage }),
-            });
+        for (agg_id, event) in produced.aggregates {
+            let item = EventItem { event, lineage: produced.aggregate_lineage.clone() };
+            aggregates.push(SinkRecord { id: agg_id, seq: range.last, item: SinkItem::Aggregate(item) });
         }
         let mut dead = Vec::new();
         for (n, d) in produced.dead.into_iter().enumerate() {

@@ -1,0 +1,127 @@
+//! Ingest and end-to-end throughput of the streaming layer, against a bare axum endpoint
+//! that discards the body, in the same run (the machines are noisy: compare ratios).
+//!
+//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY]`
+//! (after scripts/build-plugins.sh). Results: BENCHMARKS.md.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::routing::post;
+use weir_pipeline::Pipeline;
+use weir_pipeline::demo::{DemoOptions, demo_config, sample_orders};
+use weir_pipeline::http_client::request;
+
+struct Run {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    records: usize,
+}
+
+impl Run {
+    fn percentile(&self, p: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        l.sort();
+        l[((l.len() as f64 * p) as usize).min(l.len() - 1)]
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<28} {:>10.0} records/s  {:>8.0} requests/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
+            self.records as f64 / self.elapsed.as_secs_f64(),
+            self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
+            self.percentile(0.50).as_secs_f64() * 1e3,
+            self.percentile(0.99).as_secs_f64() * 1e3,
+        )
+    }
+}
+
+/// Sends `bodies` to `path` from `concurrency` clients; every answer must be 200.
+async fn load(
+    addr: SocketAddr,
+    path: &'static str,
+    bodies: Arc<Vec<String>>,
+    per_body: usize,
+    concurrency: usize,
+) -> Run {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..concurrency {
+        let bodies = bodies.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            for body in bodies.iter().skip(client).step_by(concurrency) {
+                let sent = Instant::now();
+                let r = request(addr, "POST", path, Some("application/x-ndjson"), body.as_bytes()).await.unwrap();
+                assert_eq!(r.status, 200, "{}", r.body);
+                latencies.push(sent.elapsed());
+            }
+            latencies
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(l) = tasks.join_next().await {
+        latencies.extend(l.unwrap());
+    }
+    Run { latencies, elapsed: started.elapsed(), records: bodies.len() * per_body }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let requests = args.first().copied().unwrap_or(400);
+    let per_request = args.get(1).copied().unwrap_or(100);
+    let concurrency = args.get(2).copied().unwrap_or(8);
+
+    let plugin_dir = weir_bench::component_dir();
+    let data_dir: PathBuf = std::env::temp_dir().join(format!("weir-ingest-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let options = DemoOptions { plugin_dir, data_dir: data_dir.clone(), events: 0, seed: 1 };
+    let mut config = demo_config(&options)?;
+    config.server.max_pending_records = u64::MAX;
+    let pipeline = Pipeline::start(&config).await?;
+
+    let app = weir_pipeline::server::app(pipeline.clone())
+        .route("/discard", post(|body: axum::body::Bytes| async move { std::hint::black_box(body.len()).to_string() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(axum::serve(listener, app).into_future());
+
+    let orders = sample_orders(requests * per_request, 11);
+    let bodies: Arc<Vec<String>> = Arc::new(
+        orders.chunks(per_request).map(|c| c.iter().map(|o| o.line.as_str()).collect::<Vec<_>>().join("\n")).collect(),
+    );
+    let bytes: usize = bodies.iter().map(String::len).sum();
+    println!(
+        "{requests} requests × {per_request} records ({:.1} MB), {concurrency} concurrent clients, 127.0.0.1",
+        bytes as f64 / 1e6
+    );
+
+    let bare = load(addr, "/discard", bodies.clone(), per_request, concurrency).await;
+    let started = Instant::now();
+    let ingest =
+        load(addr, "/v1/streams/orders/records?key_field=restaurant_id", bodies.clone(), per_request, concurrency)
+            .await;
+    while !pipeline.caught_up() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let end_to_end = started.elapsed();
+    pipeline.shutdown().await;
+
+    println!("{}", bare.line("bare axum (discard body)"));
+    println!("{}", ingest.line("weir ingest (fsync'd append)"));
+    println!(
+        "ingest / bare throughput: {:.2}",
+        (ingest.records as f64 / ingest.elapsed.as_secs_f64()) / (bare.records as f64 / bare.elapsed.as_secs_f64())
+    );
+    println!(
+        "end to end (ingest -> parse -> enrich -> aggregate -> lake, all checkpointed): {:.0} records/s ({} records in {:.2} s)",
+        ingest.records as f64 / end_to_end.as_secs_f64(),
+        ingest.records,
+        end_to_end.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+    Ok(())
+}
