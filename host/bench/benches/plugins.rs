@@ -56,6 +56,18 @@ fn native_chain(
     })
 }
 
+/// The same chain through the SDK's batch drivers, natively: the plugins' Rust plus the
+/// batch encoding and decoding the Wasm path also does, without Wasm. The gap between
+/// this and `wasm` is what Wasm itself costs (code generation, boundary, allocator).
+fn native_drivers(
+    parser: &mut OrdersParser,
+    enricher: &mut RestaurantEnricher,
+    records: &[weir_sdk::RawRecord],
+) -> usize {
+    let parsed = weir_sdk::run_parse(parser, records);
+    weir_sdk::run_enrich(enricher, &parsed.events).events.len()
+}
+
 struct WasmChain {
     parser: Plugin,
     enricher: Plugin,
@@ -103,6 +115,7 @@ fn chain(c: &mut Criterion) {
         let native_out = native_chain(&mut parser, &mut enricher, &sdk_records(&lines));
         let wasm_out = tokio.block_on(wasm.run(raw_records(&lines)));
         assert_eq!(native_out.len(), wasm_out, "native and Wasm chains disagree");
+        assert_eq!(native_drivers(&mut parser, &mut enricher, &sdk_records(&lines)), wasm_out);
 
         let mut group = c.benchmark_group(format!("parse+enrich/batch={batch}"));
         group.throughput(Throughput::Elements(batch as u64));
@@ -111,6 +124,9 @@ fn chain(c: &mut Criterion) {
         }
         let sdk = sdk_records(&lines);
         group.bench_function("native", |b| b.iter(|| native_chain(&mut parser, &mut enricher, &sdk)));
+        group.bench_function("native with batch encoding", |b| {
+            b.iter(|| native_drivers(&mut parser, &mut enricher, &sdk))
+        });
         group.bench_function("wasm", |b| {
             b.iter_batched(|| raw_records(&lines), |records| tokio.block_on(wasm.run(records)), BatchSize::SmallInput)
         });

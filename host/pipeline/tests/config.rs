@@ -353,17 +353,17 @@ fn a_syntax_error_reports_its_line() {
 #[test]
 fn a_missing_plugin_file_says_how_to_build_it() {
     let dir = TempDir::new().unwrap();
-    let text = "[plugins.orders-parser]\npath = \"target/wasm32-wasip2/release/orders_parser.wasm\"\n\n\
+    let text = "[plugins.orders-parser]\npath = \"target/wasm32-wasip2/plugin/orders_parser.wasm\"\n\n\
                 [[streams]]\nname = \"orders\"\nparser = \"orders-parser\"\n";
     let path = write_config(dir.path(), text, &[]);
 
     let errors = PipelineConfig::from_file(&path).unwrap_err();
-    let missing = dir.path().join("target/wasm32-wasip2/release/orders_parser.wasm");
+    let missing = dir.path().join("target/wasm32-wasip2/plugin/orders_parser.wasm");
     assert_eq!(
         errors.to_string(),
         format!(
             "{}:2: plugins.orders-parser.path: {} does not exist; build it with scripts/build-plugins.sh (the example \
-             plugins are written to target/wasm32-wasip2/release/), or correct the path (a relative path starts from \
+             plugins are written to target/wasm32-wasip2/plugin/), or correct the path (a relative path starts from \
              the configuration file's directory)",
             path.display(),
             missing.display()
@@ -371,7 +371,7 @@ fn a_missing_plugin_file_says_how_to_build_it() {
     );
 
     // Once built, the same file loads; parse alone never looks at the filesystem.
-    write_config(dir.path(), text, &[("target/wasm32-wasip2/release/orders_parser.wasm", "")]);
+    write_config(dir.path(), text, &[("target/wasm32-wasip2/plugin/orders_parser.wasm", "")]);
     let config = PipelineConfig::from_file(&path).unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(config.plugins["orders-parser"].path, missing);
     assert!(PipelineConfig::parse(text, "elsewhere/orders.toml").is_ok());

@@ -50,7 +50,7 @@ const MAX_BATCH_SIZE: u64 = 100_000;
 const MAX_NAME_LEN: usize = 64;
 /// Where the example plugins land, for the message about a missing plugin file.
 const BUILD_HINT: &str = "build it with scripts/build-plugins.sh (the example plugins are written to \
-                          target/wasm32-wasip2/release/), or correct the path (a relative path starts \
+                          target/wasm32-wasip2/plugin/), or correct the path (a relative path starts \
                           from the configuration file's directory)";
 
 /// Reads the file at `path` and loads it.
