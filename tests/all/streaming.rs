@@ -386,3 +386,32 @@ fn malformed_requests_get_a_clear_4xx() {
         assert!(r.body.contains("the request is over the limit of 4096 bytes"), "{}", r.body);
     });
 }
+
+#[test]
+fn a_record_that_crashes_a_plugin_is_isolated_and_dead_lettered_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("enrichers = [\"restaurant-enricher\"]", "enrichers = [\"misbehaving\", \"restaurant-enricher\"]")
+        + &format!(
+            "\n[plugins.misbehaving]\npath = \"{}\"\nversion = \"0.0.1\"\nconfig = {{ panic_on_order = \"o-12\" }}\n",
+            component("misbehaving_enricher").display()
+        );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&config);
+    let sent: Vec<Order> = orders(40).into_iter().filter(|o| o.fate == Fate::Event).collect();
+    assert!(sent.iter().any(|o| o.line.contains("\"o-12\"")));
+    rt().block_on(async {
+        send(server.addr, &sent).await;
+        caught_up(server.addr).await;
+    });
+    server.stop();
+    let report = lake(dir.path());
+    assert_eq!(report.events, sent.len() - 1, "every order but the poison one is delivered");
+    assert_eq!(report.dead_letters.len(), 1, "{:?}", report.dead_letters);
+    let (plugin, reason) = &report.dead_letters[0];
+    assert_eq!(plugin, "misbehaving@0.0.1");
+    assert!(reason.contains("told to panic on order o-12"), "{reason}");
+    assert!(reason.contains("isolated: this record fails the call on its own"), "{reason}");
+}

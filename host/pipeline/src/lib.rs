@@ -12,6 +12,7 @@
 pub mod config;
 pub mod demo;
 pub mod http_client;
+pub mod isolate;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;

@@ -14,6 +14,7 @@ use weir_log::{BatchRange, StoredRecord, StreamLog};
 use weir_runtime::{FinishedGroup, Plugin, RawRecord};
 use weir_sinks::{DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkItem, SinkRecord};
 
+use crate::isolate::{ISOLATION_BUDGET, Piece, isolate};
 use crate::metrics::Metrics;
 use crate::windows::WindowState;
 
@@ -269,42 +270,23 @@ impl ShardStage {
         );
         let stream = spec.stream.as_str();
         let mut dead = Vec::new();
-        let raw: Vec<RawRecord> = records
-            .iter()
-            .map(|r| RawRecord {
-                data: r.data.clone(),
-                key: r.partition_key.clone(),
-                content_type: r.content_type.clone(),
-                arrival_time: r.arrival_time,
-            })
-            .collect();
         self.metrics.add("weir_records_in_total", &[("stream", stream)], records.len() as u64);
 
         let parser_id = spec.parser.id().to_string();
-        let (mut columns, mut origins): (Columns, Origins) = match spec.parser.parse(&label, raw).await {
-            Ok((out, _)) => {
-                for e in &out.errors {
-                    dead.push(Dead {
-                        origin: e.index as usize,
-                        plugin: parser_id.clone(),
-                        stage: "parse",
-                        reason: e.message.clone(),
-                    });
-                }
-                let origins = out.ranges().enumerate().flat_map(|(i, r)| std::iter::repeat_n(i, r.len())).collect();
-                (out.events, origins)
-            }
-            Err(err) => {
-                self.plugin_failed(&parser_id, &err);
-                dead.extend((0..records.len()).map(|i| Dead {
-                    origin: i,
-                    plugin: parser_id.clone(),
-                    stage: "parse",
-                    reason: err.reason(),
-                }));
-                (Columns::default(), Vec::new())
-            }
-        };
+        let pieces = isolate(records.len(), ISOLATION_BUDGET, |inputs| {
+            let raw: Vec<RawRecord> = records[inputs]
+                .iter()
+                .map(|r| RawRecord {
+                    data: r.data.clone(),
+                    key: r.partition_key.clone(),
+                    content_type: r.content_type.clone(),
+                    arrival_time: r.arrival_time,
+                })
+                .collect();
+            spec.parser.parse(&label, raw)
+        })
+        .await;
+        let (mut columns, mut origins) = self.assemble(pieces, &|i| i, &parser_id, "parse", &mut dead);
         self.count_out(&parser_id, columns.len());
         let mut lineage = parser_id;
 
@@ -314,31 +296,21 @@ impl ShardStage {
             if columns.is_empty() {
                 continue;
             }
-            match enricher.enrich(&label, std::mem::take(&mut columns)).await {
-                Ok((out, _)) => {
-                    for e in &out.errors {
-                        dead.push(Dead {
-                            origin: origins[e.index as usize],
-                            plugin: id.clone(),
-                            stage: "enrich",
-                            reason: e.message.clone(),
-                        });
-                    }
-                    origins =
-                        out.ranges().enumerate().flat_map(|(i, r)| std::iter::repeat_n(origins[i], r.len())).collect();
-                    columns = out.events;
-                }
-                Err(err) => {
-                    self.plugin_failed(&id, &err);
-                    dead.extend(origins.iter().map(|&o| Dead {
-                        origin: o,
-                        plugin: id.clone(),
-                        stage: "enrich",
-                        reason: err.reason(),
-                    }));
-                    origins.clear();
-                }
-            }
+            let input = std::mem::take(&mut columns);
+            // Decoded only if the whole-batch call fails and the batch must be split.
+            let split = std::sync::OnceLock::new();
+            let pieces = isolate(input.len(), ISOLATION_BUDGET, |inputs| {
+                let batch = if inputs.len() == input.len() {
+                    input.clone()
+                } else {
+                    let events: &Vec<Event> = split.get_or_init(|| input.decode().unwrap_or_default());
+                    Columns::encode(events.get(inputs).unwrap_or_default())
+                };
+                enricher.enrich(&label, batch)
+            })
+            .await;
+            let input_origins = std::mem::take(&mut origins);
+            (columns, origins) = self.assemble(pieces, &|i| input_origins[i], &id, "enrich", &mut dead);
             self.count_out(&id, columns.len());
         }
 
@@ -382,6 +354,65 @@ impl ShardStage {
         };
         let agg_lineage = spec.aggregator.as_ref().map(|a| format!("{lineage}>{}", a.plugin.id()));
         Produced { events, origins, lineage, aggregates, aggregate_lineage: agg_lineage.unwrap_or_default(), dead }
+    }
+
+    /// Joins the pieces of a (possibly split) plugin call back into one batch of events
+    /// with their origins; per-record errors and the inputs of failed pieces become dead
+    /// letters. `origin_of` maps an input index to its raw record.
+    fn assemble(
+        &self,
+        pieces: Vec<Piece<(weir_runtime::BatchOutput, weir_runtime::CallStats)>>,
+        origin_of: &dyn Fn(usize) -> usize,
+        plugin: &str,
+        stage: &'static str,
+        dead: &mut Vec<Dead>,
+    ) -> (Columns, Origins) {
+        let whole = pieces.len() == 1;
+        let mut events = Vec::new();
+        let mut origins = Vec::new();
+        for piece in pieces {
+            let start = piece.inputs.start;
+            match piece.result {
+                Ok((out, _)) => {
+                    for e in &out.errors {
+                        let origin = origin_of(start + e.index as usize);
+                        dead.push(Dead { origin, plugin: plugin.to_owned(), stage, reason: e.message.clone() });
+                    }
+                    let piece_origins: Origins = out
+                        .ranges()
+                        .enumerate()
+                        .flat_map(|(i, r)| std::iter::repeat_n(origin_of(start + i), r.len()))
+                        .collect();
+                    if whole {
+                        // The usual case: the batch goes on as the plugin returned it.
+                        return (out.events, piece_origins);
+                    }
+                    match out.events.decode() {
+                        Ok(decoded) => {
+                            events.extend(decoded);
+                            origins.extend(piece_origins);
+                        }
+                        Err(err) => dead.extend(piece_origins.into_iter().map(|origin| Dead {
+                            origin,
+                            plugin: plugin.to_owned(),
+                            stage,
+                            reason: err.to_string(),
+                        })),
+                    }
+                }
+                Err(err) => {
+                    self.plugin_failed(plugin, &err);
+                    let reason = crate::isolate::reason(&err, piece.inputs.len());
+                    dead.extend(piece.inputs.map(|i| Dead {
+                        origin: origin_of(i),
+                        plugin: plugin.to_owned(),
+                        stage,
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+        }
+        (Columns::encode(&events), origins)
     }
 
     fn plugin_failed(&self, plugin: &str, err: &weir_runtime::CallError) {

@@ -106,6 +106,11 @@ impl CallError {
         Self { plugin, batch, kind, what }
     }
 
+    /// A call error as the runtime would make it, for tests of code that handles them.
+    pub fn for_tests(plugin: &str, batch: &str, kind: CallErrorKind) -> Self {
+        Self::new(plugin.to_owned(), batch.to_owned(), kind)
+    }
+
     /// The limit exceeded, if that is what happened.
     pub fn limit(&self) -> Option<&LimitKind> {
         match &self.kind {

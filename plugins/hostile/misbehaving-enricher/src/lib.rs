@@ -64,6 +64,13 @@ fn from_batch(b: EventBatch) -> Columns {
 
 /// What one event's mode does: Ok(events to emit) or Err(record error).
 fn misbehave(event: Event) -> Result<Vec<Event>, String> {
+    // Config `panic_on_order`: panic on the event with that order_id, pass the rest (a
+    // poison record in an otherwise good stream).
+    if let Some(poison) = config("panic_on_order")
+        && event.get_str("order_id") == Some(poison.as_str())
+    {
+        panic!("misbehaving-enricher was told to panic on order {poison}");
+    }
     let mode = event.get_str("mode").unwrap_or("ok").to_owned();
     match mode.as_str() {
         "ok" => Ok(vec![event]),
