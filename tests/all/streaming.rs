@@ -206,7 +206,7 @@ fn raw_order_ids(dir: &Path) -> Vec<String> {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             if entry.path().is_dir() {
                 stack.push(entry.path());
-            } else {
+            } else if entry.path().extension().is_some_and(|e| e == "ndjson") {
                 files.push(entry.path());
             }
         }

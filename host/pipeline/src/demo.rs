@@ -238,6 +238,9 @@ pub fn read_lake(lake: &Path) -> anyhow::Result<DemoReport> {
     files(lake, &mut all);
     all.sort();
     for path in all {
+        if weir_sinks::is_interrupted_write(&path.file_name().unwrap_or_default().to_string_lossy()) {
+            continue; // a write a crash interrupted; never part of the lake
+        }
         let rel = path.strip_prefix(lake).unwrap_or(&path);
         let kind = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
         *report.objects.entry(kind.clone()).or_default() += 1;

@@ -150,6 +150,12 @@ impl Pipeline {
 
         let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
         for (name, sink) in &config.sinks {
+            let (SinkConfig::Lake { path } | SinkConfig::DeadLetters { path }) = sink;
+            let removed = weir_sinks::remove_interrupted_writes(path)
+                .with_context(|| format!("cannot clean up sink {name} at {}", path.display()))?;
+            if removed > 0 {
+                tracing::warn!(sink = %name, "removed {removed} files left by writes a crash interrupted");
+            }
             let built: Arc<dyn Sink> = match sink {
                 SinkConfig::Lake { path } => Arc::new(LakeSink::local(path)?),
                 SinkConfig::DeadLetters { path } => Arc::new(DeadLetterSink::local(path)?),

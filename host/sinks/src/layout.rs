@@ -123,3 +123,56 @@ mod tests {
         assert_eq!(date_of(0), "1970-01-01");
     }
 }
+
+/// Removes what a write interrupted by a crash left behind in a local lake: the local
+/// object store writes each object to `<key>#<n>` and renames it into place, so a crash
+/// mid-write leaves a `#<n>` file that is never part of the lake (the replay writes the
+/// object again). Returns how many were removed.
+///
+/// # Errors
+/// When a directory cannot be read or a leftover cannot be removed.
+pub fn remove_interrupted_writes(root: &std::path::Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                dirs.push(path);
+            } else if is_interrupted_write(&entry.file_name().to_string_lossy()) {
+                std::fs::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+/// `name#<digits>`: a temporary file of the local object store.
+pub fn is_interrupted_write(file_name: &str) -> bool {
+    file_name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod interrupted_write_tests {
+    use super::*;
+
+    #[test]
+    fn leftovers_of_interrupted_writes_are_removed_and_objects_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = dir.path().join("raw/stream=orders/date=2026-11-26/shard=0001");
+        std::fs::create_dir_all(&shard).unwrap();
+        std::fs::write(shard.join("00000000000000000060-00000000000000000072.ndjson"), "{}").unwrap();
+        std::fs::write(shard.join("00000000000000000060-00000000000000000072.ndjson#1"), "{").unwrap();
+        assert_eq!(remove_interrupted_writes(dir.path()).unwrap(), 1);
+        let left: Vec<_> = std::fs::read_dir(&shard).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("00000000000000000060-00000000000000000072.ndjson")]);
+        assert!(!is_interrupted_write("a#b.ndjson") && !is_interrupted_write("a.ndjson#"));
+    }
+}

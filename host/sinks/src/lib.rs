@@ -44,6 +44,6 @@ pub use dead_letter::DeadLetterSink;
 pub use delivery::{DeliveryStats, RetryPolicy, deliver};
 pub use error::{BoxError, DeliveryError, SinkError};
 pub use lake::LakeSink;
-pub use layout::LakeObject;
+pub use layout::{LakeObject, is_interrupted_write, remove_interrupted_writes};
 pub use sink::{DeadLetter, EventItem, RawItem, Sink, SinkBatch, SinkFuture, SinkItem, SinkRecord, WriteReport};
 pub use weir_events::{Event, Value};
