@@ -113,3 +113,23 @@ fn a_missing_input_file_is_a_usage_error_with_exit_2() {
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("cannot read /nonexistent/input.txt"), "{}", run.all());
 }
+
+#[test]
+fn the_input_that_crashes_a_plugin_is_named_and_the_rest_of_its_batch_is_processed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("modes.ndjson");
+    let line = |mode: &str| format!("{{\"time\":0,\"fields\":{{\"mode\":\"{mode}\"}}}}\n");
+    let modes = ["ok", "ok", "ok", "ok", "panic", "ok", "ok", "ok"];
+    std::fs::write(&input, modes.iter().map(|m| line(m)).collect::<String>()).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = component("misbehaving_enricher");
+    let run = weir(&[&"plugin", &"test", &wasm, &"--input", &input, &"--batch-size", &"8"], cache.path());
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stdout.contains("output   7 events, 0 record errors, 1 failed calls"), "{}", run.all());
+    assert!(
+        run.stdout.contains("trapped (wasm trap: wasm `unreachable` instruction executed; the plugin's last output:"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("on batch 1, input 5; the instance was discarded (isolated"), "{}", run.all());
+}

@@ -12,7 +12,6 @@
 pub mod config;
 pub mod demo;
 pub mod http_client;
-pub mod isolate;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;

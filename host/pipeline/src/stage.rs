@@ -14,9 +14,9 @@ use weir_log::{BatchRange, StoredRecord, StreamLog};
 use weir_runtime::{FinishedGroup, Plugin, RawRecord};
 use weir_sinks::{DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkItem, SinkRecord};
 
-use crate::isolate::{ISOLATION_BUDGET, Piece, isolate};
 use crate::metrics::Metrics;
 use crate::windows::WindowState;
+use weir_runtime::isolate::{ISOLATION_BUDGET, Piece, isolate};
 
 /// The consumer name under which stream stages keep their checkpoints.
 pub const CONSUMER: &str = "stream-stage";
@@ -402,7 +402,7 @@ impl ShardStage {
                 }
                 Err(err) => {
                     self.plugin_failed(plugin, &err);
-                    let reason = crate::isolate::reason(&err, piece.inputs.len());
+                    let reason = weir_runtime::isolate::reason(&err, piece.inputs.len());
                     dead.extend(piece.inputs.map(|i| Dead {
                         origin: origin_of(i),
                         plugin: plugin.to_owned(),

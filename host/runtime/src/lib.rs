@@ -18,6 +18,7 @@ mod cache;
 mod capabilities;
 mod error;
 mod inspect;
+pub mod isolate;
 mod limits;
 mod plugin;
 mod runtime;

@@ -172,36 +172,52 @@ pub async fn run(options: &TestOptions) -> Result<Report, HarnessError> {
     Ok(report)
 }
 
-/// Feeds the inputs in batches, collecting outputs, record errors and failed calls.
+/// Feeds the inputs in batches, collecting outputs, record errors and failed calls. A
+/// call that fails as a whole is retried on halves of its batch, as the stream stage
+/// does ([`weir_runtime::isolate`]), so the report names the input that fails on its own.
 async fn run_batches<T, F, Fut>(report: &mut Report, inputs: Vec<T>, batch_size: usize, mut call: F)
 where
+    T: Clone,
     F: FnMut(String, Vec<T>) -> Fut,
     Fut: std::future::Future<Output = Result<(weir_runtime::BatchOutput, weir_runtime::CallStats), CallError>>,
 {
-    let total = inputs.len();
-    let mut inputs = inputs.into_iter();
-    let mut first = 0usize;
-    while first < total {
-        let chunk: Vec<T> = inputs.by_ref().take(batch_size.max(1)).collect();
-        let n = chunk.len();
-        let label = format!("batch {} (inputs {}-{})", first / batch_size.max(1) + 1, first + 1, first + n);
-        match call(label.clone(), chunk).await {
-            Ok((output, stats)) => {
-                report.record_call(stats, n);
-                for e in &output.errors {
-                    report.record_errors.push((first + e.index as usize + 1, e.message.clone()));
+    use weir_runtime::isolate::{ISOLATION_BUDGET, isolate};
+    let batch_size = batch_size.max(1);
+    for (k, chunk) in inputs.chunks(batch_size).enumerate() {
+        let (first, n) = (k * batch_size, chunk.len());
+        let calls = std::cell::Cell::new(0usize);
+        let pieces = isolate(n, ISOLATION_BUDGET, |r: std::ops::Range<usize>| {
+            calls.set(calls.get() + 1);
+            let label = match r.len() {
+                len if len == n => format!("batch {} (inputs {}-{})", k + 1, first + 1, first + n),
+                1 => format!("batch {}, input {}", k + 1, first + r.start + 1),
+                _ => format!("batch {}, inputs {}-{}", k + 1, first + r.start + 1, first + r.end),
+            };
+            call(label, chunk[r].to_vec())
+        })
+        .await;
+        let mut timed = 0;
+        for piece in pieces {
+            let start = first + piece.inputs.start;
+            match piece.result {
+                Ok((output, stats)) => {
+                    report.record_call(stats, piece.inputs.len());
+                    timed += 1;
+                    for e in &output.errors {
+                        report.record_errors.push((start + e.index as usize + 1, e.message.clone()));
+                    }
+                    match output.events.decode() {
+                        Ok(events) => report.outputs.extend(events),
+                        Err(e) => report.failed_calls.push(format!("inputs from {}: {e}", start + 1)),
+                    }
                 }
-                match output.events.decode() {
-                    Ok(events) => report.outputs.extend(events),
-                    Err(e) => report.failed_calls.push(format!("{label}: {e}")),
+                Err(err) if piece.inputs.len() == 1 && n > 1 => {
+                    report.failed_calls.push(format!("{err} (isolated: this input fails the call on its own)"));
                 }
-            }
-            Err(err) => {
-                report.calls += 1;
-                report.failed_calls.push(err.to_string());
+                Err(err) => report.failed_calls.push(err.to_string()),
             }
         }
-        first += n;
+        report.calls += calls.get() - timed;
     }
-    report.inputs += total;
+    report.inputs += inputs.len();
 }

@@ -1,4 +1,5 @@
-//! Isolating the record that makes a whole plugin call fail.
+//! Isolating the record that makes a whole plugin call fail: the policy the stream
+//! stages and the harness share.
 //!
 //! When a call traps, hits a limit or breaks the contract, nothing of the batch is
 //! known to be bad except that *something* in it is. The stage then calls the plugin
@@ -9,7 +10,7 @@
 use std::future::Future;
 use std::ops::Range;
 
-use weir_runtime::CallError;
+use crate::error::CallError;
 
 /// Extra calls a stage may spend isolating failures in one batch, per plugin. A poison
 /// record in a batch of 512 is found in 18 calls; a plugin that fails on everything
@@ -66,7 +67,7 @@ mod tests {
     use super::*;
 
     fn failure() -> CallError {
-        weir_runtime::CallError::for_tests("p@1", "batch", weir_runtime::CallErrorKind::Trap("boom".into()))
+        CallError::for_tests("p@1", "batch", crate::error::CallErrorKind::Trap("boom".into()))
     }
 
     #[tokio::test]
