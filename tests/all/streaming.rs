@@ -415,3 +415,20 @@ fn a_record_that_crashes_a_plugin_is_isolated_and_dead_lettered_alone() {
     assert!(reason.contains("told to panic on order o-12"), "{reason}");
     assert!(reason.contains("isolated: this record fails the call on its own"), "{reason}");
 }
+
+#[test]
+fn the_demo_runs_end_to_end_and_reports_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let plugins = component("orders_parser").parent().unwrap().to_path_buf();
+    let run = weir_e2e::weir(&[&"demo", &"--events", &"300", &"--data-dir", &data, &"--plugins", &plugins], dir.path());
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("300 order records sent over HTTP, 300 acknowledged"), "{}", run.all());
+    assert!(run.stdout.contains("raw archive  300 records"), "{}", run.all());
+    assert!(
+        run.stdout.contains("unknown restaurant r-99") || run.stdout.contains("invalid JSON order"),
+        "{}",
+        run.all()
+    );
+    assert!(run.stdout.contains("aggregates per restaurant and window"), "{}", run.all());
+}

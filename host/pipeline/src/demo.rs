@@ -130,14 +130,17 @@ pub struct AggregateRow {
 /// # Errors
 /// When the files cannot be written or the configuration is invalid.
 pub fn demo_config(options: &DemoOptions) -> anyhow::Result<PipelineConfig> {
-    let demo_dir = options.data_dir.join("demo-input");
+    // Absolute, because relative paths in a configuration start from the file's directory.
+    let data_dir = std::path::absolute(&options.data_dir)?;
+    let plugin_dir = std::path::absolute(&options.plugin_dir)?;
+    let demo_dir = data_dir.join("demo-input");
     std::fs::create_dir_all(&demo_dir)?;
     std::fs::write(demo_dir.join("restaurants.json"), include_str!("../demo/restaurants.json"))?;
     let text = DEMO_TOML
-        .replace("PLUGIN_DIR", &options.plugin_dir.display().to_string())
-        .replace("DATA_DIR", &options.data_dir.display().to_string())
+        .replace("PLUGIN_DIR", &plugin_dir.display().to_string())
+        .replace("DATA_DIR", &data_dir.display().to_string())
         .replace("DEMO_DIR", &demo_dir.display().to_string());
-    let path = options.data_dir.join("demo.toml");
+    let path = data_dir.join("demo.toml");
     std::fs::write(&path, text)?;
     PipelineConfig::from_file(&path).map_err(|e| anyhow::anyhow!("{e}"))
 }
