@@ -101,13 +101,29 @@ impl WasmChain {
     }
 }
 
+/// Both chains, ready: the Wasm plugins loaded in a fresh runtime, the native ones
+/// configured, the native host serving the same restaurants.
+struct Fixture {
+    tokio: tokio::runtime::Runtime,
+    wasm: WasmChain,
+    parser: OrdersParser,
+    enricher: RestaurantEnricher,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+        let wasm = tokio.block_on(WasmChain::load(&runtime));
+        set_native_host(Box::new(MapHost::from_json(&restaurants_json()).unwrap()));
+        let parser = OrdersParser::configure(&Config::default()).unwrap();
+        let enricher = RestaurantEnricher::configure(&Config::default()).unwrap();
+        Self { tokio, wasm, parser, enricher }
+    }
+}
+
 fn chain(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-    let wasm = tokio.block_on(WasmChain::load(&runtime));
-    set_native_host(Box::new(MapHost::from_json(&restaurants_json()).unwrap()));
-    let mut parser = OrdersParser::configure(&Config::default()).unwrap();
-    let mut enricher = RestaurantEnricher::configure(&Config::default()).unwrap();
+    let Fixture { tokio, wasm, mut parser, mut enricher } = Fixture::new();
 
     for batch in [1usize, 64, 1024] {
         let lines = order_lines(batch);
@@ -136,12 +152,7 @@ fn chain(c: &mut Criterion) {
 
 /// The chain's halves apart, at batch 1024: where the time goes.
 fn halves(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-    let wasm = tokio.block_on(WasmChain::load(&runtime));
-    set_native_host(Box::new(MapHost::from_json(&restaurants_json()).unwrap()));
-    let mut parser = OrdersParser::configure(&Config::default()).unwrap();
-    let mut enricher = RestaurantEnricher::configure(&Config::default()).unwrap();
+    let Fixture { tokio, wasm, mut parser, mut enricher } = Fixture::new();
     let lines = order_lines(1024);
     let sdk = sdk_records(&lines);
     let parsed: Vec<Event> = weir_sdk::host::in_batch(|| {
@@ -201,9 +212,7 @@ fn halves(c: &mut Criterion) {
 }
 
 fn instantiate(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
-    let wasm = tokio.block_on(WasmChain::load(&runtime));
+    let Fixture { tokio, wasm, .. } = Fixture::new();
     let mut group = c.benchmark_group("instance");
     group.bench_function("fresh (pooled instantiate + configure)", |b| {
         b.iter(|| tokio.block_on(wasm.enricher.start_instance()).unwrap())
