@@ -157,8 +157,8 @@ impl Pipeline {
                 tracing::warn!(sink = %name, "removed {removed} files left by writes a crash interrupted");
             }
             let built: Arc<dyn Sink> = match sink {
-                SinkConfig::Lake { path } => Arc::new(LakeSink::local(path)?),
-                SinkConfig::DeadLetters { path } => Arc::new(DeadLetterSink::local(path)?),
+                SinkConfig::Lake { path } => Arc::new(LakeSink::local(name, path)?),
+                SinkConfig::DeadLetters { path } => Arc::new(DeadLetterSink::local(name, path)?),
             };
             sinks.insert(name.clone(), built);
         }

@@ -627,11 +627,14 @@ impl ShardStage {
             (&spec.routes.aggregates, aggregates),
             (&spec.routes.dead_letters, dead),
         ];
-        for (sinks, items) in routes {
-            for sink in sinks {
+        for (sinks, mut items) in routes {
+            for (i, sink) in sinks.iter().enumerate() {
+                // The last sink of a route takes the items; only a route to several
+                // sinks pays for copies.
+                let items = if i + 1 == sinks.len() { std::mem::take(&mut items) } else { items.clone() };
                 match per_sink.iter_mut().find(|(s, _)| Arc::ptr_eq(s, sink)) {
-                    Some((_, all)) => all.extend(items.iter().cloned()),
-                    None => per_sink.push((sink.clone(), items.clone())),
+                    Some((_, all)) => all.extend(items),
+                    None => per_sink.push((sink.clone(), items)),
                 }
             }
         }

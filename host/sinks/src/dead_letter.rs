@@ -39,13 +39,13 @@ impl DeadLetterSink {
         Self { name: name.into(), store }
     }
 
-    /// A dead-letter sink named `dead-letters` in the lake directory `root` (created if
-    /// missing). Writes are fsynced before they are acknowledged.
+    /// A dead-letter sink named `name` (as in the configuration) in the lake directory
+    /// `root` (created if missing). Writes are fsynced before they are acknowledged.
     ///
     /// # Errors
     /// [`SinkError::Open`] when the directory cannot be created or used.
-    pub fn local(root: &FsPath) -> Result<Self, SinkError> {
-        Ok(Self::new("dead-letters", local_store("dead-letters", root)?))
+    pub fn local(name: &str, root: &FsPath) -> Result<Self, SinkError> {
+        Ok(Self::new(name, local_store(name, root)?))
     }
 
     /// The object store written to.

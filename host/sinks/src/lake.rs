@@ -43,13 +43,14 @@ impl LakeSink {
         Self { name: name.into(), store }
     }
 
-    /// A lake named `lake` in the directory `root` (created if missing). Writes are
-    /// fsynced before they are acknowledged.
+    /// A lake named `name` (as in the configuration; it names the sink in logs and
+    /// errors) in the directory `root` (created if missing). Writes are fsynced before
+    /// they are acknowledged.
     ///
     /// # Errors
     /// [`SinkError::Open`] when the directory cannot be created or used.
-    pub fn local(root: &FsPath) -> Result<Self, SinkError> {
-        Ok(Self::new("lake", local_store("lake", root)?))
+    pub fn local(name: &str, root: &FsPath) -> Result<Self, SinkError> {
+        Ok(Self::new(name, local_store(name, root)?))
     }
 
     /// The object store written to.

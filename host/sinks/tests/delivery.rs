@@ -210,7 +210,7 @@ async fn whole_call_errors_retry_when_retryable_and_fail_fast_otherwise() {
 #[tokio::test]
 async fn deliver_to_the_lake_acknowledges_once_the_objects_are_written() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = weir_sinks::LakeSink::local(dir.path()).unwrap();
+    let lake = weir_sinks::LakeSink::local("lake", dir.path()).unwrap();
     let (_stop, shutdown) = watch::channel(false);
     let stats = deliver(&lake, five_records(), &RetryPolicy::default(), &shutdown).await.unwrap();
     assert_eq!((stats.attempts, stats.records, stats.retried_records), (1, 5, 0));

@@ -43,7 +43,7 @@ fn strings(array: &StringArray) -> Vec<Option<&str>> {
 #[tokio::test]
 async fn lake_writes_events_as_parquet_that_reads_back_with_the_same_values() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = LakeSink::local(dir.path()).unwrap();
+    let lake = LakeSink::local("lake", dir.path()).unwrap();
     let t0 = ARRIVAL;
     let mut batch = batch();
     push(
@@ -143,7 +143,7 @@ async fn lake_writes_events_as_parquet_that_reads_back_with_the_same_values() {
 #[tokio::test]
 async fn mixed_kinds_of_one_field_become_text_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = LakeSink::local(dir.path()).unwrap();
+    let lake = LakeSink::local("lake", dir.path()).unwrap();
     let mut batch = batch();
     let values = [
         weir_events::Value::Int(5),
@@ -191,8 +191,8 @@ async fn replaying_the_same_range_overwrites_the_same_objects() {
     push(&mut batch, 43, 0, event(Event::new(ARRIVAL).with("order_id", "o-2")));
     push(&mut batch, 44, 0, dead_letter("bad line", b"???"));
 
-    let lake = LakeSink::local(dir.path()).unwrap();
-    let dead = DeadLetterSink::local(dir.path()).unwrap();
+    let lake = LakeSink::local("lake", dir.path()).unwrap();
+    let dead = DeadLetterSink::local("dead-letters", dir.path()).unwrap();
     assert!(lake.write(&batch).await.unwrap().is_complete());
     assert!(dead.write(&batch).await.unwrap().is_complete());
     let first = files(dir.path());
@@ -201,8 +201,8 @@ async fn replaying_the_same_range_overwrites_the_same_objects() {
     let raw_before = read_ndjson(&dir.path().join(RAW_KEY));
 
     // A crash before the checkpoint: another host replays the same range.
-    let lake = LakeSink::local(dir.path()).unwrap();
-    let dead = DeadLetterSink::local(dir.path()).unwrap();
+    let lake = LakeSink::local("lake", dir.path()).unwrap();
+    let dead = DeadLetterSink::local("dead-letters", dir.path()).unwrap();
     assert!(lake.write(&batch).await.unwrap().is_complete());
     assert!(dead.write(&batch).await.unwrap().is_complete());
     assert_eq!(files(dir.path()), first, "the replay wrote the same keys, nothing more");
@@ -214,7 +214,7 @@ async fn replaying_the_same_range_overwrites_the_same_objects() {
 #[tokio::test]
 async fn raw_archive_is_ndjson_with_the_original_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = LakeSink::local(dir.path()).unwrap();
+    let lake = LakeSink::local("lake", dir.path()).unwrap();
     let mut batch = batch();
     push(&mut batch, 42, 0, raw(Some("r-7"), "o-1,r-7,23.5,\"crème\"\n".as_bytes()));
     let binary = [0xffu8, 0x00, 0xfe, b'a'];
@@ -249,7 +249,7 @@ async fn raw_archive_is_ndjson_with_the_original_bytes() {
 #[tokio::test]
 async fn dead_letters_carry_plugin_reason_and_original_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let dead = DeadLetterSink::local(dir.path()).unwrap();
+    let dead = DeadLetterSink::local("dead-letters", dir.path()).unwrap();
     assert_eq!(dead.name(), "dead-letters");
     let mut batch = batch();
     push(&mut batch, 42, 0, raw(None, b"o-1"));
@@ -278,7 +278,7 @@ async fn dead_letters_carry_plugin_reason_and_original_bytes() {
 
     // And the lake leaves dead letters alone.
     let other = tempfile::tempdir().unwrap();
-    let lake = LakeSink::local(other.path()).unwrap();
+    let lake = LakeSink::local("lake", other.path()).unwrap();
     let mut only_dead = common::batch();
     push(&mut only_dead, 43, 0, dead_letter("bad", b"x"));
     assert!(lake.write(&only_dead).await.unwrap().is_complete());
@@ -290,7 +290,7 @@ async fn a_failed_object_fails_only_its_own_records() {
     let dir = tempfile::tempdir().unwrap();
     // A file where the events prefix should be a directory: every events put fails.
     std::fs::write(dir.path().join("events"), b"in the way").unwrap();
-    let lake = LakeSink::local(dir.path()).unwrap();
+    let lake = LakeSink::local("lake", dir.path()).unwrap();
     let mut batch = batch();
     push(&mut batch, 42, 0, raw(None, b"o-1"));
     push(&mut batch, 42, 0, event(Event::new(ARRIVAL).with("order_id", "o-1")));
@@ -310,7 +310,7 @@ fn a_lake_root_that_cannot_be_a_directory_is_refused_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"").unwrap();
-    let error = LakeSink::local(&file).unwrap_err();
+    let error = LakeSink::local("lake", &file).unwrap_err();
     assert!(matches!(error, SinkError::Open { .. }));
     assert!(!error.is_retryable());
     let message = error.to_string();
