@@ -1,0 +1,387 @@
+//! One tantivy index: its schema, writes and queries.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::{Value as Json, json};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::MmapDirectory;
+use tantivy::query::QueryParser;
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, Field, IndexRecordOption, NumericOptions, STORED, STRING, Schema,
+    TextFieldIndexing, TextOptions, Value as _,
+};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use weir_events::{Event, Value};
+
+/// The analyser of text fields (see the crate docs).
+const ANALYZER: &str = "weir_text";
+/// Memory the writer may buffer before it flushes a segment.
+const WRITER_MEMORY: usize = 32 << 20;
+/// Most hits one query returns.
+pub const MAX_LIMIT: usize = 1000;
+
+/// Field names the schema uses itself; configured fields may not take them.
+pub const RESERVED_FIELDS: [&str; 5] = ["id", "key", "kind", "time", "text"];
+const SOURCE: &str = "_source";
+
+/// Which event fields get a field of their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexSettings {
+    /// Text fields searchable by name (`restaurant_name:müller`). Every text value is in
+    /// the default field `text` either way.
+    pub text_fields: Vec<String>,
+    /// Numeric fields (ints and floats, as f64) filterable by range (`total:>=20`).
+    pub numeric_fields: Vec<String>,
+}
+
+/// Why an index could not be opened, written or queried.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// The query string does not parse. Answered 400.
+    #[error("invalid query {query:?}: {reason}")]
+    Query {
+        /// The query.
+        query: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The index directory holds an index built with other settings.
+    #[error(
+        "search index {index} at {path} was built with other fields ({reason}); remove the directory to rebuild it \
+         from the stream, or give the sink another index name"
+    )]
+    SchemaChanged {
+        /// The index.
+        index: String,
+        /// Its directory.
+        path: PathBuf,
+        /// What tantivy said.
+        reason: String,
+    },
+    /// Tantivy failed (I/O, a damaged index).
+    #[error("search index {index} at {path}: {source}")]
+    Index {
+        /// The index.
+        index: String,
+        /// Its directory.
+        path: PathBuf,
+        /// Why.
+        source: Box<tantivy::TantivyError>,
+    },
+}
+
+/// One hit of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The record id.
+    pub id: String,
+    /// BM25 score (constant for filters).
+    pub score: f32,
+    /// The stored document: `{"id","kind","key","time","fields","lineage"}`.
+    pub document: Json,
+}
+
+/// The answer to a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResults {
+    /// How many documents match.
+    pub total: usize,
+    /// The best `limit` of them, best first.
+    pub hits: Vec<Hit>,
+}
+
+/// A document to index.
+#[derive(Debug, Clone)]
+pub(crate) struct NewDocument<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) event: &'a Event,
+    pub(crate) lineage: &'a str,
+}
+
+struct Fields {
+    id: Field,
+    key: Field,
+    kind: Field,
+    time: Field,
+    text: Field,
+    source: Field,
+    text_fields: Vec<(String, Field)>,
+    numeric_fields: Vec<(String, Field)>,
+}
+
+/// A search index in a directory.
+pub struct SearchIndex {
+    name: String,
+    path: PathBuf,
+    index: Index,
+    fields: Fields,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+    default_fields: Vec<Field>,
+}
+
+impl std::fmt::Debug for SearchIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchIndex").field("name", &self.name).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl SearchIndex {
+    /// Opens the index `name` in `path` (creating both when missing).
+    ///
+    /// # Errors
+    /// [`SearchError::SchemaChanged`] when the directory holds an index with other
+    /// settings; [`SearchError::Index`] when it cannot be opened.
+    pub fn open(name: &str, path: &Path, settings: &IndexSettings) -> Result<Self, SearchError> {
+        let error = |source: tantivy::TantivyError| SearchError::Index {
+            index: name.to_owned(),
+            path: path.to_owned(),
+            source: Box::new(source),
+        };
+        std::fs::create_dir_all(path).map_err(|e| error(e.into()))?;
+        let (schema, fields) = schema(settings);
+        let directory = MmapDirectory::open(path).map_err(|e| error(e.into()))?;
+        let index = Index::open_or_create(directory, schema).map_err(|e| match e {
+            tantivy::TantivyError::SchemaError(reason) => {
+                SearchError::SchemaChanged { index: name.to_owned(), path: path.to_owned(), reason }
+            }
+            other => error(other),
+        })?;
+        let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+            .filter(RemoveLongFilter::limit(64))
+            .filter(LowerCaser)
+            .filter(AsciiFoldingFilter)
+            .build();
+        index.tokenizers().register(ANALYZER, analyzer);
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY).map_err(error)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(error)?;
+        let mut default_fields = vec![fields.text];
+        default_fields.extend(fields.text_fields.iter().map(|(_, f)| *f));
+        Ok(Self {
+            name: name.to_owned(),
+            path: path.to_owned(),
+            index,
+            fields,
+            writer: Mutex::new(writer),
+            reader,
+            default_fields,
+        })
+    }
+
+    /// The index's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Indexes `documents`, replacing any with the same id, and commits. Blocking.
+    pub(crate) fn write(&self, documents: &[NewDocument<'_>]) -> Result<(), SearchError> {
+        let error = |source| self.error(source);
+        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for doc in documents {
+            writer.delete_term(Term::from_field_text(self.fields.id, doc.id));
+            writer.add_document(self.document(doc)).map_err(error)?;
+        }
+        if let Err(e) = writer.commit() {
+            // Drop what was buffered: the batch is retried whole.
+            let _ = writer.rollback();
+            return Err(error(e));
+        }
+        drop(writer);
+        self.reader.reload().map_err(error)
+    }
+
+    fn document(&self, new: &NewDocument<'_>) -> TantivyDocument {
+        let f = &self.fields;
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.id, new.id);
+        doc.add_text(f.kind, new.kind);
+        if let Some(key) = &new.event.key {
+            doc.add_text(f.key, key);
+        }
+        doc.add_date(f.time, DateTime::from_timestamp_micros(new.event.time));
+        for (name, value) in &new.event.fields {
+            if let Value::Text(text) = value {
+                doc.add_text(f.text, text);
+                if let Some((_, field)) = f.text_fields.iter().find(|(n, _)| n.as_str() == name.as_ref()) {
+                    doc.add_text(*field, text);
+                }
+            }
+            let number = match value {
+                Value::Int(i) => Some(*i as f64),
+                Value::Float(x) if x.is_finite() => Some(*x),
+                _ => None,
+            };
+            if let Some(number) = number
+                && let Some((_, field)) = f.numeric_fields.iter().find(|(n, _)| n.as_str() == name.as_ref())
+            {
+                doc.add_f64(*field, number);
+            }
+        }
+        let event = weir_events::json::event_to_json(new.event);
+        let source = json!({
+            "id": new.id,
+            "kind": new.kind,
+            "key": new.event.key,
+            "time": weir_events::time::format_rfc3339(new.event.time),
+            "fields": event.get("fields").cloned().unwrap_or_default(),
+            "lineage": new.lineage,
+        });
+        doc.add_text(f.source, source.to_string());
+        doc
+    }
+
+    /// Runs `query` (tantivy's query-string syntax, conjunction by default) and returns
+    /// the total number of matches and the best `limit` (at most [`MAX_LIMIT`]).
+    ///
+    /// # Errors
+    /// [`SearchError::Query`] when the query does not parse.
+    pub fn search(&self, query: &str, limit: usize) -> Result<SearchResults, SearchError> {
+        let mut parser = QueryParser::for_index(&self.index, self.default_fields.clone());
+        parser.set_conjunction_by_default();
+        let parsed = parser
+            .parse_query(query)
+            .map_err(|e| SearchError::Query { query: query.to_owned(), reason: e.to_string() })?;
+        let searcher = self.reader.searcher();
+        let limit = limit.clamp(1, MAX_LIMIT);
+        let (top, total) = searcher
+            .search(&parsed, &(TopDocs::with_limit(limit).order_by_score(), Count))
+            .map_err(|source| self.error(source))?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address).map_err(|source| self.error(source))?;
+            let source = doc.get_first(self.fields.source).and_then(|v| v.as_str()).unwrap_or("null");
+            let document: Json = serde_json::from_str(source).unwrap_or(Json::Null);
+            let id = document["id"].as_str().unwrap_or_default().to_owned();
+            hits.push(Hit { id, score, document });
+        }
+        Ok(SearchResults { total, hits })
+    }
+
+    /// How many documents the index holds (as of the last commit).
+    pub fn count(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    fn error(&self, source: tantivy::TantivyError) -> SearchError {
+        SearchError::Index { index: self.name.clone(), path: self.path.clone(), source: Box::new(source) }
+    }
+}
+
+fn schema(settings: &IndexSettings) -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let analysed = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let id = builder.add_text_field("id", STRING | STORED);
+    let key = builder.add_text_field("key", STRING);
+    let kind = builder.add_text_field("kind", STRING);
+    let time = builder.add_date_field(
+        "time",
+        DateOptions::default().set_indexed().set_fast().set_precision(DateTimePrecision::Microseconds),
+    );
+    let text = builder.add_text_field("text", analysed.clone());
+    let source = builder.add_text_field(SOURCE, STORED);
+    let text_fields = settings
+        .text_fields
+        .iter()
+        .map(|name| (name.clone(), builder.add_text_field(name, analysed.clone())))
+        .collect();
+    let numeric = NumericOptions::default().set_indexed().set_fast();
+    let numeric_fields = settings
+        .numeric_fields
+        .iter()
+        .map(|name| (name.clone(), builder.add_f64_field(name, numeric.clone())))
+        .collect();
+    let fields = Fields { id, key, kind, time, text, source, text_fields, numeric_fields };
+    (builder.build(), fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_events::Name;
+
+    use super::*;
+
+    fn restaurant(id: &str, name: &str, total: f64) -> Event {
+        let fields = vec![
+            (Name::from("restaurant_name"), Value::from(name)),
+            (Name::from("total"), Value::Float(total)),
+            (Name::from("zone"), Value::from("north")),
+        ];
+        Event { key: Some(id.to_owned()), time: 1_764_151_200_000_000, fields }
+    }
+
+    fn settings() -> IndexSettings {
+        IndexSettings { text_fields: vec!["restaurant_name".into()], numeric_fields: vec!["total".into()] }
+    }
+
+    fn write(index: &SearchIndex, docs: &[(&str, Event)]) {
+        let docs: Vec<NewDocument<'_>> =
+            docs.iter().map(|(id, event)| NewDocument { id, kind: "event", event, lineage: "p@1" }).collect();
+        index.write(&docs).unwrap();
+    }
+
+    fn ids(index: &SearchIndex, query: &str) -> Vec<String> {
+        let mut ids: Vec<String> = index.search(query, 100).unwrap().hits.into_iter().map(|h| h.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn non_ascii_text_is_found_with_and_without_accents() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0)), ("b", restaurant("r-2", "Smokehouse", 9.5))]);
+        for query in ["müller", "Muller", "MÜLLER", "cafe", "restaurant_name:café"] {
+            assert_eq!(ids(&index, query), ["a"], "query {query}");
+        }
+        assert_eq!(ids(&index, "north"), ["a", "b"]);
+        assert_eq!(ids(&index, "total:>=10"), ["a"]);
+        assert_eq!(ids(&index, "total:[1 TO 10]"), ["b"]);
+        assert_eq!(ids(&index, "key:r-2"), ["b"]);
+        assert_eq!(ids(&index, "time:[2025-11-26T00:00:00Z TO 2025-11-27T00:00:00Z]"), ["a", "b"]);
+        let hit = &index.search("smokehouse", 1).unwrap().hits[0];
+        assert_eq!(hit.document["fields"]["restaurant_name"], "Smokehouse");
+        assert_eq!(hit.document["key"], "r-2");
+    }
+
+    #[test]
+    fn rewriting_an_id_replaces_the_document_also_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+            write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0))]);
+            write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0))]);
+            assert_eq!(index.count(), 1);
+        }
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        write(&index, &[("a", restaurant("r-1", "Café Müller", 21.0)), ("c", restaurant("r-3", "Dim Sum", 1.0))]);
+        assert_eq!(index.count(), 2);
+        assert_eq!(ids(&index, "müller"), ["a"]);
+        assert_eq!(index.search("müller", 5).unwrap().hits[0].document["fields"]["total"], 21.0);
+    }
+
+    #[test]
+    fn a_query_syntax_error_names_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        for query in ["nosuchfield:x", "total:abc", "time:[yesterday TO now]"] {
+            let error = index.search(query, 10).unwrap_err();
+            assert!(matches!(error, SearchError::Query { .. }), "{query}: {error}");
+            assert!(error.to_string().contains(query), "{error}");
+        }
+    }
+
+    #[test]
+    fn other_settings_on_an_existing_index_are_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(SearchIndex::open("orders", dir.path(), &settings()).unwrap());
+        let other = IndexSettings { text_fields: vec![], numeric_fields: vec!["total".into(), "tip".into()] };
+        let error = SearchIndex::open("orders", dir.path(), &other).unwrap_err();
+        assert!(matches!(error, SearchError::SchemaChanged { .. }), "{error}");
+        assert!(error.to_string().contains("remove the directory"), "{error}");
+    }
+}

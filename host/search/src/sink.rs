@@ -1,0 +1,73 @@
+//! The sink that writes a stream's outputs into a search index.
+
+use std::sync::Arc;
+
+use weir_sinks::{Sink, SinkBatch, SinkError, SinkFuture, SinkItem, WriteReport};
+
+use crate::index::{NewDocument, SearchIndex};
+
+/// Indexes a batch's events and aggregates (raw records and dead letters are reported as
+/// written without being indexed). One commit per batch: the documents of a batch become
+/// searchable together, when the write is acknowledged. A failed commit fails the whole
+/// batch, which is retried; ids make the retry and any replay replace, not duplicate.
+#[derive(Debug, Clone)]
+pub struct SearchSink {
+    name: String,
+    index: Arc<SearchIndex>,
+}
+
+impl SearchSink {
+    /// A sink named `name` writing `index`.
+    pub fn new(name: impl Into<String>, index: Arc<SearchIndex>) -> Self {
+        Self { name: name.into(), index }
+    }
+
+    async fn write_batch(&self, batch: &SinkBatch) -> Result<WriteReport, SinkError> {
+        let indexed: Vec<usize> = batch
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(r.item, SinkItem::Event(_) | SinkItem::Aggregate(_)))
+            .map(|(i, _)| i)
+            .collect();
+        if indexed.is_empty() {
+            return Ok(WriteReport::all_written());
+        }
+        let index = self.index.clone();
+        let records = batch.subset(&indexed).records;
+        let written = tokio::task::spawn_blocking(move || {
+            let documents: Vec<NewDocument<'_>> = records
+                .iter()
+                .filter_map(|record| match &record.item {
+                    SinkItem::Event(item) => Some(("event", record, item)),
+                    SinkItem::Aggregate(item) => Some(("aggregate", record, item)),
+                    _ => None,
+                })
+                .map(|(kind, record, item)| NewDocument {
+                    id: &record.id,
+                    kind,
+                    event: &item.event,
+                    lineage: &item.lineage,
+                })
+                .collect();
+            index.write(&documents)
+        })
+        .await;
+        let target = format!("search index {}", self.index.name());
+        match written {
+            Ok(Ok(())) => Ok(WriteReport::all_written()),
+            Ok(Err(e)) => Err(SinkError::Write { sink: self.name.clone(), target, source: Box::new(e) }),
+            Err(join) => Err(SinkError::Write { sink: self.name.clone(), target, source: join.to_string().into() }),
+        }
+    }
+}
+
+impl Sink for SearchSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+        Box::pin(self.write_batch(batch))
+    }
+}

@@ -1,0 +1,199 @@
+//! The sink that keeps a serving table up to date.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::json;
+use weir_events::{Event, Value};
+use weir_sinks::{EventItem, Sink, SinkBatch, SinkError, SinkFuture, SinkItem, SinkRecord, WriteReport};
+
+use crate::store::{ServingStore, Upsert, UpsertOutcome};
+
+/// Upserts a stream's events (or aggregates) into one table of a [`ServingStore`].
+///
+/// The key of an event is the value of its field `key_field` (text, or an integer in
+/// decimal), or its event key when no field is configured. An event without one cannot
+/// be served: it is skipped with a warning and counted ([`ServingSink::skipped`]); it
+/// stays in the lake and the warehouse. Raw records and dead letters are not served and
+/// are reported as written.
+///
+/// The document stored (and answered by `GET /v1/serving/{table}/{key}`) is
+/// `{"table","key","time","fields","lineage","source":{"id","stream","shard","seq"}}`,
+/// with `time` in RFC 3339 and `fields` in weir's JSON form of events
+/// (`{"$timestamp": …}` for timestamps, see `weir_events::json`).
+#[derive(Debug)]
+pub struct ServingSink {
+    name: String,
+    table: String,
+    key_field: Option<String>,
+    store: ServingStore,
+    skipped: AtomicU64,
+    stale: AtomicU64,
+}
+
+impl ServingSink {
+    /// A sink named `name` writing `table` of `store`, keyed by `key_field` (or the event
+    /// key when `None`).
+    pub fn new(
+        name: impl Into<String>,
+        table: impl Into<String>,
+        key_field: Option<String>,
+        store: ServingStore,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            table: table.into(),
+            key_field,
+            store,
+            skipped: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+        }
+    }
+
+    /// The table written.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Events skipped because they had no key.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Events ignored because a newer event's document was already stored.
+    pub fn stale(&self) -> u64 {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    /// The serving key of `event`, or why it has none.
+    fn key_of(&self, event: &Event) -> Result<String, String> {
+        match &self.key_field {
+            None => event.key.clone().filter(|k| !k.is_empty()).ok_or_else(|| "the event has no key".to_owned()),
+            Some(field) => match event.fields.iter().find(|(name, _)| name.as_ref() == field.as_str()) {
+                Some((_, Value::Text(text))) if !text.is_empty() => Ok(text.to_string()),
+                Some((_, Value::Int(number))) => Ok(number.to_string()),
+                Some((_, other)) => Err(format!("its key field {field} holds {other:?}, not text or an integer")),
+                None => Err(format!("it has no field {field}")),
+            },
+        }
+    }
+
+    fn document(&self, batch: &SinkBatch, record: &SinkRecord, item: &EventItem, key: &str) -> Vec<u8> {
+        let event = weir_events::json::event_to_json(&item.event);
+        let document = json!({
+            "table": self.table,
+            "key": key,
+            "time": weir_events::time::format_rfc3339(item.event.time),
+            "fields": event.get("fields").cloned().unwrap_or_default(),
+            "lineage": item.lineage,
+            "source": { "id": record.id, "stream": batch.stream, "shard": batch.shard, "seq": record.seq },
+        });
+        serde_json::to_vec(&document).unwrap_or_default()
+    }
+
+    async fn write_batch(&self, batch: &SinkBatch) -> Result<WriteReport, SinkError> {
+        let mut upserts = Vec::new();
+        for record in &batch.records {
+            let (SinkItem::Event(item) | SinkItem::Aggregate(item)) = &record.item else { continue };
+            match self.key_of(&item.event) {
+                Ok(key) => {
+                    let body = self.document(batch, record, item, &key);
+                    upserts.push(Upsert { key, time: item.event.time, seq: record.seq, body });
+                }
+                Err(why) => {
+                    self.skipped.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(sink = %self.name, record = %record.id, "not served: {why}");
+                }
+            }
+        }
+        if upserts.is_empty() {
+            return Ok(WriteReport::all_written());
+        }
+        let store = self.store.clone();
+        let table = self.table.clone();
+        let outcomes = tokio::task::spawn_blocking(move || store.upsert(&table, &upserts))
+            .await
+            .map_err(|join| self.write_error(join.to_string().into()))?
+            .map_err(|e| self.write_error(Box::new(e)))?;
+        let stale = outcomes.iter().filter(|o| **o == UpsertOutcome::Stale).count();
+        self.stale.fetch_add(stale as u64, Ordering::Relaxed);
+        Ok(WriteReport::all_written())
+    }
+
+    fn write_error(&self, source: weir_sinks::BoxError) -> SinkError {
+        SinkError::Write { sink: self.name.clone(), target: format!("serving table {}", self.table), source }
+    }
+}
+
+impl Sink for ServingSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+        Box::pin(self.write_batch(batch))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use weir_events::Name;
+    use weir_sinks::RawItem;
+
+    use super::*;
+    use crate::store::CacheSettings;
+
+    fn order(id: &str, status: &str, time: i64) -> Event {
+        let fields = vec![(Name::from("order_id"), Value::from(id)), (Name::from("status"), Value::from(status))];
+        Event { key: Some("r-1".to_owned()), time, fields }
+    }
+
+    fn batch(first_seq: u64, events: Vec<Event>) -> SinkBatch {
+        let mut records: Vec<SinkRecord> = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| SinkRecord {
+                id: SinkRecord::make_id("orders", 0, first_seq + i as u64, 0),
+                seq: first_seq + i as u64,
+                item: SinkItem::Event(EventItem { event, lineage: "p@1".to_owned() }),
+            })
+            .collect();
+        let raw = RawItem { partition_key: None, content_type: "text/plain".to_owned(), arrival_time: 0, data: vec![] };
+        records.push(SinkRecord { id: "raw".to_owned(), seq: first_seq, item: SinkItem::Raw(raw) });
+        let last_seq = first_seq + records.len() as u64;
+        SinkBatch { stream: "orders".to_owned(), shard: 0, first_seq, last_seq, arrival_time: 0, records }
+    }
+
+    fn status(store: &ServingStore, key: &str) -> Option<String> {
+        let doc = store.read("orders", key).unwrap()?;
+        let json: serde_json::Value = serde_json::from_slice(&doc.body).unwrap();
+        Some(json["fields"]["status"].as_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn keeps_the_newest_status_per_order_and_skips_events_without_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServingStore::open(&dir.path().join("s.redb"), CacheSettings::default()).unwrap();
+        let sink = ServingSink::new("order-status", "orders", Some("order_id".to_owned()), store.clone());
+        let mut keyless = order("x", "placed", 5);
+        keyless.fields.remove(0);
+        let first = batch(1, vec![order("o-1", "placed", 10), order("o-2", "placed", 10), keyless]);
+        assert!(sink.write(&first).await.unwrap().is_complete());
+        // A later batch carrying an older event for o-1 and a newer one for o-2.
+        let second = batch(10, vec![order("o-2", "delivered", 30), order("o-1", "created", 5)]);
+        assert!(sink.write(&second).await.unwrap().is_complete());
+        assert_eq!(status(&store, "o-1").as_deref(), Some("placed"));
+        assert_eq!(status(&store, "o-2").as_deref(), Some("delivered"));
+        assert_eq!((sink.skipped(), sink.stale()), (1, 1));
+        assert_eq!(store.count("orders").unwrap(), 2);
+
+        let doc = store.read("orders", "o-2").unwrap().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&doc.body).unwrap();
+        assert_eq!(json["key"], "o-2");
+        assert_eq!(json["lineage"], "p@1");
+        assert_eq!(json["source"]["seq"], 10);
+        assert_eq!(json["time"], weir_events::time::format_rfc3339(30));
+        let _ = Arc::new(sink);
+    }
+}

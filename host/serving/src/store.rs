@@ -1,0 +1,368 @@
+//! The store: one redb table keyed by `(table, key)`, and the cache in front of it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use moka::sync::Cache;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+/// Every serving table in one redb table: `(table, key)` → stored document.
+///
+/// A stored value is `time` (i64, big-endian), `seq` (u64, big-endian), then the
+/// document as UTF-8 JSON.
+const DOCUMENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("serving_documents");
+const HEADER: usize = 16;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServingError {
+    /// The database file could not be opened or created.
+    #[error("cannot open the serving store at {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<redb::Error>,
+    },
+    /// A read or write failed.
+    #[error("serving store {path}: {source}")]
+    Storage {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<redb::Error>,
+    },
+    /// A stored value is shorter than its header: the file was damaged.
+    #[error("serving store {path}: the value of table {table} key {key:?} is damaged ({len} bytes)")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The serving table.
+        table: String,
+        /// The key.
+        key: String,
+        /// Its length.
+        len: usize,
+    },
+}
+
+/// The cache in front of reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Most entries held (present and absent keys); the least recently used go first.
+    /// By default 100 000.
+    pub max_entries: u64,
+    /// How long an entry is served after it was loaded. By default 5 s.
+    pub ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self { max_entries: 100_000, ttl: Duration::from_secs(5) }
+    }
+}
+
+/// A stored document and the version of the event that wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredDocument {
+    /// Event time of the writing event, microseconds since the Unix epoch.
+    pub time: i64,
+    /// Log sequence number of the writing event.
+    pub seq: u64,
+    /// The document, UTF-8 JSON.
+    pub body: Bytes,
+}
+
+impl StoredDocument {
+    /// An entity tag for HTTP: `"<time>-<seq>"`.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.time, self.seq)
+    }
+
+    fn encode(time: i64, seq: u64, body: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(HEADER + body.len());
+        bytes.extend_from_slice(&time.to_be_bytes());
+        bytes.extend_from_slice(&seq.to_be_bytes());
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn version_of(bytes: &[u8]) -> Option<(i64, u64)> {
+        let time = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
+        let seq = u64::from_be_bytes(bytes.get(8..HEADER)?.try_into().ok()?);
+        Some((time, seq))
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (time, seq) = Self::version_of(bytes)?;
+        Some(Self { time, seq, body: Bytes::copy_from_slice(&bytes[HEADER..]) })
+    }
+}
+
+/// One document to upsert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upsert {
+    /// The key within the table.
+    pub key: String,
+    /// Event time of the event, microseconds since the Unix epoch.
+    pub time: i64,
+    /// Its log sequence number.
+    pub seq: u64,
+    /// The document, UTF-8 JSON.
+    pub body: Vec<u8>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    /// The document is now the stored one (new key, newer event, or the same event again).
+    Written,
+    /// A newer event's document was already stored; this one was ignored.
+    Stale,
+}
+
+/// What a read found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The document, or `None` when the key has none.
+    pub document: Option<Arc<StoredDocument>>,
+    /// Whether the answer came from the cache.
+    pub cached: bool,
+}
+
+type CacheKey = (Arc<str>, String);
+
+/// The serving store. Cheap to share (`Arc` inside); all methods block on disk I/O, so
+/// async callers run them with `spawn_blocking`, except cache hits, which do not touch
+/// the disk ([`ServingStore::cached`]).
+#[derive(Clone)]
+pub struct ServingStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    db: Database,
+    cache: Cache<CacheKey, Option<Arc<StoredDocument>>>,
+    settings: CacheSettings,
+}
+
+impl std::fmt::Debug for ServingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingStore")
+            .field("path", &self.inner.path)
+            .field("cache", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServingStore {
+    /// Opens (or creates) the store in the file `path`.
+    ///
+    /// # Errors
+    /// [`ServingError::Open`] when the file cannot be opened or created.
+    pub fn open(path: &Path, settings: CacheSettings) -> Result<Self, ServingError> {
+        let open_error = |source: redb::Error| ServingError::Open { path: path.to_owned(), source: Box::new(source) };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| open_error(redb::Error::Io(e)))?;
+        }
+        let db = Database::create(path).map_err(|e| open_error(e.into()))?;
+        let txn = db.begin_write().map_err(|e| open_error(e.into()))?;
+        txn.open_table(DOCUMENTS).map_err(|e| open_error(e.into()))?;
+        txn.commit().map_err(|e| open_error(e.into()))?;
+        let cache = Cache::builder().max_capacity(settings.max_entries).time_to_live(settings.ttl).build();
+        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), db, cache, settings }) })
+    }
+
+    /// The cache settings.
+    pub fn cache_settings(&self) -> CacheSettings {
+        self.inner.settings
+    }
+
+    /// The cached answer for `key` in `table`, without touching the disk.
+    pub fn cached(&self, table: &str, key: &str) -> Option<Lookup> {
+        let document = self.inner.cache.get(&(Arc::from(table), key.to_owned()))?;
+        Some(Lookup { document, cached: true })
+    }
+
+    /// The document for `key` in `table`: from the cache, else from the store (and then
+    /// cached, absent keys too).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn get(&self, table: &str, key: &str) -> Result<Lookup, ServingError> {
+        if let Some(hit) = self.cached(table, key) {
+            return Ok(hit);
+        }
+        let document = self.read(table, key)?.map(Arc::new);
+        self.inner.cache.insert((Arc::from(table), key.to_owned()), document.clone());
+        Ok(Lookup { document, cached: false })
+    }
+
+    /// Reads `key` in `table` from the store, bypassing the cache.
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn read(&self, table: &str, key: &str) -> Result<Option<StoredDocument>, ServingError> {
+        let storage = |e: redb::Error| self.storage_error(e);
+        let txn = self.inner.db.begin_read().map_err(|e| storage(e.into()))?;
+        let documents = txn.open_table(DOCUMENTS).map_err(|e| storage(e.into()))?;
+        let Some(stored) = documents.get((table, key)).map_err(|e| storage(e.into()))? else { return Ok(None) };
+        let bytes = stored.value();
+        StoredDocument::decode(bytes).map(Some).ok_or_else(|| ServingError::Damaged {
+            path: self.inner.path.clone(),
+            table: table.to_owned(),
+            key: key.to_owned(),
+            len: bytes.len(),
+        })
+    }
+
+    /// Upserts `documents` into `table` in one durable transaction: each replaces the
+    /// stored document unless that one was written by a newer event (see the crate docs).
+    /// Returns one outcome per document, in order. After the commit the cache holds the
+    /// documents written.
+    ///
+    /// # Errors
+    /// When the transaction fails; nothing of it was written then.
+    pub fn upsert(&self, table: &str, documents: &[Upsert]) -> Result<Vec<UpsertOutcome>, ServingError> {
+        let storage = |e: redb::Error| self.storage_error(e);
+        let txn = self.inner.db.begin_write().map_err(|e| storage(e.into()))?;
+        let mut outcomes = Vec::with_capacity(documents.len());
+        {
+            let mut stored = txn.open_table(DOCUMENTS).map_err(|e| storage(e.into()))?;
+            for doc in documents {
+                let current = stored
+                    .get((table, doc.key.as_str()))
+                    .map_err(|e| storage(e.into()))?
+                    .and_then(|value| StoredDocument::version_of(value.value()));
+                let newer_or_same = current.is_none_or(|version| (doc.time, doc.seq) >= version);
+                if newer_or_same {
+                    let value = StoredDocument::encode(doc.time, doc.seq, &doc.body);
+                    stored.insert((table, doc.key.as_str()), value.as_slice()).map_err(|e| storage(e.into()))?;
+                    outcomes.push(UpsertOutcome::Written);
+                } else {
+                    outcomes.push(UpsertOutcome::Stale);
+                }
+            }
+        }
+        txn.commit().map_err(|e| storage(e.into()))?;
+        let table: Arc<str> = Arc::from(table);
+        for (doc, outcome) in documents.iter().zip(&outcomes) {
+            let key = (table.clone(), doc.key.clone());
+            match outcome {
+                UpsertOutcome::Written => {
+                    let document = StoredDocument { time: doc.time, seq: doc.seq, body: Bytes::from(doc.body.clone()) };
+                    self.inner.cache.insert(key, Some(Arc::new(document)));
+                }
+                // A stale write leaves the stored document, which a cached miss no longer
+                // describes if this key was absent before the transaction: never, as a
+                // stale write needs a stored document. Nothing to do.
+                UpsertOutcome::Stale => {}
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// How many documents `table` holds (a scan; for tests and tools).
+    ///
+    /// # Errors
+    /// When the store cannot be read.
+    pub fn count(&self, table: &str) -> Result<u64, ServingError> {
+        let storage = |e: redb::Error| self.storage_error(e);
+        let txn = self.inner.db.begin_read().map_err(|e| storage(e.into()))?;
+        let documents = txn.open_table(DOCUMENTS).map_err(|e| storage(e.into()))?;
+        let range = documents.range((table, "")..).map_err(|e| storage(e.into()))?;
+        let mut count = 0;
+        for entry in range {
+            let entry = entry.map_err(|e| storage(e.into()))?;
+            if entry.0.value().0 != table {
+                break;
+            }
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    fn storage_error(&self, source: redb::Error) -> ServingError {
+        ServingError::Storage { path: self.inner.path.clone(), source: Box::new(source) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upsert(key: &str, time: i64, seq: u64, body: &str) -> Upsert {
+        Upsert { key: key.to_owned(), time, seq, body: body.as_bytes().to_vec() }
+    }
+
+    fn body(store: &ServingStore, table: &str, key: &str) -> Option<String> {
+        store.read(table, key).unwrap().map(|d| String::from_utf8(d.body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn an_older_event_does_not_overwrite_a_newer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServingStore::open(&dir.path().join("serving.redb"), CacheSettings::default()).unwrap();
+        let outcomes = store.upsert("orders", &[upsert("o-1", 200, 5, "delivered")]).unwrap();
+        assert_eq!(outcomes, [UpsertOutcome::Written]);
+        let outcomes = store.upsert("orders", &[upsert("o-1", 100, 9, "placed")]).unwrap();
+        assert_eq!(outcomes, [UpsertOutcome::Stale]);
+        assert_eq!(body(&store, "orders", "o-1").as_deref(), Some("delivered"));
+        assert_eq!(store.get("orders", "o-1").unwrap().document.unwrap().body, "delivered");
+    }
+
+    #[test]
+    fn same_time_orders_by_sequence_and_a_replay_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServingStore::open(&dir.path().join("serving.redb"), CacheSettings::default()).unwrap();
+        let batch = [upsert("o-1", 100, 1, "a"), upsert("o-1", 100, 2, "b"), upsert("o-1", 100, 1, "a")];
+        let outcomes = store.upsert("orders", &batch).unwrap();
+        assert_eq!(outcomes, [UpsertOutcome::Written, UpsertOutcome::Written, UpsertOutcome::Stale]);
+        assert_eq!(body(&store, "orders", "o-1").as_deref(), Some("b"));
+        assert_eq!(store.upsert("orders", &[upsert("o-1", 100, 2, "b")]).unwrap(), [UpsertOutcome::Written]);
+        assert_eq!(store.count("orders").unwrap(), 1);
+    }
+
+    #[test]
+    fn tables_are_separate_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serving.redb");
+        {
+            let store = ServingStore::open(&path, CacheSettings::default()).unwrap();
+            store.upsert("orders", &[upsert("k", 1, 1, "order")]).unwrap();
+            store.upsert("stats", &[upsert("k", 1, 1, "stats"), upsert("k2", 1, 2, "x")]).unwrap();
+        }
+        let store = ServingStore::open(&path, CacheSettings::default()).unwrap();
+        assert_eq!(body(&store, "orders", "k").as_deref(), Some("order"));
+        assert_eq!(body(&store, "stats", "k").as_deref(), Some("stats"));
+        assert_eq!((store.count("orders").unwrap(), store.count("stats").unwrap()), (1, 2));
+        assert_eq!(body(&store, "other", "k"), None);
+    }
+
+    #[test]
+    fn reads_are_cached_absent_keys_too_and_writes_refresh_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServingStore::open(&dir.path().join("serving.redb"), CacheSettings::default()).unwrap();
+        let first = store.get("orders", "o-1").unwrap();
+        assert_eq!(first, Lookup { document: None, cached: false });
+        assert_eq!(store.get("orders", "o-1").unwrap(), Lookup { document: None, cached: true });
+        store.upsert("orders", &[upsert("o-1", 1, 1, "new")]).unwrap();
+        let after = store.get("orders", "o-1").unwrap();
+        assert!(after.cached);
+        assert_eq!(after.document.unwrap().body, "new");
+    }
+
+    #[test]
+    fn cache_entries_expire_after_the_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = CacheSettings { max_entries: 10, ttl: Duration::from_millis(50) };
+        let store = ServingStore::open(&dir.path().join("serving.redb"), settings).unwrap();
+        store.upsert("t", &[upsert("k", 1, 1, "v")]).unwrap();
+        assert!(store.get("t", "k").unwrap().cached);
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(!store.get("t", "k").unwrap().cached);
+    }
+}
