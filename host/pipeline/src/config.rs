@@ -154,6 +154,12 @@ pub struct ServerConfig {
     /// consumers have not processed, ingest refuses new ones with a retryable error until
     /// they catch up. By default 100 000.
     pub max_pending_records: u64,
+    /// `serving_cache_entries`: most entries of the cache in front of the serving store
+    /// (present and absent keys). By default 100 000.
+    pub serving_cache_entries: u64,
+    /// `serving_cache_ttl`: how long a cached serving lookup is answered before it is read
+    /// again; also the `max-age` of serving responses. By default 5s.
+    pub serving_cache_ttl: HumanDuration,
 }
 
 impl Default for ServerConfig {
@@ -165,6 +171,8 @@ impl Default for ServerConfig {
             max_record_bytes: ByteSize::mib(1),
             max_request_bytes: ByteSize::mib(5),
             max_pending_records: 100_000,
+            serving_cache_entries: 100_000,
+            serving_cache_ttl: HumanDuration(std::time::Duration::from_secs(5)),
         }
     }
 }
@@ -242,26 +250,42 @@ pub enum SinkType {
     Lake,
     /// `dead-letters`: records a plugin could not process, with the reason (NDJSON).
     DeadLetters,
+    /// `serving`: the newest event per key, for `GET /v1/serving/{table}/{key}`.
+    Serving,
+    /// `search`: a full-text index, for `GET /v1/search/{index}`.
+    Search,
+    /// `warehouse`: partitioned Parquet tables with commit markers, for query engines and
+    /// `GET /v1/aggregates/{stream}`.
+    Warehouse,
 }
 
 impl SinkType {
     /// Every sink type.
-    pub const ALL: [SinkType; 2] = [SinkType::Lake, SinkType::DeadLetters];
+    pub const ALL: [SinkType; 5] =
+        [SinkType::Lake, SinkType::DeadLetters, SinkType::Serving, SinkType::Search, SinkType::Warehouse];
 
-    /// The type as written in the configuration: `lake`, `dead-letters`.
+    /// The type as written in the configuration: `lake`, `dead-letters`, `serving`,
+    /// `search`, `warehouse`.
     pub fn as_str(self) -> &'static str {
         match self {
             SinkType::Lake => "lake",
             SinkType::DeadLetters => "dead-letters",
+            SinkType::Serving => "serving",
+            SinkType::Search => "search",
+            SinkType::Warehouse => "warehouse",
         }
     }
 
     /// Whether a sink of this type takes `output`: the lake takes raw records, events and
-    /// aggregates; the dead-letter sink takes dead letters.
+    /// aggregates; the dead-letter sink takes dead letters; the serving store, the search
+    /// index and the warehouse take events and aggregates.
     pub fn accepts(self, output: OutputKind) -> bool {
         match self {
             SinkType::Lake => matches!(output, OutputKind::Raw | OutputKind::Events | OutputKind::Aggregates),
             SinkType::DeadLetters => output == OutputKind::DeadLetters,
+            SinkType::Serving | SinkType::Search | SinkType::Warehouse => {
+                matches!(output, OutputKind::Events | OutputKind::Aggregates)
+            }
         }
     }
 }
@@ -288,6 +312,33 @@ pub enum SinkConfig {
         /// `lake`.
         path: PathBuf,
     },
+    /// `type = "serving"`: a table of the serving store (`<data_dir>/serving/serving.redb`).
+    Serving {
+        /// `table`: the table's name in `GET /v1/serving/{table}/{key}`. By default the
+        /// sink's name.
+        table: String,
+        /// `key_field`: the event field whose value (text or integer) is the key. By
+        /// default the event's key.
+        key_field: Option<String>,
+    },
+    /// `type = "search"`: a search index.
+    Search {
+        /// `index`: the index's name in `GET /v1/search/{index}`. By default the sink's
+        /// name. Its files are in `<data_dir>/search/<index>`.
+        index: String,
+        /// `text_fields`: text fields searchable by name (`restaurant_name:müller`); every
+        /// text value is searchable without a name either way. By default none.
+        text_fields: Vec<String>,
+        /// `numeric_fields`: number fields filterable by range (`total:>=20`). By default
+        /// none.
+        numeric_fields: Vec<String>,
+    },
+    /// `type = "warehouse"`: partitioned Parquet tables in a local directory.
+    Warehouse {
+        /// `path`: the root directory, resolved against `server.data_dir`. By default
+        /// `warehouse`.
+        path: PathBuf,
+    },
 }
 
 impl SinkConfig {
@@ -306,6 +357,9 @@ impl SinkConfig {
         match self {
             SinkConfig::Lake { .. } => SinkType::Lake,
             SinkConfig::DeadLetters { .. } => SinkType::DeadLetters,
+            SinkConfig::Serving { .. } => SinkType::Serving,
+            SinkConfig::Search { .. } => SinkType::Search,
+            SinkConfig::Warehouse { .. } => SinkType::Warehouse,
         }
     }
 

@@ -113,6 +113,8 @@ pub struct DemoReport {
     pub objects: BTreeMap<String, usize>,
     pub elapsed: Duration,
     pub lake: PathBuf,
+    /// What the read API answered: (request, summary lines).
+    pub reads: Vec<(String, Vec<String>)>,
 }
 
 /// One aggregate as read back from Parquet.
@@ -201,15 +203,99 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
         anyhow::ensure!(Instant::now() < deadline, "the pipeline did not catch up within 120 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let reads = read_api_tour(addr, &sample).await?;
     pipeline.shutdown().await;
     server.abort();
     let lake = options.data_dir.join("lake");
     let mut report = read_lake(&lake)?;
+    report.reads = reads;
     report.sent = sample.len();
     report.accepted = accepted;
     report.elapsed = started.elapsed();
     report.lake = lake;
     Ok(report)
+}
+
+/// Asks the read API what a data team would: an order's status, a restaurant's latest
+/// statistics, a free-text search with non-ASCII text, and the warehouse's aggregates of
+/// one restaurant.
+async fn read_api_tour(
+    addr: std::net::SocketAddr,
+    sample: &[SampleRecord],
+) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let get = |path: String| async move {
+        let r = request(addr, "GET", &path, None, b"").await?;
+        anyhow::ensure!(r.status == 200, "GET {path} answered {}: {}", r.status, r.body);
+        let body: serde_json::Value = serde_json::from_str(&r.body)?;
+        Ok::<_, anyhow::Error>((path, body))
+    };
+    let mut reads = Vec::new();
+
+    // The first order that made it through (a complete JSON order of a known restaurant).
+    let order = sample
+        .iter()
+        .filter(|r| !r.csv && r.restaurant != "r-99" && r.line.contains("\"test\":false"))
+        .find_map(|r| serde_json::from_str::<serde_json::Value>(&r.line).ok())
+        .and_then(|v| v["order_id"].as_str().map(str::to_owned))
+        .context("the sample holds no complete order")?;
+    let (path, doc) = get(format!("/v1/serving/orders/{order}")).await?;
+    let f = &doc["fields"];
+    reads.push((
+        path,
+        vec![format!(
+            "{} at {}: {} from {} ({}), total {}, delivered in {:.1} min",
+            doc["key"].as_str().unwrap_or_default(),
+            doc["time"].as_str().unwrap_or_default(),
+            f["status"].as_str().unwrap_or_default(),
+            f["restaurant_name"].as_str().unwrap_or_default(),
+            f["zone"].as_str().unwrap_or_default(),
+            f["total"],
+            f["delivery_minutes"].as_f64().unwrap_or(f64::NAN),
+        )],
+    ));
+
+    let (path, doc) = get("/v1/serving/restaurant-stats/r-7".to_owned()).await?;
+    let f = &doc["fields"];
+    reads.push((
+        path,
+        vec![format!(
+            "window from {}: {} orders, revenue {}, mean delivery {:.1} min",
+            f["window_start"]["$timestamp"].as_str().unwrap_or_default(),
+            f["orders"],
+            f["revenue"],
+            f["mean_delivery_minutes"].as_f64().unwrap_or(f64::NAN),
+        )],
+    ));
+
+    let (path, doc) = get("/v1/search/orders?q=m%C3%BCller&limit=3".to_owned()).await?;
+    let mut lines = vec![format!("{} orders match \"müller\"; the best 3:", doc["total"])];
+    for hit in doc["hits"].as_array().into_iter().flatten() {
+        let f = &hit["fields"];
+        lines.push(format!(
+            "{}  {}  total {}  score {:.2}",
+            f["order_id"].as_str().unwrap_or_default(),
+            f["restaurant_name"].as_str().unwrap_or_default(),
+            f["total"],
+            hit["score"].as_f64().unwrap_or_default(),
+        ));
+    }
+    reads.push((path, lines));
+
+    let (path, doc) = get("/v1/aggregates/orders?key=r-7".to_owned()).await?;
+    let rows = doc["rows"].as_array().cloned().unwrap_or_default();
+    let orders: i64 = rows.iter().filter_map(|r| r["fields"]["orders"].as_i64()).sum();
+    let revenue: f64 = rows.iter().filter_map(|r| r["fields"]["revenue"].as_f64()).sum();
+    let mut lines = vec![format!("{} windows, {orders} orders, revenue {revenue:.2} in all", rows.len())];
+    for row in rows.iter().take(3) {
+        lines.push(format!(
+            "{}  {} orders  revenue {}",
+            row["time"].as_str().unwrap_or_default(),
+            row["fields"]["orders"],
+            row["fields"]["revenue"]
+        ));
+    }
+    reads.push((path, lines));
+    Ok(reads)
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -320,6 +406,15 @@ impl std::fmt::Display for DemoReport {
                 "  {:<10} {:<22} {:>6} {:>10.2} {:>14}",
                 a.restaurant, a.window_start, a.orders, a.revenue, mean
             );
+        }
+        if !self.reads.is_empty() {
+            let _ = writeln!(s, "\nread API (serving store, search index, warehouse):");
+            for (request, lines) in &self.reads {
+                let _ = writeln!(s, "  GET {request}");
+                for line in lines {
+                    let _ = writeln!(s, "      {line}");
+                }
+            }
         }
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         for (plugin, reason) in &self.dead_letters {

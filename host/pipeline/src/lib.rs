@@ -6,7 +6,8 @@
 //!   sinks, one [`stage::ShardStage`] per stream and shard; ingest with backpressure.
 //! - [`stage`]: parse → enrich → windowed aggregate → route, checkpoint after every sink
 //!   acknowledged.
-//! - [`server`]: the HTTP API (ingest, `/metrics`, `/healthz`).
+//! - [`server`]: the HTTP API (ingest, `/metrics`, `/healthz`) and [`read_api`] (serving
+//!   lookups, search, warehouse aggregates) over the [`stores`] the sinks write.
 //! - [`demo`]: `weir demo`.
 
 pub mod config;
@@ -14,8 +15,10 @@ pub mod demo;
 pub mod http_client;
 pub mod metrics;
 pub mod pipeline;
+pub mod read_api;
 pub mod server;
 pub mod stage;
+pub mod stores;
 pub mod windows;
 
 pub use config::{ConfigError, ConfigErrors, PipelineConfig, validate_file};

@@ -10,11 +10,12 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use weir_log::{Appended, LogConfig, NewRecord, StreamLog};
 use weir_runtime::{Plugin, PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
-use weir_sinks::{DeadLetterSink, LakeSink, RetryPolicy, Sink};
+use weir_sinks::{RetryPolicy, Sink};
 
-use crate::config::{LatePolicy, PipelineConfig, SinkConfig};
+use crate::config::{LatePolicy, PipelineConfig};
 use crate::metrics::Metrics;
 use crate::stage::{AggregatorSpec, CONSUMER, LateEvents, Routes, ShardStage, StageError, StageSpec};
+use crate::stores::Stores;
 
 /// Ingest limits, from `[server]`.
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +90,7 @@ pub struct Pipeline {
     shutdown: watch::Sender<bool>,
     shutting_down: AtomicBool,
     tasks: tokio::sync::Mutex<tokio::task::JoinSet<Result<(), StageError>>>,
+    stores: Stores,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -148,20 +150,7 @@ impl Pipeline {
             }
         }
 
-        let mut sinks: BTreeMap<String, Arc<dyn Sink>> = BTreeMap::new();
-        for (name, sink) in &config.sinks {
-            let (SinkConfig::Lake { path } | SinkConfig::DeadLetters { path }) = sink;
-            let removed = weir_sinks::remove_interrupted_writes(path)
-                .with_context(|| format!("cannot clean up sink {name} at {}", path.display()))?;
-            if removed > 0 {
-                tracing::warn!(sink = %name, "removed {removed} files left by writes a crash interrupted");
-            }
-            let built: Arc<dyn Sink> = match sink {
-                SinkConfig::Lake { path } => Arc::new(LakeSink::local(name, path)?),
-                SinkConfig::DeadLetters { path } => Arc::new(DeadLetterSink::local(name, path)?),
-            };
-            sinks.insert(name.clone(), built);
-        }
+        let (sinks, stores) = crate::stores::build(config)?;
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {
             names.iter().map(|n| sinks.get(n).cloned().with_context(|| format!("unknown sink {n}"))).collect()
         };
@@ -237,12 +226,18 @@ impl Pipeline {
             shutdown,
             shutting_down: AtomicBool::new(false),
             tasks: tokio::sync::Mutex::new(tasks),
+            stores,
         }))
     }
 
     /// Ingest limits.
     pub fn limits(&self) -> IngestLimits {
         self.limits
+    }
+
+    /// The serving store, search indexes and warehouses the read API answers from.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
     }
 
     /// The metrics registry.

@@ -1,4 +1,4 @@
-//! The HTTP surface: ingest, metrics and health. One `app()` serves `weir serve` and the
+//! The HTTP surface: ingest, metrics and health, and the read API ([`crate::read_api`]). One `app()` serves `weir serve` and the
 //! tests.
 
 use std::sync::Arc;
@@ -27,12 +27,13 @@ pub fn app(pipeline: Arc<Pipeline>) -> Router {
         .route("/v1/streams/{stream}/records", post(ingest))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .merge(crate::read_api::routes())
         .layer(DefaultBodyLimit::disable())
         .with_state(pipeline)
 }
 
 /// An error answered as JSON `{"error": "..."}` with its status.
-struct ApiError(StatusCode, String, Option<u64>);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String, pub(crate) Option<u64>);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

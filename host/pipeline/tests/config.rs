@@ -113,6 +113,8 @@ fn a_full_configuration_parses_into_typed_settings() {
             max_record_bytes: ByteSize::kib(512),
             max_request_bytes: ByteSize::mib(4),
             max_pending_records: 5000,
+            serving_cache_entries: 100_000,
+            serving_cache_ttl: HumanDuration(Duration::from_secs(5)),
         },
         log: LogSettings {
             shards: 8,
@@ -432,7 +434,7 @@ fn routes_must_name_defined_sinks_of_the_right_type() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters"#,
+            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse"#,
             r#"orders.toml:14: streams[0].routes.dead_letters[0]: sink "lake" is a lake sink, which does not take dead letters; no defined sink does; add a sink of type dead-letters"#,
         ]
     );
@@ -615,4 +617,99 @@ fn the_examples_in_the_documentation_are_valid() {
     for example in examples {
         PipelineConfig::parse(example, "docs/configuration.md").unwrap_or_else(|errors| panic!("{errors}"));
     }
+}
+
+#[test]
+fn serving_search_and_warehouse_sinks_take_events_and_aggregates() {
+    let text = format!(
+        r#"
+[server]
+data_dir = "/srv/weir"
+serving_cache_entries = 500
+serving_cache_ttl = "250ms"
+{MINIMAL}
+[sinks.order-status]
+type = "serving"
+table = "orders"
+key_field = "order_id"
+
+[sinks.stats]
+type = "serving"
+
+[sinks.order-search]
+type = "search"
+index = "orders"
+text_fields = ["restaurant_name"]
+numeric_fields = ["total"]
+
+[sinks.warehouse]
+type = "warehouse"
+
+[streams.routes]
+events = ["order-status", "order-search", "warehouse"]
+dead_letters = []
+"#
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml").unwrap();
+    assert_eq!(config.server.serving_cache_entries, 500);
+    assert_eq!(config.server.serving_cache_ttl, HumanDuration(Duration::from_millis(250)));
+    assert_eq!(
+        config.sinks["order-status"],
+        SinkConfig::Serving { table: "orders".to_owned(), key_field: Some("order_id".to_owned()) }
+    );
+    assert_eq!(config.sinks["stats"], SinkConfig::Serving { table: "stats".to_owned(), key_field: None });
+    assert_eq!(
+        config.sinks["order-search"],
+        SinkConfig::Search {
+            index: "orders".to_owned(),
+            text_fields: strings(&["restaurant_name"]),
+            numeric_fields: strings(&["total"]),
+        }
+    );
+    assert_eq!(config.sinks["warehouse"], SinkConfig::Warehouse { path: PathBuf::from("/srv/weir/warehouse") });
+    for sink_type in [SinkType::Serving, SinkType::Search, SinkType::Warehouse] {
+        assert!(sink_type.accepts(OutputKind::Events) && sink_type.accepts(OutputKind::Aggregates));
+        assert!(!sink_type.accepts(OutputKind::Raw) && !sink_type.accepts(OutputKind::DeadLetters));
+    }
+}
+
+#[test]
+fn search_sink_fields_and_indexes_are_checked() {
+    let text = format!(
+        r#"{MINIMAL}
+[sinks.a]
+type = "search"
+index = "orders"
+text_fields = ["restaurant name", "time", "zone"]
+numeric_fields = ["zone"]
+
+[sinks.b]
+type = "search"
+index = "orders"
+colour = "blue"
+
+[sinks.c]
+type = "serving"
+table = "Orders!"
+
+[sinks.d]
+type = "warehouse"
+
+[streams.routes]
+raw = ["d"]
+dead_letters = []
+"#
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            r#"orders.toml:12: sinks.a.text_fields[0]: "restaurant name" cannot be a search field; use letters, digits and '_'"#,
+            r#"orders.toml:12: sinks.a.text_fields[1]: "time" is a field every index has (id, key, kind, time, text); rename the event field in a plugin"#,
+            r#"orders.toml:13: sinks.a.numeric_fields[0]: "zone" is listed twice; a field is either text or numeric"#,
+            r#"orders.toml:15: sinks.b: search index "orders" is already written by sink a; give each search sink its own index"#,
+            r#"orders.toml:18: sinks.b.colour: unknown key "colour"; allowed keys are: type, index, text_fields, numeric_fields"#,
+            r#"orders.toml:22: sinks.c.table: "Orders!" is not a valid serving table name; expected 1 to 64 characters among a-z, 0-9, '-' and '_'"#,
+            r#"orders.toml:28: streams[0].routes.raw[0]: sink "d" is a warehouse sink, which does not take raw records; no defined sink does; add a sink of type lake"#,
+        ]
+    );
 }

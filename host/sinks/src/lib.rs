@@ -13,6 +13,8 @@
 //!   filesystem by default, S3 through the same code later): the raw archive as NDJSON,
 //!   events and aggregates as Parquet, one object per kind per batch, keyed by
 //!   [`LakeObject::key`] so a replay overwrites.
+//! - [`Warehouse`]: events and aggregates as Hive-partitioned Parquet tables (by event
+//!   date) with a commit marker per batch, for DuckDB and the aggregates API.
 //! - [`DeadLetterSink`]: records the plugins refused, with the plugin, the reason and
 //!   the original bytes, as NDJSON next to the lake.
 //!
@@ -39,6 +41,7 @@ mod layout;
 mod ndjson;
 mod sink;
 mod table;
+mod warehouse;
 
 pub use dead_letter::DeadLetterSink;
 pub use delivery::{DeliveryStats, RetryPolicy, deliver};
@@ -46,4 +49,5 @@ pub use error::{BoxError, DeliveryError, SinkError};
 pub use lake::LakeSink;
 pub use layout::{LakeObject, is_interrupted_write, remove_interrupted_writes};
 pub use sink::{DeadLetter, EventItem, RawItem, Sink, SinkBatch, SinkFuture, SinkItem, SinkRecord, WriteReport};
+pub use warehouse::{Commit, CommittedFile, Warehouse, WarehouseTable};
 pub use weir_events::{Event, Value};

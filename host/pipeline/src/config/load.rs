@@ -31,12 +31,24 @@ pub(super) enum Checks {
 }
 
 const TOP_KEYS: &[&str] = &["server", "log", "plugins", "reference", "sinks", "streams"];
-const SERVER_KEYS: &[&str] = &["listen", "data_dir", "max_record_bytes", "max_request_bytes", "max_pending_records"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "max_record_bytes",
+    "max_request_bytes",
+    "max_pending_records",
+    "serving_cache_entries",
+    "serving_cache_ttl",
+];
 const LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
 const PLUGIN_KEYS: &[&str] = &["path", "version", "config", "limits"];
 const LIMIT_KEYS: &[&str] = &["cpu", "wall", "memory", "max_output_events", "max_output_bytes", "max_log_bytes"];
 const REFERENCE_KEYS: &[&str] = &["file"];
 const LOCAL_SINK_KEYS: &[&str] = &["type", "path"];
+const SERVING_SINK_KEYS: &[&str] = &["type", "table", "key_field"];
+const SEARCH_SINK_KEYS: &[&str] = &["type", "index", "text_fields", "numeric_fields"];
+/// Field names a search index uses itself (`weir_search::RESERVED_FIELDS`).
+const SEARCH_RESERVED_FIELDS: [&str; 5] = ["id", "key", "kind", "time", "text"];
 const STREAM_KEYS: &[&str] = &["name", "parser", "enrichers", "batch_size", "aggregator", "routes"];
 const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events"];
 const ROUTE_KEYS: &[&str] = &["raw", "events", "aggregates", "dead_letters"];
@@ -147,6 +159,12 @@ impl Loader<'_> {
             }
             if let Some(pending) = self.count(&table, "max_pending_records", 1, u64::MAX) {
                 server.max_pending_records = pending;
+            }
+            if let Some(entries) = self.count(&table, "serving_cache_entries", 0, u64::MAX) {
+                server.serving_cache_entries = entries;
+            }
+            if let Some(ttl) = self.report.get::<HumanDuration>(&table, "serving_cache_ttl") {
+                server.serving_cache_ttl = ttl.value;
             }
             if server.max_request_bytes < server.max_record_bytes {
                 // Blame the key that was written (both, or one of them, was).
@@ -350,6 +368,7 @@ impl Loader<'_> {
             return sinks;
         };
         let mut sinks = BTreeMap::new();
+        let mut indexes: Vec<(String, String)> = Vec::new();
         let Some(section) = self.report.table(value, root_key("sinks"), None) else { return sinks };
         for (name, key_span, value) in section.entries() {
             self.sink_types.insert(name.to_owned(), None);
@@ -368,19 +387,78 @@ impl Loader<'_> {
             };
             self.sink_types.insert(name.to_owned(), Some(sink_type));
             let sink = match sink_type {
-                SinkType::Lake | SinkType::DeadLetters => {
+                SinkType::Lake | SinkType::DeadLetters | SinkType::Warehouse => {
                     self.report.unknown_keys(&table, LOCAL_SINK_KEYS);
-                    let path = self.path(&table, "path").map_or_else(|| PathBuf::from("lake"), |path| path.value);
+                    let default = if sink_type == SinkType::Warehouse { "warehouse" } else { "lake" };
+                    let path = self.path(&table, "path").map_or_else(|| PathBuf::from(default), |path| path.value);
                     let path = data_dir.join(path);
                     match sink_type {
                         SinkType::Lake => SinkConfig::Lake { path },
                         SinkType::DeadLetters => SinkConfig::DeadLetters { path },
+                        _ => SinkConfig::Warehouse { path },
                     }
+                }
+                SinkType::Serving => {
+                    self.report.unknown_keys(&table, SERVING_SINK_KEYS);
+                    let table_name = self.name_or(&table, "table", name, "serving table");
+                    let key_field = self.report.get::<String>(&table, "key_field").map(|field| field.value);
+                    SinkConfig::Serving { table: table_name, key_field }
+                }
+                SinkType::Search => {
+                    self.report.unknown_keys(&table, SEARCH_SINK_KEYS);
+                    let index = self.name_or(&table, "index", name, "search index");
+                    if let Some((other, _)) = indexes.iter().find(|(_, i)| **i == index) {
+                        let message = format!(
+                            "search index {index:?} is already written by sink {other}; give each search sink its own index"
+                        );
+                        self.report.error(&table.path, Some(key_span.clone()), message);
+                    }
+                    indexes.push((name.to_owned(), index.clone()));
+                    let text_fields = self.search_fields(&table, "text_fields", &[]);
+                    let numeric_fields = self.search_fields(&table, "numeric_fields", &text_fields);
+                    SinkConfig::Search { index, text_fields, numeric_fields }
                 }
             };
             sinks.insert(name.to_owned(), sink);
         }
         sinks
+    }
+
+    /// The name at `key` (checked like every name), else `default`.
+    fn name_or(&mut self, table: &Table<'_, '_>, key: &str, default: &str, what: &str) -> String {
+        match self.report.get::<String>(table, key) {
+            Some(name) => {
+                self.check_name(&name.path, &name.span, &name.value, what);
+                name.value
+            }
+            None => default.to_owned(),
+        }
+    }
+
+    /// A search sink's list of field names at `key`: each a name a query can use, none
+    /// reserved, none repeated, none also in `taken`.
+    fn search_fields(&mut self, table: &Table<'_, '_>, key: &str, taken: &[String]) -> Vec<String> {
+        let mut fields: Vec<String> = Vec::new();
+        for field in self.report.list::<String>(table, key).unwrap_or_default() {
+            let name = &field.value;
+            let problem = if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                Some(format!("{name:?} cannot be a search field; use letters, digits and '_'"))
+            } else if SEARCH_RESERVED_FIELDS.contains(&name.as_str()) {
+                Some(format!(
+                    "{name:?} is a field every index has ({}); rename the event field in a plugin",
+                    SEARCH_RESERVED_FIELDS.join(", ")
+                ))
+            } else if fields.contains(name) || taken.contains(name) {
+                Some(format!("{name:?} is listed twice; a field is either text or numeric"))
+            } else {
+                None
+            };
+            match problem {
+                Some(message) => self.report.error(&field.path, Some(field.span), message),
+                None => fields.push(field.value),
+            }
+        }
+        fields
     }
 
     fn streams(&mut self, value: Option<&Value<'_>>) -> Vec<StreamConfig> {

@@ -1,0 +1,200 @@
+//! The read API: serving lookups, free-text search and warehouse aggregates.
+//!
+//! - `GET /v1/serving/{table}/{key}`: the newest document for `key` (200, JSON), 404 for
+//!   an unknown table or key. `Cache-Control: max-age` is the serving cache's TTL, `ETag`
+//!   the version of the event that wrote the document (`If-None-Match` → 304), and
+//!   `X-Weir-Cache: hit|miss` says whether the host's cache answered.
+//! - `GET /v1/search/{index}?q=QUERY&limit=N`: `{"index","query","total","hits":[…]}`,
+//!   best first (`limit` 10 by default, at most 1000); 400 with the reason for a query that
+//!   does not parse.
+//! - `GET /v1/aggregates/{stream}?key=K&from=T&to=T`: the stream's committed aggregates
+//!   from the warehouse its aggregates are routed to, whose event time is in `[from, to)`
+//!   (RFC 3339; both optional) and key is `key` (optional).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use weir_search::SearchError;
+use weir_sinks::WarehouseTable;
+
+use crate::pipeline::Pipeline;
+use crate::server::ApiError;
+
+/// Hits a search returns when the request gives no `limit`.
+pub const DEFAULT_SEARCH_LIMIT: usize = 10;
+
+/// The read routes, over a running pipeline.
+pub(crate) fn routes() -> Router<Arc<Pipeline>> {
+    Router::new()
+        .route("/v1/serving/{table}/{key}", get(serving_lookup))
+        .route("/v1/search/{index}", get(search))
+        .route("/v1/aggregates/{stream}", get(aggregates))
+}
+
+fn not_found(message: String) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, message, None)
+}
+
+fn bad_request(message: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message, None)
+}
+
+fn internal(message: String) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, message, None)
+}
+
+fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
+    let names: Vec<String> = names.into_iter().map(|n| n.as_ref().to_owned()).collect();
+    if names.is_empty() { "none is configured".to_owned() } else { format!("this pipeline has: {}", names.join(", ")) }
+}
+
+async fn serving_lookup(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path((table, key)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let stores = pipeline.stores();
+    let store = match &stores.serving {
+        Some(store) if stores.serving_tables.contains(&table) => store.clone(),
+        _ => return Err(not_found(format!("unknown serving table {table:?}; {}", known(&stores.serving_tables)))),
+    };
+    // A cache hit is answered without leaving the async worker; a miss reads the disk.
+    let lookup = match store.cached(&table, &key) {
+        Some(hit) => hit,
+        None => {
+            let (store, table, key) = (store.clone(), table.clone(), key.clone());
+            tokio::task::spawn_blocking(move || store.get(&table, &key))
+                .await
+                .map_err(|e| internal(e.to_string()))?
+                .map_err(|e| internal(e.to_string()))?
+        }
+    };
+    let cache = if lookup.cached { "hit" } else { "miss" };
+    pipeline.metrics().add("weir_serving_lookups_total", &[("table", &table), ("cache", cache)], 1);
+    let max_age = format!("max-age={}", store.cache_settings().ttl.as_secs());
+    let Some(document) = lookup.document else {
+        let mut response = not_found(format!("serving table {table:?} has no value for key {key:?}")).into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_str(&max_age).expect("ascii"));
+        response.headers_mut().insert("x-weir-cache", HeaderValue::from_static(cache));
+        return Ok(response);
+    };
+    let etag = document.etag();
+    let not_modified = headers.get(header::IF_NONE_MATCH).is_some_and(|tag| tag.as_bytes() == etag.as_bytes());
+    let builder = Response::builder()
+        .header(header::CACHE_CONTROL, max_age)
+        .header(header::ETAG, etag)
+        .header("x-weir-cache", cache);
+    let response = if not_modified {
+        builder.status(StatusCode::NOT_MODIFIED).body(Body::empty())
+    } else {
+        builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(document.body.clone()))
+    };
+    response.map_err(|e| internal(e.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+    limit: Option<String>,
+}
+
+async fn search(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path(index_name): Path<String>,
+    Query(query): Query<SearchQuery>,
+) -> Result<Response, ApiError> {
+    let stores = pipeline.stores();
+    let Some(index) = stores.search.get(&index_name).cloned() else {
+        return Err(not_found(format!("unknown search index {index_name:?}; {}", known(stores.search.keys()))));
+    };
+    let Some(q) = query.q.filter(|q| !q.trim().is_empty()) else {
+        return Err(bad_request("give a query: ?q=words, ?q=field:value, ?q=total:>=20 (tantivy query syntax)".into()));
+    };
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_SEARCH_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=weir_search::MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad_request(format!(
+                    "limit {text:?} is not a number from 1 to {}",
+                    weir_search::MAX_LIMIT
+                )));
+            }
+        },
+    };
+    let query_text = q.clone();
+    let results = tokio::task::spawn_blocking(move || index.search(&query_text, limit))
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    match results {
+        Ok(results) => {
+            pipeline.metrics().add("weir_search_queries_total", &[("index", &index_name)], 1);
+            let hits: Vec<serde_json::Value> = results
+                .hits
+                .into_iter()
+                .map(|hit| {
+                    let mut document = hit.document;
+                    if let Some(object) = document.as_object_mut() {
+                        object.insert("score".into(), json!(hit.score));
+                    }
+                    document
+                })
+                .collect();
+            let body = json!({ "index": index_name, "query": q, "total": results.total, "hits": hits });
+            Ok(axum::Json(body).into_response())
+        }
+        Err(e @ SearchError::Query { .. }) => Err(bad_request(e.to_string())),
+        Err(e) => Err(internal(e.to_string())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct AggregatesQuery {
+    key: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn aggregates(
+    State(pipeline): State<Arc<Pipeline>>,
+    Path(stream): Path<String>,
+    Query(query): Query<AggregatesQuery>,
+) -> Result<Response, ApiError> {
+    let stores = pipeline.stores();
+    let Some(warehouse) = stores.aggregates.get(&stream) else {
+        return Err(not_found(format!(
+            "no warehouse holds aggregates of stream {stream:?}; streams whose aggregates are routed to a warehouse: {}",
+            known(stores.aggregates.keys())
+        )));
+    };
+    let time = |name: &str, text: Option<&str>, default: i64| match text {
+        None => Ok(default),
+        Some(text) => weir_events::time::parse_rfc3339(text).map_err(|e| {
+            bad_request(format!("{name}={text:?} is not a time: {e}; write RFC 3339, e.g. 2026-11-26T10:00:00Z"))
+        }),
+    };
+    let from = time("from", query.from.as_deref(), i64::MIN)?;
+    let to = time("to", query.to.as_deref(), i64::MAX)?;
+    let rows = warehouse
+        .query(WarehouseTable::Aggregates, &stream, query.key.as_deref(), from, to)
+        .await
+        .map_err(|e| internal(e.to_string()))?;
+    let body = json!({
+        "stream": stream,
+        "key": query.key,
+        "from": query.from,
+        "to": query.to,
+        "rows": rows,
+    });
+    Ok(axum::Json(body).into_response())
+}
