@@ -2,4 +2,5 @@
 
 mod harness;
 mod inspect;
+mod read_api;
 mod streaming;

@@ -10,15 +10,15 @@ use weir_e2e::{Server, component};
 use weir_pipeline::demo::read_lake;
 use weir_pipeline::http_client::{HttpResponse, request};
 
-const BASE: i64 = 1_795_690_800; // 2026-11-26T11:00:00Z, seconds
-const WINDOW: i64 = 15 * 60;
+pub(crate) const BASE: i64 = 1_795_690_800; // 2026-11-26T11:00:00Z, seconds
+pub(crate) const WINDOW: i64 = 15 * 60;
 
-fn ts(secs: i64) -> String {
+pub(crate) fn ts(secs: i64) -> String {
     weir_pipeline::demo::rfc3339_seconds(secs)
 }
 
 /// A pipeline configuration over the example plugins in `dir`.
-fn write_config(dir: &Path, extra_server: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, extra_server: &str) -> PathBuf {
     let restaurants = dir.join("restaurants.json");
     let rows: Vec<String> = (1..=5)
         .map(|i| format!("\"r-{i}\": {{\"name\": \"Restaurant {i}\", \"zone\": \"Z{i}\", \"cuisine\": \"c{i}\"}}"))
@@ -73,17 +73,17 @@ allowed_lateness = "5m"
 
 /// One order of the test feed, and what the pipeline must make of it.
 #[derive(Debug, Clone)]
-struct Order {
-    line: String,
-    restaurant: String,
-    placed: i64,
-    total_cents: i64,
-    delivery_minutes: i64,
-    fate: Fate,
+pub(crate) struct Order {
+    pub(crate) line: String,
+    pub(crate) restaurant: String,
+    pub(crate) placed: i64,
+    pub(crate) total_cents: i64,
+    pub(crate) delivery_minutes: i64,
+    pub(crate) fate: Fate,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Fate {
+pub(crate) enum Fate {
     Event,
     Malformed,
     UnknownRestaurant,
@@ -92,7 +92,7 @@ enum Fate {
     FarFuture,
 }
 
-fn orders(n: usize) -> Vec<Order> {
+pub(crate) fn orders(n: usize) -> Vec<Order> {
     (0..n)
         .map(|i| {
             let fate = match i {
@@ -124,7 +124,7 @@ fn orders(n: usize) -> Vec<Order> {
 
 /// One order a day later per shard: the watermark passes every window of the feed, so
 /// all of them are finished (the sentinels' own window stays open).
-fn sentinels() -> Vec<Order> {
+pub(crate) fn sentinels() -> Vec<Order> {
     let mut by_shard = BTreeMap::new();
     for i in 1..=5 {
         let key = format!("r-{i}");
@@ -150,15 +150,15 @@ fn sentinels() -> Vec<Order> {
         .collect()
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-async fn post(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> HttpResponse {
+pub(crate) async fn post(addr: SocketAddr, path: &str, content_type: &str, body: &str) -> HttpResponse {
     request(addr, "POST", path, Some(content_type), body.as_bytes()).await.unwrap()
 }
 
-async fn send(addr: SocketAddr, batch: &[Order]) {
+pub(crate) async fn send(addr: SocketAddr, batch: &[Order]) {
     let body: Vec<&str> = batch.iter().map(|o| o.line.as_str()).collect();
     let r = post(addr, "/v1/streams/orders/records?key_field=restaurant_id", "application/x-ndjson", &body.join("\n"))
         .await;
@@ -168,7 +168,7 @@ async fn send(addr: SocketAddr, batch: &[Order]) {
 }
 
 /// Waits until the stages have checkpointed everything appended.
-async fn caught_up(addr: SocketAddr) {
+pub(crate) async fn caught_up(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = request(addr, "GET", "/healthz", None, b"").await.unwrap();
@@ -183,7 +183,7 @@ async fn caught_up(addr: SocketAddr) {
 
 /// The aggregates computed directly from the orders: (window start, restaurant) →
 /// (orders, revenue cents, mean delivery minutes).
-fn direct_aggregates(orders: &[Order]) -> BTreeMap<(String, String), (i64, i64, f64)> {
+pub(crate) fn direct_aggregates(orders: &[Order]) -> BTreeMap<(String, String), (i64, i64, f64)> {
     let mut sums: BTreeMap<(String, String), (i64, i64, i64)> = BTreeMap::new();
     for o in orders.iter().filter(|o| o.fate == Fate::Event) {
         let window = ts(o.placed.div_euclid(WINDOW) * WINDOW);
