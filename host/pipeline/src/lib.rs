@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod read_api;
 pub mod server;
+pub mod slot;
 pub mod stage;
 pub mod stores;
 pub mod windows;

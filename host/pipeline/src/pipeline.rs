@@ -9,11 +9,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::watch;
 use weir_log::{Appended, LogConfig, NewRecord, StreamLog};
-use weir_runtime::{Plugin, PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
+use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sinks::{RetryPolicy, Sink};
 
 use crate::config::{LatePolicy, PipelineConfig};
 use crate::metrics::Metrics;
+use crate::slot::PluginSlot;
 use crate::stage::{AggregatorSpec, CONSUMER, LateEvents, Routes, ShardStage, StageError, StageSpec};
 use crate::stores::Stores;
 
@@ -124,7 +125,7 @@ impl Pipeline {
         }
         let reference = Arc::new(reference);
 
-        let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
+        let mut plugins: BTreeMap<String, Arc<PluginSlot>> = BTreeMap::new();
         for stream in &config.streams {
             for (name, world) in stream.plugins() {
                 if plugins.contains_key(name) {
@@ -146,7 +147,7 @@ impl Pipeline {
                 };
                 let plugin = runtime.load(p.id(), &bytes, options).await?;
                 tracing::info!(plugin = %p.id(), world = %world, "plugin loaded");
-                plugins.insert(name.to_owned(), Arc::new(plugin));
+                plugins.insert(name.to_owned(), Arc::new(PluginSlot::new(name, world, Arc::new(plugin), None)));
             }
         }
 
@@ -170,7 +171,7 @@ impl Pipeline {
             let aggregator = match &s.aggregator {
                 None => None,
                 Some(a) => Some(AggregatorSpec {
-                    plugin: plugin(&a.plugin)?,
+                    slot: plugin(&a.plugin)?,
                     window: micros(a.window.0).max(1),
                     allowed_lateness: micros(a.allowed_lateness.0),
                     late_events: match a.late_events {

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use weir_events::{Columns, Event};
 use weir_log::{BatchRange, StoredRecord, StreamLog};
+use weir_registry::CandidateMode;
 use weir_runtime::{FinishedGroup, Plugin, RawRecord};
 use weir_sinks::{DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkItem, SinkRecord};
 
 use crate::metrics::Metrics;
+use crate::slot::{Active, ActiveCandidate, PluginSlot, ShadowDiff};
 use crate::windows::WindowState;
 use weir_runtime::isolate::{ISOLATION_BUDGET, Piece, isolate};
 
@@ -36,7 +38,7 @@ pub enum LateEvents {
 /// The aggregator of a stream and its windowing.
 #[derive(Debug, Clone)]
 pub struct AggregatorSpec {
-    pub plugin: Arc<Plugin>,
+    pub slot: Arc<PluginSlot>,
     /// Tumbling window width, µs.
     pub window: i64,
     /// How far behind the largest event time seen an event may be and still count, µs.
@@ -73,8 +75,8 @@ pub struct StageSpec {
     pub batch_size: usize,
     /// Payload bytes per batch, about.
     pub batch_bytes: usize,
-    pub parser: Arc<Plugin>,
-    pub enrichers: Vec<Arc<Plugin>>,
+    pub parser: Arc<PluginSlot>,
+    pub enrichers: Vec<Arc<PluginSlot>>,
     pub aggregator: Option<AggregatorSpec>,
     pub routes: Routes,
     pub retry: RetryPolicy,
@@ -102,10 +104,52 @@ pub struct ShardStage {
 /// Where each output event came from: the index of its raw record in the batch.
 type Origins = Vec<usize>;
 
+/// Per event: the plugins it went through, `name@version` joined by `>`.
+type Lineages = Vec<Arc<str>>;
+
+/// Interned lineages: the events of a batch share a handful.
+#[derive(Default)]
+struct LineageNames(HashMap<(Option<Arc<str>>, String), Arc<str>>);
+
+impl LineageNames {
+    /// `upstream>plugin`, or `plugin` for the first plugin.
+    fn extend(&mut self, upstream: Option<&Arc<str>>, plugin: &str) -> Arc<str> {
+        self.0
+            .entry((upstream.cloned(), plugin.to_owned()))
+            .or_insert_with(|| match upstream {
+                Some(up) => Arc::from(format!("{up}>{plugin}")),
+                None => Arc::from(plugin),
+            })
+            .clone()
+    }
+}
+
+/// One plugin step of a batch.
+struct Step<'a> {
+    label: &'a str,
+    stage: &'static str,
+    slot: &'a PluginSlot,
+    active: &'a Active,
+    /// The batch's log records, to name them in shadow differences.
+    records: &'a [StoredRecord],
+}
+
+type CallResult = Result<(weir_runtime::BatchOutput, weir_runtime::CallStats), weir_runtime::CallError>;
+
+/// The live chain of a stream as text, for aggregates of a batch without events.
+fn spec_chain(spec: &StageSpec) -> String {
+    let mut chain = spec.parser.snapshot().live.id().to_string();
+    for slot in &spec.enrichers {
+        chain = format!("{chain}>{}", slot.snapshot().live.id());
+    }
+    chain
+}
+
 struct Produced {
     events: Vec<Event>,
     origins: Origins,
-    lineage: String,
+    /// Per event: the plugins it went through, `name@version` joined by `>`.
+    lineage: Lineages,
     /// Aggregates with their ids, and the lineage they share.
     aggregates: Vec<(String, Event)>,
     aggregate_lineage: String,
@@ -272,46 +316,64 @@ impl ShardStage {
         let mut dead = Vec::new();
         self.metrics.add("weir_records_in_total", &[("stream", stream)], records.len() as u64);
 
-        let parser_id = spec.parser.id().to_string();
-        let pieces = isolate(records.len(), ISOLATION_BUDGET, |inputs| {
-            let raw: Vec<RawRecord> = records[inputs]
-                .iter()
-                .map(|r| RawRecord {
-                    data: r.data.clone(),
-                    key: r.partition_key.clone(),
-                    content_type: r.content_type.clone(),
-                    arrival_time: r.arrival_time,
-                })
-                .collect();
-            spec.parser.parse(&label, raw)
-        })
-        .await;
-        let (mut columns, mut origins) = self.assemble(pieces, &|i| i, &parser_id, "parse", &mut dead);
-        self.count_out(&parser_id, columns.len());
-        let mut lineage = parser_id;
+        // One snapshot per plugin for the whole batch: a swap takes effect between batches.
+        let parser = spec.parser.snapshot();
+        let enrichers: Vec<Arc<Active>> = spec.enrichers.iter().map(|slot| slot.snapshot()).collect();
+        let mut lineages = LineageNames::default();
+        let label_ref = label.as_str();
 
-        for enricher in &spec.enrichers {
-            let id = enricher.id().to_string();
-            lineage = format!("{lineage}>{id}");
+        let to_raw = |r: &StoredRecord| RawRecord {
+            data: r.data.clone(),
+            key: r.partition_key.clone(),
+            content_type: r.content_type.clone(),
+            arrival_time: r.arrival_time,
+        };
+        let keys: Vec<Option<String>> = records.iter().map(|r| r.partition_key.clone()).collect();
+        let all_origins: Origins = (0..records.len()).collect();
+        let step = Step { label: &label, stage: "parse", slot: &spec.parser, active: &parser, records };
+        let (mut columns, mut origins, mut lineage) = self
+            .run_step(step, &keys, &all_origins, None, &mut lineages, &mut dead, |plugin, inputs| {
+                let raw: Vec<RawRecord> = inputs.iter().map(|&i| to_raw(&records[i])).collect();
+                async move { plugin.parse(label_ref, raw).await }
+            })
+            .await;
+
+        for (slot, active) in spec.enrichers.iter().zip(&enrichers) {
             if columns.is_empty() {
                 continue;
             }
             let input = std::mem::take(&mut columns);
-            // Decoded only if the whole-batch call fails and the batch must be split.
-            let split = std::sync::OnceLock::new();
-            let pieces = isolate(input.len(), ISOLATION_BUDGET, |inputs| {
-                let batch = if inputs.len() == input.len() {
-                    input.clone()
-                } else {
-                    let events: &Vec<Event> = split.get_or_init(|| input.decode().unwrap_or_default());
-                    Columns::encode(events.get(inputs).unwrap_or_default())
-                };
-                enricher.enrich(&label, batch)
-            })
-            .await;
+            // Decoded only when the batch must be split (a failed call, a canary).
+            let decoded = std::sync::OnceLock::new();
+            let decode = || -> &Vec<Event> { decoded.get_or_init(|| input.decode().unwrap_or_default()) };
+            let keys: Vec<Option<String>> = match &active.candidate {
+                Some(c) if matches!(c.mode, CandidateMode::Canary { .. }) => {
+                    decode().iter().map(|e| e.key.clone()).collect()
+                }
+                _ => vec![None; input.len()],
+            };
             let input_origins = std::mem::take(&mut origins);
-            (columns, origins) = self.assemble(pieces, &|i| input_origins[i], &id, "enrich", &mut dead);
-            self.count_out(&id, columns.len());
+            let input_lineage = std::mem::take(&mut lineage);
+            let step = Step { label: &label, stage: "enrich", slot, active, records };
+            (columns, origins, lineage) = self
+                .run_step(
+                    step,
+                    &keys,
+                    &input_origins,
+                    Some(&input_lineage),
+                    &mut lineages,
+                    &mut dead,
+                    |plugin, inputs| {
+                        let batch = if inputs.len() == input.len() {
+                            input.clone()
+                        } else {
+                            let events = decode();
+                            Columns::encode(inputs.iter().filter_map(|&i| events.get(i)))
+                        };
+                        async move { plugin.enrich(label_ref, batch).await }
+                    },
+                )
+                .await;
         }
 
         // The runtime validated every batch a plugin returned, so decoding cannot fail;
@@ -319,41 +381,50 @@ impl ShardStage {
         let events = match columns.decode() {
             Ok(events) => events,
             Err(err) => {
-                dead.extend(origins.iter().map(|&o| Dead {
+                dead.extend(origins.iter().zip(&lineage).map(|(&o, l)| Dead {
                     origin: o,
-                    plugin: lineage.clone(),
+                    plugin: l.to_string(),
                     stage: "decode",
                     reason: err.to_string(),
                 }));
                 origins.clear();
+                lineage.clear();
                 Vec::new()
             }
         };
         // An event time far ahead of its arrival (a typo, a unit error) would drag the
         // watermark forward and close every open window early: such events are refused.
-        let (events, origins): (Vec<Event>, Origins) = events
-            .into_iter()
-            .zip(origins)
-            .filter(|(event, origin)| {
-                let arrival = records[*origin].arrival_time;
-                if event.time <= arrival.saturating_add(MAX_FUTURE_SKEW) {
-                    return true;
-                }
-                let reason = format!(
-                    "event time {} is more than 7 days after the record arrived ({}); check the timestamp's unit and time zone",
-                    weir_events::time::format_rfc3339(event.time),
-                    weir_events::time::format_rfc3339(arrival)
-                );
-                dead.push(Dead { origin: *origin, plugin: lineage.clone(), stage: "validate", reason });
-                false
-            })
-            .unzip();
-        let aggregates = match &spec.aggregator {
-            Some(agg) => self.aggregate(agg, &label, &events, &origins, windows, &mut dead).await,
-            None => Vec::new(),
+        let mut kept = Vec::with_capacity(events.len());
+        let mut kept_origins = Vec::with_capacity(events.len());
+        let mut kept_lineage = Vec::with_capacity(events.len());
+        for ((event, origin), event_lineage) in events.into_iter().zip(origins).zip(lineage) {
+            let arrival = records[origin].arrival_time;
+            if event.time <= arrival.saturating_add(MAX_FUTURE_SKEW) {
+                kept.push(event);
+                kept_origins.push(origin);
+                kept_lineage.push(event_lineage);
+                continue;
+            }
+            let reason = format!(
+                "event time {} is more than 7 days after the record arrived ({}); check the timestamp's unit and time zone",
+                weir_events::time::format_rfc3339(event.time),
+                weir_events::time::format_rfc3339(arrival)
+            );
+            dead.push(Dead { origin, plugin: event_lineage.to_string(), stage: "validate", reason });
+        }
+        let (events, origins, lineage) = (kept, kept_origins, kept_lineage);
+        let (aggregates, aggregate_lineage) = match &spec.aggregator {
+            Some(agg) => {
+                // The aggregator's live version at the start of the batch folds and
+                // finishes it; open groups carry their states over a swap.
+                let plugin = agg.slot.snapshot().live.clone();
+                let aggregates = self.aggregate(agg, &plugin, &label, &events, &origins, windows, &mut dead).await;
+                let upstream = lineage.first().map_or_else(|| spec_chain(spec), |l| l.to_string());
+                (aggregates, format!("{upstream}>{}", plugin.id()))
+            }
+            None => (Vec::new(), String::new()),
         };
-        let agg_lineage = spec.aggregator.as_ref().map(|a| format!("{lineage}>{}", a.plugin.id()));
-        Produced { events, origins, lineage, aggregates, aggregate_lineage: agg_lineage.unwrap_or_default(), dead }
+        Produced { events, origins, lineage, aggregates, aggregate_lineage, dead }
     }
 
     /// Joins the pieces of a (possibly split) plugin call back into one batch of events
@@ -366,10 +437,10 @@ impl ShardStage {
         plugin: &str,
         stage: &'static str,
         dead: &mut Vec<Dead>,
-    ) -> (Columns, Origins) {
+    ) -> (Columns, Vec<usize>) {
         let whole = pieces.len() == 1;
         let mut events = Vec::new();
-        let mut origins = Vec::new();
+        let mut inputs = Vec::new();
         for piece in pieces {
             let start = piece.inputs.start;
             match piece.result {
@@ -378,22 +449,19 @@ impl ShardStage {
                         let origin = origin_of(start + e.index as usize);
                         dead.push(Dead { origin, plugin: plugin.to_owned(), stage, reason: e.message.clone() });
                     }
-                    let piece_origins: Origins = out
-                        .ranges()
-                        .enumerate()
-                        .flat_map(|(i, r)| std::iter::repeat_n(origin_of(start + i), r.len()))
-                        .collect();
+                    let piece_inputs: Vec<usize> =
+                        out.ranges().enumerate().flat_map(|(i, r)| std::iter::repeat_n(start + i, r.len())).collect();
                     if whole {
                         // The usual case: the batch goes on as the plugin returned it.
-                        return (out.events, piece_origins);
+                        return (out.events, piece_inputs);
                     }
                     match out.events.decode() {
                         Ok(decoded) => {
                             events.extend(decoded);
-                            origins.extend(piece_origins);
+                            inputs.extend(piece_inputs);
                         }
-                        Err(err) => dead.extend(piece_origins.into_iter().map(|origin| Dead {
-                            origin,
+                        Err(err) => dead.extend(piece_inputs.into_iter().map(|input| Dead {
+                            origin: origin_of(input),
                             plugin: plugin.to_owned(),
                             stage,
                             reason: err.to_string(),
@@ -412,7 +480,189 @@ impl ShardStage {
                 }
             }
         }
-        (Columns::encode(&events), origins)
+        (Columns::encode(&events), inputs)
+    }
+
+    /// Runs one plugin step over `keys.len()` inputs: the live version on all of them,
+    /// or, with a canary, the candidate on the inputs whose key falls in its buckets and
+    /// the live version on the rest; with a shadow, the candidate also runs on every
+    /// input and its outputs are compared with the live ones, then discarded. Returns the
+    /// outputs in input order with their origins and lineages.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_step<F, Fut>(
+        &self,
+        step: Step<'_>,
+        keys: &[Option<String>],
+        input_origins: &[usize],
+        input_lineage: Option<&[Arc<str>]>,
+        names: &mut LineageNames,
+        dead: &mut Vec<Dead>,
+        call: F,
+    ) -> (Columns, Origins, Lineages)
+    where
+        F: Fn(Arc<Plugin>, Vec<usize>) -> Fut,
+        Fut: std::future::Future<Output = CallResult>,
+    {
+        let n = keys.len();
+        let live = &step.active.live;
+        let candidate = step.active.candidate.as_ref();
+        let canary = candidate.filter(|c| matches!(c.mode, CandidateMode::Canary { .. }));
+        let (live_inputs, canary_inputs): (Vec<usize>, Vec<usize>) = match canary {
+            Some(c) => (0..n).partition(|&i| !c.takes(keys[i].as_deref())),
+            None => ((0..n).collect(), Vec::new()),
+        };
+        let (live_columns, live_outputs) = self.call_part(&step, live, &live_inputs, input_origins, dead, &call).await;
+        if let Some(shadow) = candidate.filter(|c| c.mode == CandidateMode::Shadow) {
+            let result = call(shadow.plugin.clone(), (0..n).collect()).await;
+            self.compare_shadow(&step, shadow, &live_columns, &live_outputs, result, input_origins, n);
+            step.slot.judge(shadow);
+        }
+        let lineage_of = |names: &mut LineageNames, input: usize, plugin: &Plugin| {
+            names.extend(input_lineage.map(|l| &l[input]), &plugin.id().to_string())
+        };
+        let (Some(canary), false) = (canary, canary_inputs.is_empty()) else {
+            let origins = live_outputs.iter().map(|&i| input_origins[i]).collect();
+            let lineage = live_outputs.iter().map(|&i| lineage_of(names, i, live)).collect();
+            return (live_columns, origins, lineage);
+        };
+        let before = dead.len();
+        let (canary_columns, canary_outputs) =
+            self.call_part(&step, &canary.plugin, &canary_inputs, input_origins, dead, &call).await;
+        canary.stats.record(canary_inputs.len() as u64, (dead.len() - before) as u64);
+        step.slot.judge(canary);
+        // Merge both parts back into input order (each part is in input order).
+        let mut parts = [(live_columns, live_outputs, live), (canary_columns, canary_outputs, &canary.plugin)].map(
+            |(columns, outputs, plugin)| {
+                let events = self.decode_or_dead(&columns, &outputs, input_origins, plugin, step.stage, dead);
+                events.into_iter().zip(outputs).map(move |(event, input)| (input, event, plugin)).peekable()
+            },
+        );
+        let mut events = Vec::with_capacity(n);
+        let mut origins = Vec::with_capacity(n);
+        let mut lineage = Vec::with_capacity(n);
+        loop {
+            let [first, second] = &mut parts;
+            let next = match (first.peek(), second.peek()) {
+                (Some(a), Some(b)) => usize::from(b.0 < a.0),
+                (Some(_), None) => 0,
+                (None, Some(_)) => 1,
+                (None, None) => break,
+            };
+            let Some((input, event, plugin)) = parts[next].next() else { break };
+            events.push(event);
+            origins.push(input_origins[input]);
+            lineage.push(lineage_of(names, input, plugin));
+        }
+        (Columns::encode(&events), origins, lineage)
+    }
+
+    /// Calls `plugin` on `inputs` (indices into the step's inputs), splitting a failed
+    /// call to isolate the input that fails it. Returns the outputs and, per output, its
+    /// input index.
+    async fn call_part<F, Fut>(
+        &self,
+        step: &Step<'_>,
+        plugin: &Arc<Plugin>,
+        inputs: &[usize],
+        input_origins: &[usize],
+        dead: &mut Vec<Dead>,
+        call: &F,
+    ) -> (Columns, Vec<usize>)
+    where
+        F: Fn(Arc<Plugin>, Vec<usize>) -> Fut,
+        Fut: std::future::Future<Output = CallResult>,
+    {
+        if inputs.is_empty() {
+            return (Columns::default(), Vec::new());
+        }
+        let _ = step.label;
+        let id = plugin.id().to_string();
+        let pieces =
+            isolate(inputs.len(), ISOLATION_BUDGET, |range| call(plugin.clone(), inputs[range].to_vec())).await;
+        let (columns, local) = self.assemble(pieces, &|j| input_origins[inputs[j]], &id, step.stage, dead);
+        self.count_out(&id, columns.len());
+        (columns, local.into_iter().map(|j| inputs[j]).collect())
+    }
+
+    /// Decodes a plugin's (validated) output; if that ever failed, its events are
+    /// dead-lettered rather than lost.
+    fn decode_or_dead(
+        &self,
+        columns: &Columns,
+        outputs: &[usize],
+        input_origins: &[usize],
+        plugin: &Plugin,
+        stage: &'static str,
+        dead: &mut Vec<Dead>,
+    ) -> Vec<Event> {
+        columns.decode().unwrap_or_else(|err| {
+            dead.extend(outputs.iter().map(|&i| Dead {
+                origin: input_origins[i],
+                plugin: plugin.id().to_string(),
+                stage,
+                reason: err.to_string(),
+            }));
+            Vec::new()
+        })
+    }
+
+    /// Compares a shadow call's outputs with the live ones, input by input, and counts
+    /// its failures. Nothing of the shadow is delivered.
+    #[allow(clippy::too_many_arguments)]
+    fn compare_shadow(
+        &self,
+        step: &Step<'_>,
+        shadow: &ActiveCandidate,
+        live_columns: &Columns,
+        live_outputs: &[usize],
+        result: CallResult,
+        input_origins: &[usize],
+        n: usize,
+    ) {
+        let describe = |input: usize| {
+            let origin = input_origins[input];
+            format!("{}/{}/{}", self.spec.stream, self.shard, step.records.get(origin).map_or(0, |r| r.seq))
+        };
+        let events_json = |events: &[&Event]| {
+            serde_json::Value::Array(events.iter().map(|e| weir_events::json::event_to_json(e)).collect())
+        };
+        let live_events = live_columns.decode().unwrap_or_default();
+        let mut live_by_input: Vec<Vec<&Event>> = vec![Vec::new(); n];
+        for (event, &input) in live_events.iter().zip(live_outputs) {
+            live_by_input[input].push(event);
+        }
+        let (out, _) = match result {
+            Ok(ok) => ok,
+            Err(err) => {
+                self.plugin_failed(&shadow.plugin.id().to_string(), &err);
+                shadow.stats.record(n as u64, n as u64);
+                for (input, live) in live_by_input.iter().enumerate() {
+                    let diff = ShadowDiff {
+                        record: describe(input),
+                        live: events_json(live),
+                        candidate: serde_json::json!({ "error": err.reason() }),
+                    };
+                    shadow.stats.compare(Some(diff));
+                }
+                return;
+            }
+        };
+        shadow.stats.record(n as u64, out.errors.len() as u64);
+        let shadow_events = out.events.decode().unwrap_or_default();
+        let errors: HashMap<usize, &str> = out.errors.iter().map(|e| (e.index as usize, e.message.as_str())).collect();
+        for (input, range) in out.ranges().enumerate().take(n) {
+            let candidate: Vec<&Event> = shadow_events.get(range).map(|s| s.iter().collect()).unwrap_or_default();
+            let same = !errors.contains_key(&input) && candidate == live_by_input[input];
+            let diff = (!same).then(|| ShadowDiff {
+                record: describe(input),
+                live: events_json(&live_by_input[input]),
+                candidate: match errors.get(&input) {
+                    Some(message) => serde_json::json!({ "error": message }),
+                    None => events_json(&candidate),
+                },
+            });
+            shadow.stats.compare(diff);
+        }
     }
 
     fn plugin_failed(&self, plugin: &str, err: &weir_runtime::CallError) {
@@ -435,16 +685,18 @@ impl ShardStage {
 
     /// Folds the batch's events into their (window, key) groups, then finishes the
     /// windows the watermark has passed.
+    #[allow(clippy::too_many_arguments)]
     async fn aggregate(
         &self,
         agg: &AggregatorSpec,
+        plugin: &Plugin,
         label: &str,
         events: &[Event],
         origins: &[usize],
         windows: &mut WindowState,
         dead: &mut Vec<Dead>,
     ) -> Vec<(String, Event)> {
-        let id = agg.plugin.id().to_string();
+        let id = plugin.id().to_string();
         let watermark = windows.watermark(agg.allowed_lateness);
         let mut keys: Vec<(weir_runtime::Window, String)> = Vec::new();
         let mut index: HashMap<(weir_runtime::Window, String), u32> = HashMap::new();
@@ -477,10 +729,10 @@ impl ShardStage {
             on_time_origins.push(origin);
         }
         if !on_time.is_empty() {
-            let empty = agg.plugin.empty_state().unwrap_or_default();
+            let empty = plugin.empty_state().unwrap_or_default();
             let states: Vec<Vec<u8>> =
                 keys.iter().map(|k| windows.groups.get(k).cloned().unwrap_or_else(|| empty.to_vec())).collect();
-            match agg.plugin.accumulate(label, states, Columns::encode(on_time.iter().copied()), groups).await {
+            match plugin.accumulate(label, states, Columns::encode(on_time.iter().copied()), groups).await {
                 Ok((out, _)) => {
                     for e in &out.errors {
                         dead.push(Dead {
@@ -520,7 +772,7 @@ impl ShardStage {
                 key: k.1.clone(),
             })
             .collect();
-        match agg.plugin.finish(label, finished).await {
+        match plugin.finish(label, finished).await {
             Ok((out, _)) => {
                 for e in &out.errors {
                     tracing::warn!(plugin = %id, "finishing group {:?} failed: {}", closed[e.index as usize], e.message);
@@ -586,11 +838,11 @@ impl ShardStage {
             }
         }
         let mut events = Vec::new();
-        for (event, &origin) in produced.events.into_iter().zip(&produced.origins) {
+        for ((event, &origin), lineage) in produced.events.into_iter().zip(&produced.origins).zip(&produced.lineage) {
             let seq = records[origin].seq;
             let n = per_origin[origin];
             per_origin[origin] += 1;
-            let item = EventItem { event, lineage: produced.lineage.clone() };
+            let item = EventItem { event, lineage: lineage.to_string() };
             events.push(SinkRecord { id: id(seq, n), seq, item: SinkItem::Event(item) });
         }
         let mut aggregates = Vec::new();

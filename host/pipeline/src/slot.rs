@@ -1,0 +1,226 @@
+//! A hot-swappable plugin: the live version and an optional canary or shadow candidate.
+//!
+//! A stage takes one [`PluginSlot::snapshot`] per plugin at the start of every batch and
+//! uses it for the whole batch, so a swap is atomic between batches: a batch in flight
+//! finishes on the versions it started with, the next one sees the new versions. Nothing
+//! is paused or drained: swapping is one pointer store.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use weir_registry::CandidateMode;
+use weir_runtime::{Plugin, World};
+
+/// The versions a batch runs with.
+#[derive(Debug, Clone)]
+pub struct Active {
+    /// The live version.
+    pub live: Arc<Plugin>,
+    /// A version tried beside it, if any.
+    pub candidate: Option<ActiveCandidate>,
+}
+
+/// A canary or shadow version, and how it is doing.
+#[derive(Debug, Clone)]
+pub struct ActiveCandidate {
+    pub plugin: Arc<Plugin>,
+    pub mode: CandidateMode,
+    /// Rolled back when more than this share of its inputs fail …
+    pub max_error_rate: f64,
+    /// … once it has seen this many.
+    pub min_inputs: u64,
+    pub stats: Arc<CandidateStats>,
+}
+
+impl ActiveCandidate {
+    /// Whether a record with partition key `key` goes through the candidate.
+    pub fn takes(&self, key: Option<&str>) -> bool {
+        match self.mode {
+            CandidateMode::Canary { percent } => canary_bucket(key) < percent,
+            CandidateMode::Shadow => false,
+        }
+    }
+}
+
+/// A shadow output that differs from the live version's.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ShadowDiff {
+    /// The log record, `stream/shard/seq`.
+    pub record: String,
+    /// What the live version produced for it (events as JSON, or its error).
+    pub live: serde_json::Value,
+    /// What the candidate produced.
+    pub candidate: serde_json::Value,
+}
+
+/// Samples of differences kept per candidate.
+pub const MAX_DIFF_SAMPLES: usize = 10;
+
+/// Counters of a candidate since it started.
+#[derive(Debug, Default)]
+pub struct CandidateStats {
+    /// Inputs it processed.
+    pub inputs: AtomicU64,
+    /// Inputs it failed on: its record errors, and the inputs of calls that trapped or hit
+    /// a limit.
+    pub failed: AtomicU64,
+    /// Shadow: inputs whose outputs were compared with the live version's.
+    pub compared: AtomicU64,
+    /// Shadow: inputs whose outputs differed.
+    pub differing: AtomicU64,
+    /// Shadow: the first differences.
+    pub samples: Mutex<Vec<ShadowDiff>>,
+    rolled_back: AtomicBool,
+}
+
+impl CandidateStats {
+    /// Counts `inputs` processed of which `failed` failed.
+    pub fn record(&self, inputs: u64, failed: u64) {
+        self.inputs.fetch_add(inputs, Ordering::Relaxed);
+        self.failed.fetch_add(failed, Ordering::Relaxed);
+    }
+
+    /// Counts one compared input and keeps a sample when it differs.
+    pub fn compare(&self, diff: Option<ShadowDiff>) {
+        self.compared.fetch_add(1, Ordering::Relaxed);
+        if let Some(diff) = diff {
+            self.differing.fetch_add(1, Ordering::Relaxed);
+            let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+            if samples.len() < MAX_DIFF_SAMPLES {
+                samples.push(diff);
+            }
+        }
+    }
+
+    /// The error rate, once at least `min_inputs` were seen.
+    pub fn error_rate(&self, min_inputs: u64) -> Option<f64> {
+        let inputs = self.inputs.load(Ordering::Relaxed);
+        (inputs >= min_inputs.max(1)).then(|| self.failed.load(Ordering::Relaxed) as f64 / inputs as f64)
+    }
+
+    /// The counters as JSON, for the admin API.
+    pub fn to_json(&self) -> serde_json::Value {
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        serde_json::json!({
+            "inputs": self.inputs.load(Ordering::Relaxed),
+            "failed": self.failed.load(Ordering::Relaxed),
+            "compared": self.compared.load(Ordering::Relaxed),
+            "differing": self.differing.load(Ordering::Relaxed),
+            "samples": samples,
+        })
+    }
+}
+
+/// Why a candidate was rolled back automatically; the deployments manager records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AutoRollback {
+    pub plugin: String,
+    pub version: String,
+    pub reason: String,
+}
+
+/// One plugin as the stages use it.
+#[derive(Debug)]
+pub struct PluginSlot {
+    name: String,
+    world: World,
+    active: RwLock<Arc<Active>>,
+    rollbacks: Option<tokio::sync::mpsc::UnboundedSender<AutoRollback>>,
+}
+
+impl PluginSlot {
+    /// A slot for plugin `name` (a `world` component) with `live` live. Automatic
+    /// rollbacks are reported on `rollbacks`.
+    pub fn new(
+        name: &str,
+        world: World,
+        live: Arc<Plugin>,
+        rollbacks: Option<tokio::sync::mpsc::UnboundedSender<AutoRollback>>,
+    ) -> Self {
+        let active = RwLock::new(Arc::new(Active { live, candidate: None }));
+        Self { name: name.to_owned(), world, active, rollbacks }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The world its versions implement.
+    pub fn world(&self) -> World {
+        self.world
+    }
+
+    /// The versions to run the next batch with.
+    pub fn snapshot(&self) -> Arc<Active> {
+        self.active.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes `active` the versions of every batch that starts from now on; returns the
+    /// ones it replaces.
+    pub fn swap(&self, active: Active) -> Arc<Active> {
+        let mut current = self.active.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *current, Arc::new(active))
+    }
+
+    /// Called by a stage after a candidate's call: rolls the candidate back when its
+    /// error rate is over its threshold (once; later calls see it gone).
+    pub fn judge(&self, candidate: &ActiveCandidate) {
+        let Some(rate) = candidate.stats.error_rate(candidate.min_inputs) else { return };
+        if rate <= candidate.max_error_rate || candidate.stats.rolled_back.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let mut current = self.active.write().unwrap_or_else(|p| p.into_inner());
+            let same = current.candidate.as_ref().is_some_and(|c| Arc::ptr_eq(&c.stats, &candidate.stats));
+            if !same {
+                return;
+            }
+            *current = Arc::new(Active { live: current.live.clone(), candidate: None });
+        }
+        let reason = format!(
+            "{} of {} inputs failed ({:.1}%), over the threshold of {:.1}%",
+            candidate.stats.failed.load(Ordering::Relaxed),
+            candidate.stats.inputs.load(Ordering::Relaxed),
+            rate * 100.0,
+            candidate.max_error_rate * 100.0
+        );
+        let version = candidate.plugin.id().version.clone();
+        tracing::warn!(plugin = %self.name, %version, "candidate rolled back automatically: {reason}");
+        if let Some(rollbacks) = &self.rollbacks {
+            let _ = rollbacks.send(AutoRollback { plugin: self.name.clone(), version, reason });
+        }
+    }
+}
+
+/// The canary bucket of a partition key, 0 to 99: FNV-1a of its bytes (of nothing for a
+/// record without a key), so a key always lands in the same bucket.
+pub fn canary_bucket(key: Option<&str>) -> u8 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in key.unwrap_or("").bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    (hash % 100) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canary_buckets_are_stable_and_spread_evenly() {
+        assert_eq!(canary_bucket(Some("r-1")), canary_bucket(Some("r-1")));
+        let in_ten_percent = (0..10_000).filter(|i| canary_bucket(Some(&format!("customer-{i}"))) < 10).count();
+        assert!((900..1100).contains(&in_ten_percent), "{in_ten_percent} of 10000 keys in the first 10 buckets");
+    }
+
+    #[test]
+    fn error_rate_is_judged_only_after_enough_inputs() {
+        let stats = CandidateStats::default();
+        stats.record(10, 5);
+        assert_eq!(stats.error_rate(20), None);
+        stats.record(10, 0);
+        assert_eq!(stats.error_rate(20), Some(0.25));
+    }
+}
