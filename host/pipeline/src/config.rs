@@ -75,6 +75,8 @@ pub struct PipelineConfig {
     pub sinks: BTreeMap<String, SinkConfig>,
     /// `[[streams]]`: the streams, in the order of the file. At least one.
     pub streams: Vec<StreamConfig>,
+    /// `[admin]`: the admin API (plugin registry, deployments): tokens and limits.
+    pub admin: AdminConfig,
 }
 
 impl PipelineConfig {
@@ -175,6 +177,64 @@ impl Default for ServerConfig {
             serving_cache_ttl: HumanDuration(std::time::Duration::from_secs(5)),
         }
     }
+}
+
+/// `[admin]`: who may use the admin API, and its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// `max_upload_bytes`: the largest component an upload may carry. By default 64 MiB.
+    pub max_upload_bytes: ByteSize,
+    /// `auto_rollback_error_percent`: a canary or shadow version is rolled back
+    /// automatically when more than this percentage of its inputs fail. By default 5.
+    pub auto_rollback_error_percent: u64,
+    /// `auto_rollback_min_inputs`: inputs a candidate must have seen before its error
+    /// rate is judged. By default 50.
+    pub auto_rollback_min_inputs: u64,
+    /// `[admin.tokens.NAME]`: bearer tokens by name. Without any, the tokens come from
+    /// the environment: `WEIR_ADMIN_TOKEN` (admin role) and `WEIR_READ_TOKEN` (read role).
+    pub tokens: Vec<TokenConfig>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: ByteSize::mib(64),
+            auto_rollback_error_percent: 5,
+            auto_rollback_min_inputs: 50,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// `read`: list and get plugins, deployments and the audit log.
+    Read,
+    /// `admin`: everything, uploads and deployments included.
+    Admin,
+}
+
+impl Role {
+    /// `read` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Read => "read",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// `[admin.tokens.NAME]`: one bearer token. The name is recorded in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenConfig {
+    /// The token's name (its key).
+    pub name: String,
+    /// `role`: `admin` or `read`. Required.
+    pub role: Role,
+    /// `env`: the environment variable holding the token (read when the host starts).
+    /// Required: tokens are not written in configuration files.
+    pub env: String,
 }
 
 /// `[log]`: how the embedded stream log (the local stand-in for Kinesis) shards and trims

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use weir_pipeline::config::{
-    AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind, PipelineConfig,
-    PluginConfig, ReferenceConfig, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig,
+    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind, PipelineConfig,
+    PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig, TokenConfig,
 };
 use weir_pipeline::validate_file;
 use weir_runtime::{Limits, World};
@@ -169,6 +169,7 @@ fn a_full_configuration_parses_into_typed_settings() {
                 },
             },
         ],
+        admin: AdminConfig::default(),
     };
     assert_eq!(config, expected);
 
@@ -313,7 +314,7 @@ fn an_unknown_key_names_the_allowed_keys() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:1: stream: unknown key "stream"; allowed keys are: server, log, plugins, reference, sinks, streams"#,
+            r#"orders.toml:1: stream: unknown key "stream"; allowed keys are: server, log, plugins, reference, sinks, streams, admin"#,
             r#"orders.toml:11: streams[0].aggregator.window: missing; expected the length of each window, e.g. "1m""#,
             r#"orders.toml:12: streams[0].aggregator.plugin: plugin "orders-parser" is used as an aggregator here but as a parser at streams[0].parser (line 9); a component implements one world: define a separate [plugins] entry for each role"#,
             r#"orders.toml:13: streams[0].aggregator.windw: unknown key "windw"; allowed keys are: plugin, window, allowed_lateness, late_events"#,
@@ -710,6 +711,47 @@ dead_letters = []
             r#"orders.toml:18: sinks.b.colour: unknown key "colour"; allowed keys are: type, index, text_fields, numeric_fields"#,
             r#"orders.toml:22: sinks.c.table: "Orders!" is not a valid serving table name; expected 1 to 64 characters among a-z, 0-9, '-' and '_'"#,
             r#"orders.toml:28: streams[0].routes.raw[0]: sink "d" is a warehouse sink, which does not take raw records; no defined sink does; add a sink of type lake"#,
+        ]
+    );
+}
+
+#[test]
+fn admin_tokens_name_an_environment_variable_and_a_role() {
+    let text = format!(
+        r#"{MINIMAL}
+[admin]
+max_upload_bytes = "16MiB"
+auto_rollback_error_percent = 10
+[admin.tokens.ci]
+role = "admin"
+env = "WEIR_CI_TOKEN"
+[admin.tokens.dashboard]
+role = "read"
+env = "WEIR_DASHBOARD_TOKEN"
+"#
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml").unwrap();
+    assert_eq!(config.admin.max_upload_bytes, ByteSize::mib(16));
+    assert_eq!(config.admin.auto_rollback_error_percent, 10);
+    assert_eq!(config.admin.auto_rollback_min_inputs, 50);
+    assert_eq!(
+        config.admin.tokens,
+        [
+            TokenConfig { name: "ci".into(), role: Role::Admin, env: "WEIR_CI_TOKEN".into() },
+            TokenConfig { name: "dashboard".into(), role: Role::Read, env: "WEIR_DASHBOARD_TOKEN".into() },
+        ]
+    );
+
+    let text = format!(
+        "{MINIMAL}\n[admin.tokens.ci]\nrole = \"root\"\ntoken = \"s3cret\"\n[admin.tokens.x]\nrole = \"read\"\n"
+    );
+    assert_eq!(
+        problems(&text),
+        [
+            r#"orders.toml:9: admin.tokens.ci.env: missing; expected the environment variable holding the token, e.g. "WEIR_CI_TOKEN" (tokens are not written in configuration files)"#,
+            r#"orders.toml:10: admin.tokens.ci.role: unknown role "root"; expected admin or read"#,
+            r#"orders.toml:11: admin.tokens.ci.token: unknown key "token"; allowed keys are: role, env"#,
+            r#"orders.toml:12: admin.tokens.x.env: missing; expected the environment variable holding the token, e.g. "WEIR_CI_TOKEN" (tokens are not written in configuration files)"#,
         ]
     );
 }

@@ -14,9 +14,9 @@ use weir_runtime::{Limits, RuntimeConfig, World};
 
 use super::document::{KeyPath, Located, Report, ScalarText, Span, Table, Value, describe};
 use super::{
-    AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind,
-    PipelineConfig, PluginConfig, ReferenceConfig, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig,
-    base_dir_of,
+    AdminConfig, AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, LatePolicy, LogSettings,
+    OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType,
+    StreamConfig, TokenConfig, base_dir_of,
 };
 
 /// How far checking goes beyond the text itself.
@@ -30,7 +30,9 @@ pub(super) enum Checks {
     Contents,
 }
 
-const TOP_KEYS: &[&str] = &["server", "log", "plugins", "reference", "sinks", "streams"];
+const TOP_KEYS: &[&str] = &["server", "log", "plugins", "reference", "sinks", "streams", "admin"];
+const ADMIN_KEYS: &[&str] = &["max_upload_bytes", "auto_rollback_error_percent", "auto_rollback_min_inputs", "tokens"];
+const TOKEN_KEYS: &[&str] = &["role", "env"];
 const SERVER_KEYS: &[&str] = &[
     "listen",
     "data_dir",
@@ -137,7 +139,8 @@ impl Loader<'_> {
         let reference = self.references(root.get("reference"));
         let sinks = self.sinks(root.get("sinks"), &server.data_dir);
         let streams = self.streams(root.get("streams"));
-        Some(PipelineConfig { base_dir: self.base_dir.clone(), server, log, plugins, reference, sinks, streams })
+        let admin = self.admin(root.get("admin"));
+        Some(PipelineConfig { base_dir: self.base_dir.clone(), server, log, plugins, reference, sinks, streams, admin })
     }
 
     fn server(&mut self, value: Option<&Value<'_>>) -> ServerConfig {
@@ -180,6 +183,50 @@ impl Loader<'_> {
         }
         server.data_dir = self.base_dir.join(&server.data_dir);
         server
+    }
+
+    fn admin(&mut self, value: Option<&Value<'_>>) -> AdminConfig {
+        let mut admin = AdminConfig::default();
+        let Some(table) = value.and_then(|value| self.report.table(value, root_key("admin"), Some(ADMIN_KEYS))) else {
+            return admin;
+        };
+        if let Some(size) = self.report.get::<ByteSize>(&table, "max_upload_bytes").and_then(|size| self.positive(size))
+        {
+            admin.max_upload_bytes = size.value;
+        }
+        if let Some(percent) = self.count(&table, "auto_rollback_error_percent", 0, 100) {
+            admin.auto_rollback_error_percent = percent;
+        }
+        if let Some(inputs) = self.count(&table, "auto_rollback_min_inputs", 1, u64::MAX) {
+            admin.auto_rollback_min_inputs = inputs;
+        }
+        let Some(tokens) = table.get("tokens") else { return admin };
+        let Some(tokens) = self.report.table(tokens, table.path.key("tokens"), None) else { return admin };
+        for (name, key_span, value) in tokens.entries() {
+            let path = tokens.path.key(name);
+            self.check_name(&path, &key_span, name, "token");
+            let Some(token) = self.report.table(value, path, Some(TOKEN_KEYS)) else { continue };
+            let role = self.report.require::<String>(&token, "role", "admin or read").and_then(|role| {
+                match role.value.as_str() {
+                    "admin" => Some(Role::Admin),
+                    "read" => Some(Role::Read),
+                    other => {
+                        let message = format!("unknown role {other:?}; expected admin or read");
+                        self.report.error(&role.path, Some(role.span), message);
+                        None
+                    }
+                }
+            });
+            let env = self.report.require::<String>(
+                &token,
+                "env",
+                "the environment variable holding the token, e.g. \"WEIR_CI_TOKEN\" (tokens are not written in configuration files)",
+            );
+            if let (Some(role), Some(env)) = (role, env) {
+                admin.tokens.push(TokenConfig { name: name.to_owned(), role, env: env.value });
+            }
+        }
+        admin
     }
 
     fn log(&mut self, value: Option<&Value<'_>>) -> LogSettings {
