@@ -74,10 +74,16 @@ pub struct Server {
 impl Server {
     /// Starts `weir serve --config CONFIG` and waits for its "listening" line.
     pub fn start(config: &Path) -> Server {
+        Self::start_with_env(config, &[])
+    }
+
+    /// Starts `weir serve --config CONFIG` with `env` added to its environment.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(weir_bin())
             .args(["serve", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
             .spawn()

@@ -1,5 +1,6 @@
 //! End-to-end tests through the real `weir` binary.
 
+mod admin;
 mod harness;
 mod inspect;
 mod read_api;

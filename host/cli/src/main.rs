@@ -1,5 +1,6 @@
 //! The `weir` command.
 
+mod admin_cmd;
 mod pipeline_cmd;
 mod plugin_cmd;
 
@@ -19,7 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Work with plugin components: test them locally, inspect them.
+    /// Work with plugin components: test and inspect them locally; upload, deploy, canary,
+    /// shadow and roll them back on a running host.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
     /// Check a pipeline configuration: every problem, with its line and key.

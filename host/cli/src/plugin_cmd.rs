@@ -1,4 +1,4 @@
-//! `weir plugin test` and `weir plugin inspect`.
+//! `weir plugin test` and `weir plugin inspect`; the admin commands are in `admin_cmd`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +19,8 @@ pub(crate) enum PluginCommand {
         /// The component.
         component: PathBuf,
     },
+    #[command(flatten)]
+    Admin(crate::admin_cmd::AdminCommand),
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +106,7 @@ pub(crate) async fn run(cmd: PluginCommand) -> ExitCode {
     match cmd {
         PluginCommand::Test(args) => test(args).await,
         PluginCommand::Inspect { component } => inspect(&component),
+        PluginCommand::Admin(cmd) => crate::admin_cmd::run(cmd).await,
     }
 }
 

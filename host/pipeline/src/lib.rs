@@ -8,10 +8,15 @@
 //!   acknowledged.
 //! - [`server`]: the HTTP API (ingest, `/metrics`, `/healthz`) and [`read_api`] (serving
 //!   lookups, search, warehouse aggregates) over the [`stores`] the sinks write.
+//! - [`deployments`], [`slot`], [`admin_api`]: the plugin registry, hot swap (canary,
+//!   shadow, rollback) and the admin API.
 //! - [`demo`]: `weir demo`.
 
+pub mod admin_api;
 pub mod config;
 pub mod demo;
+pub mod deployments;
+mod fixtures;
 pub mod http_client;
 pub mod metrics;
 pub mod pipeline;

@@ -12,7 +12,9 @@ use weir_log::{Appended, LogConfig, NewRecord, StreamLog};
 use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sinks::{RetryPolicy, Sink};
 
+use crate::admin_api::AdminAccess;
 use crate::config::{LatePolicy, PipelineConfig};
+use crate::deployments::{Deployments, RollbackPolicy};
 use crate::metrics::Metrics;
 use crate::slot::PluginSlot;
 use crate::stage::{AggregatorSpec, CONSUMER, LateEvents, Routes, ShardStage, StageError, StageSpec};
@@ -92,6 +94,8 @@ pub struct Pipeline {
     shutting_down: AtomicBool,
     tasks: tokio::sync::Mutex<tokio::task::JoinSet<Result<(), StageError>>>,
     stores: Stores,
+    deployments: Arc<Deployments>,
+    admin: AdminAccess,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -125,7 +129,10 @@ impl Pipeline {
         }
         let reference = Arc::new(reference);
 
+        let (rollbacks, mut rollback_events) = tokio::sync::mpsc::unbounded_channel();
         let mut plugins: BTreeMap<String, Arc<PluginSlot>> = BTreeMap::new();
+        let mut plugin_options: BTreeMap<String, PluginOptions> = BTreeMap::new();
+        let mut configured: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         for stream in &config.streams {
             for (name, world) in stream.plugins() {
                 if plugins.contains_key(name) {
@@ -145,11 +152,32 @@ impl Pipeline {
                     reference: reference.clone(),
                     ..Default::default()
                 };
-                let plugin = runtime.load(p.id(), &bytes, options).await?;
+                let plugin = runtime.load(p.id(), &bytes, options.clone()).await?;
                 tracing::info!(plugin = %p.id(), world = %world, "plugin loaded");
-                plugins.insert(name.to_owned(), Arc::new(PluginSlot::new(name, world, Arc::new(plugin), None)));
+                let slot = PluginSlot::new(name, world, Arc::new(plugin), Some(rollbacks.clone()));
+                plugins.insert(name.to_owned(), Arc::new(slot));
+                plugin_options.insert(name.to_owned(), options);
+                configured.insert(name.to_owned(), bytes);
             }
         }
+
+        let registry = weir_registry::LocalRegistry::open(&data_dir.join("registry"))?;
+        let policy = RollbackPolicy {
+            max_error_rate: config.admin.auto_rollback_error_percent as f64 / 100.0,
+            min_inputs: config.admin.auto_rollback_min_inputs,
+        };
+        let deployments = Deployments::restore(
+            Arc::new(registry),
+            runtime.clone(),
+            plugins.clone(),
+            plugin_options,
+            configured,
+            policy,
+            Some(data_dir.join("code-cache")),
+        )
+        .await?;
+        let deployments = Arc::new(deployments);
+        let admin = AdminAccess::from_config(&config.admin)?;
 
         let (sinks, stores) = crate::stores::build(config)?;
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {
@@ -201,6 +229,19 @@ impl Pipeline {
             }
             streams.insert(s.name.clone(), spec);
         }
+        let recorder = deployments.clone();
+        let mut recorder_stop = shutdown.subscribe();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = recorder_stop.changed() => return Ok(()),
+                    event = rollback_events.recv() => match event {
+                        Some(event) => recorder.record_rollback(event).await,
+                        None => return Ok(()),
+                    },
+                }
+            }
+        });
         let retention_log = log.clone();
         let mut retention_stop = shutdown.subscribe();
         tasks.spawn(async move {
@@ -228,6 +269,8 @@ impl Pipeline {
             shutting_down: AtomicBool::new(false),
             tasks: tokio::sync::Mutex::new(tasks),
             stores,
+            deployments,
+            admin,
         }))
     }
 
@@ -239,6 +282,16 @@ impl Pipeline {
     /// The serving store, search indexes and warehouses the read API answers from.
     pub fn stores(&self) -> &Stores {
         &self.stores
+    }
+
+    /// Plugin versions, deployments and the audit log.
+    pub fn deployments(&self) -> &Arc<Deployments> {
+        &self.deployments
+    }
+
+    /// Who may use the admin API.
+    pub fn admin(&self) -> &AdminAccess {
+        &self.admin
     }
 
     /// The metrics registry.

@@ -28,6 +28,7 @@ pub fn app(pipeline: Arc<Pipeline>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .merge(crate::read_api::routes())
+        .merge(crate::admin_api::routes())
         .layer(DefaultBodyLimit::disable())
         .with_state(pipeline)
 }

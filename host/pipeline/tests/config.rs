@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use weir_pipeline::config::{
-    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind, PipelineConfig,
-    PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig, TokenConfig,
+    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind,
+    PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig,
+    TokenConfig,
 };
 use weir_pipeline::validate_file;
 use weir_runtime::{Limits, World};

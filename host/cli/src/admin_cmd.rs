@@ -1,0 +1,310 @@
+//! `weir plugin upload|list|status|activate|rollback|canary|shadow|promote|abort`: a client
+//! of a running host's admin API.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use weir_pipeline::http_client::{HttpResponse, request_with_headers};
+
+/// Where the admin API is and who is asking.
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// The host's address.
+    #[arg(long, env = "WEIR_ADMIN_URL", default_value = "http://127.0.0.1:8080")]
+    admin: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Upload a component to the registry (validated by the host).
+    Upload {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// The plugin's name, e.g. restaurant-enricher.
+        #[arg(long)]
+        name: String,
+        /// Its version (default: the next integer).
+        #[arg(long)]
+        version: Option<String>,
+        /// What it does.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Fixtures gating activation: the input file …
+        #[arg(long, requires = "expect")]
+        input: Option<PathBuf>,
+        /// … and the expected output (NDJSON).
+        #[arg(long, requires = "input")]
+        expect: Option<PathBuf>,
+        /// Reference data for the fixtures' lookups: {"table": {"key": value}}.
+        #[arg(long, requires = "input")]
+        lookup: Option<PathBuf>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// List the uploaded plugins, their versions and what is live.
+    List {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show a plugin's deployment: live, previous, candidate with its counters and the
+    /// differences a shadow found.
+    Status {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make a version live (after its fixtures pass).
+    Activate {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make the previous version live again.
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Route a percentage of partition keys to a version.
+    Canary {
+        name: String,
+        version: String,
+        /// Share of partition keys, 0 to 100.
+        #[arg(long)]
+        percent: u8,
+        /// Roll back automatically above this share of failed inputs (0 to 1).
+        #[arg(long)]
+        max_error_rate: Option<f64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Run a version on a copy of the traffic and compare its outputs with the live ones.
+    Shadow {
+        name: String,
+        version: String,
+        /// Roll back automatically above this share of failed inputs (0 to 1).
+        #[arg(long)]
+        max_error_rate: Option<f64>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make the canary or shadow version live.
+    Promote {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Stop the canary or shadow.
+    Abort {
+        name: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+struct Client {
+    addr: SocketAddr,
+    token: String,
+}
+
+impl Client {
+    fn new(args: &AdminArgs) -> Result<Self, String> {
+        let rest = args
+            .admin
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("--admin {:?}: give an http:// address, e.g. http://127.0.0.1:8080", args.admin))?;
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let addr = authority
+            .to_socket_addrs()
+            .map_err(|e| format!("--admin {:?}: {e}", args.admin))?
+            .next()
+            .ok_or_else(|| format!("--admin {:?}: no address", args.admin))?;
+        let token = std::env::var("WEIR_ADMIN_TOKEN").unwrap_or_default();
+        if token.is_empty() {
+            return Err("set WEIR_ADMIN_TOKEN to an admin (or, for list and status, read) token".to_owned());
+        }
+        Ok(Self { addr, token })
+    }
+
+    async fn call(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Result<Value, String> {
+        let auth = format!("Bearer {}", self.token);
+        let headers = [("Authorization", auth.as_str()), ("Content-Type", content_type)];
+        let response: HttpResponse = request_with_headers(self.addr, method, path, &headers, body)
+            .await
+            .map_err(|e| format!("cannot reach the admin API at {}: {e}", self.addr))?;
+        let value: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
+        if response.status >= 400 {
+            let message = value["error"].as_str().unwrap_or(&response.body);
+            let code = value["code"].as_str().unwrap_or("error");
+            return Err(format!("{message} ({} {code})", response.status));
+        }
+        Ok(value)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.call("POST", path, "application/json", body.to_string().as_bytes()).await
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        self.call("GET", path, "application/json", b"").await
+    }
+}
+
+/// Percent-encodes a query value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn describe_deployment(d: &Value) -> String {
+    let previous: Vec<&str> = d["previous"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let mut line = format!("{}: {} is live", d["plugin"].as_str().unwrap_or("?"), d["live"].as_str().unwrap_or("?"));
+    if let Some(last) = previous.last() {
+        line.push_str(&format!(" (rollback returns to {last})"));
+    }
+    let c = &d["candidate"];
+    if !c.is_null() {
+        let mode = match c["mode"].as_str() {
+            Some("canary") => format!("canary on {}% of keys", c["percent"]),
+            _ => "shadow".to_owned(),
+        };
+        line.push_str(&format!("; {} is the {mode}", c["version"].as_str().unwrap_or("?")));
+        let stats = &c["stats"];
+        if !stats.is_null() {
+            line.push_str(&format!(
+                "\n  {} inputs, {} failed; {} compared, {} differ",
+                stats["inputs"], stats["failed"], stats["compared"], stats["differing"]
+            ));
+            for sample in stats["samples"].as_array().into_iter().flatten().take(5) {
+                line.push_str(&format!(
+                    "\n  record {}:\n    live      {}\n    candidate {}",
+                    sample["record"].as_str().unwrap_or("?"),
+                    sample["live"],
+                    sample["candidate"]
+                ));
+            }
+        }
+    }
+    line
+}
+
+async fn run_command(cmd: AdminCommand) -> Result<String, String> {
+    match cmd {
+        AdminCommand::Upload { component, name, version, description, input, expect, lookup, admin } => {
+            let client = Client::new(&admin)?;
+            let bytes = std::fs::read(&component).map_err(|e| format!("cannot read {}: {e}", component.display()))?;
+            let mut path = format!("/v1/plugins/{name}/versions?description={}", encode(&description));
+            if let Some(version) = &version {
+                path.push_str(&format!("&version={}", encode(version)));
+            }
+            let record = client.call("POST", &path, "application/wasm", &bytes).await?;
+            let version = record["version"].as_str().unwrap_or("?").to_owned();
+            let mut out = format!(
+                "uploaded {name}@{version}: {} plugin, weir:plugin@{}, {} KiB, sha256 {}",
+                record["world"].as_str().unwrap_or("?"),
+                record["wit_version"].as_str().unwrap_or("?"),
+                record["size"].as_u64().unwrap_or(0) / 1024,
+                record["sha256"].as_str().unwrap_or("?"),
+            );
+            if let (Some(input), Some(expect)) = (input, expect) {
+                let read =
+                    |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+                let mut fixtures = json!({ "input": read(&input)?, "expected": read(&expect)? });
+                if let Some(lookup) = lookup {
+                    let text = read(&lookup)?;
+                    fixtures["lookup"] =
+                        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", lookup.display()))?;
+                }
+                if input.extension().is_some_and(|e| e == "csv") {
+                    fixtures["content_type"] = json!("text/csv");
+                }
+                let path = format!("/v1/plugins/{name}/versions/{}/fixtures", encode(&version));
+                client.call("PUT", &path, "application/json", fixtures.to_string().as_bytes()).await?;
+                out.push_str("\nfixtures attached: they run before this version may go live");
+            }
+            Ok(out)
+        }
+        AdminCommand::List { admin } => {
+            let client = Client::new(&admin)?;
+            let plugins = client.get("/v1/plugins").await?;
+            let deployments = client.get("/v1/deployments").await?;
+            let mut out = format!("{:<28} {:<11} {:<10} versions", "plugin", "world", "live");
+            for plugin in plugins["plugins"].as_array().into_iter().flatten() {
+                let name = plugin["name"].as_str().unwrap_or("?");
+                let live = deployments["deployments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|d| d["plugin"] == name)
+                    .and_then(|d| d["live"].as_str())
+                    .unwrap_or("-");
+                let versions: Vec<&str> =
+                    plugin["versions"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                out.push_str(&format!(
+                    "\n{name:<28} {:<11} {live:<10} {}",
+                    plugin["world"].as_str().unwrap_or("?"),
+                    versions.join(", ")
+                ));
+            }
+            Ok(out)
+        }
+        AdminCommand::Status { name, admin } => {
+            Ok(describe_deployment(&Client::new(&admin)?.get(&format!("/v1/deployments/{name}")).await?))
+        }
+        AdminCommand::Activate { name, version, admin } => {
+            let client = Client::new(&admin)?;
+            client.post(&format!("/v1/deployments/{name}/activate"), json!({ "version": version })).await?;
+            Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
+        }
+        AdminCommand::Rollback { name, admin } => {
+            let client = Client::new(&admin)?;
+            client.post(&format!("/v1/deployments/{name}/rollback"), json!({})).await?;
+            Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
+        }
+        AdminCommand::Canary { name, version, percent, max_error_rate, admin } => {
+            let client = Client::new(&admin)?;
+            let body = json!({ "version": version, "percent": percent, "max_error_rate": max_error_rate });
+            client.post(&format!("/v1/deployments/{name}/canary"), body).await?;
+            Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
+        }
+        AdminCommand::Shadow { name, version, max_error_rate, admin } => {
+            let client = Client::new(&admin)?;
+            let body = json!({ "version": version, "max_error_rate": max_error_rate });
+            client.post(&format!("/v1/deployments/{name}/shadow"), body).await?;
+            Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
+        }
+        AdminCommand::Promote { name, admin } => {
+            let client = Client::new(&admin)?;
+            client.post(&format!("/v1/deployments/{name}/promote"), json!({})).await?;
+            Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
+        }
+        AdminCommand::Abort { name, admin } => {
+            let client = Client::new(&admin)?;
+            client.post(&format!("/v1/deployments/{name}/abort"), json!({})).await?;
+            Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
+        }
+    }
+}
+
+/// Runs an admin command: prints the outcome, exits 0, or prints the host's refusal and
+/// exits 1.
+pub(crate) async fn run(cmd: AdminCommand) -> ExitCode {
+    match run_command(cmd).await {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The admin API: the plugin registry, deployments and the audit log over HTTP, behind
+//! bearer tokens. Described for machines at `GET /v1/openapi.json` (openapi.json).
+//!
+//! - Every route but the OpenAPI description needs `Authorization: Bearer <token>`:
+//!   `401` without a known token, `403` when a read-only token asks for a change.
+//! - Tokens are compared in constant time (SHA-256 of the presented token against each
+//!   known token's, every byte, every token).
+//! - Errors are `{"error": message, "code": code}` with a 4xx status a person can act on.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+use serde_json::json;
+use sha2::Digest as _;
+use weir_registry::{CandidateMode, Fixtures};
+
+use crate::config::{AdminConfig, Role};
+use crate::deployments::{AdminError, CandidateRequest};
+use crate::pipeline::Pipeline;
+
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// A known token: its name (the audit log's "who"), role and SHA-256.
+#[derive(Clone)]
+struct Token {
+    name: String,
+    role: Role,
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("name", &self.name).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+/// Who may use the admin API, and how large an upload may be.
+#[derive(Debug, Clone)]
+pub struct AdminAccess {
+    tokens: Vec<Token>,
+    max_upload_bytes: usize,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+impl AdminAccess {
+    /// The tokens of `[admin.tokens]`, read from their environment variables, or, without
+    /// any, `WEIR_ADMIN_TOKEN` (role admin) and `WEIR_READ_TOKEN` (role read) when set.
+    ///
+    /// # Errors
+    /// A configured token whose environment variable is unset or empty.
+    pub fn from_config(config: &AdminConfig) -> anyhow::Result<Self> {
+        let mut tokens = Vec::new();
+        for token in &config.tokens {
+            let value = std::env::var(&token.env).unwrap_or_default();
+            anyhow::ensure!(
+                !value.is_empty(),
+                "admin token {}: the environment variable {} is not set; set it to the token's secret",
+                token.name,
+                token.env
+            );
+            tokens.push(Token { name: token.name.clone(), role: token.role, digest: digest(&value) });
+        }
+        if config.tokens.is_empty() {
+            for (env, name, role) in
+                [("WEIR_ADMIN_TOKEN", "admin", Role::Admin), ("WEIR_READ_TOKEN", "read", Role::Read)]
+            {
+                if let Ok(value) = std::env::var(env)
+                    && !value.is_empty()
+                {
+                    tokens.push(Token { name: name.to_owned(), role, digest: digest(&value) });
+                }
+            }
+        }
+        Ok(Self { tokens, max_upload_bytes: config.max_upload_bytes.bytes_usize() })
+    }
+
+    /// Whether any token is configured.
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// The name of the token in `headers` if it may do what `needed` allows.
+    fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<String, ApiFailure> {
+        if self.tokens.is_empty() {
+            return Err(ApiFailure::unauthorized(
+                "the admin API is disabled: no token is configured; set WEIR_ADMIN_TOKEN (and WEIR_READ_TOKEN) before starting weir, or add [admin.tokens.NAME] to the configuration",
+            ));
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| ApiFailure::unauthorized("send the token as `Authorization: Bearer <token>`"))?;
+        let presented = digest(presented);
+        // Every byte of every token is compared, whatever matches: the time taken does
+        // not tell which bytes of which token were right.
+        let mut found: Option<&Token> = None;
+        for token in &self.tokens {
+            let difference = token.digest.iter().zip(&presented).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if difference == 0 {
+                found = Some(token);
+            }
+        }
+        let token = found.ok_or_else(|| ApiFailure::unauthorized("the token is not valid"))?;
+        if token.role < needed {
+            return Err(ApiFailure(AdminError {
+                status: 403,
+                code: "forbidden",
+                message: format!(
+                    "token {} has the {} role; this needs the {} role",
+                    token.name,
+                    token.role.as_str(),
+                    needed.as_str()
+                ),
+            }));
+        }
+        Ok(token.name.clone())
+    }
+}
+
+/// An [`AdminError`] as an HTTP answer.
+#[derive(Debug)]
+struct ApiFailure(AdminError);
+
+impl ApiFailure {
+    fn unauthorized(message: &str) -> Self {
+        Self(AdminError { status: 401, code: "unauthorized", message: message.to_owned() })
+    }
+}
+
+impl From<AdminError> for ApiFailure {
+    fn from(e: AdminError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response =
+            (status, axum::Json(json!({ "error": self.0.message, "code": self.0.code }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+type ApiResult = Result<Response, ApiFailure>;
+
+/// The admin routes, over a running pipeline.
+pub(crate) fn routes() -> Router<Arc<Pipeline>> {
+    Router::new()
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/plugins", get(list_plugins))
+        .route("/v1/plugins/{name}", get(get_plugin))
+        .route("/v1/plugins/{name}/versions", post(upload))
+        .route("/v1/plugins/{name}/versions/{version}", get(get_version).delete(delete_version))
+        .route("/v1/plugins/{name}/versions/{version}/fixtures", put(put_fixtures))
+        .route("/v1/deployments", get(list_deployments))
+        .route("/v1/deployments/{name}", get(get_deployment))
+        .route("/v1/deployments/{name}/activate", post(activate))
+        .route("/v1/deployments/{name}/rollback", post(rollback))
+        .route("/v1/deployments/{name}/canary", post(canary))
+        .route("/v1/deployments/{name}/shadow", post(shadow))
+        .route("/v1/deployments/{name}/promote", post(promote))
+        .route("/v1/deployments/{name}/abort", post(abort))
+        .route("/v1/audit", get(audit))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
+    Ok((status, axum::Json(body)).into_response())
+}
+
+async fn list_plugins(State(p): State<Arc<Pipeline>>, headers: HeaderMap) -> ApiResult {
+    p.admin().authorize(&headers, Role::Read)?;
+    let versions = p.deployments().versions(None)?;
+    let mut plugins: Vec<serde_json::Value> = Vec::new();
+    for record in versions {
+        match plugins.last_mut() {
+            Some(last) if last["name"] == record.name.as_str() => {
+                if let Some(versions) = last["versions"].as_array_mut() {
+                    versions.push(json!(record.version));
+                }
+            }
+            _ => plugins.push(json!({ "name": record.name, "world": record.world, "versions": [record.version] })),
+        }
+    }
+    ok(StatusCode::OK, json!({ "plugins": plugins }))
+}
+
+async fn get_plugin(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+    p.admin().authorize(&headers, Role::Read)?;
+    let versions = p.deployments().versions(Some(&name))?;
+    if versions.is_empty() {
+        return Err(AdminError {
+            status: 404,
+            code: "unknown_plugin",
+            message: format!("no plugin {name:?} was uploaded"),
+        }
+        .into());
+    }
+    let deployment = p.deployments().status(Some(&name)).await.ok().and_then(|mut d| d.pop());
+    ok(StatusCode::OK, json!({ "name": name, "versions": versions, "deployment": deployment }))
+}
+
+#[derive(Debug, Deserialize)]
+struct UploadQuery {
+    version: Option<String>,
+    #[serde(default)]
+    description: String,
+}
+
+async fn upload(
+    State(p): State<Arc<Pipeline>>,
+    Path(name): Path<String>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    let limit = p.admin().max_upload_bytes;
+    let target = format!("{name}@{}", query.version.as_deref().unwrap_or("?"));
+    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let error = AdminError {
+                status: 413,
+                code: "too_large",
+                message: format!("the component is over the upload limit of {limit} bytes (admin.max_upload_bytes)"),
+            };
+            p.deployments().audit_refusal(&actor, "upload", &target, &error);
+            return Err(error.into());
+        }
+    };
+    if bytes.is_empty() {
+        return Err(AdminError {
+            status: 400,
+            code: "empty",
+            message: "the request has no body; send the component (.wasm) as the body".to_owned(),
+        }
+        .into());
+    }
+    let (record, created) =
+        p.deployments().upload(&actor, &name, query.version.as_deref(), &query.description, &bytes).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    ok(status, serde_json::to_value(record).unwrap_or_default())
+}
+
+async fn get_version(
+    State(p): State<Arc<Pipeline>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    p.admin().authorize(&headers, Role::Read)?;
+    let record = p.deployments().version(&name, &version)?;
+    ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
+}
+
+async fn delete_version(
+    State(p): State<Arc<Pipeline>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    p.deployments().delete(&actor, &name, &version).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Reads a JSON request body of at most `limit` bytes.
+async fn small_body(body: Body, limit: usize) -> Result<Bytes, ApiFailure> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiFailure(AdminError {
+            status: 413,
+            code: "too_large",
+            message: format!("the request body is over {limit} bytes"),
+        })
+    })
+}
+
+/// Fixtures bodies (input and expected output inline) up to this size.
+const MAX_FIXTURES_BYTES: usize = 16 << 20;
+/// Deployment action bodies up to this size.
+const MAX_ACTION_BYTES: usize = 64 << 10;
+
+async fn put_fixtures(
+    State(p): State<Arc<Pipeline>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    let body = small_body(body, MAX_FIXTURES_BYTES).await?;
+    let fixtures: Fixtures = serde_json::from_slice(&body).map_err(|e| AdminError {
+        status: 400,
+        code: "invalid_fixtures",
+        message: format!("the body is not fixtures JSON ({e}); send {{\"input\": \"…\", \"expected\": \"…\"}}"),
+    })?;
+    let record = p.deployments().set_fixtures(&actor, &name, &version, fixtures).await?;
+    ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
+}
+
+async fn list_deployments(State(p): State<Arc<Pipeline>>, headers: HeaderMap) -> ApiResult {
+    p.admin().authorize(&headers, Role::Read)?;
+    ok(StatusCode::OK, json!({ "deployments": p.deployments().status(None).await? }))
+}
+
+async fn get_deployment(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+    p.admin().authorize(&headers, Role::Read)?;
+    let mut status = p.deployments().status(Some(&name)).await?;
+    ok(StatusCode::OK, status.pop().unwrap_or_default())
+}
+
+/// The JSON body of a deployment action.
+#[derive(Debug, Default, Deserialize)]
+struct ActionBody {
+    version: Option<String>,
+    percent: Option<u8>,
+    max_error_rate: Option<f64>,
+    min_inputs: Option<u64>,
+}
+
+fn action_body(body: &Bytes) -> Result<ActionBody, ApiFailure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ActionBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiFailure(AdminError {
+            status: 400,
+            code: "invalid_body",
+            message: format!("the body is not the JSON this action takes ({e}); see /v1/openapi.json"),
+        })
+    })
+}
+
+fn required_version(body: &ActionBody) -> Result<String, ApiFailure> {
+    body.version.clone().ok_or_else(|| {
+        ApiFailure(AdminError {
+            status: 400,
+            code: "missing_version",
+            message: "give the version in the body: {\"version\": \"2\"}".to_owned(),
+        })
+    })
+}
+
+fn deployment_response(deployment: &weir_registry::Deployment) -> ApiResult {
+    ok(StatusCode::OK, serde_json::to_value(deployment).unwrap_or_default())
+}
+
+async fn activate(
+    State(p): State<Arc<Pipeline>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    let body = small_body(body, MAX_ACTION_BYTES).await?;
+    let version = required_version(&action_body(&body)?)?;
+    deployment_response(&p.deployments().activate(&actor, &name, &version).await?)
+}
+
+async fn rollback(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    deployment_response(&p.deployments().rollback(&actor, &name).await?)
+}
+
+async fn candidate(p: &Pipeline, name: &str, headers: &HeaderMap, body: Body, shadow: bool) -> ApiResult {
+    let actor = p.admin().authorize(headers, Role::Admin)?;
+    let body = action_body(&small_body(body, MAX_ACTION_BYTES).await?)?;
+    let version = required_version(&body)?;
+    let mode = if shadow {
+        CandidateMode::Shadow
+    } else {
+        let percent = body.percent.ok_or_else(|| {
+            ApiFailure(AdminError {
+                status: 400,
+                code: "missing_percent",
+                message: "give the share of partition keys for the canary: {\"version\": \"2\", \"percent\": 10}"
+                    .into(),
+            })
+        })?;
+        CandidateMode::Canary { percent }
+    };
+    let request = CandidateRequest { version, mode, max_error_rate: body.max_error_rate, min_inputs: body.min_inputs };
+    deployment_response(&p.deployments().start_candidate(&actor, name, request).await?)
+}
+
+async fn canary(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
+    candidate(&p, &name, &headers, body, false).await
+}
+
+async fn shadow(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
+    candidate(&p, &name, &headers, body, true).await
+}
+
+async fn promote(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    deployment_response(&p.deployments().promote(&actor, &name).await?)
+}
+
+async fn abort(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    deployment_response(&p.deployments().abort(&actor, &name).await?)
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+async fn audit(State(p): State<Arc<Pipeline>>, Query(query): Query<AuditQuery>, headers: HeaderMap) -> ApiResult {
+    p.admin().authorize(&headers, Role::Read)?;
+    let entries = p.deployments().audit_log(query.after, query.limit.unwrap_or(100).clamp(1, 1000))?;
+    ok(StatusCode::OK, json!({ "entries": entries }))
+}

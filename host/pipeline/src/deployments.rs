@@ -1,0 +1,778 @@
+//! Which version of each plugin runs: uploads into the registry, activation with a
+//! fixtures gate, rollback, canary and shadow candidates, promotion, automatic rollback,
+//! and the audit log of all of it. The HTTP surface is `admin_api`.
+//!
+//! Decisions (docs/admin.md):
+//! - A deployment is per plugin name: every stream using the plugin switches together.
+//! - A swap is atomic between batches (see [`crate::slot`]).
+//! - Aggregators can be activated and rolled back, not canaried or shadowed (their
+//!   states are per window, not per record). Open windows carry their states over a swap:
+//!   the new version receives the states the old one accumulated, so a version that
+//!   changes its state format must read the old one (or be deployed under a new name).
+//! - On start, a plugin with a stored deployment runs its live version from the registry
+//!   (and its candidate, if any); otherwise the configured file is registered under the
+//!   configured version and becomes the live one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use weir_registry::{
+    AuditEntry, Candidate, CandidateMode, Deployment, Fixtures, RegistryError, RegistryStore, VersionRecord,
+};
+use weir_runtime::{LoadError, Plugin, PluginId, PluginOptions, Runtime, World};
+
+use crate::slot::{Active, ActiveCandidate, AutoRollback, CandidateStats, PluginSlot};
+
+/// A refused or failed admin action, answered as `{"error": message, "code": code}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminError {
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code, e.g. `forbidden_import`.
+    pub code: &'static str,
+    /// What happened and what to do, for a person.
+    pub message: String,
+}
+
+impl AdminError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for AdminError {}
+
+impl From<RegistryError> for AdminError {
+    fn from(e: RegistryError) -> Self {
+        AdminError::new(500, "registry_error", e.to_string())
+    }
+}
+
+/// The defaults of a candidate's automatic rollback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollbackPolicy {
+    pub max_error_rate: f64,
+    pub min_inputs: u64,
+}
+
+/// A new candidate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CandidateRequest {
+    pub version: String,
+    pub mode: CandidateMode,
+    pub max_error_rate: Option<f64>,
+    pub min_inputs: Option<u64>,
+}
+
+/// The deployments of a running pipeline.
+pub struct Deployments {
+    registry: Arc<dyn RegistryStore>,
+    runtime: Runtime,
+    slots: BTreeMap<String, Arc<PluginSlot>>,
+    options: BTreeMap<String, PluginOptions>,
+    policy: RollbackPolicy,
+    /// The compiled-code cache, for the fixtures gate's harness.
+    cache_dir: Option<std::path::PathBuf>,
+    /// The stored deployments, and the lock that serialises admin actions.
+    state: tokio::sync::Mutex<BTreeMap<String, Deployment>>,
+}
+
+impl std::fmt::Debug for Deployments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployments").field("plugins", &self.slots.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
+}
+
+fn now() -> String {
+    weir_events::time::format_rfc3339(crate::now_micros())
+}
+
+/// Plugin and version names: 1 to 64 letters, digits, `.`, `-`, `_` or `+`.
+fn valid_version(version: &str) -> bool {
+    !version.is_empty()
+        && version.len() <= 64
+        && version.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// The stable code of one reason the runtime refused a component for.
+fn refusal_code(reason: &str) -> &'static str {
+    if reason.contains("which the host does not provide") {
+        "forbidden_import"
+    } else if reason.contains("this host implements weir:plugin@") {
+        "unsupported_wit_version"
+    } else if reason.contains("exports no weir:plugin interface")
+        || reason.contains("exports several plugin interfaces")
+        || reason.contains("is expected here")
+    {
+        "wrong_world"
+    } else {
+        "refused"
+    }
+}
+
+/// The admin answer to a component the runtime would not load.
+fn load_refusal(error: LoadError) -> AdminError {
+    let message = error.to_string();
+    match error {
+        LoadError::Truncated(..) => AdminError::new(400, "truncated", message),
+        LoadError::NotWasm(..) => AdminError::new(400, "not_wasm", message),
+        LoadError::CoreModule(..) => AdminError::new(400, "core_module", message),
+        LoadError::Invalid(..) => AdminError::new(400, "invalid_component", message),
+        LoadError::Refused(_, reasons) => {
+            AdminError::new(422, reasons.first().map_or("refused", |r| refusal_code(r)), message)
+        }
+        LoadError::ConfigRejected(..) => AdminError::new(422, "config_rejected", message),
+        LoadError::Start(..) => AdminError::new(422, "start_failed", message),
+        LoadError::Host(..) => AdminError::new(500, "host_error", message),
+    }
+}
+
+impl Deployments {
+    /// The deployments of `slots` (the plugins the streams use, with their options),
+    /// restored from `registry`: a plugin with a stored deployment gets its live version
+    /// (and candidate) from the registry; the others register their configured component.
+    /// Automatic rollbacks reported on `rollbacks` are recorded by [`Deployments::record_rollback`].
+    ///
+    /// # Errors
+    /// When the registry fails or a stored version cannot be loaded.
+    pub async fn restore(
+        registry: Arc<dyn RegistryStore>,
+        runtime: Runtime,
+        slots: BTreeMap<String, Arc<PluginSlot>>,
+        options: BTreeMap<String, PluginOptions>,
+        configured: BTreeMap<String, Vec<u8>>,
+        policy: RollbackPolicy,
+        cache_dir: Option<std::path::PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let mut stored: BTreeMap<String, Deployment> =
+            registry.deployments()?.into_iter().map(|d| (d.plugin.clone(), d)).collect();
+        let deployments = Self {
+            registry,
+            runtime,
+            slots,
+            options,
+            policy,
+            cache_dir,
+            state: tokio::sync::Mutex::new(BTreeMap::new()),
+        };
+        let mut state = BTreeMap::new();
+        for (name, slot) in &deployments.slots {
+            let live = slot.snapshot().live.clone();
+            match stored.remove(name) {
+                Some(deployment) => {
+                    let active = deployments.active_for(name, &deployment).await?;
+                    if active.live.info().sha256 != live.info().sha256 {
+                        tracing::info!(
+                            plugin = %name,
+                            version = %deployment.live,
+                            "live version restored from the registry; the configured file is used only while no deployment exists"
+                        );
+                    }
+                    slot.swap(active);
+                    state.insert(name.clone(), deployment);
+                }
+                None => {
+                    let bytes = configured.get(name).cloned().unwrap_or_default();
+                    let version = deployments.register_configured(name, &live, &bytes)?;
+                    let deployment =
+                        Deployment { plugin: name.clone(), live: version, previous: Vec::new(), candidate: None };
+                    deployments.registry.put_deployment(&deployment)?;
+                    state.insert(name.clone(), deployment);
+                }
+            }
+        }
+        *deployments.state.lock().await = state;
+        Ok(deployments)
+    }
+
+    /// Registers a configured component under its configured version (or
+    /// `<version>+<sha8>` when the registry holds other bytes under that version).
+    fn register_configured(&self, name: &str, plugin: &Plugin, bytes: &[u8]) -> Result<String, AdminError> {
+        let info = plugin.info();
+        let mut version = plugin.id().version.clone();
+        if let Some(existing) = self.registry.version(name, &version)? {
+            if existing.sha256 == info.sha256 {
+                return Ok(version);
+            }
+            version = format!("{version}+{}", &info.sha256[..8]);
+            if self.registry.version(name, &version)?.is_some() {
+                return Ok(version);
+            }
+        }
+        self.registry.put_component(bytes)?;
+        self.registry.put_version(&VersionRecord {
+            name: name.to_owned(),
+            version: version.clone(),
+            sha256: info.sha256.clone(),
+            world: info.world.as_str().to_owned(),
+            wit_version: info.wit_version.clone(),
+            size: info.size as u64,
+            imports: info.imports.clone(),
+            description: "registered from the pipeline configuration".to_owned(),
+            uploaded_by: "config".to_owned(),
+            uploaded_at: now(),
+            fixtures: None,
+        })?;
+        Ok(version)
+    }
+
+    /// Loads the versions a stored deployment names.
+    async fn active_for(&self, name: &str, deployment: &Deployment) -> anyhow::Result<Active> {
+        let live = Arc::new(self.load(name, &deployment.live).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+        let candidate = match &deployment.candidate {
+            Some(c) => Some(self.active_candidate(name, c).await.map_err(|e| anyhow::anyhow!("{e}"))?),
+            None => None,
+        };
+        Ok(Active { live, candidate })
+    }
+
+    async fn active_candidate(&self, name: &str, candidate: &Candidate) -> Result<ActiveCandidate, AdminError> {
+        Ok(ActiveCandidate {
+            plugin: Arc::new(self.load(name, &candidate.version).await?),
+            mode: candidate.mode,
+            max_error_rate: candidate.max_error_rate,
+            min_inputs: candidate.min_inputs,
+            stats: Arc::new(CandidateStats::default()),
+        })
+    }
+
+    /// Loads `name@version` from the registry with the plugin's options.
+    async fn load(&self, name: &str, version: &str) -> Result<Plugin, AdminError> {
+        let record = self.version_record(name, version)?;
+        let bytes = self.registry.component(&record.sha256)?;
+        let options = self.options.get(name).cloned().unwrap_or_default();
+        self.runtime.load(PluginId::new(name, version), &bytes, options).await.map_err(load_refusal)
+    }
+
+    fn version_record(&self, name: &str, version: &str) -> Result<VersionRecord, AdminError> {
+        self.registry.version(name, version)?.ok_or_else(|| {
+            AdminError::new(
+                404,
+                "unknown_version",
+                format!(
+                    "plugin {name} has no version {version:?}; upload it first (GET /v1/plugins/{name} lists them)"
+                ),
+            )
+        })
+    }
+
+    fn slot(&self, name: &str) -> Result<&Arc<PluginSlot>, AdminError> {
+        self.slots.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.slots.keys().map(String::as_str).collect();
+            AdminError::new(
+                404,
+                "not_deployed",
+                format!("no stream of this pipeline uses plugin {name:?}; deployable plugins: {}", known.join(", ")),
+            )
+        })
+    }
+
+    fn audit(&self, actor: &str, action: &str, target: &str, result: &Result<impl Sized, AdminError>) {
+        let result = match result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("refused: {} {}: {}", e.status, e.code, e.message),
+        };
+        self.audit_text(actor, action, target, result);
+    }
+
+    /// Records an action the HTTP layer refused before it reached here (an upload over
+    /// the size limit, say).
+    pub fn audit_refusal(&self, actor: &str, action: &str, target: &str, error: &AdminError) {
+        self.audit(actor, action, target, &Err::<(), _>(error.clone()));
+    }
+
+    fn audit_text(&self, actor: &str, action: &str, target: &str, result: String) {
+        let entry = AuditEntry {
+            seq: 0,
+            at: now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            result,
+        };
+        if let Err(e) = self.registry.append_audit(entry) {
+            tracing::error!("the audit log could not be written: {e}");
+        }
+    }
+
+    /// Stores an uploaded component as `name@version` (the next integer when `version`
+    /// is `None`) after checking that the host would run it: a component, of a known
+    /// world and WIT version, importing only what the host provides, compiling, and
+    /// accepting the plugin's configuration. Returns the record and whether it is new
+    /// (the same bytes under the same version again is not an error).
+    ///
+    /// # Errors
+    /// An [`AdminError`] with a 4xx status naming what is wrong.
+    pub async fn upload(
+        &self,
+        actor: &str,
+        name: &str,
+        version: Option<&str>,
+        description: &str,
+        bytes: &[u8],
+    ) -> Result<(VersionRecord, bool), AdminError> {
+        let _guard = self.state.lock().await;
+        let result = self.upload_locked(actor, name, version, description, bytes).await;
+        let target = match &result {
+            Ok((record, _)) => format!("{name}@{}", record.version),
+            Err(_) => format!("{name}@{}", version.unwrap_or("?")),
+        };
+        self.audit(actor, "upload", &target, &result);
+        result
+    }
+
+    async fn upload_locked(
+        &self,
+        actor: &str,
+        name: &str,
+        version: Option<&str>,
+        description: &str,
+        bytes: &[u8],
+    ) -> Result<(VersionRecord, bool), AdminError> {
+        if !valid_name(name) {
+            return Err(AdminError::new(
+                400,
+                "invalid_name",
+                format!("{name:?} is not a plugin name; use 1 to 64 characters among a-z, 0-9, '-' and '_'"),
+            ));
+        }
+        let sha256 = weir_registry::sha256_hex(bytes);
+        let existing = self.registry.versions(Some(name))?;
+        let version = match version {
+            Some(v) if !valid_version(v) => {
+                return Err(AdminError::new(
+                    400,
+                    "invalid_version",
+                    format!("{v:?} is not a version; use 1 to 64 letters, digits, '.', '-', '_' or '+'"),
+                ));
+            }
+            Some(v) => v.to_owned(),
+            None => {
+                let highest = existing.iter().filter_map(|r| r.version.parse::<u64>().ok()).max().unwrap_or(0);
+                (highest + 1).to_string()
+            }
+        };
+        if let Some(record) = existing.iter().find(|r| r.version == version) {
+            if record.sha256 == sha256 {
+                return Ok((record.clone(), false));
+            }
+            return Err(AdminError::new(
+                409,
+                "version_exists",
+                format!(
+                    "{name}@{version} already exists with other bytes (sha256 {}); versions are immutable, upload under a new version",
+                    record.sha256
+                ),
+            ));
+        }
+        let mut options = self.options.get(name).cloned().unwrap_or_default();
+        if options.expected_world.is_none() {
+            options.expected_world = self.slots.get(name).map(|slot| slot.world());
+        }
+        let plugin = self.runtime.load(PluginId::new(name, &version), bytes, options).await.map_err(load_refusal)?;
+        let info = plugin.info();
+        self.registry.put_component(bytes)?;
+        let record = VersionRecord {
+            name: name.to_owned(),
+            version,
+            sha256,
+            world: info.world.as_str().to_owned(),
+            wit_version: info.wit_version.clone(),
+            size: bytes.len() as u64,
+            imports: info.imports.clone(),
+            description: description.to_owned(),
+            uploaded_by: actor.to_owned(),
+            uploaded_at: now(),
+            fixtures: None,
+        };
+        self.registry.put_version(&record)?;
+        Ok((record, true))
+    }
+
+    /// Attaches fixtures to a version: they gate its activation.
+    ///
+    /// # Errors
+    /// An unknown version, or a registry failure.
+    pub async fn set_fixtures(
+        &self,
+        actor: &str,
+        name: &str,
+        version: &str,
+        fixtures: Fixtures,
+    ) -> Result<VersionRecord, AdminError> {
+        let _guard = self.state.lock().await;
+        let result = (|| {
+            let mut record = self.version_record(name, version)?;
+            record.fixtures = Some(fixtures);
+            self.registry.put_version(&record)?;
+            Ok(record)
+        })();
+        self.audit(actor, "fixtures", &format!("{name}@{version}"), &result);
+        result
+    }
+
+    /// Runs a version's fixtures in the harness; `Err` with the diff when they fail.
+    async fn gate(&self, record: &VersionRecord) -> Result<(), AdminError> {
+        let Some(fixtures) = &record.fixtures else { return Ok(()) };
+        let bytes = self.registry.component(&record.sha256)?;
+        let options = self.options.get(&record.name).cloned().unwrap_or_default();
+        let fixtures = fixtures.clone();
+        let label = format!("{}@{}", record.name, record.version);
+        let report = crate::fixtures::run(self.cache_dir.clone(), &label, bytes, options, fixtures).await;
+        match report {
+            Ok(()) => Ok(()),
+            Err(diff) => Err(AdminError::new(
+                422,
+                "fixtures_failed",
+                format!("{label} does not pass its fixtures, so it was not activated:\n{diff}"),
+            )),
+        }
+    }
+
+    /// Makes `name@version` live (after its fixtures pass); the live version becomes the
+    /// one rollback returns to; any candidate is dropped.
+    ///
+    /// # Errors
+    /// Unknown plugin or version, failing fixtures, a component that does not load.
+    pub async fn activate(&self, actor: &str, name: &str, version: &str) -> Result<Deployment, AdminError> {
+        let mut state = self.state.lock().await;
+        let result = self.activate_locked(&mut state, name, version).await;
+        self.audit(actor, "activate", &format!("{name}@{version}"), &result);
+        result
+    }
+
+    async fn activate_locked(
+        &self,
+        state: &mut BTreeMap<String, Deployment>,
+        name: &str,
+        version: &str,
+    ) -> Result<Deployment, AdminError> {
+        let slot = self.slot(name)?;
+        let record = self.version_record(name, version)?;
+        self.gate(&record).await?;
+        let plugin = Arc::new(self.load(name, version).await?);
+        let mut deployment = state.get(name).cloned().unwrap_or_else(|| Deployment {
+            plugin: name.to_owned(),
+            live: slot.snapshot().live.id().version.clone(),
+            previous: Vec::new(),
+            candidate: None,
+        });
+        if deployment.live != version {
+            deployment.previous.push(std::mem::replace(&mut deployment.live, version.to_owned()));
+        }
+        deployment.candidate = None;
+        self.registry.put_deployment(&deployment)?;
+        slot.swap(Active { live: plugin, candidate: None });
+        state.insert(name.to_owned(), deployment.clone());
+        Ok(deployment)
+    }
+
+    /// Makes the previous live version live again.
+    ///
+    /// # Errors
+    /// Unknown plugin, nothing to roll back to, a version that no longer loads.
+    pub async fn rollback(&self, actor: &str, name: &str) -> Result<Deployment, AdminError> {
+        let mut state = self.state.lock().await;
+        let result = async {
+            let slot = self.slot(name)?;
+            let mut deployment = state.get(name).cloned().ok_or_else(|| nothing_to_roll_back(name))?;
+            let previous = deployment.previous.pop().ok_or_else(|| nothing_to_roll_back(name))?;
+            let plugin = Arc::new(self.load(name, &previous).await?);
+            deployment.live = previous;
+            deployment.candidate = None;
+            self.registry.put_deployment(&deployment)?;
+            slot.swap(Active { live: plugin, candidate: None });
+            state.insert(name.to_owned(), deployment.clone());
+            Ok(deployment)
+        }
+        .await;
+        let target = match &result {
+            Ok(d) => format!("{name}@{}", d.live),
+            Err(_) => name.to_owned(),
+        };
+        self.audit(actor, "rollback", &target, &result);
+        result
+    }
+
+    /// Starts a canary or shadow of `request.version` beside the live version.
+    ///
+    /// # Errors
+    /// Unknown plugin or version, an aggregator, a bad percentage, a version that does
+    /// not load or fails its fixtures.
+    pub async fn start_candidate(
+        &self,
+        actor: &str,
+        name: &str,
+        request: CandidateRequest,
+    ) -> Result<Deployment, AdminError> {
+        let mut state = self.state.lock().await;
+        let action = match request.mode {
+            CandidateMode::Canary { .. } => "canary",
+            CandidateMode::Shadow => "shadow",
+        };
+        let target = format!("{name}@{}", request.version);
+        let result = async {
+            let slot = self.slot(name)?;
+            if slot.world() == World::Aggregator {
+                return Err(AdminError::new(
+                    409,
+                    "not_supported",
+                    format!(
+                        "{name} is an aggregator: its state is per window, so it cannot take a share of the records; activate the version instead (open windows carry their states over)"
+                    ),
+                ));
+            }
+            if let CandidateMode::Canary { percent } = request.mode
+                && percent > 100
+            {
+                return Err(AdminError::new(400, "invalid_percent", format!("percent {percent} is not 0 to 100")));
+            }
+            let max_error_rate = request.max_error_rate.unwrap_or(self.policy.max_error_rate);
+            if !(0.0..=1.0).contains(&max_error_rate) {
+                return Err(AdminError::new(
+                    400,
+                    "invalid_error_rate",
+                    format!("max_error_rate {max_error_rate} is not a share from 0 to 1"),
+                ));
+            }
+            let record = self.version_record(name, &request.version)?;
+            self.gate(&record).await?;
+            let candidate = Candidate {
+                version: request.version.clone(),
+                mode: request.mode,
+                max_error_rate,
+                min_inputs: request.min_inputs.unwrap_or(self.policy.min_inputs).max(1),
+                since: now(),
+            };
+            let active_candidate = self.active_candidate(name, &candidate).await?;
+            let mut deployment = state.get(name).cloned().unwrap_or_else(|| Deployment {
+                plugin: name.to_owned(),
+                live: slot.snapshot().live.id().version.clone(),
+                previous: Vec::new(),
+                candidate: None,
+            });
+            deployment.candidate = Some(candidate);
+            self.registry.put_deployment(&deployment)?;
+            slot.swap(Active { live: slot.snapshot().live.clone(), candidate: Some(active_candidate) });
+            state.insert(name.to_owned(), deployment.clone());
+            Ok(deployment)
+        }
+        .await;
+        self.audit(actor, action, &target, &result);
+        result
+    }
+
+    /// Makes the candidate live.
+    ///
+    /// # Errors
+    /// Unknown plugin, no candidate.
+    pub async fn promote(&self, actor: &str, name: &str) -> Result<Deployment, AdminError> {
+        let mut state = self.state.lock().await;
+        let result = async {
+            let slot = self.slot(name)?;
+            let active = slot.snapshot();
+            let (Some(candidate), Some(mut deployment)) = (&active.candidate, state.get(name).cloned()) else {
+                return Err(no_candidate(name));
+            };
+            let Some(stored) = deployment.candidate.take() else { return Err(no_candidate(name)) };
+            deployment.previous.push(std::mem::replace(&mut deployment.live, stored.version));
+            self.registry.put_deployment(&deployment)?;
+            slot.swap(Active { live: candidate.plugin.clone(), candidate: None });
+            state.insert(name.to_owned(), deployment.clone());
+            Ok(deployment)
+        }
+        .await;
+        let target = match &result {
+            Ok(d) => format!("{name}@{}", d.live),
+            Err(_) => name.to_owned(),
+        };
+        self.audit(actor, "promote", &target, &result);
+        result
+    }
+
+    /// Stops the candidate; the live version takes all records again.
+    ///
+    /// # Errors
+    /// Unknown plugin, no candidate.
+    pub async fn abort(&self, actor: &str, name: &str) -> Result<Deployment, AdminError> {
+        let mut state = self.state.lock().await;
+        let result = self.drop_candidate(&mut state, name);
+        self.audit(actor, "abort", name, &result);
+        result
+    }
+
+    fn drop_candidate(&self, state: &mut BTreeMap<String, Deployment>, name: &str) -> Result<Deployment, AdminError> {
+        let slot = self.slot(name)?;
+        let mut deployment = state.get(name).cloned().ok_or_else(|| no_candidate(name))?;
+        if deployment.candidate.take().is_none() {
+            return Err(no_candidate(name));
+        }
+        self.registry.put_deployment(&deployment)?;
+        slot.swap(Active { live: slot.snapshot().live.clone(), candidate: None });
+        state.insert(name.to_owned(), deployment.clone());
+        Ok(deployment)
+    }
+
+    /// Records an automatic rollback a stage made (the slot already dropped the
+    /// candidate): the stored deployment and the audit log.
+    pub async fn record_rollback(&self, event: AutoRollback) {
+        let mut state = self.state.lock().await;
+        let Some(mut deployment) = state.get(&event.plugin).cloned() else { return };
+        if deployment.candidate.as_ref().is_some_and(|c| c.version == event.version) {
+            deployment.candidate = None;
+            if let Err(e) = self.registry.put_deployment(&deployment) {
+                tracing::error!("the deployment of {} could not be stored: {e}", event.plugin);
+            }
+            state.insert(event.plugin.clone(), deployment);
+        }
+        let target = format!("{}@{}", event.plugin, event.version);
+        self.audit_text("weir", "auto-rollback", &target, format!("ok: {}", event.reason));
+    }
+
+    /// Deletes a version that is not in use (live or candidate).
+    ///
+    /// # Errors
+    /// Unknown version, a version in use.
+    pub async fn delete(&self, actor: &str, name: &str, version: &str) -> Result<(), AdminError> {
+        let mut state = self.state.lock().await;
+        let result = async {
+            let record = self.version_record(name, version)?;
+            if let Some(deployment) = state.get(name) {
+                let in_use = if deployment.live == version {
+                    Some("live")
+                } else if deployment.candidate.as_ref().is_some_and(|c| c.version == version) {
+                    Some("the candidate")
+                } else {
+                    None
+                };
+                if let Some(role) = in_use {
+                    return Err(AdminError::new(
+                        409,
+                        "in_use",
+                        format!("{name}@{version} is {role}; activate or abort first, then delete it"),
+                    ));
+                }
+            }
+            self.registry.remove_version(name, version)?;
+            if let Some(deployment) = state.get_mut(name) {
+                deployment.previous.retain(|v| v != version);
+                self.registry.put_deployment(deployment)?;
+            }
+            let shared = self.registry.versions(None)?.iter().any(|r| r.sha256 == record.sha256);
+            if !shared {
+                self.registry.remove_component(&record.sha256)?;
+            }
+            Ok(())
+        }
+        .await;
+        self.audit(actor, "delete", &format!("{name}@{version}"), &result);
+        result
+    }
+
+    /// Every version of `name` (or of every plugin).
+    ///
+    /// # Errors
+    /// A registry failure.
+    pub fn versions(&self, name: Option<&str>) -> Result<Vec<VersionRecord>, AdminError> {
+        Ok(self.registry.versions(name)?)
+    }
+
+    /// One version's metadata.
+    ///
+    /// # Errors
+    /// Unknown version, a registry failure.
+    pub fn version(&self, name: &str, version: &str) -> Result<VersionRecord, AdminError> {
+        self.version_record(name, version)
+    }
+
+    /// The deployment of each deployable plugin, with its candidate's counters.
+    pub async fn status(&self, name: Option<&str>) -> Result<Vec<serde_json::Value>, AdminError> {
+        if let Some(name) = name {
+            self.slot(name)?;
+        }
+        let state = self.state.lock().await;
+        let mut out = Vec::new();
+        for (plugin, slot) in &self.slots {
+            if name.is_some_and(|n| n != plugin) {
+                continue;
+            }
+            let active = slot.snapshot();
+            let deployment = state.get(plugin);
+            let candidate = match (deployment.and_then(|d| d.candidate.as_ref()), &active.candidate) {
+                (Some(stored), Some(running)) => {
+                    let mut value = serde_json::to_value(stored).unwrap_or_default();
+                    if let Some(object) = value.as_object_mut() {
+                        object.insert("stats".into(), running.stats.to_json());
+                    }
+                    value
+                }
+                _ => serde_json::Value::Null,
+            };
+            out.push(json!({
+                "plugin": plugin,
+                "world": slot.world().as_str(),
+                "live": active.live.id().version,
+                "previous": deployment.map(|d| d.previous.clone()).unwrap_or_default(),
+                "candidate": candidate,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Audit entries after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// A registry failure.
+    pub fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, AdminError> {
+        Ok(self.registry.audit(after, limit)?)
+    }
+}
+
+fn nothing_to_roll_back(name: &str) -> AdminError {
+    AdminError::new(409, "nothing_to_roll_back", format!("{name} has no previous version to roll back to"))
+}
+
+fn no_candidate(name: &str) -> AdminError {
+    AdminError::new(409, "no_candidate", format!("{name} has no canary or shadow running; start one first"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_get_stable_codes() {
+        assert_eq!(
+            refusal_code("imports acme:net/raw-socket@1.0.0, which the host does not provide (plugins may …)"),
+            "forbidden_import"
+        );
+        assert_eq!(
+            refusal_code("was built against weir:plugin@0.9.0, but this host implements weir:plugin@0.1.0; rebuild"),
+            "unsupported_wit_version"
+        );
+        assert_eq!(
+            refusal_code("is a parser plugin (weir:plugin/parse), but a enricher is expected here"),
+            "wrong_world"
+        );
+        assert_eq!(refusal_code("exports no weir:plugin interface: it exports nothing"), "wrong_world");
+    }
+
+    #[test]
+    fn names_and_versions_are_checked() {
+        assert!(valid_name("restaurant-enricher") && !valid_name("Restaurant") && !valid_name(""));
+        assert!(valid_version("2.1.0-rc.1+build.5") && !valid_version("2 1") && !valid_version(""));
+    }
+}

@@ -1,0 +1,473 @@
+//! The plugin registry, the admin API and hot swap through the real binary: uploads and
+//! their refusals, tokens, activation while events stream in, canary, shadow,
+//! auto-rollback, restart.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use weir_e2e::{Server, component};
+use weir_pipeline::http_client::{HttpResponse, request_with_headers};
+use weir_pipeline::slot::canary_bucket;
+
+use crate::streaming::{BASE, caught_up, rt, ts, write_config};
+
+const ADMIN: &str = "admin-secret-token";
+const READER: &str = "read-only-token";
+const ENV: [(&str, &str); 2] = [("WEIR_ADMIN_TOKEN", ADMIN), ("WEIR_READ_TOKEN", READER)];
+
+async fn call(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> HttpResponse {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("Content-Type", "application/octet-stream")];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth.as_str()));
+    }
+    request_with_headers(addr, method, path, &headers, body).await.unwrap()
+}
+
+fn json(r: &HttpResponse) -> serde_json::Value {
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.body))
+}
+
+async fn upload(addr: SocketAddr, name: &str, version: &str, file: &str) -> HttpResponse {
+    let bytes = std::fs::read(component(file)).unwrap();
+    call(addr, "POST", &format!("/v1/plugins/{name}/versions?version={version}"), Some(ADMIN), &bytes).await
+}
+
+async fn action(addr: SocketAddr, name: &str, verb: &str, body: serde_json::Value) -> HttpResponse {
+    let path = format!("/v1/deployments/{name}/{verb}");
+    call(addr, "POST", &path, Some(ADMIN), body.to_string().as_bytes()).await
+}
+
+/// One event of the lake: shard, sequence number, partition key, lineage.
+#[derive(Debug, Clone)]
+struct LakeEvent {
+    shard: u32,
+    seq: u64,
+    customer: String,
+    lineage: String,
+}
+
+fn lake_events(dir: &Path) -> Vec<LakeEvent> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.join("data/lake/events")];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                files.push(path);
+            }
+        }
+    }
+    let mut events = Vec::new();
+    for file in files {
+        let shard: u32 = file
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("shard="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let seqs = batch.column_by_name("_seq").unwrap().as_primitive::<UInt64Type>().clone();
+            let lineages = batch.column_by_name("_lineage").unwrap().as_string::<i32>().clone();
+            let customers = batch.column_by_name("customer_id").unwrap().as_string::<i32>().clone();
+            for row in 0..batch.num_rows() {
+                events.push(LakeEvent {
+                    shard,
+                    seq: seqs.value(row),
+                    customer: customers.value(row).to_owned(),
+                    lineage: lineages.value(row).to_owned(),
+                });
+            }
+        }
+    }
+    events.sort_by_key(|e| (e.shard, e.seq));
+    events
+}
+
+/// A complete order of restaurant `restaurant` for customer `c-{i}`.
+fn order(i: usize, restaurant: &str) -> String {
+    let placed = BASE + i as i64;
+    format!(
+        "{{\"order_id\":\"o-{i}\",\"restaurant_id\":\"{restaurant}\",\"customer_id\":\"c-{i}\",\"status\":\"delivered\",\"total\":10.00,\"items\":1,\"placed_at\":\"{}\",\"delivered_at\":\"{}\",\"test\":false}}",
+        ts(placed),
+        ts(placed + 600)
+    )
+}
+
+/// Sends orders `range` (restaurants r-1..r-5), partitioned by customer.
+async fn send_orders(addr: SocketAddr, range: std::ops::Range<usize>) {
+    let lines: Vec<String> = range.map(|i| order(i, &format!("r-{}", 1 + i % 5))).collect();
+    send_lines(addr, &lines).await;
+}
+
+async fn send_lines(addr: SocketAddr, lines: &[String]) {
+    let path = "/v1/streams/orders/records?key_field=customer_id";
+    let r = request_with_headers(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/x-ndjson")],
+        lines.join("\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// A pipeline with a `chaos` enricher (the misbehaving test plugin, passing events
+/// through) before the restaurant enricher, and no aggregator.
+fn admin_config(dir: &Path, extra_server: &str) -> PathBuf {
+    let config = write_config(dir, extra_server);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.truncate(text.find("[streams.aggregator]").unwrap());
+    let text = text
+        .replace("enrichers = [\"restaurant-enricher\"]", "enrichers = [\"chaos\", \"restaurant-enricher\"]")
+        .replace("batch_size = 16", "batch_size = 32")
+        + &format!(
+            "\n[plugins.chaos]\npath = \"{}\"\nversion = \"1.0.0\"\n",
+            component("misbehaving_enricher").display()
+        );
+    // `[plugins.chaos]` must come before `[[streams]]` in spirit only: TOML tables may follow.
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+#[test]
+fn every_bad_upload_and_every_bad_token_gets_its_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    std::fs::write(&config, std::fs::read_to_string(&config).unwrap() + "\n[admin]\nmax_upload_bytes = \"1MiB\"\n")
+        .unwrap();
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    rt().block_on(async {
+        let enricher = std::fs::read(component("restaurant_enricher")).unwrap();
+        let path = "/v1/plugins/restaurant-enricher/versions?version=2";
+
+        // Tokens.
+        let r = call(addr, "GET", "/v1/plugins", None, b"").await;
+        assert_eq!((r.status, json(&r)["code"].as_str()), (401, Some("unauthorized")), "{}", r.body);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        let r = call(addr, "GET", "/v1/plugins", Some("wrong-token"), b"").await;
+        assert_eq!(r.status, 401, "{}", r.body);
+        let r = call(addr, "POST", path, Some(READER), &enricher).await;
+        assert_eq!((r.status, json(&r)["code"].as_str()), (403, Some("forbidden")), "{}", r.body);
+        assert!(r.body.contains("token read has the read role; this needs the admin role"), "{}", r.body);
+        let r = call(addr, "GET", "/v1/plugins", Some(READER), b"").await;
+        assert_eq!(r.status, 200, "a read token reads: {}", r.body);
+        let r = call(addr, "GET", "/v1/openapi.json", None, b"").await;
+        assert_eq!(r.status, 200);
+        assert!(json(&r)["paths"]["/v1/plugins/{name}/versions"]["post"].is_object());
+
+        // Uploads the host would not run.
+        let core_module = wat::parse_str("(module)").unwrap();
+        let forbidden_import = wat::parse_str(
+            r#"(component
+                 (import "acme:net/raw-socket@1.0.0" (instance))
+                 (instance $none)
+                 (export "weir:plugin/enrich@0.1.0" (instance $none)))"#,
+        )
+        .unwrap();
+        let parser = std::fs::read(component("orders_parser")).unwrap();
+        let future = std::fs::read(component("future_version")).unwrap();
+        let too_large = vec![0u8; 2 << 20];
+        let cases: [(&str, &[u8], u16, &str, &str); 8] = [
+            ("not wasm", b"{\"hello\": \"world\"}", 400, "not_wasm", "not a WebAssembly component"),
+            ("truncated header", b"\0asm", 400, "truncated", "truncated"),
+            ("cut-off download", &enricher[..enricher.len() / 2], 400, "invalid_component", "truncated or corrupt"),
+            ("core module", &core_module, 400, "core_module", "core WebAssembly module"),
+            ("wrong world", &parser, 422, "wrong_world", "is a parser plugin"),
+            ("unknown WIT version", &future, 422, "unsupported_wit_version", "weir:plugin@0.9.0"),
+            ("forbidden import", &forbidden_import, 422, "forbidden_import", "imports acme:net/raw-socket@1.0.0"),
+            ("too large", &too_large, 413, "too_large", "over the upload limit of 1048576 bytes"),
+        ];
+        for (what, bytes, status, code, message) in cases {
+            let r = call(addr, "POST", path, Some(ADMIN), bytes).await;
+            assert_eq!(r.status, status, "{what}: {}", r.body);
+            let body = json(&r);
+            assert_eq!(body["code"], code, "{what}: {}", r.body);
+            assert!(body["error"].as_str().unwrap().contains(message), "{what}: {}", r.body);
+        }
+
+        // A good upload, the same again, other bytes under the same version.
+        let r = call(addr, "POST", path, Some(ADMIN), &enricher).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let record = json(&r);
+        assert_eq!((record["name"].as_str(), record["version"].as_str()), (Some("restaurant-enricher"), Some("2")));
+        assert_eq!(record["world"], "enricher");
+        assert_eq!(record["uploaded_by"], "admin");
+        assert_eq!(record["sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(call(addr, "POST", path, Some(ADMIN), &enricher).await.status, 200, "idempotent");
+        let misbehaving = std::fs::read(component("misbehaving_enricher")).unwrap();
+        let r = call(addr, "POST", path, Some(ADMIN), &misbehaving).await;
+        assert_eq!((r.status, json(&r)["code"].as_str()), (409, Some("version_exists")), "{}", r.body);
+
+        // A version in use cannot be deleted; an unused one can.
+        let r = call(addr, "DELETE", "/v1/plugins/restaurant-enricher/versions/1.0.0", Some(ADMIN), b"").await;
+        assert_eq!((r.status, json(&r)["code"].as_str()), (409, Some("in_use")), "{}", r.body);
+        let r = call(addr, "DELETE", "/v1/plugins/restaurant-enricher/versions/2", Some(ADMIN), b"").await;
+        assert_eq!(r.status, 204, "{}", r.body);
+
+        // Every action is in the audit log, refusals included.
+        let r = call(addr, "GET", "/v1/audit?limit=1000", Some(READER), b"").await;
+        let entries = json(&r)["entries"].as_array().unwrap().clone();
+        let uploads = entries.iter().filter(|e| e["action"] == "upload").count();
+        assert_eq!(uploads, 11, "{entries:?}");
+        let refused = entries.iter().filter(|e| e["result"].as_str().unwrap().starts_with("refused")).count();
+        assert_eq!(refused, 8 + 1 + 1, "8 bad uploads, the conflicting version, the delete in use");
+        assert!(entries.iter().all(|e| e["actor"] == "admin" && e["at"].as_str().is_some()));
+    });
+}
+
+#[test]
+fn a_swap_while_events_stream_in_loses_nothing_and_switches_once_per_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    let total = 1200;
+    rt().block_on(async {
+        let r = upload(addr, "restaurant-enricher", "2.0.0", "restaurant_enricher").await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                for chunk in (0..total).collect::<Vec<_>>().chunks(20) {
+                    send_orders(addr, chunk[0]..chunk[0] + chunk.len()).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                stop.store(true, Ordering::Release);
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let r = action(addr, "restaurant-enricher", "activate", serde_json::json!({"version": "2.0.0"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(!stop.load(Ordering::Acquire), "the swap happened while events were streaming in");
+        sender.await.unwrap();
+        caught_up(addr).await;
+    });
+    server.stop();
+    let events = lake_events(dir.path());
+    assert_eq!(events.len(), total, "every order delivered once");
+    let mut customers: Vec<&str> = events.iter().map(|e| e.customer.as_str()).collect();
+    customers.sort();
+    customers.dedup();
+    assert_eq!(customers.len(), total, "no order processed twice");
+    let v1 = "orders-parser@1.0.0>chaos@1.0.0>restaurant-enricher@1.0.0";
+    let v2 = "orders-parser@1.0.0>chaos@1.0.0>restaurant-enricher@2.0.0";
+    let mut switched_shards = 0;
+    for shard in 0..2 {
+        let lineages: Vec<&str> = events.iter().filter(|e| e.shard == shard).map(|e| e.lineage.as_str()).collect();
+        assert!(lineages.iter().all(|l| *l == v1 || *l == v2), "{lineages:?}");
+        let first_v2 = lineages.iter().position(|l| *l == v2).unwrap_or(lineages.len());
+        assert!(lineages[first_v2..].iter().all(|l| *l == v2), "shard {shard}: back to v1 after v2");
+        switched_shards += usize::from(first_v2 > 0 && first_v2 < lineages.len());
+    }
+    assert!(switched_shards >= 1, "the swap landed mid-stream on at least one shard");
+}
+
+#[test]
+fn canary_takes_its_share_of_keys_shadow_reports_differences_and_a_failing_canary_rolls_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    rt().block_on(async {
+        // Canary: 10 % of partition keys through orders-parser 2.
+        assert_eq!(upload(addr, "orders-parser", "2", "orders_parser").await.status, 201);
+        let r = action(addr, "orders-parser", "canary", serde_json::json!({"version": "2", "percent": 10})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        send_orders(addr, 0..1000).await;
+        caught_up(addr).await;
+        let r = action(addr, "orders-parser", "promote", serde_json::json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(json(&r)["live"], "2");
+
+        // Shadow: the same component finds no difference; another finds one per order.
+        assert_eq!(upload(addr, "chaos", "same", "misbehaving_enricher").await.status, 201);
+        assert_eq!(upload(addr, "chaos", "enriching", "restaurant_enricher").await.status, 201);
+        let r = action(addr, "chaos", "shadow", serde_json::json!({"version": "same"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        send_orders(addr, 1000..1100).await;
+        caught_up(addr).await;
+        let status = json(&call(addr, "GET", "/v1/deployments/chaos", Some(READER), b"").await);
+        let stats = &status["candidate"]["stats"];
+        assert_eq!((stats["compared"].as_u64(), stats["differing"].as_u64()), (Some(100), Some(0)), "{status}");
+        let r = action(addr, "chaos", "shadow", serde_json::json!({"version": "enriching"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        send_orders(addr, 1100..1200).await;
+        caught_up(addr).await;
+        let status = json(&call(addr, "GET", "/v1/deployments/chaos", Some(READER), b"").await);
+        let stats = &status["candidate"]["stats"];
+        assert_eq!((stats["compared"].as_u64(), stats["differing"].as_u64()), (Some(100), Some(100)), "{status}");
+        let sample = &stats["samples"][0];
+        assert!(sample["live"][0]["fields"]["restaurant_name"].is_null(), "{sample}");
+        let name = sample["candidate"][0]["fields"]["restaurant_name"].as_str().unwrap_or_default();
+        assert!(name.starts_with("Restaurant "), "{sample}");
+        assert!(sample["record"].as_str().unwrap().starts_with("orders/"), "{sample}");
+        assert_eq!(action(addr, "chaos", "abort", serde_json::json!({})).await.status, 200);
+
+        // A canary that fails: orders of an unknown restaurant are record errors for the
+        // enriching version, so it is rolled back after 20 inputs.
+        let body = serde_json::json!({"version": "enriching", "percent": 100, "min_inputs": 20});
+        assert_eq!(action(addr, "chaos", "canary", body).await.status, 200);
+        let unknown: Vec<String> = (1200..1300).map(|i| order(i, "r-99")).collect();
+        send_lines(addr, &unknown).await;
+        caught_up(addr).await;
+        let status = json(&call(addr, "GET", "/v1/deployments/chaos", Some(READER), b"").await);
+        assert!(status["candidate"].is_null(), "rolled back: {status}");
+        assert_eq!(status["live"], "1.0.0");
+        let audit = json(&call(addr, "GET", "/v1/audit", Some(READER), b"").await);
+        let rollback = audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "auto-rollback").cloned();
+        let rollback = rollback.expect("an auto-rollback entry");
+        assert_eq!((rollback["actor"].as_str(), rollback["target"].as_str()), (Some("weir"), Some("chaos@enriching")));
+        assert!(rollback["result"].as_str().unwrap().contains("over the threshold of 5.0%"), "{rollback}");
+        send_orders(addr, 1300..1310).await;
+        caught_up(addr).await;
+    });
+    server.stop();
+
+    let events = lake_events(dir.path());
+    let canary: BTreeMap<&str, &str> = events
+        .iter()
+        .filter(|e| e.customer["c-".len()..].parse::<usize>().unwrap_or(usize::MAX) < 1000)
+        .map(|e| (e.customer.as_str(), e.lineage.split('>').next().unwrap()))
+        .collect();
+    assert_eq!(canary.len(), 1000);
+    for (customer, parser) in &canary {
+        let expected = if canary_bucket(Some(customer)) < 10 { "orders-parser@2" } else { "orders-parser@1.0.0" };
+        assert_eq!(*parser, expected, "{customer}");
+    }
+    let share = canary.values().filter(|p| **p == "orders-parser@2").count();
+    assert!((60..=140).contains(&share), "about 10% of 1000 keys took the canary: {share}");
+    // Nothing of the shadows was delivered; after the rollback the live chaos runs again.
+    assert!(events.iter().all(|e| !e.lineage.contains("chaos@same") && !e.lineage.contains("chaos@enriching")));
+    let number = |e: &LakeEvent| e.customer["c-".len()..].parse::<usize>().unwrap();
+    let after: Vec<&LakeEvent> = events.iter().filter(|e| number(e) >= 1300).collect();
+    assert_eq!(after.len(), 10);
+    assert!(after.iter().all(|e| e.lineage == "orders-parser@2>chaos@1.0.0>restaurant-enricher@1.0.0"));
+}
+
+#[test]
+fn a_restart_keeps_the_registry_and_the_active_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    let server = Server::start_with_env(&config, &ENV);
+    rt().block_on(async {
+        assert_eq!(upload(server.addr, "restaurant-enricher", "2", "restaurant_enricher").await.status, 201);
+        let r = action(server.addr, "restaurant-enricher", "activate", serde_json::json!({"version": "2"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(upload(server.addr, "orders-parser", "2", "orders_parser").await.status, 201);
+        let r =
+            action(server.addr, "orders-parser", "canary", serde_json::json!({"version": "2", "percent": 50})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    });
+    server.kill_9();
+    let server = Server::start_with_env(&config, &ENV);
+    rt().block_on(async {
+        let r = call(server.addr, "GET", "/v1/deployments", Some(READER), b"").await;
+        let deployments = json(&r)["deployments"].as_array().unwrap().clone();
+        let by_name: BTreeMap<&str, &serde_json::Value> =
+            deployments.iter().map(|d| (d["plugin"].as_str().unwrap(), d)).collect();
+        assert_eq!(by_name["restaurant-enricher"]["live"], "2");
+        assert_eq!(by_name["restaurant-enricher"]["previous"], serde_json::json!(["1.0.0"]));
+        assert_eq!(by_name["orders-parser"]["candidate"]["percent"], 50);
+        assert_eq!(by_name["chaos"]["live"], "1.0.0");
+        let r = call(server.addr, "GET", "/v1/plugins/restaurant-enricher", Some(READER), b"").await;
+        let versions: Vec<String> = json(&r)["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(versions.len(), 2, "{versions:?}");
+        send_orders(server.addr, 0..40).await;
+        caught_up(server.addr).await;
+        let r = action(server.addr, "restaurant-enricher", "rollback", serde_json::json!({})).await;
+        assert_eq!(json(&r)["live"], "1.0.0", "{}", r.body);
+    });
+    server.stop();
+    let events = lake_events(dir.path());
+    assert_eq!(events.len(), 40);
+    assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@2")), "the restored version ran");
+}
+
+#[test]
+fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    let fixtures = weir_e2e::plugin_file("restaurant-enricher/fixtures");
+    let admin_url = format!("http://{addr}");
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(weir_e2e::weir_bin())
+            .args(["plugin"])
+            .args(args)
+            .args(["--admin", &admin_url])
+            .env("WEIR_ADMIN_TOKEN", ADMIN)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text)
+    };
+    let component_path = component("restaurant_enricher").display().to_string();
+    let input = fixtures.join("input.ndjson").display().to_string();
+    let lookup = fixtures.join("lookup.json").display().to_string();
+    // Fixtures whose expected output is wrong: the version is stored but cannot go live.
+    let wrong = dir.path().join("wrong.ndjson");
+    let expected = std::fs::read_to_string(fixtures.join("expected.ndjson")).unwrap();
+    std::fs::write(&wrong, expected.replacen("delivered", "cancelled", 1)).unwrap();
+    let wrong = wrong.display().to_string();
+    let upload = ["upload", &component_path, "--name", "restaurant-enricher", "--version", "3"];
+    let (code, out) = cli(&[&upload[..], &["--input", &input, "--expect", &wrong, "--lookup", &lookup]].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("uploaded restaurant-enricher@3: enricher plugin, weir:plugin@0.1.0"), "{out}");
+    assert!(out.contains("fixtures attached"), "{out}");
+    let (code, out) = cli(&["activate", "restaurant-enricher", "3"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("does not pass its fixtures, so it was not activated"), "{out}");
+    assert!(out.contains("(422 fixtures_failed)"), "{out}");
+    assert!(out.contains("- ") && out.contains("+ "), "the diff is shown: {out}");
+
+    let good = fixtures.join("expected.ndjson").display().to_string();
+    let upload = ["upload", &component_path, "--name", "restaurant-enricher", "--version", "4"];
+    let (code, out) = cli(&[&upload[..], &["--input", &input, "--expect", &good, "--lookup", &lookup]].concat());
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = cli(&["activate", "restaurant-enricher", "4"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("restaurant-enricher: 4 is live (rollback returns to 1.0.0)"), "{out}");
+    let (code, out) = cli(&["canary", "orders-parser", "1.0.0", "--percent", "20"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1.0.0 is the canary on 20% of keys"), "{out}");
+    let (code, out) = cli(&["abort", "orders-parser"]);
+    assert_eq!((code, out.contains("orders-parser: 1.0.0 is live")), (Some(0), true), "{out}");
+    let (code, out) = cli(&["list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("restaurant-enricher") && l.contains(" 4 ") && l.contains("1.0.0, 3, 4")),
+        "{out}"
+    );
+    let (code, out) = cli(&["rollback", "restaurant-enricher"]);
+    assert_eq!((code, out.contains("restaurant-enricher: 1.0.0 is live")), (Some(0), true), "{out}");
+    let (code, out) = cli(&["promote", "restaurant-enricher"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("has no canary or shadow running"), "{out}");
+    drop(server);
+}
