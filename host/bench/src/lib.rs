@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod child;
+
 /// Restaurants referenced by the generated orders.
 pub const RESTAURANTS: usize = 40;
 

@@ -8,13 +8,12 @@
 //! (`WEIR_BIN`, default `$CARGO_TARGET_DIR/release/weir`) loaded with 3 000 demo orders.
 //! Results: BENCHMARKS.md.
 
-use std::io::BufRead as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use weir_bench::child::ChildServer;
 use weir_pipeline::demo::{DemoOptions, demo_config, sample_orders};
 use weir_pipeline::http_client::{HttpResponse, request};
 
@@ -28,9 +27,7 @@ struct Run {
 
 impl Run {
     fn percentile(&self, p: f64) -> Duration {
-        let mut l = self.latencies.clone();
-        l.sort();
-        l[((l.len() as f64 * p) as usize).min(l.len() - 1)]
+        weir_bench::child::percentile(&mut self.latencies.clone(), p)
     }
 
     fn line(&self, name: &str, baseline: Option<&Run>) -> String {
@@ -81,35 +78,6 @@ async fn load(addr: SocketAddr, paths: Arc<Vec<String>>, concurrency: usize) -> 
     run
 }
 
-/// A child process that prints its address on its first line.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(mut command: Command, prefix: &str) -> anyhow::Result<Server> {
-        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
-        let mut lines = std::io::BufReader::new(child.stdout.take().expect("piped")).lines();
-        let line = lines.next().ok_or_else(|| anyhow::anyhow!("the server printed nothing"))??;
-        let addr = line.strip_prefix(prefix).ok_or_else(|| anyhow::anyhow!("unexpected line {line:?}"))?.parse()?;
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Server { child, addr })
-    }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The bare endpoint: the same HTTP stack answering a fixed small JSON document.
 async fn bare_server() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -120,17 +88,8 @@ async fn bare_server() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn weir_bin() -> PathBuf {
-    std::env::var_os("WEIR_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
-        target.join("release/weir")
-    })
-}
-
-fn serve(config: &Path) -> anyhow::Result<Server> {
-    let mut command = Command::new(weir_bin());
-    command.arg("serve").arg("--config").arg(config);
-    Server::start(command, "weir listening on http://")
+fn serve(config: &Path) -> anyhow::Result<ChildServer> {
+    ChildServer::weir(config, &[])
 }
 
 async fn ingest_demo_orders(addr: SocketAddr) -> anyhow::Result<()> {
@@ -186,9 +145,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&uncached, text.replace("[server]\n", "[server]\nserving_cache_entries = 0\n"))?;
     drop(config);
 
-    let mut bare_command = Command::new(std::env::current_exe()?);
-    bare_command.arg("--bare-server");
-    let bare = Server::start(bare_command, "bare listening on http://")?;
+    let bare = ChildServer::this_binary("--bare-server", "bare listening on http://")?;
     let ids = served_order_ids();
     let serving_paths: Vec<String> = ids.iter().map(|id| format!("/v1/serving/orders/{id}")).collect();
     let hot: Vec<String> = serving_paths.iter().take(100).cloned().collect();
