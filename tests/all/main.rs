@@ -3,5 +3,6 @@
 mod admin;
 mod harness;
 mod inspect;
+mod new_plugin;
 mod read_api;
 mod streaming;

@@ -1,6 +1,7 @@
 //! The `weir` command.
 
 mod admin_cmd;
+mod new_cmd;
 mod pipeline_cmd;
 mod plugin_cmd;
 

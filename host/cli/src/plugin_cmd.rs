@@ -19,6 +19,9 @@ pub(crate) enum PluginCommand {
         /// The component.
         component: PathBuf,
     },
+    /// Create a new plugin (Rust, Python or JavaScript) that builds and passes its
+    /// harness test out of the box.
+    New(crate::new_cmd::NewArgs),
     #[command(flatten)]
     Admin(crate::admin_cmd::AdminCommand),
 }
@@ -107,6 +110,7 @@ pub(crate) async fn run(cmd: PluginCommand) -> ExitCode {
         PluginCommand::Test(args) => test(args).await,
         PluginCommand::Inspect { component } => inspect(&component),
         PluginCommand::Admin(cmd) => crate::admin_cmd::run(cmd).await,
+        PluginCommand::New(args) => crate::new_cmd::run(&args),
     }
 }
 
