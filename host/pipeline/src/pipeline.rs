@@ -111,8 +111,12 @@ impl Pipeline {
     pub async fn start(config: &PipelineConfig) -> anyhow::Result<Arc<Self>> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
-        let runtime =
-            Runtime::new(RuntimeConfig { cache_dir: Some(data_dir.join("code-cache")), ..Default::default() })?;
+        // Compiled plugin code: `$WEIR_CACHE_DIR` when set (shared with `weir plugin
+        // test`), else in the data directory.
+        let code_cache = std::env::var_os("WEIR_CACHE_DIR")
+            .filter(|dir| !dir.is_empty())
+            .map_or_else(|| data_dir.join("code-cache"), std::path::PathBuf::from);
+        let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(code_cache.clone()), ..Default::default() })?;
 
         let mut reference = StaticReferenceData::default();
         for (table, r) in &config.reference {
@@ -173,7 +177,7 @@ impl Pipeline {
             plugin_options,
             configured,
             policy,
-            Some(data_dir.join("code-cache")),
+            Some(code_cache),
         )
         .await?;
         let deployments = Arc::new(deployments);
