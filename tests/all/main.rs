@@ -1,8 +1,10 @@
 //! End-to-end tests through the real `weir` binary.
 
 mod admin;
+mod foreign;
 mod harness;
 mod inspect;
 mod new_plugin;
+mod polyglot;
 mod read_api;
 mod streaming;

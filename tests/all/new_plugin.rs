@@ -81,3 +81,29 @@ fn plugin_new_refuses_a_bad_name_and_an_existing_directory() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
 }
+
+/// Builds a scaffolded Python or JavaScript plugin with its `build.sh` (the toolchains
+/// come from scripts/build-foreign-plugins.sh) and runs its harness test.
+fn build_and_test_foreign(lang: &str, prefix: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    for world in ["parser", "enricher", "aggregator"] {
+        let name = format!("{prefix}-{world}");
+        let plugin = new_plugin(dir.path(), &name, lang, world);
+        let readme = std::fs::read_to_string(plugin.join("README.md")).unwrap();
+        assert!(readme.contains("./build.sh"), "{readme}");
+        run(Command::new(plugin.join("build.sh")).current_dir(&plugin));
+        let component = plugin.join(format!("{}.wasm", name.replace('-', "_")));
+        let report = harness_test(&plugin, &component);
+        assert!(report.contains("result   output matches fixtures/expected.ndjson"), "{report}");
+    }
+}
+
+#[test]
+fn a_new_python_plugin_of_each_world_builds_and_passes_its_harness_test() {
+    build_and_test_foreign("python", "py");
+}
+
+#[test]
+fn a_new_javascript_plugin_of_each_world_builds_and_passes_its_harness_test() {
+    build_and_test_foreign("js", "js");
+}

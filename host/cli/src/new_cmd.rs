@@ -56,9 +56,6 @@ pub(crate) struct NewArgs {
     weir: Option<PathBuf>,
 }
 
-/// Python and JavaScript templates are not in this build yet.
-const TEMPLATES_PENDING: bool = true;
-
 /// The weir checkout this binary was built from.
 fn default_checkout() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -143,10 +140,6 @@ fn files(args: &NewArgs, checkout: &Path) -> Vec<(String, String, bool)> {
 }
 
 pub(crate) fn run(args: &NewArgs) -> ExitCode {
-    if args.lang != Lang::Rust && TEMPLATES_PENDING {
-        eprintln!("error: {} plugins cannot be scaffolded by this build yet", lang_name(args.lang));
-        return ExitCode::from(2);
-    }
     let valid = !args.name.is_empty()
         && args.name.len() <= 64
         && args.name.starts_with(|c: char| c.is_ascii_lowercase())

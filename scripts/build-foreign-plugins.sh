@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds the Python (componentize-py) and JavaScript (componentize-js) plugins: the
+# restaurant enrichers and the sandbox probes. Installs the toolchains first, pinned,
+# under $WEIR_TOOLS_DIR (default /var/tmp/weir-tools), so a fresh clone needs only
+# python3 (with venv) and node/npm:
+#   - componentize-py in a virtualenv;
+#   - the npm packages of plugins/js/package-lock.json (`npm ci` in a directory keyed by
+#     the lock file's hash).
+# The components land in $CARGO_TARGET_DIR/wasm32-wasip2/plugin/ (target/ by default):
+# restaurant_enricher_py.wasm, restaurant_enricher_js.wasm, probe_py.wasm, probe_js.wasm.
+# A component is rebuilt only when its sources, the WIT or the toolchain changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+TOOLS_DIR="${WEIR_TOOLS_DIR:-/var/tmp/weir-tools}"
+OUT="${CARGO_TARGET_DIR:-$ROOT/target}/wasm32-wasip2/plugin"
+COMPONENTIZE_PY_VERSION=0.25.1
+mkdir -p "$TOOLS_DIR" "$OUT"
+
+# --- toolchains -----------------------------------------------------------------------
+
+PY_VENV="$TOOLS_DIR/componentize-py-$COMPONENTIZE_PY_VERSION"
+COMPONENTIZE_PY="$PY_VENV/bin/componentize-py"
+if [[ "$("$COMPONENTIZE_PY" --version 2>/dev/null)" != "componentize-py $COMPONENTIZE_PY_VERSION" ]]; then
+  echo "installing componentize-py $COMPONENTIZE_PY_VERSION into $PY_VENV"
+  rm -rf "$PY_VENV"
+  python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$COMPONENTIZE_PY_VERSION"
+fi
+
+LOCK_HASH="$(sha256sum plugins/js/package-lock.json | cut -c1-16)"
+JS_TOOLS="$TOOLS_DIR/js-tools-$LOCK_HASH"
+COMPONENTIZE_JS="$JS_TOOLS/node_modules/@bytecodealliance/componentize-js/src/cli.js"
+if [[ ! -f "$JS_TOOLS/.installed" ]]; then
+  echo "installing the npm packages of plugins/js/package-lock.json into $JS_TOOLS"
+  rm -rf "$TOOLS_DIR"/js-tools-*
+  mkdir -p "$JS_TOOLS"
+  cp plugins/js/package.json plugins/js/package-lock.json "$JS_TOOLS/"
+  (cd "$JS_TOOLS" && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$JS_TOOLS/.installed"
+fi
+
+# --- builds ---------------------------------------------------------------------------
+
+# build NAME TOOL-VERSION INPUTS... -- COMMAND...: runs COMMAND (which writes $OUT/NAME.wasm)
+# unless the hash of the inputs' contents is the one recorded at the last build.
+build() {
+  local name="$1" tool="$2"
+  shift 2
+  local inputs=()
+  while [[ "$1" != "--" ]]; do inputs+=("$1"); shift; done
+  shift
+  local stamp="$OUT/.$name.inputs"
+  local hash
+  hash="$( (echo "$tool"; find "${inputs[@]}" -type f \( -name '*.py' -o -name '*.js' -o -name '*.wit' \) \
+    -not -path '*/__pycache__/*' -not -path '*/test/*' -not -path '*/tests/*' | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-64)"
+  if [[ -f "$OUT/$name.wasm" && -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
+    printf '  %-28s %8d bytes (up to date)\n' "$name.wasm" "$(stat -c %s "$OUT/$name.wasm")"
+    return
+  fi
+  local started=$SECONDS
+  rm -f "$stamp"
+  "$@" >"$OUT/.$name.log" 2>&1 || { cat "$OUT/.$name.log" >&2; echo "building $name failed" >&2; exit 1; }
+  echo "$hash" >"$stamp"
+  printf '  %-28s %8d bytes (built in %ds)\n' "$name.wasm" "$(stat -c %s "$OUT/$name.wasm")" $((SECONDS - started))
+}
+
+python_plugin() { # NAME DIR WORLD
+  build "$1" "componentize-py $COMPONENTIZE_PY_VERSION" "$2" sdk/python wit -- \
+    "$COMPONENTIZE_PY" -d wit -w "$3" componentize app -p "$2" -p sdk/python -o "$OUT/$1.wasm"
+}
+
+# Every WASI feature of the JS engine off (stdio, random, clocks, http, fetch-event): the
+# component imports weir:plugin/host and nothing else. (With the defaults it would import
+# wasi:http, which the host does not link, and be refused at load.)
+JS_PURE=(-d stdio random clocks http fetch-event)
+
+js_plugin() { # NAME DIR WORLD
+  # Run from the repository root: componentize-js maps the working directory into the
+  # build, so the entry module can import ../../../sdk/js/weir-sdk.js.
+  build "$1" "componentize-js $LOCK_HASH" "$2" sdk/js wit -- \
+    node "$COMPONENTIZE_JS" "$2/app.js" --wit wit --world-name "$3" "${JS_PURE[@]}" -o "$OUT/$1.wasm"
+}
+
+python_plugin restaurant_enricher_py plugins/python/restaurant-enricher-py enricher
+python_plugin probe_py plugins/hostile/probe-py enricher
+js_plugin restaurant_enricher_js plugins/js/restaurant-enricher-js enricher
+js_plugin probe_js plugins/hostile/probe-js enricher

@@ -1,0 +1,70 @@
+"""Stand-ins for the records componentize-py generates (``wit_world.imports.types``)
+and for ``componentize_py_types.Ok``/``Err``, so that plugin code and the SDK run under
+plain CPython in unit tests. Same names and fields as the generated ones."""
+
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+
+@dataclass
+class EventBatch:
+    names: List[str]
+    key_text: bytes
+    key_ends: List[int]
+    times: List[int]
+    field_counts: List[int]
+    field_ids: List[int]
+    kinds: bytes
+    scalars: List[int]
+    text: bytes
+    text_ends: List[int]
+
+
+@dataclass
+class RecordError:
+    index: int
+    message: str
+
+
+@dataclass
+class BatchOutput:
+    events: EventBatch
+    counts: List[int]
+    errors: List[RecordError]
+
+
+@dataclass
+class RawRecord:
+    data: bytes
+    key: Optional[str]
+    content_type: str
+    arrival_time: int
+
+
+@dataclass
+class Window:
+    start: int
+    end: int
+
+
+@dataclass
+class FinishedGroup:
+    state: bytes
+    window: Window
+    key: str
+
+
+@dataclass
+class AccumulateOutput:
+    states: List[bytes]
+    errors: List[RecordError]
+
+
+@dataclass
+class Ok:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Err(Exception):
+    value: Any
