@@ -109,18 +109,39 @@ type Lineages = Vec<Arc<str>>;
 
 /// Interned lineages: the events of a batch share a handful.
 #[derive(Default)]
-struct LineageNames(HashMap<(Option<Arc<str>>, String), Arc<str>>);
+struct LineageNames {
+    known: HashMap<(Option<Arc<str>>, String), Arc<str>>,
+    /// The last answer, by upstream lineage and plugin (its address): consecutive events
+    /// nearly always share both, so most events cost a pointer comparison, not a lookup
+    /// with a freshly formatted key.
+    last: Option<(Option<Arc<str>>, usize, Arc<str>)>,
+}
 
 impl LineageNames {
     /// `upstream>plugin`, or `plugin` for the first plugin.
-    fn extend(&mut self, upstream: Option<&Arc<str>>, plugin: &str) -> Arc<str> {
-        self.0
-            .entry((upstream.cloned(), plugin.to_owned()))
-            .or_insert_with(|| match upstream {
-                Some(up) => Arc::from(format!("{up}>{plugin}")),
-                None => Arc::from(plugin),
+    fn extend(&mut self, upstream: Option<&Arc<str>>, plugin: &Plugin) -> Arc<str> {
+        let plugin_address = std::ptr::from_ref(plugin) as usize;
+        if let Some((last_upstream, last_plugin, lineage)) = &self.last
+            && *last_plugin == plugin_address
+            && match (last_upstream, upstream) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+        {
+            return lineage.clone();
+        }
+        let id = plugin.id().to_string();
+        let lineage = self
+            .known
+            .entry((upstream.cloned(), id))
+            .or_insert_with_key(|(upstream, id)| match upstream {
+                Some(up) => Arc::from(format!("{up}>{id}")),
+                None => Arc::from(id.as_str()),
             })
-            .clone()
+            .clone();
+        self.last = Some((upstream.cloned(), plugin_address, lineage.clone()));
+        lineage
     }
 }
 
@@ -518,7 +539,7 @@ impl ShardStage {
             step.slot.judge(shadow);
         }
         let lineage_of = |names: &mut LineageNames, input: usize, plugin: &Plugin| {
-            names.extend(input_lineage.map(|l| &l[input]), &plugin.id().to_string())
+            names.extend(input_lineage.map(|l| &l[input]), plugin)
         };
         let (Some(canary), false) = (canary, canary_inputs.is_empty()) else {
             let origins = live_outputs.iter().map(|&i| input_origins[i]).collect();
