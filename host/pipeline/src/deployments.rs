@@ -464,19 +464,26 @@ impl Deployments {
         let record = self.version_record(name, version)?;
         self.gate(&record).await?;
         let plugin = Arc::new(self.load(name, version).await?);
-        let mut deployment = state.get(name).cloned().unwrap_or_else(|| Deployment {
-            plugin: name.to_owned(),
-            live: slot.snapshot().live.id().version.clone(),
-            previous: Vec::new(),
-            candidate: None,
-        });
+        let mut deployment = current(state, slot);
         if deployment.live != version {
             deployment.previous.push(std::mem::replace(&mut deployment.live, version.to_owned()));
         }
         deployment.candidate = None;
+        self.commit(state, slot, deployment, Active { live: plugin, candidate: None })
+    }
+
+    /// Stores `deployment`, swaps `active` into the slot (the next batch of every shard
+    /// runs it) and remembers the deployment: every change of versions ends here.
+    fn commit(
+        &self,
+        state: &mut BTreeMap<String, Deployment>,
+        slot: &PluginSlot,
+        deployment: Deployment,
+        active: Active,
+    ) -> Result<Deployment, AdminError> {
         self.registry.put_deployment(&deployment)?;
-        slot.swap(Active { live: plugin, candidate: None });
-        state.insert(name.to_owned(), deployment.clone());
+        slot.swap(active);
+        state.insert(slot.name().to_owned(), deployment.clone());
         Ok(deployment)
     }
 
@@ -493,16 +500,10 @@ impl Deployments {
             let plugin = Arc::new(self.load(name, &previous).await?);
             deployment.live = previous;
             deployment.candidate = None;
-            self.registry.put_deployment(&deployment)?;
-            slot.swap(Active { live: plugin, candidate: None });
-            state.insert(name.to_owned(), deployment.clone());
-            Ok(deployment)
+            self.commit(&mut state, slot, deployment, Active { live: plugin, candidate: None })
         }
         .await;
-        let target = match &result {
-            Ok(d) => format!("{name}@{}", d.live),
-            Err(_) => name.to_owned(),
-        };
+        let target = live_target(name, &result);
         self.audit(actor, "rollback", &target, &result);
         result
     }
@@ -558,17 +559,9 @@ impl Deployments {
                 since: now(),
             };
             let active_candidate = self.active_candidate(name, &candidate).await?;
-            let mut deployment = state.get(name).cloned().unwrap_or_else(|| Deployment {
-                plugin: name.to_owned(),
-                live: slot.snapshot().live.id().version.clone(),
-                previous: Vec::new(),
-                candidate: None,
-            });
+            let mut deployment = current(&state, slot);
             deployment.candidate = Some(candidate);
-            self.registry.put_deployment(&deployment)?;
-            slot.swap(Active { live: slot.snapshot().live.clone(), candidate: Some(active_candidate) });
-            state.insert(name.to_owned(), deployment.clone());
-            Ok(deployment)
+            self.commit(&mut state, slot, deployment, Active { live: slot.snapshot().live.clone(), candidate: Some(active_candidate) })
         }
         .await;
         self.audit(actor, action, &target, &result);
@@ -589,16 +582,10 @@ impl Deployments {
             };
             let Some(stored) = deployment.candidate.take() else { return Err(no_candidate(name)) };
             deployment.previous.push(std::mem::replace(&mut deployment.live, stored.version));
-            self.registry.put_deployment(&deployment)?;
-            slot.swap(Active { live: candidate.plugin.clone(), candidate: None });
-            state.insert(name.to_owned(), deployment.clone());
-            Ok(deployment)
+            self.commit(&mut state, slot, deployment, Active { live: candidate.plugin.clone(), candidate: None })
         }
         .await;
-        let target = match &result {
-            Ok(d) => format!("{name}@{}", d.live),
-            Err(_) => name.to_owned(),
-        };
+        let target = live_target(name, &result);
         self.audit(actor, "promote", &target, &result);
         result
     }
@@ -620,10 +607,7 @@ impl Deployments {
         if deployment.candidate.take().is_none() {
             return Err(no_candidate(name));
         }
-        self.registry.put_deployment(&deployment)?;
-        slot.swap(Active { live: slot.snapshot().live.clone(), candidate: None });
-        state.insert(name.to_owned(), deployment.clone());
-        Ok(deployment)
+        self.commit(state, slot, deployment, Active { live: slot.snapshot().live.clone(), candidate: None })
     }
 
     /// Records an automatic rollback a stage made (the slot already dropped the
@@ -738,6 +722,24 @@ impl Deployments {
     /// A registry failure.
     pub fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, AdminError> {
         Ok(self.registry.audit(after, limit)?)
+    }
+}
+
+/// The deployment of `slot`'s plugin as stored, or, before any, its live version alone.
+fn current(state: &BTreeMap<String, Deployment>, slot: &PluginSlot) -> Deployment {
+    state.get(slot.name()).cloned().unwrap_or_else(|| Deployment {
+        plugin: slot.name().to_owned(),
+        live: slot.snapshot().live.id().version.clone(),
+        previous: Vec::new(),
+        candidate: None,
+    })
+}
+
+/// How the audit log names the outcome of an action that changes the live version.
+fn live_target(name: &str, result: &Result<Deployment, AdminError>) -> String {
+    match result {
+        Ok(d) => format!("{name}@{}", d.live),
+        Err(_) => name.to_owned(),
     }
 }
 
