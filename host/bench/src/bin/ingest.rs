@@ -1,7 +1,7 @@
 //! Ingest and end-to-end throughput of the streaming layer, against a bare axum endpoint
 //! that discards the body, in the same run (the machines are noisy: compare ratios).
 //!
-//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY]`
+//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY] [lake-only]`
 //! (after scripts/build-plugins.sh). Results: BENCHMARKS.md.
 
 use std::net::SocketAddr;
@@ -81,6 +81,15 @@ async fn main() -> anyhow::Result<()> {
     let options = DemoOptions { plugin_dir, data_dir: data_dir.clone(), events: 0, seed: 1 };
     let mut config = demo_config(&options)?;
     config.server.max_pending_records = u64::MAX;
+    // `lake-only`: events and aggregates to the lake alone, as the demo pipeline was
+    // before it grew the serving store, search index and warehouse (a like-for-like
+    // figure for the stages themselves).
+    if std::env::args().any(|a| a == "lake-only") {
+        for stream in &mut config.streams {
+            stream.routes.events.retain(|sink| sink == "lake");
+            stream.routes.aggregates.retain(|sink| sink == "lake");
+        }
+    }
     let pipeline = Pipeline::start(&config).await?;
 
     let app = weir_pipeline::server::app(pipeline.clone())
