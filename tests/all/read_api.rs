@@ -8,7 +8,9 @@ use std::path::Path;
 use weir_e2e::Server;
 use weir_pipeline::http_client::{HttpResponse, request, request_with_headers};
 
-use crate::streaming::{Fate, Order, caught_up, direct_aggregates, orders, rt, send, sentinels, ts, write_config};
+use crate::streaming::{
+    Fate, Order, caught_up, direct_aggregates, orders, rt, send, send_across_a_kill_9, sentinels, ts, write_config,
+};
 
 /// Restaurant names with non-ASCII letters, written over the ones `write_config` made.
 const RESTAURANTS: &str = r#"{
@@ -226,22 +228,8 @@ fn kill_9_mid_stream_leaves_no_duplicates_in_the_index_or_the_warehouse() {
     let config = write_read_config(dir.path(), true);
     let mut sent = orders(300);
     sent.extend(sentinels());
-    let (first, second) = sent.split_at(150);
-    let server = Server::start(&config);
-    rt().block_on(async {
-        for batch in first.chunks(10) {
-            send(server.addr, batch).await;
-        }
-    });
-    server.kill_9();
-    let server = Server::start(&config);
-    rt().block_on(async {
-        for batch in second.chunks(10) {
-            send(server.addr, batch).await;
-        }
-        caught_up(server.addr).await;
-        assert_read_side_matches(server.addr, dir.path(), &sent).await;
-    });
+    let server = send_across_a_kill_9(&config, &sent);
+    rt().block_on(assert_read_side_matches(server.addr, dir.path(), &sent));
     assert!(server.stop().success());
 }
 

@@ -305,14 +305,12 @@ fn ingested_events_land_in_the_lake_exactly_and_aggregates_equal_a_direct_comput
     assert_lake_matches(dir.path(), &sent);
 }
 
-#[test]
-fn kill_9_mid_stream_loses_no_acknowledged_event_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), "");
-    let mut sent = orders(300);
-    sent.extend(sentinels());
-    let (first, second) = sent.split_at(150);
-    let server = Server::start(&config);
+/// Sends the first half of `sent` to `weir serve --config CONFIG`, kills it with SIGKILL
+/// while its stages are mid-stream, restarts it, sends the rest and waits until every
+/// record is checkpointed; returns the restarted server.
+pub(crate) fn send_across_a_kill_9(config: &Path, sent: &[Order]) -> Server {
+    let (first, second) = sent.split_at(sent.len() / 2);
+    let server = Server::start(config);
     rt().block_on(async {
         for batch in first.chunks(10) {
             send(server.addr, batch).await;
@@ -320,13 +318,23 @@ fn kill_9_mid_stream_loses_no_acknowledged_event_and_duplicates_nothing() {
     });
     // No waiting: the stages are mid-stream when the process dies.
     server.kill_9();
-    let server = Server::start(&config);
+    let server = Server::start(config);
     rt().block_on(async {
         for batch in second.chunks(10) {
             send(server.addr, batch).await;
         }
         caught_up(server.addr).await;
     });
+    server
+}
+
+#[test]
+fn kill_9_mid_stream_loses_no_acknowledged_event_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let mut sent = orders(300);
+    sent.extend(sentinels());
+    let server = send_across_a_kill_9(&config, &sent);
     server.stop();
     assert_lake_matches(dir.path(), &sent);
 }
