@@ -216,6 +216,8 @@ impl Pipeline {
                 stream: s.name.clone(),
                 batch_size: s.batch_size,
                 batch_bytes: 8 << 20,
+                commit_size: s.commit_size,
+                commit_bytes: 64 << 20,
                 parser: plugin(&s.parser)?,
                 enrichers: s.enrichers.iter().map(|e| plugin(e)).collect::<anyhow::Result<_>>()?,
                 aggregator,

@@ -71,10 +71,14 @@ impl std::fmt::Debug for Routes {
 #[derive(Debug, Clone)]
 pub struct StageSpec {
     pub stream: String,
-    /// Records per batch, at most.
+    /// Records per plugin call, at most.
     pub batch_size: usize,
-    /// Payload bytes per batch, about.
+    /// Payload bytes per plugin call, about (a single larger record goes alone).
     pub batch_bytes: usize,
+    /// Records per commit (read, delivered and checkpointed together), at most.
+    pub commit_size: usize,
+    /// Payload bytes per commit, about.
+    pub commit_bytes: usize,
     pub parser: Arc<PluginSlot>,
     pub enrichers: Vec<Arc<PluginSlot>>,
     pub aggregator: Option<AggregatorSpec>,
@@ -166,15 +170,46 @@ fn spec_chain(spec: &StageSpec) -> String {
     chain
 }
 
+#[derive(Default)]
 struct Produced {
     events: Vec<Event>,
     origins: Origins,
     /// Per event: the plugins it went through, `name@version` joined by `>`.
     lineage: Lineages,
-    /// Aggregates with their ids, and the lineage they share.
-    aggregates: Vec<(String, Event)>,
-    aggregate_lineage: String,
+    /// Aggregates with their ids and lineage.
+    aggregates: Vec<(String, Event, Arc<str>)>,
     dead: Vec<Dead>,
+}
+
+impl Produced {
+    /// Adds the outputs of a call over the commit's records from index `offset` on.
+    fn append(&mut self, part: Produced, offset: usize) {
+        self.events.extend(part.events);
+        self.origins.extend(part.origins.into_iter().map(|o| o + offset));
+        self.lineage.extend(part.lineage);
+        self.aggregates.extend(part.aggregates);
+        self.dead.extend(part.dead.into_iter().map(|d| Dead { origin: d.origin + offset, ..d }));
+    }
+}
+
+/// Splits a commit's records into plugin calls: consecutive ranges of at most
+/// `max_records` records and about `max_bytes` payload bytes (a record larger than that
+/// goes alone). Deterministic, so a replayed commit makes the same calls.
+fn call_ranges(records: &[StoredRecord], max_records: usize, max_bytes: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, record) in records.iter().enumerate() {
+        let size = record.data.len();
+        if i > start && (i - start >= max_records.max(1) || bytes + size > max_bytes) {
+            ranges.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < records.len() {
+        ranges.push(start..records.len());
+    }
+    ranges
 }
 
 /// Why a batch was not acknowledged by every sink.
@@ -264,7 +299,7 @@ impl ShardStage {
                         }
                         continue;
                     };
-                    let (from, size, bytes) = (first.seq, self.spec.batch_size, self.spec.batch_bytes);
+                    let (from, size, bytes) = (first.seq, self.spec.commit_size, self.spec.commit_bytes);
                     let batch =
                         self.on_log(move |log, stream, shard| log.read(stream, shard, from, size, bytes)).await?;
                     let last = batch.last().map_or(from, |r| r.seq);
@@ -287,7 +322,7 @@ impl ShardStage {
             }
             let started = Instant::now();
             let mut next_windows = windows.clone();
-            let produced = self.process(&records, &mut next_windows).await;
+            let produced = self.process_in_calls(&records, &mut next_windows).await;
             match self.deliver(&records, range, produced).await {
                 Ok(()) => {
                     let state = next_windows.encode();
@@ -319,6 +354,20 @@ impl ShardStage {
             let lag = head.saturating_sub(next) as i64;
             self.metrics.set("weir_shard_lag_records", &[("stream", &self.spec.stream), ("shard", &shard)], lag);
         }
+    }
+
+    /// Runs the plugin chain over a commit's records in calls of at most `batch_size`
+    /// records and `batch_bytes` bytes, one after the other (window state carries from
+    /// call to call), and joins their outputs. The plugins' limits bound each call; the
+    /// sinks and the checkpoint see the commit once.
+    async fn process_in_calls(&self, records: &[StoredRecord], windows: &mut WindowState) -> Produced {
+        let mut all = Produced::default();
+        for calls in call_ranges(records, self.spec.batch_size, self.spec.batch_bytes) {
+            let offset = calls.start;
+            let part = self.process(&records[calls], windows).await;
+            all.append(part, offset);
+        }
+        all
     }
 
     /// Runs the plugin chain over one batch. Never fails as a whole: what a plugin
@@ -434,18 +483,19 @@ impl ShardStage {
             dead.push(Dead { origin, plugin: event_lineage.to_string(), stage: "validate", reason });
         }
         let (events, origins, lineage) = (kept, kept_origins, kept_lineage);
-        let (aggregates, aggregate_lineage) = match &spec.aggregator {
+        let aggregates = match &spec.aggregator {
             Some(agg) => {
                 // The aggregator's live version at the start of the batch folds and
                 // finishes it; open groups carry their states over a swap.
                 let plugin = agg.slot.snapshot().live.clone();
                 let aggregates = self.aggregate(agg, &plugin, &label, &events, &origins, windows, &mut dead).await;
                 let upstream = lineage.first().map_or_else(|| spec_chain(spec), |l| l.to_string());
-                (aggregates, format!("{upstream}>{}", plugin.id()))
+                let aggregate_lineage: Arc<str> = format!("{upstream}>{}", plugin.id()).into();
+                aggregates.into_iter().map(|(id, event)| (id, event, aggregate_lineage.clone())).collect()
             }
-            None => (Vec::new(), String::new()),
+            None => Vec::new(),
         };
-        Produced { events, origins, lineage, aggregates, aggregate_lineage, dead }
+        Produced { events, origins, lineage, aggregates, dead }
     }
 
     /// Joins the pieces of a (possibly split) plugin call back into one batch of events
@@ -867,8 +917,8 @@ impl ShardStage {
             events.push(SinkRecord { id: id(seq, n), seq, item: SinkItem::Event(item) });
         }
         let mut aggregates = Vec::new();
-        for (agg_id, event) in produced.aggregates {
-            let item = EventItem { event, lineage: produced.aggregate_lineage.clone() };
+        for (agg_id, event, lineage) in produced.aggregates {
+            let item = EventItem { event, lineage: lineage.to_string() };
             aggregates.push(SinkRecord { id: agg_id, seq: range.last, item: SinkItem::Aggregate(item) });
         }
         let mut dead = Vec::new();
@@ -935,5 +985,39 @@ impl ShardStage {
             }
         }
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(sizes: &[usize]) -> Vec<StoredRecord> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(seq, &size)| StoredRecord {
+                shard: 0,
+                seq: seq as u64,
+                partition_key: None,
+                data: vec![b'x'; size],
+                content_type: "application/json".to_owned(),
+                arrival_time: 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    #[allow(clippy::single_range_in_vec_init)]
+    fn a_commit_is_split_into_calls_of_at_most_batch_size_records() {
+        assert_eq!(call_ranges(&records(&[1; 10]), 4, 1 << 20), [0..4, 4..8, 8..10]);
+        assert_eq!(call_ranges(&records(&[1; 3]), 512, 1 << 20), vec![0..3]);
+        assert_eq!(call_ranges(&records(&[]), 4, 1 << 20), Vec::<std::ops::Range<usize>>::new());
+    }
+
+    #[test]
+    fn a_call_ends_before_its_bytes_exceed_the_limit_and_a_large_record_goes_alone() {
+        assert_eq!(call_ranges(&records(&[40, 40, 40, 40]), 100, 100), [0..2, 2..4]);
+        assert_eq!(call_ranges(&records(&[10, 500, 10]), 100, 100), [0..1, 1..2, 2..3]);
     }
 }

@@ -143,6 +143,7 @@ fn a_full_configuration_parses_into_typed_settings() {
                 parser: "orders-parser".to_owned(),
                 enrichers: strings(&["restaurant-enricher"]),
                 batch_size: 256,
+                commit_size: 1024,
                 aggregator: Some(AggregatorConfig {
                     plugin: "restaurant-stats".to_owned(),
                     window: HumanDuration(Duration::from_secs(60)),
@@ -161,6 +162,7 @@ fn a_full_configuration_parses_into_typed_settings() {
                 parser: "clicks-parser".to_owned(),
                 enrichers: Vec::new(),
                 batch_size: 512,
+                commit_size: 4096,
                 aggregator: None,
                 routes: Routes {
                     raw: Vec::new(),
@@ -212,6 +214,7 @@ fn defaults_fill_everything_that_is_left_out() {
             parser: "orders-parser".to_owned(),
             enrichers: Vec::new(),
             batch_size: 512,
+            commit_size: 4096,
             aggregator: None,
             routes: Routes {
                 raw: strings(&["lake"]),
@@ -466,6 +469,7 @@ config = { nested = { a = 1 } }
 name = "Orders!"
 parser = "Orders Parser"
 enrichers = "restaurant-enricher"
+commit_size = 2000000
 [streams.aggregator]
 plugin = "nope"
 window = "0s"
@@ -486,9 +490,10 @@ late_events = "ignore"
             r#"orders.toml:17: reference.restaurants.file: missing; expected the path of a JSON file holding an object of key → value"#,
             r#"orders.toml:20: streams[0].name: "Orders!" is not a valid stream name; expected 1 to 64 characters among a-z, 0-9, '-' and '_'"#,
             r#"orders.toml:22: streams[0].enrichers: expected an array, found the string "restaurant-enricher"; write ["restaurant-enricher"]"#,
-            r#"orders.toml:24: streams[0].aggregator.plugin: unknown plugin "nope"; defined plugins are: Orders Parser"#,
-            r#"orders.toml:25: streams[0].aggregator.window: expected more than zero, found 0s"#,
-            r#"orders.toml:26: streams[0].aggregator.late_events: unknown policy "ignore"; expected "dead-letter" or "drop""#,
+            r#"orders.toml:23: streams[0].commit_size: expected a whole number from 1 to 1000000, found 2000000"#,
+            r#"orders.toml:25: streams[0].aggregator.plugin: unknown plugin "nope"; defined plugins are: Orders Parser"#,
+            r#"orders.toml:26: streams[0].aggregator.window: expected more than zero, found 0s"#,
+            r#"orders.toml:27: streams[0].aggregator.late_events: unknown policy "ignore"; expected "dead-letter" or "drop""#,
         ]
     );
 }

@@ -1,7 +1,7 @@
 //! Ingest and end-to-end throughput of the streaming layer, against a bare axum endpoint
 //! that discards the body, in the same run (the machines are noisy: compare ratios).
 //!
-//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY] [lake-only]`
+//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY] [lake-only | sinks=NAME,NAME] [batch=N] [commit=N]`
 //! (after scripts/build-plugins.sh). Results: BENCHMARKS.md.
 
 use std::net::SocketAddr;
@@ -84,11 +84,26 @@ async fn main() -> anyhow::Result<()> {
     // `lake-only`: events and aggregates to the lake alone, as the demo pipeline was
     // before it grew the serving store, search index and warehouse (a like-for-like
     // figure for the stages themselves).
-    if std::env::args().any(|a| a == "lake-only") {
-        for stream in &mut config.streams {
-            stream.routes.events.retain(|sink| sink == "lake");
-            stream.routes.aggregates.retain(|sink| sink == "lake");
+    // `sinks=lake,order-search`: those sinks alone, to see what each one costs.
+    let kept: Option<Vec<String>> = std::env::args().find_map(|a| {
+        if a == "lake-only" {
+            Some(vec!["lake".to_owned()])
+        } else {
+            a.strip_prefix("sinks=").map(|names| names.split(',').map(str::to_owned).collect())
         }
+    });
+    if let Some(kept) = kept {
+        for stream in &mut config.streams {
+            stream.routes.events.retain(|sink| kept.contains(sink));
+            stream.routes.aggregates.retain(|sink| kept.contains(sink));
+        }
+    }
+    // `batch=N`, `commit=N`: records per plugin call and per commit (the demo's
+    // batch_size and commit_size otherwise).
+    let number = |prefix: &str| std::env::args().find_map(|a| a.strip_prefix(prefix).and_then(|n| n.parse().ok()));
+    for stream in &mut config.streams {
+        stream.batch_size = number("batch=").unwrap_or(stream.batch_size);
+        stream.commit_size = number("commit=").unwrap_or(stream.commit_size);
     }
     let pipeline = Pipeline::start(&config).await?;
 

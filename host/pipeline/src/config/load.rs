@@ -51,7 +51,7 @@ const SERVING_SINK_KEYS: &[&str] = &["type", "table", "key_field"];
 const SEARCH_SINK_KEYS: &[&str] = &["type", "index", "text_fields", "numeric_fields"];
 /// Field names a search index uses itself (`weir_search::RESERVED_FIELDS`).
 const SEARCH_RESERVED_FIELDS: [&str; 5] = ["id", "key", "kind", "time", "text"];
-const STREAM_KEYS: &[&str] = &["name", "parser", "enrichers", "batch_size", "aggregator", "routes"];
+const STREAM_KEYS: &[&str] = &["name", "parser", "enrichers", "batch_size", "commit_size", "aggregator", "routes"];
 const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events"];
 const ROUTE_KEYS: &[&str] = &["raw", "events", "aggregates", "dead_letters"];
 
@@ -59,6 +59,8 @@ const ROUTE_KEYS: &[&str] = &["raw", "events", "aggregates", "dead_letters"];
 const MAX_SHARDS: u64 = 1024;
 /// Records per plugin call, by default and at most.
 const DEFAULT_BATCH_SIZE: usize = 512;
+const MAX_COMMIT_SIZE: u64 = 1_000_000;
+const DEFAULT_COMMIT_SIZE: usize = 4096;
 const MAX_BATCH_SIZE: u64 = 100_000;
 /// The longest name of a stream, plugin, sink or reference table.
 const MAX_NAME_LEN: usize = 64;
@@ -568,6 +570,10 @@ impl Loader<'_> {
             .count(&table, "batch_size", 1, MAX_BATCH_SIZE)
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(DEFAULT_BATCH_SIZE);
+        let commit_size = self
+            .count(&table, "commit_size", 1, MAX_COMMIT_SIZE)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(DEFAULT_COMMIT_SIZE);
         let aggregator_value = table.get("aggregator");
         let aggregator = aggregator_value.and_then(|value| self.aggregator(value, table.path.key("aggregator")));
         // An aggregator with errors still counts: its routes are not reported as well.
@@ -577,6 +583,7 @@ impl Loader<'_> {
             parser: parser?.value,
             enrichers: enrichers.into_iter().map(|enricher| enricher.value).collect(),
             batch_size,
+            commit_size,
             aggregator,
             routes,
         })
