@@ -8,8 +8,8 @@
 //! - **Durability.** [`StreamLog::append`] writes all its records in one transaction
 //!   committed with an fsync: an append that returned `Ok` survives `kill -9` and a power
 //!   cut; one that failed appended nothing. Checkpoint updates are durable the same way.
-//!   Concurrent appends are serialised, one fsync each (group commit, several appends per
-//!   fsync, is a later optimisation).
+//!   Concurrent appends share fsyncs (group commit): those that arrive while a transaction
+//!   is being written go together into the next one.
 //! - **Sequence numbers** are per (stream, shard), start at 0, increase by one per record and
 //!   are never reused, even after retention removed the records ([`StreamLog::next_seq`]).
 //! - **Shards.** A record's shard is FNV-1a 64 of its partition key modulo the shard count, or

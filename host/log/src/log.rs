@@ -2,7 +2,8 @@ use std::collections::HashMap;
 use std::collections::btree_map::{BTreeMap, Entry};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use tokio::sync::watch;
@@ -33,6 +34,28 @@ struct Inner {
     config: LogConfig,
     /// Per stream, the count of records appended through this handle; woken on each append.
     appended: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// Appends waiting for the next group commit; `group_done` wakes their callers.
+    appends: Mutex<AppendQueue>,
+    group_done: Condvar,
+    /// Append transactions committed so far (each one fsync).
+    append_transactions: AtomicU64,
+}
+
+/// Group commit: an append joins the queue; if no append transaction is running, its
+/// caller becomes the leader and writes everything queued in one transaction (one fsync),
+/// while later appends queue up for the next one. Each caller gets its own result.
+#[derive(Default)]
+struct AppendQueue {
+    waiting: Vec<QueuedAppend>,
+    writing: bool,
+    done: HashMap<u64, Result<Vec<Appended>, LogError>>,
+    next_ticket: u64,
+}
+
+struct QueuedAppend {
+    ticket: u64,
+    stream: String,
+    records: Vec<NewRecord>,
 }
 
 impl fmt::Debug for StreamLog {
@@ -66,8 +89,17 @@ impl StreamLog {
             std::fs::create_dir_all(dir).map_err(|e| open_error(e.into()))?;
         }
         let db = Database::create(path).map_err(|e| open_error(e.into()))?;
-        let log =
-            Self { inner: Arc::new(Inner { db, path: path.to_owned(), config, appended: Mutex::new(HashMap::new()) }) };
+        let log = Self {
+            inner: Arc::new(Inner {
+                db,
+                path: path.to_owned(),
+                config,
+                appended: Mutex::new(HashMap::new()),
+                appends: Mutex::new(AppendQueue::default()),
+                group_done: Condvar::new(),
+                append_transactions: AtomicU64::new(0),
+            }),
+        };
         log.write("open", "*", None, |txn| {
             // Creates every table, so that readers never meet a missing one.
             txn.open_table(RECORDS)?;
@@ -132,9 +164,10 @@ impl StreamLog {
     /// the records are on disk (fsync) and survive a crash of the process or the machine;
     /// when it returns an error none of them was appended.
     ///
-    /// Concurrent appends are serialised by the storage engine, one fsync each. (Grouping the
-    /// appends that arrive during one fsync into one transaction would cut that cost; it is
-    /// not done yet.)
+    /// Concurrent appends share fsyncs (group commit): the appends that arrive while one
+    /// transaction is being written go together into the next, each keeping its records in
+    /// order and contiguous per shard. If that transaction fails, every append in it fails
+    /// and none of their records is stored.
     ///
     /// # Errors
     ///
@@ -145,33 +178,108 @@ impl StreamLog {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let appended = self.write("append", stream, None, |txn| {
+        let mut queue = self.inner.appends.lock().unwrap_or_else(PoisonError::into_inner);
+        let ticket = queue.next_ticket;
+        queue.next_ticket += 1;
+        queue.waiting.push(QueuedAppend { ticket, stream: stream.to_owned(), records });
+        loop {
+            if let Some(result) = queue.done.remove(&ticket) {
+                return result;
+            }
+            if queue.writing {
+                queue = self.inner.group_done.wait(queue).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Lead: write everything queued (this append included) in one transaction.
+            queue.writing = true;
+            let group = std::mem::take(&mut queue.waiting);
+            drop(queue);
+            let tickets: Vec<u64> = group.iter().map(|a| a.ticket).collect();
+            let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.append_group(group)))
+                .unwrap_or_else(|_| {
+                    tickets.iter().map(|_| Err(self.group_error("the append transaction panicked"))).collect()
+                });
+            queue = self.inner.appends.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.writing = false;
+            queue.done.extend(tickets.into_iter().zip(results));
+            self.inner.group_done.notify_all();
+        }
+    }
+
+    /// Writes a group of appends in one transaction; one result per append, in order.
+    fn append_group(&self, group: Vec<QueuedAppend>) -> Vec<Result<Vec<Appended>, LogError>> {
+        let label = match group.first() {
+            Some(first) if group.iter().all(|a| a.stream == first.stream) => first.stream.clone(),
+            _ => "*".to_owned(),
+        };
+        let written = self.write("append", &label, None, |txn| {
             let mut stored = txn.open_table(RECORDS)?;
             let mut shards = txn.open_table(SHARDS)?;
-            // (next_seq, stored_bytes) of each shard the batch touches.
-            let mut counters: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-            let mut appended = Vec::with_capacity(records.len());
-            for record in &records {
-                let shard = self.shard_for(record.partition_key.as_deref(), &record.data);
-                let counter = match counters.entry(shard) {
-                    Entry::Occupied(entry) => entry.into_mut(),
-                    Entry::Vacant(entry) => {
-                        entry.insert(shards.get((stream, shard))?.map_or((0, 0), |counter| counter.value()))
-                    }
+            // (next_seq, stored_bytes) of each (stream, shard) the group touches.
+            let mut counters: BTreeMap<(&str, u32), (u64, u64)> = BTreeMap::new();
+            let mut all = Vec::with_capacity(group.len());
+            for append in &group {
+                let stream = append.stream.as_str();
+                let mut appended = Vec::with_capacity(append.records.len());
+                for record in &append.records {
+                    let shard = self.shard_for(record.partition_key.as_deref(), &record.data);
+                    let counter = match counters.entry((stream, shard)) {
+                        Entry::Occupied(entry) => entry.into_mut(),
+                        Entry::Vacant(entry) => {
+                            entry.insert(shards.get((stream, shard))?.map_or((0, 0), |counter| counter.value()))
+                        }
+                    };
+                    let seq = counter.0;
+                    let value = record::encode(record);
+                    stored.insert((stream, shard, seq), value.as_slice())?;
+                    *counter = (seq + 1, counter.1 + value.len() as u64);
+                    appended.push(Appended { shard, seq });
+                }
+                all.push(appended);
+            }
+            for (key, counter) in counters {
+                shards.insert(key, counter)?;
+            }
+            Ok(all)
+        });
+        self.inner.append_transactions.fetch_add(1, Ordering::Relaxed);
+        match written {
+            Ok(all) => {
+                for (append, appended) in group.iter().zip(&all) {
+                    self.announce(&append.stream, appended.len() as u64);
+                }
+                all.into_iter().map(Ok).collect()
+            }
+            Err(error) => {
+                // The first append gets the error itself, the others what it said.
+                let reason = match &error {
+                    LogError::Storage { source, .. } => source.to_string(),
+                    other => other.to_string(),
                 };
-                let seq = counter.0;
-                let value = record::encode(record);
-                stored.insert((stream, shard, seq), value.as_slice())?;
-                *counter = (seq + 1, counter.1 + value.len() as u64);
-                appended.push(Appended { shard, seq });
+                let mut results = vec![Err(error)];
+                results.extend(group.iter().skip(1).map(|_| Err(self.group_error(&reason))));
+                results
             }
-            for (shard, counter) in counters {
-                shards.insert((stream, shard), counter)?;
-            }
-            Ok(appended)
-        })?;
-        self.announce(stream, appended.len() as u64);
-        Ok(appended)
+        }
+    }
+
+    /// The error an append gets when the transaction it shared with others failed.
+    fn group_error(&self, reason: &str) -> LogError {
+        LogError::Storage {
+            path: self.inner.path.clone(),
+            operation: "append",
+            stream: "*".to_owned(),
+            shard: None,
+            source: Box::new(redb::Error::Io(std::io::Error::other(format!(
+                "the transaction this append shared with others failed: {reason}"
+            )))),
+        }
+    }
+
+    /// How many append transactions (each one fsync) this handle has committed or tried:
+    /// fewer than its appends when group commit shared fsyncs.
+    pub fn append_transactions(&self) -> u64 {
+        self.inner.append_transactions.load(Ordering::Relaxed)
     }
 
     /// The records of `shard` whose sequence number is `from_seq` or more, in order: at most
