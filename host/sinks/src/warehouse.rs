@@ -1,16 +1,16 @@
 //! The warehouse: events and aggregates as partitioned Parquet tables with commit markers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path as FsPath;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
 use object_store::path::{Path, PathPart};
+use object_store::{ObjectMeta, ObjectStore};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
@@ -83,12 +83,40 @@ pub struct CommittedFile {
 pub struct Warehouse {
     name: String,
     store: Arc<dyn ObjectStore>,
+    decoded: Arc<Mutex<DecodedCommits>>,
+}
+
+/// Rows kept decoded for [`Warehouse::query`], at most.
+const MAX_DECODED_ROWS: usize = 1_000_000;
+
+/// The decoded rows of committed batches, by marker, so that a query reads and decodes
+/// only the batches committed since the last one. A committed batch changes only when a
+/// replay rewrites it, and a replay rewrites its marker last: a marker whose version (its
+/// e-tag, else its modification time and size) differs is decoded again.
+#[derive(Debug, Default)]
+struct DecodedCommits {
+    by_marker: HashMap<Path, (String, Arc<Vec<DecodedFile>>)>,
+    rows: usize,
+}
+
+#[derive(Debug)]
+struct DecodedFile {
+    min_time: i64,
+    max_time: i64,
+    rows: Vec<DecodedRow>,
+}
+
+#[derive(Debug)]
+struct DecodedRow {
+    key: Option<String>,
+    time: i64,
+    json: Json,
 }
 
 impl Warehouse {
     /// A warehouse sink named `name` in `store`.
     pub fn new(name: impl Into<String>, store: Arc<dyn ObjectStore>) -> Self {
-        Self { name: name.into(), store }
+        Self { name: name.into(), store, decoded: Arc::default() }
     }
 
     /// A warehouse sink named `name` in the directory `root` (created if missing).
@@ -179,30 +207,39 @@ impl Warehouse {
     /// # Errors
     /// When the store cannot be listed or a marker cannot be read.
     pub async fn committed(&self, table: WarehouseTable, stream: &str) -> Result<Vec<CommittedFile>, SinkError> {
+        let mut files = Vec::new();
+        for marker in self.markers(table, stream).await? {
+            files.extend(self.commit(&marker.location).await?.files);
+        }
+        Ok(files)
+    }
+
+    /// The commit markers of a table of `stream`, in name order (shard, then range).
+    async fn markers(&self, table: WarehouseTable, stream: &str) -> Result<Vec<ObjectMeta>, SinkError> {
         let markers = Self::table_prefix(table, stream).join("_commits");
         let listed = self.store.list_with_delimiter(Some(&markers)).await.map_err(|e| self.read_error(&markers, e))?;
         let mut objects: Vec<_> =
             listed.objects.into_iter().filter(|o| o.location.extension() == Some("json")).collect();
         objects.sort_by(|a, b| a.location.cmp(&b.location));
-        let mut files = Vec::new();
-        for object in objects {
-            let bytes = self.get(&object.location).await?;
-            let commit: Commit = serde_json::from_slice(&bytes).map_err(|e| SinkError::Encode {
-                sink: self.name.clone(),
-                target: object.location.to_string(),
-                message: format!("the commit marker is not readable: {e}"),
-            })?;
-            files.extend(commit.files);
-        }
-        Ok(files)
+        Ok(objects)
+    }
+
+    async fn commit(&self, marker: &Path) -> Result<Commit, SinkError> {
+        let bytes = self.get(marker).await?;
+        serde_json::from_slice(&bytes).map_err(|e| SinkError::Encode {
+            sink: self.name.clone(),
+            target: marker.to_string(),
+            message: format!("the commit marker is not readable: {e}"),
+        })
     }
 
     /// The committed rows of a table of `stream` whose key is `key` (when given) and whose
     /// event time is in `[from, to)`, as `{"id","key","time","seq","lineage","fields"}`, in
-    /// file order. Files whose time span misses the range are not read.
+    /// file order. Batches decoded by an earlier query are not read again (up to
+    /// 1 000 000 rows are kept decoded; beyond that, later batches are decoded per query).
     ///
     /// # Errors
-    /// When a file cannot be read or decoded.
+    /// When a marker or file cannot be read or decoded.
     pub async fn query(
         &self,
         table: WarehouseTable,
@@ -211,13 +248,55 @@ impl Warehouse {
         from: i64,
         to: i64,
     ) -> Result<Vec<Json>, SinkError> {
+        let markers = self.markers(table, stream).await?;
         let mut rows = Vec::new();
-        for file in self.committed(table, stream).await? {
-            if file.max_time < from || file.min_time >= to {
-                continue;
+        for marker in &markers {
+            let version = marker.e_tag.clone().unwrap_or_else(|| format!("{}-{}", marker.last_modified, marker.size));
+            let cached = {
+                let decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
+                decoded.by_marker.get(&marker.location).filter(|(v, _)| *v == version).map(|(_, files)| files.clone())
+            };
+            let files = match cached {
+                Some(files) => files,
+                None => {
+                    let files = Arc::new(self.decode(&marker.location).await?);
+                    let mut decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
+                    let count: usize = files.iter().map(|f| f.rows.len()).sum();
+                    if decoded.rows + count <= MAX_DECODED_ROWS {
+                        let replaced = decoded.by_marker.insert(marker.location.clone(), (version, files.clone()));
+                        let freed: usize = replaced.map_or(0, |(_, old)| old.iter().map(|f| f.rows.len()).sum());
+                        decoded.rows = decoded.rows + count - freed;
+                    }
+                    files
+                }
+            };
+            for file in files.iter().filter(|f| f.max_time >= from && f.min_time < to) {
+                let matching = file
+                    .rows
+                    .iter()
+                    .filter(|r| r.time >= from && r.time < to && key.is_none_or(|k| r.key.as_deref() == Some(k)));
+                rows.extend(matching.map(|r| r.json.clone()));
             }
-            let location = Path::from(file.path.as_str());
-            let bytes = self.get(&location).await?;
+        }
+        // Forget batches whose marker is gone.
+        let listed: HashSet<&Path> = markers.iter().map(|m| &m.location).collect();
+        let mut decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
+        let prefix = Self::table_prefix(table, stream);
+        let gone: Vec<Path> =
+            decoded.by_marker.keys().filter(|p| p.prefix_matches(&prefix) && !listed.contains(p)).cloned().collect();
+        for path in gone {
+            if let Some((_, files)) = decoded.by_marker.remove(&path) {
+                decoded.rows -= files.iter().map(|f| f.rows.len()).sum::<usize>();
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Reads and decodes every row of the batch committed by `marker`.
+    async fn decode(&self, marker: &Path) -> Result<Vec<DecodedFile>, SinkError> {
+        let mut decoded = Vec::new();
+        for file in self.commit(marker).await?.files {
+            let bytes = self.get(&Path::from(file.path.as_str())).await?;
             let decode_error = |message: String| SinkError::Encode {
                 sink: self.name.clone(),
                 target: file.path.clone(),
@@ -226,12 +305,14 @@ impl Warehouse {
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .and_then(|builder| builder.build())
                 .map_err(|e| decode_error(e.to_string()))?;
+            let mut rows = Vec::new();
             for batch in reader {
                 let batch = batch.map_err(|e| decode_error(e.to_string()))?;
-                rows.extend(rows_of(&batch, key, from, to).map_err(decode_error)?);
+                rows.extend(rows_of(&batch).map_err(decode_error)?);
             }
+            decoded.push(DecodedFile { min_time: file.min_time, max_time: file.max_time, rows });
         }
-        Ok(rows)
+        Ok(decoded)
     }
 
     async fn get(&self, location: &Path) -> Result<bytes::Bytes, SinkError> {
@@ -254,8 +335,8 @@ impl Sink for Warehouse {
     }
 }
 
-/// The rows of `batch` matching `key` and `[from, to)`, as JSON.
-fn rows_of(batch: &RecordBatch, key: Option<&str>, from: i64, to: i64) -> Result<Vec<Json>, String> {
+/// The rows of `batch`, as JSON with their key and time.
+fn rows_of(batch: &RecordBatch) -> Result<Vec<DecodedRow>, String> {
     let column = |name: &str| batch.column_by_name(name).ok_or_else(|| format!("no column {name}"));
     let ids = column("_id")?.as_string_opt::<i32>().ok_or("_id is not text")?;
     let keys = column("_key")?.as_string_opt::<i32>().ok_or("_key is not text")?;
@@ -274,21 +355,19 @@ fn rows_of(batch: &RecordBatch, key: Option<&str>, from: i64, to: i64) -> Result
     for row in 0..batch.num_rows() {
         let row_key = keys.is_valid(row).then(|| keys.value(row));
         let time = times.value(row);
-        if key.is_some_and(|k| row_key != Some(k)) || time < from || time >= to {
-            continue;
-        }
         let mut fields = Map::new();
         for (name, column) in &field_columns {
             fields.insert((*name).to_owned(), cell(*column, row));
         }
-        rows.push(json!({
+        let json = json!({
             "id": ids.value(row),
             "key": row_key,
             "time": weir_events::time::format_rfc3339(time),
             "seq": seqs.value(row),
             "lineage": lineages.value(row),
             "fields": fields,
-        }));
+        });
+        rows.push(DecodedRow { key: row_key.map(str::to_owned), time, json });
     }
     Ok(rows)
 }
@@ -388,5 +467,27 @@ mod tests {
         assert!(
             warehouse.query(WarehouseTable::Aggregates, "orders", None, i64::MIN, i64::MAX).await.unwrap().is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn a_query_reuses_decoded_batches_until_a_replay_or_a_lost_marker_changes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let warehouse = Warehouse::local("warehouse", dir.path()).unwrap();
+        let day = 20_000 * DAY;
+        let all = || warehouse.query(WarehouseTable::Aggregates, "orders", None, i64::MIN, i64::MAX);
+        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 10.0)])).await.unwrap();
+        assert_eq!(revenue(&all().await.unwrap()), 10.0);
+        warehouse.write(&batch(11, vec![aggregate(11, "r-2", day, 2.5)])).await.unwrap();
+        assert_eq!(revenue(&all().await.unwrap()), 12.5, "a batch committed after the first query");
+        assert_eq!(warehouse.decoded.lock().unwrap().rows, 2);
+
+        // A replay whose plugin output changed rewrites the batch and its marker.
+        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 20.0)])).await.unwrap();
+        assert_eq!(revenue(&all().await.unwrap()), 22.5, "the rewritten batch is decoded again");
+
+        let marker = dir.path().join("aggregates/orders/_commits/0001-00000000000000000011-00000000000000000020.json");
+        std::fs::remove_file(marker).unwrap();
+        assert_eq!(revenue(&all().await.unwrap()), 20.0, "a batch without its marker is not served");
+        assert_eq!(warehouse.decoded.lock().unwrap().rows, 1);
     }
 }
