@@ -1,8 +1,10 @@
 //! A hot-swappable plugin: the live version and an optional canary or shadow candidate.
 //!
-//! A stage takes one [`PluginSlot::snapshot`] per plugin at the start of every batch and
-//! uses it for the whole batch, so a swap is atomic between batches: a batch in flight
-//! finishes on the versions it started with, the next one sees the new versions. Nothing
+//! A stage takes one [`PluginSlot::snapshot`] per plugin at the start of every batch (a
+//! commit: the records it reads, delivers and checkpoints together, in one or more
+//! plugin calls) and uses it for the whole batch, so a swap is atomic between batches: a
+//! batch in flight finishes on the versions it started with, the next one sees the new
+//! versions. Nothing
 //! is paused or drained: swapping is one pointer store.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

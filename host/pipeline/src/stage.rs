@@ -170,6 +170,13 @@ fn spec_chain(spec: &StageSpec) -> String {
     chain
 }
 
+/// The plugin versions a commit runs: snapshots taken when it starts.
+struct Versions {
+    parser: Arc<Active>,
+    enrichers: Vec<Arc<Active>>,
+    aggregator: Option<Arc<Plugin>>,
+}
+
 #[derive(Default)]
 struct Produced {
     events: Vec<Event>,
@@ -322,7 +329,10 @@ impl ShardStage {
             }
             let started = Instant::now();
             let mut next_windows = windows.clone();
-            let produced = self.process_in_calls(&records, &mut next_windows).await;
+            let Some(produced) = self.process_in_calls(&records, &mut next_windows).await else {
+                // Shut down between two calls: the range stays pending and is redone.
+                return Ok(());
+            };
             match self.deliver(&records, range, produced).await {
                 Ok(()) => {
                     let state = next_windows.encode();
@@ -359,20 +369,31 @@ impl ShardStage {
     /// Runs the plugin chain over a commit's records in calls of at most `batch_size`
     /// records and `batch_bytes` bytes, one after the other (window state carries from
     /// call to call), and joins their outputs. The plugins' limits bound each call; the
-    /// sinks and the checkpoint see the commit once.
-    async fn process_in_calls(&self, records: &[StoredRecord], windows: &mut WindowState) -> Produced {
+    /// sinks and the checkpoint see the commit once. Every call of a commit runs the
+    /// versions live when the commit started, so a swap takes effect between commits.
+    /// `None` when the host shuts down between two calls.
+    async fn process_in_calls(&self, records: &[StoredRecord], windows: &mut WindowState) -> Option<Produced> {
+        let spec = &self.spec;
+        let versions = Versions {
+            parser: spec.parser.snapshot(),
+            enrichers: spec.enrichers.iter().map(|slot| slot.snapshot()).collect(),
+            aggregator: spec.aggregator.as_ref().map(|agg| agg.slot.snapshot().live.clone()),
+        };
         let mut all = Produced::default();
-        for calls in call_ranges(records, self.spec.batch_size, self.spec.batch_bytes) {
+        for calls in call_ranges(records, spec.batch_size, spec.batch_bytes) {
+            if *self.shutdown.borrow() {
+                return None;
+            }
             let offset = calls.start;
-            let part = self.process(&records[calls], windows).await;
+            let part = self.process(&records[calls], &versions, windows).await;
             all.append(part, offset);
         }
-        all
+        Some(all)
     }
 
     /// Runs the plugin chain over one batch. Never fails as a whole: what a plugin
     /// refuses, or a call that traps, becomes dead letters naming the plugin.
-    async fn process(&self, records: &[StoredRecord], windows: &mut WindowState) -> Produced {
+    async fn process(&self, records: &[StoredRecord], versions: &Versions, windows: &mut WindowState) -> Produced {
         let spec = &self.spec;
         let label = format!(
             "stream {} shard {} records {}..={} ({} records)",
@@ -386,9 +407,7 @@ impl ShardStage {
         let mut dead = Vec::new();
         self.metrics.add("weir_records_in_total", &[("stream", stream)], records.len() as u64);
 
-        // One snapshot per plugin for the whole batch: a swap takes effect between batches.
-        let parser = spec.parser.snapshot();
-        let enrichers: Vec<Arc<Active>> = spec.enrichers.iter().map(|slot| slot.snapshot()).collect();
+        let (parser, enrichers) = (&versions.parser, &versions.enrichers);
         let mut lineages = LineageNames::default();
         let label_ref = label.as_str();
 
@@ -400,7 +419,7 @@ impl ShardStage {
         };
         let keys: Vec<Option<String>> = records.iter().map(|r| r.partition_key.clone()).collect();
         let all_origins: Origins = (0..records.len()).collect();
-        let step = Step { label: &label, stage: "parse", slot: &spec.parser, active: &parser, records };
+        let step = Step { label: &label, stage: "parse", slot: &spec.parser, active: parser, records };
         let (mut columns, mut origins, mut lineage) = self
             .run_step(step, &keys, &all_origins, None, &mut lineages, &mut dead, |plugin, inputs| {
                 let raw: Vec<RawRecord> = inputs.iter().map(|&i| to_raw(&records[i])).collect();
@@ -408,7 +427,7 @@ impl ShardStage {
             })
             .await;
 
-        for (slot, active) in spec.enrichers.iter().zip(&enrichers) {
+        for (slot, active) in spec.enrichers.iter().zip(enrichers) {
             if columns.is_empty() {
                 continue;
             }
@@ -483,17 +502,16 @@ impl ShardStage {
             dead.push(Dead { origin, plugin: event_lineage.to_string(), stage: "validate", reason });
         }
         let (events, origins, lineage) = (kept, kept_origins, kept_lineage);
-        let aggregates = match &spec.aggregator {
-            Some(agg) => {
-                // The aggregator's live version at the start of the batch folds and
+        let aggregates = match (&spec.aggregator, &versions.aggregator) {
+            (Some(agg), Some(plugin)) => {
+                // The aggregator's live version at the start of the commit folds and
                 // finishes it; open groups carry their states over a swap.
-                let plugin = agg.slot.snapshot().live.clone();
-                let aggregates = self.aggregate(agg, &plugin, &label, &events, &origins, windows, &mut dead).await;
+                let aggregates = self.aggregate(agg, plugin, &label, &events, &origins, windows, &mut dead).await;
                 let upstream = lineage.first().map_or_else(|| spec_chain(spec), |l| l.to_string());
                 let aggregate_lineage: Arc<str> = format!("{upstream}>{}", plugin.id()).into();
                 aggregates.into_iter().map(|(id, event)| (id, event, aggregate_lineage.clone())).collect()
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         Produced { events, origins, lineage, aggregates, dead }
     }
@@ -922,7 +940,12 @@ impl ShardStage {
             aggregates.push(SinkRecord { id: agg_id, seq: range.last, item: SinkItem::Aggregate(item) });
         }
         let mut dead = Vec::new();
-        for (n, d) in produced.dead.into_iter().enumerate() {
+        // Numbered per record, like events: a dead letter's id does not depend on how
+        // the commit was split into calls or on what happened to other records.
+        let mut dead_per_origin = vec![0usize; records.len()];
+        for d in produced.dead {
+            let n = dead_per_origin[d.origin];
+            dead_per_origin[d.origin] += 1;
             let r = &records[d.origin];
             self.metrics.add("weir_dead_letters_total", &[("stream", stream), ("stage", d.stage)], 1);
             let item = DeadLetter {

@@ -84,6 +84,7 @@ pub struct Warehouse {
     name: String,
     store: Arc<dyn ObjectStore>,
     decoded: Arc<Mutex<DecodedCommits>>,
+    max_decoded_rows: usize,
 }
 
 /// Rows kept decoded for [`Warehouse::query`], at most.
@@ -116,7 +117,7 @@ struct DecodedRow {
 impl Warehouse {
     /// A warehouse sink named `name` in `store`.
     pub fn new(name: impl Into<String>, store: Arc<dyn ObjectStore>) -> Self {
-        Self { name: name.into(), store, decoded: Arc::default() }
+        Self { name: name.into(), store, decoded: Arc::default(), max_decoded_rows: MAX_DECODED_ROWS }
     }
 
     /// A warehouse sink named `name` in the directory `root` (created if missing).
@@ -236,7 +237,8 @@ impl Warehouse {
     /// The committed rows of a table of `stream` whose key is `key` (when given) and whose
     /// event time is in `[from, to)`, as `{"id","key","time","seq","lineage","fields"}`, in
     /// file order. Batches decoded by an earlier query are not read again (up to
-    /// 1 000 000 rows are kept decoded; beyond that, later batches are decoded per query).
+    /// 1 000 000 rows are kept decoded; beyond that, later batches are decoded per query,
+    /// only the files whose time span meets the range).
     ///
     /// # Errors
     /// When a marker or file cannot be read or decoded.
@@ -259,15 +261,29 @@ impl Warehouse {
             let files = match cached {
                 Some(files) => files,
                 None => {
-                    let files = Arc::new(self.decode(&marker.location).await?);
-                    let mut decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
-                    let count: usize = files.iter().map(|f| f.rows.len()).sum();
-                    if decoded.rows + count <= MAX_DECODED_ROWS {
-                        let replaced = decoded.by_marker.insert(marker.location.clone(), (version, files.clone()));
-                        let freed: usize = replaced.map_or(0, |(_, old)| old.iter().map(|f| f.rows.len()).sum());
-                        decoded.rows = decoded.rows + count - freed;
+                    let room = {
+                        let mut decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
+                        // An outdated version of this batch (a replay rewrote it) goes first.
+                        if let Some((_, old)) = decoded.by_marker.remove(&marker.location) {
+                            decoded.rows -= old.iter().map(|f| f.rows.len()).sum::<usize>();
+                        }
+                        decoded.rows < self.max_decoded_rows
+                    };
+                    if room {
+                        let files = Arc::new(self.decode(&marker.location, i64::MIN, i64::MAX).await?);
+                        let count: usize = files.iter().map(|f| f.rows.len()).sum();
+                        let mut decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
+                        if decoded.rows + count <= self.max_decoded_rows
+                            && !decoded.by_marker.contains_key(&marker.location)
+                        {
+                            decoded.by_marker.insert(marker.location.clone(), (version, files.clone()));
+                            decoded.rows += count;
+                        }
+                        files
+                    } else {
+                        // The cache is full: decode only the files the range touches.
+                        Arc::new(self.decode(&marker.location, from, to).await?)
                     }
-                    files
                 }
             };
             for file in files.iter().filter(|f| f.max_time >= from && f.min_time < to) {
@@ -292,10 +308,14 @@ impl Warehouse {
         Ok(rows)
     }
 
-    /// Reads and decodes every row of the batch committed by `marker`.
-    async fn decode(&self, marker: &Path) -> Result<Vec<DecodedFile>, SinkError> {
+    /// Reads and decodes the rows of the batch committed by `marker`, in the files whose
+    /// time span meets `[from, to)`.
+    async fn decode(&self, marker: &Path, from: i64, to: i64) -> Result<Vec<DecodedFile>, SinkError> {
         let mut decoded = Vec::new();
         for file in self.commit(marker).await?.files {
+            if file.max_time < from || file.min_time >= to {
+                continue;
+            }
             let bytes = self.get(&Path::from(file.path.as_str())).await?;
             let decode_error = |message: String| SinkError::Encode {
                 sink: self.name.clone(),
@@ -488,6 +508,29 @@ mod tests {
         let marker = dir.path().join("aggregates/orders/_commits/0001-00000000000000000011-00000000000000000020.json");
         std::fs::remove_file(marker).unwrap();
         assert_eq!(revenue(&all().await.unwrap()), 20.0, "a batch without its marker is not served");
+        assert_eq!(warehouse.decoded.lock().unwrap().rows, 1);
+    }
+
+    #[tokio::test]
+    async fn past_its_row_limit_the_cache_keeps_what_it_has_and_queries_still_see_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut warehouse = Warehouse::local("warehouse", dir.path()).unwrap();
+        warehouse.max_decoded_rows = 1;
+        let day = 20_000 * DAY;
+        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 10.0)])).await.unwrap();
+        warehouse.write(&batch(11, vec![aggregate(11, "r-1", day + DAY, 2.5)])).await.unwrap();
+
+        let all = warehouse.query(WarehouseTable::Aggregates, "orders", None, i64::MIN, i64::MAX).await.unwrap();
+        assert_eq!(revenue(&all), 12.5);
+        assert_eq!(warehouse.decoded.lock().unwrap().rows, 1, "one row kept, the other decoded per query");
+        let second_day =
+            warehouse.query(WarehouseTable::Aggregates, "orders", Some("r-1"), day + DAY, day + 2 * DAY).await.unwrap();
+        assert_eq!(revenue(&second_day), 2.5);
+
+        // A rewritten cached batch is dropped from the cache and read afresh.
+        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 20.0)])).await.unwrap();
+        let all = warehouse.query(WarehouseTable::Aggregates, "orders", None, i64::MIN, i64::MAX).await.unwrap();
+        assert_eq!(revenue(&all), 22.5);
         assert_eq!(warehouse.decoded.lock().unwrap().rows, 1);
     }
 }
