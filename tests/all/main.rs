@@ -8,3 +8,4 @@ mod new_plugin;
 mod polyglot;
 mod read_api;
 mod streaming;
+mod tokens;

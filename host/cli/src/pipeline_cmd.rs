@@ -55,6 +55,13 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
     let addr = listener.local_addr().map_or_else(|_| parsed.server.listen.to_string(), |a| a.to_string());
     // One line on stdout that scripts and tests wait for.
     println!("weir listening on http://{addr}");
+    if !parsed.server.listen.ip().is_loopback() && !pipeline.admin().requires_data_tokens() {
+        tracing::warn!(
+            "listening on {addr} without tokens on the ingest route and the read API: anyone who can reach \
+             it can send and read data; set `require_token = true` under [server] (with WEIR_INGEST_TOKEN and \
+             WEIR_READ_TOKEN), or keep it behind an authenticating proxy"
+        );
+    }
     let app = weir_pipeline::server::app(Arc::clone(&pipeline));
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
     pipeline.shutdown().await;

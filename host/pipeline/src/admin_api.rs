@@ -6,13 +6,16 @@
 //! - Tokens are compared in constant time (SHA-256 of the presented token against each
 //!   known token's, every byte, every token).
 //! - Errors are `{"error": message, "code": code}` with a 4xx status a person can act on.
+//! - With `server.require_token`, the same tokens guard the ingest route (role `ingest`)
+//!   and the read API (role `read`); `admin` may do everything.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
@@ -40,11 +43,13 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Who may use the admin API, and how large an upload may be.
+/// Who may use the admin API (and, with `server.require_token`, the ingest route and the
+/// read API), and how large an upload may be.
 #[derive(Debug, Clone)]
 pub struct AdminAccess {
     tokens: Vec<Token>,
     max_upload_bytes: usize,
+    require_token: bool,
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -53,11 +58,14 @@ fn digest(token: &str) -> [u8; 32] {
 
 impl AdminAccess {
     /// The tokens of `[admin.tokens]`, read from their environment variables, or, without
-    /// any, `WEIR_ADMIN_TOKEN` (role admin) and `WEIR_READ_TOKEN` (role read) when set.
+    /// any, `WEIR_ADMIN_TOKEN` (role admin), `WEIR_READ_TOKEN` (role read) and
+    /// `WEIR_INGEST_TOKEN` (role ingest) when set. With `require_token`, the ingest route
+    /// and the read API ask for a token too.
     ///
     /// # Errors
-    /// A configured token whose environment variable is unset or empty.
-    pub fn from_config(config: &AdminConfig) -> anyhow::Result<Self> {
+    /// A configured token whose environment variable is unset or empty; `require_token`
+    /// without any token.
+    pub fn from_config(config: &AdminConfig, require_token: bool) -> anyhow::Result<Self> {
         let mut tokens = Vec::new();
         for token in &config.tokens {
             let value = std::env::var(&token.env).unwrap_or_default();
@@ -70,9 +78,11 @@ impl AdminAccess {
             tokens.push(Token { name: token.name.clone(), role: token.role, digest: digest(&value) });
         }
         if config.tokens.is_empty() {
-            for (env, name, role) in
-                [("WEIR_ADMIN_TOKEN", "admin", Role::Admin), ("WEIR_READ_TOKEN", "read", Role::Read)]
-            {
+            for (env, name, role) in [
+                ("WEIR_ADMIN_TOKEN", "admin", Role::Admin),
+                ("WEIR_READ_TOKEN", "read", Role::Read),
+                ("WEIR_INGEST_TOKEN", "ingest", Role::Ingest),
+            ] {
                 if let Ok(value) = std::env::var(env)
                     && !value.is_empty()
                 {
@@ -80,7 +90,17 @@ impl AdminAccess {
                 }
             }
         }
-        Ok(Self { tokens, max_upload_bytes: config.max_upload_bytes.bytes_usize() })
+        anyhow::ensure!(
+            !require_token || !tokens.is_empty(),
+            "server.require_token is true but no token is configured, so nobody could send or read data; \
+             set WEIR_INGEST_TOKEN, WEIR_READ_TOKEN and WEIR_ADMIN_TOKEN, or add [admin.tokens.NAME] entries"
+        );
+        Ok(Self { tokens, max_upload_bytes: config.max_upload_bytes.bytes_usize(), require_token })
+    }
+
+    /// Whether the ingest route and the read API ask for a token.
+    pub fn requires_data_tokens(&self) -> bool {
+        self.require_token
     }
 
     /// Whether any token is configured.
@@ -112,7 +132,7 @@ impl AdminAccess {
             }
         }
         let token = found.ok_or_else(|| ApiFailure::unauthorized("the token is not valid"))?;
-        if token.role < needed {
+        if !token.role.allows(needed) {
             return Err(ApiFailure(AdminError {
                 status: 403,
                 code: "forbidden",
@@ -126,6 +146,27 @@ impl AdminAccess {
         }
         Ok(token.name.clone())
     }
+}
+
+/// Middleware of the ingest route: with `server.require_token`, a token with the ingest
+/// (or admin) role, checked before the body is read.
+pub(crate) async fn require_ingest_token(State(p): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
+    data_route(&p, Role::Ingest, request, next).await
+}
+
+/// Middleware of the read API: with `server.require_token`, a token with the read (or
+/// admin) role.
+pub(crate) async fn require_read_token(State(p): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
+    data_route(&p, Role::Read, request, next).await
+}
+
+async fn data_route(p: &Pipeline, needed: Role, request: Request, next: Next) -> Response {
+    if p.admin().require_token
+        && let Err(refused) = p.admin().authorize(request.headers(), needed)
+    {
+        return refused.into_response();
+    }
+    next.run(request).await
 }
 
 /// An [`AdminError`] as an HTTP answer.

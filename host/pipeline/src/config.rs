@@ -162,6 +162,12 @@ pub struct ServerConfig {
     /// `serving_cache_ttl`: how long a cached serving lookup is answered before it is read
     /// again; also the `max-age` of serving responses. By default 5s.
     pub serving_cache_ttl: HumanDuration,
+    /// `require_token`: the ingest route and the read API take a bearer token too
+    /// (`Authorization: Bearer …`): ingest needs a token with the `ingest` or `admin` role,
+    /// reads one with the `read` or `admin` role. By default false (open, for a host
+    /// that listens on loopback or behind an authenticating proxy; `weir serve` warns
+    /// when it listens elsewhere without tokens). Tokens as for `[admin]`.
+    pub require_token: bool,
 }
 
 impl Default for ServerConfig {
@@ -175,6 +181,7 @@ impl Default for ServerConfig {
             max_pending_records: 100_000,
             serving_cache_entries: 100_000,
             serving_cache_ttl: HumanDuration(std::time::Duration::from_secs(5)),
+            require_token: false,
         }
     }
 }
@@ -207,21 +214,30 @@ impl Default for AdminConfig {
 }
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// `read`: list and get plugins, deployments and the audit log.
+    /// `read`: list and get plugins, deployments and the audit log; with
+    /// `server.require_token`, the read API (serving, search, aggregates).
     Read,
+    /// `ingest`: with `server.require_token`, send records to streams; nothing else.
+    Ingest,
     /// `admin`: everything, uploads and deployments included.
     Admin,
 }
 
 impl Role {
-    /// `read` or `admin`.
+    /// `read`, `ingest` or `admin`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Read => "read",
+            Role::Ingest => "ingest",
             Role::Admin => "admin",
         }
+    }
+
+    /// Whether a token with this role may do what `needed` allows.
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || self == needed
     }
 }
 

@@ -181,7 +181,7 @@ impl Pipeline {
         )
         .await?;
         let deployments = Arc::new(deployments);
-        let admin = AdminAccess::from_config(&config.admin)?;
+        let admin = AdminAccess::from_config(&config.admin, config.server.require_token)?;
 
         let (sinks, stores) = crate::stores::build(config)?;
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {

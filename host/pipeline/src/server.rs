@@ -7,6 +7,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -23,11 +24,16 @@ pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
 pub fn app(pipeline: Arc<Pipeline>) -> Router {
     // The ingest handler reads bodies itself, up to the configured limit, so that an
     // oversized request gets the same JSON 413 as every other refusal.
-    Router::new()
+    let ingest_routes = Router::new()
         .route("/v1/streams/{stream}/records", post(ingest))
+        .route_layer(from_fn_with_state(pipeline.clone(), crate::admin_api::require_ingest_token));
+    let read_routes = crate::read_api::routes()
+        .route_layer(from_fn_with_state(pipeline.clone(), crate::admin_api::require_read_token));
+    Router::new()
+        .merge(ingest_routes)
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
-        .merge(crate::read_api::routes())
+        .merge(read_routes)
         .merge(crate::admin_api::routes())
         .layer(DefaultBodyLimit::disable())
         .with_state(pipeline)

@@ -116,6 +116,7 @@ fn a_full_configuration_parses_into_typed_settings() {
             max_pending_records: 5000,
             serving_cache_entries: 100_000,
             serving_cache_ttl: HumanDuration(Duration::from_secs(5)),
+            require_token: true,
         },
         log: LogSettings {
             shards: 8,
@@ -734,6 +735,9 @@ env = "WEIR_CI_TOKEN"
 [admin.tokens.dashboard]
 role = "read"
 env = "WEIR_DASHBOARD_TOKEN"
+[admin.tokens.shop]
+role = "ingest"
+env = "WEIR_SHOP_TOKEN"
 "#
     );
     let config = PipelineConfig::parse(&text, "orders.toml").unwrap();
@@ -745,6 +749,7 @@ env = "WEIR_DASHBOARD_TOKEN"
         [
             TokenConfig { name: "ci".into(), role: Role::Admin, env: "WEIR_CI_TOKEN".into() },
             TokenConfig { name: "dashboard".into(), role: Role::Read, env: "WEIR_DASHBOARD_TOKEN".into() },
+            TokenConfig { name: "shop".into(), role: Role::Ingest, env: "WEIR_SHOP_TOKEN".into() },
         ]
     );
 
@@ -755,7 +760,7 @@ env = "WEIR_DASHBOARD_TOKEN"
         problems(&text),
         [
             r#"orders.toml:9: admin.tokens.ci.env: missing; expected the environment variable holding the token, e.g. "WEIR_CI_TOKEN" (tokens are not written in configuration files)"#,
-            r#"orders.toml:10: admin.tokens.ci.role: unknown role "root"; expected admin or read"#,
+            r#"orders.toml:10: admin.tokens.ci.role: unknown role "root"; expected admin, read or ingest"#,
             r#"orders.toml:11: admin.tokens.ci.token: unknown key "token"; allowed keys are: role, env"#,
             r#"orders.toml:12: admin.tokens.x.env: missing; expected the environment variable holding the token, e.g. "WEIR_CI_TOKEN" (tokens are not written in configuration files)"#,
         ]

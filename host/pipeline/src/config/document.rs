@@ -302,6 +302,17 @@ impl FromValue for String {
     }
 }
 
+impl FromValue for bool {
+    const EXPECTED: &'static str = "true or false";
+
+    fn from_value(value: &DeValue<'_>) -> Result<Self, String> {
+        match value {
+            DeValue::Boolean(b) => Ok(*b),
+            other => Err(mismatch::<Self>(other)),
+        }
+    }
+}
+
 impl FromValue for u64 {
     const EXPECTED: &'static str = "a whole number";
 

@@ -41,6 +41,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_pending_records",
     "serving_cache_entries",
     "serving_cache_ttl",
+    "require_token",
 ];
 const LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
 const PLUGIN_KEYS: &[&str] = &["path", "version", "config", "limits"];
@@ -171,6 +172,9 @@ impl Loader<'_> {
             if let Some(ttl) = self.report.get::<HumanDuration>(&table, "serving_cache_ttl") {
                 server.serving_cache_ttl = ttl.value;
             }
+            if let Some(required) = self.report.get::<bool>(&table, "require_token") {
+                server.require_token = required.value;
+            }
             if server.max_request_bytes < server.max_record_bytes {
                 // Blame the key that was written (both, or one of them, was).
                 if let Some(at) = request.as_ref().or(record.as_ref()) {
@@ -208,17 +212,19 @@ impl Loader<'_> {
             let path = tokens.path.key(name);
             self.check_name(&path, &key_span, name, "token");
             let Some(token) = self.report.table(value, path, Some(TOKEN_KEYS)) else { continue };
-            let role = self.report.require::<String>(&token, "role", "admin or read").and_then(|role| {
-                match role.value.as_str() {
-                    "admin" => Some(Role::Admin),
-                    "read" => Some(Role::Read),
-                    other => {
-                        let message = format!("unknown role {other:?}; expected admin or read");
-                        self.report.error(&role.path, Some(role.span), message);
-                        None
+            let role =
+                self.report.require::<String>(&token, "role", "admin, read or ingest").and_then(|role| {
+                    match role.value.as_str() {
+                        "admin" => Some(Role::Admin),
+                        "read" => Some(Role::Read),
+                        "ingest" => Some(Role::Ingest),
+                        other => {
+                            let message = format!("unknown role {other:?}; expected admin, read or ingest");
+                            self.report.error(&role.path, Some(role.span), message);
+                            None
+                        }
                     }
-                }
-            });
+                });
             let env = self.report.require::<String>(
                 &token,
                 "env",
