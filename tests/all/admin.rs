@@ -448,8 +448,13 @@ fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
 
     let good = fixtures.join("expected.ndjson").display().to_string();
     let upload = ["upload", &component_path, "--name", "restaurant-enricher", "--version", "4"];
-    let (code, out) = cli(&[&upload[..], &["--input", &input, "--expect", &good, "--lookup", &lookup]].concat());
+    let (code, out) = cli(&[&upload[..], &["--set", "drop_test_orders"]].concat());
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("expected KEY=VALUE"), "{out}");
+    let fixtures_args = ["--input", &input, "--expect", &good, "--lookup", &lookup, "--set", "drop_test_orders=true"];
+    let (code, out) = cli(&[&upload[..], &fixtures_args[..]].concat());
     assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("configuration set: drop_test_orders=true"), "{out}");
     let (code, out) = cli(&["activate", "restaurant-enricher", "4"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("restaurant-enricher: 4 is live (rollback returns to 1.0.0)"), "{out}");
@@ -470,4 +475,48 @@ fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("has no canary or shadow running"), "{out}");
     drop(server);
+}
+
+#[test]
+fn a_version_runs_with_its_own_configuration_which_the_plugin_checks_when_it_goes_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    let config_path = "/v1/plugins/restaurant-enricher/versions/2.0.0/config";
+    let test_order = |i: usize| order(i, "r-1").replace("\"test\":false", "\"test\":true");
+    rt().block_on(async {
+        // Version 1.0.0 runs with the plugin's configuration: test orders are dropped.
+        send_lines(addr, &[test_order(800)]).await;
+        let r = upload(addr, "restaurant-enricher", "2.0.0", "restaurant_enricher").await;
+        assert_eq!(r.status, 201, "{}", r.body);
+
+        let r = call(addr, "PUT", config_path, Some(ADMIN), br#"{"colour": "blue"}"#).await;
+        assert_eq!((r.status, json(&r)["config"]["colour"].as_str()), (200, Some("blue")), "{}", r.body);
+        let r = action(addr, "restaurant-enricher", "activate", serde_json::json!({"version": "2.0.0"})).await;
+        assert!(r.status >= 400 && r.body.contains("colour"), "the plugin refuses a key it does not know: {}", r.body);
+        let r = call(addr, "PUT", config_path, Some(ADMIN), br#"{"table": {"name": "venues"}}"#).await;
+        assert_eq!((r.status, json(&r)["code"].as_str()), (400, Some("invalid_config")), "{}", r.body);
+        let r = call(addr, "PUT", config_path, Some(READER), br#"{"drop_test_orders": false}"#).await;
+        assert_eq!(r.status, 403, "{}", r.body);
+
+        let r = call(addr, "PUT", config_path, Some(ADMIN), br#"{"drop_test_orders": false}"#).await;
+        assert_eq!((r.status, json(&r)["config"]["drop_test_orders"].as_str()), (200, Some("false")), "{}", r.body);
+        let r = action(addr, "restaurant-enricher", "activate", serde_json::json!({"version": "2.0.0"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let r = call(addr, "PUT", config_path, Some(ADMIN), br#"{"drop_test_orders": true}"#).await;
+        assert_eq!((r.status, json(&r)["code"].as_str()), (409, Some("in_use")), "{}", r.body);
+
+        send_lines(addr, &[test_order(900)]).await;
+        caught_up(addr).await;
+    });
+    let events = lake_events(dir.path());
+    let test_orders: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e.customer == "c-800" || e.customer == "c-900")
+        .map(|e| (e.customer.as_str(), e.lineage.as_str()))
+        .collect();
+    assert_eq!(test_orders.len(), 1, "only the order after the swap passes: {test_orders:?}");
+    assert_eq!(test_orders[0].0, "c-900");
+    assert!(test_orders[0].1.ends_with("restaurant-enricher@2.0.0"), "{test_orders:?}");
 }

@@ -41,6 +41,10 @@ pub(crate) enum AdminCommand {
         /// Reference data for the fixtures' lookups: {"table": {"key": value}}.
         #[arg(long, requires = "input")]
         lookup: Option<PathBuf>,
+        /// Configuration this version runs with instead of the plugin's, KEY=VALUE
+        /// (repeat for several keys).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         #[command(flatten)]
         admin: AdminArgs,
     },
@@ -198,8 +202,16 @@ fn describe_deployment(d: &Value) -> String {
 
 async fn run_command(cmd: AdminCommand) -> Result<String, String> {
     match cmd {
-        AdminCommand::Upload { component, name, version, description, input, expect, lookup, admin } => {
+        AdminCommand::Upload { component, name, version, description, input, expect, lookup, set, admin } => {
             let client = Client::new(&admin)?;
+            let mut config = serde_json::Map::new();
+            for pair in &set {
+                let (key, value) = pair
+                    .split_once('=')
+                    .filter(|(key, _)| !key.is_empty())
+                    .ok_or_else(|| format!("--set {pair:?}: expected KEY=VALUE, e.g. --set drop_test_orders=false"))?;
+                config.insert(key.to_owned(), json!(value));
+            }
             let bytes = std::fs::read(&component).map_err(|e| format!("cannot read {}: {e}", component.display()))?;
             let mut path = format!("/v1/plugins/{name}/versions?description={}", encode(&description));
             if let Some(version) = &version {
@@ -214,6 +226,14 @@ async fn run_command(cmd: AdminCommand) -> Result<String, String> {
                 record["size"].as_u64().unwrap_or(0) / 1024,
                 record["sha256"].as_str().unwrap_or("?"),
             );
+            // The configuration first: the fixtures gate runs the version with it.
+            if !set.is_empty() {
+                let path = format!("/v1/plugins/{name}/versions/{}/config", encode(&version));
+                client
+                    .call("PUT", &path, "application/json", serde_json::Value::Object(config).to_string().as_bytes())
+                    .await?;
+                out.push_str(&format!("\nconfiguration set: {}", set.join(", ")));
+            }
             if let (Some(input), Some(expect)) = (input, expect) {
                 let read =
                     |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));

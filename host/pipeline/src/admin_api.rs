@@ -208,6 +208,7 @@ pub(crate) fn routes() -> Router<Arc<Pipeline>> {
         .route("/v1/plugins/{name}/versions", post(upload))
         .route("/v1/plugins/{name}/versions/{version}", get(get_version).delete(delete_version))
         .route("/v1/plugins/{name}/versions/{version}/fixtures", put(put_fixtures))
+        .route("/v1/plugins/{name}/versions/{version}/config", put(put_config))
         .route("/v1/deployments", get(list_deployments))
         .route("/v1/deployments/{name}", get(get_deployment))
         .route("/v1/deployments/{name}/activate", post(activate))
@@ -352,6 +353,36 @@ async fn put_fixtures(
         message: format!("the body is not fixtures JSON ({e}); send {{\"input\": \"…\", \"expected\": \"…\"}}"),
     })?;
     let record = p.deployments().set_fixtures(&actor, &name, &version, fixtures).await?;
+    ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
+}
+
+async fn put_config(
+    State(p): State<Arc<Pipeline>>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    let body = small_body(body, MAX_ACTION_BYTES).await?;
+    let invalid = |message: String| AdminError { status: 400, code: "invalid_config", message };
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("the body is not JSON ({e}); send {{\"key\": \"value\", …}}")))?;
+    let object = value.as_object().ok_or_else(|| invalid("send a JSON object of key → value".to_owned()))?;
+    let mut config = std::collections::BTreeMap::new();
+    for (key, value) in object {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => value.to_string(),
+            other => {
+                return Err(invalid(format!(
+                    "{key}: expected a string, number or boolean, found {other}; configuration values are flat"
+                ))
+                .into());
+            }
+        };
+        config.insert(key.clone(), text);
+    }
+    let record = p.deployments().set_config(&actor, &name, &version, config).await?;
     ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
 }
 

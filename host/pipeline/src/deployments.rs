@@ -225,6 +225,7 @@ impl Deployments {
             uploaded_by: "config".to_owned(),
             uploaded_at: now(),
             fixtures: None,
+            config: None,
         })?;
         Ok(version)
     }
@@ -249,12 +250,23 @@ impl Deployments {
         })
     }
 
-    /// Loads `name@version` from the registry with the plugin's options.
+    /// Loads `name@version` from the registry with the plugin's options (and the
+    /// version's own configuration, if it has one).
     async fn load(&self, name: &str, version: &str) -> Result<Plugin, AdminError> {
         let record = self.version_record(name, version)?;
         let bytes = self.registry.component(&record.sha256)?;
-        let options = self.options.get(name).cloned().unwrap_or_default();
+        let options = self.options_for(&record);
         self.runtime.load(PluginId::new(name, version), &bytes, options).await.map_err(load_refusal)
+    }
+
+    /// The plugin's options, with the version's configuration in place of the plugin's
+    /// when the version has one.
+    fn options_for(&self, record: &VersionRecord) -> PluginOptions {
+        let mut options = self.options.get(&record.name).cloned().unwrap_or_default();
+        if let Some(config) = &record.config {
+            options.config = config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        }
+        options
     }
 
     fn version_record(&self, name: &str, version: &str) -> Result<VersionRecord, AdminError> {
@@ -397,6 +409,7 @@ impl Deployments {
             uploaded_by: actor.to_owned(),
             uploaded_at: now(),
             fixtures: None,
+            config: None,
         };
         self.registry.put_version(&record)?;
         Ok((record, true))
@@ -424,11 +437,49 @@ impl Deployments {
         result
     }
 
+    /// Sets the configuration a version runs with (its `configure` pairs), in place of the
+    /// plugin's. The plugin checks it when the version is activated or tried (a refused
+    /// configuration refuses the activation, with the plugin's reason).
+    ///
+    /// # Errors
+    /// An unknown version; a version that is live or the candidate (its configuration
+    /// cannot change under it: upload it as a new version); a registry failure.
+    pub async fn set_config(
+        &self,
+        actor: &str,
+        name: &str,
+        version: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<VersionRecord, AdminError> {
+        let state = self.state.lock().await;
+        let result = (|| {
+            let mut record = self.version_record(name, version)?;
+            if let Some(deployment) = state.get(name) {
+                let running =
+                    deployment.live == version || deployment.candidate.as_ref().is_some_and(|c| c.version == version);
+                if running {
+                    return Err(AdminError::new(
+                        409,
+                        "in_use",
+                        format!(
+                            "{name}@{version} is running, so its configuration cannot change under it; upload the component again as a new version with this configuration"
+                        ),
+                    ));
+                }
+            }
+            record.config = Some(config);
+            self.registry.put_version(&record)?;
+            Ok(record)
+        })();
+        self.audit(actor, "config", &format!("{name}@{version}"), &result);
+        result
+    }
+
     /// Runs a version's fixtures in the harness; `Err` with the diff when they fail.
     async fn gate(&self, record: &VersionRecord) -> Result<(), AdminError> {
         let Some(fixtures) = &record.fixtures else { return Ok(()) };
         let bytes = self.registry.component(&record.sha256)?;
-        let options = self.options.get(&record.name).cloned().unwrap_or_default();
+        let options = self.options_for(record);
         let fixtures = fixtures.clone();
         let label = format!("{}@{}", record.name, record.version);
         let report = crate::fixtures::run(self.cache_dir.clone(), &label, bytes, options, fixtures).await;

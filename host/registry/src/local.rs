@@ -206,6 +206,7 @@ mod tests {
             uploaded_by: "ci".into(),
             uploaded_at: at.into(),
             fixtures: None,
+            config: None,
         }
     }
 

@@ -31,6 +31,10 @@ pub struct VersionRecord {
     /// Test inputs and expected outputs run before the version may go live.
     #[serde(default)]
     pub fixtures: Option<Fixtures>,
+    /// The configuration this version runs with (its `configure` pairs), in place of the
+    /// plugin's `config` from the pipeline configuration; `None`: the plugin's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<BTreeMap<String, String>>,
 }
 
 /// A version's gate: the harness runs `input` and must produce `expected`.
