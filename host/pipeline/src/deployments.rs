@@ -454,18 +454,14 @@ impl Deployments {
         let state = self.state.lock().await;
         let result = (|| {
             let mut record = self.version_record(name, version)?;
-            if let Some(deployment) = state.get(name) {
-                let running =
-                    deployment.live == version || deployment.candidate.as_ref().is_some_and(|c| c.version == version);
-                if running {
-                    return Err(AdminError::new(
-                        409,
-                        "in_use",
-                        format!(
-                            "{name}@{version} is running, so its configuration cannot change under it; upload the component again as a new version with this configuration"
-                        ),
-                    ));
-                }
+            if state.get(name).and_then(|deployment| running_as(deployment, version)).is_some() {
+                return Err(AdminError::new(
+                    409,
+                    "in_use",
+                    format!(
+                        "{name}@{version} is running, so its configuration cannot change under it; upload the component again as a new version with this configuration"
+                    ),
+                ));
             }
             record.config = Some(config);
             self.registry.put_version(&record)?;
@@ -685,21 +681,12 @@ impl Deployments {
         let mut state = self.state.lock().await;
         let result = async {
             let record = self.version_record(name, version)?;
-            if let Some(deployment) = state.get(name) {
-                let in_use = if deployment.live == version {
-                    Some("live")
-                } else if deployment.candidate.as_ref().is_some_and(|c| c.version == version) {
-                    Some("the candidate")
-                } else {
-                    None
-                };
-                if let Some(role) = in_use {
-                    return Err(AdminError::new(
-                        409,
-                        "in_use",
-                        format!("{name}@{version} is {role}; activate or abort first, then delete it"),
-                    ));
-                }
+            if let Some(role) = state.get(name).and_then(|deployment| running_as(deployment, version)) {
+                return Err(AdminError::new(
+                    409,
+                    "in_use",
+                    format!("{name}@{version} is {role}; activate or abort first, then delete it"),
+                ));
             }
             self.registry.remove_version(name, version)?;
             if let Some(deployment) = state.get_mut(name) {
@@ -777,6 +764,17 @@ impl Deployments {
 }
 
 /// The deployment of `slot`'s plugin as stored, or, before any, its live version alone.
+/// How `version` runs in `deployment`: "live", "the candidate", or not at all.
+fn running_as(deployment: &Deployment, version: &str) -> Option<&'static str> {
+    if deployment.live == version {
+        Some("live")
+    } else if deployment.candidate.as_ref().is_some_and(|c| c.version == version) {
+        Some("the candidate")
+    } else {
+        None
+    }
+}
+
 fn current(state: &BTreeMap<String, Deployment>, slot: &PluginSlot) -> Deployment {
     state.get(slot.name()).cloned().unwrap_or_else(|| Deployment {
         plugin: slot.name().to_owned(),

@@ -161,20 +161,22 @@ struct Step<'a> {
 
 type CallResult = Result<(weir_runtime::BatchOutput, weir_runtime::CallStats), weir_runtime::CallError>;
 
-/// The live chain of a stream as text, for aggregates of a batch without events.
-fn spec_chain(spec: &StageSpec) -> String {
-    let mut chain = spec.parser.snapshot().live.id().to_string();
-    for slot in &spec.enrichers {
-        chain = format!("{chain}>{}", slot.snapshot().live.id());
-    }
-    chain
-}
-
 /// The plugin versions a commit runs: snapshots taken when it starts.
 struct Versions {
     parser: Arc<Active>,
     enrichers: Vec<Arc<Active>>,
     aggregator: Option<Arc<Plugin>>,
+}
+
+impl Versions {
+    /// The live chain as text, for aggregates of a call without events.
+    fn live_chain(&self) -> String {
+        let mut chain = self.parser.live.id().to_string();
+        for active in &self.enrichers {
+            chain = format!("{chain}>{}", active.live.id());
+        }
+        chain
+    }
 }
 
 #[derive(Default)]
@@ -507,7 +509,7 @@ impl ShardStage {
                 // The aggregator's live version at the start of the commit folds and
                 // finishes it; open groups carry their states over a swap.
                 let aggregates = self.aggregate(agg, plugin, &label, &events, &origins, windows, &mut dead).await;
-                let upstream = lineage.first().map_or_else(|| spec_chain(spec), |l| l.to_string());
+                let upstream = lineage.first().map_or_else(|| versions.live_chain(), |l| l.to_string());
                 let aggregate_lineage: Arc<str> = format!("{upstream}>{}", plugin.id()).into();
                 aggregates.into_iter().map(|(id, event)| (id, event, aggregate_lineage.clone())).collect()
             }
