@@ -11,17 +11,17 @@
 use crate::record::Reader;
 
 /// A consumer's position in one shard of a stream, read by
-/// [`StreamLog::checkpoint`](crate::StreamLog::checkpoint).
+/// [`EmbeddedLog::checkpoint`](crate::EmbeddedLog::checkpoint).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     /// The first sequence number not yet processed: every record below it went through the
     /// consumer and was acknowledged by its sinks.
     pub next_seq: u64,
-    /// The batch begun with [`StreamLog::begin_batch`](crate::StreamLog::begin_batch) and not
+    /// The batch begun with [`EmbeddedLog::begin_batch`](crate::EmbeddedLog::begin_batch) and not
     /// yet committed. After a crash the consumer must process exactly this range again first.
     pub pending: Option<BatchRange>,
     /// The consumer's opaque state as of `next_seq` (aggregator states, for instance), stored by
-    /// the last [`StreamLog::commit_batch`](crate::StreamLog::commit_batch). Empty before the
+    /// the last [`EmbeddedLog::commit_batch`](crate::EmbeddedLog::commit_batch). Empty before the
     /// first commit.
     pub state: Vec<u8>,
 }

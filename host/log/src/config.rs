@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-/// How a [`StreamLog`](crate::StreamLog) shards and trims its streams.
+/// How a [`EmbeddedLog`](crate::EmbeddedLog) shards and trims its streams.
 ///
 /// The shard count is written into the log file when it is created; reopening the file
 /// with another count is refused (see [`LogError::ShardCountMismatch`](crate::LogError::ShardCountMismatch)),
@@ -11,11 +11,11 @@ pub struct LogConfig {
     /// and keep their order there. By default 4.
     pub shards_per_stream: u32,
     /// Records whose arrival time is older than this are removed by
-    /// [`StreamLog::apply_retention`](crate::StreamLog::apply_retention). By default 24 hours,
+    /// [`EmbeddedLog::apply_retention`](crate::EmbeddedLog::apply_retention). By default 24 hours,
     /// as a Kinesis stream's default retention.
     pub retention_age: Duration,
     /// Most bytes kept per stream (all shards together); the oldest records beyond it are
-    /// removed by [`StreamLog::apply_retention`](crate::StreamLog::apply_retention).
+    /// removed by [`EmbeddedLog::apply_retention`](crate::EmbeddedLog::apply_retention).
     /// By default 1 GiB.
     pub retention_bytes: u64,
 }

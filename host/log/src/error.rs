@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use crate::BatchRange;
 
-/// Why a [`StreamLog`](crate::StreamLog) operation failed. Each message names the log file and
+/// Why a [`EmbeddedLog`](crate::EmbeddedLog) operation failed. Each message names the log file and
 /// the stream, shard or consumer concerned.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -90,14 +90,43 @@ pub enum LogError {
         /// The number of shards per stream.
         shards: u32,
     },
+    /// A shard id this log does not have (the embedded log's shards are `0`, `1`, …).
+    #[error("stream `{stream}` has no shard {shard:?}; the log lists its shards")]
+    UnknownShard {
+        /// The stream.
+        stream: String,
+        /// The shard id asked for.
+        shard: String,
+    },
+    /// A position this log cannot have given (from another log, or out of its range).
+    #[error("stream `{stream}` shard {shard}: {position:?} is not a position of this log: {reason}")]
+    ForeignPosition {
+        /// The stream.
+        stream: String,
+        /// The shard.
+        shard: String,
+        /// The position given.
+        position: String,
+        /// Why it does not fit.
+        reason: String,
+    },
+    /// A blocking log operation did not complete: its thread panicked, or the runtime is
+    /// shutting down.
+    #[error("the stream log's {operation} did not complete: {reason}")]
+    Interrupted {
+        /// What was being done.
+        operation: &'static str,
+        /// What happened to it.
+        reason: String,
+    },
     /// A stream or consumer name is empty.
     #[error("the {kind} name is empty; give every {kind} a name")]
     EmptyName {
         /// `stream` or `consumer`.
         kind: &'static str,
     },
-    /// [`StreamLog::begin_batch`](crate::StreamLog::begin_batch) or
-    /// [`StreamLog::commit_batch`](crate::StreamLog::commit_batch) was called with a range that
+    /// [`EmbeddedLog::begin_batch`](crate::EmbeddedLog::begin_batch) or
+    /// [`EmbeddedLog::commit_batch`](crate::EmbeddedLog::commit_batch) was called with a range that
     /// does not fit the consumer's checkpoint or the shard.
     #[error(
         "consumer `{consumer}` on stream `{stream}` shard {shard}: batch {}..={} refused: {reason}",

@@ -8,7 +8,7 @@
 //!             [content type len: u32 LE] [content type] [data ... to the end]
 //! ```
 
-/// A record handed to [`StreamLog::append`](crate::StreamLog::append).
+/// A record handed to [`EmbeddedLog::append`](crate::EmbeddedLog::append).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecord {
     /// Chooses the shard: records with the same key land on the same shard, in order. Without
@@ -23,7 +23,7 @@ pub struct NewRecord {
     pub arrival_time: i64,
 }
 
-/// Where [`StreamLog::append`](crate::StreamLog::append) put one record.
+/// Where [`EmbeddedLog::append`](crate::EmbeddedLog::append) put one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
     /// The shard the record landed on.
@@ -32,7 +32,7 @@ pub struct Appended {
     pub seq: u64,
 }
 
-/// A record read back by [`StreamLog::read`](crate::StreamLog::read).
+/// A record read back by [`EmbeddedLog::read`](crate::EmbeddedLog::read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
     /// The shard it is stored on.

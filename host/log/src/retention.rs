@@ -9,7 +9,7 @@ use crate::checkpoint;
 use crate::record;
 use crate::tables::{CHECKPOINTS, Failure, RECORDS, SHARDS};
 
-/// What [`StreamLog::apply_retention`](crate::StreamLog::apply_retention) removed. Streams
+/// What [`EmbeddedLog::apply_retention`](crate::EmbeddedLog::apply_retention) removed. Streams
 /// that lost nothing are not listed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RetentionReport {

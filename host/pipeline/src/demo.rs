@@ -199,7 +199,7 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
         accepted += n;
     }
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !pipeline.caught_up() {
+    while !pipeline.caught_up().await {
         anyhow::ensure!(Instant::now() < deadline, "the pipeline did not catch up within 120 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

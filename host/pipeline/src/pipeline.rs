@@ -1,14 +1,14 @@
 //! A running pipeline: the stream log, the loaded plugins, the sinks, and one stage per
 //! stream and shard; ingest appends to the log with backpressure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
-use weir_log::{Appended, LogConfig, NewRecord, StreamLog};
+use weir_log::{EmbeddedLog, LogConfig, NewRecord, RecordPlace, ShardId, StreamLog};
 use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sinks::{RetryPolicy, Sink};
 
@@ -50,32 +50,19 @@ pub enum IngestError {
     Log(#[from] weir_log::LogError),
 }
 
-fn pending_records(log: &StreamLog, stream: &str) -> Result<u64, weir_log::LogError> {
-    let mut pending = 0;
-    for shard in 0..log.shards() {
-        let head = log.next_seq(stream, shard)?;
-        let done = log.checkpoint(CONSUMER, stream, shard)?.map_or(0, |c| c.next_seq);
-        pending += head.saturating_sub(done);
-    }
-    Ok(pending)
-}
-
 /// Runs a shard's stage and restarts it after a failure (a log error, say), so one bad
 /// moment never leaves a shard unconsumed; each restart is logged and counted in
-/// `weir_stage_restarts_total`.
-async fn supervise(
-    mut stage: ShardStage,
-    metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), StageError> {
+/// `weir_stage_restarts_total`. Returns at shutdown, or when the shard has ended and
+/// every record of it is committed.
+async fn supervise(mut stage: ShardStage, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
     loop {
         match stage.run().await {
-            Ok(()) => return Ok(()),
+            Ok(()) => return,
             Err(err) => {
                 tracing::error!("{err}; restarting the stage in 5 s");
                 metrics.add("weir_stage_restarts_total", &[("stream", stage.stream())], 1);
                 tokio::select! {
-                    _ = shutdown.changed() => return Ok(()),
+                    _ = shutdown.changed() => return,
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
             }
@@ -83,10 +70,87 @@ async fn supervise(
     }
 }
 
+/// How often a stream's shard set is listed again, to find shards that appeared (Kinesis
+/// resharding) when no stage ended to say so.
+const SHARD_LISTING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Consumes one stream: a stage per shard it may read now (parents before children, see
+/// [`weir_log::readable_shards`]), the shard set listed again whenever a stage ends and
+/// every [`SHARD_LISTING_INTERVAL`]. A stage that ends on its own has read its shard to
+/// the end; one whose task panicked is counted and started again.
+async fn consume_stream(
+    spec: Arc<StageSpec>,
+    log: Arc<dyn StreamLog>,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), StageError> {
+    let stream = spec.stream.clone();
+    let mut finished: BTreeSet<ShardId> = BTreeSet::new();
+    let mut running: BTreeSet<ShardId> = BTreeSet::new();
+    let mut stages: tokio::task::JoinSet<ShardId> = tokio::task::JoinSet::new();
+    let mut task_shards: BTreeMap<tokio::task::Id, ShardId> = BTreeMap::new();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match log.shards(&stream).await {
+            Ok(shards) => {
+                for shard in weir_log::readable_shards(&shards, &finished) {
+                    if running.insert(shard.clone()) {
+                        let stage = ShardStage::new(
+                            spec.clone(),
+                            shard.clone(),
+                            log.clone(),
+                            metrics.clone(),
+                            shutdown.clone(),
+                        );
+                        let (done, stop) = (shard.clone(), shutdown.clone());
+                        let metrics = metrics.clone();
+                        let handle = stages.spawn(async move {
+                            supervise(stage, metrics, stop).await;
+                            done
+                        });
+                        task_shards.insert(handle.id(), shard.clone());
+                    }
+                }
+            }
+            Err(err) => tracing::error!(%stream, "cannot list the stream's shards, trying again in 5 s: {err}"),
+        }
+        let wait = if running.is_empty() { Duration::from_secs(5) } else { SHARD_LISTING_INTERVAL };
+        tokio::select! {
+            _ = shutdown.changed() => {}
+            Some(joined) = stages.join_next_with_id() => match joined {
+                Ok((id, shard)) => {
+                    task_shards.remove(&id);
+                    running.remove(&shard);
+                    if !*shutdown.borrow() {
+                        finished.insert(shard);
+                    }
+                }
+                Err(join) => {
+                    let shard = task_shards.remove(&join.id());
+                    tracing::error!(%stream, ?shard, "a stage task failed ({join}); starting it again");
+                    metrics.add("weir_stage_restarts_total", &[("stream", &stream)], 1);
+                    if let Some(shard) = shard {
+                        running.remove(&shard);
+                    }
+                }
+            },
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    while let Some(joined) = stages.join_next().await {
+        if let Err(join) = joined {
+            tracing::error!(%stream, "a stage task failed while shutting down: {join}");
+        }
+    }
+    Ok(())
+}
+
 /// The running pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
-    log: StreamLog,
+    log: Arc<dyn StreamLog>,
     streams: BTreeMap<String, Arc<StageSpec>>,
     limits: IngestLimits,
     metrics: Arc<Metrics>,
@@ -193,7 +257,8 @@ impl Pipeline {
             retention_age: config.log.retention.0,
             retention_bytes: config.log.retention_bytes.0,
         };
-        let log = StreamLog::open(&data_dir.join("log"), log_config)?;
+        let embedded = EmbeddedLog::open(&data_dir.join("log"), log_config)?;
+        let log: Arc<dyn StreamLog> = Arc::new(embedded.clone());
         let metrics = Arc::new(Metrics::default());
         let (shutdown, _) = watch::channel(false);
         let mut streams = BTreeMap::new();
@@ -229,10 +294,7 @@ impl Pipeline {
                 },
                 retry: RetryPolicy::default(),
             });
-            for shard in 0..log.shards() {
-                let stage = ShardStage::new(spec.clone(), shard, log.clone(), metrics.clone(), shutdown.subscribe());
-                tasks.spawn(supervise(stage, metrics.clone(), shutdown.subscribe()));
-            }
+            tasks.spawn(consume_stream(spec.clone(), log.clone(), metrics.clone(), shutdown.subscribe()));
             streams.insert(s.name.clone(), spec);
         }
         let recorder = deployments.clone();
@@ -248,7 +310,8 @@ impl Pipeline {
                 }
             }
         });
-        let retention_log = log.clone();
+        // Retention is the embedded log's own business (Kinesis applies its own).
+        let retention_log = embedded;
         let mut retention_stop = shutdown.subscribe();
         tasks.spawn(async move {
             loop {
@@ -256,8 +319,11 @@ impl Pipeline {
                     _ = retention_stop.changed() => return Ok(()),
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {}
                 }
-                if let Err(e) = retention_log.apply_retention(crate::now_micros()) {
-                    tracing::warn!("retention failed: {e}");
+                let log = retention_log.clone();
+                match tokio::task::spawn_blocking(move || log.apply_retention(crate::now_micros())).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!("retention failed: {e}"),
+                    Err(e) => tracing::warn!("retention did not complete: {e}"),
                 }
             }
         });
@@ -310,19 +376,23 @@ impl Pipeline {
         self.streams.keys().cloned().collect()
     }
 
-    /// The stream log.
-    pub fn log(&self) -> &StreamLog {
-        &self.log
-    }
-
-    /// Records of `stream` appended but not yet checkpointed by its stages.
-    pub fn pending(&self, stream: &str) -> Result<u64, weir_log::LogError> {
-        pending_records(&self.log, stream)
+    /// Records of `stream` appended but not yet checkpointed by its stages, when the log
+    /// can tell.
+    ///
+    /// # Errors
+    /// The log failed.
+    pub async fn pending(&self, stream: &str) -> Result<Option<u64>, weir_log::LogError> {
+        self.log.backlog(CONSUMER, stream).await
     }
 
     /// Whether every stage has checkpointed everything appended so far.
-    pub fn caught_up(&self) -> bool {
-        self.streams.keys().all(|s| self.pending(s).is_ok_and(|p| p == 0))
+    pub async fn caught_up(&self) -> bool {
+        for stream in self.streams.keys() {
+            if !matches!(self.pending(stream).await, Ok(Some(0))) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Appends records durably (fsync) and returns their shards and sequence numbers.
@@ -330,7 +400,7 @@ impl Pipeline {
     /// # Errors
     /// An unknown stream, a record or request over the limits, backpressure (too many
     /// records waiting because a sink is slow or failing), shutdown, or a log failure.
-    pub async fn ingest(&self, stream: &str, records: Vec<NewRecord>) -> Result<Vec<Appended>, IngestError> {
+    pub async fn ingest(&self, stream: &str, records: Vec<NewRecord>) -> Result<Vec<RecordPlace>, IngestError> {
         if !self.streams.contains_key(stream) {
             return Err(IngestError::UnknownStream {
                 stream: stream.to_owned(),
@@ -350,11 +420,9 @@ impl Pipeline {
                 limit: self.limits.max_pending_records as usize,
             });
         }
-        let log = self.log.clone();
-        let owned = stream.to_owned();
-        let pending = tokio::task::spawn_blocking(move || pending_records(&log, &owned))
-            .await
-            .map_err(|_| IngestError::ShuttingDown)??;
+        // A log that cannot count its backlog is not held back here: it has its own
+        // limits (Kinesis throttles).
+        let pending = self.pending(stream).await?.unwrap_or(0);
         if pending + records.len() as u64 > self.limits.max_pending_records {
             self.metrics.add("weir_ingest_rejected_total", &[("stream", stream), ("reason", "backpressure")], 1);
             return Err(IngestError::Backpressure {
@@ -365,11 +433,7 @@ impl Pipeline {
             });
         }
         let n = records.len() as u64;
-        let log = self.log.clone();
-        let owned = stream.to_owned();
-        let appended = tokio::task::spawn_blocking(move || log.append(&owned, records))
-            .await
-            .map_err(|_| IngestError::ShuttingDown)??;
+        let appended = self.log.append(stream, records).await?;
         self.metrics.add("weir_ingested_records_total", &[("stream", stream)], n);
         Ok(appended)
     }

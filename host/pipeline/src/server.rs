@@ -63,7 +63,9 @@ impl From<IngestError> for ApiError {
             IngestError::Backpressure { retry_after_secs, .. } => {
                 ApiError(StatusCode::SERVICE_UNAVAILABLE, message, Some(retry_after_secs))
             }
-            IngestError::ShuttingDown => ApiError(StatusCode::SERVICE_UNAVAILABLE, message, Some(1)),
+            IngestError::ShuttingDown | IngestError::Log(weir_log::LogError::Interrupted { .. }) => {
+                ApiError(StatusCode::SERVICE_UNAVAILABLE, message, Some(1))
+            }
             IngestError::Log(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, message, None),
         }
     }
@@ -155,7 +157,7 @@ async fn ingest(
     let appended = pipeline.ingest(&stream, records).await?;
     let body = json!({
         "records": appended.len(),
-        "sequence_numbers": appended.iter().map(|a| json!({"shard": a.shard, "seq": a.seq})).collect::<Vec<_>>(),
+        "sequence_numbers": appended.iter().map(|a| json!({"shard": id_json(a.shard.as_str()), "seq": id_json(a.position.as_str())})).collect::<Vec<_>>(),
     });
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
@@ -166,13 +168,19 @@ async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
 
 /// `GET /healthz`: the streams and how many records each has waiting to be processed.
 async fn healthz(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
-    let pending: serde_json::Map<String, serde_json::Value> = pipeline
-        .stream_names()
-        .into_iter()
-        .map(|s| {
-            let n = pipeline.pending(&s).map_or(serde_json::Value::Null, |p| json!(p));
-            (s, n)
-        })
-        .collect();
+    let mut pending = serde_json::Map::new();
+    for stream in pipeline.stream_names() {
+        let n = pipeline.pending(&stream).await.ok().flatten().map_or(serde_json::Value::Null, |p| json!(p));
+        pending.insert(stream, n);
+    }
     axum::Json(json!({ "status": "ok", "streams": pipeline.stream_names(), "pending": pending }))
+}
+
+/// A shard id or position in an ingest answer: a number when it is one that JSON readers
+/// keep exactly (the embedded log's), else the text (Kinesis's 56-digit sequence numbers).
+fn id_json(id: &str) -> serde_json::Value {
+    match id.parse::<u64>() {
+        Ok(n) if n < (1 << 53) && n.to_string() == id => json!(n),
+        _ => json!(id),
+    }
 }

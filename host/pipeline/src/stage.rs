@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use weir_events::{Columns, Event};
-use weir_log::{BatchRange, StoredRecord, StreamLog};
+use weir_log::{CommitRange, LogRecord, ReadFrom, ReadLimits, ShardId, StreamLog};
 use weir_registry::CandidateMode;
 use weir_runtime::{FinishedGroup, Plugin, RawRecord};
 use weir_sinks::{DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkItem, SinkRecord};
@@ -90,17 +90,17 @@ pub struct StageSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     #[error("stream {stream} shard {shard}: the log failed: {source}")]
-    Log { stream: String, shard: u32, source: weir_log::LogError },
+    Log { stream: String, shard: ShardId, source: weir_log::LogError },
     #[error("stream {stream} shard {shard}: the checkpointed window state is unreadable: {reason}")]
-    State { stream: String, shard: u32, reason: String },
+    State { stream: String, shard: ShardId, reason: String },
 }
 
 /// One shard's stage.
 #[derive(Debug)]
 pub struct ShardStage {
     spec: Arc<StageSpec>,
-    shard: u32,
-    log: StreamLog,
+    shard: ShardId,
+    log: Arc<dyn StreamLog>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 }
@@ -156,7 +156,7 @@ struct Step<'a> {
     slot: &'a PluginSlot,
     active: &'a Active,
     /// The batch's log records, to name them in shadow differences.
-    records: &'a [StoredRecord],
+    records: &'a [LogRecord],
 }
 
 type CallResult = Result<(weir_runtime::BatchOutput, weir_runtime::CallStats), weir_runtime::CallError>;
@@ -204,7 +204,7 @@ impl Produced {
 /// Splits a commit's records into plugin calls: consecutive ranges of at most
 /// `max_records` records and about `max_bytes` payload bytes (a record larger than that
 /// goes alone). Deterministic, so a replayed commit makes the same calls.
-fn call_ranges(records: &[StoredRecord], max_records: usize, max_bytes: usize) -> Vec<std::ops::Range<usize>> {
+fn call_ranges(records: &[LogRecord], max_records: usize, max_bytes: usize) -> Vec<std::ops::Range<usize>> {
     let mut ranges = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, record) in records.iter().enumerate() {
@@ -237,8 +237,8 @@ struct Dead {
 impl ShardStage {
     pub fn new(
         spec: Arc<StageSpec>,
-        shard: u32,
-        log: StreamLog,
+        shard: ShardId,
+        log: Arc<dyn StreamLog>,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -251,56 +251,49 @@ impl ShardStage {
     }
 
     fn log_error(&self, source: weir_log::LogError) -> StageError {
-        StageError::Log { stream: self.spec.stream.clone(), shard: self.shard, source }
+        StageError::Log { stream: self.spec.stream.clone(), shard: self.shard.clone(), source }
     }
 
-    /// Runs a log operation off the async workers: reads take read transactions, and
-    /// `begin_batch` / `commit_batch` wait for an fsync.
-    async fn on_log<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&StreamLog, &str, u32) -> Result<T, weir_log::LogError> + Send + 'static,
-    ) -> Result<T, StageError> {
-        let (log, stream, shard) = (self.log.clone(), self.spec.stream.clone(), self.shard);
-        match tokio::task::spawn_blocking(move || op(&log, &stream, shard)).await {
-            Ok(result) => result.map_err(|e| self.log_error(e)),
-            Err(join) => Err(StageError::State {
-                stream: self.spec.stream.clone(),
-                shard: self.shard,
-                reason: format!("a log operation panicked: {join}"),
-            }),
-        }
-    }
-
-    /// Runs until shutdown. A batch whose sinks did not all acknowledge is not
-    /// checkpointed: it is redone, from the same range, by the next run.
+    /// Runs until shutdown, or until its shard has ended and every record of it is
+    /// committed (its children are then read by their own stages). A commit whose sinks
+    /// did not all acknowledge is not checkpointed: it is redone, over the same range, by
+    /// the next run.
     ///
     /// # Errors
     /// When the log itself fails or the checkpointed state cannot be read.
     pub async fn run(&mut self) -> Result<(), StageError> {
         let stream = self.spec.stream.clone();
-        let mut appended = self.log.subscribe(&stream);
-        let checkpoint = self.on_log(|log, stream, shard| log.checkpoint(CONSUMER, stream, shard)).await?;
-        let (mut next, mut pending, state) = match checkpoint {
-            Some(cp) => (cp.next_seq, cp.pending, cp.state),
-            None => (0, None, Vec::new()),
+        let log = self.log.clone();
+        let shard = self.shard.clone();
+        let mut appended = log.subscribe(&stream);
+        let checkpoint = log.checkpoint(CONSUMER, &stream, &shard).await.map_err(|e| self.log_error(e))?;
+        let (mut committed, mut pending, state) = match checkpoint {
+            Some(cp) => (cp.committed, cp.pending, cp.state),
+            None => (None, None, Vec::new()),
         };
         let mut windows = WindowState::decode(&state).map_err(|reason| StageError::State {
             stream: stream.clone(),
-            shard: self.shard,
+            shard: shard.clone(),
             reason,
         })?;
+        let limits = ReadLimits { records: self.spec.commit_size, bytes: self.spec.commit_bytes };
         loop {
             if *self.shutdown.borrow() {
                 return Ok(());
             }
-            self.report_lag(next);
-            let range = match pending.take() {
-                Some(range) => range,
+            self.report_lag(committed.as_ref()).await;
+            let (range, read) = match pending.take() {
+                Some(range) => (range, None),
                 None => {
-                    let head = self.on_log(move |log, stream, shard| log.read(stream, shard, next, 1, 1)).await?;
-                    let Some(first) = head.first() else {
-                        // Nothing to do: wait for an append (or shutdown; or a second, so
-                        // a missed wake-up costs at most that).
+                    let read = log.read(&stream, &shard, ReadFrom::after(committed.as_ref()), limits).await;
+                    let read = read.map_err(|e| self.log_error(e))?;
+                    let (Some(first), Some(last)) = (read.records.first(), read.records.last()) else {
+                        if read.end_of_shard {
+                            tracing::info!(%stream, %shard, "the shard has ended and every record of it is committed");
+                            return Ok(());
+                        }
+                        // Nothing to do: wait for an append (or shutdown; or a second, so a
+                        // missed wake-up, or an append by another host, costs at most that).
                         tokio::select! {
                             _ = appended.changed() => {}
                             _ = self.shutdown.changed() => {}
@@ -308,25 +301,25 @@ impl ShardStage {
                         }
                         continue;
                     };
-                    let (from, size, bytes) = (first.seq, self.spec.commit_size, self.spec.commit_bytes);
-                    let batch =
-                        self.on_log(move |log, stream, shard| log.read(stream, shard, from, size, bytes)).await?;
-                    let last = batch.last().map_or(from, |r| r.seq);
-                    self.on_log(move |log, stream, shard| log.begin_batch(CONSUMER, stream, shard, from, last)).await?
+                    let range = CommitRange { first: first.position.clone(), last: last.position.clone() };
+                    let begun = log.begin_commit(CONSUMER, &stream, &shard, range.clone()).await;
+                    let begun = begun.map_err(|e| self.log_error(e))?;
+                    // The records just read are the commit's, unless the log handed back
+                    // another pending range.
+                    let records = (begun == range).then_some(read.records);
+                    (begun, records)
                 }
             };
-            let count = (range.last - range.first + 1) as usize;
-            let records: Vec<StoredRecord> = self
-                .on_log(move |log, stream, shard| log.read(stream, shard, range.first, count, usize::MAX))
-                .await?
-                .into_iter()
-                .filter(|r| r.seq <= range.last)
-                .collect();
+            let records = match read {
+                Some(records) => records,
+                None => self.read_range(&range).await?,
+            };
             if records.is_empty() {
                 // Retention removed the whole range before it was processed.
                 let state = windows.encode();
-                self.on_log(move |log, stream, shard| log.commit_batch(CONSUMER, stream, shard, range, state)).await?;
-                next = range.last + 1;
+                let finished = log.finish_commit(CONSUMER, &stream, &shard, range.clone(), state).await;
+                finished.map_err(|e| self.log_error(e))?;
+                committed = Some(range.last);
                 continue;
             }
             let started = Instant::now();
@@ -335,20 +328,20 @@ impl ShardStage {
                 // Shut down between two calls: the range stays pending and is redone.
                 return Ok(());
             };
-            match self.deliver(&records, range, produced).await {
+            match self.deliver(&records, &range, produced).await {
                 Ok(()) => {
                     let state = next_windows.encode();
-                    self.on_log(move |log, stream, shard| log.commit_batch(CONSUMER, stream, shard, range, state))
-                        .await?;
+                    let finished = log.finish_commit(CONSUMER, &stream, &shard, range.clone(), state).await;
+                    finished.map_err(|e| self.log_error(e))?;
                     windows = next_windows;
-                    next = range.last + 1;
+                    committed = Some(range.last);
                     self.metrics.observe_batch(&stream, started.elapsed());
                 }
                 Err(Undelivered::Shutdown) => return Ok(()),
                 Err(Undelivered::Failed(err)) => {
                     // A sink refused for good (a configuration or encoding problem): the
-                    // batch stays pending and is retried later, nothing is lost.
-                    tracing::error!(%stream, shard = self.shard, "batch not delivered, will retry: {err}");
+                    // commit stays pending and is retried later, nothing is lost.
+                    tracing::error!(%stream, %shard, "commit {range} not delivered, will retry: {err}");
                     self.metrics.add("weir_delivery_failures_total", &[("stream", &stream)], 1);
                     pending = Some(range);
                     tokio::select! {
@@ -360,10 +353,32 @@ impl ShardStage {
         }
     }
 
-    fn report_lag(&self, next: u64) {
-        if let Ok(head) = self.log.next_seq(&self.spec.stream, self.shard) {
+    /// The records of a pending `range`, read again (after a restart, or when the log
+    /// handed back a range begun earlier). Records retention removed are skipped.
+    async fn read_range(&self, range: &CommitRange) -> Result<Vec<LogRecord>, StageError> {
+        let (stream, shard) = (self.spec.stream.as_str(), &self.shard);
+        let limits = ReadLimits { records: self.spec.commit_size.max(1), bytes: usize::MAX };
+        let mut records: Vec<LogRecord> = Vec::new();
+        let mut from = ReadFrom::At(range.first.clone());
+        loop {
+            let read = self.log.read(stream, shard, from, limits).await.map_err(|e| self.log_error(e))?;
+            let Some(last) = read.records.last() else {
+                // An empty read ends the range: the log holds nothing more of it now.
+                return Ok(records);
+            };
+            from = ReadFrom::After(last.position.clone());
+            let reached_the_end = last.position >= range.last || read.end_of_shard;
+            records.extend(read.records.into_iter().filter(|r| r.position <= range.last));
+            if reached_the_end {
+                return Ok(records);
+            }
+        }
+    }
+
+    async fn report_lag(&self, committed: Option<&weir_log::Position>) {
+        if let Ok(Some(lag)) = self.log.lag(&self.spec.stream, &self.shard, committed).await {
             let shard = self.shard.to_string();
-            let lag = head.saturating_sub(next) as i64;
+            let lag = i64::try_from(lag).unwrap_or(i64::MAX);
             self.metrics.set("weir_shard_lag_records", &[("stream", &self.spec.stream), ("shard", &shard)], lag);
         }
     }
@@ -374,7 +389,7 @@ impl ShardStage {
     /// sinks and the checkpoint see the commit once. Every call of a commit runs the
     /// versions live when the commit started, so a swap takes effect between commits.
     /// `None` when the host shuts down between two calls.
-    async fn process_in_calls(&self, records: &[StoredRecord], windows: &mut WindowState) -> Option<Produced> {
+    async fn process_in_calls(&self, records: &[LogRecord], windows: &mut WindowState) -> Option<Produced> {
         let spec = &self.spec;
         let versions = Versions {
             parser: spec.parser.snapshot(),
@@ -395,14 +410,14 @@ impl ShardStage {
 
     /// Runs the plugin chain over one batch. Never fails as a whole: what a plugin
     /// refuses, or a call that traps, becomes dead letters naming the plugin.
-    async fn process(&self, records: &[StoredRecord], versions: &Versions, windows: &mut WindowState) -> Produced {
+    async fn process(&self, records: &[LogRecord], versions: &Versions, windows: &mut WindowState) -> Produced {
         let spec = &self.spec;
         let label = format!(
             "stream {} shard {} records {}..={} ({} records)",
             spec.stream,
             self.shard,
-            records[0].seq,
-            records[records.len() - 1].seq,
+            records[0].position,
+            records[records.len() - 1].position,
             records.len()
         );
         let stream = spec.stream.as_str();
@@ -413,7 +428,7 @@ impl ShardStage {
         let mut lineages = LineageNames::default();
         let label_ref = label.as_str();
 
-        let to_raw = |r: &StoredRecord| RawRecord {
+        let to_raw = |r: &LogRecord| RawRecord {
             data: r.data.clone(),
             key: r.partition_key.clone(),
             content_type: r.content_type.clone(),
@@ -434,18 +449,33 @@ impl ShardStage {
                 continue;
             }
             let input = std::mem::take(&mut columns);
-            // Decoded only when the batch must be split (a failed call, a canary).
-            let decoded = std::sync::OnceLock::new();
-            let decode = || -> &Vec<Event> { decoded.get_or_init(|| input.decode().unwrap_or_default()) };
-            let keys: Vec<Option<String>> = match &active.candidate {
-                Some(c) if matches!(c.mode, CandidateMode::Canary { .. }) => {
-                    decode().iter().map(|e| e.key.clone()).collect()
-                }
-                _ => vec![None; input.len()],
-            };
             let input_origins = std::mem::take(&mut origins);
             let input_lineage = std::mem::take(&mut lineage);
+            // Decoded only when the batch must be split (a failed call, a canary). The
+            // runtime validated it, so decoding cannot fail; if it ever did, every input
+            // of the step is dead-lettered with the reason rather than lost.
+            let decoded: std::sync::OnceLock<Result<Vec<Event>, String>> = std::sync::OnceLock::new();
+            let decode = || decoded.get_or_init(|| input.decode().map_err(|e| e.to_string())).as_ref();
+            let undecodable = |reason: &str, dead: &mut Vec<Dead>| {
+                dead.extend(input_origins.iter().zip(&input_lineage).map(|(&origin, lineage)| Dead {
+                    origin,
+                    plugin: lineage.to_string(),
+                    stage: "decode",
+                    reason: format!("the events could not be decoded for {}: {reason}", slot.name()),
+                }));
+            };
+            let keys: Vec<Option<String>> = match &active.candidate {
+                Some(c) if matches!(c.mode, CandidateMode::Canary { .. }) => match decode() {
+                    Ok(events) => events.iter().map(|e| e.key.clone()).collect(),
+                    Err(reason) => {
+                        undecodable(reason, &mut dead);
+                        continue;
+                    }
+                },
+                _ => vec![None; input.len()],
+            };
             let step = Step { label: &label, stage: "enrich", slot, active, records };
+            let dead_before = dead.len();
             (columns, origins, lineage) = self
                 .run_step(
                     step,
@@ -458,13 +488,21 @@ impl ShardStage {
                         let batch = if inputs.len() == input.len() {
                             input.clone()
                         } else {
-                            let events = decode();
+                            // An undecodable input is handled after the step.
+                            let events = decode().map(Vec::as_slice).unwrap_or_default();
                             Columns::encode(inputs.iter().filter_map(|&i| events.get(i)))
                         };
                         async move { plugin.enrich(label_ref, batch).await }
                     },
                 )
                 .await;
+            if let Some(Err(reason)) = decoded.get() {
+                // A split call could not be built: what the step produced is incomplete.
+                // One dead letter per input, whatever the step said of it.
+                (columns, origins, lineage) = Default::default();
+                dead.truncate(dead_before);
+                undecodable(reason, &mut dead);
+            }
         }
 
         // The runtime validated every batch a plugin returned, so decoding cannot fail;
@@ -712,7 +750,8 @@ impl ShardStage {
     ) {
         let describe = |input: usize| {
             let origin = input_origins[input];
-            format!("{}/{}/{}", self.spec.stream, self.shard, step.records.get(origin).map_or(0, |r| r.seq))
+            let position = step.records.get(origin).map_or_else(String::new, |r| r.position.to_string());
+            format!("{}/{}/{position}", self.spec.stream, self.shard)
         };
         let events_json = |events: &[&Event]| {
             serde_json::Value::Array(events.iter().map(|e| weir_events::json::event_to_json(e)).collect())
@@ -757,7 +796,7 @@ impl ShardStage {
     }
 
     fn plugin_failed(&self, plugin: &str, err: &weir_runtime::CallError) {
-        tracing::warn!(stream = %self.spec.stream, shard = self.shard, "{err}");
+        tracing::warn!(stream = %self.spec.stream, shard = %self.shard, "{err}");
         let kind = match &err.kind {
             weir_runtime::CallErrorKind::Limit(_) => "limit",
             weir_runtime::CallErrorKind::Trap(_) => "trap",
@@ -879,7 +918,7 @@ impl ShardStage {
                                     // One id per (shard, window, key, output): stable across
                                     // replays whatever time or key the plugin gives the event.
                                     let id = format!(
-                                        "{}-{:04}-agg-{}-{}-{n}",
+                                        "{}-{:0>4}-agg-{}-{}-{n}",
                                         self.spec.stream, self.shard, group.0.start, group.1
                                     );
                                     aggregates.push((id, event));
@@ -905,32 +944,29 @@ impl ShardStage {
         }
     }
 
-    /// Hands each sink its part of the batch and waits for every acknowledgement.
-    async fn deliver(
-        &self,
-        records: &[StoredRecord],
-        range: BatchRange,
-        produced: Produced,
-    ) -> Result<(), Undelivered> {
+    /// Hands each sink its part of the commit and waits for every acknowledgement.
+    async fn deliver(&self, records: &[LogRecord], range: &CommitRange, produced: Produced) -> Result<(), Undelivered> {
         let spec = &self.spec;
         let stream = spec.stream.as_str();
-        let id = |seq: u64, n: usize| SinkRecord::make_id(stream, self.shard, seq, n);
+        let SinkCoordinates { shard, first_seq, last_seq, seqs } =
+            sink_coordinates(&self.shard, range, records).map_err(Undelivered::Failed)?;
+        let id = |seq: u64, n: usize| SinkRecord::make_id(stream, shard, seq, n);
         let mut per_origin = vec![0usize; records.len()];
         let mut raw = Vec::new();
         if !spec.routes.raw.is_empty() {
-            for r in records {
+            for (r, &seq) in records.iter().zip(&seqs) {
                 let item = RawItem {
                     partition_key: r.partition_key.clone(),
                     content_type: r.content_type.clone(),
                     arrival_time: r.arrival_time,
                     data: r.data.clone(),
                 };
-                raw.push(SinkRecord { id: id(r.seq, 0), seq: r.seq, item: SinkItem::Raw(item) });
+                raw.push(SinkRecord { id: id(seq, 0), seq, item: SinkItem::Raw(item) });
             }
         }
         let mut events = Vec::new();
         for ((event, &origin), lineage) in produced.events.into_iter().zip(&produced.origins).zip(&produced.lineage) {
-            let seq = records[origin].seq;
+            let seq = seqs[origin];
             let n = per_origin[origin];
             per_origin[origin] += 1;
             let item = EventItem { event, lineage: lineage.to_string() };
@@ -939,7 +975,7 @@ impl ShardStage {
         let mut aggregates = Vec::new();
         for (agg_id, event, lineage) in produced.aggregates {
             let item = EventItem { event, lineage: lineage.to_string() };
-            aggregates.push(SinkRecord { id: agg_id, seq: range.last, item: SinkItem::Aggregate(item) });
+            aggregates.push(SinkRecord { id: agg_id, seq: last_seq, item: SinkItem::Aggregate(item) });
         }
         let mut dead = Vec::new();
         // Numbered per record, like events: a dead letter's id does not depend on how
@@ -948,7 +984,7 @@ impl ShardStage {
         for d in produced.dead {
             let n = dead_per_origin[d.origin];
             dead_per_origin[d.origin] += 1;
-            let r = &records[d.origin];
+            let (r, seq) = (&records[d.origin], seqs[d.origin]);
             self.metrics.add("weir_dead_letters_total", &[("stream", stream), ("stage", d.stage)], 1);
             let item = DeadLetter {
                 plugin: d.plugin,
@@ -958,11 +994,7 @@ impl ShardStage {
                 content_type: r.content_type.clone(),
                 arrival_time: r.arrival_time,
             };
-            dead.push(SinkRecord {
-                id: format!("{}-dead-{n}", id(r.seq, 0)),
-                seq: r.seq,
-                item: SinkItem::DeadLetter(item),
-            });
+            dead.push(SinkRecord { id: format!("{}-dead-{n}", id(seq, 0)), seq, item: SinkItem::DeadLetter(item) });
         }
         self.metrics.add("weir_events_out_total", &[("stream", stream)], events.len() as u64);
         self.metrics.add("weir_aggregates_out_total", &[("stream", stream)], aggregates.len() as u64);
@@ -990,9 +1022,9 @@ impl ShardStage {
         for (sink, items) in per_sink {
             let batch = SinkBatch {
                 stream: stream.to_owned(),
-                shard: self.shard,
-                first_seq: range.first,
-                last_seq: range.last,
+                shard,
+                first_seq,
+                last_seq,
                 arrival_time: records[0].arrival_time,
                 records: items,
             };
@@ -1013,17 +1045,43 @@ impl ShardStage {
     }
 }
 
+/// How the sinks name a commit today: a shard number and 64-bit sequence numbers (their
+/// file names, document ids and `_seq` column). The embedded log's ids and positions are
+/// exactly these; a log whose positions do not fit (Kinesis) needs the sinks to take the
+/// opaque ids first, and until then its commits are refused here with that reason, never
+/// written under a wrong name.
+struct SinkCoordinates {
+    shard: u32,
+    first_seq: u64,
+    last_seq: u64,
+    /// Per record of the commit, its sequence number.
+    seqs: Vec<u64>,
+}
+
+fn sink_coordinates(shard: &ShardId, range: &CommitRange, records: &[LogRecord]) -> Result<SinkCoordinates, String> {
+    let unsupported = |what: String| {
+        format!("{what} is not a 64-bit number, and the sinks name commits by shard number and sequence number")
+    };
+    let seq =
+        |position: &weir_log::Position| position.to_u64().ok_or_else(|| unsupported(format!("position {position}")));
+    Ok(SinkCoordinates {
+        shard: shard.to_u32().ok_or_else(|| unsupported(format!("shard id {shard}")))?,
+        first_seq: seq(&range.first)?,
+        last_seq: seq(&range.last)?,
+        seqs: records.iter().map(|r| seq(&r.position)).collect::<Result<_, _>>()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn records(sizes: &[usize]) -> Vec<StoredRecord> {
+    fn records(sizes: &[usize]) -> Vec<LogRecord> {
         sizes
             .iter()
             .enumerate()
-            .map(|(seq, &size)| StoredRecord {
-                shard: 0,
-                seq: seq as u64,
+            .map(|(seq, &size)| LogRecord {
+                position: (seq as u64).into(),
                 partition_key: None,
                 data: vec![b'x'; size],
                 content_type: "application/json".to_owned(),

@@ -5,8 +5,8 @@
 //!   ([`Deployment`]: which version of each plugin is live, the previous ones, and a
 //!   canary or shadow candidate) and an append-only audit log ([`AuditEntry`]).
 //! - [`LocalRegistry`]: the embedded default, a directory of component files and one
-//!   [redb](https://docs.rs/redb) file for the rest. The S3 + DynamoDB registry implements
-//!   the same trait.
+//!   [redb](https://docs.rs/redb) file for the rest. A registry shared by several hosts
+//!   (S3 + DynamoDB, not built yet) is to implement the same trait.
 //!
 //! The registry stores and answers; it does not judge. Validation (is it a component of a
 //! known world, does it compile), activation and the hot swap belong to the host

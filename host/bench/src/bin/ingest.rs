@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
     let ingest =
         load(addr, "/v1/streams/orders/records?key_field=restaurant_id", bodies.clone(), per_request, concurrency)
             .await;
-    while !pipeline.caught_up() {
+    while !pipeline.caught_up().await {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let end_to_end = started.elapsed();

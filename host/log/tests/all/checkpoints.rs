@@ -3,7 +3,7 @@ use weir_log::{BatchRange, Checkpoint, LogError};
 use crate::{data, open, record};
 
 /// A log with `n` records of key "k" in stream "orders", and their shard.
-fn log_with(dir: &std::path::Path, n: usize) -> (weir_log::StreamLog, u32) {
+fn log_with(dir: &std::path::Path, n: usize) -> (weir_log::EmbeddedLog, u32) {
     let log = open(dir);
     log.append("orders", (0..n).map(|i| record(Some("k"), &format!("r{i}"), 0)).collect()).unwrap();
     let shard = log.shard_for(Some("k"), b"");

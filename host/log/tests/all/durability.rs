@@ -1,7 +1,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use weir_log::{BatchRange, Checkpoint, LogConfig, LogError, StreamLog};
+use weir_log::{BatchRange, Checkpoint, EmbeddedLog, LogConfig, LogError};
 
 use crate::{data, open, read_all, record};
 
@@ -33,7 +33,7 @@ fn open_creates_missing_directories() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data").join("log").join("streams.redb");
 
-    let log = StreamLog::open(&path, LogConfig::default()).unwrap();
+    let log = EmbeddedLog::open(&path, LogConfig::default()).unwrap();
 
     assert!(path.is_file());
     assert_eq!(log.path(), path);
@@ -43,13 +43,13 @@ fn open_creates_missing_directories() {
 fn reopening_with_another_shard_count_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log.redb");
-    drop(StreamLog::open(&path, LogConfig::default()).unwrap());
+    drop(EmbeddedLog::open(&path, LogConfig::default()).unwrap());
 
-    let error = StreamLog::open(&path, LogConfig { shards_per_stream: 8, ..LogConfig::default() }).unwrap_err();
+    let error = EmbeddedLog::open(&path, LogConfig { shards_per_stream: 8, ..LogConfig::default() }).unwrap_err();
 
     assert!(matches!(error, LogError::ShardCountMismatch { stored: 4, configured: 8, .. }), "{error:?}");
     assert!(error.to_string().contains("log.redb has 4 shards per stream but the configuration asks for 8"), "{error}");
-    assert!(StreamLog::open(&path, LogConfig::default()).is_ok(), "the file is unharmed");
+    assert!(EmbeddedLog::open(&path, LogConfig::default()).is_ok(), "the file is unharmed");
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn zero_shards_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = LogConfig { shards_per_stream: 0, ..LogConfig::default() };
 
-    let error = StreamLog::open(&dir.path().join("log.redb"), config).unwrap_err();
+    let error = EmbeddedLog::open(&dir.path().join("log.redb"), config).unwrap_err();
 
     assert!(matches!(error, LogError::InvalidConfig { .. }), "{error:?}");
 }
@@ -68,7 +68,7 @@ fn a_file_that_is_not_a_log_is_refused_with_its_path() {
     let path = dir.path().join("notes.txt");
     std::fs::write(&path, "not a database, just some text that is long enough to be looked at".repeat(100)).unwrap();
 
-    let error = StreamLog::open(&path, LogConfig::default()).unwrap_err();
+    let error = EmbeddedLog::open(&path, LogConfig::default()).unwrap_err();
 
     assert!(matches!(error, LogError::Open { .. }), "{error:?}");
     assert!(error.to_string().starts_with(&format!("cannot open the stream log at {}", path.display())), "{error}");
@@ -83,7 +83,7 @@ const CHILD_LOG: &str = "WEIR_LOG_TEST_CHILD_LOG";
 #[test]
 fn child_process_appending_until_killed() {
     let Some(path) = std::env::var_os(CHILD_LOG) else { return };
-    let log = StreamLog::open(path.as_ref(), LogConfig::default()).unwrap();
+    let log = EmbeddedLog::open(path.as_ref(), LogConfig::default()).unwrap();
     for i in 0.. {
         let appended = log.append("orders", vec![record(Some("k"), &format!("order-{i}"), i)]).unwrap();
         println!("acknowledged {} {}", appended[0].shard, appended[0].seq);
@@ -120,7 +120,7 @@ fn an_acknowledged_append_survives_kill_9() {
     drop(lines);
 
     assert_eq!(acknowledged.len(), 20, "the child acknowledged appends before it was killed");
-    let log = StreamLog::open(&path, LogConfig::default()).unwrap();
+    let log = EmbeddedLog::open(&path, LogConfig::default()).unwrap();
     let stored = read_all(&log, "orders");
     for (shard, seq) in &acknowledged {
         let record = stored.iter().find(|r| (r.shard, r.seq) == (*shard, *seq));

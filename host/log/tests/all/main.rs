@@ -2,6 +2,7 @@
 
 mod append;
 mod checkpoints;
+mod conformance;
 mod durability;
 mod retention;
 mod shards;
@@ -9,11 +10,11 @@ mod subscribe;
 
 use std::path::Path;
 
-use weir_log::{LogConfig, NewRecord, StoredRecord, StreamLog};
+use weir_log::{EmbeddedLog, LogConfig, NewRecord, StoredRecord};
 
 /// A log with the default configuration in `dir`.
-fn open(dir: &Path) -> StreamLog {
-    StreamLog::open(&dir.join("log.redb"), LogConfig::default()).unwrap()
+fn open(dir: &Path) -> EmbeddedLog {
+    EmbeddedLog::open(&dir.join("log.redb"), LogConfig::default()).unwrap()
 }
 
 /// A JSON record arriving at `arrival_time` µs.
@@ -32,6 +33,6 @@ fn data(records: &[StoredRecord]) -> Vec<String> {
 }
 
 /// Every record of every shard of `stream`.
-fn read_all(log: &StreamLog, stream: &str) -> Vec<StoredRecord> {
+fn read_all(log: &EmbeddedLog, stream: &str) -> Vec<StoredRecord> {
     (0..log.shards()).flat_map(|shard| log.read(stream, shard, 0, usize::MAX, usize::MAX).unwrap()).collect()
 }

@@ -1,14 +1,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use weir_log::{LogConfig, RetentionReport, StreamLog};
+use weir_log::{EmbeddedLog, LogConfig, RetentionReport};
 
 use crate::{data, read_all, record};
 
 const SECOND: i64 = 1_000_000;
 
-fn open_with(dir: &Path, config: LogConfig) -> StreamLog {
-    StreamLog::open(&dir.join("log.redb"), config).unwrap()
+fn open_with(dir: &Path, config: LogConfig) -> EmbeddedLog {
+    EmbeddedLog::open(&dir.join("log.redb"), config).unwrap()
 }
 
 fn keep_for(age: Duration) -> LogConfig {
@@ -16,7 +16,7 @@ fn keep_for(age: Duration) -> LogConfig {
 }
 
 /// A partition key that lands on another shard than `key`.
-fn key_on_another_shard(log: &StreamLog, key: &str) -> String {
+fn key_on_another_shard(log: &EmbeddedLog, key: &str) -> String {
     let shard = log.shard_for(Some(key), b"");
     (0..).map(|i| format!("restaurant-{i}")).find(|other| log.shard_for(Some(other), b"") != shard).unwrap()
 }

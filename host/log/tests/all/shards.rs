@@ -1,6 +1,6 @@
 use std::collections::BTreeSet;
 
-use weir_log::{LogConfig, StreamLog, fnv1a_64, shard_for};
+use weir_log::{EmbeddedLog, LogConfig, fnv1a_64, shard_for};
 
 use crate::{open, record};
 
@@ -55,8 +55,9 @@ fn a_record_without_key_lands_on_the_shard_of_its_content_so_a_replay_lands_ther
 #[test]
 fn keys_spread_over_every_shard() {
     let dir = tempfile::tempdir().unwrap();
-    let log = StreamLog::open(&dir.path().join("log.redb"), LogConfig { shards_per_stream: 8, ..LogConfig::default() })
-        .unwrap();
+    let log =
+        EmbeddedLog::open(&dir.path().join("log.redb"), LogConfig { shards_per_stream: 8, ..LogConfig::default() })
+            .unwrap();
 
     let shards: BTreeSet<u32> = (0..200).map(|i| log.shard_for(Some(&format!("restaurant-{i}")), b"")).collect();
 

@@ -24,7 +24,7 @@ use crate::{Appended, BatchRange, Checkpoint, LogConfig, LogError, NewRecord, St
 /// on file I/O (appends and checkpoint updates wait for an fsync): call them from
 /// `tokio::task::spawn_blocking` in async code.
 #[derive(Clone)]
-pub struct StreamLog {
+pub struct EmbeddedLog {
     inner: Arc<Inner>,
 }
 
@@ -58,13 +58,13 @@ struct QueuedAppend {
     records: Vec<NewRecord>,
 }
 
-impl fmt::Debug for StreamLog {
+impl fmt::Debug for EmbeddedLog {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StreamLog").field("path", &self.inner.path).field("config", &self.inner.config).finish()
+        f.debug_struct("EmbeddedLog").field("path", &self.inner.path).field("config", &self.inner.config).finish()
     }
 }
 
-impl StreamLog {
+impl EmbeddedLog {
     /// Opens the log file at `path`, creating it (and its directory) if needed.
     ///
     /// A new file records `config.shards_per_stream`; an existing one must have been
