@@ -90,7 +90,8 @@ impl Runtime {
     /// linker with `weir:plugin/host` and capability-less WASI, and the epoch ticker.
     ///
     /// # Errors
-    /// When the engine cannot be created at all.
+    /// When the engine cannot be created at all, or the compiled-code cache directory
+    /// cannot be created or can be written by others than this host's user.
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
         let (engine, pooling) = match config.pooling {
             true => match Engine::new(&engine_config(&config, true)) {
@@ -108,7 +109,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         bindings::parser::Parser::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         spawn_epoch_ticker(&engine, config.epoch_tick)?;
-        let cache = CodeCache::new(config.cache_dir.clone(), &engine);
+        let cache = CodeCache::new(config.cache_dir.clone(), &engine).map_err(anyhow::Error::msg)?;
         Ok(Self { inner: Arc::new(RuntimeInner { engine, linker, cache, config, pooling }) })
     }
 
