@@ -10,7 +10,9 @@ use crate::sink::{Sink, SinkBatch};
 /// How [`deliver`] retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// The wait before the first retry; doubled after each failed retry.
+    /// The wait before the first retry; doubled after each failed retry. Each wait is
+    /// drawn at random between half of it and all of it ("equal jitter"), so shards that
+    /// failed together do not retry in lock-step against a sink that is recovering.
     pub initial_backoff: Duration,
     /// The longest wait between attempts.
     pub max_backoff: Duration,
@@ -126,18 +128,19 @@ pub async fn deliver(
         if *shutdown.borrow() {
             return Err(shutdown_error(sink, describe, attempts, pending, total));
         }
+        let wait = jittered(backoff, fastrand::f64());
         tracing::warn!(
             sink = sink.name(),
             batch = %describe,
             failed = pending,
             of = total,
             attempt = attempts,
-            retry_in_ms = backoff.as_millis() as u64,
+            retry_in_ms = wait.as_millis() as u64,
             reason = %last_error,
             "sink write failed, retrying the failed records"
         );
         tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
+            () = tokio::time::sleep(wait) => {}
             () = wait_for_shutdown(&mut shutdown) => {
                 return Err(shutdown_error(sink, describe, attempts, pending, total));
             }
@@ -145,6 +148,12 @@ pub async fn deliver(
         retried_records += pending;
         backoff = backoff.saturating_mul(2).min(policy.max_backoff);
     }
+}
+
+/// A wait between half of `backoff` and all of it: `unit` (in `0.0..1.0`) picks where.
+fn jittered(backoff: Duration, unit: f64) -> Duration {
+    let half = backoff / 2;
+    half + half.mul_f64(unit.clamp(0.0, 1.0))
 }
 
 fn shutdown_error(sink: &dyn Sink, batch: String, attempts: u32, pending: usize, total: usize) -> DeliveryError {
@@ -155,5 +164,27 @@ fn shutdown_error(sink: &dyn Sink, batch: String, attempts: u32, pending: usize,
 async fn wait_for_shutdown(shutdown: &mut watch::Receiver<bool>) {
     if shutdown.wait_for(|&stop| stop).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_waits_between_half_the_backoff_and_all_of_it() {
+        let backoff = Duration::from_millis(800);
+        assert_eq!(jittered(backoff, 0.0), Duration::from_millis(400));
+        assert_eq!(jittered(backoff, 1.0), backoff);
+        assert_eq!(jittered(backoff, 0.5), Duration::from_millis(600));
+        assert_eq!(jittered(backoff, 7.0), backoff, "out-of-range draws are clamped");
+    }
+
+    #[test]
+    fn waits_drawn_for_shards_that_failed_together_differ() {
+        let backoff = Duration::from_secs(1);
+        let waits: std::collections::BTreeSet<Duration> = (0..16).map(|_| jittered(backoff, fastrand::f64())).collect();
+        assert!(waits.len() > 1, "16 shards would retry in lock-step: {waits:?}");
+        assert!(waits.iter().all(|w| *w >= backoff / 2 && *w <= backoff));
     }
 }
