@@ -17,7 +17,7 @@
 //! # Examples
 //!
 //! ```
-//! use weir_pipeline::config::{PipelineConfig, SinkConfig};
+//! use weir_pipeline::config::PipelineConfig;
 //!
 //! let config = PipelineConfig::parse(
 //!     r#"
@@ -34,7 +34,7 @@
 //! let stream = config.stream("orders").unwrap();
 //! assert_eq!(stream.batch_size, 512);
 //! assert_eq!(stream.routes.events, ["lake"]); // the default sinks
-//! assert!(matches!(config.sinks["lake"], SinkConfig::Lake { .. }));
+//! assert_eq!(config.sinks["lake"].sink_type().as_str(), "lake");
 //! ```
 
 mod document;
@@ -46,9 +46,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_runtime::{Limits, PluginId, World};
+
+pub use self::load::SinkTable;
+pub use crate::connectors::{
+    DeadLetterSettings, LakeSettings, SearchSettings, ServingSettings, SinkKind, SinkSettings, WarehouseSettings,
+};
 
 pub use self::error::{ConfigError, ConfigErrors};
 pub use self::units::{ByteSize, HumanDuration, ParseUnitError};
@@ -319,50 +325,71 @@ pub struct ReferenceConfig {
     pub file: PathBuf,
 }
 
-/// The kind of a sink (`type` in `[sinks.NAME]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum SinkType {
-    /// `lake`: the data lake (raw archive as NDJSON, events and aggregates as Parquet).
-    Lake,
-    /// `dead-letters`: records a plugin could not process, with the reason (NDJSON).
-    DeadLetters,
-    /// `serving`: the newest event per key, for `GET /v1/serving/{table}/{key}`.
-    Serving,
-    /// `search`: a full-text index, for `GET /v1/search/{index}`.
-    Search,
-    /// `warehouse`: partitioned Parquet tables with commit markers, for query engines and
-    /// `GET /v1/aggregates/{stream}`.
-    Warehouse,
-}
+/// The kind of a sink (`type` in `[sinks.NAME]`): one of the connectors registered in
+/// [`crate::connectors`]. Compared, ordered and shown by its name.
+#[derive(Clone, Copy)]
+pub struct SinkType(&'static dyn SinkKind);
 
 impl SinkType {
-    /// Every sink type.
-    pub const ALL: [SinkType; 5] =
-        [SinkType::Lake, SinkType::DeadLetters, SinkType::Serving, SinkType::Search, SinkType::Warehouse];
-
-    /// The type as written in the configuration: `lake`, `dead-letters`, `serving`,
-    /// `search`, `warehouse`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SinkType::Lake => "lake",
-            SinkType::DeadLetters => "dead-letters",
-            SinkType::Serving => "serving",
-            SinkType::Search => "search",
-            SinkType::Warehouse => "warehouse",
-        }
+    /// Every sink type, in the order messages list them.
+    pub fn all() -> impl Iterator<Item = SinkType> {
+        crate::connectors::SINK_TYPES.iter().map(|&kind| SinkType(kind))
     }
 
-    /// Whether a sink of this type takes `output`: the lake takes raw records, events and
-    /// aggregates; the dead-letter sink takes dead letters; the serving store, the search
-    /// index and the warehouse take events and aggregates.
+    /// The type of a connector's sinks.
+    pub fn of(kind: &'static dyn SinkKind) -> SinkType {
+        SinkType(kind)
+    }
+
+    /// The sink type written `name` in the configuration, if there is one.
+    pub fn named(name: &str) -> Option<SinkType> {
+        Self::all().find(|t| t.as_str() == name)
+    }
+
+    /// The type as written in the configuration: `lake`, `dead-letters`, `serving`…
+    pub fn as_str(self) -> &'static str {
+        self.0.name()
+    }
+
+    /// Whether a sink of this type takes `output`.
     pub fn accepts(self, output: OutputKind) -> bool {
-        match self {
-            SinkType::Lake => matches!(output, OutputKind::Raw | OutputKind::Events | OutputKind::Aggregates),
-            SinkType::DeadLetters => output == OutputKind::DeadLetters,
-            SinkType::Serving | SinkType::Search | SinkType::Warehouse => {
-                matches!(output, OutputKind::Events | OutputKind::Aggregates)
-            }
-        }
+        self.0.accepts(output)
+    }
+
+    pub(crate) fn kind(self) -> &'static dyn SinkKind {
+        self.0
+    }
+}
+
+impl PartialEq for SinkType {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SinkType {}
+
+impl PartialOrd for SinkType {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SinkType {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for SinkType {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for SinkType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SinkType({})", self.as_str())
     }
 }
 
@@ -372,76 +399,58 @@ impl fmt::Display for SinkType {
     }
 }
 
-/// `[sinks.NAME]`: one destination, by its `type`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SinkConfig {
-    /// `type = "lake"`: the data lake in a local directory.
-    Lake {
-        /// `path`: the lake's root directory, resolved against `server.data_dir`. By default
-        /// `lake`.
-        path: PathBuf,
-    },
-    /// `type = "dead-letters"`: the dead-letter sink in a local directory (it writes under
-    /// `dead-letters/`, so it may share the lake's root).
-    DeadLetters {
-        /// `path`: the root directory, resolved against `server.data_dir`. By default
-        /// `lake`.
-        path: PathBuf,
-    },
-    /// `type = "serving"`: a table of the serving store (`<data_dir>/serving/serving.redb`).
-    Serving {
-        /// `table`: the table's name in `GET /v1/serving/{table}/{key}`. By default the
-        /// sink's name.
-        table: String,
-        /// `key_field`: the event field whose value (text or integer) is the key. By
-        /// default the event's key.
-        key_field: Option<String>,
-    },
-    /// `type = "search"`: a search index.
-    Search {
-        /// `index`: the index's name in `GET /v1/search/{index}`. By default the sink's
-        /// name. Its files are in `<data_dir>/search/<index>`.
-        index: String,
-        /// `text_fields`: text fields searchable by name (`restaurant_name:müller`); every
-        /// text value is searchable without a name either way. By default none.
-        text_fields: Vec<String>,
-        /// `numeric_fields`: number fields filterable by range (`total:>=20`). By default
-        /// none.
-        numeric_fields: Vec<String>,
-    },
-    /// `type = "warehouse"`: partitioned Parquet tables in a local directory.
-    Warehouse {
-        /// `path`: the root directory, resolved against `server.data_dir`. By default
-        /// `warehouse`.
-        path: PathBuf,
-    },
-}
+/// `[sinks.NAME]`: one destination — its type's settings, as that type's connector read
+/// them ([`crate::connectors`]). Cheap to clone.
+#[derive(Clone)]
+pub struct SinkConfig(Arc<dyn SinkSettings>);
 
 impl SinkConfig {
+    /// A sink with these settings.
+    pub fn new(settings: impl SinkSettings) -> Self {
+        Self(Arc::new(settings))
+    }
+
     /// The sinks of a configuration without `[sinks]`: `lake` (a lake) and `dead-letters`
     /// (a dead-letter sink), both in `<data_dir>/lake`.
     pub fn defaults(data_dir: &Path) -> BTreeMap<String, SinkConfig> {
         let root = data_dir.join("lake");
         BTreeMap::from([
-            ("lake".to_owned(), SinkConfig::Lake { path: root.clone() }),
-            ("dead-letters".to_owned(), SinkConfig::DeadLetters { path: root }),
+            ("lake".to_owned(), SinkConfig::new(LakeSettings { path: root.clone() })),
+            ("dead-letters".to_owned(), SinkConfig::new(DeadLetterSettings { path: root })),
         ])
     }
 
     /// The sink's type.
     pub fn sink_type(&self) -> SinkType {
-        match self {
-            SinkConfig::Lake { .. } => SinkType::Lake,
-            SinkConfig::DeadLetters { .. } => SinkType::DeadLetters,
-            SinkConfig::Serving { .. } => SinkType::Serving,
-            SinkConfig::Search { .. } => SinkType::Search,
-            SinkConfig::Warehouse { .. } => SinkType::Warehouse,
-        }
+        self.0.sink_type()
     }
 
     /// Whether this sink takes `output` (see [`SinkType::accepts`]).
     pub fn accepts(&self, output: OutputKind) -> bool {
         self.sink_type().accepts(output)
+    }
+
+    /// The settings, when they are of type `T` (a connector's settings type, e.g.
+    /// [`LakeSettings`]).
+    pub fn settings<T: SinkSettings>(&self) -> Option<&T> {
+        let settings: &dyn std::any::Any = self.0.as_ref();
+        settings.downcast_ref::<T>()
+    }
+
+    pub(crate) fn inner(&self) -> &dyn SinkSettings {
+        self.0.as_ref()
+    }
+}
+
+impl PartialEq for SinkConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_as(other.0.as_ref())
+    }
+}
+
+impl fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
@@ -476,7 +485,7 @@ impl OutputKind {
     }
 
     /// The output in prose, for messages: `raw records`, `dead letters`.
-    fn describe(self) -> &'static str {
+    pub fn describe(self) -> &'static str {
         match self {
             OutputKind::Raw => "raw records",
             OutputKind::Events => "events",

@@ -14,6 +14,7 @@
 
 pub mod admin_api;
 pub mod config;
+pub mod connectors;
 pub mod demo;
 pub mod deployments;
 mod fixtures;

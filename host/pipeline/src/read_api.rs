@@ -13,6 +13,9 @@
 
 use std::sync::Arc;
 
+use crate::pipeline::Pipeline;
+use crate::server::ApiError;
+use crate::stores::ReadError;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -21,11 +24,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
-use weir_search::SearchError;
-use weir_sinks::WarehouseTable;
-
-use crate::pipeline::Pipeline;
-use crate::server::ApiError;
 
 /// Hits a search returns when the request gives no `limit`.
 pub const DEFAULT_SEARCH_LIMIT: usize = 10;
@@ -50,6 +48,15 @@ fn internal(message: String) -> ApiError {
     ApiError(StatusCode::INTERNAL_SERVER_ERROR, message, None)
 }
 
+impl From<ReadError> for ApiError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::BadRequest(message) => bad_request(message),
+            ReadError::Failed(message) => internal(message),
+        }
+    }
+}
+
 fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     let names: Vec<String> = names.into_iter().map(|n| n.as_ref().to_owned()).collect();
     if names.is_empty() { "none is configured".to_owned() } else { format!("this pipeline has: {}", names.join(", ")) }
@@ -61,31 +68,20 @@ async fn serving_lookup(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let stores = pipeline.stores();
-    let store = match &stores.serving {
-        Some(store) if stores.serving_tables.contains(&table) => store.clone(),
-        _ => return Err(not_found(format!("unknown serving table {table:?}; {}", known(&stores.serving_tables)))),
+    let Some(reader) = stores.serving.get(&table) else {
+        return Err(not_found(format!("unknown serving table {table:?}; {}", known(stores.serving.keys()))));
     };
-    // A cache hit is answered without leaving the async worker; a miss reads the disk.
-    let lookup = match store.cached(&table, &key) {
-        Some(hit) => hit,
-        None => {
-            let (store, table, key) = (store.clone(), table.clone(), key.clone());
-            tokio::task::spawn_blocking(move || store.get(&table, &key))
-                .await
-                .map_err(|e| internal(e.to_string()))?
-                .map_err(|e| internal(e.to_string()))?
-        }
-    };
+    let lookup = reader.lookup(&key).await?;
     let cache = if lookup.cached { "hit" } else { "miss" };
     pipeline.metrics().add("weir_serving_lookups_total", &[("table", &table), ("cache", cache)], 1);
-    let max_age = format!("max-age={}", store.cache_settings().ttl.as_secs());
+    let max_age = format!("max-age={}", reader.cache_ttl().as_secs());
     let Some(document) = lookup.document else {
         let mut response = not_found(format!("serving table {table:?} has no value for key {key:?}")).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_str(&max_age).expect("ascii"));
         response.headers_mut().insert("x-weir-cache", HeaderValue::from_static(cache));
         return Ok(response);
     };
-    let etag = document.etag();
+    let etag = document.etag;
     let not_modified = headers.get(header::IF_NONE_MATCH).is_some_and(|tag| tag.as_bytes() == etag.as_bytes());
     let builder = Response::builder()
         .header(header::CACHE_CONTROL, max_age)
@@ -94,10 +90,7 @@ async fn serving_lookup(
     let response = if not_modified {
         builder.status(StatusCode::NOT_MODIFIED).body(Body::empty())
     } else {
-        builder
-            .status(StatusCode::OK)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(document.body.clone()))
+        builder.status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json").body(Body::from(document.body))
     };
     response.map_err(|e| internal(e.to_string()))
 }
@@ -132,30 +125,10 @@ async fn search(
             }
         },
     };
-    let query_text = q.clone();
-    let results = tokio::task::spawn_blocking(move || index.search(&query_text, limit))
-        .await
-        .map_err(|e| internal(e.to_string()))?;
-    match results {
-        Ok(results) => {
-            pipeline.metrics().add("weir_search_queries_total", &[("index", &index_name)], 1);
-            let hits: Vec<serde_json::Value> = results
-                .hits
-                .into_iter()
-                .map(|hit| {
-                    let mut document = hit.document;
-                    if let Some(object) = document.as_object_mut() {
-                        object.insert("score".into(), json!(hit.score));
-                    }
-                    document
-                })
-                .collect();
-            let body = json!({ "index": index_name, "query": q, "total": results.total, "hits": hits });
-            Ok(axum::Json(body).into_response())
-        }
-        Err(e @ SearchError::Query { .. }) => Err(bad_request(e.to_string())),
-        Err(e) => Err(internal(e.to_string())),
-    }
+    let answer = index.search(&q, limit).await?;
+    pipeline.metrics().add("weir_search_queries_total", &[("index", &index_name)], 1);
+    let body = json!({ "index": index_name, "query": q, "total": answer.total, "hits": answer.hits });
+    Ok(axum::Json(body).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,7 +144,7 @@ async fn aggregates(
     Query(query): Query<AggregatesQuery>,
 ) -> Result<Response, ApiError> {
     let stores = pipeline.stores();
-    let Some(warehouse) = stores.aggregates.get(&stream) else {
+    let Some(reader) = stores.aggregates.get(&stream) else {
         return Err(not_found(format!(
             "no warehouse holds aggregates of stream {stream:?}; streams whose aggregates are routed to a warehouse: {}",
             known(stores.aggregates.keys())
@@ -185,10 +158,7 @@ async fn aggregates(
     };
     let from = time("from", query.from.as_deref(), i64::MIN)?;
     let to = time("to", query.to.as_deref(), i64::MAX)?;
-    let rows = warehouse
-        .query(WarehouseTable::Aggregates, &stream, query.key.as_deref(), from, to)
-        .await
-        .map_err(|e| internal(e.to_string()))?;
+    let rows = reader.aggregates(&stream, query.key.as_deref(), from, to).await?;
     let body = json!({
         "stream": stream,
         "key": query.key,

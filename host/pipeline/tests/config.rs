@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 use weir_pipeline::config::{
-    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind,
-    PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig,
-    TokenConfig,
+    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, DeadLetterSettings, HumanDuration, LakeSettings, LatePolicy,
+    LogSettings, OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, SearchSettings, ServerConfig,
+    ServingSettings, SinkConfig, SinkType, StreamConfig, TokenConfig, WarehouseSettings,
 };
 use weir_pipeline::validate_file;
 use weir_runtime::{Limits, World};
@@ -134,9 +134,9 @@ fn a_full_configuration_parses_into_typed_settings() {
             ReferenceConfig { name: "restaurants".to_owned(), file: dir.join("data/restaurants.json") },
         )]),
         sinks: BTreeMap::from([
-            ("archive".to_owned(), SinkConfig::Lake { path: PathBuf::from("/srv/archive") }),
-            ("dead-letters".to_owned(), SinkConfig::DeadLetters { path: data_dir.join("lake") }),
-            ("lake".to_owned(), SinkConfig::Lake { path: data_dir.join("lake") }),
+            ("archive".to_owned(), SinkConfig::new(LakeSettings { path: PathBuf::from("/srv/archive") })),
+            ("dead-letters".to_owned(), SinkConfig::new(DeadLetterSettings { path: data_dir.join("lake") })),
+            ("lake".to_owned(), SinkConfig::new(LakeSettings { path: data_dir.join("lake") })),
         ]),
         streams: vec![
             StreamConfig {
@@ -206,8 +206,8 @@ fn defaults_fill_everything_that_is_left_out() {
     assert!(config.reference.is_empty());
     // Without [sinks], a lake and a dead-letter sink in <data_dir>/lake.
     assert_eq!(config.sinks, SinkConfig::defaults(&data_dir));
-    assert_eq!(config.sinks["lake"], SinkConfig::Lake { path: data_dir.join("lake") });
-    assert_eq!(config.sinks["dead-letters"], SinkConfig::DeadLetters { path: data_dir.join("lake") });
+    assert_eq!(config.sinks["lake"], SinkConfig::new(LakeSettings { path: data_dir.join("lake") }));
+    assert_eq!(config.sinks["dead-letters"], SinkConfig::new(DeadLetterSettings { path: data_dir.join("lake") }));
     assert_eq!(
         config.streams,
         [StreamConfig {
@@ -397,8 +397,11 @@ fn relative_paths_resolve_against_the_config_directory_and_sinks_against_the_dat
     assert_eq!(config.reference["restaurants"].file, Path::new("conf/pipeline/data/r.json"));
     assert_eq!(config.server.data_dir, Path::new("/var/lib/weir"));
     // A sink's path defaults to `lake`, under the data directory.
-    assert_eq!(config.sinks["lake"], SinkConfig::Lake { path: PathBuf::from("/var/lib/weir/lake") });
-    assert_eq!(config.sinks["failures"], SinkConfig::DeadLetters { path: PathBuf::from("/var/lib/weir/failed") });
+    assert_eq!(config.sinks["lake"], SinkConfig::new(LakeSettings { path: PathBuf::from("/var/lib/weir/lake") }));
+    assert_eq!(
+        config.sinks["failures"],
+        SinkConfig::new(DeadLetterSettings { path: PathBuf::from("/var/lib/weir/failed") })
+    );
     // With [sinks] written, only those sinks exist.
     assert_eq!(config.sinks.len(), 2);
     assert_eq!(config.streams[0].routes.dead_letters, ["failures"]);
@@ -589,12 +592,16 @@ fn each_plugin_is_loaded_as_the_world_its_stream_uses_it_as() {
 
 #[test]
 fn sinks_take_only_the_outputs_they_can_write() {
-    assert!(SinkType::Lake.accepts(OutputKind::Raw));
-    assert!(SinkType::Lake.accepts(OutputKind::Events));
-    assert!(SinkType::Lake.accepts(OutputKind::Aggregates));
-    assert!(!SinkType::Lake.accepts(OutputKind::DeadLetters));
-    assert!(SinkType::DeadLetters.accepts(OutputKind::DeadLetters));
-    assert!(!SinkType::DeadLetters.accepts(OutputKind::Events));
+    let (lake, dead_letters) = (sink_type("lake"), sink_type("dead-letters"));
+    assert!(lake.accepts(OutputKind::Raw));
+    assert!(lake.accepts(OutputKind::Events));
+    assert!(lake.accepts(OutputKind::Aggregates));
+    assert!(!lake.accepts(OutputKind::DeadLetters));
+    assert!(dead_letters.accepts(OutputKind::DeadLetters));
+    assert!(!dead_letters.accepts(OutputKind::Events));
+    let names: Vec<&str> = SinkType::all().map(SinkType::as_str).collect();
+    assert_eq!(names, ["lake", "dead-letters", "serving", "search", "warehouse"], "every registered type");
+    assert!(SinkType::named("s3").is_none());
 }
 
 #[test]
@@ -663,19 +670,22 @@ dead_letters = []
     assert_eq!(config.server.serving_cache_ttl, HumanDuration(Duration::from_millis(250)));
     assert_eq!(
         config.sinks["order-status"],
-        SinkConfig::Serving { table: "orders".to_owned(), key_field: Some("order_id".to_owned()) }
+        SinkConfig::new(ServingSettings { table: "orders".to_owned(), key_field: Some("order_id".to_owned()) })
     );
-    assert_eq!(config.sinks["stats"], SinkConfig::Serving { table: "stats".to_owned(), key_field: None });
+    assert_eq!(config.sinks["stats"], SinkConfig::new(ServingSettings { table: "stats".to_owned(), key_field: None }));
     assert_eq!(
         config.sinks["order-search"],
-        SinkConfig::Search {
+        SinkConfig::new(SearchSettings {
             index: "orders".to_owned(),
             text_fields: strings(&["restaurant_name"]),
             numeric_fields: strings(&["total"]),
-        }
+        })
     );
-    assert_eq!(config.sinks["warehouse"], SinkConfig::Warehouse { path: PathBuf::from("/srv/weir/warehouse") });
-    for sink_type in [SinkType::Serving, SinkType::Search, SinkType::Warehouse] {
+    assert_eq!(
+        config.sinks["warehouse"],
+        SinkConfig::new(WarehouseSettings { path: PathBuf::from("/srv/weir/warehouse") })
+    );
+    for sink_type in ["serving", "search", "warehouse"].map(sink_type) {
         assert!(sink_type.accepts(OutputKind::Events) && sink_type.accepts(OutputKind::Aggregates));
         assert!(!sink_type.accepts(OutputKind::Raw) && !sink_type.accepts(OutputKind::DeadLetters));
     }
@@ -765,4 +775,9 @@ env = "WEIR_SHOP_TOKEN"
             r#"orders.toml:12: admin.tokens.x.env: missing; expected the environment variable holding the token, e.g. "WEIR_CI_TOKEN" (tokens are not written in configuration files)"#,
         ]
     );
+}
+
+/// The registered sink type named `name`.
+fn sink_type(name: &str) -> SinkType {
+    SinkType::named(name).unwrap_or_else(|| panic!("sink type {name} is registered"))
 }

@@ -47,11 +47,6 @@ const LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
 const PLUGIN_KEYS: &[&str] = &["path", "version", "config", "limits"];
 const LIMIT_KEYS: &[&str] = &["cpu", "wall", "memory", "max_output_events", "max_output_bytes", "max_log_bytes"];
 const REFERENCE_KEYS: &[&str] = &["file"];
-const LOCAL_SINK_KEYS: &[&str] = &["type", "path"];
-const SERVING_SINK_KEYS: &[&str] = &["type", "table", "key_field"];
-const SEARCH_SINK_KEYS: &[&str] = &["type", "index", "text_fields", "numeric_fields"];
-/// Field names a search index uses itself (`weir_search::RESERVED_FIELDS`).
-const SEARCH_RESERVED_FIELDS: [&str; 5] = ["id", "key", "kind", "time", "text"];
 const STREAM_KEYS: &[&str] = &["name", "parser", "enrichers", "batch_size", "commit_size", "aggregator", "routes"];
 const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events"];
 const ROUTE_KEYS: &[&str] = &["raw", "events", "aggregates", "dead_letters"];
@@ -415,7 +410,8 @@ impl Loader<'_> {
         self.report.error(&file.path, Some(file.span.clone()), problem);
     }
 
-    /// `[sinks]`, or the default sinks when the file has none.
+    /// `[sinks]`, or the default sinks when the file has none. Each sink's keys are read
+    /// by the connector of its `type` ([`crate::connectors`]).
     fn sinks(&mut self, value: Option<&Value<'_>>, data_dir: &Path) -> BTreeMap<String, SinkConfig> {
         let Some(value) = value else {
             let sinks = SinkConfig::defaults(data_dir);
@@ -423,7 +419,7 @@ impl Loader<'_> {
             return sinks;
         };
         let mut sinks = BTreeMap::new();
-        let mut indexes: Vec<(String, String)> = Vec::new();
+        let mut claims = BTreeMap::new();
         let Some(section) = self.report.table(value, root_key("sinks"), None) else { return sinks };
         for (name, key_span, value) in section.entries() {
             self.sink_types.insert(name.to_owned(), None);
@@ -431,89 +427,30 @@ impl Loader<'_> {
             self.check_name(&path, &key_span, name, "sink");
             // The keys allowed depend on the type: read it first.
             let Some(table) = self.report.table(value, path, None) else { continue };
-            let types = SinkType::ALL.map(SinkType::as_str).join(", ");
+            let types = SinkType::all().map(SinkType::as_str).collect::<Vec<_>>().join(", ");
             let Some(type_name) = self.report.require::<String>(&table, "type", &format!("one of: {types}")) else {
                 continue;
             };
-            let Some(sink_type) = SinkType::ALL.into_iter().find(|t| t.as_str() == type_name.value) else {
+            let Some(sink_type) = SinkType::named(&type_name.value) else {
                 let message = format!("unknown sink type {:?}; expected one of: {types}", type_name.value);
                 self.report.error(&type_name.path, Some(type_name.span), message);
                 continue;
             };
             self.sink_types.insert(name.to_owned(), Some(sink_type));
-            let sink = match sink_type {
-                SinkType::Lake | SinkType::DeadLetters | SinkType::Warehouse => {
-                    self.report.unknown_keys(&table, LOCAL_SINK_KEYS);
-                    let default = if sink_type == SinkType::Warehouse { "warehouse" } else { "lake" };
-                    let path = self.path(&table, "path").map_or_else(|| PathBuf::from(default), |path| path.value);
-                    let path = data_dir.join(path);
-                    match sink_type {
-                        SinkType::Lake => SinkConfig::Lake { path },
-                        SinkType::DeadLetters => SinkConfig::DeadLetters { path },
-                        _ => SinkConfig::Warehouse { path },
-                    }
-                }
-                SinkType::Serving => {
-                    self.report.unknown_keys(&table, SERVING_SINK_KEYS);
-                    let table_name = self.name_or(&table, "table", name, "serving table");
-                    let key_field = self.report.get::<String>(&table, "key_field").map(|field| field.value);
-                    SinkConfig::Serving { table: table_name, key_field }
-                }
-                SinkType::Search => {
-                    self.report.unknown_keys(&table, SEARCH_SINK_KEYS);
-                    let index = self.name_or(&table, "index", name, "search index");
-                    if let Some((other, _)) = indexes.iter().find(|(_, i)| **i == index) {
-                        let message = format!(
-                            "search index {index:?} is already written by sink {other}; give each search sink its own index"
-                        );
-                        self.report.error(&table.path, Some(key_span.clone()), message);
-                    }
-                    indexes.push((name.to_owned(), index.clone()));
-                    let text_fields = self.search_fields(&table, "text_fields", &[]);
-                    let numeric_fields = self.search_fields(&table, "numeric_fields", &text_fields);
-                    SinkConfig::Search { index, text_fields, numeric_fields }
-                }
+            let kind = sink_type.kind();
+            let allowed: Vec<&str> = std::iter::once("type").chain(kind.keys().iter().copied()).collect();
+            self.report.unknown_keys(&table, &allowed);
+            let mut sink_table = SinkTable {
+                loader: self,
+                table: &table,
+                name,
+                key_span: key_span.clone(),
+                data_dir,
+                claims: &mut claims,
             };
-            sinks.insert(name.to_owned(), sink);
+            sinks.insert(name.to_owned(), kind.read(&mut sink_table));
         }
         sinks
-    }
-
-    /// The name at `key` (checked like every name), else `default`.
-    fn name_or(&mut self, table: &Table<'_, '_>, key: &str, default: &str, what: &str) -> String {
-        match self.report.get::<String>(table, key) {
-            Some(name) => {
-                self.check_name(&name.path, &name.span, &name.value, what);
-                name.value
-            }
-            None => default.to_owned(),
-        }
-    }
-
-    /// A search sink's list of field names at `key`: each a name a query can use, none
-    /// reserved, none repeated, none also in `taken`.
-    fn search_fields(&mut self, table: &Table<'_, '_>, key: &str, taken: &[String]) -> Vec<String> {
-        let mut fields: Vec<String> = Vec::new();
-        for field in self.report.list::<String>(table, key).unwrap_or_default() {
-            let name = &field.value;
-            let problem = if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                Some(format!("{name:?} cannot be a search field; use letters, digits and '_'"))
-            } else if SEARCH_RESERVED_FIELDS.contains(&name.as_str()) {
-                Some(format!(
-                    "{name:?} is a field every index has ({}); rename the event field in a plugin",
-                    SEARCH_RESERVED_FIELDS.join(", ")
-                ))
-            } else if fields.contains(name) || taken.contains(name) {
-                Some(format!("{name:?} is listed twice; a field is either text or numeric"))
-            } else {
-                None
-            };
-            match problem {
-                Some(message) => self.report.error(&field.path, Some(field.span), message),
-                None => fields.push(field.value),
-            }
-        }
-        fields
     }
 
     fn streams(&mut self, value: Option<&Value<'_>>) -> Vec<StreamConfig> {
@@ -690,7 +627,7 @@ impl Loader<'_> {
                 let takers = self.sinks_taking(output);
                 let alternatives = if takers.is_empty() {
                     let types: Vec<&str> =
-                        SinkType::ALL.into_iter().filter(|t| t.accepts(output)).map(SinkType::as_str).collect();
+                        SinkType::all().filter(|t| t.accepts(output)).map(SinkType::as_str).collect();
                     format!("no defined sink does; add a sink of type {}", types.join(" or "))
                 } else {
                     format!("sinks that do: {}", takers.join(", "))
@@ -823,5 +760,89 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::String(_) => "string",
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// What a connector's [`read`](crate::connectors::SinkKind::read) sees of
+/// `[sinks.NAME]`: typed accessors that report every problem at its line and key path,
+/// as the rest of the file is checked.
+pub struct SinkTable<'l, 't, 'a, 'i> {
+    loader: &'l mut Loader<'t>,
+    table: &'l Table<'a, 'i>,
+    name: &'l str,
+    key_span: Span,
+    data_dir: &'l Path,
+    /// Names that must be unique across sinks (a search index…): (what, name) → sink.
+    claims: &'l mut BTreeMap<(&'static str, String), String>,
+}
+
+impl std::fmt::Debug for SinkTable<'_, '_, '_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SinkTable").field("sink", &self.name).field("path", &self.table.path).finish()
+    }
+}
+
+impl SinkTable<'_, '_, '_, '_> {
+    /// The directory at `key`, else `default`, resolved against `server.data_dir`.
+    pub fn directory(&mut self, key: &str, default: &str) -> PathBuf {
+        let path = self.loader.path(self.table, key).map_or_else(|| PathBuf::from(default), |path| path.value);
+        self.data_dir.join(path)
+    }
+
+    /// The text at `key`, if present (a value of another type is reported).
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        self.loader.report.get::<String>(self.table, key).map(|text| text.value)
+    }
+
+    /// The name at `key`, checked like every name (`what` names it in the message); by
+    /// default the sink's own name.
+    pub fn name_or_sink_name(&mut self, key: &str, what: &str) -> String {
+        match self.loader.report.get::<String>(self.table, key) {
+            Some(name) => {
+                self.loader.check_name(&name.path, &name.span, &name.value, what);
+                name.value
+            }
+            None => self.name.to_owned(),
+        }
+    }
+
+    /// The list of field names at `key`: each a name a query can use (letters, digits and
+    /// `_`), none in `reserved`, none repeated, none also in `taken`.
+    pub fn field_names(&mut self, key: &str, reserved: &[&str], taken: &[String]) -> Vec<String> {
+        let mut fields: Vec<String> = Vec::new();
+        for field in self.loader.report.list::<String>(self.table, key).unwrap_or_default() {
+            let name = &field.value;
+            let problem = if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                Some(format!("{name:?} cannot be a search field; use letters, digits and '_'"))
+            } else if reserved.contains(&name.as_str()) {
+                Some(format!(
+                    "{name:?} is a field every index has ({}); rename the event field in a plugin",
+                    reserved.join(", ")
+                ))
+            } else if fields.contains(name) || taken.contains(name) {
+                Some(format!("{name:?} is listed twice; a field is either text or numeric"))
+            } else {
+                None
+            };
+            match problem {
+                Some(message) => self.loader.report.error(&field.path, Some(field.span), message),
+                None => fields.push(field.value),
+            }
+        }
+        fields
+    }
+
+    /// Claims `value` as a `what` (a search index, a table…) only this sink writes;
+    /// reports it when another sink claimed it first, with `advice`.
+    pub fn claim(&mut self, what: &'static str, value: &str, advice: &str) {
+        match self.claims.get(&(what, value.to_owned())) {
+            Some(other) => {
+                let message = format!("{what} {value:?} is already written by sink {other}; {advice}");
+                self.loader.report.error(&self.table.path, Some(self.key_span.clone()), message);
+            }
+            None => {
+                self.claims.insert((what, value.to_owned()), self.name.to_owned());
+            }
+        }
     }
 }
