@@ -195,15 +195,11 @@ impl PluginSlot {
     }
 }
 
-/// The canary bucket of a partition key, 0 to 99: FNV-1a of its bytes (of nothing for a
-/// record without a key), so a key always lands in the same bucket.
+/// The canary bucket of a partition key, 0 to 99: FNV-1a 64 of its bytes (of nothing for
+/// a record without a key) modulo 100 — the stable hash the log shards by — so a key
+/// always lands in the same bucket, in every process.
 pub fn canary_bucket(key: Option<&str>) -> u8 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in key.unwrap_or("").bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    (hash % 100) as u8
+    (weir_log::fnv1a_64(key.unwrap_or("").as_bytes()) % 100) as u8
 }
 
 #[cfg(test)]

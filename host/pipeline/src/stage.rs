@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use weir_events::{Columns, Event};
 use weir_log::{CommitRange, LogRecord, ReadFrom, ReadLimits, ShardId, StreamLog};
 use weir_registry::CandidateMode;
-use weir_runtime::{FinishedGroup, Plugin, RawRecord};
+use weir_runtime::aggregation::{self, CallGroups, GroupKey};
+use weir_runtime::{Plugin, RawRecord, Window};
 use weir_sinks::{DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkItem, SinkRecord};
 
 use crate::metrics::Metrics;
@@ -505,22 +506,17 @@ impl ShardStage {
             }
         }
 
-        // The runtime validated every batch a plugin returned, so decoding cannot fail;
-        // if it ever did, the events are dead-lettered rather than lost.
-        let events = match columns.decode() {
-            Ok(events) => events,
-            Err(err) => {
-                dead.extend(origins.iter().zip(&lineage).map(|(&o, l)| Dead {
-                    origin: o,
-                    plugin: l.to_string(),
-                    stage: "decode",
-                    reason: err.to_string(),
-                }));
-                origins.clear();
-                lineage.clear();
-                Vec::new()
-            }
-        };
+        let events = decode_or_dead_letter(
+            &columns,
+            origins.iter().zip(&lineage).map(|(&origin, l)| (origin, l.to_string())),
+            "decode",
+            &mut dead,
+        );
+        if events.is_none() {
+            origins.clear();
+            lineage.clear();
+        }
+        let events = events.unwrap_or_default();
         // An event time far ahead of its arrival (a typo, a unit error) would drag the
         // watermark forward and close every open window early: such events are refused.
         let mut kept = Vec::with_capacity(events.len());
@@ -584,17 +580,10 @@ impl ShardStage {
                         // The usual case: the batch goes on as the plugin returned it.
                         return (out.events, piece_inputs);
                     }
-                    match out.events.decode() {
-                        Ok(decoded) => {
-                            events.extend(decoded);
-                            inputs.extend(piece_inputs);
-                        }
-                        Err(err) => dead.extend(piece_inputs.into_iter().map(|input| Dead {
-                            origin: origin_of(input),
-                            plugin: plugin.to_owned(),
-                            stage,
-                            reason: err.to_string(),
-                        })),
+                    let outputs = piece_inputs.iter().map(|&input| (origin_of(input), plugin.to_owned()));
+                    if let Some(decoded) = decode_or_dead_letter(&out.events, outputs, stage, dead) {
+                        events.extend(decoded);
+                        inputs.extend(piece_inputs);
                     }
                 }
                 Err(err) => {
@@ -662,7 +651,9 @@ impl ShardStage {
         // Merge both parts back into input order (each part is in input order).
         let mut parts = [(live_columns, live_outputs, live), (canary_columns, canary_outputs, &canary.plugin)].map(
             |(columns, outputs, plugin)| {
-                let events = self.decode_or_dead(&columns, &outputs, input_origins, plugin, step.stage, dead);
+                let id = plugin.id().to_string();
+                let each = outputs.iter().map(|&i| (input_origins[i], id.clone()));
+                let events = decode_or_dead_letter(&columns, each, step.stage, dead).unwrap_or_default();
                 events.into_iter().zip(outputs).map(move |(event, input)| (input, event, plugin)).peekable()
             },
         );
@@ -711,28 +702,6 @@ impl ShardStage {
         let (columns, local) = self.assemble(pieces, &|j| input_origins[inputs[j]], &id, step.stage, dead);
         self.count_out(&id, columns.len());
         (columns, local.into_iter().map(|j| inputs[j]).collect())
-    }
-
-    /// Decodes a plugin's (validated) output; if that ever failed, its events are
-    /// dead-lettered rather than lost.
-    fn decode_or_dead(
-        &self,
-        columns: &Columns,
-        outputs: &[usize],
-        input_origins: &[usize],
-        plugin: &Plugin,
-        stage: &'static str,
-        dead: &mut Vec<Dead>,
-    ) -> Vec<Event> {
-        columns.decode().unwrap_or_else(|err| {
-            dead.extend(outputs.iter().map(|&i| Dead {
-                origin: input_origins[i],
-                plugin: plugin.id().to_string(),
-                stage,
-                reason: err.to_string(),
-            }));
-            Vec::new()
-        })
     }
 
     /// Compares a shadow call's outputs with the live ones, input by input, and counts
@@ -828,13 +797,11 @@ impl ShardStage {
     ) -> Vec<(String, Event)> {
         let id = plugin.id().to_string();
         let watermark = windows.watermark(agg.allowed_lateness);
-        let mut keys: Vec<(weir_runtime::Window, String)> = Vec::new();
-        let mut index: HashMap<(weir_runtime::Window, String), u32> = HashMap::new();
-        let mut groups = Vec::new();
+        let mut call = CallGroups::default();
         let mut on_time = Vec::new();
         let mut on_time_origins = Vec::new();
         for (event, &origin) in events.iter().zip(origins) {
-            let window = WindowState::window_of(event.time, agg.window);
+            let window = Window::of(event.time, agg.window);
             if window.end <= watermark {
                 self.metrics.add("weir_late_events_total", &[("stream", &self.spec.stream)], 1);
                 if agg.late_events == LateEvents::DeadLetter {
@@ -849,20 +816,12 @@ impl ShardStage {
                 }
                 continue;
             }
-            let key = (window, event.key.clone().unwrap_or_default());
-            let group = *index.entry(key.clone()).or_insert_with(|| {
-                keys.push(key);
-                (keys.len() - 1) as u32
-            });
-            groups.push(group);
+            call.add(window, event.key.as_deref());
             on_time.push(event);
             on_time_origins.push(origin);
         }
-        if !on_time.is_empty() {
-            let empty = plugin.empty_state().unwrap_or_default();
-            let states: Vec<Vec<u8>> =
-                keys.iter().map(|k| windows.groups.get(k).cloned().unwrap_or_else(|| empty.to_vec())).collect();
-            match plugin.accumulate(label, states, Columns::encode(on_time.iter().copied()), groups).await {
+        if !call.is_empty() {
+            match aggregation::accumulate(plugin, label, call, on_time.iter().copied(), &mut windows.groups).await {
                 Ok((out, _)) => {
                     for e in &out.errors {
                         dead.push(Dead {
@@ -872,7 +831,6 @@ impl ShardStage {
                             reason: e.message.clone(),
                         });
                     }
-                    windows.groups.extend(keys.into_iter().zip(out.states));
                     if let Some(max) = on_time.iter().map(|e| e.time).max() {
                         windows.max_event_time = windows.max_event_time.max(max);
                     }
@@ -889,19 +847,11 @@ impl ShardStage {
             }
         }
         let watermark = windows.watermark(agg.allowed_lateness);
-        let closed: Vec<(weir_runtime::Window, String)> =
-            windows.groups.keys().filter(|(w, _)| w.end <= watermark).cloned().collect();
+        let closed: Vec<GroupKey> = windows.groups.keys().filter(|(w, _)| w.end <= watermark).cloned().collect();
         if closed.is_empty() {
             return Vec::new();
         }
-        let finished: Vec<FinishedGroup> = closed
-            .iter()
-            .map(|k| FinishedGroup {
-                state: windows.groups.get(k).cloned().unwrap_or_default(),
-                window: k.0,
-                key: k.1.clone(),
-            })
-            .collect();
+        let finished = aggregation::finished_groups(&closed, &windows.groups);
         match plugin.finish(label, finished).await {
             Ok((out, _)) => {
                 for e in &out.errors {
@@ -1042,6 +992,30 @@ impl ShardStage {
             }
         }
         outcome
+    }
+}
+
+/// Decodes a plugin's output. The runtime validated it, so decoding cannot fail; if it
+/// ever did, the record of every event (`outputs`: per event its origin and the plugin
+/// or lineage to name) is dead-lettered with the reason instead of being lost.
+fn decode_or_dead_letter(
+    columns: &Columns,
+    outputs: impl IntoIterator<Item = (usize, String)>,
+    stage: &'static str,
+    dead: &mut Vec<Dead>,
+) -> Option<Vec<Event>> {
+    match columns.decode() {
+        Ok(events) => Some(events),
+        Err(err) => {
+            let reason = err.to_string();
+            dead.extend(outputs.into_iter().map(|(origin, plugin)| Dead {
+                origin,
+                plugin,
+                stage,
+                reason: reason.clone(),
+            }));
+            None
+        }
     }
 }
 

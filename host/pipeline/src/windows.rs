@@ -23,12 +23,6 @@ impl WindowState {
         Self { max_event_time: i64::MIN, groups: BTreeMap::new() }
     }
 
-    /// The window of width `width` µs holding `time`.
-    pub fn window_of(time: i64, width: i64) -> Window {
-        let start = time.div_euclid(width) * width;
-        Window { start, end: start.saturating_add(width) }
-    }
-
     /// The watermark: the largest event time seen less the allowed lateness. A window
     /// whose end is at or before it is closed.
     pub fn watermark(&self, allowed_lateness: i64) -> i64 {
@@ -107,8 +101,8 @@ mod tests {
     fn window_state_round_trips_through_its_encoding() {
         let mut s = WindowState::new();
         s.max_event_time = 1_234;
-        s.groups.insert((WindowState::window_of(1_234, 1_000), "r-1".into()), b"{\"orders\":1}".to_vec());
-        s.groups.insert((WindowState::window_of(-5, 1_000), "".into()), vec![]);
+        s.groups.insert((Window::of(1_234, 1_000), "r-1".into()), b"{\"orders\":1}".to_vec());
+        s.groups.insert((Window::of(-5, 1_000), "".into()), vec![]);
         assert_eq!(WindowState::decode(&s.encode()).unwrap(), s);
         assert_eq!(WindowState::decode(&[]).unwrap(), WindowState::new());
         assert!(WindowState::decode(&s.encode()[..10]).unwrap_err().contains("truncated"));
@@ -116,8 +110,8 @@ mod tests {
 
     #[test]
     fn windows_are_tumbling_and_aligned_to_the_epoch() {
-        assert_eq!(WindowState::window_of(59_999_999, 60_000_000), Window { start: 0, end: 60_000_000 });
-        assert_eq!(WindowState::window_of(60_000_000, 60_000_000), Window { start: 60_000_000, end: 120_000_000 });
-        assert_eq!(WindowState::window_of(-1, 60_000_000), Window { start: -60_000_000, end: 0 });
+        assert_eq!(Window::of(59_999_999, 60_000_000), Window { start: 0, end: 60_000_000 });
+        assert_eq!(Window::of(60_000_000, 60_000_000), Window { start: 60_000_000, end: 120_000_000 });
+        assert_eq!(Window::of(-1, 60_000_000), Window { start: -60_000_000, end: 0 });
     }
 }

@@ -40,20 +40,7 @@ pub struct AccumulateOutput {
     pub errors: Vec<RecordError>,
 }
 
-/// A tumbling event-time window `[start, end)`, microseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Window {
-    pub start: i64,
-    pub end: i64,
-}
-
-/// One group whose aggregate is finished.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FinishedGroup {
-    pub state: Vec<u8>,
-    pub window: Window,
-    pub key: String,
-}
+pub use weir_events::{FinishedGroup, Window};
 
 impl BatchOutput {
     /// Checks the output against the contract for `inputs` inputs, at most

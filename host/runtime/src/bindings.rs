@@ -1,8 +1,6 @@
 //! Host bindings for the three plugin worlds, generated from `wit/`, and the moves
 //! between generated records and the crate's own types (vectors are moved, not copied).
 
-use weir_events::Columns;
-
 pub(crate) mod parser {
     wasmtime::component::bindgen!({
         path: "../../wit",
@@ -42,39 +40,7 @@ pub(crate) use parser::weir::plugin::{host, types};
 
 use crate::batch::{AccumulateOutput, BatchOutput, FinishedGroup, RawRecord, RecordError};
 
-impl From<Columns> for types::EventBatch {
-    fn from(c: Columns) -> Self {
-        Self {
-            names: c.names,
-            key_text: c.key_text,
-            key_ends: c.key_ends,
-            times: c.times,
-            field_counts: c.field_counts,
-            field_ids: c.field_ids,
-            kinds: c.kinds,
-            scalars: c.scalars,
-            text: c.text,
-            text_ends: c.text_ends,
-        }
-    }
-}
-
-impl From<types::EventBatch> for Columns {
-    fn from(b: types::EventBatch) -> Self {
-        Self {
-            names: b.names,
-            key_text: b.key_text,
-            key_ends: b.key_ends,
-            times: b.times,
-            field_counts: b.field_counts,
-            field_ids: b.field_ids,
-            kinds: b.kinds,
-            scalars: b.scalars,
-            text: b.text,
-            text_ends: b.text_ends,
-        }
-    }
-}
+weir_events::event_batch_conversions!(types::EventBatch);
 
 impl From<RawRecord> for types::RawRecord {
     fn from(r: RawRecord) -> Self {

@@ -12,6 +12,7 @@
 //!
 //! This crate knows nothing of AWS, HTTP or Arrow: the harness and the host both use it.
 
+pub mod aggregation;
 mod batch;
 mod bindings;
 mod cache;

@@ -280,6 +280,30 @@ impl ColumnsBuilder {
     }
 }
 
+/// Writes `From` conversions both ways between [`Columns`] and a WIT-generated
+/// `event-batch` record (the host's wasmtime bindings, a guest's wit-bindgen bindings), so
+/// that its fields are listed in one place. The generated type must be local to the
+/// crate that invokes the macro.
+#[macro_export]
+macro_rules! event_batch_conversions {
+    ($batch:ty) => {
+        $crate::event_batch_conversions!(@fields $batch;
+            names, key_text, key_ends, times, field_counts, field_ids, kinds, scalars, text, text_ends);
+    };
+    (@fields $batch:ty; $($field:ident),*) => {
+        impl ::core::convert::From<$crate::Columns> for $batch {
+            fn from(columns: $crate::Columns) -> Self {
+                Self { $($field: columns.$field),* }
+            }
+        }
+        impl ::core::convert::From<$batch> for $crate::Columns {
+            fn from(batch: $batch) -> Self {
+                Self { $($field: batch.$field),* }
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,8 @@ mod columns;
 mod event;
 pub mod json;
 pub mod time;
+mod window;
 
 pub use columns::{BatchError, Columns, ColumnsBuilder};
 pub use event::{Event, Name, Value, ValueKind};
+pub use window::{FinishedGroup, Window};

@@ -3,56 +3,38 @@
 //! end. A second run accumulates the two halves of the input apart and merges them, and
 //! must give the same output as the single pass (`merge` contract).
 
-use std::collections::BTreeMap;
-
-use weir_events::{Columns, Event};
+use weir_events::Event;
+use weir_runtime::aggregation::{self, CallGroups, GroupStates};
 use weir_runtime::{FinishedGroup, Plugin, Window};
 
 use crate::report::Report;
 use crate::{HarnessError, TestOptions, line_diff};
-
-type States = BTreeMap<(Window, String), Vec<u8>>;
-
-fn window_of(time: i64, width: i64) -> Window {
-    let start = time.div_euclid(width) * width;
-    Window { start, end: start + width }
-}
 
 /// Accumulates `events` into `states`; `first` is the input number of `events[0]`.
 /// Returns whether every call succeeded.
 async fn accumulate(
     plugin: &Plugin,
     report: &mut Report,
-    states: &mut States,
+    states: &mut GroupStates,
     events: &[Event],
     first: usize,
     options: &TestOptions,
     width: i64,
 ) -> bool {
-    let empty = plugin.empty_state().unwrap_or_default().to_vec();
     let mut ok = true;
     for (n, chunk) in events.chunks(options.batch_size.max(1)).enumerate() {
         let start = first + n * options.batch_size.max(1);
-        let mut keys: Vec<(Window, String)> = Vec::new();
-        let mut groups = Vec::with_capacity(chunk.len());
+        let mut call = CallGroups::default();
         for event in chunk {
-            let key = (window_of(event.time, width), event.key.clone().unwrap_or_default());
-            let id = keys.iter().position(|k| *k == key).unwrap_or_else(|| {
-                keys.push(key);
-                keys.len() - 1
-            });
-            groups.push(id as u32);
+            call.add(Window::of(event.time, width), event.key.as_deref());
         }
-        let inputs: Vec<Vec<u8>> =
-            keys.iter().map(|k| states.get(k).cloned().unwrap_or_else(|| empty.clone())).collect();
         let label = format!("accumulate batch {} (inputs {}-{})", n + 1, start + 1, start + chunk.len());
-        match plugin.accumulate(&label, inputs, Columns::encode(chunk), groups).await {
+        match aggregation::accumulate(plugin, &label, call, chunk, states).await {
             Ok((out, stats)) => {
                 report.record_call(stats, chunk.len());
                 for e in out.errors {
                     report.record_errors.push((start + e.index as usize + 1, e.message));
                 }
-                states.extend(keys.into_iter().zip(out.states));
             }
             Err(err) => {
                 report.calls += 1;
@@ -64,7 +46,7 @@ async fn accumulate(
     ok
 }
 
-async fn finish(plugin: &Plugin, report: &mut Report, states: States) -> Result<Vec<Event>, String> {
+async fn finish(plugin: &Plugin, report: &mut Report, states: GroupStates) -> Result<Vec<Event>, String> {
     let groups: Vec<FinishedGroup> =
         states.into_iter().map(|((window, key), state)| FinishedGroup { state, window, key }).collect();
     let n = groups.len();
@@ -87,7 +69,7 @@ pub(crate) async fn run(
         .filter(|w| *w > 0)
         .ok_or_else(|| crate::fail("the aggregation window must be positive"))?;
     report.inputs = events.len();
-    let mut states = States::new();
+    let mut states = GroupStates::new();
     if !accumulate(plugin, report, &mut states, &events, 0, options, width).await {
         return Ok(());
     }
@@ -102,7 +84,7 @@ pub(crate) async fn run(
     // The merge check: the same input in two halves, accumulated apart, then merged.
     let mut scratch = Report::new(options, plugin.info().clone(), false);
     let half = events.len() / 2;
-    let (mut left, mut right) = (States::new(), States::new());
+    let (mut left, mut right) = (GroupStates::new(), GroupStates::new());
     let accumulated = accumulate(plugin, &mut scratch, &mut left, &events[..half], 0, options, width).await
         && accumulate(plugin, &mut scratch, &mut right, &events[half..], half, options, width).await;
     if !accumulated {

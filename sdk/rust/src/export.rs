@@ -192,7 +192,7 @@ pub fn parse<P: Parser>(slot: &Slot<P>, records: Vec<wit::RawRecord>) -> wit::Ba
 }
 
 pub fn enrich<E: Enricher>(slot: &Slot<E>, events: wit::EventBatch) -> wit::BatchOutput {
-    let events = columns_from_wit(events);
+    let events = Columns::from(events);
     let output = match slot.plugin().as_mut() {
         Some(enricher) => drivers::run_enrich(enricher, &events),
         None => BatchOutput::all_failed(events.len(), NOT_CONFIGURED),
@@ -206,7 +206,7 @@ pub fn accumulate<A: Aggregator>(
     events: wit::EventBatch,
     groups: Vec<u32>,
 ) -> wit::AccumulateOutput {
-    let events = columns_from_wit(events);
+    let events = Columns::from(events);
     let output = match slot.plugin().as_mut() {
         Some(aggregator) => drivers::run_accumulate(aggregator, states, &events, &groups),
         None => AccumulateOutput { states, errors: RecordError::for_each_input(events.len(), NOT_CONFIGURED) },
@@ -249,35 +249,7 @@ fn raw_record_from_wit(record: wit::RawRecord) -> RawRecord {
     }
 }
 
-fn columns_from_wit(batch: wit::EventBatch) -> Columns {
-    Columns {
-        names: batch.names,
-        key_text: batch.key_text,
-        key_ends: batch.key_ends,
-        times: batch.times,
-        field_counts: batch.field_counts,
-        field_ids: batch.field_ids,
-        kinds: batch.kinds,
-        scalars: batch.scalars,
-        text: batch.text,
-        text_ends: batch.text_ends,
-    }
-}
-
-fn columns_to_wit(columns: Columns) -> wit::EventBatch {
-    wit::EventBatch {
-        names: columns.names,
-        key_text: columns.key_text,
-        key_ends: columns.key_ends,
-        times: columns.times,
-        field_counts: columns.field_counts,
-        field_ids: columns.field_ids,
-        kinds: columns.kinds,
-        scalars: columns.scalars,
-        text: columns.text,
-        text_ends: columns.text_ends,
-    }
-}
+weir_events::event_batch_conversions!(wit::EventBatch);
 
 fn record_error_to_wit(error: RecordError) -> wit::RecordError {
     wit::RecordError { index: error.index, message: error.message }
@@ -285,7 +257,7 @@ fn record_error_to_wit(error: RecordError) -> wit::RecordError {
 
 fn batch_output_to_wit(output: BatchOutput) -> wit::BatchOutput {
     wit::BatchOutput {
-        events: columns_to_wit(output.events),
+        events: output.events.into(),
         counts: output.counts,
         errors: output.errors.into_iter().map(record_error_to_wit).collect(),
     }
@@ -348,9 +320,9 @@ mod tests {
         let slot = Slot::<Echo>::new();
         slot.configure(Vec::new(), Echo::configure).unwrap();
         let output = parse(&slot, vec![wit_record("hello"), wit_record("world")]);
-        let events = columns_from_wit(output.events).decode().unwrap();
+        let events = Columns::from(output.events).decode().unwrap();
         let expected = Event::new(7).with_key("k").with("text", "hello");
         assert_eq!(events[0], expected);
-        assert_eq!(columns_from_wit(columns_to_wit(Columns::encode(&events))), Columns::encode(&events));
+        assert_eq!(Columns::from(wit::EventBatch::from(Columns::encode(&events))), Columns::encode(&events));
     }
 }

@@ -32,21 +32,10 @@ impl RawRecord {
     }
 }
 
-/// A tumbling event-time window, `[start, end)`, in microseconds since the Unix epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Window {
-    pub start: i64,
-    pub end: i64,
-}
-
-/// One group (window and key) whose aggregate the host asks to finish.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FinishedGroup {
-    /// The state accumulated for it (JSON, see [`Aggregator`]).
-    pub state: Vec<u8>,
-    pub window: Window,
-    pub key: String,
-}
+/// A tumbling event-time window, `[start, end)`, in microseconds since the Unix epoch,
+/// and one group (window and key) whose aggregate the host asks to finish, its state
+/// being the JSON the plugin's `accumulate` returned (see [`Aggregator`]).
+pub use weir_events::{FinishedGroup, Window};
 
 /// A parser plugin: turns raw records into events.
 pub trait Parser: Sized + 'static {

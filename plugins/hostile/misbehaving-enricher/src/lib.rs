@@ -32,35 +32,7 @@ fn recurse(depth: u64) -> u64 {
     black_box(depth) + recurse(black_box(depth + 1))
 }
 
-fn to_batch(c: Columns) -> EventBatch {
-    EventBatch {
-        names: c.names,
-        key_text: c.key_text,
-        key_ends: c.key_ends,
-        times: c.times,
-        field_counts: c.field_counts,
-        field_ids: c.field_ids,
-        kinds: c.kinds,
-        scalars: c.scalars,
-        text: c.text,
-        text_ends: c.text_ends,
-    }
-}
-
-fn from_batch(b: EventBatch) -> Columns {
-    Columns {
-        names: b.names,
-        key_text: b.key_text,
-        key_ends: b.key_ends,
-        times: b.times,
-        field_counts: b.field_counts,
-        field_ids: b.field_ids,
-        kinds: b.kinds,
-        scalars: b.scalars,
-        text: b.text,
-        text_ends: b.text_ends,
-    }
-}
+weir_events::event_batch_conversions!(EventBatch);
 
 /// What one event's mode does: Ok(events to emit) or Err(record error).
 fn misbehave(event: Event) -> Result<Vec<Event>, String> {
@@ -135,7 +107,7 @@ impl Guest for Misbehaving {
     }
 
     fn enrich(events: EventBatch) -> BatchOutput {
-        let events = from_batch(events).decode().unwrap_or_default();
+        let events = Columns::from(events).decode().unwrap_or_default();
         let mut out = Vec::new();
         let mut counts = Vec::new();
         let mut errors = Vec::new();
@@ -151,7 +123,7 @@ impl Guest for Misbehaving {
                 }
             }
         }
-        BatchOutput { events: to_batch(Columns::encode(&out)), counts, errors }
+        BatchOutput { events: Columns::encode(&out).into(), counts, errors }
     }
 }
 
