@@ -282,11 +282,16 @@ impl ShardStage {
             if *self.shutdown.borrow() {
                 return Ok(());
             }
-            self.report_lag(committed.as_ref()).await;
             let (range, read) = match pending.take() {
-                Some(range) => (range, None),
+                Some(range) => {
+                    self.report_lag(committed.as_ref()).await;
+                    (range, None)
+                }
                 None => {
-                    let read = log.read(&stream, &shard, ReadFrom::after(committed.as_ref()), limits).await;
+                    // The lag is read beside the records, not before them: one wait, not two.
+                    let from = ReadFrom::after(committed.as_ref());
+                    let (read, ()) =
+                        tokio::join!(log.read(&stream, &shard, from, limits), self.report_lag(committed.as_ref()));
                     let read = read.map_err(|e| self.log_error(e))?;
                     let (Some(first), Some(last)) = (read.records.first(), read.records.last()) else {
                         if read.end_of_shard {

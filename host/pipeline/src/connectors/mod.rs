@@ -1,4 +1,5 @@
-//! Sink connectors: each sink type is one module here and one line in [`SINK_TYPES`].
+//! Sink connectors: each sink type is one module here, declared below and listed in
+//! [`SINK_TYPES`].
 //!
 //! A connector says what its `type = "…"` is called, which outputs it takes, which keys
 //! its `[sinks.NAME]` table allows and how they are read and checked ([`SinkKind`]), and
