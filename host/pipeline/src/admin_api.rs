@@ -13,191 +13,22 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::json;
-use sha2::Digest as _;
 use weir_registry::{CandidateMode, Fixtures};
 
-use crate::config::{AdminConfig, Role};
+use crate::api_error::ApiError;
+use crate::config::Role;
 use crate::deployments::{AdminError, CandidateRequest};
 use crate::pipeline::Pipeline;
 
 const OPENAPI: &str = include_str!("openapi.json");
 
-/// A known token: its name (the audit log's "who"), role and SHA-256.
-#[derive(Clone)]
-struct Token {
-    name: String,
-    role: Role,
-    digest: [u8; 32],
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("name", &self.name).field("role", &self.role).finish_non_exhaustive()
-    }
-}
-
-/// Who may use the admin API (and, with `server.require_token`, the ingest route and the
-/// read API), and how large an upload may be.
-#[derive(Debug, Clone)]
-pub struct AdminAccess {
-    tokens: Vec<Token>,
-    max_upload_bytes: usize,
-    require_token: bool,
-}
-
-fn digest(token: &str) -> [u8; 32] {
-    sha2::Sha256::digest(token.as_bytes()).into()
-}
-
-impl AdminAccess {
-    /// The tokens of `[admin.tokens]`, read from their environment variables, or, without
-    /// any, `WEIR_ADMIN_TOKEN` (role admin), `WEIR_READ_TOKEN` (role read) and
-    /// `WEIR_INGEST_TOKEN` (role ingest) when set. With `require_token`, the ingest route
-    /// and the read API ask for a token too.
-    ///
-    /// # Errors
-    /// A configured token whose environment variable is unset or empty; `require_token`
-    /// without any token.
-    pub fn from_config(config: &AdminConfig, require_token: bool) -> anyhow::Result<Self> {
-        let mut tokens = Vec::new();
-        for token in &config.tokens {
-            let value = std::env::var(&token.env).unwrap_or_default();
-            anyhow::ensure!(
-                !value.is_empty(),
-                "admin token {}: the environment variable {} is not set; set it to the token's secret",
-                token.name,
-                token.env
-            );
-            tokens.push(Token { name: token.name.clone(), role: token.role, digest: digest(&value) });
-        }
-        if config.tokens.is_empty() {
-            for (env, name, role) in [
-                ("WEIR_ADMIN_TOKEN", "admin", Role::Admin),
-                ("WEIR_READ_TOKEN", "read", Role::Read),
-                ("WEIR_INGEST_TOKEN", "ingest", Role::Ingest),
-            ] {
-                if let Ok(value) = std::env::var(env)
-                    && !value.is_empty()
-                {
-                    tokens.push(Token { name: name.to_owned(), role, digest: digest(&value) });
-                }
-            }
-        }
-        anyhow::ensure!(
-            !require_token || !tokens.is_empty(),
-            "server.require_token is true but no token is configured, so nobody could send or read data; \
-             set WEIR_INGEST_TOKEN, WEIR_READ_TOKEN and WEIR_ADMIN_TOKEN, or add [admin.tokens.NAME] entries"
-        );
-        Ok(Self { tokens, max_upload_bytes: config.max_upload_bytes.bytes_usize(), require_token })
-    }
-
-    /// Whether the ingest route and the read API ask for a token.
-    pub fn requires_data_tokens(&self) -> bool {
-        self.require_token
-    }
-
-    /// Whether any token is configured.
-    pub fn enabled(&self) -> bool {
-        !self.tokens.is_empty()
-    }
-
-    /// The name of the token in `headers` if it may do what `needed` allows.
-    fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<String, ApiFailure> {
-        if self.tokens.is_empty() {
-            return Err(ApiFailure::unauthorized(
-                "the admin API is disabled: no token is configured; set WEIR_ADMIN_TOKEN (and WEIR_READ_TOKEN) before starting weir, or add [admin.tokens.NAME] to the configuration",
-            ));
-        }
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(|| ApiFailure::unauthorized("send the token as `Authorization: Bearer <token>`"))?;
-        let presented = digest(presented);
-        // Every byte of every token is compared, whatever matches: the time taken does
-        // not tell which bytes of which token were right.
-        let mut found: Option<&Token> = None;
-        for token in &self.tokens {
-            let difference = token.digest.iter().zip(&presented).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if difference == 0 {
-                found = Some(token);
-            }
-        }
-        let token = found.ok_or_else(|| ApiFailure::unauthorized("the token is not valid"))?;
-        if !token.role.allows(needed) {
-            return Err(ApiFailure(AdminError {
-                status: 403,
-                code: "forbidden",
-                message: format!(
-                    "token {} has the {} role; this needs the {} role",
-                    token.name,
-                    token.role.as_str(),
-                    needed.as_str()
-                ),
-            }));
-        }
-        Ok(token.name.clone())
-    }
-}
-
-/// Middleware of the ingest route: with `server.require_token`, a token with the ingest
-/// (or admin) role, checked before the body is read.
-pub(crate) async fn require_ingest_token(State(p): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
-    data_route(&p, Role::Ingest, request, next).await
-}
-
-/// Middleware of the read API: with `server.require_token`, a token with the read (or
-/// admin) role.
-pub(crate) async fn require_read_token(State(p): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
-    data_route(&p, Role::Read, request, next).await
-}
-
-async fn data_route(p: &Pipeline, needed: Role, request: Request, next: Next) -> Response {
-    if p.admin().require_token
-        && let Err(refused) = p.admin().authorize(request.headers(), needed)
-    {
-        return refused.into_response();
-    }
-    next.run(request).await
-}
-
-/// An [`AdminError`] as an HTTP answer.
-#[derive(Debug)]
-struct ApiFailure(AdminError);
-
-impl ApiFailure {
-    fn unauthorized(message: &str) -> Self {
-        Self(AdminError { status: 401, code: "unauthorized", message: message.to_owned() })
-    }
-}
-
-impl From<AdminError> for ApiFailure {
-    fn from(e: AdminError) -> Self {
-        Self(e)
-    }
-}
-
-impl IntoResponse for ApiFailure {
-    fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response =
-            (status, axum::Json(json!({ "error": self.0.message, "code": self.0.code }))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
-    }
-}
-
-type ApiResult = Result<Response, ApiFailure>;
+type ApiResult = Result<Response, ApiError>;
 
 /// The admin routes, over a running pipeline.
 pub(crate) fn routes() -> Router<Arc<Pipeline>> {
@@ -275,7 +106,7 @@ async fn upload(
     body: Body,
 ) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
-    let limit = p.admin().max_upload_bytes;
+    let limit = p.admin().max_upload_bytes();
     let target = format!("{name}@{}", query.version.as_deref().unwrap_or("?"));
     let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
@@ -324,9 +155,9 @@ async fn delete_version(
 }
 
 /// Reads a JSON request body of at most `limit` bytes.
-async fn small_body(body: Body, limit: usize) -> Result<Bytes, ApiFailure> {
+async fn small_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiFailure(AdminError {
+        ApiError::from(AdminError {
             status: 413,
             code: "too_large",
             message: format!("the request body is over {limit} bytes"),
@@ -406,12 +237,12 @@ struct ActionBody {
     min_inputs: Option<u64>,
 }
 
-fn action_body(body: &Bytes) -> Result<ActionBody, ApiFailure> {
+fn action_body(body: &Bytes) -> Result<ActionBody, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ActionBody::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        ApiFailure(AdminError {
+        ApiError::from(AdminError {
             status: 400,
             code: "invalid_body",
             message: format!("the body is not the JSON this action takes ({e}); see /v1/openapi.json"),
@@ -419,9 +250,9 @@ fn action_body(body: &Bytes) -> Result<ActionBody, ApiFailure> {
     })
 }
 
-fn required_version(body: &ActionBody) -> Result<String, ApiFailure> {
+fn required_version(body: &ActionBody) -> Result<String, ApiError> {
     body.version.clone().ok_or_else(|| {
-        ApiFailure(AdminError {
+        ApiError::from(AdminError {
             status: 400,
             code: "missing_version",
             message: "give the version in the body: {\"version\": \"2\"}".to_owned(),
@@ -458,7 +289,7 @@ async fn candidate(p: &Pipeline, name: &str, headers: &HeaderMap, body: Body, sh
         CandidateMode::Shadow
     } else {
         let percent = body.percent.ok_or_else(|| {
-            ApiFailure(AdminError {
+            ApiError::from(AdminError {
                 status: 400,
                 code: "missing_percent",
                 message: "give the share of partition keys for the canary: {\"version\": \"2\", \"percent\": 10}"

@@ -13,6 +13,8 @@
 //! - [`demo`]: `weir demo`.
 
 pub mod admin_api;
+mod api_error;
+pub mod auth;
 pub mod config;
 pub mod connectors;
 pub mod demo;

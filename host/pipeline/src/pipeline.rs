@@ -12,7 +12,7 @@ use weir_log::{EmbeddedLog, LogConfig, NewRecord, RecordPlace, ShardId, StreamLo
 use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sinks::{RetryPolicy, Sink};
 
-use crate::admin_api::AdminAccess;
+use crate::auth::AdminAccess;
 use crate::config::{LatePolicy, PipelineConfig};
 use crate::deployments::{Deployments, RollbackPolicy};
 use crate::metrics::Metrics;
@@ -129,10 +129,15 @@ async fn consume_stream(
                 }
                 Err(join) => {
                     let shard = task_shards.remove(&join.id());
-                    tracing::error!(%stream, ?shard, "a stage task failed ({join}); starting it again");
+                    tracing::error!(%stream, ?shard, "a stage task failed ({join}); starting it again in 5 s");
                     metrics.add("weir_stage_restarts_total", &[("stream", &stream)], 1);
                     if let Some(shard) = shard {
                         running.remove(&shard);
+                    }
+                    // Not at once: a stage that panics on every start must not spin.
+                    tokio::select! {
+                        _ = shutdown.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                     }
                 }
             },

@@ -13,9 +13,8 @@
 
 use std::sync::Arc;
 
+use crate::api_error::ApiError;
 use crate::pipeline::Pipeline;
-use crate::server::ApiError;
-use crate::stores::ReadError;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -36,27 +35,6 @@ pub(crate) fn routes() -> Router<Arc<Pipeline>> {
         .route("/v1/aggregates/{stream}", get(aggregates))
 }
 
-fn not_found(message: String) -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, message, None)
-}
-
-fn bad_request(message: String) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, message, None)
-}
-
-fn internal(message: String) -> ApiError {
-    ApiError(StatusCode::INTERNAL_SERVER_ERROR, message, None)
-}
-
-impl From<ReadError> for ApiError {
-    fn from(error: ReadError) -> Self {
-        match error {
-            ReadError::BadRequest(message) => bad_request(message),
-            ReadError::Failed(message) => internal(message),
-        }
-    }
-}
-
 fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     let names: Vec<String> = names.into_iter().map(|n| n.as_ref().to_owned()).collect();
     if names.is_empty() { "none is configured".to_owned() } else { format!("this pipeline has: {}", names.join(", ")) }
@@ -69,14 +47,15 @@ async fn serving_lookup(
 ) -> Result<Response, ApiError> {
     let stores = pipeline.stores();
     let Some(reader) = stores.serving.get(&table) else {
-        return Err(not_found(format!("unknown serving table {table:?}; {}", known(stores.serving.keys()))));
+        return Err(ApiError::not_found(format!("unknown serving table {table:?}; {}", known(stores.serving.keys()))));
     };
     let lookup = reader.lookup(&key).await?;
     let cache = if lookup.cached { "hit" } else { "miss" };
     pipeline.metrics().add("weir_serving_lookups_total", &[("table", &table), ("cache", cache)], 1);
     let max_age = format!("max-age={}", reader.cache_ttl().as_secs());
     let Some(document) = lookup.document else {
-        let mut response = not_found(format!("serving table {table:?} has no value for key {key:?}")).into_response();
+        let mut response =
+            ApiError::not_found(format!("serving table {table:?} has no value for key {key:?}")).into_response();
         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_str(&max_age).expect("ascii"));
         response.headers_mut().insert("x-weir-cache", HeaderValue::from_static(cache));
         return Ok(response);
@@ -92,7 +71,7 @@ async fn serving_lookup(
     } else {
         builder.status(StatusCode::OK).header(header::CONTENT_TYPE, "application/json").body(Body::from(document.body))
     };
-    response.map_err(|e| internal(e.to_string()))
+    response.map_err(|e| ApiError::internal(e.to_string()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,17 +87,22 @@ async fn search(
 ) -> Result<Response, ApiError> {
     let stores = pipeline.stores();
     let Some(index) = stores.search.get(&index_name).cloned() else {
-        return Err(not_found(format!("unknown search index {index_name:?}; {}", known(stores.search.keys()))));
+        return Err(ApiError::not_found(format!(
+            "unknown search index {index_name:?}; {}",
+            known(stores.search.keys())
+        )));
     };
     let Some(q) = query.q.filter(|q| !q.trim().is_empty()) else {
-        return Err(bad_request("give a query: ?q=words, ?q=field:value, ?q=total:>=20 (tantivy query syntax)".into()));
+        return Err(ApiError::bad_request(
+            "give a query: ?q=words, ?q=field:value, ?q=total:>=20 (tantivy query syntax)",
+        ));
     };
     let limit = match query.limit.as_deref() {
         None => DEFAULT_SEARCH_LIMIT,
         Some(text) => match text.parse::<usize>() {
             Ok(n) if (1..=weir_search::MAX_LIMIT).contains(&n) => n,
             _ => {
-                return Err(bad_request(format!(
+                return Err(ApiError::bad_request(format!(
                     "limit {text:?} is not a number from 1 to {}",
                     weir_search::MAX_LIMIT
                 )));
@@ -145,7 +129,7 @@ async fn aggregates(
 ) -> Result<Response, ApiError> {
     let stores = pipeline.stores();
     let Some(reader) = stores.aggregates.get(&stream) else {
-        return Err(not_found(format!(
+        return Err(ApiError::not_found(format!(
             "no warehouse holds aggregates of stream {stream:?}; streams whose aggregates are routed to a warehouse: {}",
             known(stores.aggregates.keys())
         )));
@@ -153,7 +137,9 @@ async fn aggregates(
     let time = |name: &str, text: Option<&str>, default: i64| match text {
         None => Ok(default),
         Some(text) => weir_events::time::parse_rfc3339(text).map_err(|e| {
-            bad_request(format!("{name}={text:?} is not a time: {e}; write RFC 3339, e.g. 2026-11-26T10:00:00Z"))
+            ApiError::bad_request(format!(
+                "{name}={text:?} is not a time: {e}; write RFC 3339, e.g. 2026-11-26T10:00:00Z"
+            ))
         }),
     };
     let from = time("from", query.from.as_deref(), i64::MIN)?;

@@ -5,15 +5,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::from_fn_with_state;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use weir_log::NewRecord;
 
+use crate::api_error::ApiError;
+use crate::config::Role;
 use crate::pipeline::{IngestError, Pipeline};
 
 /// Records one request may carry (Kinesis' PutRecords takes 500; NDJSON producers batch
@@ -26,9 +28,8 @@ pub fn app(pipeline: Arc<Pipeline>) -> Router {
     // oversized request gets the same JSON 413 as every other refusal.
     let ingest_routes = Router::new()
         .route("/v1/streams/{stream}/records", post(ingest))
-        .route_layer(from_fn_with_state(pipeline.clone(), crate::admin_api::require_ingest_token));
-    let read_routes = crate::read_api::routes()
-        .route_layer(from_fn_with_state(pipeline.clone(), crate::admin_api::require_read_token));
+        .route_layer(from_fn_with_state(pipeline.clone(), require_ingest_token));
+    let read_routes = crate::read_api::routes().route_layer(from_fn_with_state(pipeline.clone(), require_read_token));
     Router::new()
         .merge(ingest_routes)
         .route("/metrics", get(metrics))
@@ -39,34 +40,42 @@ pub fn app(pipeline: Arc<Pipeline>) -> Router {
         .with_state(pipeline)
 }
 
-/// An error answered as JSON `{"error": "..."}` with its status.
-pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String, pub(crate) Option<u64>);
+/// Middleware of the ingest route: with `server.require_token`, a token with the ingest
+/// (or admin) role, checked before the body is read.
+async fn require_ingest_token(State(p): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
+    data_route(&p, Role::Ingest, request, next).await
+}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.0, axum::Json(json!({ "error": self.1 }))).into_response();
-        if let Some(secs) = self.2 {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+/// Middleware of the read API: with `server.require_token`, a token with the read (or
+/// admin) role.
+async fn require_read_token(State(p): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
+    data_route(&p, Role::Read, request, next).await
+}
+
+async fn data_route(p: &Pipeline, needed: Role, request: Request, next: Next) -> Response {
+    if p.admin().requires_data_tokens()
+        && let Err(refused) = p.admin().authorize(request.headers(), needed)
+    {
+        return refused.into_response();
     }
+    next.run(request).await
 }
 
 impl From<IngestError> for ApiError {
     fn from(err: IngestError) -> Self {
         let message = err.to_string();
         match err {
-            IngestError::UnknownStream { .. } => ApiError(StatusCode::NOT_FOUND, message, None),
+            IngestError::UnknownStream { .. } => ApiError::new(StatusCode::NOT_FOUND, "unknown_stream", message),
             IngestError::RecordTooLarge { .. }
             | IngestError::RequestTooLarge { .. }
-            | IngestError::TooManyRecords { .. } => ApiError(StatusCode::PAYLOAD_TOO_LARGE, message, None),
+            | IngestError::TooManyRecords { .. } => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message),
             IngestError::Backpressure { retry_after_secs, .. } => {
-                ApiError(StatusCode::SERVICE_UNAVAILABLE, message, Some(retry_after_secs))
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "backpressure", message).retry_after(retry_after_secs)
             }
             IngestError::ShuttingDown | IngestError::Log(weir_log::LogError::Interrupted { .. }) => {
-                ApiError(StatusCode::SERVICE_UNAVAILABLE, message, Some(1))
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message).retry_after(1)
             }
-            IngestError::Log(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, message, None),
+            IngestError::Log(_) => ApiError::internal(message),
         }
     }
 }
@@ -78,10 +87,6 @@ struct IngestQuery {
     /// For JSON records: the member whose (text or number) value is each record's
     /// partition key, e.g. `restaurant_id`.
     key_field: Option<String>,
-}
-
-fn bad_request(message: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, message.into(), None)
 }
 
 fn key_of(record: &serde_json::Value, field: &str) -> Option<String> {
@@ -137,7 +142,7 @@ async fn ingest(
         }
         "application/json" => {
             let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-                bad_request(format!(
+                ApiError::bad_request(format!(
                     "the body is not JSON ({e}); send a JSON array of records, one JSON record, or NDJSON with Content-Type: application/x-ndjson"
                 ))
             })?;
@@ -152,7 +157,7 @@ async fn ingest(
         other => vec![record(body.to_vec(), other, None)],
     };
     if records.is_empty() {
-        return Err(bad_request("the request holds no records"));
+        return Err(ApiError::bad_request("the request holds no records"));
     }
     let appended = pipeline.ingest(&stream, records).await?;
     let body = json!({

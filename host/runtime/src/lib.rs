@@ -22,6 +22,7 @@ mod inspect;
 pub mod isolate;
 mod limits;
 mod plugin;
+mod plugin_id;
 mod runtime;
 
 pub use batch::{AccumulateOutput, BatchOutput, FinishedGroup, RawRecord, RecordError, Window};

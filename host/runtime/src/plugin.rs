@@ -19,26 +19,8 @@ use crate::capabilities::{
 use crate::error::{CallError, CallErrorKind, LimitKind, LoadError};
 use crate::inspect::{PluginInfo, World};
 use crate::limits::Limits;
+pub use crate::plugin_id::PluginId;
 use crate::runtime::Runtime;
-
-/// A plugin's name and version, as shown in every error and log line: `name@version`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PluginId {
-    pub name: String,
-    pub version: String,
-}
-
-impl PluginId {
-    pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Self { name: name.into(), version: version.into() }
-    }
-}
-
-impl fmt::Display for PluginId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{}", self.name, self.version)
-    }
-}
 
 /// How to load a plugin.
 #[derive(Clone)]
@@ -519,4 +501,17 @@ impl Plugin {
 enum StartError {
     Config(String),
     Failed(CallErrorKind),
+}
+
+// Loading belongs with the plugin; `Runtime` only compiles and links.
+impl Runtime {
+    /// Loads a plugin: checks it against the contract (and the world the caller
+    /// expects), links it, starts one instance and configures it.
+    ///
+    /// # Errors
+    /// A [`LoadError`]: the bytes, the contract, the linking, or the plugin's own
+    /// rejection of its configuration.
+    pub async fn load(&self, id: PluginId, bytes: &[u8], options: PluginOptions) -> Result<Plugin, LoadError> {
+        Plugin::load(self.clone(), id, bytes, options).await
+    }
 }

@@ -10,7 +10,6 @@ use crate::cache::{CacheOutcome, CodeCache};
 use crate::capabilities::HostState;
 use crate::error::LoadError;
 use crate::inspect::{self, PluginInfo, World};
-use crate::plugin::{Plugin, PluginId, PluginOptions};
 
 /// How the runtime is set up. `RuntimeConfig::default()` suits one host process.
 #[derive(Debug, Clone)]
@@ -155,16 +154,6 @@ impl Runtime {
             .map_err(|e| LoadError::Invalid(label.to_owned(), format!("{e:#}")))?;
         let info = inspect::describe(label, &self.inner.engine, &component, bytes, expected)?;
         Ok((component, info, outcome == CacheOutcome::Hit))
-    }
-
-    /// Loads a plugin: checks it against the contract (and the world the caller
-    /// expects), links it, starts one instance and configures it.
-    ///
-    /// # Errors
-    /// A [`LoadError`]: the bytes, the contract, the linking, or the plugin's own
-    /// rejection of its configuration.
-    pub async fn load(&self, id: PluginId, bytes: &[u8], options: PluginOptions) -> Result<Plugin, LoadError> {
-        Plugin::load(self.clone(), id, bytes, options).await
     }
 }
 

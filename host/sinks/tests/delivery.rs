@@ -131,9 +131,10 @@ async fn deliver_retries_only_the_failed_records_until_they_succeed() {
         assert_eq!(retry.records, [batch.records[1].clone(), batch.records[3].clone()]);
         assert!(matches!(retry.records[0].item, SinkItem::Event(_)));
     }
-    // Backoff doubles: 5 ms, then 10 ms.
+    // Backoff doubles: 5 ms, then 10 ms, each wait drawn between half of it and all of it
+    // (jitter), so at least 2.5 ms and then at least 5 ms.
     let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].1 - w[0].1).collect();
-    assert!(gaps[0] >= Duration::from_millis(5) && gaps[1] >= Duration::from_millis(10), "{gaps:?}");
+    assert!(gaps[0] >= Duration::from_micros(2_500) && gaps[1] >= Duration::from_millis(5), "{gaps:?}");
 }
 
 #[tokio::test]
