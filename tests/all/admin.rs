@@ -10,9 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
+use weir_client::{HttpResponse, request_with_headers};
 use weir_e2e::{Server, component};
-use weir_pipeline::http_client::{HttpResponse, request_with_headers};
-use weir_pipeline::slot::canary_bucket;
+use weir_log::canary_bucket;
 
 use crate::streaming::{BASE, caught_up, rt, ts, write_config};
 

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use weir_client::request;
 use weir_e2e::{Server, component};
-use weir_pipeline::http_client::request;
 
 use crate::streaming::{BASE, rt, ts};
 

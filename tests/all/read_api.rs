@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+use weir_client::{HttpResponse, request, request_with_headers};
 use weir_e2e::Server;
-use weir_pipeline::http_client::{HttpResponse, request, request_with_headers};
 
 use crate::streaming::{
     Fate, Order, caught_up, direct_aggregates, orders, rt, send, send_across_a_kill_9, sentinels, ts, write_config,

@@ -6,15 +6,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use weir_client::{HttpResponse, request};
 use weir_e2e::{Server, component};
-use weir_pipeline::demo::read_lake;
-use weir_pipeline::http_client::{HttpResponse, request};
+use weir_sinks::read_lake;
 
 pub(crate) const BASE: i64 = 1_795_690_800; // 2026-11-26T11:00:00Z, seconds
 pub(crate) const WINDOW: i64 = 15 * 60;
 
 pub(crate) fn ts(secs: i64) -> String {
-    weir_pipeline::demo::rfc3339_seconds(secs)
+    weir_events::time::format_rfc3339(secs * 1_000_000)
 }
 
 /// A pipeline configuration over the example plugins in `dir`.
@@ -195,7 +195,7 @@ pub(crate) fn direct_aggregates(orders: &[Order]) -> BTreeMap<(String, String), 
     sums.into_iter().map(|(k, (n, cents, minutes))| (k, (n, cents, minutes as f64 / n as f64))).collect()
 }
 
-fn lake(dir: &Path) -> weir_pipeline::demo::DemoReport {
+fn lake(dir: &Path) -> weir_sinks::LakeContents {
     read_lake(&dir.join("data/lake")).unwrap()
 }
 

@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
+use weir_client::{HttpResponse, request_with_headers};
 use weir_e2e::{Server, weir_bin};
-use weir_pipeline::http_client::{HttpResponse, request_with_headers};
 
 use crate::streaming::{rt, write_config};
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use weir_pipeline::http_client::{HttpResponse, request_with_headers};
+use weir_client::{HttpResponse, request_with_headers};
 
 /// Where the admin API is and who is asking.
 #[derive(Debug, Args)]

@@ -70,7 +70,7 @@ pub use error::LogError;
 pub use position::{MAX_POSITION_DIGITS, MAX_SHARD_ID_BYTES, Position, ShardId};
 pub use record::{Appended, NewRecord, StoredRecord};
 pub use retention::RetentionReport;
-pub use shard::{fnv1a_64, shard_for};
+pub use shard::{canary_bucket, fnv1a_64, shard_for};
 pub use shard_set::{ShardInfo, readable_shards};
 pub use stream_log::{
     BoxFuture, CheckpointStore, CommitRange, LogProducer, LogReader, LogRecord, ReadFrom, ReadLimits, RecordPlace,

@@ -6,15 +6,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use arrow_array::{Array, RecordBatch};
+use weir_sinks::{LakeContents, read_lake};
 
 use crate::config::PipelineConfig;
-use crate::http_client::request;
 use crate::pipeline::Pipeline;
+use weir_client::request;
 
 const DEMO_TOML: &str = include_str!("../demo/demo.toml");
 
@@ -96,35 +96,16 @@ pub fn sample_orders(n: usize, seed: u64) -> Vec<SampleRecord> {
         .collect()
 }
 
-/// RFC 3339 text of a time in whole seconds since the epoch.
-pub fn rfc3339_seconds(secs: i64) -> String {
-    weir_events::time::format_rfc3339(secs * 1_000_000)
-}
-
-/// What the demo found in the lake.
+/// What the demo sent, what it found in the lake and what the read API answered.
 #[derive(Debug, Clone, Default)]
 pub struct DemoReport {
     pub sent: usize,
     pub accepted: usize,
-    pub raw_records: usize,
-    pub events: usize,
-    pub aggregates: Vec<AggregateRow>,
-    pub dead_letters: Vec<(String, String)>,
-    pub objects: BTreeMap<String, usize>,
+    pub contents: LakeContents,
     pub elapsed: Duration,
     pub lake: PathBuf,
     /// What the read API answered: (request, summary lines).
     pub reads: Vec<(String, Vec<String>)>,
-}
-
-/// One aggregate as read back from Parquet.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AggregateRow {
-    pub restaurant: String,
-    pub window_start: String,
-    pub orders: i64,
-    pub revenue: f64,
-    pub mean_delivery_minutes: Option<f64>,
 }
 
 /// Writes the demo configuration for `options` and loads it.
@@ -207,13 +188,8 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
     pipeline.shutdown().await;
     server.abort();
     let lake = options.data_dir.join("lake");
-    let mut report = read_lake(&lake)?;
-    report.reads = reads;
-    report.sent = sample.len();
-    report.accepted = accepted;
-    report.elapsed = started.elapsed();
-    report.lake = lake;
-    Ok(report)
+    let contents = read_lake(&lake).with_context(|| format!("cannot read the lake at {}", lake.display()))?;
+    Ok(DemoReport { sent: sample.len(), accepted, contents, elapsed: started.elapsed(), lake, reads })
 }
 
 /// Asks the read API what a data team would: an order's status, a restaurant's latest
@@ -298,86 +274,6 @@ async fn read_api_tour(
     Ok(reads)
 }
 
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                files(&path, out);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-}
-
-fn read_parquet(path: &Path) -> anyhow::Result<Vec<RecordBatch>> {
-    let file = std::fs::File::open(path)?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
-    Ok(reader.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// Reads back every object of the lake under `lake`.
-///
-/// # Errors
-/// When a file cannot be read or decoded.
-pub fn read_lake(lake: &Path) -> anyhow::Result<DemoReport> {
-    let mut report = DemoReport::default();
-    let mut all = Vec::new();
-    files(lake, &mut all);
-    all.sort();
-    for path in all {
-        if weir_sinks::is_interrupted_write(&path.file_name().unwrap_or_default().to_string_lossy()) {
-            continue; // a write a crash interrupted; never part of the lake
-        }
-        let rel = path.strip_prefix(lake).unwrap_or(&path);
-        let kind = rel.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();
-        *report.objects.entry(kind.clone()).or_default() += 1;
-        match kind.as_str() {
-            "raw" => report.raw_records += std::fs::read_to_string(&path)?.lines().count(),
-            "events" => report.events += read_parquet(&path)?.iter().map(RecordBatch::num_rows).sum::<usize>(),
-            "aggregates" => {
-                for batch in read_parquet(&path)? {
-                    report.aggregates.extend(aggregate_rows(&batch));
-                }
-            }
-            "dead-letters" => {
-                for line in std::fs::read_to_string(&path)?.lines() {
-                    let v: serde_json::Value = serde_json::from_str(line)?;
-                    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_owned();
-                    report.dead_letters.push((text("plugin"), text("reason")));
-                }
-            }
-            _ => {}
-        }
-    }
-    report.aggregates.sort_by(|a, b| (&a.window_start, &a.restaurant).cmp(&(&b.window_start, &b.restaurant)));
-    Ok(report)
-}
-
-fn aggregate_rows(batch: &RecordBatch) -> Vec<AggregateRow> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
-    let col = |name: &str| batch.column_by_name(name);
-    let (Some(restaurant), Some(start), Some(orders), Some(revenue)) =
-        (col("restaurant_id"), col("window_start"), col("orders"), col("revenue"))
-    else {
-        return Vec::new();
-    };
-    let mean = col("mean_delivery_minutes");
-    (0..batch.num_rows())
-        .map(|i| AggregateRow {
-            restaurant: restaurant.as_string::<i32>().value(i).to_owned(),
-            window_start: weir_events::time::format_rfc3339(start.as_primitive::<TimestampMicrosecondType>().value(i)),
-            orders: orders.as_primitive::<Int64Type>().value(i),
-            revenue: revenue.as_primitive::<Float64Type>().value(i),
-            mean_delivery_minutes: mean
-                .filter(|m| !m.is_null(i) && m.data_type() == &arrow_schema::DataType::Float64)
-                .map(|m| m.as_primitive::<Float64Type>().value(i)),
-        })
-        .collect()
-}
-
 impl std::fmt::Display for DemoReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut s = String::new();
@@ -387,19 +283,20 @@ impl std::fmt::Display for DemoReport {
             self.sent, self.accepted
         );
         let _ = writeln!(s, "lake at {} ({:.1} s end to end)", self.lake.display(), self.elapsed.as_secs_f64());
-        let objects: Vec<String> = self.objects.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let objects: Vec<String> = self.contents.objects.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         let _ = writeln!(s, "  objects      {}", objects.join(", "));
-        let _ = writeln!(s, "  raw archive  {} records (NDJSON)", self.raw_records);
-        let _ = writeln!(s, "  events       {} enriched orders (Parquet)", self.events);
-        let _ = writeln!(s, "  aggregates   {} restaurant × 15-minute windows (Parquet)", self.aggregates.len());
-        let _ = writeln!(s, "  dead letters {}", self.dead_letters.len());
+        let _ = writeln!(s, "  raw archive  {} records (NDJSON)", self.contents.raw_records);
+        let _ = writeln!(s, "  events       {} enriched orders (Parquet)", self.contents.events);
+        let _ =
+            writeln!(s, "  aggregates   {} restaurant × 15-minute windows (Parquet)", self.contents.aggregates.len());
+        let _ = writeln!(s, "  dead letters {}", self.contents.dead_letters.len());
         let _ = writeln!(s, "\naggregates per restaurant and window (first 16):");
         let _ = writeln!(
             s,
             "  {:<8} {:<22} {:>6} {:>10} {:>14}",
             "restaurant", "window start", "orders", "revenue", "mean delivery"
         );
-        for a in self.aggregates.iter().take(16) {
+        for a in self.contents.aggregates.iter().take(16) {
             let mean = a.mean_delivery_minutes.map_or("-".to_owned(), |m| format!("{m:.1} min"));
             let _ = writeln!(
                 s,
@@ -417,7 +314,7 @@ impl std::fmt::Display for DemoReport {
             }
         }
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        for (plugin, reason) in &self.dead_letters {
+        for (plugin, reason) in &self.contents.dead_letters {
             // Group by the reason's shape: digits and quoted values vary.
             let shape: String = reason.chars().take(70).collect();
             *reasons.entry(format!("{plugin}: {shape}")).or_default() += 1;

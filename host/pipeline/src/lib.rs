@@ -20,7 +20,6 @@ pub mod connectors;
 pub mod demo;
 pub mod deployments;
 mod fixtures;
-pub mod http_client;
 pub mod metrics;
 pub mod pipeline;
 pub mod read_api;

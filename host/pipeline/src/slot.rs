@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use weir_log::canary_bucket;
 use weir_registry::CandidateMode;
 use weir_runtime::{Plugin, World};
 
@@ -195,23 +196,9 @@ impl PluginSlot {
     }
 }
 
-/// The canary bucket of a partition key, 0 to 99: FNV-1a 64 of its bytes (of nothing for
-/// a record without a key) modulo 100 — the stable hash the log shards by — so a key
-/// always lands in the same bucket, in every process.
-pub fn canary_bucket(key: Option<&str>) -> u8 {
-    (weir_log::fnv1a_64(key.unwrap_or("").as_bytes()) % 100) as u8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn canary_buckets_are_stable_and_spread_evenly() {
-        assert_eq!(canary_bucket(Some("r-1")), canary_bucket(Some("r-1")));
-        let in_ten_percent = (0..10_000).filter(|i| canary_bucket(Some(&format!("customer-{i}"))) < 10).count();
-        assert!((900..1100).contains(&in_ten_percent), "{in_ten_percent} of 10000 keys in the first 10 buckets");
-    }
 
     #[test]
     fn error_rate_is_judged_only_after_enough_inputs() {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
+use weir_client::request;
 use weir_pipeline::Pipeline;
 use weir_pipeline::demo::{DemoOptions, demo_config, sample_orders};
-use weir_pipeline::http_client::request;
 
 struct Run {
     latencies: Vec<Duration>,

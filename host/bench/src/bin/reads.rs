@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir_bench::child::ChildServer;
+use weir_client::{HttpResponse, request};
 use weir_pipeline::demo::{DemoOptions, demo_config, sample_orders};
-use weir_pipeline::http_client::{HttpResponse, request};
 
 const ORDERS: usize = 3000;
 
