@@ -4,12 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use weir_config::PipelineConfig;
+use weir_connectors::sink_types;
 use weir_pipeline::Pipeline;
-use weir_pipeline::config::PipelineConfig;
 
 /// `weir validate --config FILE`: every problem of the file, each with its line and key.
 pub(crate) fn validate(config: &PathBuf) -> ExitCode {
-    match weir_pipeline::validate_file(config) {
+    match weir_config::validate_file(config, sink_types()) {
         Ok(parsed) => {
             println!(
                 "{}: valid ({} streams, {} plugins, {} sinks)",
@@ -31,7 +32,7 @@ pub(crate) fn validate(config: &PathBuf) -> ExitCode {
 /// finishes in-flight requests and stops the stages (unacknowledged batches are redone
 /// at the next start).
 pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
-    let parsed = match PipelineConfig::from_file(config) {
+    let parsed = match PipelineConfig::from_file(config, sink_types()) {
         Ok(p) => p,
         Err(errors) => {
             eprintln!("{errors}");

@@ -22,9 +22,9 @@ use serde_json::json;
 use weir_registry::{CandidateMode, Fixtures};
 
 use crate::api_error::ApiError;
-use crate::config::Role;
 use crate::deployments::{AdminError, CandidateRequest};
 use crate::pipeline::Pipeline;
+use weir_config::Role;
 
 const OPENAPI: &str = include_str!("openapi.json");
 

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::deployments::AdminError;
-use crate::stores::ReadError;
+use weir_connectors::stores::ReadError;
 
 /// An error answered as JSON `{"error", "code"}` with its status.
 #[derive(Debug)]

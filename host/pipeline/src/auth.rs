@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, header};
 use sha2::Digest as _;
 
 use crate::api_error::ApiError;
-use crate::config::{AdminConfig, Role};
+use weir_config::{AdminConfig, Role};
 
 /// A known token: its name (the audit log's "who"), role and SHA-256.
 #[derive(Clone)]

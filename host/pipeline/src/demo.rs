@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use weir_sinks::{LakeContents, read_lake};
 
-use crate::config::PipelineConfig;
 use crate::pipeline::Pipeline;
 use weir_client::request;
+use weir_config::PipelineConfig;
 
 const DEMO_TOML: &str = include_str!("../demo/demo.toml");
 
@@ -125,7 +125,7 @@ pub fn demo_config(options: &DemoOptions) -> anyhow::Result<PipelineConfig> {
         .replace("DEMO_DIR", &demo_dir.display().to_string());
     let path = data_dir.join("demo.toml");
     std::fs::write(&path, text)?;
-    PipelineConfig::from_file(&path).map_err(|e| anyhow::anyhow!("{e}"))
+    PipelineConfig::from_file(&path, weir_connectors::sink_types()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Runs the demo and reads back the lake.

@@ -7,7 +7,7 @@ use weir_harness::{Comparison, TestOptions};
 use weir_registry::Fixtures;
 use weir_runtime::PluginOptions;
 
-use crate::config::HumanDuration;
+use weir_config::HumanDuration;
 
 /// Runs `fixtures` against the component `bytes` with the plugin's limits and
 /// configuration (unless the fixtures give their own). `Err` holds the harness report

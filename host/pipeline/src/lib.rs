@@ -15,8 +15,6 @@
 pub mod admin_api;
 mod api_error;
 pub mod auth;
-pub mod config;
-pub mod connectors;
 pub mod demo;
 pub mod deployments;
 mod fixtures;
@@ -26,10 +24,8 @@ pub mod read_api;
 pub mod server;
 pub mod slot;
 pub mod stage;
-pub mod stores;
 pub mod windows;
 
-pub use config::{ConfigError, ConfigErrors, PipelineConfig, validate_file};
 pub use pipeline::{IngestError, IngestLimits, Pipeline};
 
 /// Now, in microseconds since the Unix epoch.

@@ -13,12 +13,12 @@ use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sinks::{RetryPolicy, Sink};
 
 use crate::auth::AdminAccess;
-use crate::config::{LatePolicy, PipelineConfig};
 use crate::deployments::{Deployments, RollbackPolicy};
 use crate::metrics::Metrics;
 use crate::slot::PluginSlot;
 use crate::stage::{AggregatorSpec, CONSUMER, LateEvents, Routes, ShardStage, StageError, StageSpec};
-use crate::stores::Stores;
+use weir_config::{LatePolicy, PipelineConfig};
+use weir_connectors::stores::Stores;
 
 /// Ingest limits, from `[server]`.
 #[derive(Debug, Clone, Copy)]
@@ -252,7 +252,7 @@ impl Pipeline {
         let deployments = Arc::new(deployments);
         let admin = AdminAccess::from_config(&config.admin, config.server.require_token)?;
 
-        let (sinks, stores) = crate::stores::build(config)?;
+        let (sinks, stores) = weir_connectors::build_sinks(config)?;
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {
             names.iter().map(|n| sinks.get(n).cloned().with_context(|| format!("unknown sink {n}"))).collect()
         };

@@ -15,8 +15,8 @@ use serde_json::json;
 use weir_log::NewRecord;
 
 use crate::api_error::ApiError;
-use crate::config::Role;
 use crate::pipeline::{IngestError, Pipeline};
+use weir_config::Role;
 
 /// Records one request may carry (Kinesis' PutRecords takes 500; NDJSON producers batch
 /// more). A larger request is answered 413.

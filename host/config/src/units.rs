@@ -21,7 +21,7 @@ pub struct ParseUnitError(String);
 /// Only whole numbers are accepted (`"1.5MiB"` is refused: write `"1536KiB"`).
 ///
 /// ```
-/// use weir_pipeline::config::ByteSize;
+/// use weir_config::ByteSize;
 ///
 /// assert_eq!("64KiB".parse::<ByteSize>().unwrap(), ByteSize(65_536));
 /// assert_eq!("5 MB".parse::<ByteSize>().unwrap().bytes(), 5_000_000);
@@ -150,7 +150,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 ///
 /// ```
 /// use std::time::Duration;
-/// use weir_pipeline::config::HumanDuration;
+/// use weir_config::HumanDuration;
 ///
 /// assert_eq!("1h30m".parse::<HumanDuration>().unwrap().as_duration(), Duration::from_secs(5400));
 /// assert_eq!(HumanDuration(Duration::from_millis(1500)).to_string(), "1s500ms");

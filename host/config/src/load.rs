@@ -16,7 +16,7 @@ use super::document::{KeyPath, Located, Report, ScalarText, Span, Table, Value, 
 use super::{
     AdminConfig, AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, LatePolicy, LogSettings,
     OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType,
-    StreamConfig, TokenConfig, base_dir_of,
+    SinkTypes, StreamConfig, TokenConfig, base_dir_of,
 };
 
 /// How far checking goes beyond the text itself.
@@ -66,10 +66,10 @@ const BUILD_HINT: &str = "build it with scripts/build-plugins.sh (the example pl
                           from the configuration file's directory)";
 
 /// Reads the file at `path` and loads it.
-pub(super) fn load_file(path: &Path, checks: Checks) -> Result<PipelineConfig, ConfigErrors> {
+pub(super) fn load_file(path: &Path, checks: Checks, sink_types: &SinkTypes) -> Result<PipelineConfig, ConfigErrors> {
     let origin = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => load(&text, &origin, &base_dir_of(path), checks),
+        Ok(text) => load(&text, &origin, &base_dir_of(path), checks, sink_types),
         Err(error) => Err(ConfigErrors::new(vec![ConfigError {
             origin,
             line: None,
@@ -82,7 +82,13 @@ pub(super) fn load_file(path: &Path, checks: Checks) -> Result<PipelineConfig, C
 
 /// Parses `text` (named `origin` in messages), resolving relative paths against
 /// `base_dir`, and checks it as far as `checks` says.
-pub(super) fn load(text: &str, origin: &str, base_dir: &Path, checks: Checks) -> Result<PipelineConfig, ConfigErrors> {
+pub(super) fn load(
+    text: &str,
+    origin: &str,
+    base_dir: &Path,
+    checks: Checks,
+    sink_types: &SinkTypes,
+) -> Result<PipelineConfig, ConfigErrors> {
     let mut report = Report::new(text, origin);
     let (root, syntax_errors) = DeTable::parse_recoverable(text);
     // After a syntax error the parser resynchronises by guessing, and one mistake (an
@@ -110,6 +116,7 @@ pub(super) fn load(text: &str, origin: &str, base_dir: &Path, checks: Checks) ->
         plugin_names: Vec::new(),
         plugin_uses: BTreeMap::new(),
         sink_types: BTreeMap::new(),
+        known_sink_types: sink_types,
     };
     let config = loader.pipeline(&root);
     loader.report.finish(config)
@@ -126,6 +133,8 @@ struct Loader<'t> {
     plugin_uses: BTreeMap<String, (World, KeyPath, Span)>,
     /// Every sink with its type (`None`: missing or unknown, already reported).
     sink_types: BTreeMap<String, Option<SinkType>>,
+    /// The sink types the file may use.
+    known_sink_types: &'t SinkTypes,
 }
 
 impl Loader<'_> {
@@ -411,10 +420,10 @@ impl Loader<'_> {
     }
 
     /// `[sinks]`, or the default sinks when the file has none. Each sink's keys are read
-    /// by the connector of its `type` ([`crate::connectors`]).
+    /// by the connector of its `type` (`weir-connectors`).
     fn sinks(&mut self, value: Option<&Value<'_>>, data_dir: &Path) -> BTreeMap<String, SinkConfig> {
         let Some(value) = value else {
-            let sinks = SinkConfig::defaults(data_dir);
+            let sinks = self.known_sink_types.defaults(data_dir);
             self.sink_types = sinks.iter().map(|(name, sink)| (name.clone(), Some(sink.sink_type()))).collect();
             return sinks;
         };
@@ -427,11 +436,11 @@ impl Loader<'_> {
             self.check_name(&path, &key_span, name, "sink");
             // The keys allowed depend on the type: read it first.
             let Some(table) = self.report.table(value, path, None) else { continue };
-            let types = SinkType::all().map(SinkType::as_str).collect::<Vec<_>>().join(", ");
+            let types = self.known_sink_types.all().map(SinkType::as_str).collect::<Vec<_>>().join(", ");
             let Some(type_name) = self.report.require::<String>(&table, "type", &format!("one of: {types}")) else {
                 continue;
             };
-            let Some(sink_type) = SinkType::named(&type_name.value) else {
+            let Some(sink_type) = self.known_sink_types.named(&type_name.value) else {
                 let message = format!("unknown sink type {:?}; expected one of: {types}", type_name.value);
                 self.report.error(&type_name.path, Some(type_name.span), message);
                 continue;
@@ -627,7 +636,7 @@ impl Loader<'_> {
                 let takers = self.sinks_taking(output);
                 let alternatives = if takers.is_empty() {
                     let types: Vec<&str> =
-                        SinkType::all().filter(|t| t.accepts(output)).map(SinkType::as_str).collect();
+                        self.known_sink_types.all().filter(|t| t.accepts(output)).map(SinkType::as_str).collect();
                     format!("no defined sink does; add a sink of type {}", types.join(" or "))
                 } else {
                     format!("sinks that do: {}", takers.join(", "))
@@ -763,7 +772,7 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
     }
 }
 
-/// What a connector's [`read`](crate::connectors::SinkKind::read) sees of
+/// What a connector's [`read`](crate::SinkKind::read) sees of
 /// `[sinks.NAME]`: typed accessors that report every problem at its line and key path,
 /// as the rest of the file is checked.
 pub struct SinkTable<'l, 't, 'a, 'i> {

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use weir_sinks::{DeadLetterSink, Sink};
 
-use super::{SinkContext, SinkKind, SinkSettings, clean_up};
-use crate::config::{OutputKind, SinkConfig, SinkTable, SinkType};
+use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType};
 
-pub(super) struct DeadLetters;
+use crate::connector::{Connector, SinkContext, clean_up, settings_of};
+
+pub(crate) struct DeadLetters;
 
 impl SinkKind for DeadLetters {
     fn name(&self) -> &'static str {
@@ -40,9 +41,17 @@ impl SinkSettings for DeadLetterSettings {
     fn sink_type(&self) -> SinkType {
         SinkType::of(&DeadLetters)
     }
+}
 
-    fn build(&self, name: &str, _context: &mut SinkContext<'_>) -> anyhow::Result<Arc<dyn Sink>> {
-        clean_up(name, &self.path)?;
-        Ok(Arc::new(DeadLetterSink::local(name, &self.path)?))
+impl Connector for DeadLetters {
+    fn build(
+        &self,
+        name: &str,
+        settings: &SinkConfig,
+        _context: &mut SinkContext<'_>,
+    ) -> anyhow::Result<Arc<dyn Sink>> {
+        let settings = settings_of::<DeadLetterSettings>(name, settings)?;
+        clean_up(name, &settings.path)?;
+        Ok(Arc::new(DeadLetterSink::local(name, &settings.path)?))
     }
 }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use weir_sinks::{LakeSink, Sink};
 
-use super::{SinkContext, SinkKind, SinkSettings, clean_up};
-use crate::config::{OutputKind, SinkConfig, SinkTable, SinkType};
+use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType};
 
-pub(super) struct Lake;
+use crate::connector::{Connector, SinkContext, clean_up, settings_of};
+
+pub(crate) struct Lake;
 
 impl SinkKind for Lake {
     fn name(&self) -> &'static str {
@@ -41,9 +42,17 @@ impl SinkSettings for LakeSettings {
     fn sink_type(&self) -> SinkType {
         SinkType::of(&Lake)
     }
+}
 
-    fn build(&self, name: &str, _context: &mut SinkContext<'_>) -> anyhow::Result<Arc<dyn Sink>> {
-        clean_up(name, &self.path)?;
-        Ok(Arc::new(LakeSink::local(name, &self.path)?))
+impl Connector for Lake {
+    fn build(
+        &self,
+        name: &str,
+        settings: &SinkConfig,
+        _context: &mut SinkContext<'_>,
+    ) -> anyhow::Result<Arc<dyn Sink>> {
+        let settings = settings_of::<LakeSettings>(name, settings)?;
+        clean_up(name, &settings.path)?;
+        Ok(Arc::new(LakeSink::local(name, &settings.path)?))
     }
 }

@@ -12,12 +12,14 @@
 //!
 //! The keys, their defaults and the checks are described in `docs/configuration.md`.
 //! What needs the plugin components themselves (that each is a component of the world it
-//! is used as) is checked when the pipeline loads them, not here.
+//! is used as) is checked when the pipeline loads them, not here. Sink types are not
+//! known here: a configuration is loaded with the [`SinkTypes`] the connectors register
+//! (`weir_connectors::sink_types()`).
 //!
 //! # Examples
 //!
 //! ```
-//! use weir_pipeline::config::PipelineConfig;
+//! use weir_config::PipelineConfig;
 //!
 //! let config = PipelineConfig::parse(
 //!     r#"
@@ -29,6 +31,7 @@
 //!     parser = "orders-parser"
 //!     "#,
 //!     "orders.toml",
+//!     weir_connectors::sink_types(),
 //! )
 //! .unwrap();
 //! let stream = config.stream("orders").unwrap();
@@ -40,21 +43,19 @@
 mod document;
 mod error;
 mod load;
+mod sink_kind;
 mod units;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use weir_runtime::{Limits, PluginId, World};
 
 pub use self::load::SinkTable;
-pub use crate::connectors::{
-    DeadLetterSettings, LakeSettings, SearchSettings, ServingSettings, SinkKind, SinkSettings, WarehouseSettings,
-};
+pub use self::sink_kind::{DynEq, SinkConfig, SinkKind, SinkSettings, SinkType, SinkTypes};
 
 pub use self::error::{ConfigError, ConfigErrors};
 pub use self::units::{ByteSize, HumanDuration, ParseUnitError};
@@ -77,7 +78,7 @@ pub struct PipelineConfig {
     /// `[reference.NAME]`: reference tables for plugins' lookups, by name.
     pub reference: BTreeMap<String, ReferenceConfig>,
     /// `[sinks.NAME]`: where outputs are written, by name. When the file has no `[sinks]`
-    /// at all, [`SinkConfig::defaults`].
+    /// at all, the [`SinkTypes::defaults`].
     pub sinks: BTreeMap<String, SinkConfig>,
     /// `[[streams]]`: the streams, in the order of the file. At least one.
     pub streams: Vec<StreamConfig>,
@@ -95,8 +96,8 @@ impl PipelineConfig {
     /// Every problem found: the file cannot be read, a syntax error (only the first: after
     /// it the parser's position is a guess), or any number of wrong, unknown, missing or
     /// inconsistent keys and missing files.
-    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigErrors> {
-        load::load_file(path.as_ref(), load::Checks::Files)
+    pub fn from_file(path: impl AsRef<Path>, sink_types: &SinkTypes) -> Result<Self, ConfigErrors> {
+        load::load_file(path.as_ref(), load::Checks::Files, sink_types)
     }
 
     /// Parses and checks configuration `text` without touching the filesystem. `origin`
@@ -106,8 +107,8 @@ impl PipelineConfig {
     /// # Errors
     ///
     /// As [`from_file`](Self::from_file), less the checks of files.
-    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigErrors> {
-        load::load(text, origin, &base_dir_of(Path::new(origin)), load::Checks::Document)
+    pub fn parse(text: &str, origin: &str, sink_types: &SinkTypes) -> Result<Self, ConfigErrors> {
+        load::load(text, origin, &base_dir_of(Path::new(origin)), load::Checks::Document, sink_types)
     }
 
     /// The stream named `name`.
@@ -131,8 +132,8 @@ impl PipelineConfig {
 ///
 /// Every problem found, as [`PipelineConfig::from_file`], plus unreadable or malformed
 /// reference files.
-pub fn validate_file(path: impl AsRef<Path>) -> Result<PipelineConfig, ConfigErrors> {
-    load::load_file(path.as_ref(), load::Checks::Contents)
+pub fn validate_file(path: impl AsRef<Path>, sink_types: &SinkTypes) -> Result<PipelineConfig, ConfigErrors> {
+    load::load_file(path.as_ref(), load::Checks::Contents, sink_types)
 }
 
 /// The directory relative paths of the file at `path` resolve against.
@@ -323,135 +324,6 @@ pub struct ReferenceConfig {
     /// `file`: a JSON object, key → value, resolved against the configuration file's
     /// directory. Required.
     pub file: PathBuf,
-}
-
-/// The kind of a sink (`type` in `[sinks.NAME]`): one of the connectors registered in
-/// [`crate::connectors`]. Compared, ordered and shown by its name.
-#[derive(Clone, Copy)]
-pub struct SinkType(&'static dyn SinkKind);
-
-impl SinkType {
-    /// Every sink type, in the order messages list them.
-    pub fn all() -> impl Iterator<Item = SinkType> {
-        crate::connectors::SINK_TYPES.iter().map(|&kind| SinkType(kind))
-    }
-
-    /// The type of a connector's sinks.
-    pub fn of(kind: &'static dyn SinkKind) -> SinkType {
-        SinkType(kind)
-    }
-
-    /// The sink type written `name` in the configuration, if there is one.
-    pub fn named(name: &str) -> Option<SinkType> {
-        Self::all().find(|t| t.as_str() == name)
-    }
-
-    /// The type as written in the configuration: `lake`, `dead-letters`, `serving`…
-    pub fn as_str(self) -> &'static str {
-        self.0.name()
-    }
-
-    /// Whether a sink of this type takes `output`.
-    pub fn accepts(self, output: OutputKind) -> bool {
-        self.0.accepts(output)
-    }
-
-    pub(crate) fn kind(self) -> &'static dyn SinkKind {
-        self.0
-    }
-}
-
-impl PartialEq for SinkType {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for SinkType {}
-
-impl PartialOrd for SinkType {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for SinkType {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
-    }
-}
-
-impl std::hash::Hash for SinkType {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-impl fmt::Debug for SinkType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SinkType({})", self.as_str())
-    }
-}
-
-impl fmt::Display for SinkType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `[sinks.NAME]`: one destination — its type's settings, as that type's connector read
-/// them ([`crate::connectors`]). Cheap to clone.
-#[derive(Clone)]
-pub struct SinkConfig(Arc<dyn SinkSettings>);
-
-impl SinkConfig {
-    /// A sink with these settings.
-    pub fn new(settings: impl SinkSettings) -> Self {
-        Self(Arc::new(settings))
-    }
-
-    /// The sinks of a configuration without `[sinks]`: `lake` (a lake) and `dead-letters`
-    /// (a dead-letter sink), both in `<data_dir>/lake`.
-    pub fn defaults(data_dir: &Path) -> BTreeMap<String, SinkConfig> {
-        let root = data_dir.join("lake");
-        BTreeMap::from([
-            ("lake".to_owned(), SinkConfig::new(LakeSettings { path: root.clone() })),
-            ("dead-letters".to_owned(), SinkConfig::new(DeadLetterSettings { path: root })),
-        ])
-    }
-
-    /// The sink's type.
-    pub fn sink_type(&self) -> SinkType {
-        self.0.sink_type()
-    }
-
-    /// Whether this sink takes `output` (see [`SinkType::accepts`]).
-    pub fn accepts(&self, output: OutputKind) -> bool {
-        self.sink_type().accepts(output)
-    }
-
-    /// The settings, when they are of type `T` (a connector's settings type, e.g.
-    /// [`LakeSettings`]).
-    pub fn settings<T: SinkSettings>(&self) -> Option<&T> {
-        let settings: &dyn std::any::Any = self.0.as_ref();
-        settings.downcast_ref::<T>()
-    }
-
-    pub(crate) fn inner(&self) -> &dyn SinkSettings {
-        self.0.as_ref()
-    }
-}
-
-impl PartialEq for SinkConfig {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.same_as(other.0.as_ref())
-    }
-}
-
-impl fmt::Debug for SinkConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
 }
 
 /// What a stream produces, each routed to its own sinks (`[streams.routes]`).

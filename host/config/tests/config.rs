@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tempfile::TempDir;
-use weir_pipeline::config::{
-    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, DeadLetterSettings, HumanDuration, LakeSettings, LatePolicy,
-    LogSettings, OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, SearchSettings, ServerConfig,
-    ServingSettings, SinkConfig, SinkType, StreamConfig, TokenConfig, WarehouseSettings,
+use weir_config::validate_file;
+use weir_config::{
+    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind,
+    PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig,
+    TokenConfig,
 };
-use weir_pipeline::validate_file;
+use weir_connectors::{
+    DeadLetterSettings, LakeSettings, SearchSettings, ServingSettings, WarehouseSettings, sink_types,
+};
 use weir_runtime::{Limits, World};
 
 const FULL: &str = include_str!("fixtures/full.toml");
@@ -49,7 +52,8 @@ const FULL_FILES: &[(&str, &str)] = &[
 
 /// Parses `text` as `orders.toml`, expecting problems; returns them one per line.
 fn problems(text: &str) -> Vec<String> {
-    let errors = PipelineConfig::parse(text, "orders.toml").expect_err("the configuration should be refused");
+    let errors =
+        PipelineConfig::parse(text, "orders.toml", sink_types()).expect_err("the configuration should be refused");
     errors.to_string().lines().map(str::to_owned).collect()
 }
 
@@ -71,7 +75,7 @@ fn plugin(dir: &Path, name: &str, file: &str) -> PluginConfig {
 fn a_full_configuration_parses_into_typed_settings() {
     let dir = TempDir::new().unwrap();
     let path = write_config(dir.path(), FULL, FULL_FILES);
-    let config = validate_file(&path).unwrap_or_else(|errors| panic!("{errors}"));
+    let config = validate_file(&path, sink_types()).unwrap_or_else(|errors| panic!("{errors}"));
 
     let dir = dir.path();
     let data_dir = dir.join("state");
@@ -184,7 +188,8 @@ fn a_full_configuration_parses_into_typed_settings() {
 
 #[test]
 fn defaults_fill_everything_that_is_left_out() {
-    let config = PipelineConfig::parse(MINIMAL, "orders.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let config =
+        PipelineConfig::parse(MINIMAL, "orders.toml", sink_types()).unwrap_or_else(|errors| panic!("{errors}"));
     let base = PathBuf::from(".");
     let data_dir = base.join(".weir");
 
@@ -205,7 +210,7 @@ fn defaults_fill_everything_that_is_left_out() {
     assert_eq!(config.plugins["orders-parser"], plugin(&base, "orders-parser", "orders_parser.wasm"));
     assert!(config.reference.is_empty());
     // Without [sinks], a lake and a dead-letter sink in <data_dir>/lake.
-    assert_eq!(config.sinks, SinkConfig::defaults(&data_dir));
+    assert_eq!(config.sinks, sink_types().defaults(&data_dir));
     assert_eq!(config.sinks["lake"], SinkConfig::new(LakeSettings { path: data_dir.join("lake") }));
     assert_eq!(config.sinks["dead-letters"], SinkConfig::new(DeadLetterSettings { path: data_dir.join("lake") }));
     assert_eq!(
@@ -233,7 +238,7 @@ fn an_aggregator_defaults_to_no_lateness_and_dead_letters_its_late_events() {
         "{MINIMAL}\n[streams.aggregator]\nplugin = \"stats\"\nwindow = \"5m\"\n\n\
          [plugins.stats]\npath = \"stats.wasm\"\n"
     );
-    let config = PipelineConfig::parse(&text, "orders.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap_or_else(|errors| panic!("{errors}"));
     let stream = config.stream("orders").unwrap();
     assert_eq!(
         stream.aggregator,
@@ -304,7 +309,7 @@ parser = "restaurant-enricher"
     );
 
     // The structured form carries the same facts.
-    let errors = PipelineConfig::parse(text, "orders.toml").unwrap_err();
+    let errors = PipelineConfig::parse(text, "orders.toml", sink_types()).unwrap_err();
     let window = errors.iter().find(|error| error.key == "streams[0].aggregator.window").unwrap();
     assert_eq!(window.origin, "orders.toml");
     assert_eq!(window.line, Some(29));
@@ -342,7 +347,7 @@ fn an_unknown_key_names_the_allowed_keys() {
 #[test]
 fn a_syntax_error_reports_its_line() {
     let text = "[server]\nlisten = \"127.0.0.1:8080\"\n\n[log]\nshards = [1, 2\nretention = \"1h\"\n";
-    let errors = PipelineConfig::parse(text, "orders.toml").unwrap_err();
+    let errors = PipelineConfig::parse(text, "orders.toml", sink_types()).unwrap_err();
     // One mistake, one message: the parser's guesses after it are not reported.
     assert_eq!(errors.len(), 1, "{errors}");
     let error = &errors.errors()[0];
@@ -350,11 +355,11 @@ fn a_syntax_error_reports_its_line() {
     assert_eq!(error.key, "");
     assert!(errors.to_string().starts_with("orders.toml:6: invalid TOML: "), "{errors}");
 
-    let errors = PipelineConfig::parse("[server]\nlisten = 127.0.0.1:8080\n", "orders.toml").unwrap_err();
+    let errors = PipelineConfig::parse("[server]\nlisten = 127.0.0.1:8080\n", "orders.toml", sink_types()).unwrap_err();
     assert!(errors.to_string().starts_with("orders.toml:2: invalid TOML: "), "{errors}");
 
     let duplicated = format!("{MINIMAL}\n[plugins.orders-parser]\npath = \"other.wasm\"\n");
-    let errors = PipelineConfig::parse(&duplicated, "orders.toml").unwrap_err();
+    let errors = PipelineConfig::parse(&duplicated, "orders.toml", sink_types()).unwrap_err();
     assert_eq!(errors.to_string(), r#"orders.toml:9: invalid TOML: duplicate key (column 10: "orders-parser")"#);
 }
 
@@ -365,7 +370,7 @@ fn a_missing_plugin_file_says_how_to_build_it() {
                 [[streams]]\nname = \"orders\"\nparser = \"orders-parser\"\n";
     let path = write_config(dir.path(), text, &[]);
 
-    let errors = PipelineConfig::from_file(&path).unwrap_err();
+    let errors = PipelineConfig::from_file(&path, sink_types()).unwrap_err();
     let missing = dir.path().join("target/wasm32-wasip2/plugin/orders_parser.wasm");
     assert_eq!(
         errors.to_string(),
@@ -380,9 +385,9 @@ fn a_missing_plugin_file_says_how_to_build_it() {
 
     // Once built, the same file loads; parse alone never looks at the filesystem.
     write_config(dir.path(), text, &[("target/wasm32-wasip2/plugin/orders_parser.wasm", "")]);
-    let config = PipelineConfig::from_file(&path).unwrap_or_else(|errors| panic!("{errors}"));
+    let config = PipelineConfig::from_file(&path, sink_types()).unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(config.plugins["orders-parser"].path, missing);
-    assert!(PipelineConfig::parse(text, "elsewhere/orders.toml").is_ok());
+    assert!(PipelineConfig::parse(text, "elsewhere/orders.toml", sink_types()).is_ok());
 }
 
 #[test]
@@ -391,7 +396,7 @@ fn relative_paths_resolve_against_the_config_directory_and_sinks_against_the_dat
         "{MINIMAL}\n[server]\ndata_dir = \"/var/lib/weir\"\n\n[reference.restaurants]\nfile = \"data/r.json\"\n\n\
          [sinks.lake]\ntype = \"lake\"\n\n[sinks.failures]\ntype = \"dead-letters\"\npath = \"failed\"\n"
     );
-    let config = PipelineConfig::parse(&text, "conf/pipeline/orders.toml").unwrap();
+    let config = PipelineConfig::parse(&text, "conf/pipeline/orders.toml", sink_types()).unwrap();
     assert_eq!(config.base_dir, Path::new("conf/pipeline"));
     assert_eq!(config.plugins["orders-parser"].path, Path::new("conf/pipeline/orders_parser.wasm"));
     assert_eq!(config.reference["restaurants"].file, Path::new("conf/pipeline/data/r.json"));
@@ -417,7 +422,8 @@ fn dead_letters_are_dropped_only_when_asked_for() {
              them on purpose",]
     );
     let on_purpose = format!("{lake_only}\n[streams.routes]\ndead_letters = []\n");
-    let config = PipelineConfig::parse(&on_purpose, "orders.toml").unwrap_or_else(|errors| panic!("{errors}"));
+    let config =
+        PipelineConfig::parse(&on_purpose, "orders.toml", sink_types()).unwrap_or_else(|errors| panic!("{errors}"));
     assert!(config.streams[0].routes.dead_letters.is_empty());
 }
 
@@ -523,7 +529,7 @@ fn a_configuration_without_streams_is_refused_without_a_line() {
 fn an_unreadable_file_is_reported_without_a_line() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("absent.toml");
-    let errors = PipelineConfig::from_file(&path).unwrap_err();
+    let errors = PipelineConfig::from_file(&path, sink_types()).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors.errors()[0].line, None);
     assert!(
@@ -543,13 +549,13 @@ fn validation_checks_that_reference_files_hold_a_json_object() {
     let path = write_config(dir.path(), &text, &files);
 
     // from_file checks that the files exist...
-    let errors: ConfigErrors = PipelineConfig::from_file(&path).unwrap_err();
+    let errors: ConfigErrors = PipelineConfig::from_file(&path, sink_types()).unwrap_err();
     assert_eq!(errors.len(), 1, "{errors}");
     assert_eq!(errors.errors()[0].key, "reference.cuisines.file");
     assert!(errors.errors()[0].message.ends_with("cuisines.json does not exist; expected a JSON file holding an object of key → value (a relative path starts from the configuration file's directory)"), "{errors}");
 
     // ...validate_file also reads them.
-    let errors = validate_file(&path).unwrap_err();
+    let errors = validate_file(&path, sink_types()).unwrap_err();
     let messages: Vec<(&str, &str)> =
         errors.iter().map(|error| (error.key.as_str(), error.message.rsplit(".json ").next().unwrap())).collect();
     assert_eq!(
@@ -569,7 +575,7 @@ fn validation_checks_that_reference_files_hold_a_json_object() {
 fn each_plugin_is_loaded_as_the_world_its_stream_uses_it_as() {
     let dir = TempDir::new().unwrap();
     let path = write_config(dir.path(), FULL, FULL_FILES);
-    let config = PipelineConfig::from_file(path).unwrap();
+    let config = PipelineConfig::from_file(path, sink_types()).unwrap();
     assert_eq!(config.plugin_world("orders-parser"), Some(World::Parser));
     assert_eq!(config.plugin_world("clicks-parser"), Some(World::Parser));
     assert_eq!(config.plugin_world("restaurant-enricher"), Some(World::Enricher));
@@ -599,9 +605,9 @@ fn sinks_take_only_the_outputs_they_can_write() {
     assert!(!lake.accepts(OutputKind::DeadLetters));
     assert!(dead_letters.accepts(OutputKind::DeadLetters));
     assert!(!dead_letters.accepts(OutputKind::Events));
-    let names: Vec<&str> = SinkType::all().map(SinkType::as_str).collect();
+    let names: Vec<&str> = sink_types().all().map(SinkType::as_str).collect();
     assert_eq!(names, ["lake", "dead-letters", "serving", "search", "warehouse"], "every registered type");
-    assert!(SinkType::named("s3").is_none());
+    assert!(sink_types().named("s3").is_none());
 }
 
 #[test]
@@ -630,7 +636,8 @@ fn the_examples_in_the_documentation_are_valid() {
     let examples: Vec<&str> = doc.split("```toml\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
     assert_eq!(examples.len(), 2);
     for example in examples {
-        PipelineConfig::parse(example, "docs/configuration.md").unwrap_or_else(|errors| panic!("{errors}"));
+        PipelineConfig::parse(example, "docs/configuration.md", sink_types())
+            .unwrap_or_else(|errors| panic!("{errors}"));
     }
 }
 
@@ -665,7 +672,7 @@ events = ["order-status", "order-search", "warehouse"]
 dead_letters = []
 "#
     );
-    let config = PipelineConfig::parse(&text, "orders.toml").unwrap();
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap();
     assert_eq!(config.server.serving_cache_entries, 500);
     assert_eq!(config.server.serving_cache_ttl, HumanDuration(Duration::from_millis(250)));
     assert_eq!(
@@ -750,7 +757,7 @@ role = "ingest"
 env = "WEIR_SHOP_TOKEN"
 "#
     );
-    let config = PipelineConfig::parse(&text, "orders.toml").unwrap();
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap();
     assert_eq!(config.admin.max_upload_bytes, ByteSize::mib(16));
     assert_eq!(config.admin.auto_rollback_error_percent, 10);
     assert_eq!(config.admin.auto_rollback_min_inputs, 50);
@@ -779,5 +786,5 @@ env = "WEIR_SHOP_TOKEN"
 
 /// The registered sink type named `name`.
 fn sink_type(name: &str) -> SinkType {
-    SinkType::named(name).unwrap_or_else(|| panic!("sink type {name} is registered"))
+    sink_types().named(name).unwrap_or_else(|| panic!("sink type {name} is registered"))
 }

@@ -4,12 +4,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use weir_sinks::{Sink, Warehouse};
+use weir_log::BoxFuture;
+use weir_sinks::{Sink, Warehouse, WarehouseTable};
 
-use super::{SinkContext, SinkKind, SinkSettings, clean_up};
-use crate::config::{OutputKind, SinkConfig, SinkTable, SinkType};
+use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType};
 
-pub(super) struct WarehouseKind;
+use crate::connector::{Connector, SinkContext, clean_up, settings_of};
+use crate::stores::{AggregatesReader, ReadError};
+
+pub(crate) struct WarehouseKind;
 
 impl SinkKind for WarehouseKind {
     fn name(&self) -> &'static str {
@@ -41,11 +44,30 @@ impl SinkSettings for WarehouseSettings {
     fn sink_type(&self) -> SinkType {
         SinkType::of(&WarehouseKind)
     }
+}
 
-    fn build(&self, name: &str, context: &mut SinkContext<'_>) -> anyhow::Result<Arc<dyn Sink>> {
-        clean_up(name, &self.path)?;
-        let warehouse = Warehouse::local(name, &self.path)?;
+impl Connector for WarehouseKind {
+    fn build(&self, name: &str, settings: &SinkConfig, context: &mut SinkContext<'_>) -> anyhow::Result<Arc<dyn Sink>> {
+        let settings = settings_of::<WarehouseSettings>(name, settings)?;
+        clean_up(name, &settings.path)?;
+        let warehouse = Warehouse::local(name, &settings.path)?;
         context.stores.add_aggregates_reader(name, Arc::new(warehouse.clone()));
         Ok(Arc::new(warehouse))
+    }
+}
+
+impl AggregatesReader for Warehouse {
+    fn aggregates<'a>(
+        &'a self,
+        stream: &'a str,
+        key: Option<&'a str>,
+        from: i64,
+        to: i64,
+    ) -> BoxFuture<'a, Result<Vec<serde_json::Value>, ReadError>> {
+        Box::pin(async move {
+            self.query(WarehouseTable::Aggregates, stream, key, from, to)
+                .await
+                .map_err(|e| ReadError::Failed(e.to_string()))
+        })
     }
 }

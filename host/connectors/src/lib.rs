@@ -1,0 +1,90 @@
+//! Sink connectors: each sink type is one module here, declared below and listed in
+//! [`CONNECTORS`].
+//!
+//! A connector says what its `type = "…"` is called, which outputs it takes, which keys
+//! its `[sinks.NAME]` table allows and how they are read and checked
+//! ([`weir_config::SinkKind`]), and how a sink is built from the settings it read
+//! ([`Connector::build`]). The configuration loader, `weir validate`, the route checks
+//! and the pipeline's wiring never name a connector: they go through this registry
+//! ([`sink_types`] for loading, [`build_sinks`] for running). The read side — serving
+//! lookups, search, aggregates — is behind the traits of [`stores`], registered by the
+//! connectors whose sinks write what they read. `docs/connectors.md` walks through adding
+//! one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use weir_config::{OutputKind, PipelineConfig, SinkConfig, SinkKind, SinkTypes};
+use weir_sinks::Sink;
+
+mod connector;
+mod dead_letters;
+mod lake;
+mod search;
+mod serving;
+pub mod stores;
+mod warehouse;
+
+pub use connector::{Connector, SinkContext};
+pub use dead_letters::DeadLetterSettings;
+pub use lake::LakeSettings;
+pub use search::SearchSettings;
+pub use serving::ServingSettings;
+pub use stores::Stores;
+pub use warehouse::WarehouseSettings;
+
+/// Every sink type, in the order messages list them: the one registration of a connector.
+static CONNECTORS: &[&dyn Connector] =
+    &[&lake::Lake, &dead_letters::DeadLetters, &serving::Serving, &search::Search, &warehouse::WarehouseKind];
+
+/// The sink types of [`CONNECTORS`], as the configuration is loaded with them.
+static SINK_KINDS: std::sync::LazyLock<Vec<&'static dyn SinkKind>> =
+    std::sync::LazyLock::new(|| CONNECTORS.iter().map(|&connector| connector as &dyn SinkKind).collect());
+
+/// The sink types a configuration may use: every registered connector, and the default
+/// sinks of a file without `[sinks]`.
+pub fn sink_types() -> &'static SinkTypes {
+    static TYPES: std::sync::LazyLock<SinkTypes> =
+        std::sync::LazyLock::new(|| SinkTypes::new(SINK_KINDS.as_slice(), default_sinks));
+    &TYPES
+}
+
+/// The sinks of a configuration without `[sinks]`: `lake` (a lake) and `dead-letters`
+/// (a dead-letter sink), both in `<data_dir>/lake`.
+pub fn default_sinks(data_dir: &Path) -> BTreeMap<String, SinkConfig> {
+    let root = data_dir.join("lake");
+    BTreeMap::from([
+        ("lake".to_owned(), SinkConfig::new(LakeSettings { path: root.clone() })),
+        ("dead-letters".to_owned(), SinkConfig::new(DeadLetterSettings { path: root })),
+    ])
+}
+
+/// The configured sinks, by name.
+pub type SinksByName = BTreeMap<String, Arc<dyn Sink>>;
+
+/// Builds every configured sink, by name, through its connector, and the stores behind
+/// them.
+///
+/// # Errors
+/// A sink that cannot be opened, naming it and its location.
+pub fn build_sinks(config: &PipelineConfig) -> anyhow::Result<(SinksByName, Stores)> {
+    let mut stores = Stores::default();
+    let mut sinks: SinksByName = BTreeMap::new();
+    {
+        let mut context = SinkContext::new(config, &mut stores);
+        for (name, settings) in &config.sinks {
+            let type_name = settings.sink_type().as_str();
+            let connector = CONNECTORS
+                .iter()
+                .find(|connector| connector.name() == type_name)
+                .with_context(|| format!("sink {name}: no connector is registered for type {type_name:?}"))?;
+            sinks.insert(name.clone(), connector.build(name, settings, &mut context)?);
+        }
+    }
+    for stream in &config.streams {
+        stores.route_aggregates(&stream.name, stream.routes.get(OutputKind::Aggregates));
+    }
+    Ok((sinks, stores))
+}
