@@ -3,6 +3,7 @@
 mod admin;
 mod foreign;
 mod harness;
+mod hostile_clients;
 mod inspect;
 mod new_plugin;
 mod polyglot;

@@ -336,3 +336,35 @@ fn search_answers_400_with_the_reason_for_a_bad_query_and_404_for_an_unknown_ind
         assert!(r.body.contains("no warehouse holds aggregates of stream \\\"orders\\\""), "{}", r.body);
     });
 }
+
+#[test]
+fn hostile_search_queries_are_refused_with_their_bound_and_the_host_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_read_config(dir.path(), false);
+    let server = Server::start(&config);
+    rt().block_on(async {
+        let hostile = [
+            (format!("{}a{}", "(".repeat(3000), ")".repeat(3000)), "more than 1024"),
+            (format!("{}a{}", "(".repeat(200), ")".repeat(200)), "deeper than 8"),
+            (format!("{}a", "NOT ".repeat(200)), "more than 64 terms and operators"),
+        ];
+        for (query, bound) in &hostile {
+            let r = get(server.addr, &format!("/v1/search/orders?q={}", encode(query))).await;
+            assert_eq!(r.status, 400, "{bound}: {}", r.body);
+            let body: serde_json::Value = serde_json::from_str(&r.body).expect("a JSON error");
+            assert_eq!(body["code"], "bad_request", "{}", r.body);
+            assert!(body["error"].as_str().is_some_and(|e| e.contains(bound)), "{bound}: {}", r.body);
+            assert!(r.body.len() < 1024, "the answer does not echo the whole query: {} bytes", r.body.len());
+        }
+        for path in ["/healthz", "/v1/search/orders?q=x"] {
+            assert_eq!(get(server.addr, path).await.status, 200, "{path} after the hostile queries");
+        }
+        let r = get(server.addr, "/v1/search/orders?q=x&q=y").await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&r.body).is_ok(),
+            "a bad query string answers JSON: {}",
+            r.body
+        );
+    });
+}

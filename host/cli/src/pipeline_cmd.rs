@@ -39,6 +39,13 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let access = match weir_api::AdminAccess::from_config(&parsed.admin, parsed.server.require_token) {
+        Ok(access) => access,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let pipeline = match Pipeline::start(&parsed).await {
         Ok(p) => p,
         Err(e) => {
@@ -56,23 +63,21 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
     let addr = listener.local_addr().map_or_else(|_| parsed.server.listen.to_string(), |a| a.to_string());
     // One line on stdout that scripts and tests wait for.
     println!("weir listening on http://{addr}");
-    if !parsed.server.listen.ip().is_loopback() && !pipeline.admin().requires_data_tokens() {
+    if !parsed.server.listen.ip().is_loopback() && !access.requires_data_tokens() {
         tracing::warn!(
             "listening on {addr} without tokens on the ingest route and the read API: anyone who can reach \
              it can send and read data; set `require_token = true` under [server] (with WEIR_INGEST_TOKEN and \
              WEIR_READ_TOKEN), or keep it behind an authenticating proxy"
         );
     }
-    let app = weir_pipeline::server::app(Arc::clone(&pipeline));
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let app = weir_api::app(Arc::clone(&pipeline), access);
+    let limits = weir_api::ConnectionLimits {
+        max_connections: usize::try_from(parsed.server.max_connections).unwrap_or(usize::MAX),
+        header_timeout: parsed.server.header_timeout.0,
+    };
+    weir_api::serve(listener, app, limits, shutdown_signal()).await;
     pipeline.shutdown().await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: the server failed: {e}");
-            ExitCode::from(1)
-        }
-    }
+    ExitCode::SUCCESS
 }
 
 async fn shutdown_signal() {
@@ -110,8 +115,8 @@ pub(crate) async fn demo(plugin_dir: Option<PathBuf>, data_dir: PathBuf, events:
         return ExitCode::from(2);
     }
     let plugin_dir = plugin_dir.canonicalize().unwrap_or(plugin_dir);
-    let options = weir_pipeline::demo::DemoOptions { plugin_dir, data_dir, events, seed };
-    match weir_pipeline::demo::run(&options).await {
+    let options = weir_cli::demo::DemoOptions { plugin_dir, data_dir, events, seed };
+    match weir_cli::demo::run(&options).await {
         Ok(report) => {
             print!("{report}");
             ExitCode::SUCCESS

@@ -175,6 +175,17 @@ pub struct ServerConfig {
     /// that listens on loopback or behind an authenticating proxy; `weir serve` warns
     /// when it listens elsewhere without tokens). Tokens as for `[admin]`.
     pub require_token: bool,
+    /// `max_connections`: HTTP connections served at once; more wait in the kernel's
+    /// backlog until one closes. By default 1024.
+    pub max_connections: u64,
+    /// `header_timeout`: how long a connection may take to send a request's headers
+    /// (counted from its first byte, or from the end of its previous response for a
+    /// kept-alive connection) before it is closed, so stalled or slow clients cannot hold
+    /// connections. By default 10s.
+    pub header_timeout: HumanDuration,
+    /// `body_timeout`: how long reading a request body (ingest, upload) may take before
+    /// the request is answered 408. By default 60s.
+    pub body_timeout: HumanDuration,
 }
 
 impl Default for ServerConfig {
@@ -189,6 +200,9 @@ impl Default for ServerConfig {
             serving_cache_entries: 100_000,
             serving_cache_ttl: HumanDuration(std::time::Duration::from_secs(5)),
             require_token: false,
+            max_connections: 1024,
+            header_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            body_timeout: HumanDuration(std::time::Duration::from_secs(60)),
         }
     }
 }

@@ -42,6 +42,9 @@ const SERVER_KEYS: &[&str] = &[
     "serving_cache_entries",
     "serving_cache_ttl",
     "require_token",
+    "max_connections",
+    "header_timeout",
+    "body_timeout",
 ];
 const LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
 const PLUGIN_KEYS: &[&str] = &["path", "version", "config", "limits"];
@@ -178,6 +181,16 @@ impl Loader<'_> {
             }
             if let Some(required) = self.report.get::<bool>(&table, "require_token") {
                 server.require_token = required.value;
+            }
+            if let Some(connections) = self.count(&table, "max_connections", 1, 1 << 20) {
+                server.max_connections = connections;
+            }
+            for (key, setting) in
+                [("header_timeout", &mut server.header_timeout), ("body_timeout", &mut server.body_timeout)]
+            {
+                if let Some(timeout) = self.report.get::<HumanDuration>(&table, key).and_then(|t| self.positive(t)) {
+                    *setting = timeout.value;
+                }
             }
             if server.max_request_bytes < server.max_record_bytes {
                 // Blame the key that was written (both, or one of them, was).

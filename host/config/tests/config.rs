@@ -121,6 +121,9 @@ fn a_full_configuration_parses_into_typed_settings() {
             serving_cache_entries: 100_000,
             serving_cache_ttl: HumanDuration(Duration::from_secs(5)),
             require_token: true,
+            max_connections: 256,
+            header_timeout: HumanDuration(Duration::from_secs(5)),
+            body_timeout: HumanDuration(Duration::from_secs(120)),
         },
         log: LogSettings {
             shards: 8,

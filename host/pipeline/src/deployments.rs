@@ -158,7 +158,7 @@ impl Deployments {
         cache_dir: Option<std::path::PathBuf>,
     ) -> anyhow::Result<Self> {
         let mut stored: BTreeMap<String, Deployment> =
-            registry.deployments()?.into_iter().map(|d| (d.plugin.clone(), d)).collect();
+            registry.deployments().await?.into_iter().map(|d| (d.plugin.clone(), d)).collect();
         let deployments = Self {
             registry,
             runtime,
@@ -186,10 +186,10 @@ impl Deployments {
                 }
                 None => {
                     let bytes = configured.get(name).cloned().unwrap_or_default();
-                    let version = deployments.register_configured(name, &live, &bytes)?;
+                    let version = deployments.register_configured(name, &live, bytes).await?;
                     let deployment =
                         Deployment { plugin: name.clone(), live: version, previous: Vec::new(), candidate: None };
-                    deployments.registry.put_deployment(&deployment)?;
+                    deployments.registry.put_deployment(deployment.clone()).await?;
                     state.insert(name.clone(), deployment);
                 }
             }
@@ -200,33 +200,35 @@ impl Deployments {
 
     /// Registers a configured component under its configured version (or
     /// `<version>+<sha8>` when the registry holds other bytes under that version).
-    fn register_configured(&self, name: &str, plugin: &Plugin, bytes: &[u8]) -> Result<String, AdminError> {
+    async fn register_configured(&self, name: &str, plugin: &Plugin, bytes: Vec<u8>) -> Result<String, AdminError> {
         let info = plugin.info();
         let mut version = plugin.id().version.clone();
-        if let Some(existing) = self.registry.version(name, &version)? {
+        if let Some(existing) = self.registry.version(name.to_owned(), version.clone()).await? {
             if existing.sha256 == info.sha256 {
                 return Ok(version);
             }
             version = format!("{version}+{}", &info.sha256[..8]);
-            if self.registry.version(name, &version)?.is_some() {
+            if self.registry.version(name.to_owned(), version.clone()).await?.is_some() {
                 return Ok(version);
             }
         }
-        self.registry.put_component(bytes)?;
-        self.registry.put_version(&VersionRecord {
-            name: name.to_owned(),
-            version: version.clone(),
-            sha256: info.sha256.clone(),
-            world: info.world.as_str().to_owned(),
-            wit_version: info.wit_version.clone(),
-            size: info.size as u64,
-            imports: info.imports.clone(),
-            description: "registered from the pipeline configuration".to_owned(),
-            uploaded_by: "config".to_owned(),
-            uploaded_at: now(),
-            fixtures: None,
-            config: None,
-        })?;
+        self.registry.put_component(bytes).await?;
+        self.registry
+            .put_version(VersionRecord {
+                name: name.to_owned(),
+                version: version.clone(),
+                sha256: info.sha256.clone(),
+                world: info.world.as_str().to_owned(),
+                wit_version: info.wit_version.clone(),
+                size: info.size as u64,
+                imports: info.imports.clone(),
+                description: "registered from the pipeline configuration".to_owned(),
+                uploaded_by: "config".to_owned(),
+                uploaded_at: now(),
+                fixtures: None,
+                config: None,
+            })
+            .await?;
         Ok(version)
     }
 
@@ -253,8 +255,8 @@ impl Deployments {
     /// Loads `name@version` from the registry with the plugin's options (and the
     /// version's own configuration, if it has one).
     async fn load(&self, name: &str, version: &str) -> Result<Plugin, AdminError> {
-        let record = self.version_record(name, version)?;
-        let bytes = self.registry.component(&record.sha256)?;
+        let record = self.version_record(name, version).await?;
+        let bytes = self.registry.component(record.sha256.clone()).await?;
         let options = self.options_for(&record);
         self.runtime.load(PluginId::new(name, version), &bytes, options).await.map_err(load_refusal)
     }
@@ -269,8 +271,8 @@ impl Deployments {
         options
     }
 
-    fn version_record(&self, name: &str, version: &str) -> Result<VersionRecord, AdminError> {
-        self.registry.version(name, version)?.ok_or_else(|| {
+    async fn version_record(&self, name: &str, version: &str) -> Result<VersionRecord, AdminError> {
+        self.registry.version(name.to_owned(), version.to_owned()).await?.ok_or_else(|| {
             AdminError::new(
                 404,
                 "unknown_version",
@@ -292,21 +294,21 @@ impl Deployments {
         })
     }
 
-    fn audit(&self, actor: &str, action: &str, target: &str, result: &Result<impl Sized, AdminError>) {
+    async fn audit(&self, actor: &str, action: &str, target: &str, result: &Result<impl Sized, AdminError>) {
         let result = match result {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("refused: {} {}: {}", e.status, e.code, e.message),
         };
-        self.audit_text(actor, action, target, result);
+        self.audit_text(actor, action, target, result).await;
     }
 
     /// Records an action the HTTP layer refused before it reached here (an upload over
     /// the size limit, say).
-    pub fn audit_refusal(&self, actor: &str, action: &str, target: &str, error: &AdminError) {
-        self.audit(actor, action, target, &Err::<(), _>(error.clone()));
+    pub async fn audit_refusal(&self, actor: &str, action: &str, target: &str, error: &AdminError) {
+        self.audit(actor, action, target, &Err::<(), _>(error.clone())).await;
     }
 
-    fn audit_text(&self, actor: &str, action: &str, target: &str, result: String) {
+    async fn audit_text(&self, actor: &str, action: &str, target: &str, result: String) {
         let entry = AuditEntry {
             seq: 0,
             at: now(),
@@ -315,7 +317,7 @@ impl Deployments {
             target: target.to_owned(),
             result,
         };
-        if let Err(e) = self.registry.append_audit(entry) {
+        if let Err(e) = self.registry.append_audit(entry).await {
             tracing::error!("the audit log could not be written: {e}");
         }
     }
@@ -342,7 +344,7 @@ impl Deployments {
             Ok((record, _)) => format!("{name}@{}", record.version),
             Err(_) => format!("{name}@{}", version.unwrap_or("?")),
         };
-        self.audit(actor, "upload", &target, &result);
+        self.audit(actor, "upload", &target, &result).await;
         result
     }
 
@@ -362,7 +364,7 @@ impl Deployments {
             ));
         }
         let sha256 = weir_registry::sha256_hex(bytes);
-        let existing = self.registry.versions(Some(name))?;
+        let existing = self.registry.versions(Some(name.to_owned())).await?;
         let version = match version {
             Some(v) if !valid_version(v) => {
                 return Err(AdminError::new(
@@ -396,7 +398,7 @@ impl Deployments {
         }
         let plugin = self.runtime.load(PluginId::new(name, &version), bytes, options).await.map_err(load_refusal)?;
         let info = plugin.info();
-        self.registry.put_component(bytes)?;
+        self.registry.put_component(bytes.to_vec()).await?;
         let record = VersionRecord {
             name: name.to_owned(),
             version,
@@ -411,7 +413,7 @@ impl Deployments {
             fixtures: None,
             config: None,
         };
-        self.registry.put_version(&record)?;
+        self.registry.put_version(record.clone()).await?;
         Ok((record, true))
     }
 
@@ -427,13 +429,14 @@ impl Deployments {
         fixtures: Fixtures,
     ) -> Result<VersionRecord, AdminError> {
         let _guard = self.state.lock().await;
-        let result = (|| {
-            let mut record = self.version_record(name, version)?;
+        let result = async {
+            let mut record = self.version_record(name, version).await?;
             record.fixtures = Some(fixtures);
-            self.registry.put_version(&record)?;
+            self.registry.put_version(record.clone()).await?;
             Ok(record)
-        })();
-        self.audit(actor, "fixtures", &format!("{name}@{version}"), &result);
+        }
+        .await;
+        self.audit(actor, "fixtures", &format!("{name}@{version}"), &result).await;
         result
     }
 
@@ -452,8 +455,8 @@ impl Deployments {
         config: BTreeMap<String, String>,
     ) -> Result<VersionRecord, AdminError> {
         let state = self.state.lock().await;
-        let result = (|| {
-            let mut record = self.version_record(name, version)?;
+        let result = async {
+            let mut record = self.version_record(name, version).await?;
             if state.get(name).and_then(|deployment| running_as(deployment, version)).is_some() {
                 return Err(AdminError::new(
                     409,
@@ -464,17 +467,18 @@ impl Deployments {
                 ));
             }
             record.config = Some(config);
-            self.registry.put_version(&record)?;
+            self.registry.put_version(record.clone()).await?;
             Ok(record)
-        })();
-        self.audit(actor, "config", &format!("{name}@{version}"), &result);
+        }
+        .await;
+        self.audit(actor, "config", &format!("{name}@{version}"), &result).await;
         result
     }
 
     /// Runs a version's fixtures in the harness; `Err` with the diff when they fail.
     async fn gate(&self, record: &VersionRecord) -> Result<(), AdminError> {
         let Some(fixtures) = &record.fixtures else { return Ok(()) };
-        let bytes = self.registry.component(&record.sha256)?;
+        let bytes = self.registry.component(record.sha256.clone()).await?;
         let options = self.options_for(record);
         let fixtures = fixtures.clone();
         let label = format!("{}@{}", record.name, record.version);
@@ -497,7 +501,7 @@ impl Deployments {
     pub async fn activate(&self, actor: &str, name: &str, version: &str) -> Result<Deployment, AdminError> {
         let mut state = self.state.lock().await;
         let result = self.activate_locked(&mut state, name, version).await;
-        self.audit(actor, "activate", &format!("{name}@{version}"), &result);
+        self.audit(actor, "activate", &format!("{name}@{version}"), &result).await;
         result
     }
 
@@ -508,7 +512,7 @@ impl Deployments {
         version: &str,
     ) -> Result<Deployment, AdminError> {
         let slot = self.slot(name)?;
-        let record = self.version_record(name, version)?;
+        let record = self.version_record(name, version).await?;
         self.gate(&record).await?;
         let plugin = Arc::new(self.load(name, version).await?);
         let mut deployment = current(state, slot);
@@ -516,19 +520,19 @@ impl Deployments {
             deployment.previous.push(std::mem::replace(&mut deployment.live, version.to_owned()));
         }
         deployment.candidate = None;
-        self.commit(state, slot, deployment, Active { live: plugin, candidate: None })
+        self.commit(state, slot, deployment, Active { live: plugin, candidate: None }).await
     }
 
     /// Stores `deployment`, swaps `active` into the slot (the next batch of every shard
     /// runs it) and remembers the deployment: every change of versions ends here.
-    fn commit(
+    async fn commit(
         &self,
         state: &mut BTreeMap<String, Deployment>,
         slot: &PluginSlot,
         deployment: Deployment,
         active: Active,
     ) -> Result<Deployment, AdminError> {
-        self.registry.put_deployment(&deployment)?;
+        self.registry.put_deployment(deployment.clone()).await?;
         slot.swap(active);
         state.insert(slot.name().to_owned(), deployment.clone());
         Ok(deployment)
@@ -547,11 +551,11 @@ impl Deployments {
             let plugin = Arc::new(self.load(name, &previous).await?);
             deployment.live = previous;
             deployment.candidate = None;
-            self.commit(&mut state, slot, deployment, Active { live: plugin, candidate: None })
+            self.commit(&mut state, slot, deployment, Active { live: plugin, candidate: None }).await
         }
         .await;
         let target = live_target(name, &result);
-        self.audit(actor, "rollback", &target, &result);
+        self.audit(actor, "rollback", &target, &result).await;
         result
     }
 
@@ -596,7 +600,7 @@ impl Deployments {
                     format!("max_error_rate {max_error_rate} is not a share from 0 to 1"),
                 ));
             }
-            let record = self.version_record(name, &request.version)?;
+            let record = self.version_record(name, &request.version).await?;
             self.gate(&record).await?;
             let candidate = Candidate {
                 version: request.version.clone(),
@@ -608,10 +612,10 @@ impl Deployments {
             let active_candidate = self.active_candidate(name, &candidate).await?;
             let mut deployment = current(&state, slot);
             deployment.candidate = Some(candidate);
-            self.commit(&mut state, slot, deployment, Active { live: slot.snapshot().live.clone(), candidate: Some(active_candidate) })
+            self.commit(&mut state, slot, deployment, Active { live: slot.snapshot().live.clone(), candidate: Some(active_candidate) }).await
         }
         .await;
-        self.audit(actor, action, &target, &result);
+        self.audit(actor, action, &target, &result).await;
         result
     }
 
@@ -629,11 +633,11 @@ impl Deployments {
             };
             let Some(stored) = deployment.candidate.take() else { return Err(no_candidate(name)) };
             deployment.previous.push(std::mem::replace(&mut deployment.live, stored.version));
-            self.commit(&mut state, slot, deployment, Active { live: candidate.plugin.clone(), candidate: None })
+            self.commit(&mut state, slot, deployment, Active { live: candidate.plugin.clone(), candidate: None }).await
         }
         .await;
         let target = live_target(name, &result);
-        self.audit(actor, "promote", &target, &result);
+        self.audit(actor, "promote", &target, &result).await;
         result
     }
 
@@ -643,18 +647,22 @@ impl Deployments {
     /// Unknown plugin, no candidate.
     pub async fn abort(&self, actor: &str, name: &str) -> Result<Deployment, AdminError> {
         let mut state = self.state.lock().await;
-        let result = self.drop_candidate(&mut state, name);
-        self.audit(actor, "abort", name, &result);
+        let result = self.drop_candidate(&mut state, name).await;
+        self.audit(actor, "abort", name, &result).await;
         result
     }
 
-    fn drop_candidate(&self, state: &mut BTreeMap<String, Deployment>, name: &str) -> Result<Deployment, AdminError> {
+    async fn drop_candidate(
+        &self,
+        state: &mut BTreeMap<String, Deployment>,
+        name: &str,
+    ) -> Result<Deployment, AdminError> {
         let slot = self.slot(name)?;
         let mut deployment = state.get(name).cloned().ok_or_else(|| no_candidate(name))?;
         if deployment.candidate.take().is_none() {
             return Err(no_candidate(name));
         }
-        self.commit(state, slot, deployment, Active { live: slot.snapshot().live.clone(), candidate: None })
+        self.commit(state, slot, deployment, Active { live: slot.snapshot().live.clone(), candidate: None }).await
     }
 
     /// Records an automatic rollback a stage made (the slot already dropped the
@@ -664,13 +672,13 @@ impl Deployments {
         let Some(mut deployment) = state.get(&event.plugin).cloned() else { return };
         if deployment.candidate.as_ref().is_some_and(|c| c.version == event.version) {
             deployment.candidate = None;
-            if let Err(e) = self.registry.put_deployment(&deployment) {
+            if let Err(e) = self.registry.put_deployment(deployment.clone()).await {
                 tracing::error!("the deployment of {} could not be stored: {e}", event.plugin);
             }
             state.insert(event.plugin.clone(), deployment);
         }
         let target = format!("{}@{}", event.plugin, event.version);
-        self.audit_text("weir", "auto-rollback", &target, format!("ok: {}", event.reason));
+        self.audit_text("weir", "auto-rollback", &target, format!("ok: {}", event.reason)).await;
     }
 
     /// Deletes a version that is not in use (live or candidate).
@@ -680,7 +688,7 @@ impl Deployments {
     pub async fn delete(&self, actor: &str, name: &str, version: &str) -> Result<(), AdminError> {
         let mut state = self.state.lock().await;
         let result = async {
-            let record = self.version_record(name, version)?;
+            let record = self.version_record(name, version).await?;
             if let Some(role) = state.get(name).and_then(|deployment| running_as(deployment, version)) {
                 return Err(AdminError::new(
                     409,
@@ -688,19 +696,19 @@ impl Deployments {
                     format!("{name}@{version} is {role}; activate or abort first, then delete it"),
                 ));
             }
-            self.registry.remove_version(name, version)?;
+            self.registry.remove_version(name.to_owned(), version.to_owned()).await?;
             if let Some(deployment) = state.get_mut(name) {
                 deployment.previous.retain(|v| v != version);
-                self.registry.put_deployment(deployment)?;
+                self.registry.put_deployment(deployment.clone()).await?;
             }
-            let shared = self.registry.versions(None)?.iter().any(|r| r.sha256 == record.sha256);
+            let shared = self.registry.versions(None).await?.iter().any(|r| r.sha256 == record.sha256);
             if !shared {
-                self.registry.remove_component(&record.sha256)?;
+                self.registry.remove_component(record.sha256.clone()).await?;
             }
             Ok(())
         }
         .await;
-        self.audit(actor, "delete", &format!("{name}@{version}"), &result);
+        self.audit(actor, "delete", &format!("{name}@{version}"), &result).await;
         result
     }
 
@@ -708,16 +716,16 @@ impl Deployments {
     ///
     /// # Errors
     /// A registry failure.
-    pub fn versions(&self, name: Option<&str>) -> Result<Vec<VersionRecord>, AdminError> {
-        Ok(self.registry.versions(name)?)
+    pub async fn versions(&self, name: Option<&str>) -> Result<Vec<VersionRecord>, AdminError> {
+        Ok(self.registry.versions(name.map(str::to_owned)).await?)
     }
 
     /// One version's metadata.
     ///
     /// # Errors
     /// Unknown version, a registry failure.
-    pub fn version(&self, name: &str, version: &str) -> Result<VersionRecord, AdminError> {
-        self.version_record(name, version)
+    pub async fn version(&self, name: &str, version: &str) -> Result<VersionRecord, AdminError> {
+        self.version_record(name, version).await
     }
 
     /// The deployment of each deployable plugin, with its candidate's counters.
@@ -758,8 +766,8 @@ impl Deployments {
     ///
     /// # Errors
     /// A registry failure.
-    pub fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, AdminError> {
-        Ok(self.registry.audit(after, limit)?)
+    pub async fn audit_log(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, AdminError> {
+        Ok(self.registry.audit(after, limit).await?)
     }
 }
 

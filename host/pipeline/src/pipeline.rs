@@ -12,7 +12,6 @@ use weir_log::{EmbeddedLog, LogConfig, NewRecord, RecordPlace, ShardId, StreamLo
 use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sinks::{RetryPolicy, Sink};
 
-use crate::auth::AdminAccess;
 use crate::deployments::{Deployments, RollbackPolicy};
 use crate::metrics::Metrics;
 use crate::slot::PluginSlot;
@@ -27,6 +26,8 @@ pub struct IngestLimits {
     pub max_request_bytes: usize,
     /// Unconsumed records of a stream beyond which ingest answers 503.
     pub max_pending_records: u64,
+    /// Longest a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 /// Why records were not accepted.
@@ -164,7 +165,6 @@ pub struct Pipeline {
     tasks: tokio::sync::Mutex<tokio::task::JoinSet<Result<(), StageError>>>,
     stores: Stores,
     deployments: Arc<Deployments>,
-    admin: AdminAccess,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -250,7 +250,6 @@ impl Pipeline {
         )
         .await?;
         let deployments = Arc::new(deployments);
-        let admin = AdminAccess::from_config(&config.admin, config.server.require_token)?;
 
         let (sinks, stores) = weir_connectors::build_sinks(config)?;
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {
@@ -336,6 +335,7 @@ impl Pipeline {
             max_record_bytes: config.server.max_record_bytes.bytes_usize(),
             max_request_bytes: config.server.max_request_bytes.bytes_usize(),
             max_pending_records: config.server.max_pending_records,
+            body_timeout: config.server.body_timeout.0,
         };
         Ok(Arc::new(Self {
             log,
@@ -347,7 +347,6 @@ impl Pipeline {
             tasks: tokio::sync::Mutex::new(tasks),
             stores,
             deployments,
-            admin,
         }))
     }
 
@@ -364,11 +363,6 @@ impl Pipeline {
     /// Plugin versions, deployments and the audit log.
     pub fn deployments(&self) -> &Arc<Deployments> {
         &self.deployments
-    }
-
-    /// Who may use the admin API.
-    pub fn admin(&self) -> &AdminAccess {
-        &self.admin
     }
 
     /// The metrics registry.

@@ -51,76 +51,80 @@ pub enum RegistryError {
     },
 }
 
-/// The storage of a plugin registry. Every method is blocking and durable when it
-/// returns `Ok`.
+/// A boxed future that can be sent between threads.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The storage of a plugin registry. Every operation is asynchronous (a store on files
+/// runs its blocking writes on the blocking pool; a remote store awaits the network) and
+/// durable when it returns `Ok`.
 pub trait RegistryStore: Send + Sync + std::fmt::Debug + 'static {
     /// Stores `bytes` under their SHA-256 (hex), which it returns. Storing the same bytes
     /// again is a no-op.
     ///
     /// # Errors
     /// When the storage fails.
-    fn put_component(&self, bytes: &[u8]) -> Result<String, RegistryError>;
+    fn put_component(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, RegistryError>>;
 
     /// The component stored under `sha256`, checked against its address.
     ///
     /// # Errors
     /// [`RegistryError::MissingComponent`], [`RegistryError::Damaged`], or a storage error.
-    fn component(&self, sha256: &str) -> Result<Vec<u8>, RegistryError>;
+    fn component(&self, sha256: String) -> BoxFuture<'_, Result<Vec<u8>, RegistryError>>;
 
     /// Removes the component stored under `sha256`, if any.
     ///
     /// # Errors
     /// When the storage fails.
-    fn remove_component(&self, sha256: &str) -> Result<(), RegistryError>;
+    fn remove_component(&self, sha256: String) -> BoxFuture<'_, Result<(), RegistryError>>;
 
     /// Stores (or replaces) a version's metadata.
     ///
     /// # Errors
     /// When the storage fails.
-    fn put_version(&self, version: &VersionRecord) -> Result<(), RegistryError>;
+    fn put_version(&self, version: VersionRecord) -> BoxFuture<'_, Result<(), RegistryError>>;
 
     /// One version's metadata.
     ///
     /// # Errors
     /// When the storage fails.
-    fn version(&self, name: &str, version: &str) -> Result<Option<VersionRecord>, RegistryError>;
+    fn version(&self, name: String, version: String) -> BoxFuture<'_, Result<Option<VersionRecord>, RegistryError>>;
 
     /// Every version of `name` (or of every plugin), by name, then upload order.
     ///
     /// # Errors
     /// When the storage fails.
-    fn versions(&self, name: Option<&str>) -> Result<Vec<VersionRecord>, RegistryError>;
+    fn versions(&self, name: Option<String>) -> BoxFuture<'_, Result<Vec<VersionRecord>, RegistryError>>;
 
     /// Removes a version's metadata (not its component, which other versions may share).
     ///
     /// # Errors
     /// When the storage fails.
-    fn remove_version(&self, name: &str, version: &str) -> Result<(), RegistryError>;
+    fn remove_version(&self, name: String, version: String) -> BoxFuture<'_, Result<(), RegistryError>>;
 
     /// Stores (or replaces) a plugin's deployment.
     ///
     /// # Errors
     /// When the storage fails.
-    fn put_deployment(&self, deployment: &Deployment) -> Result<(), RegistryError>;
+    fn put_deployment(&self, deployment: Deployment) -> BoxFuture<'_, Result<(), RegistryError>>;
 
     /// Every stored deployment, by plugin name.
     ///
     /// # Errors
     /// When the storage fails.
-    fn deployments(&self) -> Result<Vec<Deployment>, RegistryError>;
+    fn deployments(&self) -> BoxFuture<'_, Result<Vec<Deployment>, RegistryError>>;
 
     /// Appends an entry to the audit log, giving it the next sequence number, and returns
     /// it.
     ///
     /// # Errors
     /// When the storage fails.
-    fn append_audit(&self, entry: AuditEntry) -> Result<AuditEntry, RegistryError>;
+    fn append_audit(&self, entry: AuditEntry) -> BoxFuture<'_, Result<AuditEntry, RegistryError>>;
 
     /// Audit entries with a sequence number above `after`, oldest first, at most `limit`.
     ///
     /// # Errors
     /// When the storage fails.
-    fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, RegistryError>;
+    fn audit(&self, after: u64, limit: usize) -> BoxFuture<'_, Result<Vec<AuditEntry>, RegistryError>>;
 }
 
 /// The SHA-256 of `bytes`, lowercase hex: a component's address.

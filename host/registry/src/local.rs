@@ -2,24 +2,24 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::records::{AuditEntry, Deployment, VersionRecord};
-use crate::{RegistryError, RegistryStore, sha256_hex};
+use crate::{BoxFuture, RegistryError, RegistryStore, sha256_hex};
 
 const VERSIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("versions");
 const DEPLOYMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("deployments");
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 /// The embedded registry in a directory: `components/<sha256>.wasm` and `registry.redb`.
-#[derive(Debug)]
-pub struct LocalRegistry {
-    root: PathBuf,
-    db: Database,
-}
+/// Its operations block (file writes and redb commits, each fsynced), so each runs on
+/// the blocking thread pool, never on an async worker.
+#[derive(Debug, Clone)]
+pub struct LocalRegistry(Arc<LocalStore>);
 
 impl LocalRegistry {
     /// Opens (or creates) the registry in `root`.
@@ -27,6 +27,80 @@ impl LocalRegistry {
     /// # Errors
     /// When the directory or the database cannot be created or opened.
     pub fn open(root: &Path) -> Result<Self, RegistryError> {
+        LocalStore::open(root).map(|store| Self(Arc::new(store)))
+    }
+
+    /// Runs `operation` on the store on the blocking thread pool.
+    fn blocking<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&LocalStore) -> Result<T, RegistryError> + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, RegistryError>> {
+        let store = Arc::clone(&self.0);
+        Box::pin(async move {
+            let location = store.root.display().to_string();
+            tokio::task::spawn_blocking(move || operation(&store)).await.map_err(|e| RegistryError::Storage {
+                location,
+                message: format!("the registry operation did not complete: {e}"),
+            })?
+        })
+    }
+}
+
+impl RegistryStore for LocalRegistry {
+    fn put_component(&self, bytes: Vec<u8>) -> BoxFuture<'_, Result<String, RegistryError>> {
+        self.blocking(move |store| store.put_component(&bytes))
+    }
+
+    fn component(&self, sha256: String) -> BoxFuture<'_, Result<Vec<u8>, RegistryError>> {
+        self.blocking(move |store| store.component(&sha256))
+    }
+
+    fn remove_component(&self, sha256: String) -> BoxFuture<'_, Result<(), RegistryError>> {
+        self.blocking(move |store| store.remove_component(&sha256))
+    }
+
+    fn put_version(&self, version: VersionRecord) -> BoxFuture<'_, Result<(), RegistryError>> {
+        self.blocking(move |store| store.put_version(&version))
+    }
+
+    fn version(&self, name: String, version: String) -> BoxFuture<'_, Result<Option<VersionRecord>, RegistryError>> {
+        self.blocking(move |store| store.version(&name, &version))
+    }
+
+    fn versions(&self, name: Option<String>) -> BoxFuture<'_, Result<Vec<VersionRecord>, RegistryError>> {
+        self.blocking(move |store| store.versions(name.as_deref()))
+    }
+
+    fn remove_version(&self, name: String, version: String) -> BoxFuture<'_, Result<(), RegistryError>> {
+        self.blocking(move |store| store.remove_version(&name, &version))
+    }
+
+    fn put_deployment(&self, deployment: Deployment) -> BoxFuture<'_, Result<(), RegistryError>> {
+        self.blocking(move |store| store.put_deployment(&deployment))
+    }
+
+    fn deployments(&self) -> BoxFuture<'_, Result<Vec<Deployment>, RegistryError>> {
+        self.blocking(|store| store.deployments())
+    }
+
+    fn append_audit(&self, entry: AuditEntry) -> BoxFuture<'_, Result<AuditEntry, RegistryError>> {
+        self.blocking(move |store| store.append_audit(entry))
+    }
+
+    fn audit(&self, after: u64, limit: usize) -> BoxFuture<'_, Result<Vec<AuditEntry>, RegistryError>> {
+        self.blocking(move |store| store.audit(after, limit))
+    }
+}
+
+/// The registry's files, with blocking operations.
+#[derive(Debug)]
+pub(crate) struct LocalStore {
+    root: PathBuf,
+    db: Database,
+}
+
+impl LocalStore {
+    pub(crate) fn open(root: &Path) -> Result<Self, RegistryError> {
         let storage = |message: String| RegistryError::Storage { location: root.display().to_string(), message };
         std::fs::create_dir_all(root.join("components")).map_err(|e| storage(e.to_string()))?;
         let db = Database::create(root.join("registry.redb")).map_err(|e| storage(e.to_string()))?;
@@ -55,7 +129,7 @@ impl LocalRegistry {
     }
 }
 
-impl RegistryStore for LocalRegistry {
+impl LocalStore {
     fn put_component(&self, bytes: &[u8]) -> Result<String, RegistryError> {
         let sha256 = sha256_hex(bytes);
         let path = self.component_path(&sha256);
@@ -213,7 +287,7 @@ mod tests {
     #[test]
     fn components_are_content_addressed_and_checked_on_read() {
         let dir = tempfile::tempdir().unwrap();
-        let registry = LocalRegistry::open(dir.path()).unwrap();
+        let registry = LocalStore::open(dir.path()).unwrap();
         let sha = registry.put_component(b"\0asm component").unwrap();
         assert_eq!(sha, sha256_hex(b"\0asm component"));
         assert_eq!(registry.put_component(b"\0asm component").unwrap(), sha, "idempotent");
@@ -228,7 +302,7 @@ mod tests {
     fn versions_deployments_and_audit_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let registry = LocalRegistry::open(dir.path()).unwrap();
+            let registry = LocalStore::open(dir.path()).unwrap();
             registry.put_version(&version("enricher", "2", "bb", "2026-11-26T10:00:01Z")).unwrap();
             registry.put_version(&version("enricher", "10", "aa", "2026-11-26T10:00:02Z")).unwrap();
             registry.put_version(&version("parser", "1", "cc", "2026-11-26T09:00:00Z")).unwrap();
@@ -258,7 +332,7 @@ mod tests {
                 registry.append_audit(entry).unwrap();
             }
         }
-        let registry = LocalRegistry::open(dir.path()).unwrap();
+        let registry = LocalStore::open(dir.path()).unwrap();
         let versions: Vec<String> =
             registry.versions(Some("enricher")).unwrap().into_iter().map(|v| v.version).collect();
         assert_eq!(versions, ["2", "10"], "upload order, not text order");
@@ -276,5 +350,18 @@ mod tests {
         assert_eq!(registry.audit(1, 10).unwrap().len(), 1);
         registry.remove_version("enricher", "2").unwrap();
         assert_eq!(registry.versions(Some("enricher")).unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_async_store_runs_each_operation_on_the_blocking_pool_and_keeps_what_it_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry: Arc<dyn RegistryStore> = Arc::new(LocalRegistry::open(dir.path()).unwrap());
+        let sha = registry.put_component(b"\0asm component".to_vec()).await.unwrap();
+        assert_eq!(registry.component(sha.clone()).await.unwrap(), b"\0asm component");
+        registry.put_version(version("parser", "1", &sha, "2026-11-26T09:00:00Z")).await.unwrap();
+        let found = registry.version("parser".into(), "1".into()).await.unwrap();
+        assert_eq!(found.map(|v| v.sha256), Some(sha.clone()));
+        registry.remove_component(sha.clone()).await.unwrap();
+        assert!(matches!(registry.component(sha).await, Err(RegistryError::MissingComponent { .. })));
     }
 }

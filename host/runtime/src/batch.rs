@@ -75,9 +75,64 @@ impl BatchOutput {
     }
 }
 
+/// Checks the errors of a call over `inputs` inputs: each names an input of the batch,
+/// and no input has more than one (one record, one dead letter). Linear in the errors.
 pub(crate) fn check_errors(errors: &[RecordError], inputs: usize) -> Result<(), String> {
-    match errors.iter().find(|e| e.index as usize >= inputs) {
-        Some(e) => Err(format!("reported an error for input {} of a batch of {inputs}", e.index)),
-        None => Ok(()),
+    if let Some(e) = errors.iter().find(|e| e.index as usize >= inputs) {
+        return Err(format!("reported an error for input {} of a batch of {inputs}", e.index));
+    }
+    let mut failed = vec![false; inputs];
+    for e in errors {
+        if std::mem::replace(&mut failed[e.index as usize], true) {
+            return Err(format!("reported more than one error for input {}; at most one per input", e.index));
+        }
+    }
+    Ok(())
+}
+
+/// The longest reason the host keeps for one failed input (or a refused configuration),
+/// in bytes; a longer one is cut, with a marker saying how much was cut.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 4096;
+
+/// `message`, cut to [`MAX_ERROR_MESSAGE_BYTES`] at a character boundary with a marker.
+pub(crate) fn bounded_message(mut message: String) -> String {
+    if message.len() <= MAX_ERROR_MESSAGE_BYTES {
+        return message;
+    }
+    let cut = (0..=MAX_ERROR_MESSAGE_BYTES).rev().find(|&at| message.is_char_boundary(at)).unwrap_or(0);
+    let dropped = message.len() - cut;
+    message.truncate(cut);
+    message.push_str(&format!("… ({dropped} more bytes cut by the host)"));
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(index: u32) -> RecordError {
+        RecordError { index, message: String::new() }
+    }
+
+    #[test]
+    fn each_input_has_at_most_one_error_and_it_names_an_input_of_the_batch() {
+        assert_eq!(check_errors(&[error(0), error(2)], 3), Ok(()));
+        assert!(
+            check_errors(&[error(1), error(0), error(1)], 3).unwrap_err().contains("more than one error for input 1")
+        );
+        assert!(check_errors(&[error(3)], 3).unwrap_err().contains("input 3 of a batch of 3"));
+    }
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary_with_a_marker() {
+        assert_eq!(bounded_message("short".into()), "short");
+        let long = "é".repeat(5000); // 10 000 bytes, two per character
+        let cut = bounded_message(long);
+        assert!(
+            cut.starts_with("éé") && cut.ends_with("(5904 more bytes cut by the host)"),
+            "{}",
+            &cut[cut.len() - 60..]
+        );
+        assert!(cut.len() < MAX_ERROR_MESSAGE_BYTES + 64);
     }
 }

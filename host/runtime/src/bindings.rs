@@ -50,7 +50,9 @@ impl From<RawRecord> for types::RawRecord {
 
 impl From<types::RecordError> for RecordError {
     fn from(e: types::RecordError) -> Self {
-        Self { index: e.index, message: e.message }
+        // Cut as soon as it crosses the boundary: the reason is kept (dead letters, logs)
+        // long after the call.
+        Self { index: e.index, message: crate::batch::bounded_message(e.message) }
     }
 }
 

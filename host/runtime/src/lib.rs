@@ -25,7 +25,9 @@ mod plugin;
 mod plugin_id;
 mod runtime;
 
-pub use batch::{AccumulateOutput, BatchOutput, FinishedGroup, RawRecord, RecordError, Window};
+pub use batch::{
+    AccumulateOutput, BatchOutput, FinishedGroup, MAX_ERROR_MESSAGE_BYTES, RawRecord, RecordError, Window,
+};
 pub use capabilities::{LogLevel, PluginLog, ReferenceData, StaticReferenceData, TracingLog};
 pub use error::{CallError, CallErrorKind, LimitKind, LoadError};
 pub use inspect::{PluginInfo, SUPPORTED_WIT_VERSION, World};

@@ -247,7 +247,7 @@ impl Plugin {
         match outcome {
             Err(_) => Err(StartError::Failed(CallErrorKind::Limit(LimitKind::WallClock { limit: self.limits.wall }))),
             Ok(Err(err)) => Err(StartError::Failed(self.classify(err))),
-            Ok(Ok((Err(msg), _))) => Err(StartError::Config(msg)),
+            Ok(Ok((Err(msg), _))) => Err(StartError::Config(crate::batch::bounded_message(msg))),
             Ok(Ok((Ok(()), bound))) => Ok(Live { store, bound }),
         }
     }
@@ -337,7 +337,9 @@ impl Plugin {
                 produced: events,
             }));
         }
-        let bytes = output.events.payload_bytes();
+        // Reasons count too: a call cannot hand the host more than the limit by failing.
+        let reasons: usize = output.errors.iter().map(|e| e.message.len()).sum();
+        let bytes = output.events.payload_bytes().saturating_add(reasons);
         if bytes > self.limits.max_output_bytes {
             return Err(CallErrorKind::Limit(LimitKind::OutputBytes {
                 limit: self.limits.max_output_bytes,

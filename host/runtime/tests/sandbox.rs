@@ -286,3 +286,26 @@ async fn one_plugin_failing_does_not_disturb_another() {
     }
     assert!(looping.await.unwrap().is_err());
 }
+
+#[tokio::test]
+async fn a_huge_reason_is_cut_to_its_bound_with_a_marker_and_the_other_inputs_go_through() {
+    let limits = Limits { memory_bytes: 64 << 20, ..Limits::default() };
+    let plugin = misbehaving(PluginOptions { limits, ..Default::default() }).await;
+    let (output, _) = plugin.enrich("batch 1 (3 records)", batch(&["ok", "huge-error", "ok"])).await.unwrap();
+    assert_eq!(output.counts, vec![1, 0, 1]);
+    let reason = &output.errors[0].message;
+    assert!(reason.len() < weir_runtime::MAX_ERROR_MESSAGE_BYTES + 64, "{} bytes kept", reason.len());
+    assert!(
+        reason.starts_with("failed: xxx") && reason.ends_with("more bytes cut by the host)"),
+        "{}",
+        &reason[4000..]
+    );
+}
+
+#[tokio::test]
+async fn two_reasons_for_one_input_break_the_contract_and_fail_the_call() {
+    let plugin = misbehaving(PluginOptions { limits: tight_limits(), ..Default::default() }).await;
+    let err = expect_failure(&plugin, "double-error").await;
+    assert!(matches!(err.kind, CallErrorKind::Contract(_)), "{err}");
+    assert!(err.to_string().contains("more than one error for input 1"), "{err}");
+}

@@ -239,11 +239,11 @@ impl SearchIndex {
     /// # Errors
     /// [`SearchError::Query`] when the query does not parse.
     pub fn search(&self, query: &str, limit: usize) -> Result<SearchResults, SearchError> {
+        let refused = |reason: String| SearchError::Query { query: shown(query), reason };
+        crate::query_bounds::check(query).map_err(refused)?;
         let mut parser = QueryParser::for_index(&self.index, self.default_fields.clone());
         parser.set_conjunction_by_default();
-        let parsed = parser
-            .parse_query(query)
-            .map_err(|e| SearchError::Query { query: query.to_owned(), reason: e.to_string() })?;
+        let parsed = parser.parse_query(query).map_err(|e| refused(e.to_string()))?;
         let searcher = self.reader.searcher();
         let limit = limit.clamp(1, MAX_LIMIT);
         let (top, total) = searcher
@@ -267,6 +267,14 @@ impl SearchIndex {
 
     fn error(&self, source: tantivy::TantivyError) -> SearchError {
         SearchError::Index { index: self.name.clone(), path: self.path.clone(), source: Box::new(source) }
+    }
+}
+
+/// The query as error messages show it: its first 100 characters.
+fn shown(query: &str) -> String {
+    match query.char_indices().nth(100) {
+        Some((end, _)) => format!("{}…", &query[..end]),
+        None => query.to_owned(),
     }
 }
 
@@ -304,6 +312,7 @@ mod tests {
     use weir_events::Name;
 
     use super::*;
+    use crate::query_bounds::{MAX_QUERY_CLAUSES, MAX_QUERY_DEPTH};
 
     fn restaurant(id: &str, name: &str, total: f64) -> Event {
         let fields = vec![
@@ -383,5 +392,45 @@ mod tests {
         let error = SearchIndex::open("orders", dir.path(), &other).unwrap_err();
         assert!(matches!(error, SearchError::SchemaChanged { .. }), "{error}");
         assert!(error.to_string().contains("remove the directory"), "{error}");
+    }
+
+    #[test]
+    fn hostile_queries_are_refused_or_answered_on_a_small_stack_never_overflowing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = std::sync::Arc::new(SearchIndex::open("orders", dir.path(), &settings()).unwrap());
+        write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0))]);
+        let deepest_allowed = format!("{}müller{}", "(".repeat(MAX_QUERY_DEPTH), ")".repeat(MAX_QUERY_DEPTH));
+        let most_operators_allowed = format!("müller{}", " OR müller".repeat((MAX_QUERY_CLAUSES - 1) / 2));
+        let queries = [
+            deepest_allowed,
+            most_operators_allowed,
+            format!("{}a{}", "(".repeat(5000), ")".repeat(5000)),
+            format!("{}a", "NOT ".repeat(5000)),
+            format!("{}müller", "NOT ".repeat(MAX_QUERY_CLAUSES - 1)),
+            format!("{}a", "-".repeat(5000)),
+            "*".to_owned(),
+            "restaurant_name:mü*".to_owned(),
+            "mü*".to_owned(),
+        ];
+        // A quarter of the stack the blocking pool's threads get: what parses here
+        // parses there with room to spare.
+        let small_stack = std::thread::Builder::new().stack_size(512 << 10);
+        let answers = small_stack
+            .spawn(move || queries.iter().map(|query| (query.len(), index.search(query, 10))).collect::<Vec<_>>())
+            .unwrap()
+            .join()
+            .expect("no query overflows the stack");
+        for (_, answer) in &answers[..2] {
+            assert!(
+                answer.as_ref().is_ok_and(|found| found.total == 1),
+                "the bounds themselves are searchable: {answer:?}"
+            );
+        }
+        for (length, answer) in &answers[2..] {
+            if let Err(error) = answer {
+                assert!(matches!(error, SearchError::Query { .. }), "a query of {length} bytes: {error}");
+                assert!(!error.to_string().contains(&dir.path().display().to_string()), "no path: {error}");
+            }
+        }
     }
 }

@@ -23,7 +23,9 @@
 //! ASCII where a folding exists, so `Muller`, `müller` and `MÜLLER` all find `Müller`.
 
 mod index;
+mod query_bounds;
 mod sink;
 
 pub use index::{Hit, IndexSettings, MAX_LIMIT, RESERVED_FIELDS, SearchError, SearchIndex, SearchResults};
+pub use query_bounds::{MAX_QUERY_BYTES, MAX_QUERY_CLAUSES, MAX_QUERY_DEPTH};
 pub use sink::SearchSink;

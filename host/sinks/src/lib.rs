@@ -36,6 +36,7 @@
 mod dead_letter;
 mod delivery;
 mod error;
+mod from_arrow;
 mod lake;
 mod layout;
 mod ndjson;
@@ -47,6 +48,7 @@ mod warehouse;
 pub use dead_letter::DeadLetterSink;
 pub use delivery::{DeliveryStats, RetryPolicy, deliver};
 pub use error::{BoxError, DeliveryError, SinkError};
+pub use from_arrow::{ArrowDecodeError, plugin_batch_from_arrow};
 pub use lake::LakeSink;
 pub use layout::{LakeObject, is_interrupted_write, remove_interrupted_writes};
 pub use read_back::{AggregateRow, LakeContents, read_lake};

@@ -35,7 +35,7 @@ use weir_events::{Name, Value, ValueKind};
 use crate::sink::{EventItem, SinkRecord};
 
 /// The metadata columns, in order.
-const META: [&str; 5] = ["_id", "_key", "_time", "_seq", "_lineage"];
+pub(crate) const META: [&str; 5] = ["_id", "_key", "_time", "_seq", "_lineage"];
 
 fn utc_micros() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))

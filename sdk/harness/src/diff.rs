@@ -1,3 +1,7 @@
+use std::time::{Duration, Instant};
+
+use similar::{Algorithm, DiffTag};
+
 /// A readable line diff of `expected` against `actual`: `-` lines are expected but
 /// missing, `+` lines are produced but not expected, with two lines of context and at
 /// most 60 changed lines shown.
@@ -36,45 +40,25 @@ enum Op {
     Extra(usize),
 }
 
-/// Longest-common-subsequence diff; quadratic, so large inputs fall back to comparing
-/// line by line.
-fn diff_ops(a: &[String], b: &[String]) -> Vec<Op> {
-    if a.len().saturating_mul(b.len()) > 16_000_000 {
-        let mut ops = Vec::new();
-        for i in 0..a.len().max(b.len()) {
-            match (a.get(i), b.get(i)) {
-                (Some(x), Some(y)) if x == y => ops.push(Op::Same(i)),
-                (x, y) => {
-                    if x.is_some() {
-                        ops.push(Op::Missing(i));
-                    }
-                    if y.is_some() {
-                        ops.push(Op::Extra(i));
-                    }
-                }
+/// How long a diff may search for the smallest edit before it settles for a larger one:
+/// Myers' algorithm is linear in the size of the inputs times the number of differences,
+/// and two long outputs that differ everywhere must not stall a test run.
+const DIFF_DEADLINE: Duration = Duration::from_millis(500);
+
+/// The edit from `expected` to `actual` as line operations (Myers' diff, `similar`).
+fn diff_ops(expected: &[String], actual: &[String]) -> Vec<Op> {
+    let deadline = Instant::now() + DIFF_DEADLINE;
+    let mut ops = Vec::new();
+    for op in similar::capture_diff_slices_deadline(Algorithm::Myers, expected, actual, Some(deadline)) {
+        let (tag, old, new) = op.as_tag_tuple();
+        match tag {
+            DiffTag::Equal => ops.extend(old.map(Op::Same)),
+            DiffTag::Delete => ops.extend(old.map(Op::Missing)),
+            DiffTag::Insert => ops.extend(new.map(Op::Extra)),
+            DiffTag::Replace => {
+                ops.extend(old.map(Op::Missing));
+                ops.extend(new.map(Op::Extra));
             }
-        }
-        return ops;
-    }
-    let (n, m) = (a.len(), b.len());
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
-        }
-    }
-    let (mut i, mut j, mut ops) = (0, 0, Vec::new());
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            ops.push(Op::Same(i));
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(Op::Missing(i));
-            i += 1;
-        } else {
-            ops.push(Op::Extra(j));
-            j += 1;
         }
     }
     ops
@@ -95,6 +79,22 @@ mod tests {
         assert!(diff.contains("+ actual      3 x"), "{diff}");
         assert!(diff.find("- expected").unwrap() < diff.find("+ actual").unwrap(), "{diff}");
         assert!(diff.contains("line    2   b"), "{diff}");
+    }
+
+    #[test]
+    fn an_inserted_line_is_extra_and_the_rest_lines_up() {
+        let diff = line_diff(&lines("a b c d e f"), &lines("a b new c d e f"));
+        assert!(diff.contains("+ actual      3 new"), "{diff}");
+        assert!(!diff.contains("- expected"), "nothing expected is missing: {diff}");
+    }
+
+    #[test]
+    fn long_outputs_that_differ_everywhere_are_diffed_quickly_and_shown_in_part() {
+        let expected: Vec<String> = (0..20_000).map(|i| format!("e{i}")).collect();
+        let actual: Vec<String> = (0..20_000).map(|i| format!("a{i}")).collect();
+        let diff = line_diff(&expected, &actual);
+        assert!(diff.contains("more differences not shown"), "{diff}");
+        assert_eq!(diff.lines().filter(|l| l.starts_with(['-', '+'])).count(), 60, "{diff}");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use weir_bench::child::{ChildServer, percentile};
+use weir_cli::demo::{DemoOptions, demo_config};
 use weir_client::request_with_headers;
-use weir_pipeline::demo::{DemoOptions, demo_config};
 
 const TOKEN: &str = "bench-admin-token";
 

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::routing::post;
+use weir_cli::demo::{DemoOptions, demo_config, sample_orders};
 use weir_client::request;
 use weir_pipeline::Pipeline;
-use weir_pipeline::demo::{DemoOptions, demo_config, sample_orders};
 
 struct Run {
     latencies: Vec<Duration>,
@@ -105,9 +105,10 @@ async fn main() -> anyhow::Result<()> {
         stream.batch_size = number("batch=").unwrap_or(stream.batch_size);
         stream.commit_size = number("commit=").unwrap_or(stream.commit_size);
     }
+    let access = weir_api::AdminAccess::from_config(&config.admin, config.server.require_token)?;
     let pipeline = Pipeline::start(&config).await?;
 
-    let app = weir_pipeline::server::app(pipeline.clone())
+    let app = weir_api::app(pipeline.clone(), access)
         .route("/discard", post(|body: axum::body::Bytes| async move { std::hint::black_box(body.len()).to_string() }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

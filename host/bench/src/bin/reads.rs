@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir_bench::child::ChildServer;
+use weir_cli::demo::{DemoOptions, demo_config, sample_orders};
 use weir_client::{HttpResponse, request};
-use weir_pipeline::demo::{DemoOptions, demo_config, sample_orders};
 
 const ORDERS: usize = 3000;
 

@@ -93,6 +93,8 @@ fn misbehave(event: Event) -> Result<Vec<Event>, String> {
             }
             Ok(vec![event])
         }
+        // A reason far longer than any a host should keep for one record.
+        "huge-error" => Err(format!("failed: {}", "x".repeat(10 << 20))),
         other => Err(format!("unknown mode {other:?}")),
     }
 }
@@ -112,6 +114,13 @@ impl Guest for Misbehaving {
         let mut counts = Vec::new();
         let mut errors = Vec::new();
         for (i, event) in events.into_iter().enumerate() {
+            if event.get_str("mode") == Some("double-error") {
+                // Two reasons for one input: against the contract (one error per input).
+                counts.push(0);
+                errors.push(RecordError { index: i as u32, message: "first reason".into() });
+                errors.push(RecordError { index: i as u32, message: "second reason".into() });
+                continue;
+            }
             match misbehave(event) {
                 Ok(produced) => {
                     counts.push(produced.len() as u32);

@@ -1,10 +1,12 @@
-//! The HTTP surface: ingest, metrics and health, and the read API ([`crate::read_api`]). One `app()` serves `weir serve` and the
-//! tests.
+//! The HTTP surface: ingest, metrics and health, with the read API ([`crate::read_api`])
+//! and the admin API ([`crate::admin_api`]) merged in. One `app()` serves `weir serve`,
+//! the demo and the benchmarks.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
@@ -12,18 +14,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 use weir_log::NewRecord;
 
 use crate::api_error::ApiError;
-use crate::pipeline::{IngestError, Pipeline};
+use crate::body::{BodyError, read_body};
+use weir_pipeline::{IngestError, Pipeline};
+
+use crate::auth::AdminAccess;
+use crate::state::Api;
 use weir_config::Role;
 
 /// Records one request may carry (Kinesis' PutRecords takes 500; NDJSON producers batch
 /// more). A larger request is answered 413.
 pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
 
-/// The router, over a running pipeline.
-pub fn app(pipeline: Arc<Pipeline>) -> Router {
+/// The router, over a running pipeline, with `access` deciding who may call what.
+pub fn app(pipeline: Arc<Pipeline>, access: AdminAccess) -> Router {
+    let pipeline = Arc::new(Api::new(pipeline, access));
     // The ingest handler reads bodies itself, up to the configured limit, so that an
     // oversized request gets the same JSON 413 as every other refusal.
     let ingest_routes = Router::new()
@@ -36,23 +44,39 @@ pub fn app(pipeline: Arc<Pipeline>) -> Router {
         .route("/healthz", get(healthz))
         .merge(read_routes)
         .merge(crate::admin_api::routes())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
         .with_state(pipeline)
 }
 
+/// Every path no route serves: the same JSON error shape as every other refusal.
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route serves {}; the routes are listed at GET /v1/openapi.json", uri.path()))
+}
+
+/// A known path asked with a method it does not take.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not take {method}; the routes are listed at GET /v1/openapi.json", uri.path()),
+    )
+}
+
 /// Middleware of the ingest route: with `server.require_token`, a token with the ingest
 /// (or admin) role, checked before the body is read.
-async fn require_ingest_token(State(p): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
+async fn require_ingest_token(State(p): State<Arc<Api>>, request: Request, next: Next) -> Response {
     data_route(&p, Role::Ingest, request, next).await
 }
 
 /// Middleware of the read API: with `server.require_token`, a token with the read (or
 /// admin) role.
-async fn require_read_token(State(p): State<Arc<Pipeline>>, request: Request, next: Next) -> Response {
+async fn require_read_token(State(p): State<Arc<Api>>, request: Request, next: Next) -> Response {
     data_route(&p, Role::Read, request, next).await
 }
 
-async fn data_route(p: &Pipeline, needed: Role, request: Request, next: Next) -> Response {
+async fn data_route(p: &Api, needed: Role, request: Request, next: Next) -> Response {
     if p.admin().requires_data_tokens()
         && let Err(refused) = p.admin().authorize(request.headers(), needed)
     {
@@ -101,22 +125,25 @@ fn key_of(record: &serde_json::Value, field: &str) -> Option<String> {
 /// (`application/json`; a single object is one record), or any other body as one raw
 /// record with its content type kept. Answers once the records are durably appended.
 async fn ingest(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(pipeline): State<Arc<Api>>,
     Path(stream): Path<String>,
-    Query(query): Query<IngestQuery>,
+    query: Result<Query<IngestQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     let limit = pipeline.limits().max_request_bytes;
-    let body: Bytes =
-        axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::from(IngestError::RequestTooLarge { limit }))?;
+    let body: Bytes = read_body(body, limit, pipeline.limits().body_timeout).await.map_err(|error| match error {
+        BodyError::TooLarge => ApiError::from(IngestError::RequestTooLarge { limit }),
+        other => ApiError::from(other),
+    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .unwrap_or_else(|| "application/octet-stream".into());
     let key = query.key.or_else(|| headers.get("x-partition-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
-    let arrival_time = crate::now_micros();
+    let arrival_time = weir_pipeline::now_micros();
     let record = |data: Vec<u8>, content_type: &str, json: Option<&serde_json::Value>| NewRecord {
         partition_key: key.clone().or_else(|| json.zip(query.key_field.as_deref()).and_then(|(j, f)| key_of(j, f))),
         data,
@@ -141,17 +168,29 @@ async fn ingest(
                 .collect()
         }
         "application/json" => {
-            let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            let not_json = |e: serde_json::Error| {
                 ApiError::bad_request(format!(
-                    "the body is not JSON ({e}); send a JSON array of records, one JSON record, or NDJSON with Content-Type: application/x-ndjson"
+                    "the body is not JSON ({e}); send a JSON array of records, one JSON record, or NDJSON with \
+                     Content-Type: application/x-ndjson"
                 ))
-            })?;
-            match value {
-                serde_json::Value::Array(items) => items
+            };
+            if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+                // Each element as the bytes that were sent (duplicate keys, big integers and
+                // escapes kept), no more than the record limit held at once.
+                let elements = json_array_elements(&body, MAX_RECORDS_PER_REQUEST).map_err(|e| match e {
+                    ArrayError::TooMany(count) => ApiError::from(too_many(count)),
+                    ArrayError::Json(e) => not_json(e),
+                })?;
+                elements
                     .iter()
-                    .map(|item| record(item.to_string().into_bytes(), "application/json", Some(item)))
-                    .collect(),
-                other => vec![record(body.to_vec(), "application/json", Some(&other))],
+                    .map(|element| {
+                        let parsed = query.key_field.as_ref().and_then(|_| serde_json::from_str(element.get()).ok());
+                        record(element.get().as_bytes().to_vec(), "application/json", parsed.as_ref())
+                    })
+                    .collect()
+            } else {
+                let value: serde_json::Value = serde_json::from_slice(&body).map_err(not_json)?;
+                vec![record(body.to_vec(), "application/json", Some(&value))]
             }
         }
         other => vec![record(body.to_vec(), other, None)],
@@ -167,12 +206,57 @@ async fn ingest(
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
-async fn metrics(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
+/// Why a JSON array body cannot be split.
+enum ArrayError {
+    /// More elements than the limit: how many.
+    TooMany(usize),
+    /// Not a JSON array.
+    Json(serde_json::Error),
+}
+
+/// The elements of the JSON array `body`, each as its own bytes. Past `limit` elements
+/// the rest are only counted, so a body of tiny elements never costs more than `limit`
+/// element slices.
+fn json_array_elements(body: &[u8], limit: usize) -> Result<Vec<&RawValue>, ArrayError> {
+    struct Elements {
+        limit: usize,
+    }
+    impl<'de> serde::de::Visitor<'de> for Elements {
+        /// The elements, or how many there are when more than the limit.
+        type Value = Result<Vec<&'de RawValue>, usize>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array of records")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut elements = Vec::new();
+            while let Some(element) = seq.next_element::<&RawValue>()? {
+                if elements.len() == self.limit {
+                    let mut count = self.limit + 1;
+                    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                        count += 1;
+                    }
+                    return Ok(Err(count));
+                }
+                elements.push(element);
+            }
+            Ok(Ok(elements))
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let elements =
+        serde::Deserializer::deserialize_seq(&mut deserializer, Elements { limit }).map_err(ArrayError::Json)?;
+    deserializer.end().map_err(ArrayError::Json)?;
+    elements.map_err(ArrayError::TooMany)
+}
+
+async fn metrics(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], pipeline.metrics().render())
 }
 
 /// `GET /healthz`: the streams and how many records each has waiting to be processed.
-async fn healthz(State(pipeline): State<Arc<Pipeline>>) -> impl IntoResponse {
+async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
     let mut pending = serde_json::Map::new();
     for stream in pipeline.stream_names() {
         let n = pipeline.pending(&stream).await.ok().flatten().map_or(serde_json::Value::Null, |p| json!(p));
@@ -187,5 +271,36 @@ fn id_json(id: &str) -> serde_json::Value {
     match id.parse::<u64>() {
         Ok(n) if n < (1 << 53) && n.to_string() == id => json!(n),
         _ => json!(id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_elements_are_the_bytes_that_were_sent() {
+        let body = br#" [ {"a":1,"a":2}, 123456789012345678901234567890 , "caf\u00e9" ,{"n":1.50}] "#;
+        let elements = json_array_elements(body, 10).unwrap_or_else(|_| panic!("a JSON array"));
+        let texts: Vec<&str> = elements.iter().map(|e| e.get()).collect();
+        assert_eq!(texts, [r#"{"a":1,"a":2}"#, "123456789012345678901234567890", r#""caf\u00e9""#, r#"{"n":1.50}"#]);
+    }
+
+    #[test]
+    fn an_array_over_the_limit_is_counted_not_kept() {
+        let body = format!("[{}1]", "1,".repeat(20));
+        assert!(matches!(json_array_elements(body.as_bytes(), 5), Err(ArrayError::TooMany(21))));
+        assert!(json_array_elements(body.as_bytes(), 21).is_ok_and(|elements| elements.len() == 21));
+    }
+
+    #[test]
+    fn a_body_that_is_not_one_json_array_is_refused() {
+        for body in [&b"[1, 2"[..], b"[1] [2]", b"[1,]", b"{\"a\": 1}"] {
+            assert!(
+                matches!(json_array_elements(body, 10), Err(ArrayError::Json(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }

@@ -14,9 +14,10 @@
 use std::sync::Arc;
 
 use crate::api_error::ApiError;
-use crate::pipeline::Pipeline;
+use crate::state::Api;
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +29,7 @@ use serde_json::json;
 pub const DEFAULT_SEARCH_LIMIT: usize = 10;
 
 /// The read routes, over a running pipeline.
-pub(crate) fn routes() -> Router<Arc<Pipeline>> {
+pub(crate) fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/v1/serving/{table}/{key}", get(serving_lookup))
         .route("/v1/search/{index}", get(search))
@@ -41,7 +42,7 @@ fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
 }
 
 async fn serving_lookup(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(pipeline): State<Arc<Api>>,
     Path((table, key)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -81,10 +82,11 @@ struct SearchQuery {
 }
 
 async fn search(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(pipeline): State<Arc<Api>>,
     Path(index_name): Path<String>,
-    Query(query): Query<SearchQuery>,
+    query: Result<Query<SearchQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     let stores = pipeline.stores();
     let Some(index) = stores.search.get(&index_name).cloned() else {
         return Err(ApiError::not_found(format!(
@@ -123,10 +125,11 @@ struct AggregatesQuery {
 }
 
 async fn aggregates(
-    State(pipeline): State<Arc<Pipeline>>,
+    State(pipeline): State<Arc<Api>>,
     Path(stream): Path<String>,
-    Query(query): Query<AggregatesQuery>,
+    query: Result<Query<AggregatesQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(query) = query?;
     let stores = pipeline.stores();
     let Some(reader) = stores.aggregates.get(&stream) else {
         return Err(ApiError::not_found(format!(

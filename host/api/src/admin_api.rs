@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,16 +23,17 @@ use serde_json::json;
 use weir_registry::{CandidateMode, Fixtures};
 
 use crate::api_error::ApiError;
-use crate::deployments::{AdminError, CandidateRequest};
-use crate::pipeline::Pipeline;
+use crate::body::{BodyError, read_body};
+use crate::state::Api;
 use weir_config::Role;
+use weir_pipeline::deployments::{AdminError, CandidateRequest};
 
 const OPENAPI: &str = include_str!("openapi.json");
 
 type ApiResult = Result<Response, ApiError>;
 
 /// The admin routes, over a running pipeline.
-pub(crate) fn routes() -> Router<Arc<Pipeline>> {
+pub(crate) fn routes() -> Router<Arc<Api>> {
     Router::new()
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/plugins", get(list_plugins))
@@ -59,9 +61,9 @@ fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
     Ok((status, axum::Json(body)).into_response())
 }
 
-async fn list_plugins(State(p): State<Arc<Pipeline>>, headers: HeaderMap) -> ApiResult {
+async fn list_plugins(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
-    let versions = p.deployments().versions(None)?;
+    let versions = p.deployments().versions(None).await?;
     let mut plugins: Vec<serde_json::Value> = Vec::new();
     for record in versions {
         match plugins.last_mut() {
@@ -76,9 +78,9 @@ async fn list_plugins(State(p): State<Arc<Pipeline>>, headers: HeaderMap) -> Api
     ok(StatusCode::OK, json!({ "plugins": plugins }))
 }
 
-async fn get_plugin(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn get_plugin(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
-    let versions = p.deployments().versions(Some(&name))?;
+    let versions = p.deployments().versions(Some(&name)).await?;
     if versions.is_empty() {
         return Err(AdminError {
             status: 404,
@@ -99,24 +101,26 @@ struct UploadQuery {
 }
 
 async fn upload(
-    State(p): State<Arc<Pipeline>>,
+    State(p): State<Arc<Api>>,
     Path(name): Path<String>,
-    Query(query): Query<UploadQuery>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
+    let Query(query) = query?;
     let limit = p.admin().max_upload_bytes();
     let target = format!("{name}@{}", query.version.as_deref().unwrap_or("?"));
-    let bytes: Bytes = match axum::body::to_bytes(body, limit).await {
+    let bytes: Bytes = match read_body(body, limit, p.limits().body_timeout).await {
         Ok(bytes) => bytes,
-        Err(_) => {
+        Err(error @ (BodyError::TooSlow(_) | BodyError::Unreadable(_))) => return Err(error.into()),
+        Err(BodyError::TooLarge) => {
             let error = AdminError {
                 status: 413,
                 code: "too_large",
                 message: format!("the component is over the upload limit of {limit} bytes (admin.max_upload_bytes)"),
             };
-            p.deployments().audit_refusal(&actor, "upload", &target, &error);
+            p.deployments().audit_refusal(&actor, "upload", &target, &error).await;
             return Err(error.into());
         }
     };
@@ -135,17 +139,17 @@ async fn upload(
 }
 
 async fn get_version(
-    State(p): State<Arc<Pipeline>>,
+    State(p): State<Arc<Api>>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
-    let record = p.deployments().version(&name, &version)?;
+    let record = p.deployments().version(&name, &version).await?;
     ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
 }
 
 async fn delete_version(
-    State(p): State<Arc<Pipeline>>,
+    State(p): State<Arc<Api>>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
@@ -171,7 +175,7 @@ const MAX_FIXTURES_BYTES: usize = 16 << 20;
 const MAX_ACTION_BYTES: usize = 64 << 10;
 
 async fn put_fixtures(
-    State(p): State<Arc<Pipeline>>,
+    State(p): State<Arc<Api>>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -188,7 +192,7 @@ async fn put_fixtures(
 }
 
 async fn put_config(
-    State(p): State<Arc<Pipeline>>,
+    State(p): State<Arc<Api>>,
     Path((name, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -217,12 +221,12 @@ async fn put_config(
     ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
 }
 
-async fn list_deployments(State(p): State<Arc<Pipeline>>, headers: HeaderMap) -> ApiResult {
+async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
     ok(StatusCode::OK, json!({ "deployments": p.deployments().status(None).await? }))
 }
 
-async fn get_deployment(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn get_deployment(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
     let mut status = p.deployments().status(Some(&name)).await?;
     ok(StatusCode::OK, status.pop().unwrap_or_default())
@@ -264,24 +268,19 @@ fn deployment_response(deployment: &weir_registry::Deployment) -> ApiResult {
     ok(StatusCode::OK, serde_json::to_value(deployment).unwrap_or_default())
 }
 
-async fn activate(
-    State(p): State<Arc<Pipeline>>,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult {
+async fn activate(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
     let body = small_body(body, MAX_ACTION_BYTES).await?;
     let version = required_version(&action_body(&body)?)?;
     deployment_response(&p.deployments().activate(&actor, &name, &version).await?)
 }
 
-async fn rollback(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn rollback(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
     deployment_response(&p.deployments().rollback(&actor, &name).await?)
 }
 
-async fn candidate(p: &Pipeline, name: &str, headers: &HeaderMap, body: Body, shadow: bool) -> ApiResult {
+async fn candidate(p: &Api, name: &str, headers: &HeaderMap, body: Body, shadow: bool) -> ApiResult {
     let actor = p.admin().authorize(headers, Role::Admin)?;
     let body = action_body(&small_body(body, MAX_ACTION_BYTES).await?)?;
     let version = required_version(&body)?;
@@ -302,20 +301,20 @@ async fn candidate(p: &Pipeline, name: &str, headers: &HeaderMap, body: Body, sh
     deployment_response(&p.deployments().start_candidate(&actor, name, request).await?)
 }
 
-async fn canary(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
+async fn canary(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
     candidate(&p, &name, &headers, body, false).await
 }
 
-async fn shadow(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
+async fn shadow(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
     candidate(&p, &name, &headers, body, true).await
 }
 
-async fn promote(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn promote(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
     deployment_response(&p.deployments().promote(&actor, &name).await?)
 }
 
-async fn abort(State(p): State<Arc<Pipeline>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
+async fn abort(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
     deployment_response(&p.deployments().abort(&actor, &name).await?)
 }
@@ -327,8 +326,14 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
-async fn audit(State(p): State<Arc<Pipeline>>, Query(query): Query<AuditQuery>, headers: HeaderMap) -> ApiResult {
+async fn audit(
+    State(p): State<Arc<Api>>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> ApiResult {
+    // Who asks is checked before what they ask is read.
     p.admin().authorize(&headers, Role::Read)?;
-    let entries = p.deployments().audit_log(query.after, query.limit.unwrap_or(100).clamp(1, 1000))?;
+    let Query(query) = query?;
+    let entries = p.deployments().audit_log(query.after, query.limit.unwrap_or(100).clamp(1, 1000)).await?;
     ok(StatusCode::OK, json!({ "entries": entries }))
 }

@@ -30,6 +30,13 @@ pub struct AdminAccess {
     require_token: bool,
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme's case does not
+/// matter (RFC 9110, 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|token| !token.is_empty())
+}
+
 fn digest(token: &str) -> [u8; 32] {
     sha2::Sha256::digest(token.as_bytes()).into()
 }
@@ -101,8 +108,7 @@ impl AdminAccess {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim)
+            .and_then(bearer_token)
             .ok_or_else(|| ApiError::unauthorized("send the token as `Authorization: Bearer <token>`"))?;
         let presented = digest(presented);
         // Every byte of every token is compared, whatever matches: the time taken does
@@ -124,5 +130,20 @@ impl AdminAccess {
             )));
         }
         Ok(token.name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case_and_nothing_else_is() {
+        for value in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret", "  Bearer   s3cret  "] {
+            assert_eq!(bearer_token(value), Some("s3cret"), "{value:?}");
+        }
+        for value in ["Basic s3cret", "Bearer", "Bearer   ", "Bearers3cret", "s3cret"] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
     }
 }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use weir_sinks::{LakeContents, read_lake};
 
-use crate::pipeline::Pipeline;
 use weir_client::request;
 use weir_config::PipelineConfig;
+use weir_pipeline::Pipeline;
 
 const DEMO_TOML: &str = include_str!("../demo/demo.toml");
 
@@ -139,10 +139,11 @@ pub async fn run(options: &DemoOptions) -> anyhow::Result<DemoReport> {
             .with_context(|| format!("cannot empty {}", options.data_dir.display()))?;
     }
     let config = demo_config(options)?;
+    let access = weir_api::AdminAccess::from_config(&config.admin, config.server.require_token)?;
     let pipeline = Pipeline::start(&config).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let server = tokio::spawn(axum::serve(listener, crate::server::app(pipeline.clone())).into_future());
+    let server = tokio::spawn(axum::serve(listener, weir_api::app(pipeline.clone(), access)).into_future());
 
     let sample = sample_orders(options.events, options.seed);
     let mut accepted = 0;

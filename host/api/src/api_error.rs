@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::deployments::AdminError;
 use weir_connectors::stores::ReadError;
+use weir_pipeline::deployments::AdminError;
 
 /// An error answered as JSON `{"error", "code"}` with its status.
 #[derive(Debug)]
@@ -80,7 +80,18 @@ impl From<ReadError> for ApiError {
     fn from(error: ReadError) -> Self {
         match error {
             ReadError::BadRequest(message) => Self::bad_request(message),
-            ReadError::Failed(message) => Self::internal(message),
+            ReadError::Failed(message) => {
+                // The cause names the store's files or hosts: for the operator's log, not
+                // for a client.
+                tracing::error!("a read failed: {message}");
+                Self::internal("the store behind this read failed; the cause is in the server's log")
+            }
         }
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Self::bad_request(format!("the query string is not valid: {}", rejection.body_text()))
     }
 }

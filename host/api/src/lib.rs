@@ -1,0 +1,19 @@
+//! weir's HTTP API: ingest (`POST /v1/streams/{stream}/records`), `/metrics` and
+//! `/healthz` ([`server`]), the read API over the serving store, search indexes and
+//! warehouse ([`read_api`]), and the admin API for plugin versions and deployments
+//! ([`admin_api`], described at `GET /v1/openapi.json`). Every route answers errors the
+//! same way, `{"error", "code"}` ([`api_error`]); bearer tokens and their roles are
+//! [`auth`].
+
+pub mod admin_api;
+mod api_error;
+pub mod auth;
+mod body;
+mod listener;
+pub mod read_api;
+pub mod server;
+mod state;
+
+pub use auth::AdminAccess;
+pub use listener::{ConnectionLimits, serve};
+pub use server::{MAX_RECORDS_PER_REQUEST, app};
