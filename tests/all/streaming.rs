@@ -360,8 +360,28 @@ fn a_blocked_sink_makes_ingest_answer_503_and_everything_is_delivered_after_it_r
         assert_eq!(refused.header("retry-after"), Some("1"));
         assert!(refused.body.contains("30 records waiting to be processed (limit 40)"), "{}", refused.body);
 
+        // The failing sink shows in /healthz (once it has failed for 5 s), by name and reason.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let degraded = loop {
+            let health = request(server.addr, "GET", "/healthz", None, b"").await.unwrap();
+            if health.status == 503 {
+                break health;
+            }
+            assert!(Instant::now() < deadline, "/healthz never reported the failing lake: {}", health.body);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let body: serde_json::Value = serde_json::from_str(&degraded.body).unwrap();
+        assert_eq!(body["status"], "degraded", "{}", degraded.body);
+        assert!(
+            body["failing_sinks"]["lake"]["last_error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{}",
+            degraded.body
+        );
+
         std::fs::remove_file(&blocker).unwrap();
         caught_up(server.addr).await;
+        let healthy = request(server.addr, "GET", "/healthz", None, b"").await.unwrap();
+        assert_eq!(healthy.status, 200, "healthy again once the sink writes: {}", healthy.body);
         send(server.addr, &sent[30..]).await;
         caught_up(server.addr).await;
     });

@@ -256,13 +256,36 @@ async fn metrics(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
 }
 
 /// `GET /healthz`: the streams and how many records each has waiting to be processed.
+/// How long a sink must have been failing before `/healthz` reports the host degraded: a
+/// single failed write that the next retry fixes is not an outage.
+const DEGRADED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `GET /healthz`: `200 {"status": "ok", …}`, or `503 {"status": "degraded", …}` while a
+/// sink has been failing for 5 s or more, naming it, since how long and why.
 async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
     let mut pending = serde_json::Map::new();
     for stream in pipeline.stream_names() {
         let n = pipeline.pending(&stream).await.ok().flatten().map_or(serde_json::Value::Null, |p| json!(p));
         pending.insert(stream, n);
     }
-    axum::Json(json!({ "status": "ok", "streams": pipeline.stream_names(), "pending": pending }))
+    let failing: serde_json::Map<String, serde_json::Value> = pipeline
+        .sink_health()
+        .failing_for(DEGRADED_AFTER)
+        .into_iter()
+        .map(|(sink, failure)| {
+            let failing = json!({
+                "failing_for_seconds": failure.since.elapsed().as_secs(),
+                "failed_attempts": failure.attempts,
+                "last_error": failure.last_error,
+            });
+            (sink, failing)
+        })
+        .collect();
+    let (status, word) =
+        if failing.is_empty() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "degraded") };
+    let body =
+        json!({ "status": word, "streams": pipeline.stream_names(), "pending": pending, "failing_sinks": failing });
+    (status, axum::Json(body))
 }
 
 /// A shard id or position in an ingest answer: a number when it is one that JSON readers

@@ -96,36 +96,30 @@ impl LogReader for EmbeddedLog {
         from: ReadFrom,
         limits: ReadLimits,
     ) -> BoxFuture<'a, Result<ShardRead, LogError>> {
-        let start = (|| {
+        Box::pin(async move {
             let index = self.shard_index(stream, shard)?;
             let from_seq = match &from {
                 ReadFrom::Oldest => Some(0),
                 ReadFrom::At(position) => Some(seq_of(stream, shard, position)?),
                 ReadFrom::After(position) => next_after(stream, shard, Some(position))?,
             };
-            Ok((index, from_seq))
-        })();
-        let (index, from_seq) = match start {
-            Ok(start) => start,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let Some(from_seq) = from_seq else {
-            return Box::pin(std::future::ready(Ok(ShardRead::default())));
-        };
-        let stream = stream.to_owned();
-        self.blocking("read", move |log| {
-            let stored = log.read(&stream, index, from_seq, limits.records, limits.bytes)?;
-            let records = stored
-                .into_iter()
-                .map(|r| LogRecord {
-                    position: r.seq.into(),
-                    partition_key: r.partition_key,
-                    data: r.data,
-                    content_type: r.content_type,
-                    arrival_time: r.arrival_time,
-                })
-                .collect();
-            Ok(ShardRead { records, end_of_shard: false })
+            let Some(from_seq) = from_seq else { return Ok(ShardRead::default()) };
+            let stream = stream.to_owned();
+            self.blocking("read", move |log| {
+                let stored = log.read(&stream, index, from_seq, limits.records, limits.bytes)?;
+                let records = stored
+                    .into_iter()
+                    .map(|r| LogRecord {
+                        position: r.seq.into(),
+                        partition_key: r.partition_key,
+                        data: r.data,
+                        content_type: r.content_type,
+                        arrival_time: r.arrival_time,
+                    })
+                    .collect();
+                Ok(ShardRead { records, end_of_shard: false })
+            })
+            .await
         })
     }
 
@@ -135,16 +129,15 @@ impl LogReader for EmbeddedLog {
         shard: &'a ShardId,
         committed: Option<&'a Position>,
     ) -> BoxFuture<'a, Result<Option<u64>, LogError>> {
-        let start =
-            self.shard_index(stream, shard).and_then(|index| Ok((index, next_after(stream, shard, committed)?)));
-        let (index, next) = match start {
-            Ok(start) => start,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let stream = stream.to_owned();
-        self.blocking("lag", move |log| {
-            let head = log.next_seq(&stream, index)?;
-            Ok(Some(next.map_or(0, |next| head.saturating_sub(next))))
+        Box::pin(async move {
+            let index = self.shard_index(stream, shard)?;
+            let next = next_after(stream, shard, committed)?;
+            let stream = stream.to_owned();
+            self.blocking("lag", move |log| {
+                let head = log.next_seq(&stream, index)?;
+                Ok(Some(next.map_or(0, |next| head.saturating_sub(next))))
+            })
+            .await
         })
     }
 
@@ -160,17 +153,17 @@ impl CheckpointStore for EmbeddedLog {
         stream: &'a str,
         shard: &'a ShardId,
     ) -> BoxFuture<'a, Result<Option<ShardCheckpoint>, LogError>> {
-        let index = match self.shard_index(stream, shard) {
-            Ok(index) => index,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let (consumer, stream) = (consumer.to_owned(), stream.to_owned());
-        self.blocking("checkpoint", move |log| {
-            Ok(log.checkpoint(&consumer, &stream, index)?.map(|cp| ShardCheckpoint {
-                committed: cp.next_seq.checked_sub(1).map(Position::from),
-                pending: cp.pending.map(commit_range),
-                state: cp.state,
-            }))
+        Box::pin(async move {
+            let index = self.shard_index(stream, shard)?;
+            let (consumer, stream) = (consumer.to_owned(), stream.to_owned());
+            self.blocking("checkpoint", move |log| {
+                Ok(log.checkpoint(&consumer, &stream, index)?.map(|cp| ShardCheckpoint {
+                    committed: cp.next_seq.checked_sub(1).map(Position::from),
+                    pending: cp.pending.map(commit_range),
+                    state: cp.state,
+                }))
+            })
+            .await
         })
     }
 
@@ -181,14 +174,14 @@ impl CheckpointStore for EmbeddedLog {
         shard: &'a ShardId,
         range: CommitRange,
     ) -> BoxFuture<'a, Result<CommitRange, LogError>> {
-        let start = self.shard_index(stream, shard).and_then(|index| Ok((index, batch_range(stream, shard, &range)?)));
-        let (index, range) = match start {
-            Ok(start) => start,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let (consumer, stream) = (consumer.to_owned(), stream.to_owned());
-        self.blocking("begin_commit", move |log| {
-            Ok(commit_range(log.begin_batch(&consumer, &stream, index, range.first, range.last)?))
+        Box::pin(async move {
+            let index = self.shard_index(stream, shard)?;
+            let range = batch_range(stream, shard, &range)?;
+            let (consumer, stream) = (consumer.to_owned(), stream.to_owned());
+            self.blocking("begin_commit", move |log| {
+                Ok(commit_range(log.begin_batch(&consumer, &stream, index, range.first, range.last)?))
+            })
+            .await
         })
     }
 
@@ -200,13 +193,12 @@ impl CheckpointStore for EmbeddedLog {
         range: CommitRange,
         state: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), LogError>> {
-        let start = self.shard_index(stream, shard).and_then(|index| Ok((index, batch_range(stream, shard, &range)?)));
-        let (index, range) = match start {
-            Ok(start) => start,
-            Err(error) => return Box::pin(std::future::ready(Err(error))),
-        };
-        let (consumer, stream) = (consumer.to_owned(), stream.to_owned());
-        self.blocking("finish_commit", move |log| log.commit_batch(&consumer, &stream, index, range, state))
+        Box::pin(async move {
+            let index = self.shard_index(stream, shard)?;
+            let range = batch_range(stream, shard, &range)?;
+            let (consumer, stream) = (consumer.to_owned(), stream.to_owned());
+            self.blocking("finish_commit", move |log| log.commit_batch(&consumer, &stream, index, range, state)).await
+        })
     }
 
     fn backlog<'a>(&'a self, consumer: &'a str, stream: &'a str) -> BoxFuture<'a, Result<Option<u64>, LogError>> {

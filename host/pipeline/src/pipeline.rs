@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use weir_log::{EmbeddedLog, LogConfig, NewRecord, RecordPlace, ShardId, StreamLog};
 use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
-use weir_sinks::{RetryPolicy, Sink};
+use weir_sinks::{RetryPolicy, Sink, SinkHealth};
 
 use crate::deployments::{Deployments, RollbackPolicy};
 use crate::metrics::Metrics;
@@ -165,6 +165,7 @@ pub struct Pipeline {
     tasks: tokio::sync::Mutex<tokio::task::JoinSet<Result<(), StageError>>>,
     stores: Stores,
     deployments: Arc<Deployments>,
+    sink_health: Arc<SinkHealth>,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -252,6 +253,7 @@ impl Pipeline {
         let deployments = Arc::new(deployments);
 
         let (sinks, stores) = weir_connectors::build_sinks(config)?;
+        let sink_health = Arc::new(SinkHealth::default());
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {
             names.iter().map(|n| sinks.get(n).cloned().with_context(|| format!("unknown sink {n}"))).collect()
         };
@@ -297,6 +299,7 @@ impl Pipeline {
                     dead_letters: route(&s.routes.dead_letters)?,
                 },
                 retry: RetryPolicy::default(),
+                health: sink_health.clone(),
             });
             tasks.spawn(consume_stream(spec.clone(), log.clone(), metrics.clone(), shutdown.subscribe()));
             streams.insert(s.name.clone(), spec);
@@ -347,6 +350,7 @@ impl Pipeline {
             tasks: tokio::sync::Mutex::new(tasks),
             stores,
             deployments,
+            sink_health,
         }))
     }
 
@@ -363,6 +367,11 @@ impl Pipeline {
     /// Plugin versions, deployments and the audit log.
     pub fn deployments(&self) -> &Arc<Deployments> {
         &self.deployments
+    }
+
+    /// Which sinks are failing, since when and why.
+    pub fn sink_health(&self) -> &SinkHealth {
+        &self.sink_health
     }
 
     /// The metrics registry.

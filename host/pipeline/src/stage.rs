@@ -14,7 +14,9 @@ use weir_log::{CommitRange, LogRecord, ReadFrom, ReadLimits, ShardId, StreamLog}
 use weir_registry::CandidateMode;
 use weir_runtime::aggregation::{self, CallGroups, GroupKey};
 use weir_runtime::{Plugin, RawRecord, Window};
-use weir_sinks::{DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkItem, SinkRecord};
+use weir_sinks::{
+    DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkHealth, SinkItem, SinkRecord,
+};
 
 use crate::metrics::Metrics;
 use crate::slot::{Active, ActiveCandidate, PluginSlot, ShadowDiff};
@@ -85,6 +87,8 @@ pub struct StageSpec {
     pub aggregator: Option<AggregatorSpec>,
     pub routes: Routes,
     pub retry: RetryPolicy,
+    /// Where deliveries report failing sinks (one for the whole pipeline).
+    pub health: Arc<SinkHealth>,
 }
 
 /// Why a shard's stage stopped.
@@ -985,7 +989,10 @@ impl ShardStage {
             };
             let policy = spec.retry.clone();
             let shutdown = self.shutdown.clone();
-            tasks.spawn(async move { weir_sinks::deliver(sink.as_ref(), batch, &policy, &shutdown).await });
+            let health = spec.health.clone();
+            tasks.spawn(async move {
+                weir_sinks::deliver_watched(sink.as_ref(), batch, &policy, &shutdown, Some(&health)).await
+            });
         }
         let mut outcome = Ok(());
         while let Some(joined) = tasks.join_next().await {

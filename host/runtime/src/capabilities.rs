@@ -97,6 +97,14 @@ pub(crate) struct LogBudget {
     partial: Vec<u8>,
 }
 
+/// Distinct counter names a plugin may keep.
+pub const MAX_COUNTERS: usize = 256;
+/// The longest counter name, in bytes.
+pub const MAX_COUNTER_NAME_BYTES: usize = 128;
+/// Where updates of counters past [`MAX_COUNTERS`] or [`MAX_COUNTER_NAME_BYTES`] are
+/// counted instead.
+pub const REFUSED_COUNTER: &str = "weir.counters_refused";
+
 /// State shared by a plugin's instances: its identity, log destination and counters.
 pub(crate) struct PluginShared {
     pub(crate) id: PluginId,
@@ -323,8 +331,18 @@ impl host::Host for HostState {
 
     async fn counter_add(&mut self, name: String, delta: i64) {
         let mut counters = self.shared.counters.lock().unwrap_or_else(PoisonError::into_inner);
-        let slot = counters.entry(name).or_insert(0);
-        *slot = slot.saturating_add(delta);
+        if let Some(slot) = counters.get_mut(&name) {
+            *slot = slot.saturating_add(delta);
+            return;
+        }
+        // Counters live as long as the plugin: their names are bounded in number and
+        // length, and an update past the bounds is counted, not kept.
+        if name.len() > MAX_COUNTER_NAME_BYTES || counters.len() >= MAX_COUNTERS {
+            let refused = counters.entry(REFUSED_COUNTER.to_owned()).or_insert(0);
+            *refused = refused.saturating_add(1);
+            return;
+        }
+        counters.insert(name, delta);
     }
 
     async fn lookup(&mut self, table: String, key: String) -> Option<String> {

@@ -28,7 +28,10 @@ mod runtime;
 pub use batch::{
     AccumulateOutput, BatchOutput, FinishedGroup, MAX_ERROR_MESSAGE_BYTES, RawRecord, RecordError, Window,
 };
-pub use capabilities::{LogLevel, PluginLog, ReferenceData, StaticReferenceData, TracingLog};
+pub use capabilities::{
+    LogLevel, MAX_COUNTER_NAME_BYTES, MAX_COUNTERS, PluginLog, REFUSED_COUNTER, ReferenceData, StaticReferenceData,
+    TracingLog,
+};
 pub use error::{CallError, CallErrorKind, LimitKind, LoadError};
 pub use inspect::{PluginInfo, SUPPORTED_WIT_VERSION, World};
 pub use limits::Limits;

@@ -309,3 +309,15 @@ async fn two_reasons_for_one_input_break_the_contract_and_fail_the_call() {
     assert!(matches!(err.kind, CallErrorKind::Contract(_)), "{err}");
     assert!(err.to_string().contains("more than one error for input 1"), "{err}");
 }
+
+#[tokio::test]
+async fn counter_names_are_bounded_in_number_and_length_and_the_rest_is_counted() {
+    let plugin = misbehaving(PluginOptions { limits: Limits::default(), ..Default::default() }).await;
+    let (output, _) = plugin.enrich("batch 1 (1 record)", batch(&["many-counters"])).await.unwrap();
+    assert_eq!(output.counts, vec![1]);
+    let counters = plugin.counters();
+    assert_eq!(counters.len(), weir_runtime::MAX_COUNTERS + 1, "the kept names and the refused count");
+    assert!(counters.iter().all(|(name, _)| name.len() <= weir_runtime::MAX_COUNTER_NAME_BYTES));
+    let refused = counters.iter().find(|(name, _)| name == weir_runtime::REFUSED_COUNTER).map(|(_, n)| *n);
+    assert_eq!(refused, Some(10_001 - weir_runtime::MAX_COUNTERS as i64));
+}

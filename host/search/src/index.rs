@@ -118,7 +118,9 @@ pub struct SearchIndex {
     path: PathBuf,
     index: Index,
     fields: Fields,
-    writer: Mutex<IndexWriter>,
+    /// The writer; `None` after a write failed, so the next write starts a fresh one (a
+    /// writer whose merge or commit failed, say on a full disk, stays broken for good).
+    writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     default_fields: Vec<Field>,
 }
@@ -165,7 +167,7 @@ impl SearchIndex {
             path: path.to_owned(),
             index,
             fields,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             reader,
             default_fields,
         })
@@ -179,17 +181,26 @@ impl SearchIndex {
     /// Indexes `documents`, replacing any with the same id, and commits. Blocking.
     pub(crate) fn write(&self, documents: &[NewDocument<'_>]) -> Result<(), SearchError> {
         let error = |source| self.error(source);
-        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for doc in documents {
+        let mut slot = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let writer = match slot.take() {
+            Some(writer) => writer,
+            None => {
+                tracing::warn!(index = %self.name, "starting a new index writer after a failed write");
+                self.index.writer_with_num_threads(1, WRITER_MEMORY).map_err(error)?
+            }
+        };
+        let writer = slot.insert(writer);
+        let written = documents.iter().try_for_each(|doc| {
             writer.delete_term(Term::from_field_text(self.fields.id, doc.id));
-            writer.add_document(self.document(doc)).map_err(error)?;
-        }
-        if let Err(e) = writer.commit() {
-            // Drop what was buffered: the batch is retried whole.
-            let _ = writer.rollback();
+            writer.add_document(self.document(doc)).map(drop)
+        });
+        if let Err(e) = written.and_then(|()| writer.commit().map(drop)) {
+            // What was buffered goes with the writer: the batch is retried whole, on a
+            // fresh writer (dropping this one releases the index's lock).
+            *slot = None;
             return Err(error(e));
         }
-        drop(writer);
+        drop(slot);
         self.reader.reload().map_err(error)
     }
 
@@ -432,5 +443,16 @@ mod tests {
                 assert!(!error.to_string().contains(&dir.path().display().to_string()), "no path: {error}");
             }
         }
+    }
+
+    #[test]
+    fn after_a_failed_write_the_next_write_starts_a_fresh_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0))]);
+        // What a failed add or commit leaves: no writer (the broken one dropped).
+        *index.writer.lock().unwrap() = None;
+        write(&index, &[("b", restaurant("r-2", "Smokehouse", 9.5))]);
+        assert_eq!(ids(&index, "north"), ["a", "b"]);
     }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::error::DeliveryError;
+use crate::health::SinkHealth;
 use crate::sink::{Sink, SinkBatch};
 
 /// How [`deliver`] retries.
@@ -70,6 +71,21 @@ pub async fn deliver(
     policy: &RetryPolicy,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<DeliveryStats, DeliveryError> {
+    deliver_watched(sink, batch, policy, shutdown, None).await
+}
+
+/// [`deliver`], recording each failed attempt and the final success of the sink in
+/// `health` (when given), so a sink that keeps failing shows while it retries.
+///
+/// # Errors
+/// As [`deliver`].
+pub async fn deliver_watched(
+    sink: &dyn Sink,
+    batch: SinkBatch,
+    policy: &RetryPolicy,
+    shutdown: &watch::Receiver<bool>,
+    health: Option<&SinkHealth>,
+) -> Result<DeliveryStats, DeliveryError> {
     let started = Instant::now();
     let total = batch.records.len();
     let describe = batch.describe();
@@ -81,14 +97,23 @@ pub async fn deliver(
 
     loop {
         attempts += 1;
+        let succeeded = || {
+            if let Some(health) = health {
+                health.succeeded(sink.name());
+            }
+        };
         let last_error = match sink.write(&current).await {
             Ok(report) if report.failed.is_empty() => {
+                succeeded();
                 return Ok(DeliveryStats { attempts, records: total, retried_records, elapsed: started.elapsed() });
             }
             Ok(report) => {
                 let mut indices: Vec<usize> = Vec::with_capacity(report.failed.len());
+                // One flag per record: a sink reporting many failures is checked in
+                // linear time.
+                let mut reported = vec![false; current.records.len()];
                 for (index, _) in &report.failed {
-                    if *index >= current.records.len() || indices.contains(index) {
+                    if reported.get(*index).is_none_or(|&seen| seen) {
                         tracing::error!(
                             sink = sink.name(),
                             batch = %describe,
@@ -97,11 +122,13 @@ pub async fn deliver(
                             "sink reported a failed record index that is out of range or repeated; ignored"
                         );
                     } else {
+                        reported[*index] = true;
                         indices.push(*index);
                     }
                 }
                 let reason = report.failed.first().map(|(_, why)| why.clone()).unwrap_or_default();
                 if indices.is_empty() {
+                    succeeded();
                     return Ok(DeliveryStats { attempts, records: total, retried_records, elapsed: started.elapsed() });
                 }
                 indices.sort_unstable();
@@ -109,11 +136,17 @@ pub async fn deliver(
                 reason
             }
             Err(error) if !error.is_retryable() => {
+                if let Some(health) = health {
+                    health.failed(sink.name(), &error.to_string());
+                }
                 return Err(DeliveryError::Fatal { sink: sink.name().to_owned(), batch: describe, source: error });
             }
             Err(error) => error.to_string(),
         };
 
+        if let Some(health) = health {
+            health.failed(sink.name(), &last_error);
+        }
         let pending = current.records.len();
         if policy.max_attempts.is_some_and(|max| attempts >= max) {
             return Err(DeliveryError::Exhausted {

@@ -73,25 +73,40 @@ impl Columns {
         if std::str::from_utf8(&self.key_text).is_err() {
             return Err(bad("event keys are not valid UTF-8"));
         }
+        let mut distinct = std::collections::HashSet::with_capacity(self.names.len());
+        if let Some(name) = self.names.iter().find(|name| !distinct.insert(name.as_str())) {
+            return Err(bad(format!("field name {name:?} is listed twice in the batch's names")));
+        }
         let mut start = 0u32;
         for (v, (&kind, &end)) in self.kinds.iter().zip(&self.text_ends).enumerate() {
-            if (kind == ValueKind::Text as u8 || kind == ValueKind::Json as u8)
-                && std::str::from_utf8(slice(&self.text, start, end)).is_err()
-            {
-                return Err(bad(format!(
-                    "value {v} ({}) is not valid UTF-8",
-                    ValueKind::from_tag(kind).map_or("?", ValueKind::as_str)
-                )));
+            if kind == ValueKind::Text as u8 || kind == ValueKind::Json as u8 {
+                let Ok(text) = std::str::from_utf8(slice(&self.text, start, end)) else {
+                    return Err(bad(format!(
+                        "value {v} ({}) is not valid UTF-8",
+                        ValueKind::from_tag(kind).map_or("?", ValueKind::as_str)
+                    )));
+                };
+                // A json value must be one JSON document, nested at most 128 deep: sinks
+                // and readers parse it, some recursively.
+                if kind == ValueKind::Json as u8 {
+                    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                        return Err(bad(format!("value {v} (json) is not valid JSON: {e}")));
+                    }
+                    if !json_nesting_within(text, MAX_JSON_DEPTH) {
+                        return Err(bad(format!("value {v} (json) nests deeper than {MAX_JSON_DEPTH} levels")));
+                    }
+                }
             }
             start = end;
         }
+        // Which event last used each name: a field twice in one event is found in one pass
+        // over the values, however many fields an event has.
+        let mut last_event_of = vec![usize::MAX; self.names.len()];
         let mut value = 0usize;
         for (e, &count) in self.field_counts.iter().enumerate() {
-            let ids = &self.field_ids[value..value + count as usize];
-            // Events are small (tens of fields): a quadratic scan beats hashing here.
-            for (i, id) in ids.iter().enumerate() {
-                if ids[..i].contains(id) {
-                    return Err(bad(format!("event {e} has field {:?} twice", self.names[*id as usize])));
+            for &id in &self.field_ids[value..value + count as usize] {
+                if std::mem::replace(&mut last_event_of[id as usize], e) == e {
+                    return Err(bad(format!("event {e} has field {:?} twice", self.names[id as usize])));
                 }
             }
             value += count as usize;
@@ -206,6 +221,37 @@ fn check_offsets(what: &str, ends: &[u32], buf_len: usize) -> Result<(), BatchEr
         return Err(bad(format!("{what} offsets end at {prev} but the {what} buffer has {buf_len} bytes")));
     }
     Ok(())
+}
+
+/// The deepest nesting of arrays and objects a `json` value may have.
+pub const MAX_JSON_DEPTH: usize = 128;
+
+/// Whether the arrays and objects of the JSON text `text` nest at most `limit` deep: one
+/// pass over the bytes, brackets inside strings not counted.
+fn json_nesting_within(text: &str, limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match (escaped, byte) {
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Writes events into a [`Columns`] batch, interning field names.
@@ -324,6 +370,44 @@ mod tests {
             Event::new(3_000),
             Event::new(4_000).with_key("r2").with("city", "São Paulo"),
         ]
+    }
+
+    #[test]
+    fn a_field_twice_in_one_large_event_is_found() {
+        let mut columns = Columns::encode(&[Event::new(0)]);
+        columns.names = (0..100_000).map(|i| format!("f{i}")).collect();
+        columns.field_ids = (0..100_000).chain([99_999]).collect();
+        columns.field_counts = vec![100_001];
+        columns.kinds = vec![ValueKind::Int as u8; 100_001];
+        columns.scalars = vec![0; 100_001];
+        columns.text_ends = vec![0; 100_001];
+        assert_eq!(columns.validate(), Err(bad("event 0 has field \"f99999\" twice")));
+        columns.field_ids[100_000] = 5;
+        columns.field_counts = vec![100_000, 1];
+        columns.times = vec![0, 0];
+        columns.key_ends = vec![0, 0];
+        assert_eq!(columns.validate(), Ok(()), "the same field in two events is fine");
+    }
+
+    #[test]
+    fn a_name_listed_twice_and_json_that_does_not_parse_are_refused() {
+        let mut columns = Columns::encode(&[Event::new(0).with("a", 1i64).with("b", 2i64)]);
+        columns.names[1] = "a".into();
+        assert!(columns.validate().unwrap_err().0.contains("\"a\" is listed twice"));
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let deepest = format!("{}{}", "[".repeat(128), "]".repeat(128));
+        let brackets_in_text = format!("[\"{}\\\"\"]", "[".repeat(300));
+        for (json, ok) in [
+            ("{\"a\":[1,2]}", true),
+            ("{\"a\":", false),
+            ("1 2", false),
+            (&*deep, false),
+            (&*deepest, true),
+            (&*brackets_in_text, true),
+        ] {
+            let columns = Columns::encode(&[Event::new(0).with("j", Value::Json(json.into()))]);
+            assert_eq!(columns.validate().is_ok(), ok, "{json}");
+        }
     }
 
     #[test]

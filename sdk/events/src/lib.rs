@@ -13,6 +13,6 @@ pub mod json;
 pub mod time;
 mod window;
 
-pub use columns::{BatchError, Columns, ColumnsBuilder};
+pub use columns::{BatchError, Columns, ColumnsBuilder, MAX_JSON_DEPTH};
 pub use event::{Event, Name, Value, ValueKind};
 pub use window::{FinishedGroup, Window};

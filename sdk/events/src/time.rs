@@ -67,8 +67,18 @@ pub fn parse_rfc3339(text: &str) -> Result<i64, String> {
         "" | "Z" | "z" => 0,
         _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
             let sign = if rest.starts_with('-') { -1 } else { 1 };
-            let oh = rest[1..3].parse::<i64>().map_err(|_| err())?;
-            let om = rest[4..6].parse::<i64>().map_err(|_| err())?;
+            let digits = |part: &str| {
+                if part.bytes().all(|c| c.is_ascii_digit()) {
+                    part.parse::<i64>().map_err(|_| err())
+                } else {
+                    Err(err())
+                }
+            };
+            let (oh, om) = (digits(&rest[1..3])?, digits(&rest[4..6])?);
+            // RFC 3339's offsets are real ones: hours 00-23, minutes 00-59.
+            if oh > 23 || om > 59 {
+                return Err(err());
+            }
             sign * (oh * 3600 + om * 60)
         }
         _ => return Err(err()),
@@ -113,6 +123,19 @@ mod tests {
         assert_eq!(parse_rfc3339("2026-11-26T11:15:00+01:00"), parse_rfc3339("2026-11-26T10:15:00Z"));
         assert_eq!(parse_rfc3339("2026-11-26 10:15:00"), parse_rfc3339("2026-11-26T10:15:00Z"));
         assert_eq!(parse_rfc3339("1970-01-02T00:00:00Z"), Ok(86_400_000_000));
+    }
+
+    #[test]
+    fn offsets_out_of_range_or_not_digits_are_refused() {
+        for text in [
+            "2026-11-26T10:15:00+99:00",
+            "2026-11-26T10:15:00+24:00",
+            "2026-11-26T10:15:00-01:60",
+            "2026-11-26T10:15:00+-1:00",
+        ] {
+            assert!(parse_rfc3339(text).is_err(), "{text}");
+        }
+        assert!(parse_rfc3339("2026-11-26T10:15:00-23:59").is_ok());
     }
 
     #[test]

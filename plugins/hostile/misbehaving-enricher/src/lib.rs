@@ -93,6 +93,14 @@ fn misbehave(event: Event) -> Result<Vec<Event>, String> {
             }
             Ok(vec![event])
         }
+        // Counter names without end, and one far too long.
+        "many-counters" => {
+            for i in 0..10_000 {
+                weir::plugin::host::counter_add(&format!("counter-{i}"), 1);
+            }
+            weir::plugin::host::counter_add(&"n".repeat(10_000), 1);
+            Ok(vec![event])
+        }
         // A reason far longer than any a host should keep for one record.
         "huge-error" => Err(format!("failed: {}", "x".repeat(10 << 20))),
         other => Err(format!("unknown mode {other:?}")),
