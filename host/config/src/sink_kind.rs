@@ -182,11 +182,6 @@ impl SinkConfig {
         let settings: &dyn std::any::Any = self.0.as_ref();
         settings.downcast_ref::<T>()
     }
-
-    /// The settings behind `dyn`.
-    pub fn inner(&self) -> &dyn SinkSettings {
-        self.0.as_ref()
-    }
 }
 
 impl PartialEq for SinkConfig {
