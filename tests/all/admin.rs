@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::UInt64Type;
 use weir_client::{HttpResponse, request_with_headers};
 use weir_e2e::{Server, component};
 use weir_log::canary_bucket;
@@ -82,13 +81,13 @@ fn lake_events(dir: &Path) -> Vec<LakeEvent> {
                 .unwrap();
         for batch in reader {
             let batch = batch.unwrap();
-            let seqs = batch.column_by_name("_seq").unwrap().as_primitive::<UInt64Type>().clone();
+            let seqs = batch.column_by_name("_seq").unwrap().as_string::<i32>().clone();
             let lineages = batch.column_by_name("_lineage").unwrap().as_string::<i32>().clone();
             let customers = batch.column_by_name("customer_id").unwrap().as_string::<i32>().clone();
             for row in 0..batch.num_rows() {
                 events.push(LakeEvent {
                     shard,
-                    seq: seqs.value(row),
+                    seq: seqs.value(row).parse().expect("the embedded log's positions are sequence numbers"),
                     customer: customers.value(row).to_owned(),
                     lineage: lineages.value(row).to_owned(),
                 });

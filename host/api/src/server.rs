@@ -201,7 +201,7 @@ async fn ingest(
     let appended = pipeline.ingest(&stream, records).await?;
     let body = json!({
         "records": appended.len(),
-        "sequence_numbers": appended.iter().map(|a| json!({"shard": id_json(a.shard.as_str()), "seq": id_json(a.position.as_str())})).collect::<Vec<_>>(),
+        "sequence_numbers": appended.iter().map(|a| json!({"shard": weir_events::json::id_to_json(a.shard.as_str()), "seq": weir_events::json::id_to_json(a.position.as_str())})).collect::<Vec<_>>(),
     });
     Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
@@ -286,15 +286,6 @@ async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
     let body =
         json!({ "status": word, "streams": pipeline.stream_names(), "pending": pending, "failing_sinks": failing });
     (status, axum::Json(body))
-}
-
-/// A shard id or position in an ingest answer: a number when it is one that JSON readers
-/// keep exactly (the embedded log's), else the text (Kinesis's 56-digit sequence numbers).
-fn id_json(id: &str) -> serde_json::Value {
-    match id.parse::<u64>() {
-        Ok(n) if n < (1 << 53) && n.to_string() == id => json!(n),
-        _ => json!(id),
-    }
 }
 
 #[cfg(test)]

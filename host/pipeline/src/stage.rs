@@ -15,7 +15,8 @@ use weir_registry::CandidateMode;
 use weir_runtime::aggregation::{self, CallGroups, GroupKey};
 use weir_runtime::{Plugin, RawRecord, Window};
 use weir_sinks::{
-    DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkBatch, SinkHealth, SinkItem, SinkRecord,
+    CommitId, DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkCommit, SinkHealth, SinkItem,
+    SinkRecord,
 };
 
 use crate::metrics::Metrics;
@@ -907,34 +908,39 @@ impl ShardStage {
     async fn deliver(&self, records: &[LogRecord], range: &CommitRange, produced: Produced) -> Result<(), Undelivered> {
         let spec = &self.spec;
         let stream = spec.stream.as_str();
-        let SinkCoordinates { shard, first_seq, last_seq, seqs } =
-            sink_coordinates(&self.shard, range, records).map_err(Undelivered::Failed)?;
-        let id = |seq: u64, n: usize| SinkRecord::make_id(stream, shard, seq, n);
+        let commit_id = CommitId::log_range(stream, self.shard.as_str(), range.first.as_str(), range.last.as_str());
+        let id = |position: &str, n: usize| commit_id.record_id(position, n);
+        let position = |origin: usize| records[origin].position.as_str().to_owned();
         let mut per_origin = vec![0usize; records.len()];
         let mut raw = Vec::new();
         if !spec.routes.raw.is_empty() {
-            for (r, &seq) in records.iter().zip(&seqs) {
+            for r in records {
                 let item = RawItem {
                     partition_key: r.partition_key.clone(),
                     content_type: r.content_type.clone(),
                     arrival_time: r.arrival_time,
                     data: r.data.clone(),
                 };
-                raw.push(SinkRecord { id: id(seq, 0), seq, item: SinkItem::Raw(item) });
+                let position = r.position.as_str();
+                raw.push(SinkRecord { id: id(position, 0), position: position.to_owned(), item: SinkItem::Raw(item) });
             }
         }
         let mut events = Vec::new();
         for ((event, &origin), lineage) in produced.events.into_iter().zip(&produced.origins).zip(&produced.lineage) {
-            let seq = seqs[origin];
             let n = per_origin[origin];
             per_origin[origin] += 1;
             let item = EventItem { event, lineage: lineage.to_string() };
-            events.push(SinkRecord { id: id(seq, n), seq, item: SinkItem::Event(item) });
+            let position = position(origin);
+            events.push(SinkRecord { id: id(&position, n), position, item: SinkItem::Event(item) });
         }
         let mut aggregates = Vec::new();
         for (agg_id, event, lineage) in produced.aggregates {
             let item = EventItem { event, lineage: lineage.to_string() };
-            aggregates.push(SinkRecord { id: agg_id, seq: last_seq, item: SinkItem::Aggregate(item) });
+            aggregates.push(SinkRecord {
+                id: agg_id,
+                position: range.last.as_str().to_owned(),
+                item: SinkItem::Aggregate(item),
+            });
         }
         let mut dead = Vec::new();
         // Numbered per record, like events: a dead letter's id does not depend on how
@@ -943,7 +949,8 @@ impl ShardStage {
         for d in produced.dead {
             let n = dead_per_origin[d.origin];
             dead_per_origin[d.origin] += 1;
-            let (r, seq) = (&records[d.origin], seqs[d.origin]);
+            let r = &records[d.origin];
+            let position = position(d.origin);
             self.metrics.add("weir_dead_letters_total", &[("stream", stream), ("stage", d.stage)], 1);
             let item = DeadLetter {
                 plugin: d.plugin,
@@ -953,7 +960,8 @@ impl ShardStage {
                 content_type: r.content_type.clone(),
                 arrival_time: r.arrival_time,
             };
-            dead.push(SinkRecord { id: format!("{}-dead-{n}", id(seq, 0)), seq, item: SinkItem::DeadLetter(item) });
+            let dead_id = format!("{}-dead-{n}", id(&position, 0));
+            dead.push(SinkRecord { id: dead_id, position, item: SinkItem::DeadLetter(item) });
         }
         self.metrics.add("weir_events_out_total", &[("stream", stream)], events.len() as u64);
         self.metrics.add("weir_aggregates_out_total", &[("stream", stream)], aggregates.len() as u64);
@@ -979,14 +987,7 @@ impl ShardStage {
         }
         let mut tasks = tokio::task::JoinSet::new();
         for (sink, items) in per_sink {
-            let batch = SinkBatch {
-                stream: stream.to_owned(),
-                shard,
-                first_seq,
-                last_seq,
-                arrival_time: records[0].arrival_time,
-                records: items,
-            };
+            let batch = SinkCommit { id: commit_id.clone(), arrival_time: records[0].arrival_time, records: items };
             let policy = spec.retry.clone();
             let shutdown = self.shutdown.clone();
             let health = spec.health.clone();
@@ -1029,33 +1030,6 @@ fn decode_or_dead_letter(
             None
         }
     }
-}
-
-/// How the sinks name a commit today: a shard number and 64-bit sequence numbers (their
-/// file names, document ids and `_seq` column). The embedded log's ids and positions are
-/// exactly these; a log whose positions do not fit (Kinesis) needs the sinks to take the
-/// opaque ids first, and until then its commits are refused here with that reason, never
-/// written under a wrong name.
-struct SinkCoordinates {
-    shard: u32,
-    first_seq: u64,
-    last_seq: u64,
-    /// Per record of the commit, its sequence number.
-    seqs: Vec<u64>,
-}
-
-fn sink_coordinates(shard: &ShardId, range: &CommitRange, records: &[LogRecord]) -> Result<SinkCoordinates, String> {
-    let unsupported = |what: String| {
-        format!("{what} is not a 64-bit number, and the sinks name commits by shard number and sequence number")
-    };
-    let seq =
-        |position: &weir_log::Position| position.to_u64().ok_or_else(|| unsupported(format!("position {position}")));
-    Ok(SinkCoordinates {
-        shard: shard.to_u32().ok_or_else(|| unsupported(format!("shard id {shard}")))?,
-        first_seq: seq(&range.first)?,
-        last_seq: seq(&range.last)?,
-        seqs: records.iter().map(|r| seq(&r.position)).collect::<Result<_, _>>()?,
-    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use weir_sinks::{Sink, SinkBatch, SinkError, SinkFuture, SinkItem, WriteReport};
+use weir_sinks::{Sink, SinkCommit, SinkError, SinkFuture, SinkItem, WriteReport};
 
 use crate::index::{NewDocument, SearchIndex};
 
@@ -22,7 +22,7 @@ impl SearchSink {
         Self { name: name.into(), index }
     }
 
-    async fn write_batch(&self, batch: &SinkBatch) -> Result<WriteReport, SinkError> {
+    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
         let indexed: Vec<usize> = batch
             .records
             .iter()
@@ -67,7 +67,7 @@ impl Sink for SearchSink {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_batch(batch))
     }
 }

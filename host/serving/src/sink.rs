@@ -3,8 +3,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
+use weir_events::json::id_to_json;
 use weir_events::{Event, Value};
-use weir_sinks::{EventItem, Sink, SinkBatch, SinkError, SinkFuture, SinkItem, SinkRecord, WriteReport};
+use weir_sinks::{EventItem, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, SinkRecord, WriteReport};
 
 use crate::store::{ServingStore, Upsert, UpsertOutcome};
 
@@ -77,7 +78,7 @@ impl ServingSink {
         }
     }
 
-    fn document(&self, batch: &SinkBatch, record: &SinkRecord, item: &EventItem, key: &str) -> Vec<u8> {
+    fn document(&self, batch: &SinkCommit, record: &SinkRecord, item: &EventItem, key: &str) -> Vec<u8> {
         let event = weir_events::json::event_to_json(&item.event);
         let document = json!({
             "table": self.table,
@@ -85,19 +86,24 @@ impl ServingSink {
             "time": weir_events::time::format_rfc3339(item.event.time),
             "fields": event.get("fields").cloned().unwrap_or_default(),
             "lineage": item.lineage,
-            "source": { "id": record.id, "stream": batch.stream, "shard": batch.shard, "seq": record.seq },
+            "source": {
+                "id": record.id,
+                "stream": batch.id.source(),
+                "shard": id_to_json(batch.id.part()),
+                "seq": id_to_json(&record.position),
+            },
         });
         serde_json::to_vec(&document).unwrap_or_default()
     }
 
-    async fn write_batch(&self, batch: &SinkBatch) -> Result<WriteReport, SinkError> {
+    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
         let mut upserts = Vec::new();
         for record in &batch.records {
             let (SinkItem::Event(item) | SinkItem::Aggregate(item)) = &record.item else { continue };
             match self.key_of(&item.event) {
                 Ok(key) => {
                     let body = self.document(batch, record, item, &key);
-                    upserts.push(Upsert { key, time: item.event.time, seq: record.seq, body });
+                    upserts.push(Upsert { key, time: item.event.time, position: record.position.clone(), body });
                 }
                 Err(why) => {
                     self.skipped.fetch_add(1, Ordering::Relaxed);
@@ -129,7 +135,7 @@ impl Sink for ServingSink {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_batch(batch))
     }
 }
@@ -139,7 +145,7 @@ mod tests {
     use std::sync::Arc;
 
     use weir_events::Name;
-    use weir_sinks::RawItem;
+    use weir_sinks::{CommitId, RawItem};
 
     use super::*;
     use crate::store::CacheSettings;
@@ -149,20 +155,21 @@ mod tests {
         Event { key: Some("r-1".to_owned()), time, fields }
     }
 
-    fn batch(first_seq: u64, events: Vec<Event>) -> SinkBatch {
+    fn batch(first_seq: u64, events: Vec<Event>) -> SinkCommit {
         let mut records: Vec<SinkRecord> = events
             .into_iter()
             .enumerate()
             .map(|(i, event)| SinkRecord {
-                id: SinkRecord::make_id("orders", 0, first_seq + i as u64, 0),
-                seq: first_seq + i as u64,
+                id: format!("orders-0000-{}-0", first_seq + i as u64),
+                position: (first_seq + i as u64).to_string(),
                 item: SinkItem::Event(EventItem { event, lineage: "p@1".to_owned() }),
             })
             .collect();
         let raw = RawItem { partition_key: None, content_type: "text/plain".to_owned(), arrival_time: 0, data: vec![] };
-        records.push(SinkRecord { id: "raw".to_owned(), seq: first_seq, item: SinkItem::Raw(raw) });
+        records.push(SinkRecord { id: "raw".to_owned(), position: first_seq.to_string(), item: SinkItem::Raw(raw) });
         let last_seq = first_seq + records.len() as u64;
-        SinkBatch { stream: "orders".to_owned(), shard: 0, first_seq, last_seq, arrival_time: 0, records }
+        let id = CommitId::log_range("orders", "0", &first_seq.to_string(), &last_seq.to_string());
+        SinkCommit { id, arrival_time: 0, records }
     }
 
     fn status(store: &ServingStore, key: &str) -> Option<String> {

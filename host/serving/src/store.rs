@@ -7,13 +7,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use moka::sync::Cache;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use weir_sinks::compare_positions;
 
 /// Every serving table in one redb table: `(table, key)` → stored document.
 ///
 /// A stored value is `time` (i64, big-endian), `seq` (u64, big-endian), then the
 /// document as UTF-8 JSON.
-const DOCUMENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("serving_documents");
-const HEADER: usize = 16;
+/// Documents by (table, key): each value is the event time (8 bytes, big-endian), the
+/// position's length (2 bytes) and digits, then the body. (`_v2`: positions became text
+/// for logs whose positions do not fit a `u64`; the `u64` table of older builds is left
+/// unread.)
+const DOCUMENTS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("serving_documents_v2");
+const TIME_BYTES: usize = 8;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,35 +74,42 @@ impl Default for CacheSettings {
 pub struct StoredDocument {
     /// Event time of the writing event, microseconds since the Unix epoch.
     pub time: i64,
-    /// Log sequence number of the writing event.
-    pub seq: u64,
+    /// Log position of the writing event (decimal digits).
+    pub position: String,
     /// The document, UTF-8 JSON.
     pub body: Bytes,
 }
 
 impl StoredDocument {
-    /// An entity tag for HTTP: `"<time>-<seq>"`.
+    /// An entity tag for HTTP: `"<time>-<position>"`.
     pub fn etag(&self) -> String {
-        format!("\"{}-{}\"", self.time, self.seq)
+        format!("\"{}-{}\"", self.time, self.position)
     }
 
-    fn encode(time: i64, seq: u64, body: &[u8]) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(HEADER + body.len());
+    fn encode(time: i64, position: &str, body: &[u8]) -> Vec<u8> {
+        // Positions have at most 128 digits (weir_log::MAX_POSITION_DIGITS); the length
+        // is saturated rather than trusted so that a longer one cannot corrupt the body.
+        let position = &position.as_bytes()[..position.len().min(usize::from(u16::MAX))];
+        let mut bytes = Vec::with_capacity(TIME_BYTES + 2 + position.len() + body.len());
         bytes.extend_from_slice(&time.to_be_bytes());
-        bytes.extend_from_slice(&seq.to_be_bytes());
+        bytes.extend_from_slice(&(position.len() as u16).to_be_bytes());
+        bytes.extend_from_slice(position);
         bytes.extend_from_slice(body);
         bytes
     }
 
-    fn version_of(bytes: &[u8]) -> Option<(i64, u64)> {
-        let time = i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?);
-        let seq = u64::from_be_bytes(bytes.get(8..HEADER)?.try_into().ok()?);
-        Some((time, seq))
+    /// The event time, the position and where the body starts.
+    fn version_of(bytes: &[u8]) -> Option<(i64, &str, usize)> {
+        let time = i64::from_be_bytes(bytes.get(..TIME_BYTES)?.try_into().ok()?);
+        let length = u16::from_be_bytes(bytes.get(TIME_BYTES..TIME_BYTES + 2)?.try_into().ok()?);
+        let body_start = TIME_BYTES + 2 + usize::from(length);
+        let position = std::str::from_utf8(bytes.get(TIME_BYTES + 2..body_start)?).ok()?;
+        Some((time, position, body_start))
     }
 
     fn decode(bytes: &[u8]) -> Option<Self> {
-        let (time, seq) = Self::version_of(bytes)?;
-        Some(Self { time, seq, body: Bytes::copy_from_slice(&bytes[HEADER..]) })
+        let (time, position, body_start) = Self::version_of(bytes)?;
+        Some(Self { time, position: position.to_owned(), body: Bytes::copy_from_slice(&bytes[body_start..]) })
     }
 }
 
@@ -108,8 +120,8 @@ pub struct Upsert {
     pub key: String,
     /// Event time of the event, microseconds since the Unix epoch.
     pub time: i64,
-    /// Its log sequence number.
-    pub seq: u64,
+    /// Its log position (decimal digits).
+    pub position: String,
     /// The document, UTF-8 JSON.
     pub body: Vec<u8>,
 }
@@ -233,13 +245,16 @@ impl ServingStore {
         {
             let mut stored = txn.open_table(DOCUMENTS).map_err(|e| storage(e.into()))?;
             for doc in documents {
-                let current = stored
-                    .get((table, doc.key.as_str()))
-                    .map_err(|e| storage(e.into()))?
-                    .and_then(|value| StoredDocument::version_of(value.value()));
-                let newer_or_same = current.is_none_or(|version| (doc.time, doc.seq) >= version);
+                let newer_or_same = {
+                    let current = stored.get((table, doc.key.as_str())).map_err(|e| storage(e.into()))?;
+                    current.as_ref().and_then(|value| StoredDocument::version_of(value.value())).is_none_or(
+                        |(time, position, _)| {
+                            doc.time.cmp(&time).then_with(|| compare_positions(&doc.position, position)).is_ge()
+                        },
+                    )
+                };
                 if newer_or_same {
-                    let value = StoredDocument::encode(doc.time, doc.seq, &doc.body);
+                    let value = StoredDocument::encode(doc.time, &doc.position, &doc.body);
                     stored.insert((table, doc.key.as_str()), value.as_slice()).map_err(|e| storage(e.into()))?;
                     outcomes.push(UpsertOutcome::Written);
                 } else {
@@ -253,7 +268,11 @@ impl ServingStore {
             let key = (table.clone(), doc.key.clone());
             match outcome {
                 UpsertOutcome::Written => {
-                    let document = StoredDocument { time: doc.time, seq: doc.seq, body: Bytes::from(doc.body.clone()) };
+                    let document = StoredDocument {
+                        time: doc.time,
+                        position: doc.position.clone(),
+                        body: Bytes::from(doc.body.clone()),
+                    };
                     self.inner.cache.insert(key, Some(Arc::new(document)));
                 }
                 // A stale write leaves the stored document, which a cached miss no longer
@@ -295,7 +314,7 @@ mod tests {
     use super::*;
 
     fn upsert(key: &str, time: i64, seq: u64, body: &str) -> Upsert {
-        Upsert { key: key.to_owned(), time, seq, body: body.as_bytes().to_vec() }
+        Upsert { key: key.to_owned(), time, position: seq.to_string(), body: body.as_bytes().to_vec() }
     }
 
     fn body(store: &ServingStore, table: &str, key: &str) -> Option<String> {
@@ -324,6 +343,28 @@ mod tests {
         assert_eq!(body(&store, "orders", "o-1").as_deref(), Some("b"));
         assert_eq!(store.upsert("orders", &[upsert("o-1", 100, 2, "b")]).unwrap(), [UpsertOutcome::Written]);
         assert_eq!(store.count("orders").unwrap(), 1);
+    }
+
+    #[test]
+    fn positions_order_as_integers_of_any_length_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("serving.redb");
+        let kinesis = "49590338271490256608559692538361571095921575989136588898";
+        {
+            let store = ServingStore::open(&path, CacheSettings::default()).unwrap();
+            let nine = upsert("o-1", 100, 9, "nine");
+            let ten = upsert("o-1", 100, 10, "ten");
+            assert_eq!(store.upsert("orders", &[ten, nine]).unwrap(), [UpsertOutcome::Written, UpsertOutcome::Stale]);
+            let long = Upsert { position: kinesis.to_owned(), ..upsert("o-2", 100, 0, "long") };
+            assert_eq!(store.upsert("orders", &[long]).unwrap(), [UpsertOutcome::Written]);
+            let shorter = upsert("o-2", 100, u64::MAX, "shorter");
+            assert_eq!(store.upsert("orders", &[shorter]).unwrap(), [UpsertOutcome::Stale]);
+        }
+        let store = ServingStore::open(&path, CacheSettings::default()).unwrap();
+        assert_eq!(body(&store, "orders", "o-1").as_deref(), Some("ten"));
+        let long = store.read("orders", "o-2").unwrap().unwrap();
+        assert_eq!((long.position.as_str(), &long.body[..]), (kinesis, &b"long"[..]));
+        assert_eq!(long.etag(), format!("\"100-{kinesis}\""));
     }
 
     #[test]

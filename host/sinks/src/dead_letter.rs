@@ -9,7 +9,7 @@ use crate::error::SinkError;
 use crate::lake::local_store;
 use crate::layout::{LakeObject, put_object};
 use crate::ndjson::{DeadLetterLine, Payload, push_line};
-use crate::sink::{Sink, SinkBatch, SinkFuture, SinkItem, WriteReport};
+use crate::sink::{Sink, SinkCommit, SinkFuture, SinkItem, WriteReport};
 
 /// Writes the [`SinkItem::DeadLetter`] records of each batch as one NDJSON object at
 /// [`LakeObject::DeadLetters`]' key:
@@ -53,7 +53,7 @@ impl DeadLetterSink {
         &self.store
     }
 
-    async fn write_batch(&self, batch: &SinkBatch) -> Result<WriteReport, SinkError> {
+    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
         let mut indices = Vec::new();
         let mut out = Vec::new();
         let key = LakeObject::DeadLetters.key(batch);
@@ -62,9 +62,9 @@ impl DeadLetterSink {
             let original = Payload::of(&dead.original);
             let line = DeadLetterLine {
                 id: &record.id,
-                stream: &batch.stream,
-                shard: batch.shard,
-                seq: record.seq,
+                stream: batch.id.source(),
+                shard: batch.id.part(),
+                seq: &record.position,
                 plugin: &dead.plugin,
                 stage: &dead.stage,
                 reason: &dead.reason,
@@ -102,7 +102,7 @@ impl Sink for DeadLetterSink {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_batch(batch))
     }
 }

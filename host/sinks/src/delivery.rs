@@ -6,7 +6,7 @@ use tokio::sync::watch;
 
 use crate::error::DeliveryError;
 use crate::health::SinkHealth;
-use crate::sink::{Sink, SinkBatch};
+use crate::sink::{Sink, SinkCommit};
 
 /// How [`deliver`] retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct DeliveryStats {
 }
 
 /// Writes `batch` to `sink`, then retries only the records that failed (a
-/// [`SinkBatch::subset`] with the same stream, shard and range) with exponential backoff,
+/// [`SinkCommit::subset`] with the same stream, shard and range) with exponential backoff,
 /// until every record is written, [`RetryPolicy::max_attempts`] runs out, or `shutdown`
 /// turns `true`.
 ///
@@ -67,7 +67,7 @@ pub struct DeliveryStats {
 /// checkpointed.
 pub async fn deliver(
     sink: &dyn Sink,
-    batch: SinkBatch,
+    batch: SinkCommit,
     policy: &RetryPolicy,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<DeliveryStats, DeliveryError> {
@@ -81,7 +81,7 @@ pub async fn deliver(
 /// As [`deliver`].
 pub async fn deliver_watched(
     sink: &dyn Sink,
-    batch: SinkBatch,
+    batch: SinkCommit,
     policy: &RetryPolicy,
     shutdown: &watch::Receiver<bool>,
     health: Option<&SinkHealth>,

@@ -65,7 +65,7 @@ pub enum DeliveryError {
     Shutdown {
         /// The sink's name.
         sink: String,
-        /// The batch, as [`SinkBatch::describe`](crate::SinkBatch::describe) names it.
+        /// The batch, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
         batch: String,
         /// Attempts made.
         attempts: u32,
@@ -81,7 +81,7 @@ pub enum DeliveryError {
     Exhausted {
         /// The sink's name.
         sink: String,
-        /// The batch, as [`SinkBatch::describe`](crate::SinkBatch::describe) names it.
+        /// The batch, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
         batch: String,
         /// Attempts made.
         attempts: u32,
@@ -97,7 +97,7 @@ pub enum DeliveryError {
     Fatal {
         /// The sink's name.
         sink: String,
-        /// The batch, as [`SinkBatch::describe`](crate::SinkBatch::describe) names it.
+        /// The batch, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
         batch: String,
         /// The sink's error.
         #[source]

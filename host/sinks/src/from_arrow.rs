@@ -294,8 +294,8 @@ mod tests {
             events.iter().map(|event| EventItem { event: event.clone(), lineage: "p@1".to_owned() }).collect();
         let records: Vec<SinkRecord> = (0..events.len())
             .map(|i| SinkRecord {
-                id: SinkRecord::make_id("orders", 0, i as u64, 0),
-                seq: i as u64,
+                id: crate::CommitId::log_range("orders", "0", "0", "0").record_id(&i.to_string(), 0),
+                position: i.to_string(),
                 item: crate::sink::SinkItem::Event(items[i].clone()),
             })
             .collect();

@@ -9,7 +9,7 @@ use object_store::local::LocalFileSystem;
 use crate::error::SinkError;
 use crate::layout::{LakeObject, put_object};
 use crate::ndjson::{Payload, RawLine, push_line};
-use crate::sink::{EventItem, Sink, SinkBatch, SinkFuture, SinkItem, SinkRecord, WriteReport};
+use crate::sink::{EventItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport};
 use crate::table;
 
 /// Writes the raw archive, events and aggregates of each batch to an object store (the
@@ -58,7 +58,7 @@ impl LakeSink {
         &self.store
     }
 
-    async fn write_batch(&self, batch: &SinkBatch) -> Result<WriteReport, SinkError> {
+    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
         let mut raw = Vec::new();
         let mut events = Vec::new();
         let mut aggregates = Vec::new();
@@ -124,7 +124,7 @@ impl Sink for LakeSink {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_batch(batch))
     }
 }
@@ -137,7 +137,7 @@ struct Object {
 }
 
 /// The NDJSON raw archive of the records at `indices` (all [`SinkItem::Raw`]).
-fn raw_archive(batch: &SinkBatch, indices: &[usize]) -> Result<Vec<u8>, String> {
+fn raw_archive(batch: &SinkCommit, indices: &[usize]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for &i in indices {
         let record = &batch.records[i];
@@ -145,9 +145,9 @@ fn raw_archive(batch: &SinkBatch, indices: &[usize]) -> Result<Vec<u8>, String> 
         let payload = Payload::of(&raw.data);
         let line = RawLine {
             id: &record.id,
-            stream: &batch.stream,
-            shard: batch.shard,
-            seq: record.seq,
+            stream: batch.id.source(),
+            shard: batch.id.part(),
+            seq: &record.position,
             key: raw.partition_key.as_deref(),
             content_type: &raw.content_type,
             arrival_time: weir_events::time::format_rfc3339(raw.arrival_time),

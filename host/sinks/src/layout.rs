@@ -4,12 +4,14 @@ use object_store::path::{Path, PathPart};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::error::SinkError;
-use crate::sink::SinkBatch;
+use crate::sink::SinkCommit;
 
 /// The kinds of objects the lake holds, each under its own top-level prefix.
 ///
-/// Keys are `<prefix>/stream=<stream>/date=<YYYY-MM-DD>/shard=<shard:04>/<first_seq:020>-<last_seq:020>.<ext>`,
-/// where the date is that of the batch's [`arrival_time`](SinkBatch::arrival_time) (UTC)
+/// Keys are `<prefix>/stream=<stream>/date=<YYYY-MM-DD>/shard=<shard:04>/<first:020>-<last:020>.<ext>`
+/// for a log range (`<prefix>/job=<job>/date=<YYYY-MM-DD>/run=<run>/part-<partition:05>.<ext>`
+/// for a job partition, see [`CommitId`](crate::CommitId)),
+/// where the date is that of the batch's [`arrival_time`](SinkCommit::arrival_time) (UTC)
 /// and the stream name is percent-encoded where object stores forbid a character. The key
 /// depends only on the batch's range, so a replay overwrites the same object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,13 +46,14 @@ impl LakeObject {
     }
 
     /// The object key of this kind for `batch`.
-    pub fn key(self, batch: &SinkBatch) -> Path {
+    pub fn key(self, batch: &SinkCommit) -> Path {
+        let (source, part) = batch.id.lake_dirs();
         let parts = [
             PathPart::from(self.prefix()),
-            PathPart::from(format!("stream={}", batch.stream)),
+            PathPart::from(source),
             PathPart::from(format!("date={}", date_of(batch.arrival_time))),
-            PathPart::from(format!("shard={:04}", batch.shard)),
-            PathPart::from(format!("{:020}-{:020}.{}", batch.first_seq, batch.last_seq, self.extension())),
+            PathPart::from(part),
+            PathPart::from(format!("{}.{}", batch.id.file_stem(), self.extension())),
         ];
         Path::from_iter(parts)
     }
@@ -84,11 +87,8 @@ mod tests {
 
     #[test]
     fn keys_partition_by_stream_date_and_shard() {
-        let batch = SinkBatch {
-            stream: "orders".into(),
-            shard: 3,
-            first_seq: 42,
-            last_seq: 57,
+        let batch = SinkCommit {
+            id: crate::CommitId::log_range("orders", "3", "42", "57"),
             arrival_time: weir_events::time::parse_rfc3339("2026-11-26T23:59:59.999Z").unwrap(),
             records: Vec::new(),
         };
@@ -104,11 +104,8 @@ mod tests {
 
     #[test]
     fn stream_names_cannot_escape_their_partition() {
-        let batch = SinkBatch {
-            stream: "../a/b".into(),
-            shard: 0,
-            first_seq: 0,
-            last_seq: 0,
+        let batch = SinkCommit {
+            id: crate::CommitId::log_range("../a/b", "0", "0", "0"),
             arrival_time: 0,
             records: Vec::new(),
         };

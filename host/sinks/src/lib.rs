@@ -1,7 +1,7 @@
 //! weir's sinks: where the stages write.
 //!
-//! - [`Sink`]: the trait every destination implements. A stage hands it a [`SinkBatch`]
-//!   (everything produced from one shard's log records `first_seq..=last_seq`) and gets
+//! - [`Sink`]: the trait every destination implements. A stage hands it a [`SinkCommit`]
+//!   (everything produced from one shard's log records, named by a [`CommitId`]) and gets
 //!   back a [`WriteReport`] naming the records that failed, or a [`SinkError`] when the
 //!   whole call failed.
 //! - [`deliver`]: writes a batch, then retries only the failed records with exponential
@@ -33,6 +33,7 @@
 //! The layout, the NDJSON lines and the delivery semantics are described in
 //! `host/sinks/README.md`.
 
+mod commit_id;
 mod dead_letter;
 mod delivery;
 mod error;
@@ -46,6 +47,7 @@ mod sink;
 mod table;
 mod warehouse;
 
+pub use commit_id::{CommitId, JobPartition, LogRange, compare_positions};
 pub use dead_letter::DeadLetterSink;
 pub use delivery::{DeliveryStats, RetryPolicy, deliver, deliver_watched};
 pub use error::{BoxError, DeliveryError, SinkError};
@@ -54,6 +56,6 @@ pub use health::{SinkFailure, SinkHealth};
 pub use lake::LakeSink;
 pub use layout::{LakeObject, is_interrupted_write, remove_interrupted_writes};
 pub use read_back::{AggregateRow, LakeContents, read_lake};
-pub use sink::{DeadLetter, EventItem, RawItem, Sink, SinkBatch, SinkFuture, SinkItem, SinkRecord, WriteReport};
+pub use sink::{DeadLetter, EventItem, RawItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport};
 pub use warehouse::{Commit, CommittedFile, Warehouse, WarehouseTable};
 pub use weir_events::{Event, Value};

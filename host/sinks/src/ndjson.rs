@@ -31,8 +31,10 @@ pub(crate) fn push_line(out: &mut Vec<u8>, line: &impl Serialize) -> Result<(), 
 pub(crate) struct RawLine<'a> {
     pub(crate) id: &'a str,
     pub(crate) stream: &'a str,
-    pub(crate) shard: u32,
-    pub(crate) seq: u64,
+    #[serde(serialize_with = "id_json")]
+    pub(crate) shard: &'a str,
+    #[serde(serialize_with = "id_json")]
+    pub(crate) seq: &'a str,
     pub(crate) key: Option<&'a str>,
     pub(crate) content_type: &'a str,
     pub(crate) arrival_time: String,
@@ -47,8 +49,10 @@ pub(crate) struct RawLine<'a> {
 pub(crate) struct DeadLetterLine<'a> {
     pub(crate) id: &'a str,
     pub(crate) stream: &'a str,
-    pub(crate) shard: u32,
-    pub(crate) seq: u64,
+    #[serde(serialize_with = "id_json")]
+    pub(crate) shard: &'a str,
+    #[serde(serialize_with = "id_json")]
+    pub(crate) seq: &'a str,
     pub(crate) plugin: &'a str,
     pub(crate) stage: &'a str,
     pub(crate) reason: &'a str,
@@ -58,4 +62,15 @@ pub(crate) struct DeadLetterLine<'a> {
     pub(crate) original: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) original_base64: Option<String>,
+}
+
+/// A shard id or position as it goes into a JSON line: a JSON number when it is an
+/// integer every JSON reader holds exactly (below 2^53, the embedded log's), else the
+/// text (Kinesis' shard ids and sequence numbers).
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn id_json<S: serde::Serializer>(id: &&str, serializer: S) -> Result<S::Ok, S::Error> {
+    match weir_events::json::exact_integer(id) {
+        Some(n) => serializer.serialize_u64(n),
+        None => serializer.serialize_str(id),
+    }
 }

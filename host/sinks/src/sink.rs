@@ -1,79 +1,62 @@
 //! The batch handed to sinks and the [`Sink`] trait every destination implements.
 
-use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 
 use weir_events::Event;
 
+use crate::commit_id::CommitId;
 use crate::error::SinkError;
 
-/// What a stream stage hands to sinks for one batch of one shard: everything produced
-/// from the log records `first_seq..=last_seq`.
+/// What a stage (or a batch job) hands to sinks in one commit: everything produced from
+/// the log records of [`id`](Self::id) (or from one partition of a job run).
 ///
-/// The range identifies the batch: a replay after a crash hands the same range again, and
+/// The id identifies the commit: a replay after a crash hands the same id again, and
 /// sinks derive their object keys / document ids from it so the replay overwrites instead
 /// of duplicating.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SinkBatch {
-    /// The stream the records were read from, e.g. `orders`.
-    pub stream: String,
-    /// The shard of the stream.
-    pub shard: u32,
-    /// The sequence number of the first log record of the batch.
-    pub first_seq: u64,
-    /// The sequence number of the last log record of the batch (inclusive).
-    pub last_seq: u64,
-    /// Arrival time of log record `first_seq`, microseconds since the Unix epoch. The lake
-    /// partitions by its date (`date=YYYY-MM-DD`): it comes from the log, so a replay of
-    /// the range lands in the same partition whatever the plugins produce.
+pub struct SinkCommit {
+    /// What the records come from: a log range or a job partition.
+    pub id: CommitId,
+    /// Arrival time of the commit's first log record (for a job: the run's scheduled
+    /// time), microseconds since the Unix epoch. The lake partitions by its date
+    /// (`date=YYYY-MM-DD`): it comes from the source, so a replay lands in the same
+    /// partition whatever the plugins produce.
     pub arrival_time: i64,
     /// What to write: on a retry, only the records that failed before.
     pub records: Vec<SinkRecord>,
 }
 
-impl SinkBatch {
-    /// A batch with the same stream, shard, range and arrival time holding only the
-    /// records at `indices` (in that order; indices out of range are skipped). This is
-    /// what [`deliver`](crate::deliver) sends on a retry.
-    pub fn subset(&self, indices: &[usize]) -> SinkBatch {
-        SinkBatch {
-            stream: self.stream.clone(),
-            shard: self.shard,
-            first_seq: self.first_seq,
-            last_seq: self.last_seq,
+impl SinkCommit {
+    /// A commit with the same id and arrival time holding only the records at `indices`
+    /// (in that order; indices out of range are skipped). This is what
+    /// [`deliver`](crate::deliver) sends on a retry.
+    pub fn subset(&self, indices: &[usize]) -> SinkCommit {
+        SinkCommit {
+            id: self.id.clone(),
             arrival_time: self.arrival_time,
             records: indices.iter().filter_map(|&i| self.records.get(i).cloned()).collect(),
         }
     }
 
-    /// `orders/0003 [42..=57]`: how messages name the batch.
+    /// `orders/0003 [42..=57]`: how messages name the commit.
     pub fn describe(&self) -> String {
-        format!("{}/{:04} [{}..={}]", self.stream, self.shard, self.first_seq, self.last_seq)
+        self.id.to_string()
     }
 }
 
-/// One record of a [`SinkBatch`].
+/// One record of a [`SinkCommit`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkRecord {
-    /// Deterministic id, the same on every replay: see [`SinkRecord::make_id`]. Sinks with
+    /// Deterministic id, the same on every replay: see [`CommitId::record_id`]. Sinks with
     /// per-item keys (DynamoDB, Elasticsearch) use it as the item / document id; the lake
     /// writes it in the `_id` column.
     pub id: String,
-    /// The sequence number of the log record this came from.
-    pub seq: u64,
+    /// The position of the log record this came from (decimal digits; for a job, the
+    /// row in its partition). The lake writes it in the `_seq` column.
+    pub position: String,
     /// What to write.
     pub item: SinkItem,
-}
-
-impl SinkRecord {
-    /// The deterministic id of output number `output` of log record `seq`:
-    /// `orders-0003-00000000000000000042-0`.
-    pub fn make_id(stream: &str, shard: u32, seq: u64, output: usize) -> String {
-        let mut id = String::with_capacity(stream.len() + 30);
-        let _ = write!(id, "{stream}-{shard:04}-{seq:020}-{output}");
-        id
-    }
 }
 
 /// The kinds of things a stage writes. Each sink writes the kinds it handles and reports
@@ -184,5 +167,5 @@ pub trait Sink: Send + Sync + 'static {
     ///
     /// Returns `Ok` with the indices that failed when the destination answered, or `Err`
     /// when the whole call failed; [`SinkError::is_retryable`] tells whether to try again.
-    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a>;
+    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a>;
 }

@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 use arrow_array::{
     ArrayRef, BinaryArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    UInt64Array,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use parquet::arrow::ArrowWriter;
@@ -151,7 +150,7 @@ pub(crate) fn record_batch(rows: &[(&SinkRecord, &EventItem)]) -> Result<RecordB
         Field::new(META[0], DataType::Utf8, false),
         Field::new(META[1], DataType::Utf8, true),
         Field::new(META[2], utc_micros(), false),
-        Field::new(META[3], DataType::UInt64, false),
+        Field::new(META[3], DataType::Utf8, false),
         Field::new(META[4], DataType::Utf8, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
@@ -160,7 +159,7 @@ pub(crate) fn record_batch(rows: &[(&SinkRecord, &EventItem)]) -> Result<RecordB
         Arc::new(
             rows.iter().map(|(_, e)| Some(e.event.time)).collect::<TimestampMicrosecondArray>().with_timezone("UTC"),
         ),
-        Arc::new(rows.iter().map(|(r, _)| Some(r.seq)).collect::<UInt64Array>()),
+        Arc::new(rows.iter().map(|(r, _)| Some(r.position.as_str())).collect::<StringArray>()),
         Arc::new(rows.iter().map(|(_, e)| Some(e.lineage.as_str())).collect::<StringArray>()),
     ];
     let mut taken: std::collections::HashSet<String> = META.iter().map(|m| (*m).to_owned()).collect();

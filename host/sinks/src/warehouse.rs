@@ -18,7 +18,7 @@ use serde_json::{Map, Value as Json, json};
 use crate::error::SinkError;
 use crate::lake::local_store;
 use crate::layout::{date_of, put_object};
-use crate::sink::{EventItem, Sink, SinkBatch, SinkFuture, SinkItem, SinkRecord, WriteReport};
+use crate::sink::{EventItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport};
 use crate::table;
 
 /// The two kinds of tables.
@@ -43,7 +43,7 @@ impl WarehouseTable {
 /// What a commit marker records: the files of one batch of one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
-    /// The batch, as [`SinkBatch::describe`] names it.
+    /// The batch, as [`SinkCommit::describe`] names it.
     pub batch: String,
     /// The data files, relative to the warehouse root.
     pub files: Vec<CommittedFile>,
@@ -132,11 +132,11 @@ impl Warehouse {
         Path::from_iter([PathPart::from(table.as_str()), PathPart::from(stream)])
     }
 
-    fn batch_name(batch: &SinkBatch) -> String {
-        format!("{:04}-{:020}-{:020}", batch.shard, batch.first_seq, batch.last_seq)
+    fn batch_name(batch: &SinkCommit) -> String {
+        format!("{}-{}", batch.id.part_key(), batch.id.file_stem())
     }
 
-    async fn write_batch(&self, batch: &SinkBatch) -> Result<WriteReport, SinkError> {
+    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
         let mut tables: BTreeMap<WarehouseTable, Vec<(usize, &SinkRecord, &EventItem)>> = BTreeMap::new();
         for (i, record) in batch.records.iter().enumerate() {
             match &record.item {
@@ -161,11 +161,11 @@ impl Warehouse {
     /// a put failed (the rows are retried), `Err` when they cannot be encoded.
     async fn write_table(
         &self,
-        batch: &SinkBatch,
+        batch: &SinkCommit,
         table: WarehouseTable,
         rows: &[(usize, &SinkRecord, &EventItem)],
     ) -> Result<Result<(), String>, SinkError> {
-        let prefix = Self::table_prefix(table, &batch.stream);
+        let prefix = Self::table_prefix(table, batch.id.source());
         let name = Self::batch_name(batch);
         let mut by_date: BTreeMap<String, Vec<(&SinkRecord, &EventItem)>> = BTreeMap::new();
         for &(_, record, item) in rows {
@@ -350,7 +350,7 @@ impl Sink for Warehouse {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_batch(batch))
     }
 }
@@ -361,7 +361,17 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<DecodedRow>, String> {
     let ids = column("_id")?.as_string_opt::<i32>().ok_or("_id is not text")?;
     let keys = column("_key")?.as_string_opt::<i32>().ok_or("_key is not text")?;
     let times = column("_time")?.as_primitive_opt::<TimestampMicrosecondType>().ok_or("_time is not a timestamp")?;
-    let seqs = column("_seq")?.as_primitive_opt::<UInt64Type>().ok_or("_seq is not a u64")?;
+    // Text since positions became opaque; files written by earlier builds hold a u64.
+    let seq_column = column("_seq")?;
+    let seq_at = |row: usize| -> Result<String, &'static str> {
+        if let Some(text) = seq_column.as_string_opt::<i32>() {
+            Ok(text.value(row).to_owned())
+        } else if let Some(numbers) = seq_column.as_primitive_opt::<UInt64Type>() {
+            Ok(numbers.value(row).to_string())
+        } else {
+            Err("_seq is neither text nor a u64")
+        }
+    };
     let lineages = column("_lineage")?.as_string_opt::<i32>().ok_or("_lineage is not text")?;
     let schema = batch.schema();
     let field_columns: Vec<(&str, &dyn Array)> = schema
@@ -383,7 +393,7 @@ fn rows_of(batch: &RecordBatch) -> Result<Vec<DecodedRow>, String> {
             "id": ids.value(row),
             "key": row_key,
             "time": weir_events::time::format_rfc3339(time),
-            "seq": seqs.value(row),
+            "seq": weir_events::json::id_to_json(&seq_at(row)?),
             "lineage": lineages.value(row),
             "fields": fields,
         });
@@ -420,6 +430,7 @@ mod tests {
     use weir_events::{Event, Name, Value};
 
     use super::*;
+    use crate::CommitId;
 
     const HOUR: i64 = 3_600_000_000;
     const DAY: i64 = 24 * HOUR;
@@ -427,8 +438,8 @@ mod tests {
     fn aggregate(seq: u64, key: &str, time: i64, revenue: f64) -> SinkRecord {
         let fields = vec![(Name::from("orders"), Value::Int(2)), (Name::from("revenue"), Value::Float(revenue))];
         SinkRecord {
-            id: SinkRecord::make_id("orders", 1, seq, 0),
-            seq,
+            id: commit_id(0).record_id(&seq.to_string(), 0),
+            position: seq.to_string(),
             item: SinkItem::Aggregate(EventItem {
                 event: Event { key: Some(key.to_owned()), time, fields },
                 lineage: "stats@1".to_owned(),
@@ -436,9 +447,12 @@ mod tests {
         }
     }
 
-    fn batch(first_seq: u64, records: Vec<SinkRecord>) -> SinkBatch {
-        let last_seq = first_seq + 9;
-        SinkBatch { stream: "orders".into(), shard: 1, first_seq, last_seq, arrival_time: 0, records }
+    fn commit_id(first_seq: u64) -> CommitId {
+        CommitId::log_range("orders", "1", &first_seq.to_string(), &(first_seq + 9).to_string())
+    }
+
+    fn batch(first_seq: u64, records: Vec<SinkRecord>) -> SinkCommit {
+        SinkCommit { id: commit_id(first_seq), arrival_time: 0, records }
     }
 
     fn revenue(rows: &[Json]) -> f64 {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::sync::watch;
 use weir_events::Event;
-use weir_sinks::{DeliveryError, RetryPolicy, Sink, SinkBatch, SinkError, SinkFuture, SinkItem, WriteReport, deliver};
+use weir_sinks::{DeliveryError, RetryPolicy, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, WriteReport, deliver};
 
 /// How the scripted sink answers.
 enum Script {
@@ -24,7 +24,7 @@ enum Script {
 /// A sink that records what each attempt received and what it acknowledged.
 struct ScriptedSink {
     script: Script,
-    attempts: Mutex<Vec<(SinkBatch, Instant)>>,
+    attempts: Mutex<Vec<(SinkCommit, Instant)>>,
     acknowledged: Mutex<Vec<String>>,
 }
 
@@ -44,7 +44,7 @@ impl Sink for ScriptedSink {
         "scripted"
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkBatch) -> SinkFuture<'a> {
+    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(async move {
             self.attempts.lock().unwrap().push((batch.clone(), Instant::now()));
             let mut report = WriteReport::all_written();
@@ -83,7 +83,7 @@ impl Sink for ScriptedSink {
     }
 }
 
-fn five_records() -> SinkBatch {
+fn five_records() -> SinkCommit {
     let mut batch = batch();
     for seq in 42..47 {
         push(&mut batch, seq, 0, event(Event::new(ARRIVAL).with("n", seq as i64)));
@@ -92,7 +92,7 @@ fn five_records() -> SinkBatch {
 }
 
 fn id(seq: u64) -> String {
-    weir_sinks::SinkRecord::make_id("orders", 3, seq, 0)
+    weir_sinks::CommitId::log_range("orders", "3", "42", "46").record_id(&seq.to_string(), 0)
 }
 
 fn fast() -> RetryPolicy {
@@ -124,10 +124,7 @@ async fn deliver_retries_only_the_failed_records_until_they_succeed() {
     // Every retry is the same batch range with the failed records, unchanged.
     let attempts = sink.attempts.lock().unwrap();
     for (retry, _) in &attempts[1..] {
-        assert_eq!(
-            (&retry.stream, retry.shard, retry.first_seq, retry.last_seq, retry.arrival_time),
-            (&batch.stream, batch.shard, batch.first_seq, batch.last_seq, batch.arrival_time)
-        );
+        assert_eq!((&retry.id, retry.arrival_time), (&batch.id, batch.arrival_time));
         assert_eq!(retry.records, [batch.records[1].clone(), batch.records[3].clone()]);
         assert!(matches!(retry.records[0].item, SinkItem::Event(_)));
     }

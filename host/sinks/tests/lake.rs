@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use arrow_array::{
     Array, BinaryArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-    UInt64Array,
 };
 use arrow_schema::{DataType, TimeUnit};
 use base64::Engine as _;
 use common::*;
 use serde_json::json;
 use weir_events::Event;
-use weir_sinks::{DeadLetterSink, LakeObject, LakeSink, Sink, SinkError, WriteReport};
+use weir_sinks::{CommitId, DeadLetterSink, LakeObject, LakeSink, Sink, SinkCommit, SinkError, WriteReport};
 
 const EVENTS_KEY: &str =
     "events/stream=orders/date=2026-11-26/shard=0003/00000000000000000042-00000000000000000057.parquet";
@@ -98,7 +97,7 @@ async fn lake_writes_events_as_parquet_that_reads_back_with_the_same_values() {
             ("_id", &DataType::Utf8, false),
             ("_key", &DataType::Utf8, true),
             ("_time", &utc_micros(), false),
-            ("_seq", &DataType::UInt64, false),
+            ("_seq", &DataType::Utf8, false),
             ("_lineage", &DataType::Utf8, false),
             ("order_id", &DataType::Utf8, true),
             ("paid", &DataType::Boolean, true),
@@ -119,7 +118,7 @@ async fn lake_writes_events_as_parquet_that_reads_back_with_the_same_values() {
     assert_eq!(strings(column(&rows, "_key")), [Some("r-7"), None]);
     let time: &TimestampMicrosecondArray = column(&rows, "_time");
     assert_eq!(time.values().to_vec(), [t0, t0 + 250]);
-    assert_eq!(column::<UInt64Array>(&rows, "_seq").values().to_vec(), [42, 43]);
+    assert_eq!(column::<StringArray>(&rows, "_seq").iter().collect::<Vec<_>>(), [Some("42"), Some("43")]);
     assert_eq!(strings(column(&rows, "_lineage")), [Some("orders-parser@1.0.0>restaurant-enricher@2.1.0"); 2]);
     assert_eq!(strings(column(&rows, "order_id")), [Some("o-1"), Some("o-2")]);
     assert_eq!(column::<BooleanArray>(&rows, "paid").iter().collect::<Vec<_>>(), [Some(true), Some(false)]);
@@ -137,7 +136,7 @@ async fn lake_writes_events_as_parquet_that_reads_back_with_the_same_values() {
     assert_eq!(aggregates.num_rows(), 1);
     assert_eq!(strings(column(&aggregates, "_lineage")), [Some("restaurant-stats@1.0.0")]);
     assert_eq!(column::<Int64Array>(&aggregates, "orders").values().to_vec(), [2]);
-    assert_eq!(column::<UInt64Array>(&aggregates, "_seq").values().to_vec(), [44]);
+    assert_eq!(column::<StringArray>(&aggregates, "_seq").iter().collect::<Vec<_>>(), [Some("44")]);
 }
 
 #[tokio::test]
@@ -209,6 +208,43 @@ async fn replaying_the_same_range_overwrites_the_same_objects() {
     assert_eq!(read_parquet(&dir.path().join(EVENTS_KEY)), events_before);
     assert_eq!(read_ndjson(&dir.path().join(RAW_KEY)), raw_before);
     assert_eq!(read_ndjson(&dir.path().join(DEAD_KEY)).len(), 1);
+}
+
+#[tokio::test]
+async fn a_batch_job_partition_has_its_own_keys_and_a_rerun_overwrites_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeSink::local("lake", dir.path()).unwrap();
+    let commit = |partition: u32, total: f64| {
+        let mut commit = SinkCommit {
+            id: CommitId::job_partition("daily-stats", "20261126T000000Z", partition),
+            arrival_time: ARRIVAL,
+            records: Vec::new(),
+        };
+        for row in 0..2 {
+            push(&mut commit, row, 0, event(Event::new(ARRIVAL).with_key("r-7").with("total", total)));
+        }
+        commit
+    };
+    assert!(lake.write(&commit(3, 1.0)).await.unwrap().is_complete());
+    assert!(lake.write(&commit(4, 1.0)).await.unwrap().is_complete());
+    let keys = [
+        "events/job=daily-stats/date=2026-11-26/run=20261126T000000Z/part-00003.parquet",
+        "events/job=daily-stats/date=2026-11-26/run=20261126T000000Z/part-00004.parquet",
+    ];
+    assert_eq!(files(dir.path()), keys);
+
+    // The run is redone (its first attempt failed half-way): the same keys, new contents.
+    assert!(lake.write(&commit(3, 2.0)).await.unwrap().is_complete());
+    assert_eq!(files(dir.path()), keys, "the rerun wrote the same keys, nothing more");
+    let rows = read_parquet(&dir.path().join(keys[0]));
+    assert_eq!(column::<Float64Array>(&rows, "total").values().to_vec(), [2.0, 2.0]);
+    assert_eq!(
+        strings(column::<StringArray>(&rows, "_id")),
+        [
+            Some("daily-stats-20261126T000000Z-00003-00000000000000000000-0"),
+            Some("daily-stats-20261126T000000Z-00003-00000000000000000001-0")
+        ]
+    );
 }
 
 #[tokio::test]

@@ -16,6 +16,22 @@ use serde_json::{Map, Value as Json};
 use crate::event::{Event, Name, Value};
 use crate::time::{format_rfc3339, parse_rfc3339};
 
+/// `digits` as a number when JSON readers hold it exactly: an integer below 2^53 written
+/// without leading zeros. Ids and positions that are (the embedded log's shards and
+/// sequence numbers) go into JSON as numbers, others (Kinesis' 56-digit sequence
+/// numbers) as strings.
+pub fn exact_integer(digits: &str) -> Option<u64> {
+    match digits.parse::<u64>() {
+        Ok(n) if n < (1 << 53) && n.to_string() == digits => Some(n),
+        _ => None,
+    }
+}
+
+/// An id or position as a JSON value: a number when [`exact_integer`], else a string.
+pub fn id_to_json(digits: &str) -> Json {
+    exact_integer(digits).map_or_else(|| Json::from(digits), Json::from)
+}
+
 /// The JSON form of a value.
 pub fn value_to_json(value: &Value) -> Json {
     match value {

@@ -7,27 +7,20 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use weir_events::Event;
-use weir_sinks::{DeadLetter, EventItem, RawItem, SinkBatch, SinkItem, SinkRecord};
+use weir_sinks::{CommitId, DeadLetter, EventItem, RawItem, SinkCommit, SinkItem, SinkRecord};
 
 /// 2026-11-26T10:15:00Z in microseconds.
 pub const ARRIVAL: i64 = 1_795_688_100_000_000;
 
 /// An empty batch of `orders/0003 [42..=57]` that arrived at [`ARRIVAL`].
-pub fn batch() -> SinkBatch {
-    SinkBatch {
-        stream: "orders".into(),
-        shard: 3,
-        first_seq: 42,
-        last_seq: 57,
-        arrival_time: ARRIVAL,
-        records: Vec::new(),
-    }
+pub fn batch() -> SinkCommit {
+    SinkCommit { id: CommitId::log_range("orders", "3", "42", "57"), arrival_time: ARRIVAL, records: Vec::new() }
 }
 
 /// Appends `item` as output `output` of log record `seq`.
-pub fn push(batch: &mut SinkBatch, seq: u64, output: usize, item: SinkItem) {
-    let id = SinkRecord::make_id(&batch.stream, batch.shard, seq, output);
-    batch.records.push(SinkRecord { id, seq, item });
+pub fn push(batch: &mut SinkCommit, seq: u64, output: usize, item: SinkItem) {
+    let id = batch.id.record_id(&seq.to_string(), output);
+    batch.records.push(SinkRecord { id, position: seq.to_string(), item });
 }
 
 pub fn raw(key: Option<&str>, data: &[u8]) -> SinkItem {
