@@ -346,7 +346,7 @@ impl ShardStage {
                     finished.map_err(|e| self.log_error(e))?;
                     windows = next_windows;
                     committed = Some(range.last);
-                    self.metrics.observe_batch(&stream, started.elapsed());
+                    self.metrics.observe_commit(&stream, started.elapsed());
                 }
                 Err(Undelivered::Shutdown) => return Ok(()),
                 Err(Undelivered::Failed(err)) => {
@@ -991,8 +991,15 @@ impl ShardStage {
             let policy = spec.retry.clone();
             let shutdown = self.shutdown.clone();
             let health = spec.health.clone();
+            let metrics = self.metrics.clone();
             tasks.spawn(async move {
-                weir_sinks::deliver_watched(sink.as_ref(), batch, &policy, &shutdown, Some(&health)).await
+                let started = Instant::now();
+                let delivered =
+                    weir_sinks::deliver_watched(sink.as_ref(), batch, &policy, &shutdown, Some(&health)).await;
+                if delivered.is_ok() {
+                    metrics.observe_sink_write(sink.name(), started.elapsed());
+                }
+                delivered
             });
         }
         let mut outcome = Ok(());
