@@ -1,20 +1,26 @@
 //! `weir plugin upload|list|status|activate|rollback|canary|shadow|promote|abort`: a client
 //! of a running host's admin API.
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use weir_client::{HttpResponse, request_with_headers};
+use weir_client::{ClientOptions, HttpResponse};
 
 /// Where the admin API is and who is asking.
 #[derive(Debug, Args)]
 pub(crate) struct AdminArgs {
-    /// The host's address.
+    /// The host's admin URL: http://HOST:PORT, or https://HOST:PORT behind a TLS proxy.
     #[arg(long, env = "WEIR_ADMIN_URL", default_value = "http://127.0.0.1:8080")]
     admin: String,
+    /// A PEM file of CA certificates to trust for an https:// admin URL, besides the
+    /// public roots (a private CA or a self-signed certificate).
+    #[arg(long, env = "WEIR_ADMIN_CA")]
+    admin_ca: Option<PathBuf>,
+    /// Seconds to wait for the admin API's whole answer.
+    #[arg(long, env = "WEIR_ADMIN_TIMEOUT", default_value_t = 120)]
+    admin_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -111,35 +117,33 @@ pub(crate) enum AdminCommand {
 }
 
 struct Client {
-    addr: SocketAddr,
+    http: weir_client::Client,
     token: String,
 }
 
 impl Client {
     fn new(args: &AdminArgs) -> Result<Self, String> {
-        let rest = args
-            .admin
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("--admin {:?}: give an http:// address, e.g. http://127.0.0.1:8080", args.admin))?;
-        let authority = rest.split('/').next().unwrap_or(rest);
-        let addr = authority
-            .to_socket_addrs()
-            .map_err(|e| format!("--admin {:?}: {e}", args.admin))?
-            .next()
-            .ok_or_else(|| format!("--admin {:?}: no address", args.admin))?;
+        let options = ClientOptions {
+            extra_ca: args.admin_ca.clone(),
+            timeout: std::time::Duration::from_secs(args.admin_timeout.max(1)),
+            ..ClientOptions::default()
+        };
+        let http = weir_client::Client::new(&args.admin, options).map_err(|e| format!("--admin: {e}"))?;
         let token = std::env::var("WEIR_ADMIN_TOKEN").unwrap_or_default();
         if token.is_empty() {
             return Err("set WEIR_ADMIN_TOKEN to an admin (or, for list and status, read) token".to_owned());
         }
-        Ok(Self { addr, token })
+        Ok(Self { http, token })
     }
 
     async fn call(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Result<Value, String> {
         let auth = format!("Bearer {}", self.token);
         let headers = [("Authorization", auth.as_str()), ("Content-Type", content_type)];
-        let response: HttpResponse = request_with_headers(self.addr, method, path, &headers, body)
+        let response: HttpResponse = self
+            .http
+            .send(method, path, &headers, body)
             .await
-            .map_err(|e| format!("cannot reach the admin API at {}: {e}", self.addr))?;
+            .map_err(|e| format!("cannot reach the admin API at {}: {e}", self.http.base_url()))?;
         let value: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
         if response.status >= 400 {
             let message = value["error"].as_str().unwrap_or(&response.body);
