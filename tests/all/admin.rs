@@ -172,6 +172,21 @@ fn every_bad_upload_and_every_bad_token_gets_its_4xx() {
         let r = call(addr, "GET", "/v1/openapi.json", None, b"").await;
         assert_eq!(r.status, 200);
         assert!(json(&r)["paths"]["/v1/plugins/{name}/versions"]["post"].is_object());
+        // Every route the document describes is served (the answer is the route's own,
+        // never the fallback's "no route serves" 404 or a 405).
+        let document = json(&r);
+        let paths = document["paths"].as_object().unwrap();
+        assert!(paths.len() >= 20, "{paths:?}");
+        for (template, item) in paths {
+            let path = template.split('/').map(|s| if s.starts_with('{') { "x" } else { s }).collect::<Vec<_>>();
+            let path = path.join("/");
+            for method in item.as_object().unwrap().keys() {
+                let method = method.to_ascii_uppercase();
+                let r = call(addr, &method, &path, None, b"").await;
+                assert_ne!(r.status, 405, "{method} {path}: {}", r.body);
+                assert!(!r.body.contains("no route serves"), "{method} {path}: {}", r.body);
+            }
+        }
 
         // Uploads the host would not run.
         let core_module = wat::parse_str("(module)").unwrap();

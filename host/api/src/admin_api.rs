@@ -11,15 +11,15 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use weir_registry::{CandidateMode, Fixtures};
 
 use crate::api_error::ApiError;
@@ -28,39 +28,64 @@ use crate::state::Api;
 use weir_config::Role;
 use weir_pipeline::deployments::{AdminError, CandidateRequest};
 
-const OPENAPI: &str = include_str!("openapi.json");
-
 type ApiResult = Result<Response, ApiError>;
 
 /// The admin routes, over a running pipeline.
-pub(crate) fn routes() -> Router<Arc<Api>> {
-    Router::new()
-        .route("/v1/openapi.json", get(openapi))
-        .route("/v1/plugins", get(list_plugins))
-        .route("/v1/plugins/{name}", get(get_plugin))
-        .route("/v1/plugins/{name}/versions", post(upload))
-        .route("/v1/plugins/{name}/versions/{version}", get(get_version).delete(delete_version))
-        .route("/v1/plugins/{name}/versions/{version}/fixtures", put(put_fixtures))
-        .route("/v1/plugins/{name}/versions/{version}/config", put(put_config))
-        .route("/v1/deployments", get(list_deployments))
-        .route("/v1/deployments/{name}", get(get_deployment))
-        .route("/v1/deployments/{name}/activate", post(activate))
-        .route("/v1/deployments/{name}/rollback", post(rollback))
-        .route("/v1/deployments/{name}/canary", post(canary))
-        .route("/v1/deployments/{name}/shadow", post(shadow))
-        .route("/v1/deployments/{name}/promote", post(promote))
-        .route("/v1/deployments/{name}/abort", post(abort))
-        .route("/v1/audit", get(audit))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Api>> {
+    OpenApiRouter::new()
+        .routes(routes!(openapi))
+        .routes(routes!(list_plugins))
+        .routes(routes!(get_plugin))
+        .routes(routes!(upload))
+        .routes(routes!(get_version, delete_version))
+        .routes(routes!(put_fixtures))
+        .routes(routes!(put_config))
+        .routes(routes!(list_deployments))
+        .routes(routes!(get_deployment))
+        .routes(routes!(activate))
+        .routes(routes!(rollback))
+        .routes(routes!(canary))
+        .routes(routes!(shadow))
+        .routes(routes!(promote))
+        .routes(routes!(abort))
+        .routes(routes!(audit))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "host",
+    summary = "This description",
+    responses(
+        (status = 200, description = "OK"),
+    )
+)]
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_json())
 }
 
 fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
     Ok((status, axum::Json(body)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins",
+    tag = "admin",
+    summary = "Uploaded plugins and their versions",
+    description = "Needs a token with the read role.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn list_plugins(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
     let versions = p.deployments().versions(None).await?;
@@ -78,6 +103,27 @@ async fn list_plugins(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResul
     ok(StatusCode::OK, json!({ "plugins": plugins }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{name}",
+    tag = "admin",
+    summary = "A plugin's versions and deployment",
+    description = "Needs a token with the read role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn get_plugin(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
     let versions = p.deployments().versions(Some(&name)).await?;
@@ -100,6 +146,31 @@ struct UploadQuery {
     description: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/plugins/{name}/versions",
+    tag = "admin",
+    summary = "Upload a component (validated: a component, known world and WIT version, allowed imports, compiles, accepts its configuration)",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+        ("version" = Option<String>, Query, description = "version (default: the next integer)"),
+        ("description" = Option<String>, Query, description = "what it does"),
+    ),
+    request_body(content = crate::openapi::Binary, content_type = "application/wasm"),
+    responses(
+        (status = 200, description = "the same bytes were already stored under this version"),
+        (status = 201, description = "stored", body = crate::openapi::Version),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn upload(
     State(p): State<Arc<Api>>,
     Path(name): Path<String>,
@@ -138,6 +209,28 @@ async fn upload(
     ok(status, serde_json::to_value(record).unwrap_or_default())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/plugins/{name}/versions/{version}",
+    tag = "admin",
+    summary = "A version's metadata",
+    description = "Needs a token with the read role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+        ("version" = String, Path, description = "version, e.g. 2.1.0"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn get_version(
     State(p): State<Arc<Api>>,
     Path((name, version)): Path<(String, String)>,
@@ -148,6 +241,29 @@ async fn get_version(
     ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/plugins/{name}/versions/{version}",
+    tag = "admin",
+    summary = "Delete a version that is not live or a candidate",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+        ("version" = String, Path, description = "version, e.g. 2.1.0"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 204, description = "deleted"),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn delete_version(
     State(p): State<Arc<Api>>,
     Path((name, version)): Path<(String, String)>,
@@ -174,6 +290,29 @@ const MAX_FIXTURES_BYTES: usize = 16 << 20;
 /// Deployment action bodies up to this size.
 const MAX_ACTION_BYTES: usize = 64 << 10;
 
+#[utoipa::path(
+    put,
+    path = "/v1/plugins/{name}/versions/{version}/fixtures",
+    tag = "admin",
+    summary = "Attach fixtures that gate activation",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+        ("version" = String, Path, description = "version, e.g. 2.1.0"),
+    ),
+    request_body = crate::openapi::Fixtures,
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn put_fixtures(
     State(p): State<Arc<Api>>,
     Path((name, version)): Path<(String, String)>,
@@ -191,6 +330,29 @@ async fn put_fixtures(
     ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/plugins/{name}/versions/{version}/config",
+    tag = "admin",
+    summary = "Set the configuration a version runs with, in place of the plugin's",
+    description = "Needs a token with the admin role. A JSON object of key → string, number or boolean; the plugin's configure checks it when the version is activated or tried. 409 in_use for a running version.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+        ("version" = String, Path, description = "version, e.g. 2.1.0"),
+    ),
+    request_body = crate::openapi::VersionConfig,
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn put_config(
     State(p): State<Arc<Api>>,
     Path((name, version)): Path<(String, String)>,
@@ -221,11 +383,50 @@ async fn put_config(
     ok(StatusCode::OK, serde_json::to_value(record).unwrap_or_default())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/deployments",
+    tag = "admin",
+    summary = "Live version, previous versions and candidate (with counters) of every deployable plugin",
+    description = "Needs a token with the read role.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
     ok(StatusCode::OK, json!({ "deployments": p.deployments().status(None).await? }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/deployments/{name}",
+    tag = "admin",
+    summary = "One plugin's deployment",
+    description = "Needs a token with the read role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn get_deployment(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
     let mut status = p.deployments().status(Some(&name)).await?;
@@ -268,6 +469,28 @@ fn deployment_response(deployment: &weir_registry::Deployment) -> ApiResult {
     ok(StatusCode::OK, serde_json::to_value(deployment).unwrap_or_default())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{name}/activate",
+    tag = "admin",
+    summary = "Make a version live after its fixtures pass; atomic between batches",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+    ),
+    request_body = crate::openapi::ActivateRequest,
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn activate(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
     let body = small_body(body, MAX_ACTION_BYTES).await?;
@@ -275,6 +498,27 @@ async fn activate(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: 
     deployment_response(&p.deployments().activate(&actor, &name, &version).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{name}/rollback",
+    tag = "admin",
+    summary = "Make the previous version live again",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn rollback(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
     deployment_response(&p.deployments().rollback(&actor, &name).await?)
@@ -301,19 +545,105 @@ async fn candidate(p: &Api, name: &str, headers: &HeaderMap, body: Body, shadow:
     deployment_response(&p.deployments().start_candidate(&actor, name, request).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{name}/canary",
+    tag = "admin",
+    summary = "Route a percentage of partition keys to a version",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+    ),
+    request_body = crate::openapi::CanaryRequest,
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn canary(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
     candidate(&p, &name, &headers, body, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{name}/shadow",
+    tag = "admin",
+    summary = "Run a version on a copy of the traffic and compare its outputs",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+    ),
+    request_body = crate::openapi::ShadowRequest,
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn shadow(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
     candidate(&p, &name, &headers, body, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{name}/promote",
+    tag = "admin",
+    summary = "Make the candidate live",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn promote(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
     deployment_response(&p.deployments().promote(&actor, &name).await?)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/deployments/{name}/abort",
+    tag = "admin",
+    summary = "Stop the candidate",
+    description = "Needs a token with the admin role.",
+    security(("bearer" = [])),
+    params(
+        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn abort(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     let actor = p.admin().authorize(&headers, Role::Admin)?;
     deployment_response(&p.deployments().abort(&actor, &name).await?)
@@ -326,6 +656,28 @@ struct AuditQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "admin",
+    summary = "The audit log: who did what, when, with what result",
+    description = "Needs a token with the read role.",
+    security(("bearer" = [])),
+    params(
+        ("after" = Option<u64>, Query, description = "entries after this sequence number"),
+        ("limit" = Option<u64>, Query, description = "at most this many (100)"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn audit(
     State(p): State<Arc<Api>>,
     query: Result<Query<AuditQuery>, QueryRejection>,

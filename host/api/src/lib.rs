@@ -1,7 +1,8 @@
 //! weir's HTTP API: ingest (`POST /v1/streams/{stream}/records`), `/metrics` and
 //! `/healthz` ([`server`]), the read API over the serving store, search indexes and
 //! warehouse ([`read_api`]), and the admin API for plugin versions and deployments
-//! ([`admin_api`], described at `GET /v1/openapi.json`). Every route answers errors the
+//! ([`admin_api`]); every route is described at `GET /v1/openapi.json`, a document
+//! generated from the route definitions (`openapi`). Every route answers errors the
 //! same way, `{"error", "code"}` ([`api_error`]); bearer tokens and their roles are
 //! [`auth`].
 
@@ -10,6 +11,7 @@ mod api_error;
 pub mod auth;
 mod body;
 mod listener;
+mod openapi;
 pub mod read_api;
 pub mod server;
 mod state;

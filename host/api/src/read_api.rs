@@ -15,25 +15,22 @@ use std::sync::Arc;
 
 use crate::api_error::ApiError;
 use crate::state::Api;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Hits a search returns when the request gives no `limit`.
 pub const DEFAULT_SEARCH_LIMIT: usize = 10;
 
 /// The read routes, over a running pipeline.
-pub(crate) fn routes() -> Router<Arc<Api>> {
-    Router::new()
-        .route("/v1/serving/{table}/{key}", get(serving_lookup))
-        .route("/v1/search/{index}", get(search))
-        .route("/v1/aggregates/{stream}", get(aggregates))
+pub(crate) fn routes() -> OpenApiRouter<Arc<Api>> {
+    OpenApiRouter::new().routes(routes!(serving_lookup)).routes(routes!(search)).routes(routes!(aggregates))
 }
 
 fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
@@ -41,6 +38,25 @@ fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     if names.is_empty() { "none is configured".to_owned() } else { format!("this pipeline has: {}", names.join(", ")) }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/serving/{table}/{key}",
+    tag = "read",
+    summary = "The newest document for a key",
+    security((), ("bearer" = [])),
+    params(
+        ("table" = String, Path, description = "serving table"),
+        ("key" = String, Path, description = "key"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 304, description = "not modified (If-None-Match)"),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn serving_lookup(
     State(pipeline): State<Arc<Api>>,
     Path((table, key)): Path<(String, String)>,
@@ -81,6 +97,25 @@ struct SearchQuery {
     limit: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/search/{index}",
+    tag = "read",
+    summary = "Full-text search (tantivy query syntax)",
+    security((), ("bearer" = [])),
+    params(
+        ("index" = String, Path, description = "search index"),
+        ("q" = Option<String>, Query, description = "query, e.g. müller or total:>=20"),
+        ("limit" = Option<u64>, Query, description = "hits, 1 to 1000 (10)"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn search(
     State(pipeline): State<Arc<Api>>,
     Path(index_name): Path<String>,
@@ -124,6 +159,26 @@ struct AggregatesQuery {
     to: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/aggregates/{stream}",
+    tag = "read",
+    summary = "A stream's aggregates from the warehouse",
+    security((), ("bearer" = [])),
+    params(
+        ("stream" = String, Path, description = "stream"),
+        ("key" = Option<String>, Query, description = "group key"),
+        ("from" = Option<String>, Query, description = "RFC 3339, inclusive"),
+        ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
+    ),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn aggregates(
     State(pipeline): State<Arc<Api>>,
     Path(stream): Path<String>,

@@ -11,10 +11,11 @@ use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use serde_json::value::RawValue;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use weir_log::NewRecord;
 
 use crate::api_error::ApiError;
@@ -34,20 +35,37 @@ pub fn app(pipeline: Arc<Pipeline>, access: AdminAccess) -> Router {
     let pipeline = Arc::new(Api::new(pipeline, access));
     // The ingest handler reads bodies itself, up to the configured limit, so that an
     // oversized request gets the same JSON 413 as every other refusal.
-    let ingest_routes = Router::new()
-        .route("/v1/streams/{stream}/records", post(ingest))
-        .route_layer(from_fn_with_state(pipeline.clone(), require_ingest_token));
-    let read_routes = crate::read_api::routes().route_layer(from_fn_with_state(pipeline.clone(), require_read_token));
+    let (ingest_routes, _) = ingest_routes().split_for_parts();
+    let ingest_routes = ingest_routes.route_layer(from_fn_with_state(pipeline.clone(), require_ingest_token));
+    let (read_routes, _) = crate::read_api::routes().split_for_parts();
+    let read_routes = read_routes.route_layer(from_fn_with_state(pipeline.clone(), require_read_token));
+    let (open_routes, _) = open_routes().split_for_parts();
+    let (admin_routes, _) = crate::admin_api::routes().split_for_parts();
     Router::new()
         .merge(ingest_routes)
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
+        .merge(open_routes)
         .merge(read_routes)
-        .merge(crate::admin_api::routes())
+        .merge(admin_routes)
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
         .with_state(pipeline)
+}
+
+/// `POST /v1/streams/{stream}/records`.
+fn ingest_routes() -> OpenApiRouter<Arc<Api>> {
+    OpenApiRouter::new().routes(routes!(ingest))
+}
+
+/// `/metrics` and `/healthz`: open to all, for probes and scrapers.
+fn open_routes() -> OpenApiRouter<Arc<Api>> {
+    OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(healthz))
+}
+
+/// Every route, as the OpenAPI document describes them ([`crate::openapi`]): the same
+/// functions [`app`] builds its router from.
+pub(crate) fn route_table() -> OpenApiRouter<Arc<Api>> {
+    ingest_routes().merge(open_routes()).merge(crate::read_api::routes()).merge(crate::admin_api::routes())
 }
 
 /// Every path no route serves: the same JSON error shape as every other refusal.
@@ -124,6 +142,28 @@ fn key_of(record: &serde_json::Value, field: &str) -> Option<String> {
 /// `POST /v1/streams/{stream}/records`: NDJSON (`application/x-ndjson`), a JSON array
 /// (`application/json`; a single object is one record), or any other body as one raw
 /// record with its content type kept. Answers once the records are durably appended.
+#[utoipa::path(
+    post,
+    path = "/v1/streams/{stream}/records",
+    tag = "ingest",
+    summary = "Ingest records: NDJSON, a JSON array, or one raw record of any content type",
+    security((), ("bearer" = [])),
+    params(
+        ("stream" = String, Path, description = "stream name"),
+        ("key" = Option<String>, Query, description = "partition key of every record"),
+        ("key_field" = Option<String>, Query, description = "JSON member holding each record's partition key"),
+    ),
+    request_body(content((String = "application/x-ndjson"), (serde_json::Value = "application/json"), (crate::openapi::Binary = "*/*"))),
+    responses(
+        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
+        (status = 503, description = "refused, with the reason", body = crate::openapi::Error),
+    )
+)]
 async fn ingest(
     State(pipeline): State<Arc<Api>>,
     Path(stream): Path<String>,
@@ -251,6 +291,15 @@ fn json_array_elements(body: &[u8], limit: usize) -> Result<Vec<&RawValue>, Arra
     elements.map_err(ArrayError::TooMany)
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "host",
+    summary = "Prometheus metrics",
+    responses(
+        (status = 200, description = "OK"),
+    )
+)]
 async fn metrics(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], pipeline.metrics().render())
 }
@@ -262,6 +311,16 @@ const DEGRADED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `GET /healthz`: `200 {"status": "ok", …}`, or `503 {"status": "degraded", …}` while a
 /// sink has been failing for 5 s or more, naming it, since how long and why.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "host",
+    summary = "Health and pending records per stream",
+    responses(
+        (status = 200, description = "OK: no sink has been failing for 5 s or more"),
+        (status = 503, description = "Degraded: failing_sinks names each sink that has been failing for 5 s or more, with failing_for_seconds, failed_attempts and last_error"),
+    )
+)]
 async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
     let mut pending = serde_json::Map::new();
     for stream in pipeline.stream_names() {
