@@ -1,8 +1,13 @@
-//! The stream stage: per shard, read a batch from the log, run parser → enrichers →
+//! The stream stage: per shard, read a commit's records from the log, run them through
+//! parser → enrichers →
 //! windowed aggregator, route every output to its sinks, and checkpoint only after every
 //! sink acknowledged. Delivery is at-least-once; sinks make replays harmless with
-//! deterministic ids and object keys, and the log records each batch's range before it
-//! is processed so a replay after a crash cuts exactly the same batch.
+//! deterministic ids and object keys, and the log records each commit's range before it
+//! is processed so a replay after a crash cuts exactly the same commit.
+//!
+//! Words: a **call** is one plugin invocation over a plugin batch of at most
+//! `batch_size` records; a **commit** is the unit the sinks write and the checkpoint
+//! covers (at most `commit_size` records, run in one or more calls).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,13 +116,13 @@ pub struct ShardStage {
     shutdown: watch::Receiver<bool>,
 }
 
-/// Where each output event came from: the index of its raw record in the batch.
+/// Where each output event came from: the index of its raw record in the commit.
 type Origins = Vec<usize>;
 
 /// Per event: the plugins it went through, `name@version` joined by `>`.
 type Lineages = Vec<Arc<str>>;
 
-/// Interned lineages: the events of a batch share a handful.
+/// Interned lineages: the events of a commit share a handful.
 #[derive(Default)]
 struct LineageNames {
     known: HashMap<(Option<Arc<str>>, String), Arc<str>>,
@@ -155,13 +160,13 @@ impl LineageNames {
     }
 }
 
-/// One plugin step of a batch.
+/// One plugin step of a call.
 struct Step<'a> {
     label: &'a str,
     stage: &'static str,
     slot: &'a PluginSlot,
     active: &'a Active,
-    /// The batch's log records, to name them in shadow differences.
+    /// The call's log records, to name them in shadow differences.
     records: &'a [LogRecord],
 }
 
@@ -227,7 +232,7 @@ fn call_ranges(records: &[LogRecord], max_records: usize, max_bytes: usize) -> V
     ranges
 }
 
-/// Why a batch was not acknowledged by every sink.
+/// Why a commit was not acknowledged by every sink.
 enum Undelivered {
     Shutdown,
     Failed(String),
@@ -419,7 +424,7 @@ impl ShardStage {
         Some(all)
     }
 
-    /// Runs the plugin chain over one batch. Never fails as a whole: what a plugin
+    /// Runs the plugin chain over one call's records. Never fails as a whole: what a plugin
     /// refuses, or a call that traps, becomes dead letters naming the plugin.
     async fn process(&self, records: &[LogRecord], versions: &Versions, windows: &mut WindowState) -> Produced {
         let spec = &self.spec;
@@ -792,7 +797,7 @@ impl ShardStage {
         );
     }
 
-    /// Folds the batch's events into their (window, key) groups, then finishes the
+    /// Folds the call's events into their (window, key) groups, then finishes the
     /// windows the watermark has passed.
     #[allow(clippy::too_many_arguments)]
     async fn aggregate(
@@ -895,7 +900,7 @@ impl ShardStage {
                 aggregates
             }
             Err(err) => {
-                // The groups stay open and are finished again after the next batch: a
+                // The groups stay open and are finished again after the next call: a
                 // plugin that cannot finish holds them (and says so) rather than lose them.
                 self.plugin_failed(&id, &err);
                 self.metrics.add("weir_aggregate_failures_total", &[("plugin", &id)], closed.len() as u64);
@@ -966,7 +971,7 @@ impl ShardStage {
         self.metrics.add("weir_events_out_total", &[("stream", stream)], events.len() as u64);
         self.metrics.add("weir_aggregates_out_total", &[("stream", stream)], aggregates.len() as u64);
 
-        // Each sink gets one batch with everything routed to it.
+        // Each sink gets one commit with everything routed to it.
         let mut per_sink: Vec<(Arc<dyn Sink>, Vec<SinkRecord>)> = Vec::new();
         let routes = [
             (&spec.routes.raw, raw),

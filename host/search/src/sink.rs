@@ -6,10 +6,10 @@ use weir_sinks::{Sink, SinkCommit, SinkError, SinkFuture, SinkItem, WriteReport}
 
 use crate::index::{NewDocument, SearchIndex};
 
-/// Indexes a batch's events and aggregates (raw records and dead letters are reported as
-/// written without being indexed). One commit per batch: the documents of a batch become
+/// Indexes a commit's events and aggregates (raw records and dead letters are reported as
+/// written without being indexed). One commit per commit: the documents of a commit become
 /// searchable together, when the write is acknowledged. A failed commit fails the whole
-/// batch, which is retried; ids make the retry and any replay replace, not duplicate.
+/// commit, which is retried; ids make the retry and any replay replace, not duplicate.
 #[derive(Debug, Clone)]
 pub struct SearchSink {
     name: String,
@@ -22,8 +22,8 @@ impl SearchSink {
         Self { name: name.into(), index }
     }
 
-    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
-        let indexed: Vec<usize> = batch
+    async fn write_commit(&self, commit: &SinkCommit) -> Result<WriteReport, SinkError> {
+        let indexed: Vec<usize> = commit
             .records
             .iter()
             .enumerate()
@@ -34,7 +34,7 @@ impl SearchSink {
             return Ok(WriteReport::all_written());
         }
         let index = self.index.clone();
-        let records = batch.subset(&indexed).records;
+        let records = commit.subset(&indexed).records;
         let written = tokio::task::spawn_blocking(move || {
             let documents: Vec<NewDocument<'_>> = records
                 .iter()
@@ -67,7 +67,7 @@ impl Sink for SearchSink {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
-        Box::pin(self.write_batch(batch))
+    fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
+        Box::pin(self.write_commit(commit))
     }
 }

@@ -78,7 +78,7 @@ impl ServingSink {
         }
     }
 
-    fn document(&self, batch: &SinkCommit, record: &SinkRecord, item: &EventItem, key: &str) -> Vec<u8> {
+    fn document(&self, commit: &SinkCommit, record: &SinkRecord, item: &EventItem, key: &str) -> Vec<u8> {
         let event = weir_events::json::event_to_json(&item.event);
         let document = json!({
             "table": self.table,
@@ -88,21 +88,21 @@ impl ServingSink {
             "lineage": item.lineage,
             "source": {
                 "id": record.id,
-                "stream": batch.id.source(),
-                "shard": id_to_json(batch.id.part()),
+                "stream": commit.id.source(),
+                "shard": id_to_json(commit.id.part()),
                 "seq": id_to_json(&record.position),
             },
         });
         serde_json::to_vec(&document).unwrap_or_default()
     }
 
-    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
+    async fn write_commit(&self, commit: &SinkCommit) -> Result<WriteReport, SinkError> {
         let mut upserts = Vec::new();
-        for record in &batch.records {
+        for record in &commit.records {
             let (SinkItem::Event(item) | SinkItem::Aggregate(item)) = &record.item else { continue };
             match self.key_of(&item.event) {
                 Ok(key) => {
-                    let body = self.document(batch, record, item, &key);
+                    let body = self.document(commit, record, item, &key);
                     upserts.push(Upsert { key, time: item.event.time, position: record.position.clone(), body });
                 }
                 Err(why) => {
@@ -135,8 +135,8 @@ impl Sink for ServingSink {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
-        Box::pin(self.write_batch(batch))
+    fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
+        Box::pin(self.write_commit(commit))
     }
 }
 
@@ -155,7 +155,7 @@ mod tests {
         Event { key: Some("r-1".to_owned()), time, fields }
     }
 
-    fn batch(first_seq: u64, events: Vec<Event>) -> SinkCommit {
+    fn commit(first_seq: u64, events: Vec<Event>) -> SinkCommit {
         let mut records: Vec<SinkRecord> = events
             .into_iter()
             .enumerate()
@@ -185,10 +185,10 @@ mod tests {
         let sink = ServingSink::new("order-status", "orders", Some("order_id".to_owned()), store.clone());
         let mut keyless = order("x", "placed", 5);
         keyless.fields.remove(0);
-        let first = batch(1, vec![order("o-1", "placed", 10), order("o-2", "placed", 10), keyless]);
+        let first = commit(1, vec![order("o-1", "placed", 10), order("o-2", "placed", 10), keyless]);
         assert!(sink.write(&first).await.unwrap().is_complete());
-        // A later batch carrying an older event for o-1 and a newer one for o-2.
-        let second = batch(10, vec![order("o-2", "delivered", 30), order("o-1", "created", 5)]);
+        // A later commit carrying an older event for o-1 and a newer one for o-2.
+        let second = commit(10, vec![order("o-2", "delivered", 30), order("o-1", "created", 5)]);
         assert!(sink.write(&second).await.unwrap().is_complete());
         assert_eq!(status(&store, "o-1").as_deref(), Some("placed"));
         assert_eq!(status(&store, "o-2").as_deref(), Some("delivered"));

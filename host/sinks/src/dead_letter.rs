@@ -11,7 +11,7 @@ use crate::layout::{LakeObject, put_object};
 use crate::ndjson::{DeadLetterLine, Payload, push_line};
 use crate::sink::{Sink, SinkCommit, SinkFuture, SinkItem, WriteReport};
 
-/// Writes the [`SinkItem::DeadLetter`] records of each batch as one NDJSON object at
+/// Writes the [`SinkItem::DeadLetter`] records of each commit as one NDJSON object at
 /// [`LakeObject::DeadLetters`]' key:
 /// `dead-letters/stream=<s>/date=<d>/shard=<n>/<first>-<last>.ndjson`, one line per dead
 /// letter:
@@ -24,7 +24,7 @@ use crate::sink::{Sink, SinkCommit, SinkFuture, SinkItem, WriteReport};
 ///
 /// `original` holds the original bytes as text when they are valid UTF-8, else
 /// `original_base64` holds them in base64 (standard alphabet, padded), so the record can
-/// be fixed and replayed. Like the lake, the key depends only on the batch's range: a
+/// be fixed and replayed. Like the lake, the key depends only on the commit's range: a
 /// replay overwrites. Every other kind of record is left to other sinks and reported as
 /// written.
 #[derive(Debug, Clone)]
@@ -53,17 +53,17 @@ impl DeadLetterSink {
         &self.store
     }
 
-    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
+    async fn write_commit(&self, commit: &SinkCommit) -> Result<WriteReport, SinkError> {
         let mut indices = Vec::new();
         let mut out = Vec::new();
-        let key = LakeObject::DeadLetters.key(batch);
-        for (i, record) in batch.records.iter().enumerate() {
+        let key = LakeObject::DeadLetters.key(commit);
+        for (i, record) in commit.records.iter().enumerate() {
             let SinkItem::DeadLetter(dead) = &record.item else { continue };
             let original = Payload::of(&dead.original);
             let line = DeadLetterLine {
                 id: &record.id,
-                stream: batch.id.source(),
-                shard: batch.id.part(),
+                stream: commit.id.source(),
+                shard: commit.id.part(),
                 seq: &record.position,
                 plugin: &dead.plugin,
                 stage: &dead.stage,
@@ -102,7 +102,7 @@ impl Sink for DeadLetterSink {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
-        Box::pin(self.write_batch(batch))
+    fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
+        Box::pin(self.write_commit(commit))
     }
 }

@@ -1,4 +1,4 @@
-//! Retrying delivery of a batch to one sink.
+//! Retrying delivery of a commit to one sink.
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ impl Default for RetryPolicy {
 pub struct DeliveryStats {
     /// Calls to [`Sink::write`], the first included.
     pub attempts: u32,
-    /// Records in the batch, all acknowledged.
+    /// Records in the commit, all acknowledged.
     pub records: usize,
     /// Records sent again, summed over the retries.
     pub retried_records: usize,
@@ -42,12 +42,12 @@ pub struct DeliveryStats {
     pub elapsed: Duration,
 }
 
-/// Writes `batch` to `sink`, then retries only the records that failed (a
+/// Writes `commit` to `sink`, then retries only the records that failed (a
 /// [`SinkCommit::subset`] with the same stream, shard and range) with exponential backoff,
 /// until every record is written, [`RetryPolicy::max_attempts`] runs out, or `shutdown`
 /// turns `true`.
 ///
-/// Returns `Ok` only when every record is acknowledged: the stage checkpoints the batch
+/// Returns `Ok` only when every record is acknowledged: the stage checkpoints the commit
 /// then and only then, which makes delivery at-least-once (the sinks' idempotent writes
 /// make the repeats harmless).
 ///
@@ -63,15 +63,15 @@ pub struct DeliveryStats {
 ///   no record to retry.
 ///
 /// # Errors
-/// [`DeliveryError`] when records are still unacknowledged; the batch must not be
+/// [`DeliveryError`] when records are still unacknowledged; the commit must not be
 /// checkpointed.
 pub async fn deliver(
     sink: &dyn Sink,
-    batch: SinkCommit,
+    commit: SinkCommit,
     policy: &RetryPolicy,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<DeliveryStats, DeliveryError> {
-    deliver_watched(sink, batch, policy, shutdown, None).await
+    deliver_watched(sink, commit, policy, shutdown, None).await
 }
 
 /// [`deliver`], recording each failed attempt and the final success of the sink in
@@ -81,15 +81,15 @@ pub async fn deliver(
 /// As [`deliver`].
 pub async fn deliver_watched(
     sink: &dyn Sink,
-    batch: SinkCommit,
+    commit: SinkCommit,
     policy: &RetryPolicy,
     shutdown: &watch::Receiver<bool>,
     health: Option<&SinkHealth>,
 ) -> Result<DeliveryStats, DeliveryError> {
     let started = Instant::now();
-    let total = batch.records.len();
-    let describe = batch.describe();
-    let mut current = batch;
+    let total = commit.records.len();
+    let describe = commit.describe();
+    let mut current = commit;
     let mut attempts = 0u32;
     let mut retried_records = 0usize;
     let mut backoff = policy.initial_backoff;
@@ -116,7 +116,7 @@ pub async fn deliver_watched(
                     if reported.get(*index).is_none_or(|&seen| seen) {
                         tracing::error!(
                             sink = sink.name(),
-                            batch = %describe,
+                            commit = %describe,
                             index,
                             records = current.records.len(),
                             "sink reported a failed record index that is out of range or repeated; ignored"
@@ -139,7 +139,7 @@ pub async fn deliver_watched(
                 if let Some(health) = health {
                     health.failed(sink.name(), &error.to_string());
                 }
-                return Err(DeliveryError::Fatal { sink: sink.name().to_owned(), batch: describe, source: error });
+                return Err(DeliveryError::Fatal { sink: sink.name().to_owned(), commit: describe, source: error });
             }
             Err(error) => error.to_string(),
         };
@@ -151,7 +151,7 @@ pub async fn deliver_watched(
         if policy.max_attempts.is_some_and(|max| attempts >= max) {
             return Err(DeliveryError::Exhausted {
                 sink: sink.name().to_owned(),
-                batch: describe,
+                commit: describe,
                 attempts,
                 pending,
                 total,
@@ -164,7 +164,7 @@ pub async fn deliver_watched(
         let wait = jittered(backoff, fastrand::f64());
         tracing::warn!(
             sink = sink.name(),
-            batch = %describe,
+            commit = %describe,
             failed = pending,
             of = total,
             attempt = attempts,
@@ -189,8 +189,8 @@ fn jittered(backoff: Duration, unit: f64) -> Duration {
     half + half.mul_f64(unit.clamp(0.0, 1.0))
 }
 
-fn shutdown_error(sink: &dyn Sink, batch: String, attempts: u32, pending: usize, total: usize) -> DeliveryError {
-    DeliveryError::Shutdown { sink: sink.name().to_owned(), batch, attempts, pending, total }
+fn shutdown_error(sink: &dyn Sink, commit: String, attempts: u32, pending: usize, total: usize) -> DeliveryError {
+    DeliveryError::Shutdown { sink: sink.name().to_owned(), commit, attempts, pending, total }
 }
 
 /// Resolves when the value turns `true`; never when the sender is dropped first.

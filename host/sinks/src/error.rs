@@ -33,9 +33,9 @@ pub enum SinkError {
         #[source]
         source: BoxError,
     },
-    /// The batch could not be encoded for the destination. Not retryable: the same batch
+    /// The commit could not be encoded for the destination. Not retryable: the same commit
     /// would fail the same way.
-    #[error("sink {sink}: cannot encode {target}: {message}; this is a bug in weir, report it with the batch range")]
+    #[error("sink {sink}: cannot encode {target}: {message}; this is a bug in weir, report it with the commit range")]
     Encode {
         /// The sink's name.
         sink: String,
@@ -54,51 +54,51 @@ impl SinkError {
 }
 
 /// Why [`deliver`](crate::deliver) returned without every record acknowledged. In every
-/// case the stage must not checkpoint the batch: the range is replayed on restart, and
+/// case the stage must not checkpoint the commit: the range is replayed on restart, and
 /// the sinks' idempotent writes absorb what was already written.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
     /// Shutdown fired while records were still failing.
     #[error(
-        "sink {sink}: shutting down with {pending} of {total} records of {batch} not acknowledged after {attempts} attempts; the batch is not checkpointed and is replayed on restart"
+        "sink {sink}: shutting down with {pending} of {total} records of {commit} not acknowledged after {attempts} attempts; the commit is not checkpointed and is replayed on restart"
     )]
     Shutdown {
         /// The sink's name.
         sink: String,
-        /// The batch, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
-        batch: String,
+        /// The commit, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
+        commit: String,
         /// Attempts made.
         attempts: u32,
         /// Records still not written.
         pending: usize,
-        /// Records in the batch.
+        /// Records in the commit.
         total: usize,
     },
     /// [`RetryPolicy::max_attempts`](crate::RetryPolicy::max_attempts) ran out.
     #[error(
-        "sink {sink}: gave up on {batch} after {attempts} attempts with {pending} of {total} records not acknowledged (last error: {last_error}); fix the destination and restart to replay the batch"
+        "sink {sink}: gave up on {commit} after {attempts} attempts with {pending} of {total} records not acknowledged (last error: {last_error}); fix the destination and restart to replay the commit"
     )]
     Exhausted {
         /// The sink's name.
         sink: String,
-        /// The batch, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
-        batch: String,
+        /// The commit, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
+        commit: String,
         /// Attempts made.
         attempts: u32,
         /// Records still not written.
         pending: usize,
-        /// Records in the batch.
+        /// Records in the commit.
         total: usize,
         /// The last failure seen.
         last_error: String,
     },
     /// The sink returned an error that retrying cannot fix.
-    #[error("{batch} was not delivered: {source}")]
+    #[error("{commit} was not delivered: {source}")]
     Fatal {
         /// The sink's name.
         sink: String,
-        /// The batch, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
-        batch: String,
+        /// The commit, as [`SinkCommit::describe`](crate::SinkCommit::describe) names it.
+        commit: String,
         /// The sink's error.
         #[source]
         source: SinkError,

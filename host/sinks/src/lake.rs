@@ -12,10 +12,10 @@ use crate::ndjson::{Payload, RawLine, push_line};
 use crate::sink::{EventItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport};
 use crate::table;
 
-/// Writes the raw archive, events and aggregates of each batch to an object store (the
+/// Writes the raw archive, events and aggregates of each commit to an object store (the
 /// local filesystem by default, S3 later through the same [`ObjectStore`] trait).
 ///
-/// Per batch it writes at most three objects, one per kind present, at the keys of
+/// Per commit it writes at most three objects, one per kind present, at the keys of
 /// [`LakeObject::Raw`], [`LakeObject::Events`] and [`LakeObject::Aggregates`]:
 ///
 /// - `raw/stream=<s>/date=<d>/shard=<n>/<first>-<last>.ndjson`: one line per raw record,
@@ -26,7 +26,7 @@ use crate::table;
 ///
 /// Each object is written with a single `put`, all or nothing; when one fails, the
 /// records of that object are reported failed (and rewritten whole on the retry).
-/// Because a key depends only on the batch's stream, shard, range and arrival date, a
+/// Because a key depends only on the commit's stream, shard, range and arrival date, a
 /// replay of the same range overwrites the same objects instead of adding duplicates.
 ///
 /// Dead letters are left to the [`DeadLetterSink`](crate::DeadLetterSink) and reported
@@ -58,11 +58,11 @@ impl LakeSink {
         &self.store
     }
 
-    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
+    async fn write_commit(&self, commit: &SinkCommit) -> Result<WriteReport, SinkError> {
         let mut raw = Vec::new();
         let mut events = Vec::new();
         let mut aggregates = Vec::new();
-        for (i, record) in batch.records.iter().enumerate() {
+        for (i, record) in commit.records.iter().enumerate() {
             match &record.item {
                 SinkItem::Raw(_) => raw.push(i),
                 SinkItem::Event(item) => events.push((i, record, item)),
@@ -73,15 +73,15 @@ impl LakeSink {
 
         let mut objects: [Option<Object>; 3] = [None, None, None];
         if !raw.is_empty() {
-            let key = LakeObject::Raw.key(batch);
-            let bytes = raw_archive(batch, &raw).map_err(|message| self.encode_error(&key, message))?;
+            let key = LakeObject::Raw.key(commit);
+            let bytes = raw_archive(commit, &raw).map_err(|message| self.encode_error(&key, message))?;
             objects[0] = Some(Object { key, indices: raw, bytes });
         }
         for (slot, kind, rows) in [(1, LakeObject::Events, events), (2, LakeObject::Aggregates, aggregates)] {
             if rows.is_empty() {
                 continue;
             }
-            let key = kind.key(batch);
+            let key = kind.key(commit);
             let table: Vec<(&SinkRecord, &EventItem)> = rows.iter().map(|&(_, r, e)| (r, e)).collect();
             let bytes = table::parquet_file(&table).map_err(|message| self.encode_error(&key, message))?;
             objects[slot] = Some(Object { key, indices: rows.iter().map(|&(i, _, _)| i).collect(), bytes });
@@ -124,8 +124,8 @@ impl Sink for LakeSink {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
-        Box::pin(self.write_batch(batch))
+    fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
+        Box::pin(self.write_commit(commit))
     }
 }
 
@@ -137,16 +137,16 @@ struct Object {
 }
 
 /// The NDJSON raw archive of the records at `indices` (all [`SinkItem::Raw`]).
-fn raw_archive(batch: &SinkCommit, indices: &[usize]) -> Result<Vec<u8>, String> {
+fn raw_archive(commit: &SinkCommit, indices: &[usize]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for &i in indices {
-        let record = &batch.records[i];
+        let record = &commit.records[i];
         let SinkItem::Raw(raw) = &record.item else { continue };
         let payload = Payload::of(&raw.data);
         let line = RawLine {
             id: &record.id,
-            stream: batch.id.source(),
-            shard: batch.id.part(),
+            stream: commit.id.source(),
+            shard: commit.id.part(),
             seq: &record.position,
             key: raw.partition_key.as_deref(),
             content_type: &raw.content_type,

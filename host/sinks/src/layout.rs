@@ -11,9 +11,9 @@ use crate::sink::SinkCommit;
 /// Keys are `<prefix>/stream=<stream>/date=<YYYY-MM-DD>/shard=<shard:04>/<first:020>-<last:020>.<ext>`
 /// for a log range (`<prefix>/job=<job>/date=<YYYY-MM-DD>/run=<run>/part-<partition:05>.<ext>`
 /// for a job partition, see [`CommitId`](crate::CommitId)),
-/// where the date is that of the batch's [`arrival_time`](SinkCommit::arrival_time) (UTC)
+/// where the date is that of the commit's [`arrival_time`](SinkCommit::arrival_time) (UTC)
 /// and the stream name is percent-encoded where object stores forbid a character. The key
-/// depends only on the batch's range, so a replay overwrites the same object.
+/// depends only on the commit's range, so a replay overwrites the same object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LakeObject {
     /// `raw/…ndjson`: the raw archive.
@@ -45,15 +45,15 @@ impl LakeObject {
         }
     }
 
-    /// The object key of this kind for `batch`.
-    pub fn key(self, batch: &SinkCommit) -> Path {
-        let (source, part) = batch.id.lake_dirs();
+    /// The object key of this kind for `commit`.
+    pub fn key(self, commit: &SinkCommit) -> Path {
+        let (source, part) = commit.id.lake_dirs();
         let parts = [
             PathPart::from(self.prefix()),
             PathPart::from(source),
-            PathPart::from(format!("date={}", date_of(batch.arrival_time))),
+            PathPart::from(format!("date={}", date_of(commit.arrival_time))),
             PathPart::from(part),
-            PathPart::from(format!("{}.{}", batch.id.file_stem(), self.extension())),
+            PathPart::from(format!("{}.{}", commit.id.file_stem(), self.extension())),
         ];
         Path::from_iter(parts)
     }
@@ -87,29 +87,29 @@ mod tests {
 
     #[test]
     fn keys_partition_by_stream_date_and_shard() {
-        let batch = SinkCommit {
+        let commit = SinkCommit {
             id: crate::CommitId::log_range("orders", "3", "42", "57"),
             arrival_time: weir_events::time::parse_rfc3339("2026-11-26T23:59:59.999Z").unwrap(),
             records: Vec::new(),
         };
         assert_eq!(
-            LakeObject::Events.key(&batch).as_ref(),
+            LakeObject::Events.key(&commit).as_ref(),
             "events/stream=orders/date=2026-11-26/shard=0003/00000000000000000042-00000000000000000057.parquet"
         );
         assert_eq!(
-            LakeObject::DeadLetters.key(&batch).as_ref(),
+            LakeObject::DeadLetters.key(&commit).as_ref(),
             "dead-letters/stream=orders/date=2026-11-26/shard=0003/00000000000000000042-00000000000000000057.ndjson"
         );
     }
 
     #[test]
     fn stream_names_cannot_escape_their_partition() {
-        let batch = SinkCommit {
+        let commit = SinkCommit {
             id: crate::CommitId::log_range("../a/b", "0", "0", "0"),
             arrival_time: 0,
             records: Vec::new(),
         };
-        let key = LakeObject::Raw.key(&batch);
+        let key = LakeObject::Raw.key(&commit);
         assert_eq!(key.parts().count(), 5, "{key}");
         assert!(key.as_ref().starts_with("raw/stream=..%2Fa%2Fb/date=1970-01-01/"), "{key}");
     }

@@ -4,17 +4,17 @@
 //!   (everything produced from one shard's log records, named by a [`CommitId`]) and gets
 //!   back a [`WriteReport`] naming the records that failed, or a [`SinkError`] when the
 //!   whole call failed.
-//! - [`deliver`]: writes a batch, then retries only the failed records with exponential
+//! - [`deliver`]: writes a commit, then retries only the failed records with exponential
 //!   backoff ([`RetryPolicy`]) until all are acknowledged, attempts run out or shutdown
-//!   fires. The stage checkpoints a batch only after `deliver` returned `Ok` for every
+//!   fires. The stage checkpoints a commit only after `deliver` returned `Ok` for every
 //!   sink: delivery is **at-least-once**, and sinks make the repeats harmless with
 //!   idempotent writes (deterministic object keys, record ids).
 //! - [`LakeSink`]: the data lake in an [`object_store::ObjectStore`] (the local
 //!   filesystem by default, S3 through the same code later): the raw archive as NDJSON,
-//!   events and aggregates as Parquet, one object per kind per batch, keyed by
+//!   events and aggregates as Parquet, one object per kind per commit, keyed by
 //!   [`LakeObject::key`] so a replay overwrites.
 //! - [`Warehouse`]: events and aggregates as Hive-partitioned Parquet tables (by event
-//!   date) with a commit marker per batch, for DuckDB and the aggregates API.
+//!   date) with a commit marker per commit, for DuckDB and the aggregates API.
 //! - [`DeadLetterSink`]: records the plugins refused, with the plugin, the reason and
 //!   the original bytes, as NDJSON next to the lake.
 //!

@@ -1,4 +1,4 @@
-//! The batch handed to sinks and the [`Sink`] trait every destination implements.
+//! The commit handed to sinks and the [`Sink`] trait every destination implements.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -128,7 +128,7 @@ pub struct DeadLetter {
 /// The outcome of one [`Sink::write`] call that reached the destination.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
-    /// Indices into the written batch's `records` that failed, each with why. Empty: all
+    /// Indices into the written commit's `records` that failed, each with why. Empty: all
     /// written.
     pub failed: Vec<(usize, String)>,
 }
@@ -156,16 +156,16 @@ pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<WriteReport, SinkEr
 ///
 /// Delivery is at-least-once ([`deliver`](crate::deliver) retries until acknowledged,
 /// and a crash replays the range from the last checkpoint), so `write` must be
-/// idempotent: writing the same ids / the same batch range again must overwrite, not
+/// idempotent: writing the same ids / the same commit range again must overwrite, not
 /// duplicate.
 pub trait Sink: Send + Sync + 'static {
     /// The name used in logs and errors, e.g. `lake`.
     fn name(&self) -> &str;
 
-    /// Writes `batch.records` (a subset of the original batch on retries, with the same
+    /// Writes `commit.records` (a subset of the original commit on retries, with the same
     /// stream, shard and range).
     ///
     /// Returns `Ok` with the indices that failed when the destination answered, or `Err`
     /// when the whole call failed; [`SinkError::is_retryable`] tells whether to try again.
-    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a>;
+    fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a>;
 }

@@ -40,11 +40,11 @@ impl WarehouseTable {
     }
 }
 
-/// What a commit marker records: the files of one batch of one table.
+/// What a commit marker records: the files of one commit of one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
-    /// The batch, as [`SinkCommit::describe`] names it.
-    pub batch: String,
+    /// The commit, as [`SinkCommit::describe`] names it.
+    pub commit: String,
     /// The data files, relative to the warehouse root.
     pub files: Vec<CommittedFile>,
 }
@@ -67,7 +67,7 @@ pub struct CommittedFile {
 /// Events and aggregates as Parquet tables that query engines (DuckDB, Spark, Athena,
 /// Redshift Spectrum) read directly, in an object store (the local filesystem by default).
 ///
-/// Per table (`events` and `aggregates` of each stream) and batch it writes
+/// Per table (`events` and `aggregates` of each stream) and commit it writes
 /// - one Parquet file per UTC date of the rows' event times, at
 ///   `<table>/<stream>/date=<YYYY-MM-DD>/<shard:04>-<first_seq:020>-<last_seq:020>.parquet`
 ///   (Hive-style partitions, columns as in the lake: see the crate docs);
@@ -75,7 +75,7 @@ pub struct CommittedFile {
 ///   listing those files ([`Commit`]).
 ///
 /// Readers that honour markers ([`Warehouse::committed`], the aggregates API) never see
-/// a batch half written. Names depend only on the batch's range, so a replay after a
+/// a commit half written. Names depend only on the commit's range, so a replay after a
 /// crash overwrites the same files and marker: no duplicates, also for a reader that
 /// globs every `*.parquet` (DuckDB: `read_parquet('<root>/aggregates/orders/*/*.parquet',
 /// hive_partitioning = true, union_by_name = true)`).
@@ -90,8 +90,8 @@ pub struct Warehouse {
 /// Rows kept decoded for [`Warehouse::query`], at most.
 const MAX_DECODED_ROWS: usize = 1_000_000;
 
-/// The decoded rows of committed batches, by marker, so that a query reads and decodes
-/// only the batches committed since the last one. A committed batch changes only when a
+/// The decoded rows of committed commits, by marker, so that a query reads and decodes
+/// only the commits committed since the last one. A committed commit changes only when a
 /// replay rewrites it, and a replay rewrites its marker last: a marker whose version (its
 /// e-tag, else its modification time and size) differs is decoded again.
 #[derive(Debug, Default)]
@@ -132,13 +132,13 @@ impl Warehouse {
         Path::from_iter([PathPart::from(table.as_str()), PathPart::from(stream)])
     }
 
-    fn batch_name(batch: &SinkCommit) -> String {
-        format!("{}-{}", batch.id.part_key(), batch.id.file_stem())
+    fn commit_name(commit: &SinkCommit) -> String {
+        format!("{}-{}", commit.id.part_key(), commit.id.file_stem())
     }
 
-    async fn write_batch(&self, batch: &SinkCommit) -> Result<WriteReport, SinkError> {
+    async fn write_commit(&self, commit: &SinkCommit) -> Result<WriteReport, SinkError> {
         let mut tables: BTreeMap<WarehouseTable, Vec<(usize, &SinkRecord, &EventItem)>> = BTreeMap::new();
-        for (i, record) in batch.records.iter().enumerate() {
+        for (i, record) in commit.records.iter().enumerate() {
             match &record.item {
                 SinkItem::Event(item) => tables.entry(WarehouseTable::Events).or_default().push((i, record, item)),
                 SinkItem::Aggregate(item) => {
@@ -149,7 +149,7 @@ impl Warehouse {
         }
         let mut report = WriteReport::all_written();
         for (table, rows) in tables {
-            if let Err(why) = self.write_table(batch, table, &rows).await? {
+            if let Err(why) = self.write_table(commit, table, &rows).await? {
                 report.failed.extend(rows.iter().map(|&(i, _, _)| (i, why.clone())));
             }
         }
@@ -157,21 +157,21 @@ impl Warehouse {
         Ok(report)
     }
 
-    /// Writes one table's rows of `batch`: the files, then the marker. `Ok(Err(why))` when
+    /// Writes one table's rows of `commit`: the files, then the marker. `Ok(Err(why))` when
     /// a put failed (the rows are retried), `Err` when they cannot be encoded.
     async fn write_table(
         &self,
-        batch: &SinkCommit,
+        commit: &SinkCommit,
         table: WarehouseTable,
         rows: &[(usize, &SinkRecord, &EventItem)],
     ) -> Result<Result<(), String>, SinkError> {
-        let prefix = Self::table_prefix(table, batch.id.source());
-        let name = Self::batch_name(batch);
+        let prefix = Self::table_prefix(table, commit.id.source());
+        let name = Self::commit_name(commit);
         let mut by_date: BTreeMap<String, Vec<(&SinkRecord, &EventItem)>> = BTreeMap::new();
         for &(_, record, item) in rows {
             by_date.entry(date_of(item.event.time)).or_default().push((record, item));
         }
-        let mut commit = Commit { batch: batch.describe(), files: Vec::new() };
+        let mut commit = Commit { commit: commit.describe(), files: Vec::new() };
         for (date, rows) in by_date {
             let key = prefix.clone().join(format!("date={date}")).join(format!("{name}.parquet"));
             let bytes = table::parquet_file(&rows).map_err(|message| SinkError::Encode {
@@ -237,7 +237,7 @@ impl Warehouse {
     /// The committed rows of a table of `stream` whose key is `key` (when given) and whose
     /// event time is in `[from, to)`, as `{"id","key","time","seq","lineage","fields"}`, in
     /// file order. Batches decoded by an earlier query are not read again (up to
-    /// 1 000 000 rows are kept decoded; beyond that, later batches are decoded per query,
+    /// 1 000 000 rows are kept decoded; beyond that, later commits are decoded per query,
     /// only the files whose time span meets the range).
     ///
     /// # Errors
@@ -263,7 +263,7 @@ impl Warehouse {
                 None => {
                     let room = {
                         let mut decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
-                        // An outdated version of this batch (a replay rewrote it) goes first.
+                        // An outdated version of this commit (a replay rewrote it) goes first.
                         if let Some((_, old)) = decoded.by_marker.remove(&marker.location) {
                             decoded.rows -= old.iter().map(|f| f.rows.len()).sum::<usize>();
                         }
@@ -294,7 +294,7 @@ impl Warehouse {
                 rows.extend(matching.map(|r| r.json.clone()));
             }
         }
-        // Forget batches whose marker is gone.
+        // Forget commits whose marker is gone.
         let listed: HashSet<&Path> = markers.iter().map(|m| &m.location).collect();
         let mut decoded = self.decoded.lock().unwrap_or_else(PoisonError::into_inner);
         let prefix = Self::table_prefix(table, stream);
@@ -308,7 +308,7 @@ impl Warehouse {
         Ok(rows)
     }
 
-    /// Reads and decodes the rows of the batch committed by `marker`, in the files whose
+    /// Reads and decodes the rows of the commit committed by `marker`, in the files whose
     /// time span meets `[from, to)`.
     async fn decode(&self, marker: &Path, from: i64, to: i64) -> Result<Vec<DecodedFile>, SinkError> {
         let mut decoded = Vec::new();
@@ -350,12 +350,12 @@ impl Sink for Warehouse {
         &self.name
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
-        Box::pin(self.write_batch(batch))
+    fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
+        Box::pin(self.write_commit(commit))
     }
 }
 
-/// The rows of `batch`, as JSON with their key and time.
+/// The rows of `commit`, as JSON with their key and time.
 fn rows_of(batch: &RecordBatch) -> Result<Vec<DecodedRow>, String> {
     let column = |name: &str| batch.column_by_name(name).ok_or_else(|| format!("no column {name}"));
     let ids = column("_id")?.as_string_opt::<i32>().ok_or("_id is not text")?;
@@ -451,7 +451,7 @@ mod tests {
         CommitId::log_range("orders", "1", &first_seq.to_string(), &(first_seq + 9).to_string())
     }
 
-    fn batch(first_seq: u64, records: Vec<SinkRecord>) -> SinkCommit {
+    fn commit(first_seq: u64, records: Vec<SinkRecord>) -> SinkCommit {
         SinkCommit { id: commit_id(first_seq), arrival_time: 0, records }
     }
 
@@ -464,10 +464,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let warehouse = Warehouse::local("warehouse", dir.path()).unwrap();
         let day = 20_000 * DAY;
-        let first = batch(1, vec![aggregate(1, "r-1", day, 10.0), aggregate(2, "r-2", day + DAY, 5.5)]);
+        let first = commit(1, vec![aggregate(1, "r-1", day, 10.0), aggregate(2, "r-2", day + DAY, 5.5)]);
         assert!(warehouse.write(&first).await.unwrap().is_complete());
         assert!(warehouse.write(&first).await.unwrap().is_complete(), "a replay");
-        let second = batch(11, vec![aggregate(11, "r-1", day + HOUR, 1.25)]);
+        let second = commit(11, vec![aggregate(11, "r-1", day + HOUR, 1.25)]);
         assert!(warehouse.write(&second).await.unwrap().is_complete());
 
         let files = warehouse.committed(WarehouseTable::Aggregates, "orders").await.unwrap();
@@ -494,7 +494,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let warehouse = Warehouse::local("warehouse", dir.path()).unwrap();
         let day = 20_000 * DAY;
-        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 10.0)])).await.unwrap();
+        warehouse.write(&commit(1, vec![aggregate(1, "r-1", day, 10.0)])).await.unwrap();
         // A crash after the data file and before its marker.
         let marker = dir.path().join("aggregates/orders/_commits/0001-00000000000000000001-00000000000000000010.json");
         std::fs::remove_file(marker).unwrap();
@@ -509,19 +509,19 @@ mod tests {
         let warehouse = Warehouse::local("warehouse", dir.path()).unwrap();
         let day = 20_000 * DAY;
         let all = || warehouse.query(WarehouseTable::Aggregates, "orders", None, i64::MIN, i64::MAX);
-        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 10.0)])).await.unwrap();
+        warehouse.write(&commit(1, vec![aggregate(1, "r-1", day, 10.0)])).await.unwrap();
         assert_eq!(revenue(&all().await.unwrap()), 10.0);
-        warehouse.write(&batch(11, vec![aggregate(11, "r-2", day, 2.5)])).await.unwrap();
-        assert_eq!(revenue(&all().await.unwrap()), 12.5, "a batch committed after the first query");
+        warehouse.write(&commit(11, vec![aggregate(11, "r-2", day, 2.5)])).await.unwrap();
+        assert_eq!(revenue(&all().await.unwrap()), 12.5, "a commit committed after the first query");
         assert_eq!(warehouse.decoded.lock().unwrap().rows, 2);
 
-        // A replay whose plugin output changed rewrites the batch and its marker.
-        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 20.0)])).await.unwrap();
-        assert_eq!(revenue(&all().await.unwrap()), 22.5, "the rewritten batch is decoded again");
+        // A replay whose plugin output changed rewrites the commit and its marker.
+        warehouse.write(&commit(1, vec![aggregate(1, "r-1", day, 20.0)])).await.unwrap();
+        assert_eq!(revenue(&all().await.unwrap()), 22.5, "the rewritten commit is decoded again");
 
         let marker = dir.path().join("aggregates/orders/_commits/0001-00000000000000000011-00000000000000000020.json");
         std::fs::remove_file(marker).unwrap();
-        assert_eq!(revenue(&all().await.unwrap()), 20.0, "a batch without its marker is not served");
+        assert_eq!(revenue(&all().await.unwrap()), 20.0, "a commit without its marker is not served");
         assert_eq!(warehouse.decoded.lock().unwrap().rows, 1);
     }
 
@@ -531,8 +531,8 @@ mod tests {
         let mut warehouse = Warehouse::local("warehouse", dir.path()).unwrap();
         warehouse.max_decoded_rows = 1;
         let day = 20_000 * DAY;
-        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 10.0)])).await.unwrap();
-        warehouse.write(&batch(11, vec![aggregate(11, "r-1", day + DAY, 2.5)])).await.unwrap();
+        warehouse.write(&commit(1, vec![aggregate(1, "r-1", day, 10.0)])).await.unwrap();
+        warehouse.write(&commit(11, vec![aggregate(11, "r-1", day + DAY, 2.5)])).await.unwrap();
 
         let all = warehouse.query(WarehouseTable::Aggregates, "orders", None, i64::MIN, i64::MAX).await.unwrap();
         assert_eq!(revenue(&all), 12.5);
@@ -541,8 +541,8 @@ mod tests {
             warehouse.query(WarehouseTable::Aggregates, "orders", Some("r-1"), day + DAY, day + 2 * DAY).await.unwrap();
         assert_eq!(revenue(&second_day), 2.5);
 
-        // A rewritten cached batch is dropped from the cache and read afresh.
-        warehouse.write(&batch(1, vec![aggregate(1, "r-1", day, 20.0)])).await.unwrap();
+        // A rewritten cached commit is dropped from the cache and read afresh.
+        warehouse.write(&commit(1, vec![aggregate(1, "r-1", day, 20.0)])).await.unwrap();
         let all = warehouse.query(WarehouseTable::Aggregates, "orders", None, i64::MIN, i64::MAX).await.unwrap();
         assert_eq!(revenue(&all), 22.5);
         assert_eq!(warehouse.decoded.lock().unwrap().rows, 1);

@@ -44,9 +44,9 @@ impl Sink for ScriptedSink {
         "scripted"
     }
 
-    fn write<'a>(&'a self, batch: &'a SinkCommit) -> SinkFuture<'a> {
+    fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(async move {
-            self.attempts.lock().unwrap().push((batch.clone(), Instant::now()));
+            self.attempts.lock().unwrap().push((commit.clone(), Instant::now()));
             let mut report = WriteReport::all_written();
             match &self.script {
                 Script::Error { retryable: true } => {
@@ -64,11 +64,11 @@ impl Sink for ScriptedSink {
                     });
                 }
                 Script::FailAll => {
-                    report.failed = (0..batch.records.len()).map(|i| (i, "throttled".to_owned())).collect();
+                    report.failed = (0..commit.records.len()).map(|i| (i, "throttled".to_owned())).collect();
                 }
                 Script::FailIds(fail) => {
                     let attempt = self.attempts.lock().unwrap().len() as u32;
-                    for (i, record) in batch.records.iter().enumerate() {
+                    for (i, record) in commit.records.iter().enumerate() {
                         match fail.get(&record.id) {
                             Some(&times) if attempt <= times => {
                                 report.failed.push((i, format!("{} throttled", record.id)))
@@ -84,11 +84,11 @@ impl Sink for ScriptedSink {
 }
 
 fn five_records() -> SinkCommit {
-    let mut batch = batch();
+    let mut commit = commit();
     for seq in 42..47 {
-        push(&mut batch, seq, 0, event(Event::new(ARRIVAL).with("n", seq as i64)));
+        push(&mut commit, seq, 0, event(Event::new(ARRIVAL).with("n", seq as i64)));
     }
-    batch
+    commit
 }
 
 fn id(seq: u64) -> String {
@@ -108,9 +108,9 @@ async fn deliver_retries_only_the_failed_records_until_they_succeed() {
     // Records 43 and 45 fail the first 2 times they are written.
     let sink = ScriptedSink::new(Script::FailIds(HashMap::from([(id(43), 2), (id(45), 2)])));
     let (_stop, shutdown) = watch::channel(false);
-    let batch = five_records();
+    let commit = five_records();
 
-    let stats = deliver(&sink, batch.clone(), &fast(), &shutdown).await.unwrap();
+    let stats = deliver(&sink, commit.clone(), &fast(), &shutdown).await.unwrap();
 
     assert_eq!(
         sink.received(),
@@ -124,8 +124,8 @@ async fn deliver_retries_only_the_failed_records_until_they_succeed() {
     // Every retry is the same batch range with the failed records, unchanged.
     let attempts = sink.attempts.lock().unwrap();
     for (retry, _) in &attempts[1..] {
-        assert_eq!((&retry.id, retry.arrival_time), (&batch.id, batch.arrival_time));
-        assert_eq!(retry.records, [batch.records[1].clone(), batch.records[3].clone()]);
+        assert_eq!((&retry.id, retry.arrival_time), (&commit.id, commit.arrival_time));
+        assert_eq!(retry.records, [commit.records[1].clone(), commit.records[3].clone()]);
         assert!(matches!(retry.records[0].item, SinkItem::Event(_)));
     }
     // Backoff doubles: 5 ms, then 10 ms, each wait drawn between half of it and all of it

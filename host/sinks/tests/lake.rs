@@ -44,7 +44,7 @@ async fn lake_writes_events_as_parquet_that_reads_back_with_the_same_values() {
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeSink::local("lake", dir.path()).unwrap();
     let t0 = ARRIVAL;
-    let mut batch = batch();
+    let mut batch = commit();
     push(
         &mut batch,
         42,
@@ -143,7 +143,7 @@ async fn lake_writes_events_as_parquet_that_reads_back_with_the_same_values() {
 async fn mixed_kinds_of_one_field_become_text_columns() {
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeSink::local("lake", dir.path()).unwrap();
-    let mut batch = batch();
+    let mut batch = commit();
     let values = [
         weir_events::Value::Int(5),
         weir_events::Value::Text("five".into()),
@@ -183,7 +183,7 @@ async fn mixed_kinds_of_one_field_become_text_columns() {
 #[tokio::test]
 async fn replaying_the_same_range_overwrites_the_same_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let mut batch = batch();
+    let mut batch = commit();
     push(&mut batch, 42, 0, raw(Some("r-7"), b"o-1,r-7,23.5"));
     push(&mut batch, 42, 0, event(Event::new(ARRIVAL).with("order_id", "o-1")));
     push(&mut batch, 43, 0, raw(None, b"o-2,r-9,7.25"));
@@ -251,7 +251,7 @@ async fn a_batch_job_partition_has_its_own_keys_and_a_rerun_overwrites_them() {
 async fn raw_archive_is_ndjson_with_the_original_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeSink::local("lake", dir.path()).unwrap();
-    let mut batch = batch();
+    let mut batch = commit();
     push(&mut batch, 42, 0, raw(Some("r-7"), "o-1,r-7,23.5,\"crème\"\n".as_bytes()));
     let binary = [0xffu8, 0x00, 0xfe, b'a'];
     push(&mut batch, 43, 0, raw(None, &binary));
@@ -287,7 +287,7 @@ async fn dead_letters_carry_plugin_reason_and_original_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let dead = DeadLetterSink::local("dead-letters", dir.path()).unwrap();
     assert_eq!(dead.name(), "dead-letters");
-    let mut batch = batch();
+    let mut batch = commit();
     push(&mut batch, 42, 0, raw(None, b"o-1"));
     push(&mut batch, 42, 0, event(Event::new(ARRIVAL)));
     push(&mut batch, 43, 0, dead_letter("line 1: expected 4 columns, got 2", b"o-2,r-9"));
@@ -315,7 +315,7 @@ async fn dead_letters_carry_plugin_reason_and_original_bytes() {
     // And the lake leaves dead letters alone.
     let other = tempfile::tempdir().unwrap();
     let lake = LakeSink::local("lake", other.path()).unwrap();
-    let mut only_dead = common::batch();
+    let mut only_dead = common::commit();
     push(&mut only_dead, 43, 0, dead_letter("bad", b"x"));
     assert!(lake.write(&only_dead).await.unwrap().is_complete());
     assert!(files(other.path()).is_empty());
@@ -327,7 +327,7 @@ async fn a_failed_object_fails_only_its_own_records() {
     // A file where the events prefix should be a directory: every events put fails.
     std::fs::write(dir.path().join("events"), b"in the way").unwrap();
     let lake = LakeSink::local("lake", dir.path()).unwrap();
-    let mut batch = batch();
+    let mut batch = commit();
     push(&mut batch, 42, 0, raw(None, b"o-1"));
     push(&mut batch, 42, 0, event(Event::new(ARRIVAL).with("order_id", "o-1")));
     push(&mut batch, 43, 0, raw(None, b"o-2"));
@@ -360,7 +360,7 @@ async fn lake_and_dead_letter_sinks_take_any_object_store() {
     let lake = LakeSink::new("s3-lake", store.clone());
     let dead = DeadLetterSink::new("s3-dead-letters", store);
     assert_eq!((lake.name(), dead.name()), ("s3-lake", "s3-dead-letters"));
-    let mut batch = batch();
+    let mut batch = commit();
     push(&mut batch, 42, 0, raw(None, b"o-1"));
     push(&mut batch, 43, 0, dead_letter("bad", b"x"));
     assert!(lake.write(&batch).await.unwrap().is_complete());

@@ -12,15 +12,15 @@ use weir_sinks::{CommitId, DeadLetter, EventItem, RawItem, SinkCommit, SinkItem,
 /// 2026-11-26T10:15:00Z in microseconds.
 pub const ARRIVAL: i64 = 1_795_688_100_000_000;
 
-/// An empty batch of `orders/0003 [42..=57]` that arrived at [`ARRIVAL`].
-pub fn batch() -> SinkCommit {
+/// An empty commit of `orders/0003 [42..=57]` that arrived at [`ARRIVAL`].
+pub fn commit() -> SinkCommit {
     SinkCommit { id: CommitId::log_range("orders", "3", "42", "57"), arrival_time: ARRIVAL, records: Vec::new() }
 }
 
 /// Appends `item` as output `output` of log record `seq`.
-pub fn push(batch: &mut SinkCommit, seq: u64, output: usize, item: SinkItem) {
-    let id = batch.id.record_id(&seq.to_string(), output);
-    batch.records.push(SinkRecord { id, position: seq.to_string(), item });
+pub fn push(commit: &mut SinkCommit, seq: u64, output: usize, item: SinkItem) {
+    let id = commit.id.record_id(&seq.to_string(), output);
+    commit.records.push(SinkRecord { id, position: seq.to_string(), item });
 }
 
 pub fn raw(key: Option<&str>, data: &[u8]) -> SinkItem {
