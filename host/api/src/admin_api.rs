@@ -77,13 +77,7 @@ fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn list_plugins(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
@@ -115,13 +109,7 @@ async fn list_plugins(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResul
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn get_plugin(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -162,13 +150,7 @@ struct UploadQuery {
     responses(
         (status = 200, description = "the same bytes were already stored under this version"),
         (status = 201, description = "stored", body = crate::openapi::Version),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn upload(
@@ -222,13 +204,7 @@ async fn upload(
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn get_version(
@@ -255,13 +231,7 @@ async fn get_version(
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
         (status = 204, description = "deleted"),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn delete_version(
@@ -304,13 +274,7 @@ const MAX_ACTION_BYTES: usize = 64 << 10;
     request_body = crate::openapi::Fixtures,
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn put_fixtures(
@@ -344,13 +308,7 @@ async fn put_fixtures(
     request_body = crate::openapi::VersionConfig,
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn put_config(
@@ -392,13 +350,7 @@ async fn put_config(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
@@ -418,13 +370,7 @@ async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiR
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn get_deployment(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -482,13 +428,7 @@ fn deployment_response(deployment: &weir_registry::Deployment) -> ApiResult {
     request_body = crate::openapi::ActivateRequest,
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn activate(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
@@ -510,13 +450,7 @@ async fn activate(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: 
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn rollback(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -558,13 +492,7 @@ async fn candidate(p: &Api, name: &str, headers: &HeaderMap, body: Body, shadow:
     request_body = crate::openapi::CanaryRequest,
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn canary(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
@@ -584,13 +512,7 @@ async fn canary(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: He
     request_body = crate::openapi::ShadowRequest,
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn shadow(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
@@ -609,13 +531,7 @@ async fn shadow(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: He
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn promote(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -635,13 +551,7 @@ async fn promote(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: H
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn abort(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -669,13 +579,7 @@ struct AuditQuery {
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 409, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 422, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::AdminRefusals,
     )
 )]
 async fn audit(

@@ -155,6 +155,58 @@ pub(crate) struct ShadowRequest {
     min_inputs: Option<u64>,
 }
 
+/// The refusals of the admin routes, each `{"error", "code"}`.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum AdminRefusals {
+    #[response(status = 400, description = "malformed request")]
+    BadRequest(Error),
+    #[response(status = 401, description = "no valid token")]
+    Unauthorized(Error),
+    #[response(status = 403, description = "the token's role does not allow this")]
+    Forbidden(Error),
+    #[response(status = 404, description = "no such plugin, version or deployment")]
+    NotFound(Error),
+    #[response(status = 409, description = "conflicts with the registry's state (version exists, in use)")]
+    Conflict(Error),
+    #[response(status = 413, description = "body too large")]
+    TooLarge(Error),
+    #[response(status = 422, description = "refused: not a runnable component, or its fixtures fail")]
+    Unprocessable(Error),
+}
+
+/// The refusals of the read routes.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum ReadRefusals {
+    #[response(status = 400, description = "malformed query")]
+    BadRequest(Error),
+    #[response(status = 401, description = "no valid token (with require_token)")]
+    Unauthorized(Error),
+    #[response(status = 403, description = "the token's role does not allow reading")]
+    Forbidden(Error),
+    #[response(status = 404, description = "no such table, index, stream or key")]
+    NotFound(Error),
+}
+
+/// The refusals of the ingest route.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub(crate) enum IngestRefusals {
+    #[response(status = 400, description = "malformed body or query")]
+    BadRequest(Error),
+    #[response(status = 401, description = "no valid token (with require_token)")]
+    Unauthorized(Error),
+    #[response(status = 403, description = "the token's role does not allow ingest")]
+    Forbidden(Error),
+    #[response(status = 404, description = "no such stream")]
+    NotFound(Error),
+    #[response(status = 413, description = "body or record too large, or too many records")]
+    TooLarge(Error),
+    #[response(status = 503, description = "backpressure or shutting down: retry later")]
+    Unavailable(Error),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,7 +271,15 @@ mod tests {
         assert_eq!(wasm, "#/components/schemas/Binary");
         assert_eq!(document["components"]["schemas"]["Binary"]["format"], "binary");
         assert_eq!(upload["security"][0]["bearer"], serde_json::json!([]));
+        for status in ["400", "401", "403", "404", "409", "413", "422"] {
+            let schema = &upload["responses"][status]["content"]["application/json"]["schema"]["$ref"];
+            assert_eq!(schema, "#/components/schemas/Error", "upload's {status}");
+        }
         let ingest = &document["paths"]["/v1/streams/{stream}/records"]["post"];
+        assert_eq!(
+            ingest["responses"]["503"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/Error"
+        );
         assert_eq!(ingest["security"][0], serde_json::json!({}), "ingest may be open");
         // Every $ref points at a schema the document defines.
         let text = document_json();

@@ -51,10 +51,7 @@ fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
         (status = 304, description = "not modified (If-None-Match)"),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::ReadRefusals,
     )
 )]
 async fn serving_lookup(
@@ -110,10 +107,7 @@ struct SearchQuery {
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::ReadRefusals,
     )
 )]
 async fn search(
@@ -173,10 +167,7 @@ struct AggregatesQuery {
     ),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::ReadRefusals,
     )
 )]
 async fn aggregates(

@@ -156,12 +156,7 @@ fn key_of(record: &serde_json::Value, field: &str) -> Option<String> {
     request_body(content((String = "application/x-ndjson"), (serde_json::Value = "application/json"), (crate::openapi::Binary = "*/*"))),
     responses(
         (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        (status = 400, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 401, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 403, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 404, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 413, description = "refused, with the reason", body = crate::openapi::Error),
-        (status = 503, description = "refused, with the reason", body = crate::openapi::Error),
+        crate::openapi::IngestRefusals,
     )
 )]
 async fn ingest(
