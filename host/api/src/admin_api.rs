@@ -14,7 +14,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -33,7 +33,6 @@ type ApiResult = Result<Response, ApiError>;
 /// The admin routes, over a running pipeline.
 pub(crate) fn routes() -> OpenApiRouter<Arc<Api>> {
     OpenApiRouter::new()
-        .routes(routes!(openapi))
         .routes(routes!(list_plugins))
         .routes(routes!(get_plugin))
         .routes(routes!(upload))
@@ -51,19 +50,6 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(audit))
 }
 
-#[utoipa::path(
-    get,
-    path = "/v1/openapi.json",
-    tag = "host",
-    summary = "This description",
-    responses(
-        (status = 200, description = "OK"),
-    )
-)]
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], crate::openapi::document_json())
-}
-
 fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
     Ok((status, axum::Json(body)).into_response())
 }
@@ -76,8 +62,8 @@ fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
     description = "Needs a token with the read role.",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn list_plugins(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
@@ -108,8 +94,8 @@ async fn list_plugins(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResul
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn get_plugin(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -146,11 +132,11 @@ struct UploadQuery {
         ("version" = Option<String>, Query, description = "version (default: the next integer)"),
         ("description" = Option<String>, Query, description = "what it does"),
     ),
-    request_body(content = crate::openapi::Binary, content_type = "application/wasm"),
+    request_body(content = crate::schemas::Binary, content_type = "application/wasm"),
     responses(
         (status = 200, description = "the same bytes were already stored under this version"),
-        (status = 201, description = "stored", body = crate::openapi::Version),
-        crate::openapi::AdminRefusals,
+        (status = 201, description = "stored", body = crate::schemas::Version),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn upload(
@@ -203,8 +189,8 @@ async fn upload(
         ("version" = String, Path, description = "version, e.g. 2.1.0"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn get_version(
@@ -229,9 +215,9 @@ async fn get_version(
         ("version" = String, Path, description = "version, e.g. 2.1.0"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
         (status = 204, description = "deleted"),
-        crate::openapi::AdminRefusals,
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn delete_version(
@@ -271,10 +257,10 @@ const MAX_ACTION_BYTES: usize = 64 << 10;
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
         ("version" = String, Path, description = "version, e.g. 2.1.0"),
     ),
-    request_body = crate::openapi::Fixtures,
+    request_body = crate::schemas::Fixtures,
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn put_fixtures(
@@ -305,10 +291,10 @@ async fn put_fixtures(
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
         ("version" = String, Path, description = "version, e.g. 2.1.0"),
     ),
-    request_body = crate::openapi::VersionConfig,
+    request_body = crate::schemas::VersionConfig,
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn put_config(
@@ -349,8 +335,8 @@ async fn put_config(
     description = "Needs a token with the read role.",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
@@ -369,8 +355,8 @@ async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiR
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn get_deployment(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -425,10 +411,10 @@ fn deployment_response(deployment: &weir_registry::Deployment) -> ApiResult {
     params(
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
     ),
-    request_body = crate::openapi::ActivateRequest,
+    request_body = crate::schemas::ActivateRequest,
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn activate(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
@@ -449,8 +435,8 @@ async fn activate(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: 
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn rollback(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -489,10 +475,10 @@ async fn candidate(p: &Api, name: &str, headers: &HeaderMap, body: Body, shadow:
     params(
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
     ),
-    request_body = crate::openapi::CanaryRequest,
+    request_body = crate::schemas::CanaryRequest,
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn canary(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
@@ -509,10 +495,10 @@ async fn canary(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: He
     params(
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
     ),
-    request_body = crate::openapi::ShadowRequest,
+    request_body = crate::schemas::ShadowRequest,
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn shadow(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> ApiResult {
@@ -530,8 +516,8 @@ async fn shadow(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: He
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn promote(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -550,8 +536,8 @@ async fn promote(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: H
         ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn abort(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
@@ -578,8 +564,8 @@ struct AuditQuery {
         ("limit" = Option<u64>, Query, description = "at most this many (100)"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::AdminRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
     )
 )]
 async fn audit(

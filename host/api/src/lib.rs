@@ -8,14 +8,17 @@
 
 pub mod admin_api;
 mod api_error;
+mod app;
 pub mod auth;
 mod body;
 mod listener;
 mod openapi;
 pub mod read_api;
+mod schemas;
 pub mod server;
 mod state;
 
+pub use app::app;
 pub use auth::AdminAccess;
 pub use listener::{ConnectionLimits, serve};
-pub use server::{MAX_RECORDS_PER_REQUEST, app};
+pub use server::MAX_RECORDS_PER_REQUEST;

@@ -2,15 +2,21 @@
 //! carries its `#[utoipa::path]` (method, path, parameters, bodies, answers) and is
 //! registered with `utoipa_axum::routes!`, which adds it to the router and to the
 //! document at once — a route cannot be served without being described. This module
-//! holds what the handlers share: the document's header, the security scheme, and the
-//! schemas of the bodies (types that exist for the description; the handlers read and
-//! write JSON, checked against these shapes by the end-to-end tests and schemathesis).
+//! holds the document's header and security scheme and serves it; the body shapes are
+//! in `schemas`.
 
-use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use axum::http::header;
+use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::schemas::{Deployment, Error, Fixtures, Version};
+use crate::state::Api;
+use std::sync::Arc;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,171 +46,42 @@ impl Modify for BearerTokens {
 pub(crate) fn document() -> utoipa::openapi::OpenApi {
     let mut document = Header::openapi();
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    document.merge(crate::server::route_table().into_openapi());
+    document.merge(route_table().into_openapi());
     document
+}
+
+/// `GET /v1/openapi.json`.
+pub(crate) fn routes() -> OpenApiRouter<Arc<Api>> {
+    OpenApiRouter::new().routes(routes!(openapi))
+}
+
+/// Every route, as the document describes them: the same functions
+/// [`app`](crate::app) builds its router from.
+fn route_table() -> OpenApiRouter<Arc<Api>> {
+    crate::server::ingest_routes()
+        .merge(crate::server::open_routes())
+        .merge(crate::read_api::routes())
+        .merge(crate::admin_api::routes())
+        .merge(routes())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "host",
+    summary = "This description",
+    responses(
+        (status = 200, description = "OK"),
+    )
+)]
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document_json())
 }
 
 /// [`document`] as JSON, built once.
 pub(crate) fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| document().to_pretty_json().unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")))
-}
-
-/// Every refusal: `{"error": message, "code": code}`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Error {
-    error: String,
-    /// stable code, e.g. bad_request, not_found, unknown_stream, too_large, backpressure,
-    /// shutting_down, internal, not_wasm, truncated, core_module, wrong_world,
-    /// unsupported_wit_version, forbidden_import, version_exists, in_use,
-    /// fixtures_failed, unauthorized, forbidden
-    code: String,
-}
-
-/// A JSON object (its members are described in docs/).
-#[derive(ToSchema)]
-#[schema(value_type = Object)]
-pub(crate) struct JsonObject(#[allow(dead_code)] serde_json::Value);
-
-/// Raw bytes: a component, or a record of any content type.
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub(crate) struct Binary(#[allow(dead_code)] Vec<u8>);
-
-/// A stored plugin version.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Version {
-    name: String,
-    version: String,
-    sha256: String,
-    world: String,
-    wit_version: String,
-    size: u64,
-    description: String,
-    uploaded_by: String,
-    uploaded_at: String,
-    imports: Vec<String>,
-    fixtures: Option<Fixtures>,
-}
-
-/// Fixtures that gate a version's activation: the input and the expected output.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Fixtures {
-    input: String,
-    expected: String,
-    content_type: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    lookup: Option<serde_json::Value>,
-    config: Option<BTreeMap<String, String>>,
-    window: Option<String>,
-}
-
-/// A plugin's deployment: the live version, the previous ones, the candidate.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Deployment {
-    plugin: String,
-    live: String,
-    previous: Vec<String>,
-    #[schema(value_type = Option<Object>)]
-    candidate: Option<serde_json::Value>,
-}
-
-/// The configuration a version runs with: key → string, number or boolean.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct VersionConfig(BTreeMap<String, ConfigValue>);
-
-/// One configuration value.
-#[derive(ToSchema, serde::Serialize)]
-#[allow(dead_code)]
-#[serde(untagged)]
-pub(crate) enum ConfigValue {
-    Text(String),
-    Number(f64),
-    Flag(bool),
-}
-
-/// `POST /v1/deployments/{name}/activate`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ActivateRequest {
-    version: String,
-}
-
-/// `POST /v1/deployments/{name}/canary`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct CanaryRequest {
-    version: String,
-    #[schema(minimum = 0, maximum = 100)]
-    percent: u8,
-    max_error_rate: Option<f64>,
-    min_inputs: Option<u64>,
-}
-
-/// `POST /v1/deployments/{name}/shadow`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct ShadowRequest {
-    version: String,
-    max_error_rate: Option<f64>,
-    min_inputs: Option<u64>,
-}
-
-/// The refusals of the admin routes, each `{"error", "code"}`.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub(crate) enum AdminRefusals {
-    #[response(status = 400, description = "malformed request")]
-    BadRequest(Error),
-    #[response(status = 401, description = "no valid token")]
-    Unauthorized(Error),
-    #[response(status = 403, description = "the token's role does not allow this")]
-    Forbidden(Error),
-    #[response(status = 404, description = "no such plugin, version or deployment")]
-    NotFound(Error),
-    #[response(status = 409, description = "conflicts with the registry's state (version exists, in use)")]
-    Conflict(Error),
-    #[response(status = 413, description = "body too large")]
-    TooLarge(Error),
-    #[response(status = 422, description = "refused: not a runnable component, or its fixtures fail")]
-    Unprocessable(Error),
-}
-
-/// The refusals of the read routes.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub(crate) enum ReadRefusals {
-    #[response(status = 400, description = "malformed query")]
-    BadRequest(Error),
-    #[response(status = 401, description = "no valid token (with require_token)")]
-    Unauthorized(Error),
-    #[response(status = 403, description = "the token's role does not allow reading")]
-    Forbidden(Error),
-    #[response(status = 404, description = "no such table, index, stream or key")]
-    NotFound(Error),
-}
-
-/// The refusals of the ingest route.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub(crate) enum IngestRefusals {
-    #[response(status = 400, description = "malformed body or query")]
-    BadRequest(Error),
-    #[response(status = 401, description = "no valid token (with require_token)")]
-    Unauthorized(Error),
-    #[response(status = 403, description = "the token's role does not allow ingest")]
-    Forbidden(Error),
-    #[response(status = 404, description = "no such stream")]
-    NotFound(Error),
-    #[response(status = 413, description = "body or record too large, or too many records")]
-    TooLarge(Error),
-    #[response(status = 503, description = "backpressure or shutting down: retry later")]
-    Unavailable(Error),
 }
 
 #[cfg(test)]

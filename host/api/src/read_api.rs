@@ -49,9 +49,9 @@ fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
         ("key" = String, Path, description = "key"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
         (status = 304, description = "not modified (If-None-Match)"),
-        crate::openapi::ReadRefusals,
+        crate::schemas::ReadRefusals,
     )
 )]
 async fn serving_lookup(
@@ -106,8 +106,8 @@ struct SearchQuery {
         ("limit" = Option<u64>, Query, description = "hits, 1 to 1000 (10)"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::ReadRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::ReadRefusals,
     )
 )]
 async fn search(
@@ -166,8 +166,8 @@ struct AggregatesQuery {
         ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
     ),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::ReadRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::ReadRefusals,
     )
 )]
 async fn aggregates(

@@ -1,15 +1,13 @@
-//! The HTTP surface: ingest, metrics and health, with the read API ([`crate::read_api`])
-//! and the admin API ([`crate::admin_api`]) merged in. One `app()` serves `weir serve`,
-//! the demo and the benchmarks.
+//! Ingest, `/metrics` and `/healthz`: the data entry point and the probes. `app` merges
+//! these routes with the read and admin APIs; one `app()` serves `weir serve`, the demo
+//! and the benchmarks.
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -20,87 +18,22 @@ use weir_log::NewRecord;
 
 use crate::api_error::ApiError;
 use crate::body::{BodyError, read_body};
-use weir_pipeline::{IngestError, Pipeline};
+use weir_pipeline::IngestError;
 
-use crate::auth::AdminAccess;
 use crate::state::Api;
-use weir_config::Role;
 
 /// Records one request may carry (Kinesis' PutRecords takes 500; NDJSON producers batch
 /// more). A larger request is answered 413.
 pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
 
-/// The router, over a running pipeline, with `access` deciding who may call what.
-pub fn app(pipeline: Arc<Pipeline>, access: AdminAccess) -> Router {
-    let pipeline = Arc::new(Api::new(pipeline, access));
-    // The ingest handler reads bodies itself, up to the configured limit, so that an
-    // oversized request gets the same JSON 413 as every other refusal.
-    let (ingest_routes, _) = ingest_routes().split_for_parts();
-    let ingest_routes = ingest_routes.route_layer(from_fn_with_state(pipeline.clone(), require_ingest_token));
-    let (read_routes, _) = crate::read_api::routes().split_for_parts();
-    let read_routes = read_routes.route_layer(from_fn_with_state(pipeline.clone(), require_read_token));
-    let (open_routes, _) = open_routes().split_for_parts();
-    let (admin_routes, _) = crate::admin_api::routes().split_for_parts();
-    Router::new()
-        .merge(ingest_routes)
-        .merge(open_routes)
-        .merge(read_routes)
-        .merge(admin_routes)
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::disable())
-        .with_state(pipeline)
-}
-
 /// `POST /v1/streams/{stream}/records`.
-fn ingest_routes() -> OpenApiRouter<Arc<Api>> {
+pub(crate) fn ingest_routes() -> OpenApiRouter<Arc<Api>> {
     OpenApiRouter::new().routes(routes!(ingest))
 }
 
 /// `/metrics` and `/healthz`: open to all, for probes and scrapers.
-fn open_routes() -> OpenApiRouter<Arc<Api>> {
+pub(crate) fn open_routes() -> OpenApiRouter<Arc<Api>> {
     OpenApiRouter::new().routes(routes!(metrics)).routes(routes!(healthz))
-}
-
-/// Every route, as the OpenAPI document describes them ([`crate::openapi`]): the same
-/// functions [`app`] builds its router from.
-pub(crate) fn route_table() -> OpenApiRouter<Arc<Api>> {
-    ingest_routes().merge(open_routes()).merge(crate::read_api::routes()).merge(crate::admin_api::routes())
-}
-
-/// Every path no route serves: the same JSON error shape as every other refusal.
-async fn unknown_route(uri: axum::http::Uri) -> ApiError {
-    ApiError::not_found(format!("no route serves {}; the routes are listed at GET /v1/openapi.json", uri.path()))
-}
-
-/// A known path asked with a method it does not take.
-async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{} does not take {method}; the routes are listed at GET /v1/openapi.json", uri.path()),
-    )
-}
-
-/// Middleware of the ingest route: with `server.require_token`, a token with the ingest
-/// (or admin) role, checked before the body is read.
-async fn require_ingest_token(State(p): State<Arc<Api>>, request: Request, next: Next) -> Response {
-    data_route(&p, Role::Ingest, request, next).await
-}
-
-/// Middleware of the read API: with `server.require_token`, a token with the read (or
-/// admin) role.
-async fn require_read_token(State(p): State<Arc<Api>>, request: Request, next: Next) -> Response {
-    data_route(&p, Role::Read, request, next).await
-}
-
-async fn data_route(p: &Api, needed: Role, request: Request, next: Next) -> Response {
-    if p.admin().requires_data_tokens()
-        && let Err(refused) = p.admin().authorize(request.headers(), needed)
-    {
-        return refused.into_response();
-    }
-    next.run(request).await
 }
 
 impl From<IngestError> for ApiError {
@@ -153,10 +86,10 @@ fn key_of(record: &serde_json::Value, field: &str) -> Option<String> {
         ("key" = Option<String>, Query, description = "partition key of every record"),
         ("key_field" = Option<String>, Query, description = "JSON member holding each record's partition key"),
     ),
-    request_body(content((String = "application/x-ndjson"), (serde_json::Value = "application/json"), (crate::openapi::Binary = "*/*"))),
+    request_body(content((String = "application/x-ndjson"), (serde_json::Value = "application/json"), (crate::schemas::Binary = "*/*"))),
     responses(
-        (status = 200, description = "OK", body = crate::openapi::JsonObject),
-        crate::openapi::IngestRefusals,
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::IngestRefusals,
     )
 )]
 async fn ingest(
