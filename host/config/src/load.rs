@@ -48,7 +48,16 @@ const SERVER_KEYS: &[&str] = &[
 ];
 const LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
 const PLUGIN_KEYS: &[&str] = &["path", "version", "config", "limits"];
-const LIMIT_KEYS: &[&str] = &["cpu", "wall", "memory", "max_output_events", "max_output_bytes", "max_log_bytes"];
+const LIMIT_KEYS: &[&str] = &[
+    "cpu",
+    "wall",
+    "memory",
+    "max_output_events",
+    "max_output_bytes",
+    "max_output_fields",
+    "max_state",
+    "max_log_bytes",
+];
 const REFERENCE_KEYS: &[&str] = &["file"];
 const STREAM_KEYS: &[&str] = &["name", "parser", "enrichers", "batch_size", "commit_size", "aggregator", "routes"];
 const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events"];
@@ -363,10 +372,16 @@ impl Loader<'_> {
         if let Some(events) = self.count(&table, "max_output_events", 1, u64::MAX) {
             limits.max_output_events = usize::try_from(events).unwrap_or(usize::MAX);
         }
+        if let Some(fields) = self.count(&table, "max_output_fields", 1, u64::MAX) {
+            limits.max_output_fields = usize::try_from(fields).unwrap_or(usize::MAX);
+        }
         if let Some(bytes) =
             self.report.get::<ByteSize>(&table, "max_output_bytes").and_then(|size| self.positive(size))
         {
             limits.max_output_bytes = bytes.value.bytes_usize();
+        }
+        if let Some(bytes) = self.report.get::<ByteSize>(&table, "max_state").and_then(|size| self.positive(size)) {
+            limits.max_state_bytes = bytes.value.bytes_usize();
         }
         if let Some(bytes) = self.report.get::<ByteSize>(&table, "max_log_bytes") {
             limits.max_log_bytes_per_call = bytes.value.bytes_usize();

@@ -93,6 +93,8 @@ fn a_full_configuration_parses_into_typed_settings() {
             memory_bytes: 64 << 20,
             max_output_events: 10_000,
             max_output_bytes: 8 << 20,
+            max_output_fields: 200,
+            max_state_bytes: 16 << 10,
             max_log_bytes_per_call: 16 << 10,
         },
         ..plugin(dir, "orders-parser", "plugins/orders_parser.wasm")
@@ -341,7 +343,7 @@ fn an_unknown_key_names_the_allowed_keys() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:10: plugins.orders-parser.limits.cpus: unknown key "cpus"; allowed keys are: cpu, wall, memory, max_output_events, max_output_bytes, max_log_bytes"#,
+            r#"orders.toml:10: plugins.orders-parser.limits.cpus: unknown key "cpus"; allowed keys are: cpu, wall, memory, max_output_events, max_output_bytes, max_output_fields, max_state, max_log_bytes"#,
             r#"orders.toml:14: sinks.dead-letters.root: unknown key "root"; allowed keys are: type, path"#,
         ]
     );

@@ -50,6 +50,10 @@ pub enum LimitKind {
     OutputEvents { limit: usize, produced: usize },
     /// Too many output bytes.
     OutputBytes { limit: usize, produced: usize },
+    /// A group state larger than `max_state_bytes`.
+    StateBytes { limit: usize, produced: usize },
+    /// More distinct field names than `max_output_fields`.
+    OutputFields { limit: usize, produced: usize },
 }
 
 impl fmt::Display for LimitKind {
@@ -65,6 +69,12 @@ impl fmt::Display for LimitKind {
                 write!(f, "output limit ({limit} events; it returned {produced})")
             }
             Self::OutputBytes { limit, produced } => write!(f, "output limit ({limit} bytes; it returned {produced})"),
+            Self::StateBytes { limit, produced } => {
+                write!(f, "state limit ({limit} bytes per group; it returned a state of {produced})")
+            }
+            Self::OutputFields { limit, produced } => {
+                write!(f, "field-name limit ({limit} distinct field names per call; it returned {produced})")
+            }
         }
     }
 }

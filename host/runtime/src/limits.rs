@@ -14,8 +14,17 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Events one call may return. Default: 100 000.
     pub max_output_events: usize,
-    /// Payload bytes (text, keys, scalars) one call may return. Default: 32 MiB.
+    /// Payload bytes (text, keys, scalars, field names) one call may return. Default:
+    /// 32 MiB.
     pub max_output_bytes: usize,
+    /// Distinct field names one call may return: the lake and the warehouse write a
+    /// column per name, so a plugin that names a field per event would make files of
+    /// tens of thousands of columns. Default: 1 000.
+    pub max_output_fields: usize,
+    /// Bytes of one aggregation group's state, as `init`, `accumulate` and `merge`
+    /// return it: the host keeps every open group's state between calls and copies the
+    /// empty state into each new group. Default: 64 KiB.
+    pub max_state_bytes: usize,
     /// Bytes of log lines and captured stdout/stderr kept per call; the rest is counted
     /// and dropped. Default: 64 KiB.
     pub max_log_bytes_per_call: usize,
@@ -29,6 +38,8 @@ impl Default for Limits {
             memory_bytes: 128 << 20,
             max_output_events: 100_000,
             max_output_bytes: 32 << 20,
+            max_output_fields: 1_000,
+            max_state_bytes: 64 << 10,
             max_log_bytes_per_call: 64 << 10,
         }
     }

@@ -236,6 +236,13 @@ impl Plugin {
                     let configured = bound.weir_plugin_aggregate().call_configure(&mut store, config).await?;
                     if configured.is_ok() && self.empty_state.get().is_none() {
                         let empty = bound.weir_plugin_aggregate().call_init(&mut store).await?;
+                        if empty.len() > self.limits.max_state_bytes {
+                            return Err(wasmtime::Error::msg(format!(
+                                "init returned an empty state of {} bytes; the state limit is {} bytes per group",
+                                empty.len(),
+                                self.limits.max_state_bytes
+                            )));
+                        }
                         let _ = self.empty_state.set(empty);
                     }
                     (configured, Bound::Aggregator(bound))
@@ -337,6 +344,13 @@ impl Plugin {
                 produced: events,
             }));
         }
+        let fields = output.events.field_names();
+        if fields > self.limits.max_output_fields {
+            return Err(CallErrorKind::Limit(LimitKind::OutputFields {
+                limit: self.limits.max_output_fields,
+                produced: fields,
+            }));
+        }
         // Reasons count too: a call cannot hand the host more than the limit by failing.
         let reasons: usize = output.errors.iter().map(|e| e.message.len()).sum();
         let bytes = output.events.payload_bytes().saturating_add(reasons);
@@ -347,6 +361,28 @@ impl Plugin {
             }));
         }
         output.check(inputs, max_per_input).map_err(CallErrorKind::Contract)
+    }
+
+    /// Group states returned by a call: each within `max_state_bytes`, all of them
+    /// together within `max_output_bytes` (the host keeps them), checked in one pass.
+    fn check_states<'s>(&self, states: impl Iterator<Item = &'s [u8]>) -> Result<(), CallErrorKind> {
+        let mut total = 0usize;
+        for state in states {
+            if state.len() > self.limits.max_state_bytes {
+                return Err(CallErrorKind::Limit(LimitKind::StateBytes {
+                    limit: self.limits.max_state_bytes,
+                    produced: state.len(),
+                }));
+            }
+            total = total.saturating_add(state.len());
+        }
+        if total > self.limits.max_output_bytes {
+            return Err(CallErrorKind::Limit(LimitKind::OutputBytes {
+                limit: self.limits.max_output_bytes,
+                produced: total,
+            }));
+        }
+        Ok(())
     }
 
     fn wrong_world(&self, wanted: World) -> CallError {
@@ -441,6 +477,7 @@ impl Plugin {
                         out.states.len()
                     )));
                 }
+                self.check_states(out.states.iter().map(Vec::as_slice))?;
                 check_errors(&out.errors, n_events).map_err(CallErrorKind::Contract)
             },
         )
@@ -468,9 +505,11 @@ impl Plugin {
                     p.weir_plugin_aggregate().call_merge(store, &pairs).await
                 })
             },
-            |out| match out.len() == n {
-                true => Ok(()),
-                false => Err(CallErrorKind::Contract(format!("returned {} merged states for {n} pairs", out.len()))),
+            |out| {
+                if out.len() != n {
+                    return Err(CallErrorKind::Contract(format!("returned {} merged states for {n} pairs", out.len())));
+                }
+                self.check_states(out.iter().filter_map(|merged| merged.as_deref().ok()))
             },
         )
         .await

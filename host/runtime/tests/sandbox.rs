@@ -321,3 +321,69 @@ async fn counter_names_are_bounded_in_number_and_length_and_the_rest_is_counted(
     let refused = counters.iter().find(|(name, _)| name == weir_runtime::REFUSED_COUNTER).map(|(_, n)| *n);
     assert_eq!(refused, Some(10_001 - weir_runtime::MAX_COUNTERS as i64));
 }
+
+#[tokio::test]
+async fn a_field_name_per_event_hits_the_field_name_limit() {
+    let plugin = misbehaving(PluginOptions { limits: tight_limits(), ..Default::default() }).await;
+    let modes = vec!["unique-field"; 1_500];
+    let Err(err) = plugin.enrich("batch 1 (1500 records)", batch(&modes)).await else {
+        panic!("1 500 distinct field names were accepted")
+    };
+    assert_eq!(err.limit(), Some(&LimitKind::OutputFields { limit: 1_000, produced: 1_501 }), "{err}");
+    assert!(err.to_string().contains("field-name limit (1000 distinct field names per call"), "{err}");
+    // Within the limit, the same plugin is fine.
+    let limits = Limits { max_output_fields: 2_000, ..tight_limits() };
+    let plugin = misbehaving(PluginOptions { limits, ..Default::default() }).await;
+    let (output, _) = plugin.enrich("batch 1 (1500 records)", batch(&modes)).await.unwrap();
+    assert_eq!(output.events.len(), 1_500);
+}
+
+#[tokio::test]
+async fn an_overlong_field_name_and_an_event_time_past_year_9999_break_the_contract() {
+    let plugin = misbehaving(PluginOptions { limits: tight_limits(), ..Default::default() }).await;
+    let err = expect_failure(&plugin, "long-field-name").await;
+    let CallErrorKind::Contract(msg) = &err.kind else { panic!("{err}") };
+    assert!(msg.contains("is 10000 bytes; at most 256"), "{msg}");
+    next_batch_works(&plugin).await;
+    let err = expect_failure(&plugin, "far-future").await;
+    let CallErrorKind::Contract(msg) = &err.kind else { panic!("{err}") };
+    assert!(msg.contains("outside years 0001 to 9999"), "{msg}");
+    next_batch_works(&plugin).await;
+}
+
+#[tokio::test]
+async fn aggregator_states_past_the_state_limit_fail_the_call_or_the_start() {
+    let bytes = component("restaurant_stats");
+    let id = || PluginId::new("restaurant-stats", "1");
+    // An empty state larger than the limit: the plugin cannot start.
+    let limits = Limits { max_state_bytes: 1, ..tight_limits() };
+    let Err(err) = runtime().load(id(), &bytes, PluginOptions { limits, ..Default::default() }).await else {
+        panic!("a plugin whose empty state breaks the state limit was loaded");
+    };
+    assert!(err.to_string().contains("the state limit is 1 bytes per group"), "{err}");
+    // A state that grows past the limit as events are folded in fails that call by name.
+    let plugin =
+        runtime().load(id(), &bytes, PluginOptions { limits: tight_limits(), ..Default::default() }).await.unwrap();
+    let empty_state = plugin.empty_state().unwrap_or_default().to_vec();
+    let empty = empty_state.len();
+    let limits = Limits { max_state_bytes: empty, ..tight_limits() };
+    let plugin = runtime().load(id(), &bytes, PluginOptions { limits, ..Default::default() }).await.unwrap();
+    let events: Vec<Event> = (0..100)
+        .map(|i| {
+            Event::new(i)
+                .with_key("r-1")
+                .with("order_id", format!("o-{i}"))
+                .with("restaurant_id", "r-1")
+                .with("total", 10.5)
+                .with("customer_id", format!("c-{i}"))
+        })
+        .collect();
+    // The SDK keeps states as JSON: 100 orders make the counts longer than the empty state's.
+    let result =
+        plugin.accumulate("batch 1 (100 events)", vec![empty_state], Columns::encode(&events), vec![0; 100]).await;
+    let Err(err) = result else { panic!("a state past {empty} bytes was accepted") };
+    let Some(LimitKind::StateBytes { limit, produced }) = err.limit() else { panic!("{err}") };
+    assert_eq!(*limit, empty);
+    assert!(*produced > empty, "{err}");
+    assert!(err.to_string().contains("state limit"), "{err}");
+}

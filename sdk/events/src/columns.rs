@@ -73,6 +73,17 @@ impl Columns {
         if std::str::from_utf8(&self.key_text).is_err() {
             return Err(bad("event keys are not valid UTF-8"));
         }
+        if let Some(name) = self.names.iter().find(|name| name.len() > MAX_FIELD_NAME_BYTES) {
+            let shown: String = name.chars().take(40).collect();
+            return Err(bad(format!("field name {shown:?}… is {} bytes; at most {MAX_FIELD_NAME_BYTES}", name.len())));
+        }
+        if let Some((e, &time)) =
+            self.times.iter().enumerate().find(|(_, t)| !(MIN_EVENT_TIME..=MAX_EVENT_TIME).contains(*t))
+        {
+            return Err(bad(format!(
+                "event {e} has time {time} µs, outside years 0001 to 9999 (what RFC 3339 and the sinks can write); check its unit"
+            )));
+        }
         let mut distinct = std::collections::HashSet::with_capacity(self.names.len());
         if let Some(name) = self.names.iter().find(|name| !distinct.insert(name.as_str())) {
             return Err(bad(format!("field name {name:?} is listed twice in the batch's names")));
@@ -205,7 +216,13 @@ impl Columns {
 
     /// Total payload bytes (keys and text), used by the host's output-size limit.
     pub fn payload_bytes(&self) -> usize {
-        self.key_text.len() + self.text.len() + self.scalars.len() * 8
+        let names: usize = self.names.iter().map(|name| name.len()).sum();
+        self.key_text.len() + self.text.len() + self.scalars.len() * 8 + names
+    }
+
+    /// How many distinct field names the batch uses.
+    pub fn field_names(&self) -> usize {
+        self.names.len()
     }
 }
 
@@ -225,6 +242,16 @@ fn check_offsets(what: &str, ends: &[u32], buf_len: usize) -> Result<(), BatchEr
 
 /// The deepest nesting of arrays and objects a `json` value may have.
 pub const MAX_JSON_DEPTH: usize = 128;
+
+/// The longest field name, in bytes: a column name in Parquet, DuckDB and the warehouse.
+pub const MAX_FIELD_NAME_BYTES: usize = 256;
+
+/// The earliest event time, 0001-01-01T00:00:00Z in µs since the Unix epoch: RFC 3339
+/// (the sinks' and the NDJSON form's) has four-digit years.
+pub const MIN_EVENT_TIME: i64 = -62_135_596_800_000_000;
+
+/// The latest event time, 9999-12-31T23:59:59.999999Z in µs since the Unix epoch.
+pub const MAX_EVENT_TIME: i64 = 253_402_300_799_999_999;
 
 /// Whether the arrays and objects of the JSON text `text` nest at most `limit` deep: one
 /// pass over the bytes, brackets inside strings not counted.
@@ -408,6 +435,36 @@ mod tests {
             let columns = Columns::encode(&[Event::new(0).with("j", Value::Json(json.into()))]);
             assert_eq!(columns.validate().is_ok(), ok, "{json}");
         }
+    }
+
+    #[test]
+    fn overlong_field_names_and_times_outside_years_1_to_9999_are_refused() {
+        let long = "n".repeat(MAX_FIELD_NAME_BYTES + 1);
+        let err = Columns::encode(&[Event::new(0).with(&long, 1i64)]).validate().unwrap_err();
+        assert!(err.to_string().contains(&format!("is {} bytes; at most 256", MAX_FIELD_NAME_BYTES + 1)), "{err}");
+        let longest = "n".repeat(MAX_FIELD_NAME_BYTES);
+        assert!(Columns::encode(&[Event::new(0).with(&longest, 1i64)]).validate().is_ok());
+
+        for time in [i64::MIN, MIN_EVENT_TIME - 1, MAX_EVENT_TIME + 1, i64::MAX] {
+            let err = Columns::encode(&[Event::new(0), Event::new(time)]).validate().unwrap_err();
+            assert!(
+                err.to_string().contains(&format!("event 1 has time {time} µs, outside years 0001 to 9999")),
+                "{err}"
+            );
+        }
+        for time in [MIN_EVENT_TIME, 0, MAX_EVENT_TIME] {
+            assert!(Columns::encode(&[Event::new(time)]).validate().is_ok(), "{time}");
+        }
+        assert_eq!(crate::time::format_rfc3339(MIN_EVENT_TIME), "0001-01-01T00:00:00Z");
+        assert_eq!(crate::time::format_rfc3339(MAX_EVENT_TIME), "9999-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn field_names_count_in_the_payload() {
+        let short = Columns::encode(&[Event::new(0).with("a", 1i64)]);
+        let long = Columns::encode(&[Event::new(0).with(&"a".repeat(100), 1i64)]);
+        assert_eq!(long.payload_bytes() - short.payload_bytes(), 99);
+        assert_eq!(long.field_names(), 1);
     }
 
     #[test]

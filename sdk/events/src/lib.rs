@@ -13,6 +13,8 @@ pub mod json;
 pub mod time;
 mod window;
 
-pub use columns::{BatchError, Columns, ColumnsBuilder, MAX_JSON_DEPTH};
+pub use columns::{
+    BatchError, Columns, ColumnsBuilder, MAX_EVENT_TIME, MAX_FIELD_NAME_BYTES, MAX_JSON_DEPTH, MIN_EVENT_TIME,
+};
 pub use event::{Event, Name, Value, ValueKind};
 pub use window::{FinishedGroup, Window};

@@ -101,6 +101,16 @@ fn misbehave(event: Event) -> Result<Vec<Event>, String> {
             weir::plugin::host::counter_add(&"n".repeat(10_000), 1);
             Ok(vec![event])
         }
+        // A field name per event: a sink writing a column per name would get one column
+        // per event.
+        "unique-field" => {
+            let name = format!("field-{}", event.time);
+            Ok(vec![event.with(&name, 1i64)])
+        }
+        // One field name far longer than a column name should be.
+        "long-field-name" => Ok(vec![event.with(&"n".repeat(10_000), 1i64)]),
+        // An event time at the end of the range: windows and RFC 3339 cannot hold it.
+        "far-future" => Ok(vec![Event { time: i64::MAX, ..event }]),
         // A reason far longer than any a host should keep for one record.
         "huge-error" => Err(format!("failed: {}", "x".repeat(10 << 20))),
         other => Err(format!("unknown mode {other:?}")),
