@@ -534,3 +534,74 @@ fn a_version_runs_with_its_own_configuration_which_the_plugin_checks_when_it_goe
     assert_eq!(test_orders[0].0, "c-900");
     assert!(test_orders[0].1.ends_with("restaurant-enricher@2.0.0"), "{test_orders:?}");
 }
+
+/// Polls `/healthz` until `check` holds on its JSON, for at most 60 s.
+async fn health_until(addr: SocketAddr, what: &str, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = call(addr, "GET", "/healthz", None, b"").await;
+        let health = json(&r);
+        if check(&health) {
+            return health;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {}", r.body);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn a_live_plugin_that_cannot_start_holds_its_records_and_they_flow_once_it_starts_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    // Fresh instances of `chaos` cannot start for 6 s from 25 s from now (time for the
+    // host to start, its first instance being configured before); order o-5 makes the
+    // warm instance trap in that time, so the next call needs a fresh one.
+    let now_ms = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let from = now_ms() + 25_000;
+    let to = from + 6_000;
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[plugins.chaos]\n",
+        &format!(
+            "[plugins.chaos]\nconfig = {{ panic_on_order = \"o-5\", cannot_start_between_unix_ms = \"{from}-{to}\" }}\n"
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    let lines: Vec<String> = (1..=20).map(|i| order(i, "r-1")).collect();
+    rt().block_on(async {
+        assert!(now_ms() < from, "the host took more than 25 s to start");
+        tokio::time::sleep(std::time::Duration::from_millis((from - now_ms()) as u64 + 300)).await;
+        send_lines(addr, &lines).await;
+
+        // The commits are held: reported at once, naming the plugin and its reason.
+        let health = health_until(addr, "chaos@1.0.0 is reported as unable to start", |h| {
+            h["failing_plugins"]["chaos@1.0.0"].is_object()
+        })
+        .await;
+        assert!(now_ms() < to, "the check came too late to see the plugin held");
+        assert_eq!(health["status"], "degraded");
+        let last_error = health["failing_plugins"]["chaos@1.0.0"]["last_error"].as_str().unwrap();
+        assert!(
+            last_error.contains("could not start a fresh instance") && last_error.contains("cannot start between"),
+            "{last_error}"
+        );
+        assert_ne!(health["pending"]["orders"], 0, "the held records wait in the log");
+        let metrics = call(addr, "GET", "/metrics", None, b"").await.body;
+        assert!(metrics.contains("weir_plugin_start_failures_total{plugin=\"chaos@1.0.0\"}"), "{metrics}");
+
+        // The cause clears: the stage's next try starts the plugin and the records flow.
+        caught_up(addr).await;
+        health_until(addr, "the host is healthy again", |h| h["status"] == "ok").await;
+    });
+    server.stop();
+    let lake = weir_sinks::read_lake(&dir.path().join("data/lake")).unwrap();
+    let dead: Vec<&(String, String)> = lake.dead_letters.iter().filter(|(_, reason)| !reason.contains("o-5")).collect();
+    assert!(dead.is_empty(), "no record was dead-lettered for a plugin that could not start: {dead:?}");
+    let mut customers: Vec<String> = lake_events(dir.path()).into_iter().map(|e| e.customer).collect();
+    customers.sort();
+    let mut expected: Vec<String> = (1..=20).filter(|&i| i != 5).map(|i| format!("c-{i}")).collect();
+    expected.sort();
+    assert_eq!(customers, expected, "every record but the poison one was delivered, once");
+    assert_eq!(lake.dead_letters.len(), 1, "the poison record alone: {:?}", lake.dead_letters);
+}

@@ -245,8 +245,8 @@ const DEGRADED_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
     tag = "host",
     summary = "Health and pending records per stream",
     responses(
-        (status = 200, description = "OK: no sink has been failing for 5 s or more"),
-        (status = 503, description = "Degraded: failing_sinks names each sink that has been failing for 5 s or more, with failing_for_seconds, failed_attempts and last_error"),
+        (status = 200, description = "OK: no sink has been failing for 5 s or more, and every live plugin starts"),
+        (status = 503, description = "Degraded: failing_sinks names each sink that has been failing for 5 s or more, failing_plugins each live plugin that cannot start a fresh instance (its shards are held), each with failing_for_seconds, failed_attempts and last_error"),
     )
 )]
 async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
@@ -255,23 +255,34 @@ async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
         let n = pipeline.pending(&stream).await.ok().flatten().map_or(serde_json::Value::Null, |p| json!(p));
         pending.insert(stream, n);
     }
-    let failing: serde_json::Map<String, serde_json::Value> = pipeline
-        .sink_health()
-        .failing_for(DEGRADED_AFTER)
-        .into_iter()
-        .map(|(sink, failure)| {
-            let failing = json!({
-                "failing_for_seconds": failure.since.elapsed().as_secs(),
-                "failed_attempts": failure.attempts,
-                "last_error": failure.last_error,
-            });
-            (sink, failing)
-        })
-        .collect();
-    let (status, word) =
-        if failing.is_empty() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "degraded") };
-    let body =
-        json!({ "status": word, "streams": pipeline.stream_names(), "pending": pending, "failing_sinks": failing });
+    let failing = |failures: Vec<(String, weir_pipeline::SinkFailure)>| -> serde_json::Map<String, serde_json::Value> {
+        failures
+            .into_iter()
+            .map(|(name, failure)| {
+                let failing = json!({
+                    "failing_for_seconds": failure.since.elapsed().as_secs(),
+                    "failed_attempts": failure.attempts,
+                    "last_error": failure.last_error,
+                });
+                (name, failing)
+            })
+            .collect()
+    };
+    let failing_sinks = failing(pipeline.sink_health().failing_for(DEGRADED_AFTER));
+    // A plugin that cannot start holds its shards at once: reported from the first try.
+    let failing_plugins = failing(pipeline.plugin_health().failing_for(std::time::Duration::ZERO));
+    let (status, word) = if failing_sinks.is_empty() && failing_plugins.is_empty() {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    };
+    let body = json!({
+        "status": word,
+        "streams": pipeline.stream_names(),
+        "pending": pending,
+        "failing_sinks": failing_sinks,
+        "failing_plugins": failing_plugins,
+    });
     (status, axum::Json(body))
 }
 

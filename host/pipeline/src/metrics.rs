@@ -30,6 +30,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ("weir_dead_letters_total", "Records dead-lettered, by stream and stage"),
     ("weir_delivery_failures_total", "Commits a sink refused for good (kept pending and retried)"),
     ("weir_stage_restarts_total", "Times a stream stage's task ended and was restarted"),
+    ("weir_plugin_start_failures_total", "Commits held because a live plugin could not start a fresh instance"),
     ("weir_serving_lookups_total", "Serving lookups, by table and whether the cache answered"),
     ("weir_search_queries_total", "Search queries answered, by index"),
 ];

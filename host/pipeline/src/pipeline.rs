@@ -166,6 +166,7 @@ pub struct Pipeline {
     stores: Stores,
     deployments: Arc<Deployments>,
     sink_health: Arc<SinkHealth>,
+    plugin_health: Arc<SinkHealth>,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -254,6 +255,7 @@ impl Pipeline {
 
         let (sinks, stores) = weir_connectors::build_sinks(config)?;
         let sink_health = Arc::new(SinkHealth::default());
+        let plugin_health = Arc::new(SinkHealth::default());
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {
             names.iter().map(|n| sinks.get(n).cloned().with_context(|| format!("unknown sink {n}"))).collect()
         };
@@ -300,6 +302,7 @@ impl Pipeline {
                 },
                 retry: RetryPolicy::default(),
                 health: sink_health.clone(),
+                plugin_health: plugin_health.clone(),
             });
             tasks.spawn(consume_stream(spec.clone(), log.clone(), metrics.clone(), shutdown.subscribe()));
             streams.insert(s.name.clone(), spec);
@@ -351,6 +354,7 @@ impl Pipeline {
             stores,
             deployments,
             sink_health,
+            plugin_health,
         }))
     }
 
@@ -372,6 +376,12 @@ impl Pipeline {
     /// Which sinks are failing, since when and why.
     pub fn sink_health(&self) -> &SinkHealth {
         &self.sink_health
+    }
+
+    /// The live plugins that cannot start a fresh instance (their shards are held), by
+    /// `name@version`.
+    pub fn plugin_health(&self) -> &SinkHealth {
+        &self.plugin_health
     }
 
     /// The metrics registry.

@@ -18,7 +18,7 @@ use weir_events::{Columns, Event};
 use weir_log::{CommitRange, LogRecord, ReadFrom, ReadLimits, ShardId, StreamLog};
 use weir_registry::CandidateMode;
 use weir_runtime::aggregation::{self, CallGroups, GroupKey};
-use weir_runtime::{Plugin, RawRecord, Window};
+use weir_runtime::{CallError, Plugin, RawRecord, Window};
 use weir_sinks::{
     CommitId, DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkCommit, SinkHealth, SinkItem,
     SinkRecord,
@@ -95,7 +95,13 @@ pub struct StageSpec {
     pub retry: RetryPolicy,
     /// Where deliveries report failing sinks (one for the whole pipeline).
     pub health: Arc<SinkHealth>,
+    /// Where the stage reports a live plugin that cannot start (by `name@version`), for
+    /// `/healthz`; cleared when it runs again.
+    pub plugin_health: Arc<SinkHealth>,
 }
+
+/// The longest wait between two tries of a commit held by a plugin that cannot start.
+const MAX_START_RETRY: Duration = Duration::from_secs(30);
 
 /// Why a shard's stage stopped.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +120,9 @@ pub struct ShardStage {
     log: Arc<dyn StreamLog>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
+    /// Set by a call whose live plugin could not start a fresh instance: the commit is
+    /// then held (not delivered, not dead-lettered) and retried.
+    cannot_start: std::sync::Mutex<Option<CallError>>,
 }
 
 /// Where each output event came from: the index of its raw record in the commit.
@@ -253,7 +262,17 @@ impl ShardStage {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Self { spec, shard, log, metrics, shutdown }
+        Self { spec, shard, log, metrics, shutdown, cannot_start: std::sync::Mutex::new(None) }
+    }
+
+    /// Holds the current commit: a live plugin could not start.
+    fn hold(&self, err: CallError) {
+        let mut slot = self.cannot_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.get_or_insert(err);
+    }
+
+    fn take_start_failure(&self) -> Option<CallError> {
+        self.cannot_start.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// The stream this stage consumes.
@@ -288,6 +307,9 @@ impl ShardStage {
             reason,
         })?;
         let limits = ReadLimits { records: self.spec.commit_size, bytes: self.spec.commit_bytes };
+        // A live plugin that cannot start: which one, and how many tries in a row.
+        let mut held_by: Option<String> = None;
+        let mut unavailable_for = 0u32;
         loop {
             if *self.shutdown.borrow() {
                 return Ok(());
@@ -344,6 +366,32 @@ impl ShardStage {
                 // Shut down between two calls: the range stays pending and is redone.
                 return Ok(());
             };
+            if let Some(err) = self.take_start_failure() {
+                // A live plugin cannot start: no record ran, so none is dead-lettered.
+                // The commit is held and redone, over the same range, once the plugin
+                // starts again (the cause cleared, or a working version was activated).
+                unavailable_for += 1;
+                let wait = Duration::from_secs(1 << unavailable_for.min(5)).min(MAX_START_RETRY);
+                tracing::error!(
+                    %stream, %shard,
+                    "commit {range} held: {err}; no record is dead-lettered, retrying in {} s (activate a working version, or fix its configuration)",
+                    wait.as_secs()
+                );
+                self.metrics.add("weir_plugin_start_failures_total", &[("plugin", &err.plugin)], 1);
+                self.spec.plugin_health.failed(&err.plugin, &err.reason());
+                held_by = Some(err.plugin);
+                pending = Some(range);
+                tokio::select! {
+                    _ = self.shutdown.changed() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                continue;
+            }
+            if let Some(plugin) = held_by.take() {
+                unavailable_for = 0;
+                self.spec.plugin_health.succeeded(&plugin);
+                tracing::info!(%stream, %shard, "plugin {plugin} runs again; commit {range} proceeds");
+            }
             match self.deliver(&records, &range, produced).await {
                 Ok(()) => {
                     let state = next_windows.encode();
@@ -714,6 +762,14 @@ impl ShardStage {
         let id = plugin.id().to_string();
         let pieces =
             isolate(inputs.len(), ISOLATION_BUDGET, |range| call(plugin.clone(), inputs[range].to_vec())).await;
+        // The live version cannot start: its inputs are held with the whole commit. (A
+        // canary that cannot start fails its records, and its error rate rolls it back.)
+        if Arc::ptr_eq(plugin, &step.active.live)
+            && let Some(err) = pieces.iter().find_map(|p| p.result.as_ref().err().filter(|e| e.is_start_failure()))
+        {
+            self.hold(err.clone());
+            return (Columns::default(), Vec::new());
+        }
         let (columns, local) = self.assemble(pieces, &|j| input_origins[inputs[j]], &id, step.stage, dead);
         self.count_out(&id, columns.len());
         (columns, local.into_iter().map(|j| inputs[j]).collect())
@@ -785,6 +841,7 @@ impl ShardStage {
             weir_runtime::CallErrorKind::Limit(_) => "limit",
             weir_runtime::CallErrorKind::Trap(_) => "trap",
             weir_runtime::CallErrorKind::Contract(_) => "contract",
+            weir_runtime::CallErrorKind::Start(_) => "start",
         };
         self.metrics.add("weir_plugin_failures_total", &[("plugin", plugin), ("kind", kind)], 1);
     }
@@ -850,6 +907,7 @@ impl ShardStage {
                         windows.max_event_time = windows.max_event_time.max(max);
                     }
                 }
+                Err(err) if err.is_start_failure() => self.hold(err),
                 Err(err) => {
                     self.plugin_failed(&id, &err);
                     dead.extend(on_time_origins.iter().map(|&o| Dead {

@@ -89,6 +89,10 @@ pub enum CallErrorKind {
     /// The guest returned something that breaks the contract (wrong number of
     /// outcomes, a malformed event batch...).
     Contract(String),
+    /// A fresh instance could not start: instantiation or `configure` failed (it
+    /// rejected its configuration, trapped or hit a limit). No record was run, so none
+    /// is at fault: callers hold the records instead of dead-lettering them.
+    Start(String),
 }
 
 /// A call that failed as a whole: every record of the batch is retried or dead-lettered
@@ -112,6 +116,7 @@ impl CallError {
             CallErrorKind::Limit(limit) => format!("exceeded its {limit}"),
             CallErrorKind::Trap(msg) => format!("trapped ({msg})"),
             CallErrorKind::Contract(msg) => format!("broke the plugin contract ({msg})"),
+            CallErrorKind::Start(msg) => format!("could not start a fresh instance ({msg})"),
         };
         Self { plugin, batch, kind, what }
     }
@@ -127,6 +132,16 @@ impl CallError {
             CallErrorKind::Limit(l) => Some(l),
             _ => None,
         }
+    }
+
+    /// What happened, e.g. `exceeded its CPU limit (1000 ms)`.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+
+    /// Whether the plugin could not start, rather than failing on the records.
+    pub fn is_start_failure(&self) -> bool {
+        matches!(self.kind, CallErrorKind::Start(_))
     }
 
     /// A short reason for a dead letter: what happened, without the batch.

@@ -37,6 +37,12 @@ where
     while let Some(inputs) = todo.pop() {
         let result = call(inputs.clone()).await;
         match result {
+            // The plugin cannot start: splitting cannot help, and every other range
+            // would fail the same way.
+            Err(err) if err.is_start_failure() => {
+                pieces.extend(todo.drain(..).map(|rest| Piece { inputs: rest, result: Err(err.clone()) }));
+                pieces.push(Piece { inputs, result: Err(err) });
+            }
             Err(_) if inputs.len() > 1 && budget >= 2 => {
                 budget -= 2;
                 let mid = inputs.start + inputs.len() / 2;
@@ -100,6 +106,24 @@ mod tests {
         assert_eq!(pieces.iter().map(|p| p.inputs.len()).sum::<usize>(), 512);
         assert!(reason(&failure(), 128).contains("not split further"));
         assert!(reason(&failure(), 1).contains("isolated"));
+    }
+
+    #[tokio::test]
+    async fn a_plugin_that_cannot_start_is_not_split_and_the_rest_is_not_called() {
+        let calls = RefCell::new(Vec::new());
+        let cannot_start = CallError::for_tests("p@1", "batch", crate::error::CallErrorKind::Start("no".into()));
+        let pieces = isolate(100, ISOLATION_BUDGET, |r: Range<usize>| {
+            calls.borrow_mut().push(r.clone());
+            // The first call traps (a poison record discards the instance); every later
+            // one needs a fresh instance, which cannot start.
+            let result = if r == (0..100) { Err(failure()) } else { Err(cannot_start.clone()) };
+            async move { result.map(|()| 0usize) }
+        })
+        .await;
+        assert_eq!(*calls.borrow(), [0..100, 0..50], "split once by the trap, then stopped");
+        assert!(pieces.iter().all(|p| p.result.as_ref().is_err_and(CallError::is_start_failure)));
+        let covered: Vec<usize> = pieces.iter().flat_map(|p| p.inputs.clone()).collect();
+        assert_eq!(covered, (0..100).collect::<Vec<_>>(), "pieces still cover the batch once, in order");
     }
 
     #[tokio::test]

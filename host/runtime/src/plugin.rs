@@ -201,15 +201,10 @@ impl Plugin {
     /// A [`CallError`] when the fresh instance fails to start or rejects its configuration.
     pub async fn start_instance(&self) -> Result<(), CallError> {
         let mut slot = self.live.lock().await;
-        let live = self.instantiate().await.map_err(|e| {
-            let kind = match e {
-                StartError::Config(msg) => {
-                    CallErrorKind::Trap(format!("a fresh instance rejected its configuration: {msg}"))
-                }
-                StartError::Failed(kind) => kind,
-            };
-            CallError::new(self.shared.id.to_string(), "start".into(), kind)
-        })?;
+        let live = self
+            .instantiate()
+            .await
+            .map_err(|e| CallError::new(self.shared.id.to_string(), "start".into(), e.into_kind()))?;
         *slot = Some(live);
         Ok(())
     }
@@ -306,12 +301,7 @@ impl Plugin {
             Some(live) => (live, false),
             None => match self.instantiate().await {
                 Ok(live) => (live, true),
-                Err(StartError::Config(msg)) => {
-                    return Err(error(CallErrorKind::Trap(format!(
-                        "a fresh instance rejected its configuration: {msg}"
-                    ))));
-                }
-                Err(StartError::Failed(kind)) => return Err(error(kind)),
+                Err(start) => return Err(error(start.into_kind())),
             },
         };
         self.arm(&mut live.store);
@@ -542,6 +532,16 @@ impl Plugin {
 enum StartError {
     Config(String),
     Failed(CallErrorKind),
+}
+
+impl StartError {
+    /// As the error of the call that needed the instance.
+    fn into_kind(self) -> CallErrorKind {
+        CallErrorKind::Start(match self {
+            StartError::Config(msg) => format!("it rejected its configuration: {msg}"),
+            StartError::Failed(kind) => CallError::new(String::new(), String::new(), kind).what().to_owned(),
+        })
+    }
 }
 
 // Loading belongs with the plugin; `Runtime` only compiles and links.

@@ -122,6 +122,19 @@ impl Guest for Misbehaving {
         if config.iter().any(|(k, _)| k == "reject") {
             return Err("configuration key `reject` is set, so this plugin refuses to start".into());
         }
+        // A plugin whose fresh instances cannot start for a while (a dependency down, a
+        // licence server unreachable): `cannot_start_between_unix_ms = "FROM-TO"`.
+        if let Some((_, window)) = config.iter().find(|(k, _)| k == "cannot_start_between_unix_ms") {
+            let parse = |n: &str| n.parse::<u128>().map_err(|_| format!("{window:?} is not FROM-TO in ms"));
+            let (from, to) = window.split_once('-').ok_or_else(|| format!("{window:?} is not FROM-TO in ms"))?;
+            let (from, to) = (parse(from)?, parse(to)?);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_millis());
+            if (from..to).contains(&now) {
+                return Err(format!("cannot start between {from} and {to} (now {now})"));
+            }
+        }
         CONFIG.with(|c| *c.borrow_mut() = config);
         Ok(())
     }
