@@ -95,6 +95,18 @@ pub enum CallErrorKind {
     Start(String),
 }
 
+impl CallErrorKind {
+    /// What happened, as messages say it: `exceeded its CPU limit (1000 ms)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Limit(limit) => format!("exceeded its {limit}"),
+            Self::Trap(msg) => format!("trapped ({msg})"),
+            Self::Contract(msg) => format!("broke the plugin contract ({msg})"),
+            Self::Start(msg) => format!("could not start a fresh instance ({msg})"),
+        }
+    }
+}
+
 /// A call that failed as a whole: every record of the batch is retried or dead-lettered
 /// by the caller's policy. The instance that failed has been discarded; the next call
 /// gets a fresh one.
@@ -112,12 +124,7 @@ pub struct CallError {
 
 impl CallError {
     pub(crate) fn new(plugin: String, batch: String, kind: CallErrorKind) -> Self {
-        let what = match &kind {
-            CallErrorKind::Limit(limit) => format!("exceeded its {limit}"),
-            CallErrorKind::Trap(msg) => format!("trapped ({msg})"),
-            CallErrorKind::Contract(msg) => format!("broke the plugin contract ({msg})"),
-            CallErrorKind::Start(msg) => format!("could not start a fresh instance ({msg})"),
-        };
+        let what = kind.describe();
         Self { plugin, batch, kind, what }
     }
 
@@ -132,11 +139,6 @@ impl CallError {
             CallErrorKind::Limit(l) => Some(l),
             _ => None,
         }
-    }
-
-    /// What happened, e.g. `exceeded its CPU limit (1000 ms)`.
-    pub fn what(&self) -> &str {
-        &self.what
     }
 
     /// Whether the plugin could not start, rather than failing on the records.

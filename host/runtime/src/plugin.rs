@@ -539,7 +539,7 @@ impl StartError {
     fn into_kind(self) -> CallErrorKind {
         CallErrorKind::Start(match self {
             StartError::Config(msg) => format!("it rejected its configuration: {msg}"),
-            StartError::Failed(kind) => CallError::new(String::new(), String::new(), kind).what().to_owned(),
+            StartError::Failed(kind) => kind.describe(),
         })
     }
 }
