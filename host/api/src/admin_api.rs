@@ -90,9 +90,7 @@ async fn list_plugins(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResul
     summary = "A plugin's versions and deployment",
     description = "Needs a token with the read role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-    ),
+    params(crate::schemas::PluginPath),
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
         crate::schemas::AdminRefusals,
@@ -184,10 +182,7 @@ async fn upload(
     summary = "A version's metadata",
     description = "Needs a token with the read role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-        ("version" = String, Path, description = "version, e.g. 2.1.0"),
-    ),
+    params(crate::schemas::VersionPath),
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
         crate::schemas::AdminRefusals,
@@ -210,10 +205,7 @@ async fn get_version(
     summary = "Delete a version that is not live or a candidate",
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-        ("version" = String, Path, description = "version, e.g. 2.1.0"),
-    ),
+    params(crate::schemas::VersionPath),
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
         (status = 204, description = "deleted"),
@@ -253,10 +245,7 @@ const MAX_ACTION_BYTES: usize = 64 << 10;
     summary = "Attach fixtures that gate activation",
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-        ("version" = String, Path, description = "version, e.g. 2.1.0"),
-    ),
+    params(crate::schemas::VersionPath),
     request_body = crate::schemas::Fixtures,
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
@@ -287,10 +276,7 @@ async fn put_fixtures(
     summary = "Set the configuration a version runs with, in place of the plugin's",
     description = "Needs a token with the admin role. A JSON object of key → string, number or boolean; the plugin's configure checks it when the version is activated or tried. 409 in_use for a running version.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-        ("version" = String, Path, description = "version, e.g. 2.1.0"),
-    ),
+    params(crate::schemas::VersionPath),
     request_body = crate::schemas::VersionConfig,
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
@@ -351,9 +337,7 @@ async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiR
     summary = "One plugin's deployment",
     description = "Needs a token with the read role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-    ),
+    params(crate::schemas::PluginPath),
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
         crate::schemas::AdminRefusals,
@@ -408,9 +392,7 @@ fn deployment_response(deployment: &weir_registry::Deployment) -> ApiResult {
     summary = "Make a version live after its fixtures pass; atomic between batches",
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-    ),
+    params(crate::schemas::PluginPath),
     request_body = crate::schemas::ActivateRequest,
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
@@ -431,9 +413,7 @@ async fn activate(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: 
     summary = "Make the previous version live again",
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-    ),
+    params(crate::schemas::PluginPath),
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
         crate::schemas::AdminRefusals,
@@ -472,9 +452,7 @@ async fn candidate(p: &Api, name: &str, headers: &HeaderMap, body: Body, shadow:
     summary = "Route a percentage of partition keys to a version",
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-    ),
+    params(crate::schemas::PluginPath),
     request_body = crate::schemas::CanaryRequest,
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
@@ -492,9 +470,7 @@ async fn canary(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: He
     summary = "Run a version on a copy of the traffic and compare its outputs",
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-    ),
+    params(crate::schemas::PluginPath),
     request_body = crate::schemas::ShadowRequest,
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
@@ -512,9 +488,7 @@ async fn shadow(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: He
     summary = "Make the candidate live",
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-    ),
+    params(crate::schemas::PluginPath),
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
         crate::schemas::AdminRefusals,
@@ -532,9 +506,7 @@ async fn promote(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: H
     summary = "Stop the candidate",
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
-    params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-    ),
+    params(crate::schemas::PluginPath),
     responses(
         (status = 200, description = "OK", body = crate::schemas::JsonObject),
         crate::schemas::AdminRefusals,

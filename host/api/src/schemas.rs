@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Every refusal: `{"error": message, "code": code}`.
 #[derive(ToSchema)]
@@ -161,4 +161,24 @@ pub(crate) enum IngestRefusals {
     TooLarge(Error),
     #[response(status = 503, description = "backpressure or shutting down: retry later")]
     Unavailable(Error),
+}
+
+/// The path of the routes about one plugin.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct PluginPath {
+    /// plugin name, e.g. restaurant-enricher
+    name: String,
+}
+
+/// The path of the routes about one version of a plugin.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct VersionPath {
+    /// plugin name, e.g. restaurant-enricher
+    name: String,
+    /// version, e.g. 2.1.0
+    version: String,
 }
