@@ -419,14 +419,7 @@ fn malformed_requests_get_a_clear_4xx() {
 fn a_record_that_crashes_a_plugin_is_isolated_and_dead_lettered_alone() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("enrichers = [\"restaurant-enricher\"]", "enrichers = [\"misbehaving\", \"restaurant-enricher\"]")
-        + &format!(
-            "\n[plugins.misbehaving]\npath = \"{}\"\nversion = \"0.0.1\"\nconfig = {{ panic_on_order = \"o-12\" }}\n",
-            component("misbehaving_enricher").display()
-        );
-    std::fs::write(&config, text).unwrap();
+    with_misbehaving(&config, "panic_on_order = \"o-12\"", "");
     let server = Server::start(&config);
     let sent: Vec<Order> = orders(40).into_iter().filter(|o| o.fate == Fate::Event).collect();
     assert!(sent.iter().any(|o| o.line.contains("\"o-12\"")));
@@ -442,6 +435,55 @@ fn a_record_that_crashes_a_plugin_is_isolated_and_dead_lettered_alone() {
     assert_eq!(plugin, "misbehaving@0.0.1");
     assert!(reason.contains("told to panic on order o-12"), "{reason}");
     assert!(reason.contains("isolated: this record fails the call on its own"), "{reason}");
+}
+
+/// Configures the misbehaving enricher in front of the example one with `plugin_config`,
+/// and `limits` for it.
+fn with_misbehaving(config: &Path, plugin_config: &str, limits: &str) {
+    let text = std::fs::read_to_string(config)
+        .unwrap()
+        .replace("enrichers = [\"restaurant-enricher\"]", "enrichers = [\"misbehaving\", \"restaurant-enricher\"]")
+        + &format!(
+            "\n[plugins.misbehaving]\npath = \"{}\"\nversion = \"0.0.1\"\nconfig = {{ {plugin_config} }}\nlimits = {{ {limits} }}\n",
+            component("misbehaving_enricher").display()
+        );
+    std::fs::write(config, text).unwrap();
+}
+
+#[test]
+fn sigterm_stops_the_host_within_its_shutdown_timeout_while_a_plugin_call_spins_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "shutdown_timeout = \"2s\"");
+    // A call that spins until its 60 s CPU limit: without the bound, SIGTERM would wait
+    // for it.
+    with_misbehaving(&config, "loop_on_order = \"o-3\"", "cpu = \"60s\", wall = \"60s\"");
+    let server = Server::start(&config);
+    let sent: Vec<Order> = orders(40).into_iter().filter(|o| o.fate == Fate::Event).collect();
+    assert!(sent.iter().any(|o| o.line.contains("\"o-3\"")));
+    rt().block_on(async {
+        send(server.addr, &sent).await;
+        // The call reaches o-3 at once; give it time to be well inside its spin.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    });
+    let signalled = Instant::now();
+    let status = server.stop();
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "SIGTERM took {took:?} with shutdown_timeout 2s (the spinning call had 58 s left)"
+    );
+
+    // Every acknowledged record is still there: restarted without the spin, the host
+    // delivers all of them.
+    let text = std::fs::read_to_string(&config).unwrap().replace("loop_on_order", "unused");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&config);
+    rt().block_on(caught_up(server.addr));
+    server.stop();
+    let report = lake(dir.path());
+    assert_eq!(report.events, sent.len(), "every acknowledged order is delivered after the restart");
+    assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
 }
 
 #[test]

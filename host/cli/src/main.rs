@@ -67,12 +67,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Plugin(cmd) => runtime.block_on(plugin_cmd::run(cmd)),
         Command::Validate { config } => pipeline_cmd::validate(&config),
         Command::Serve { config } => runtime.block_on(pipeline_cmd::serve(&config)),
         Command::Demo { plugins, data_dir, events, seed } => {
             runtime.block_on(pipeline_cmd::demo(plugins, data_dir, events, seed))
         }
-    }
+    };
+    // Dropping a runtime waits for every worker and blocking thread; a stage abandoned
+    // at shutdown may still be inside a plugin call (until its CPU limit), so the wait
+    // is bounded here and the process exits.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

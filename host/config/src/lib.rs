@@ -186,6 +186,10 @@ pub struct ServerConfig {
     /// `body_timeout`: how long reading a request body (ingest, upload) may take before
     /// the request is answered 408. By default 60s.
     pub body_timeout: HumanDuration,
+    /// `shutdown_timeout`: after SIGTERM (or Ctrl-C), how long the host waits for its
+    /// stages to finish the commit in hand before it exits anyway; what was not committed
+    /// is read again at the next start. By default 10s.
+    pub shutdown_timeout: HumanDuration,
 }
 
 impl Default for ServerConfig {
@@ -203,6 +207,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             header_timeout: HumanDuration(std::time::Duration::from_secs(10)),
             body_timeout: HumanDuration(std::time::Duration::from_secs(60)),
+            shutdown_timeout: HumanDuration(std::time::Duration::from_secs(10)),
         }
     }
 }

@@ -45,6 +45,7 @@ const SERVER_KEYS: &[&str] = &[
     "max_connections",
     "header_timeout",
     "body_timeout",
+    "shutdown_timeout",
 ];
 const LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
 const PLUGIN_KEYS: &[&str] = &["path", "version", "config", "limits"];
@@ -194,9 +195,11 @@ impl Loader<'_> {
             if let Some(connections) = self.count(&table, "max_connections", 1, 1 << 20) {
                 server.max_connections = connections;
             }
-            for (key, setting) in
-                [("header_timeout", &mut server.header_timeout), ("body_timeout", &mut server.body_timeout)]
-            {
+            for (key, setting) in [
+                ("header_timeout", &mut server.header_timeout),
+                ("body_timeout", &mut server.body_timeout),
+                ("shutdown_timeout", &mut server.shutdown_timeout),
+            ] {
                 if let Some(timeout) = self.report.get::<HumanDuration>(&table, key).and_then(|t| self.positive(t)) {
                     *setting = timeout.value;
                 }

@@ -126,6 +126,7 @@ fn a_full_configuration_parses_into_typed_settings() {
             max_connections: 256,
             header_timeout: HumanDuration(Duration::from_secs(5)),
             body_timeout: HumanDuration(Duration::from_secs(120)),
+            shutdown_timeout: HumanDuration(Duration::from_secs(30)),
         },
         log: LogSettings {
             shards: 8,

@@ -11,6 +11,7 @@
 //! The configuration is `weir-config`, the HTTP routes `weir-api`, the demo and the
 //! wiring the `weir` binary (`host/cli`).
 
+mod consumer;
 pub mod deployments;
 mod fixtures;
 pub mod metrics;

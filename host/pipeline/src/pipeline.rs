@@ -1,7 +1,7 @@
 //! A running pipeline: the stream log, the loaded plugins, the sinks, and one stage per
 //! stream and shard; ingest appends to the log with backpressure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use weir_log::{EmbeddedLog, LogConfig, NewRecord, RecordPlace, ShardId, StreamLo
 use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sinks::{RetryPolicy, Sink, SinkHealth};
 
+use crate::consumer::{ShardRun, consume_stream, supervise};
 use crate::deployments::{Deployments, RollbackPolicy};
 use crate::metrics::Metrics;
 use crate::slot::PluginSlot;
@@ -51,108 +52,6 @@ pub enum IngestError {
     Log(#[from] weir_log::LogError),
 }
 
-/// Runs a shard's stage and restarts it after a failure (a log error, say), so one bad
-/// moment never leaves a shard unconsumed; each restart is logged and counted in
-/// `weir_stage_restarts_total`. Returns at shutdown, or when the shard has ended and
-/// every record of it is committed.
-async fn supervise(mut stage: ShardStage, metrics: Arc<Metrics>, mut shutdown: watch::Receiver<bool>) {
-    loop {
-        match stage.run().await {
-            Ok(()) => return,
-            Err(err) => {
-                tracing::error!("{err}; restarting the stage in 5 s");
-                metrics.add("weir_stage_restarts_total", &[("stream", stage.stream())], 1);
-                tokio::select! {
-                    _ = shutdown.changed() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                }
-            }
-        }
-    }
-}
-
-/// How often a stream's shard set is listed again, to find shards that appeared (Kinesis
-/// resharding) when no stage ended to say so.
-const SHARD_LISTING_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Consumes one stream: a stage per shard it may read now (parents before children, see
-/// [`weir_log::readable_shards`]), the shard set listed again whenever a stage ends and
-/// every [`SHARD_LISTING_INTERVAL`]. A stage that ends on its own has read its shard to
-/// the end; one whose task panicked is counted and started again.
-async fn consume_stream(
-    spec: Arc<StageSpec>,
-    log: Arc<dyn StreamLog>,
-    metrics: Arc<Metrics>,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), StageError> {
-    let stream = spec.stream.clone();
-    let mut finished: BTreeSet<ShardId> = BTreeSet::new();
-    let mut running: BTreeSet<ShardId> = BTreeSet::new();
-    let mut stages: tokio::task::JoinSet<ShardId> = tokio::task::JoinSet::new();
-    let mut task_shards: BTreeMap<tokio::task::Id, ShardId> = BTreeMap::new();
-    loop {
-        if *shutdown.borrow() {
-            break;
-        }
-        match log.shards(&stream).await {
-            Ok(shards) => {
-                for shard in weir_log::readable_shards(&shards, &finished) {
-                    if running.insert(shard.clone()) {
-                        let stage = ShardStage::new(
-                            spec.clone(),
-                            shard.clone(),
-                            log.clone(),
-                            metrics.clone(),
-                            shutdown.clone(),
-                        );
-                        let (done, stop) = (shard.clone(), shutdown.clone());
-                        let metrics = metrics.clone();
-                        let handle = stages.spawn(async move {
-                            supervise(stage, metrics, stop).await;
-                            done
-                        });
-                        task_shards.insert(handle.id(), shard.clone());
-                    }
-                }
-            }
-            Err(err) => tracing::error!(%stream, "cannot list the stream's shards, trying again in 5 s: {err}"),
-        }
-        let wait = if running.is_empty() { Duration::from_secs(5) } else { SHARD_LISTING_INTERVAL };
-        tokio::select! {
-            _ = shutdown.changed() => {}
-            Some(joined) = stages.join_next_with_id() => match joined {
-                Ok((id, shard)) => {
-                    task_shards.remove(&id);
-                    running.remove(&shard);
-                    if !*shutdown.borrow() {
-                        finished.insert(shard);
-                    }
-                }
-                Err(join) => {
-                    let shard = task_shards.remove(&join.id());
-                    tracing::error!(%stream, ?shard, "a stage task failed ({join}); starting it again in 5 s");
-                    metrics.add("weir_stage_restarts_total", &[("stream", &stream)], 1);
-                    if let Some(shard) = shard {
-                        running.remove(&shard);
-                    }
-                    // Not at once: a stage that panics on every start must not spin.
-                    tokio::select! {
-                        _ = shutdown.changed() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    }
-                }
-            },
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-    while let Some(joined) = stages.join_next().await {
-        if let Err(join) = joined {
-            tracing::error!(%stream, "a stage task failed while shutting down: {join}");
-        }
-    }
-    Ok(())
-}
-
 /// The running pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -167,6 +66,7 @@ pub struct Pipeline {
     deployments: Arc<Deployments>,
     sink_health: Arc<SinkHealth>,
     plugin_health: Arc<SinkHealth>,
+    shutdown_timeout: Duration,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -304,7 +204,19 @@ impl Pipeline {
                 health: sink_health.clone(),
                 plugin_health: plugin_health.clone(),
             });
-            tasks.spawn(consume_stream(spec.clone(), log.clone(), metrics.clone(), shutdown.subscribe()));
+            let (stage_log, stage_metrics, stage_stop) = (log.clone(), metrics.clone(), shutdown.subscribe());
+            let stage_spec = spec.clone();
+            let run_shard = move |shard: ShardId| -> ShardRun {
+                let stage = ShardStage::new(
+                    stage_spec.clone(),
+                    shard,
+                    stage_log.clone(),
+                    stage_metrics.clone(),
+                    stage_stop.clone(),
+                );
+                Box::pin(supervise(stage, stage_metrics.clone(), stage_stop.clone()))
+            };
+            tasks.spawn(consume_stream(s.name.clone(), log.clone(), metrics.clone(), shutdown.subscribe(), run_shard));
             streams.insert(s.name.clone(), spec);
         }
         let recorder = deployments.clone();
@@ -355,6 +267,7 @@ impl Pipeline {
             deployments,
             sink_health,
             plugin_health,
+            shutdown_timeout: config.server.shutdown_timeout.0,
         }))
     }
 
@@ -457,17 +370,32 @@ impl Pipeline {
     }
 
     /// Stops accepting records, lets each stage finish or abandon its batch (an
-    /// unacknowledged batch is redone after restart), and waits for them.
-    pub async fn shutdown(&self) {
+    /// unacknowledged batch is redone after restart), and waits for them — at most
+    /// `server.shutdown_timeout`: a stage still busy then (a plugin call near its CPU
+    /// limit, a sink write) is abandoned, so a signal always stops the host in bounded
+    /// time. Returns whether every stage stopped on its own.
+    pub async fn shutdown(&self) -> bool {
         self.shutting_down.store(true, Ordering::Release);
         let _ = self.shutdown.send(true);
         let mut tasks = self.tasks.lock().await;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("stage stopped with an error: {e}"),
-                Err(e) => tracing::error!("stage task failed: {e}"),
+        let joined_all = async {
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::error!("stage stopped with an error: {e}"),
+                    Err(e) => tracing::error!("stage task failed: {e}"),
+                }
             }
+        };
+        if tokio::time::timeout(self.shutdown_timeout, joined_all).await.is_ok() {
+            return true;
         }
+        tracing::warn!(
+            "stages still busy {} s after shutdown began (server.shutdown_timeout) were abandoned; what they \
+             had not committed is read again at the next start",
+            self.shutdown_timeout.as_secs_f64()
+        );
+        tasks.abort_all();
+        false
     }
 }
