@@ -199,8 +199,9 @@ fn every_bad_upload_and_every_bad_token_gets_its_4xx() {
         .unwrap();
         let parser = std::fs::read(component("orders_parser")).unwrap();
         let future = std::fs::read(component("future_version")).unwrap();
+        let mistyped = std::fs::read(component("mistyped_host")).unwrap();
         let too_large = vec![0u8; 2 << 20];
-        let cases: [(&str, &[u8], u16, &str, &str); 8] = [
+        let cases: [(&str, &[u8], u16, &str, &str); 9] = [
             ("not wasm", b"{\"hello\": \"world\"}", 400, "not_wasm", "not a WebAssembly component"),
             ("truncated header", b"\0asm", 400, "truncated", "truncated"),
             ("cut-off download", &enricher[..enricher.len() / 2], 400, "invalid_component", "truncated or corrupt"),
@@ -208,6 +209,7 @@ fn every_bad_upload_and_every_bad_token_gets_its_4xx() {
             ("wrong world", &parser, 422, "wrong_world", "is a parser plugin"),
             ("unknown WIT version", &future, 422, "unsupported_wit_version", "weir:plugin@0.9.0"),
             ("forbidden import", &forbidden_import, 422, "forbidden_import", "imports acme:net/raw-socket@1.0.0"),
+            ("mistyped host import", &mistyped, 422, "mistyped_import", "`counter-add` has the wrong type"),
             ("too large", &too_large, 413, "too_large", "over the upload limit of 1048576 bytes"),
         ];
         for (what, bytes, status, code, message) in cases {
@@ -241,9 +243,9 @@ fn every_bad_upload_and_every_bad_token_gets_its_4xx() {
         let r = call(addr, "GET", "/v1/audit?limit=1000", Some(READER), b"").await;
         let entries = json(&r)["entries"].as_array().unwrap().clone();
         let uploads = entries.iter().filter(|e| e["action"] == "upload").count();
-        assert_eq!(uploads, 11, "{entries:?}");
+        assert_eq!(uploads, 12, "{entries:?}");
         let refused = entries.iter().filter(|e| e["result"].as_str().unwrap().starts_with("refused")).count();
-        assert_eq!(refused, 8 + 1 + 1, "8 bad uploads, the conflicting version, the delete in use");
+        assert_eq!(refused, 9 + 1 + 1, "9 bad uploads, the conflicting version, the delete in use");
         assert!(entries.iter().all(|e| e["actor"] == "admin" && e["at"].as_str().is_some()));
     });
 }

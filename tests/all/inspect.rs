@@ -27,3 +27,13 @@ fn inspect_refuses_a_component_from_an_unknown_wit_version_and_says_why() {
     assert!(run.stderr.contains("weir:plugin@0.9.0"), "{}", run.all());
     assert!(run.stderr.contains("acme:net/raw-socket"), "{}", run.all());
 }
+
+#[test]
+fn inspect_refuses_a_component_whose_host_import_has_the_wrong_type_as_loading_would() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = weir(&[&"plugin", &"inspect", &component("mistyped_host")], cache.path());
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("cannot be linked"), "{}", run.all());
+    assert!(run.stderr.contains("weir:plugin/host@0.1.0"), "{}", run.all());
+    assert!(run.stderr.contains("counter-add"), "{}", run.all());
+}

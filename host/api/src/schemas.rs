@@ -13,7 +13,8 @@ pub(crate) struct Error {
     error: String,
     /// stable code, e.g. bad_request, not_found, unknown_stream, too_large, backpressure,
     /// shutting_down, internal, not_wasm, truncated, core_module, wrong_world,
-    /// unsupported_wit_version, forbidden_import, version_exists, in_use,
+    /// unsupported_wit_version, forbidden_import, mistyped_import, mistyped_export,
+    /// limit_too_high, config_rejected, start_failed, version_exists, in_use,
     /// fixtures_failed, unauthorized, forbidden
     code: String,
 }

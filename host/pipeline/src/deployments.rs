@@ -118,6 +118,12 @@ fn refusal_code(reason: &str) -> &'static str {
         || reason.contains("is expected here")
     {
         "wrong_world"
+    } else if reason.starts_with("cannot be linked") {
+        "mistyped_import"
+    } else if reason.starts_with("its exports do not match world") {
+        "mistyped_export"
+    } else if reason.starts_with("its memory limit") {
+        "limit_too_high"
     } else {
         "refused"
     }
@@ -827,6 +833,15 @@ mod tests {
             "wrong_world"
         );
         assert_eq!(refusal_code("exports no weir:plugin interface: it exports nothing"), "wrong_world");
+        assert_eq!(
+            refusal_code("cannot be linked: component imports instance `weir:plugin/host@0.1.0`, but …"),
+            "mistyped_import"
+        );
+        assert_eq!(refusal_code("its exports do not match world enricher: type mismatch"), "mistyped_export");
+        assert_eq!(
+            refusal_code("its memory limit (4096 MiB) is above the runtime's largest instance"),
+            "limit_too_high"
+        );
     }
 
     #[test]

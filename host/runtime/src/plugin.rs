@@ -71,7 +71,7 @@ pub struct CallStats {
     pub fresh_instance: bool,
 }
 
-enum Pre {
+pub(crate) enum Pre {
     Parser(parser::ParserPre<HostState>),
     Enricher(enricher::EnricherPre<HostState>),
     Aggregator(aggregator::AggregatorPre<HostState>),
@@ -112,6 +112,29 @@ impl fmt::Debug for Plugin {
     }
 }
 
+/// Links a compiled component against the host's imports and type-checks its exports
+/// against its world: what refuses a component whose names are right but whose types
+/// are not (`weir plugin inspect` runs it too, so it refuses what loading would).
+pub(crate) fn link(
+    runtime: &Runtime,
+    label: &str,
+    component: &wasmtime::component::Component,
+    info: &PluginInfo,
+) -> Result<Pre, LoadError> {
+    let instance_pre = runtime
+        .linker()
+        .instantiate_pre(component)
+        .map_err(|e| LoadError::Refused(label.to_owned(), vec![format!("cannot be linked: {e:#}")]))?;
+    let typed = |e: wasmtime::Error| {
+        LoadError::Refused(label.to_owned(), vec![format!("its exports do not match world {}: {e:#}", info.world)])
+    };
+    Ok(match info.world {
+        World::Parser => Pre::Parser(parser::ParserPre::new(instance_pre).map_err(typed)?),
+        World::Enricher => Pre::Enricher(enricher::EnricherPre::new(instance_pre).map_err(typed)?),
+        World::Aggregator => Pre::Aggregator(aggregator::AggregatorPre::new(instance_pre).map_err(typed)?),
+    })
+}
+
 impl Plugin {
     pub(crate) async fn load(
         runtime: Runtime,
@@ -131,18 +154,7 @@ impl Plugin {
             ));
         }
         let (component, info, compiled_from_cache) = runtime.compile(&label, bytes, options.expected_world)?;
-        let instance_pre = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::Refused(label.clone(), vec![format!("cannot be linked: {e:#}")]))?;
-        let typed = |e: wasmtime::Error| {
-            LoadError::Refused(label.clone(), vec![format!("its exports do not match world {}: {e:#}", info.world)])
-        };
-        let pre = match info.world {
-            World::Parser => Pre::Parser(parser::ParserPre::new(instance_pre).map_err(typed)?),
-            World::Enricher => Pre::Enricher(enricher::EnricherPre::new(instance_pre).map_err(typed)?),
-            World::Aggregator => Pre::Aggregator(aggregator::AggregatorPre::new(instance_pre).map_err(typed)?),
-        };
+        let pre = link(&runtime, &label, &component, &info)?;
         let shared = Arc::new(PluginShared::new(id, options.log, options.reference));
         let plugin = Self {
             runtime,

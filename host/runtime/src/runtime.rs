@@ -130,13 +130,16 @@ impl Runtime {
         &self.inner.config
     }
 
-    /// Checks and compiles `bytes` (through the cache) and describes the component.
+    /// Checks and compiles `bytes` (through the cache), links it against the host and
+    /// type-checks its exports, as loading does, and describes the component.
     /// `label` names it in errors (a file name or `name@version`).
     ///
     /// # Errors
     /// A [`LoadError`] saying everything that is wrong with it.
     pub fn inspect(&self, label: &str, bytes: &[u8]) -> Result<PluginInfo, LoadError> {
-        self.compile(label, bytes, None).map(|(_, info, _)| info)
+        let (component, info, _) = self.compile(label, bytes, None)?;
+        crate::plugin::link(self, label, &component, &info)?;
+        Ok(info)
     }
 
     pub(crate) fn compile(
