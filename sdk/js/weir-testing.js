@@ -5,7 +5,7 @@
 //      "placed_at":{"$timestamp":"2026-11-26T11:05:00Z"}}}
 //
 // JSON integers become ints (bigint), other numbers floats; `{"$timestamp": …}`,
-// `{"$bytes": "hex"}` and `{"$json": …}` tag the other kinds; objects and arrays are json.
+// `{"$bytes": "hex"}`, `{"$float": "NaN"}` and `{"$json": …}` tag the other kinds; objects and arrays are json.
 // `eventToJson` writes the form the harness prints (floats keep a `.0`), so lines can be
 // compared with an `expected.ndjson`; `weir plugin test` remains the reference.
 
@@ -38,6 +38,9 @@ function valueFromJson(json) {
     return Uint8Array.from(hex.match(/../g) ?? [], (h) => parseInt(h, 16));
   }
   if (keys.length === 1 && keys[0] === '$json') return Json.of(plain(json.$json));
+  if (keys.length === 1 && keys[0] === '$float') {
+    return { NaN: NaN, inf: Infinity, '-inf': -Infinity }[json.$float] ?? Number(json.$float);
+  }
   return Json.of(plain(json));
 }
 
@@ -64,7 +67,8 @@ export function eventsFromNdjson(text) {
 }
 
 function floatText(x) {
-  if (!Number.isFinite(x)) return 'null';
+  // JSON has no such numbers; written as the Rust host writes them.
+  if (!Number.isFinite(x)) return `{"$float":"${Number.isNaN(x) ? 'NaN' : x > 0 ? 'inf' : '-inf'}"}`;
   let s = String(x).replace('e+', 'e');
   if (/^-?\d+$/.test(s)) s += '.0';
   return s;
@@ -88,7 +92,10 @@ function valueText(value) {
   if (value instanceof Uint8Array) return `{"$bytes":"${Array.from(value, (b) => b.toString(16).padStart(2, '0')).join('')}"}`;
   if (value instanceof Json) {
     const doc = value.value;
-    const tagged = doc === null || typeof doc !== 'object';
+    // An object of one `$` member would read back as a tag: tagged, as the host does.
+    const tagLike = doc !== null && typeof doc === 'object' && !Array.isArray(doc)
+      && Object.keys(doc).length === 1 && Object.keys(doc)[0].startsWith('$');
+    const tagged = doc === null || typeof doc !== 'object' || tagLike;
     return tagged ? `{"$json":${JSON.stringify(doc)}}` : JSON.stringify(doc);
   }
   return JSON.stringify(value);

@@ -133,3 +133,71 @@ fn the_input_that_crashes_a_plugin_is_named_and_the_rest_of_its_batch_is_process
     );
     assert!(run.stdout.contains("on batch 1, input 5; the instance was discarded (isolated"), "{}", run.all());
 }
+
+/// `weir plugin test` on the orders parser with `args`; its stdout.
+fn parse_records(args: &[&dyn AsRef<std::ffi::OsStr>]) -> weir_e2e::Run {
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = component("orders_parser");
+    let mut all: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"plugin", &"test", &wasm];
+    all.extend_from_slice(args);
+    weir(&all, cache.path())
+}
+
+const ORDER: &str = r#"{"order_id": "o-1", "restaurant_id": "r-1", "customer_id": "c-1", "status": "delivered", "total": 2.5, "items": 1, "placed_at": "2026-11-26T11:05:00Z", "delivered_at": null, "test": false}"#;
+
+#[test]
+fn a_parser_is_fed_the_input_lines_as_bytes_so_invalid_utf8_reaches_it_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("records.ndjson");
+    let mut bytes = ORDER.as_bytes().to_vec();
+    bytes.extend_from_slice(b"\r\nab\xff\xfecd\n\n");
+    std::fs::write(&input, bytes).unwrap();
+    let run = parse_records(&[&"--input", &input]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("output   1 events, 1 record errors, 0 failed calls"), "{}", run.all());
+    assert!(
+        run.stdout.contains("input 2: record is not UTF-8 text: invalid byte at offset 2"),
+        "the record reached the parser as its bytes: {}",
+        run.all()
+    );
+}
+
+#[test]
+fn ndjson_records_carry_any_bytes_their_own_content_type_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("records.ndjson");
+    let csv = "o-2,r-1,c-2,delivered,3.75,1,2026-11-26T11:05:00Z,2026-11-26T11:35:00Z,false";
+    let lines = [
+        serde_json::json!({"data": ORDER}),
+        serde_json::json!({"data_hex": "61ff"}),
+        serde_json::json!({"data": csv, "content_type": "text/csv", "key": "r-1"}),
+    ];
+    std::fs::write(&input, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let run = parse_records(&[&"--input", &input, &"--records", &"ndjson"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("output   2 events, 1 record errors, 0 failed calls"), "{}", run.all());
+    assert!(run.stdout.contains("input 2: record is not UTF-8 text: invalid byte at offset 1"), "{}", run.all());
+
+    std::fs::write(&input, "{\"data\": \"x\", \"data_hex\": \"78\"}\n").unwrap();
+    let run = parse_records(&[&"--input", &input, &"--records", &"ndjson"]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("records.ndjson:1: a record has exactly one of data (text) and data_hex"),
+        "{}",
+        run.all()
+    );
+}
+
+#[test]
+fn file_records_are_whole_files_so_a_record_may_hold_newlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::create_dir(&records).unwrap();
+    // One order written over several lines: one record as a file, three as lines.
+    std::fs::write(records.join("1.json"), ORDER.replace(", ", ",\n")).unwrap();
+    std::fs::write(records.join("2.json"), b"\xff").unwrap();
+    let run = parse_records(&[&"--input", &records, &"--records", &"file", &"--content-type", &"application/json"]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("output   1 events, 1 record errors, 0 failed calls"), "{}", run.all());
+    assert!(run.stdout.contains("input 2: record is not UTF-8 text: invalid byte at offset 0"), "{}", run.all());
+}

@@ -30,9 +30,15 @@ pub(crate) enum PluginCommand {
 pub(crate) struct TestArgs {
     /// The component (.wasm).
     component: PathBuf,
-    /// Input: raw lines for a parser, NDJSON events for an enricher or aggregator.
+    /// Input: raw records for a parser (see --records), NDJSON events for an enricher or
+    /// aggregator.
     #[arg(long)]
     input: PathBuf,
+    /// How a parser's --input holds its records: lines (one per line, as bytes), file
+    /// (the whole file, or each file of a directory, is one record), or ndjson
+    /// ({"data": "text"} or {"data_hex": "00ff"}, with optional key and content_type).
+    #[arg(long, default_value = "lines")]
+    records: weir_harness::RecordsFormat,
     /// Expected output events (NDJSON).
     #[arg(long)]
     expect: Option<PathBuf>,
@@ -125,6 +131,7 @@ async fn test(args: Box<TestArgs>) -> ExitCode {
         ..defaults
     };
     let options = TestOptions {
+        records: args.records,
         expect: args.expect,
         update: args.update,
         lookup: args.lookup,

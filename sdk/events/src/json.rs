@@ -8,8 +8,11 @@
 //!
 //! JSON's own types map to `null`, `bool`, `int` (integers), `float` (numbers with a
 //! fraction or exponent) and `text`; objects and arrays are `json` values. The other
-//! kinds are tagged: `{"$timestamp": RFC 3339}`, `{"$bytes": hex}`, and
-//! `{"$json": value}` for a JSON value that is not an object or array.
+//! kinds are tagged: `{"$timestamp": RFC 3339}`, `{"$bytes": hex}`, `{"$float": "NaN"}`
+//! (and `"inf"`, `"-inf"`: JSON has no such numbers), and
+//! `{"$json": value}` for a JSON value that is not an object or array, or is an object
+//! of one member whose name starts with `$` (which would read as a tag). So every value
+//! has exactly one form, and reading a written value gives it back.
 
 use serde_json::{Map, Value as Json};
 
@@ -38,11 +41,19 @@ pub fn value_to_json(value: &Value) -> Json {
         Value::Null => Json::Null,
         Value::Bool(b) => Json::Bool(*b),
         Value::Int(i) => Json::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or_else(|| Json::String(f.to_string()), Json::Number),
+        // JSON has no NaN or infinities: those are tagged, as `"NaN"`, `"inf"`, `"-inf"`.
+        Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or_else(|| tagged("$float", Json::String(f.to_string())), Json::Number)
+        }
         Value::Text(s) => Json::String(s.clone()),
         Value::Bytes(b) => tagged("$bytes", Json::String(b.iter().map(|x| format!("{x:02x}")).collect())),
         Value::Timestamp(t) => tagged("$timestamp", Json::String(format_rfc3339(*t))),
         Value::Json(text) => match serde_json::from_str::<Json>(text) {
+            // An object of one `$`-named member would read back as a tag (a JSON document
+            // `{"$timestamp": "…"}` as a timestamp): such objects are tagged too.
+            Ok(Json::Object(map)) if map.len() == 1 && map.keys().all(|k| k.starts_with('$')) => {
+                tagged("$json", Json::Object(map))
+            }
             Ok(doc @ (Json::Object(_) | Json::Array(_))) => doc,
             Ok(other) => tagged("$json", other),
             Err(_) => tagged("$json", Json::String(text.clone())),
@@ -77,8 +88,11 @@ pub fn value_from_json(json: &Json) -> Result<Value, String> {
                     Value::Timestamp(n.as_i64().ok_or("a $timestamp number must be integer microseconds")?)
                 }
                 ("$bytes", Json::String(hex)) => Value::Bytes(parse_hex(hex)?),
+                ("$float", Json::String(text)) => Value::Float(
+                    text.parse::<f64>().map_err(|_| format!("$float {text:?} is not NaN, inf, -inf or a number"))?,
+                ),
                 ("$json", inner) => Value::Json(inner.to_string()),
-                ("$timestamp" | "$bytes", _) => return Err(format!("{tag} needs a string, got {inner}")),
+                ("$timestamp" | "$bytes" | "$float", _) => return Err(format!("{tag} needs a string, got {inner}")),
                 _ => Value::Json(json.to_string()),
             }
         }
@@ -86,7 +100,11 @@ pub fn value_from_json(json: &Json) -> Result<Value, String> {
     })
 }
 
-fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
+/// The bytes of a hex string, two digits a byte.
+///
+/// # Errors
+/// A message when `hex` has an odd length or a digit that is not hex.
+pub fn parse_hex(hex: &str) -> Result<Vec<u8>, String> {
     if !hex.len().is_multiple_of(2) {
         return Err(format!("$bytes {hex:?} has an odd number of hex digits"));
     }
@@ -164,6 +182,32 @@ mod tests {
         let json = event_to_json(&event);
         assert_eq!(json["fields"]["f"].to_string(), "2.0", "floats stay floats");
         assert_eq!(event_from_json(&json).unwrap(), event);
+    }
+
+    #[test]
+    fn json_documents_that_look_like_tags_and_floats_json_cannot_hold_read_back_as_themselves() {
+        let values = [
+            Value::Json(r#"{"$timestamp":"2026-11-26T10:15:00Z"}"#.into()),
+            Value::Json(r#"{"$bytes":"00ff"}"#.into()),
+            Value::Json(r#"{"$json":1}"#.into()),
+            Value::Json(r#"{"$anything":[1]}"#.into()),
+            Value::Json(r#"{"$a":1,"b":2}"#.into()),
+            Value::Json("null".into()),
+            Value::Float(f64::INFINITY),
+            Value::Float(f64::NEG_INFINITY),
+            Value::Text("NaN".into()),
+            Value::Text("inf".into()),
+        ];
+        for value in values {
+            let json = value_to_json(&value);
+            assert_eq!(value_from_json(&json).unwrap(), value, "{json}");
+        }
+        let nan = value_from_json(&value_to_json(&Value::Float(f64::NAN))).unwrap();
+        assert!(matches!(nan, Value::Float(f) if f.is_nan()), "{nan:?}");
+        assert_eq!(
+            value_to_json(&Value::Json(r#"{"$bytes":"00ff"}"#.into())).to_string(),
+            r#"{"$json":{"$bytes":"00ff"}}"#
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use weir_runtime::{
 };
 
 pub use diff::line_diff;
+pub use input::RecordsFormat;
 pub use report::{Comparison, Report};
 
 /// What to run and how.
@@ -26,8 +27,10 @@ pub use report::{Comparison, Report};
 pub struct TestOptions {
     /// The component (`.wasm`).
     pub component: PathBuf,
-    /// Input: raw lines for a parser (one record per line), NDJSON events otherwise.
+    /// Input: raw records for a parser (see [`RecordsFormat`]), NDJSON events otherwise.
     pub input: PathBuf,
+    /// How a parser's input file holds its records. Default: one per line.
+    pub records: RecordsFormat,
     /// Expected output events, NDJSON. None: only run and report.
     pub expect: Option<PathBuf>,
     /// Rewrite `expect` with the actual output instead of comparing.
@@ -56,6 +59,7 @@ impl TestOptions {
         Self {
             component: component.into(),
             input: input.into(),
+            records: RecordsFormat::Lines,
             expect: None,
             update: false,
             lookup: None,
@@ -134,7 +138,7 @@ pub async fn run(options: &TestOptions) -> Result<Report, HarnessError> {
     let mut report = Report::new(options, plugin.info().clone(), plugin.compiled_from_cache());
     match world {
         World::Parser => {
-            let records = input::raw_records(&options.input, options.content_type.as_deref())?;
+            let records = input::raw_records(&options.input, options.records, options.content_type.as_deref())?;
             run_batches(&mut report, records, options.batch_size, |batch, records| async move {
                 plugin.parse(&batch, records).await
             })

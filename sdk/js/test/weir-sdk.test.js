@@ -52,6 +52,17 @@ test('every kind survives a batch round trip', () => {
   assert.equal(decoded[2].getInt('i'), 9223372036854775807n);
 });
 
+test('json documents that look like tags and non-finite floats read back as themselves', () => {
+  const event = new Event(0n, null, new Map([
+    ['doc', new Json('{"$timestamp":"2026-11-26T10:15:00Z"}')],
+    ['nan', NaN],
+    ['inf', -Infinity],
+  ]));
+  const line = eventToJson(event);
+  assert.equal(line, '{"time":"1970-01-01T00:00:00Z","fields":{"doc":{"$json":{"$timestamp":"2026-11-26T10:15:00Z"}},"nan":{"$float":"NaN"},"inf":{"$float":"-inf"}}}');
+  assert.equal(eventToJson(eventsFromNdjson(line)[0]), line);
+});
+
 test('timestamps format like the Rust SDK', () => {
   for (const text of ['1970-01-01T00:00:00Z', '2026-11-26T10:15:00Z', '2024-02-29T23:59:59.250Z', '1969-12-31T23:59:59.000001Z']) {
     assert.equal(formatRfc3339(parseRfc3339(text)), text);

@@ -76,6 +76,16 @@ class Values(unittest.TestCase):
         self.assertEqual(value_kind(decoded[2]["d"]), "json")
         self.assertIsNone(decoded[1].key)
 
+    def test_json_documents_that_look_like_tags_and_non_finite_floats_read_back_as_themselves(self):
+        event = Event(0, None, {"doc": Json('{"$timestamp":"2026-11-26T10:15:00Z"}'), "nan": float("nan"), "inf": float("-inf")})
+        line = event_to_json(event)
+        self.assertEqual(
+            line,
+            '{"time":"1970-01-01T00:00:00Z","fields":{"doc":{"$json":{"$timestamp":"2026-11-26T10:15:00Z"}},'
+            '"nan":{"$float":"NaN"},"inf":{"$float":"-inf"}}}',
+        )
+        self.assertEqual(event_to_json(events_from_ndjson(line)[0]), line)
+
     def test_timestamps_format_like_the_rust_sdk(self):
         for text in ["1970-01-01T00:00:00Z", "2026-11-26T10:15:00Z", "2024-02-29T23:59:59.250Z", "1969-12-31T23:59:59.000001Z"]:
             self.assertEqual(format_rfc3339(parse_rfc3339(text)), text)

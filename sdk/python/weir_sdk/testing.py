@@ -2,7 +2,7 @@
 component): the NDJSON event form of ``weir plugin test`` fixtures, read and written.
 
 JSON integers become ints, other numbers floats; ``{"$timestamp": ...}``,
-``{"$bytes": "hex"}`` and ``{"$json": ...}`` tag the other kinds; objects and arrays are
+``{"$bytes": "hex"}``, ``{"$float": "NaN"}`` and ``{"$json": ...}`` tag the other kinds; objects and arrays are
 json. :func:`event_to_json` writes the form the harness prints (floats keep a ``.0``), so
 lines can be compared with an ``expected.ndjson``; ``weir plugin test`` remains the
 reference.
@@ -29,6 +29,8 @@ def _value_from_json(value: Any) -> Any:
             return bytes.fromhex(value["$bytes"])
         if len(value) == 1 and "$json" in value:
             return Json.of(value["$json"])
+        if len(value) == 1 and "$float" in value:
+            return float(value["$float"])
         return Json.of(value)
     if isinstance(value, list):
         return Json.of(value)
@@ -51,7 +53,8 @@ def events_from_ndjson(text: str) -> list[Event]:
 
 def _float_text(x: float) -> str:
     if not math.isfinite(x):
-        return "null"
+        # JSON has no such numbers; written as the Rust host writes them.
+        return '{"$float":"%s"}' % ("NaN" if math.isnan(x) else "inf" if x > 0 else "-inf")
     text = repr(x)
     if "e" in text:  # 1e-07 -> 1e-7, 1e+16 -> 1e16, as serde_json writes them
         mantissa, exp = text.split("e")
@@ -77,9 +80,11 @@ def _value_text(value: Any) -> str:
         return '{"$bytes":"%s"}' % bytes(value).hex()
     if t is Json:
         doc = value.load()
-        if isinstance(doc, (dict, list)):
+        # An object of one `$` member would read back as a tag: tagged, as the host does.
+        one_tag_like = isinstance(doc, dict) and len(doc) == 1 and next(iter(doc)).startswith("$")
+        if isinstance(doc, (dict, list)) and not one_tag_like:
             return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-        return '{"$json":%s}' % json.dumps(doc, ensure_ascii=False)
+        return '{"$json":%s}' % json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
