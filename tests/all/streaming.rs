@@ -486,6 +486,91 @@ fn sigterm_stops_the_host_within_its_shutdown_timeout_while_a_plugin_call_spins_
     assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
 }
 
+/// The column names of every Parquet file under `dir`.
+fn parquet_columns(dir: &Path) -> std::collections::BTreeSet<String> {
+    use parquet::file::reader::FileReader as _;
+    let mut columns = std::collections::BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let reader =
+                    parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+                for column in reader.metadata().file_metadata().schema_descr().columns() {
+                    columns.insert(column.name().to_owned());
+                }
+            }
+        }
+    }
+    columns
+}
+
+#[test]
+fn a_plugin_that_names_a_field_per_event_cannot_grow_the_lake_past_the_streams_max_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    // Every event gets a field of its own (`field-<time>`): within each call's limit,
+    // but without a bound across calls the lake would get a column per event.
+    with_misbehaving(&config, "mode = \"unique-field\"", "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("batch_size = 16", "batch_size = 16\nmax_fields = 24");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&config);
+    let sent: Vec<Order> = orders(60).into_iter().filter(|o| o.fate == Fate::Event).collect();
+    rt().block_on(async {
+        send(server.addr, &sent).await;
+        caught_up(server.addr).await;
+    });
+    server.stop();
+    let report = lake(dir.path());
+    let refused: Vec<&String> = report
+        .dead_letters
+        .iter()
+        .filter(|(plugin, _)| plugin.ends_with("restaurant-enricher@1.0.0"))
+        .map(|(_, reason)| reason)
+        .collect();
+    assert_eq!(refused.len(), report.dead_letters.len(), "{:?}", report.dead_letters);
+    assert!(!refused.is_empty() && report.events > 0, "some events fit, the rest do not");
+    assert_eq!(report.events + refused.len(), sent.len(), "every order is delivered or dead-lettered");
+    for reason in &refused {
+        assert!(reason.contains("of stream orders's events, over its limit of 24 (streams.max_fields)"), "{reason}");
+    }
+    let per_event: Vec<String> =
+        parquet_columns(&dir.path().join("data/lake/events")).into_iter().filter(|c| c.starts_with("field-")).collect();
+    assert_eq!(per_event.len(), report.events, "a column per delivered event, and none for the refused: {per_event:?}");
+}
+
+#[test]
+fn an_aggregation_whose_open_groups_reach_max_open_state_dead_letters_events_of_new_groups_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("window = \"15m\"", "window = \"15m\"\nmax_open_state = \"64B\"");
+    assert!(text.contains("max_open_state"));
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(&config);
+    let sent: Vec<Order> = orders(200).into_iter().filter(|o| o.fate == Fate::Event).collect();
+    rt().block_on(async {
+        send(server.addr, &sent).await;
+        caught_up(server.addr).await;
+        let health = request(server.addr, "GET", "/healthz", None, b"").await.unwrap();
+        assert_eq!(health.status, 200, "the host stays healthy: {}", health.body);
+    });
+    server.stop();
+    let report = lake(dir.path());
+    assert_eq!(report.events, sent.len(), "the events themselves are all delivered");
+    assert!(!report.dead_letters.is_empty(), "64 bytes of open state fill at once");
+    for (plugin, reason) in &report.dead_letters {
+        assert_eq!(plugin, "restaurant-stats@1.0.0");
+        assert!(reason.contains("at its limit of 64 (streams.aggregator.max_open_state)"), "{reason}");
+        assert!(reason.contains("cannot open group 2026-11-26T"), "{reason}");
+    }
+    assert!(report.dead_letters.len() < sent.len(), "events of the groups already open still count");
+}
+
 #[test]
 fn the_demo_runs_end_to_end_and_reports_the_lake() {
     let dir = tempfile::tempdir().unwrap();

@@ -412,6 +412,11 @@ pub struct StreamConfig {
     /// warehouse) pay their commit once per `commit_size` records instead of once per
     /// call.
     pub commit_size: usize,
+    /// `max_fields`: distinct field names the stream's events (and, apart, its aggregates)
+    /// may have, 1 to 100 000; by default 1 000. The lake and the warehouse keep a column
+    /// per name: an event that would bring the stream past it is dead-lettered, naming
+    /// the field, instead of growing every file by a column.
+    pub max_fields: usize,
     /// `[streams.aggregator]`: the windowed aggregation of the stream's events, if any.
     pub aggregator: Option<AggregatorConfig>,
     /// `[streams.routes]`: which sinks get each output.
@@ -441,6 +446,11 @@ pub struct AggregatorConfig {
     /// `late_events`: what happens to an event whose window was already emitted. By
     /// default [`LatePolicy::DeadLetter`].
     pub late_events: LatePolicy,
+    /// `max_open_state`: the bytes of open groups' states one shard's stage may hold
+    /// (they are kept between calls and checkpointed with every commit). Past it, an
+    /// event that would open a new group is dead-lettered with the reason; events of open
+    /// groups still count. By default 64 MiB.
+    pub max_open_state: ByteSize,
 }
 
 /// What to do with an event that arrives after its window was emitted.

@@ -60,8 +60,9 @@ const LIMIT_KEYS: &[&str] = &[
     "max_log_bytes",
 ];
 const REFERENCE_KEYS: &[&str] = &["file"];
-const STREAM_KEYS: &[&str] = &["name", "parser", "enrichers", "batch_size", "commit_size", "aggregator", "routes"];
-const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events"];
+const STREAM_KEYS: &[&str] =
+    &["name", "parser", "enrichers", "batch_size", "commit_size", "max_fields", "aggregator", "routes"];
+const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events", "max_open_state"];
 const ROUTE_KEYS: &[&str] = &["raw", "events", "aggregates", "dead_letters"];
 
 /// The most shards per stream.
@@ -70,6 +71,9 @@ const MAX_SHARDS: u64 = 1024;
 const DEFAULT_BATCH_SIZE: usize = 512;
 const MAX_COMMIT_SIZE: u64 = 1_000_000;
 const DEFAULT_COMMIT_SIZE: usize = 4096;
+/// Distinct field names of a stream's events, by default and at most.
+const DEFAULT_MAX_FIELDS: usize = 1000;
+const MAX_MAX_FIELDS: u64 = 100_000;
 const MAX_BATCH_SIZE: u64 = 100_000;
 /// The longest name of a stream, plugin, sink or reference table.
 const MAX_NAME_LEN: usize = 64;
@@ -557,6 +561,10 @@ impl Loader<'_> {
             .count(&table, "commit_size", 1, MAX_COMMIT_SIZE)
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(DEFAULT_COMMIT_SIZE);
+        let max_fields = self
+            .count(&table, "max_fields", 1, MAX_MAX_FIELDS)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(DEFAULT_MAX_FIELDS);
         let aggregator_value = table.get("aggregator");
         let aggregator = aggregator_value.and_then(|value| self.aggregator(value, table.path.key("aggregator")));
         // An aggregator with errors still counts: its routes are not reported as well.
@@ -567,6 +575,7 @@ impl Loader<'_> {
             enrichers: enrichers.into_iter().map(|enricher| enricher.value).collect(),
             batch_size,
             commit_size,
+            max_fields,
             aggregator,
             routes,
         })
@@ -589,7 +598,18 @@ impl Loader<'_> {
         let allowed_lateness =
             self.report.get::<HumanDuration>(&table, "allowed_lateness").map_or(HumanDuration::ZERO, |d| d.value);
         let late_events = self.report.get::<LatePolicy>(&table, "late_events").map(|p| p.value).unwrap_or_default();
-        Some(AggregatorConfig { plugin: plugin?.value, window: window?.value, allowed_lateness, late_events })
+        let max_open_state = self
+            .report
+            .get::<ByteSize>(&table, "max_open_state")
+            .and_then(|size| self.positive(size))
+            .map_or(ByteSize::mib(64), |size| size.value);
+        Some(AggregatorConfig {
+            plugin: plugin?.value,
+            window: window?.value,
+            allowed_lateness,
+            late_events,
+            max_open_state,
+        })
     }
 
     /// `[streams.routes]`: each output's sinks as written, or by default every sink that

@@ -155,11 +155,13 @@ fn a_full_configuration_parses_into_typed_settings() {
                 enrichers: strings(&["restaurant-enricher"]),
                 batch_size: 256,
                 commit_size: 1024,
+                max_fields: 1000,
                 aggregator: Some(AggregatorConfig {
                     plugin: "restaurant-stats".to_owned(),
                     window: HumanDuration(Duration::from_secs(60)),
                     allowed_lateness: HumanDuration(Duration::from_secs(30)),
                     late_events: LatePolicy::Drop,
+                    max_open_state: ByteSize::mib(64),
                 }),
                 routes: Routes {
                     raw: strings(&["archive"]),
@@ -174,6 +176,7 @@ fn a_full_configuration_parses_into_typed_settings() {
                 enrichers: Vec::new(),
                 batch_size: 512,
                 commit_size: 4096,
+                max_fields: 1000,
                 aggregator: None,
                 routes: Routes {
                     raw: Vec::new(),
@@ -227,6 +230,7 @@ fn defaults_fill_everything_that_is_left_out() {
             enrichers: Vec::new(),
             batch_size: 512,
             commit_size: 4096,
+            max_fields: 1000,
             aggregator: None,
             routes: Routes {
                 raw: strings(&["lake"]),
@@ -253,6 +257,7 @@ fn an_aggregator_defaults_to_no_lateness_and_dead_letters_its_late_events() {
             window: HumanDuration(Duration::from_secs(300)),
             allowed_lateness: HumanDuration::ZERO,
             late_events: LatePolicy::DeadLetter,
+            max_open_state: ByteSize::mib(64),
         })
     );
     // With an aggregator, aggregates go to every sink that takes them by default.
@@ -333,7 +338,7 @@ fn an_unknown_key_names_the_allowed_keys() {
             r#"orders.toml:1: stream: unknown key "stream"; allowed keys are: server, log, plugins, reference, sinks, streams, admin"#,
             r#"orders.toml:11: streams[0].aggregator.window: missing; expected the length of each window, e.g. "1m""#,
             r#"orders.toml:12: streams[0].aggregator.plugin: plugin "orders-parser" is used as an aggregator here but as a parser at streams[0].parser (line 9); a component implements one world: define a separate [plugins] entry for each role"#,
-            r#"orders.toml:13: streams[0].aggregator.windw: unknown key "windw"; allowed keys are: plugin, window, allowed_lateness, late_events"#,
+            r#"orders.toml:13: streams[0].aggregator.windw: unknown key "windw"; allowed keys are: plugin, window, allowed_lateness, late_events, max_open_state"#,
         ]
     );
 

@@ -13,6 +13,7 @@
 
 mod consumer;
 pub mod deployments;
+mod field_names;
 mod fixtures;
 pub mod metrics;
 pub mod pipeline;

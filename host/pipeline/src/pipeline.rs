@@ -183,6 +183,7 @@ impl Pipeline {
                         LatePolicy::DeadLetter => LateEvents::DeadLetter,
                         LatePolicy::Drop => LateEvents::Drop,
                     },
+                    max_open_state: a.max_open_state.bytes_usize(),
                 }),
             };
             let spec = Arc::new(StageSpec {
@@ -203,6 +204,8 @@ impl Pipeline {
                 retry: RetryPolicy::default(),
                 health: sink_health.clone(),
                 plugin_health: plugin_health.clone(),
+                event_fields: Arc::new(crate::field_names::FieldNames::new("events", s.max_fields)),
+                aggregate_fields: Arc::new(crate::field_names::FieldNames::new("aggregates", s.max_fields)),
             });
             let (stage_log, stage_metrics, stage_stop) = (log.clone(), metrics.clone(), shutdown.subscribe());
             let stage_spec = spec.clone();

@@ -53,6 +53,9 @@ pub struct AggregatorSpec {
     /// How far behind the largest event time seen an event may be and still count, µs.
     pub allowed_lateness: i64,
     pub late_events: LateEvents,
+    /// Bytes of open groups' states a shard's stage may hold before events that would
+    /// open a new group are dead-lettered.
+    pub max_open_state: usize,
 }
 
 /// Which sinks get each output.
@@ -98,6 +101,10 @@ pub struct StageSpec {
     /// Where the stage reports a live plugin that cannot start (by `name@version`), for
     /// `/healthz`; cleared when it runs again.
     pub plugin_health: Arc<SinkHealth>,
+    /// The distinct field names of the stream's events, bounded by `max_fields`.
+    pub(crate) event_fields: Arc<crate::field_names::FieldNames>,
+    /// The same for its aggregates.
+    pub(crate) aggregate_fields: Arc<crate::field_names::FieldNames>,
 }
 
 /// The longest wait between two tries of a commit held by a plugin that cannot start.
@@ -580,12 +587,21 @@ impl ShardStage {
             lineage.clear();
         }
         let events = events.unwrap_or_default();
+        // The stream's field names are bounded (streams.max_fields): checked per batch,
+        // and per event only when the batch's names do not all fit.
+        let names_fit = spec.event_fields.admit_all(columns.names.iter().map(String::as_str));
         // An event time far ahead of its arrival (a typo, a unit error) would drag the
         // watermark forward and close every open window early: such events are refused.
         let mut kept = Vec::with_capacity(events.len());
         let mut kept_origins = Vec::with_capacity(events.len());
         let mut kept_lineage = Vec::with_capacity(events.len());
         for ((event, origin), event_lineage) in events.into_iter().zip(origins).zip(lineage) {
+            if !names_fit
+                && let Err(reason) = spec.event_fields.admit(&spec.stream, event.fields.iter().map(|(n, _)| &**n))
+            {
+                dead.push(Dead { origin, plugin: event_lineage.to_string(), stage: "validate", reason });
+                continue;
+            }
             let arrival = records[origin].arrival_time;
             if event.time <= arrival.saturating_add(MAX_FUTURE_SKEW) {
                 kept.push(event);
@@ -872,8 +888,29 @@ impl ShardStage {
         let mut call = CallGroups::default();
         let mut on_time = Vec::new();
         let mut on_time_origins = Vec::new();
+        // The open groups' states are bounded per stage: once they hold max_open_state,
+        // only events of groups already open count. One call can pass the bound by at
+        // most its output bytes.
+        let open_state: usize = windows.groups.values().map(Vec::len).sum();
+        let full = open_state >= agg.max_open_state;
         for (event, &origin) in events.iter().zip(origins) {
             let window = Window::of(event.time, agg.window);
+            if full
+                && window.end > watermark
+                && !windows.groups.contains_key(&(window, event.key.clone().unwrap_or_default()))
+            {
+                let reason = format!(
+                    "the aggregation's open groups hold {open_state} bytes of state, at its limit of {} \
+                     (streams.aggregator.max_open_state), so this event cannot open group {}..{} key {:?}; \
+                     raise the limit or shorten the window",
+                    agg.max_open_state,
+                    weir_events::time::format_rfc3339(window.start),
+                    weir_events::time::format_rfc3339(window.end),
+                    event.key.as_deref().unwrap_or("")
+                );
+                dead.push(Dead { origin, plugin: id.clone(), stage: "aggregate", reason });
+                continue;
+            }
             if window.end <= watermark {
                 self.metrics.add("weir_late_events_total", &[("stream", &self.spec.stream)], 1);
                 if agg.late_events == LateEvents::DeadLetter {
@@ -932,12 +969,25 @@ impl ShardStage {
                     self.metrics.add("weir_aggregate_failures_total", &[("plugin", &id)], 1);
                 }
                 let mut aggregates = Vec::new();
+                let names_fit = self.spec.aggregate_fields.admit_all(out.events.names.iter().map(String::as_str));
                 match out.events.decode() {
                     Ok(events) => {
                         let mut events = events.into_iter();
                         for (group, range) in closed.iter().zip(out.ranges()) {
                             for n in 0..range.len() {
                                 if let Some(event) = events.next() {
+                                    // Aggregates have no record to dead-letter: one past the
+                                    // stream's field names is dropped, logged and counted.
+                                    if !names_fit
+                                        && let Err(reason) = self
+                                            .spec
+                                            .aggregate_fields
+                                            .admit(&self.spec.stream, event.fields.iter().map(|(n, _)| &**n))
+                                    {
+                                        tracing::warn!(plugin = %id, "an aggregate of group {group:?} was dropped: {reason}");
+                                        self.metrics.add("weir_aggregate_failures_total", &[("plugin", &id)], 1);
+                                        continue;
+                                    }
                                     // One id per (shard, window, key, output): stable across
                                     // replays whatever time or key the plugin gives the event.
                                     let id = format!(

@@ -45,7 +45,12 @@ fn misbehave(event: Event) -> Result<Vec<Event>, String> {
     }
     // Config `loop_on_order`: that order's event spins (mode `loop`), the rest pass.
     let looped = config("loop_on_order").is_some_and(|id| event.get_str("order_id") == Some(id.as_str()));
-    let mode = if looped { "loop".to_owned() } else { event.get_str("mode").unwrap_or("ok").to_owned() };
+    // An event's own `mode` field, else config `mode`, else `ok`.
+    let mode = if looped {
+        "loop".to_owned()
+    } else {
+        event.get_str("mode").map(str::to_owned).or_else(|| config("mode")).unwrap_or_else(|| "ok".to_owned())
+    };
     match mode.as_str() {
         "ok" => Ok(vec![event]),
         "loop" => {
