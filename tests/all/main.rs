@@ -6,6 +6,7 @@ mod harness;
 mod hostile_clients;
 mod inspect;
 mod new_plugin;
+mod openapi;
 mod polyglot;
 mod read_api;
 mod streaming;

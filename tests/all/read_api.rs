@@ -54,7 +54,7 @@ type = "warehouse"
 "#;
 
 /// A pipeline over the example plugins writing every read-side sink.
-fn write_read_config(dir: &Path, aggregator: bool) -> std::path::PathBuf {
+pub(crate) fn write_read_config(dir: &Path, aggregator: bool) -> std::path::PathBuf {
     let config = write_config(dir, "serving_cache_ttl = \"60s\"");
     std::fs::write(dir.join("restaurants.json"), RESTAURANTS).unwrap();
     let mut text = std::fs::read_to_string(&config).unwrap();

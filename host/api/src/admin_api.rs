@@ -126,8 +126,8 @@ struct UploadQuery {
     description = "Needs a token with the admin role.",
     security(("bearer" = [])),
     params(
-        ("name" = String, Path, description = "plugin name, e.g. restaurant-enricher"),
-        ("version" = Option<String>, Query, description = "version (default: the next integer)"),
+        crate::schemas::PluginPath,
+        ("version" = Option<String>, Query, pattern = r"^[A-Za-z0-9.+_-]{1,64}$", description = "version (default: the next integer)"),
         ("description" = Option<String>, Query, description = "what it does"),
     ),
     request_body(content = crate::schemas::Binary, content_type = "application/wasm"),

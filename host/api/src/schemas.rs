@@ -89,6 +89,7 @@ pub(crate) enum ConfigValue {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct ActivateRequest {
+    #[schema(pattern = r"^[A-Za-z0-9.+_-]{1,64}$")]
     version: String,
 }
 
@@ -96,9 +97,11 @@ pub(crate) struct ActivateRequest {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct CanaryRequest {
+    #[schema(pattern = r"^[A-Za-z0-9.+_-]{1,64}$")]
     version: String,
     #[schema(minimum = 0, maximum = 100)]
     percent: u8,
+    #[schema(minimum = 0, maximum = 1)]
     max_error_rate: Option<f64>,
     min_inputs: Option<u64>,
 }
@@ -107,7 +110,9 @@ pub(crate) struct CanaryRequest {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct ShadowRequest {
+    #[schema(pattern = r"^[A-Za-z0-9.+_-]{1,64}$")]
     version: String,
+    #[schema(minimum = 0, maximum = 1)]
     max_error_rate: Option<f64>,
     min_inputs: Option<u64>,
 }
@@ -170,6 +175,7 @@ pub(crate) enum IngestRefusals {
 #[allow(dead_code)]
 pub(crate) struct PluginPath {
     /// plugin name, e.g. restaurant-enricher
+    #[param(pattern = r"^[a-z0-9_-]{1,64}$")]
     name: String,
 }
 
@@ -179,7 +185,9 @@ pub(crate) struct PluginPath {
 #[allow(dead_code)]
 pub(crate) struct VersionPath {
     /// plugin name, e.g. restaurant-enricher
+    #[param(pattern = r"^[a-z0-9_-]{1,64}$")]
     name: String,
     /// version, e.g. 2.1.0
+    #[param(pattern = r"^[A-Za-z0-9.+_-]{1,64}$")]
     version: String,
 }
