@@ -591,10 +591,16 @@ fn a_live_plugin_that_cannot_start_holds_its_records_and_they_flow_once_it_start
         assert_ne!(health["pending"]["orders"], 0, "the held records wait in the log");
         let metrics = call(addr, "GET", "/metrics", None, b"").await.body;
         assert!(metrics.contains("weir_plugin_start_failures_total{plugin=\"chaos@1.0.0\"}"), "{metrics}");
+        // And in the plugin's deployment status.
+        let r = call(addr, "GET", "/v1/deployments/chaos", Some(READER), b"").await;
+        let reason = json(&r)["cannot_start"]["chaos@1.0.0"]["last_error"].as_str().unwrap_or_default().to_owned();
+        assert!(reason.contains("cannot start between"), "{}", r.body);
 
         // The cause clears: the stage's next try starts the plugin and the records flow.
         caught_up(addr).await;
         health_until(addr, "the host is healthy again", |h| h["status"] == "ok").await;
+        let r = call(addr, "GET", "/v1/deployments/chaos", Some(READER), b"").await;
+        assert!(json(&r)["cannot_start"].is_null(), "{}", r.body);
     });
     server.stop();
     let lake = weir_sinks::read_lake(&dir.path().join("data/lake")).unwrap();

@@ -327,7 +327,8 @@ async fn put_config(
 )]
 async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
-    ok(StatusCode::OK, json!({ "deployments": p.deployments().status(None).await? }))
+    let deployments = with_start_failures(&p, p.deployments().status(None).await?);
+    ok(StatusCode::OK, json!({ "deployments": deployments }))
 }
 
 #[utoipa::path(
@@ -345,8 +346,37 @@ async fn list_deployments(State(p): State<Arc<Api>>, headers: HeaderMap) -> ApiR
 )]
 async fn get_deployment(State(p): State<Arc<Api>>, Path(name): Path<String>, headers: HeaderMap) -> ApiResult {
     p.admin().authorize(&headers, Role::Read)?;
-    let mut status = p.deployments().status(Some(&name)).await?;
+    let mut status = with_start_failures(&p, p.deployments().status(Some(&name)).await?);
     ok(StatusCode::OK, status.pop().unwrap_or_default())
+}
+
+/// Adds `cannot_start` to each deployment whose live or candidate version cannot start a
+/// fresh instance (its shards are held): since when, attempts and the last reason, as
+/// `/healthz` reports it; `null` when it starts.
+fn with_start_failures(p: &Api, mut deployments: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    let failing = p.failing_plugins();
+    for deployment in &mut deployments {
+        let plugin = deployment["plugin"].as_str().unwrap_or_default().to_owned();
+        let versions = [deployment["live"].as_str(), deployment["candidate"]["version"].as_str()];
+        let ids: Vec<String> = versions.into_iter().flatten().map(|v| format!("{plugin}@{v}")).collect();
+        let cannot_start: serde_json::Map<String, serde_json::Value> = failing
+            .iter()
+            .filter(|(id, _)| ids.contains(id))
+            .map(|(id, outage)| {
+                let reason = json!({
+                    "failing_for_seconds": outage.since.elapsed().as_secs(),
+                    "failed_attempts": outage.attempts,
+                    "last_error": outage.last_error,
+                });
+                (id.clone(), reason)
+            })
+            .collect();
+        if let Some(object) = deployment.as_object_mut() {
+            let value = if cannot_start.is_empty() { serde_json::Value::Null } else { cannot_start.into() };
+            object.insert("cannot_start".into(), value);
+        }
+    }
+    deployments
 }
 
 /// The JSON body of a deployment action.

@@ -255,7 +255,7 @@ async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
         let n = pipeline.pending(&stream).await.ok().flatten().map_or(serde_json::Value::Null, |p| json!(p));
         pending.insert(stream, n);
     }
-    let failing = |failures: Vec<(String, weir_pipeline::SinkFailure)>| -> serde_json::Map<String, serde_json::Value> {
+    let failing = |failures: Vec<(String, weir_pipeline::Outage)>| -> serde_json::Map<String, serde_json::Value> {
         failures
             .into_iter()
             .map(|(name, failure)| {
@@ -268,9 +268,9 @@ async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
             })
             .collect()
     };
-    let failing_sinks = failing(pipeline.sink_health().failing_for(DEGRADED_AFTER));
+    let failing_sinks = failing(pipeline.failing_sinks(DEGRADED_AFTER));
     // A plugin that cannot start holds its shards at once: reported from the first try.
-    let failing_plugins = failing(pipeline.plugin_health().failing_for(std::time::Duration::ZERO));
+    let failing_plugins = failing(pipeline.failing_plugins());
     let (status, word) = if failing_sinks.is_empty() && failing_plugins.is_empty() {
         (StatusCode::OK, "ok")
     } else {

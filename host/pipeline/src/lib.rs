@@ -22,7 +22,7 @@ pub mod stage;
 pub mod windows;
 
 pub use pipeline::{IngestError, IngestLimits, Pipeline};
-pub use weir_sinks::SinkFailure;
+pub use weir_sinks::Outage;
 
 /// Now, in microseconds since the Unix epoch.
 pub fn now_micros() -> i64 {

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use weir_log::{EmbeddedLog, LogConfig, NewRecord, RecordPlace, ShardId, StreamLog};
 use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
-use weir_sinks::{RetryPolicy, Sink, SinkHealth};
+use weir_sinks::{Outage, Outages, RetryPolicy, Sink};
 
 use crate::consumer::{ShardRun, consume_stream, supervise};
 use crate::deployments::{Deployments, RollbackPolicy};
@@ -64,9 +64,10 @@ pub struct Pipeline {
     tasks: tokio::sync::Mutex<tokio::task::JoinSet<Result<(), StageError>>>,
     stores: Stores,
     deployments: Arc<Deployments>,
-    sink_health: Arc<SinkHealth>,
-    plugin_health: Arc<SinkHealth>,
+    sink_health: Arc<Outages>,
+    plugin_health: Arc<Outages>,
     shutdown_timeout: Duration,
+    data_dir: std::path::PathBuf,
 }
 
 fn micros(d: Duration) -> i64 {
@@ -154,8 +155,8 @@ impl Pipeline {
         let deployments = Arc::new(deployments);
 
         let (sinks, stores) = weir_connectors::build_sinks(config)?;
-        let sink_health = Arc::new(SinkHealth::default());
-        let plugin_health = Arc::new(SinkHealth::default());
+        let sink_health = Arc::new(Outages::default());
+        let plugin_health = Arc::new(Outages::default());
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {
             names.iter().map(|n| sinks.get(n).cloned().with_context(|| format!("unknown sink {n}"))).collect()
         };
@@ -271,6 +272,7 @@ impl Pipeline {
             sink_health,
             plugin_health,
             shutdown_timeout: config.server.shutdown_timeout.0,
+            data_dir: data_dir.clone(),
         }))
     }
 
@@ -289,15 +291,27 @@ impl Pipeline {
         &self.deployments
     }
 
-    /// Which sinks are failing, since when and why.
-    pub fn sink_health(&self) -> &SinkHealth {
-        &self.sink_health
+    /// Which sinks have been failing for at least `at_least`, since when and why, with
+    /// the data directory in their reasons written `<data_dir>`: `/healthz` is open to
+    /// anyone who can reach the host, who need not learn its file layout.
+    pub fn failing_sinks(&self, at_least: Duration) -> Vec<(String, Outage)> {
+        self.redacted(self.sink_health.failing_for(at_least))
     }
 
     /// The live plugins that cannot start a fresh instance (their shards are held), by
-    /// `name@version`.
-    pub fn plugin_health(&self) -> &SinkHealth {
-        &self.plugin_health
+    /// `name@version`, reasons redacted as for [`Pipeline::failing_sinks`].
+    pub fn failing_plugins(&self) -> Vec<(String, Outage)> {
+        self.redacted(self.plugin_health.failing_for(Duration::ZERO))
+    }
+
+    fn redacted(&self, mut outages: Vec<(String, Outage)>) -> Vec<(String, Outage)> {
+        let data_dir = self.data_dir.display().to_string();
+        if data_dir.len() > 1 {
+            for (_, outage) in &mut outages {
+                outage.last_error = outage.last_error.replace(&data_dir, "<data_dir>");
+            }
+        }
+        outages
     }
 
     /// The metrics registry.

@@ -20,7 +20,7 @@ use weir_registry::CandidateMode;
 use weir_runtime::aggregation::{self, CallGroups, GroupKey};
 use weir_runtime::{CallError, Plugin, RawRecord, Window};
 use weir_sinks::{
-    CommitId, DeadLetter, DeliveryError, EventItem, RawItem, RetryPolicy, Sink, SinkCommit, SinkHealth, SinkItem,
+    CommitId, DeadLetter, DeliveryError, EventItem, Outages, RawItem, RetryPolicy, Sink, SinkCommit, SinkItem,
     SinkRecord,
 };
 
@@ -97,10 +97,10 @@ pub struct StageSpec {
     pub routes: Routes,
     pub retry: RetryPolicy,
     /// Where deliveries report failing sinks (one for the whole pipeline).
-    pub health: Arc<SinkHealth>,
+    pub health: Arc<Outages>,
     /// Where the stage reports a live plugin that cannot start (by `name@version`), for
     /// `/healthz`; cleared when it runs again.
-    pub plugin_health: Arc<SinkHealth>,
+    pub plugin_health: Arc<Outages>,
     /// The distinct field names of the stream's events, bounded by `max_fields`.
     pub(crate) event_fields: Arc<crate::field_names::FieldNames>,
     /// The same for its aggregates.
@@ -385,7 +385,7 @@ impl ShardStage {
                     wait.as_secs()
                 );
                 self.metrics.add("weir_plugin_start_failures_total", &[("plugin", &err.plugin)], 1);
-                self.spec.plugin_health.failed(&err.plugin, &err.reason());
+                self.spec.plugin_health.failed(&err.plugin, &format!("{stream}/{shard}"), &err.reason());
                 held_by = Some(err.plugin);
                 pending = Some(range);
                 tokio::select! {
@@ -396,7 +396,7 @@ impl ShardStage {
             }
             if let Some(plugin) = held_by.take() {
                 unavailable_for = 0;
-                self.spec.plugin_health.succeeded(&plugin);
+                self.spec.plugin_health.succeeded(&plugin, &format!("{stream}/{shard}"));
                 tracing::info!(%stream, %shard, "plugin {plugin} runs again; commit {range} proceeds");
             }
             match self.deliver(&records, &range, produced).await {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::error::DeliveryError;
-use crate::health::SinkHealth;
+use crate::health::Outages;
 use crate::sink::{Sink, SinkCommit};
 
 /// How [`deliver`] retries.
@@ -84,11 +84,15 @@ pub async fn deliver_watched(
     commit: SinkCommit,
     policy: &RetryPolicy,
     shutdown: &watch::Receiver<bool>,
-    health: Option<&SinkHealth>,
+    health: Option<&Outages>,
 ) -> Result<DeliveryStats, DeliveryError> {
     let started = Instant::now();
     let total = commit.records.len();
     let describe = commit.describe();
+    // Health is kept per sink and stream shard (or job run): one shard's success must not
+    // clear another's failure.
+    let part = format!("{}/{}", commit.id.source(), commit.id.part());
+    let current_part = part.as_str();
     let mut current = commit;
     let mut attempts = 0u32;
     let mut retried_records = 0usize;
@@ -99,7 +103,7 @@ pub async fn deliver_watched(
         attempts += 1;
         let succeeded = || {
             if let Some(health) = health {
-                health.succeeded(sink.name());
+                health.succeeded(sink.name(), current_part);
             }
         };
         let last_error = match sink.write(&current).await {
@@ -137,7 +141,7 @@ pub async fn deliver_watched(
             }
             Err(error) if !error.is_retryable() => {
                 if let Some(health) = health {
-                    health.failed(sink.name(), &error.to_string());
+                    health.failed(sink.name(), current_part, &error.to_string());
                 }
                 return Err(DeliveryError::Fatal { sink: sink.name().to_owned(), commit: describe, source: error });
             }
@@ -145,7 +149,7 @@ pub async fn deliver_watched(
         };
 
         if let Some(health) = health {
-            health.failed(sink.name(), &last_error);
+            health.failed(sink.name(), current_part, &last_error);
         }
         let pending = current.records.len();
         if policy.max_attempts.is_some_and(|max| attempts >= max) {

@@ -52,7 +52,7 @@ pub use dead_letter::DeadLetterSink;
 pub use delivery::{DeliveryStats, RetryPolicy, deliver, deliver_watched};
 pub use error::{BoxError, DeliveryError, SinkError};
 pub use from_arrow::{ArrowDecodeError, plugin_batch_from_arrow};
-pub use health::{SinkFailure, SinkHealth};
+pub use health::{Outage, Outages};
 pub use lake::LakeSink;
 pub use layout::{LakeObject, is_interrupted_write, remove_interrupted_writes};
 pub use read_back::{AggregateRow, LakeContents, read_lake};
