@@ -4,6 +4,7 @@ mod admin;
 mod foreign;
 mod harness;
 mod hostile_clients;
+mod hostile_plugins;
 mod inspect;
 mod new_plugin;
 mod openapi;

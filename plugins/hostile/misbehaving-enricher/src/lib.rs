@@ -45,11 +45,23 @@ fn misbehave(event: Event) -> Result<Vec<Event>, String> {
     }
     // Config `loop_on_order`: that order's event spins (mode `loop`), the rest pass.
     let looped = config("loop_on_order").is_some_and(|id| event.get_str("order_id") == Some(id.as_str()));
-    // An event's own `mode` field, else config `mode`, else `ok`.
+    // An event's own `mode` field, else config `mode`, else one of config `modes` (a
+    // comma-separated list) picked by the number in its `order_id` (`o-17`), else `ok`.
+    let picked = || {
+        let modes = config("modes")?;
+        let modes: Vec<&str> = modes.split(',').collect();
+        let n: usize = event.get_str("order_id")?.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+        Some(modes[n % modes.len()].to_owned())
+    };
     let mode = if looped {
         "loop".to_owned()
     } else {
-        event.get_str("mode").map(str::to_owned).or_else(|| config("mode")).unwrap_or_else(|| "ok".to_owned())
+        event
+            .get_str("mode")
+            .map(str::to_owned)
+            .or_else(|| config("mode"))
+            .or_else(picked)
+            .unwrap_or_else(|| "ok".to_owned())
     };
     match mode.as_str() {
         "ok" => Ok(vec![event]),
