@@ -52,18 +52,7 @@ struct LakeEvent {
 }
 
 fn lake_events(dir: &Path) -> Vec<LakeEvent> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.join("data/lake/events")];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                files.push(path);
-            }
-        }
-    }
+    let files = weir_e2e::parquet_files(&dir.join("data/lake/events"));
     let mut events = Vec::new();
     for file in files {
         let shard: u32 = file

@@ -491,19 +491,10 @@ fn sigterm_stops_the_host_within_its_shutdown_timeout_while_a_plugin_call_spins_
 fn parquet_columns(dir: &Path) -> std::collections::BTreeSet<String> {
     use parquet::file::reader::FileReader as _;
     let mut columns = std::collections::BTreeSet::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                let reader =
-                    parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
-                for column in reader.metadata().file_metadata().schema_descr().columns() {
-                    columns.insert(column.name().to_owned());
-                }
-            }
+    for path in weir_e2e::parquet_files(dir) {
+        let reader = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        for column in reader.metadata().file_metadata().schema_descr().columns() {
+            columns.insert(column.name().to_owned());
         }
     }
     columns
