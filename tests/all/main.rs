@@ -6,6 +6,7 @@ mod harness;
 mod hostile_clients;
 mod hostile_plugins;
 mod inspect;
+mod kinesis_endpoint;
 mod new_plugin;
 mod openapi;
 mod polyglot;

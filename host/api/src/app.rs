@@ -35,6 +35,8 @@ pub fn app(pipeline: Arc<Pipeline>, access: AdminAccess) -> Router {
         .merge(read_routes)
         .merge(admin_routes)
         .merge(openapi_routes)
+        // The Kinesis-compatible endpoint (not in the OpenAPI document: it is Kinesis' API).
+        .route("/", axum::routing::post(crate::kinesis::endpoint))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())

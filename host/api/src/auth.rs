@@ -7,12 +7,15 @@ use sha2::Digest as _;
 use crate::api_error::ApiError;
 use weir_config::{AdminConfig, Role};
 
-/// A known token: its name (the audit log's "who"), role and SHA-256.
+/// A known token: its name (the audit log's "who"), role and SHA-256, and the token
+/// itself, which verifies AWS SigV4 signatures (the Kinesis-compatible endpoint): a
+/// signature can only be checked by recomputing it with the secret.
 #[derive(Clone)]
 struct Token {
     name: String,
     role: Role,
     digest: [u8; 32],
+    secret: String,
 }
 
 impl std::fmt::Debug for Token {
@@ -60,7 +63,7 @@ impl AdminAccess {
                 token.name,
                 token.env
             );
-            tokens.push(Token { name: token.name.clone(), role: token.role, digest: digest(&value) });
+            tokens.push(Token { name: token.name.clone(), role: token.role, digest: digest(&value), secret: value });
         }
         if config.tokens.is_empty() {
             for (env, name, role) in [
@@ -71,7 +74,7 @@ impl AdminAccess {
                 if let Ok(value) = std::env::var(env)
                     && !value.is_empty()
                 {
-                    tokens.push(Token { name: name.to_owned(), role, digest: digest(&value) });
+                    tokens.push(Token { name: name.to_owned(), role, digest: digest(&value), secret: value });
                 }
             }
         }
@@ -96,6 +99,12 @@ impl AdminAccess {
     /// Whether any token is configured.
     pub fn enabled(&self) -> bool {
         !self.tokens.is_empty()
+    }
+
+    /// The secret and role of the token named `name`: what a SigV4 signature made with
+    /// that name as the access key id is checked with.
+    pub(crate) fn signing_secret(&self, name: &str) -> Option<(&str, Role)> {
+        self.tokens.iter().find(|t| t.name == name).map(|t| (t.secret.as_str(), t.role))
     }
 
     /// The name of the token in `headers` if it may do what `needed` allows.

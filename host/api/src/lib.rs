@@ -4,18 +4,21 @@
 //! ([`admin_api`]); every route is described at `GET /v1/openapi.json`, a document
 //! generated from the route definitions (`openapi`). Every route answers errors the
 //! same way, `{"error", "code"}` ([`api_error`]); bearer tokens and their roles are
-//! [`auth`].
+//! [`auth`]. `POST /` also answers the Kinesis `PutRecord`/`PutRecords` calls
+//! (`kinesis`, signatures checked by `sigv4`), so Kinesis producers can send to weir.
 
 pub mod admin_api;
 mod api_error;
 mod app;
 pub mod auth;
 mod body;
+mod kinesis;
 mod listener;
 mod openapi;
 pub mod read_api;
 mod schemas;
 pub mod server;
+mod sigv4;
 mod state;
 
 pub use app::app;

@@ -1,0 +1,111 @@
+//! The Kinesis-compatible endpoint of `weir serve`, driven by a client no one here wrote:
+//! boto3, pointed at weir by its endpoint alone.
+
+use std::process::Command;
+
+use crate::streaming::{Fate, caught_up, orders, rt, write_config};
+use weir_e2e::Server;
+
+fn python() -> String {
+    std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| "/var/tmp/weir-tools/test-venv/bin/python".into())
+}
+
+/// Runs `script` with boto3 (scripts/test-tools.sh installs it); its stdout.
+fn boto3(script: &str, env: &[(&str, &str)]) -> String {
+    let output = Command::new(python())
+        .args(["-c", script])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {} (scripts/test-tools.sh installs boto3): {e}", python()));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// A boto3 Kinesis client for weir at `ENDPOINT`, with `KEY`/`SECRET` as credentials.
+const CLIENT: &str = r#"
+import base64, json, os, sys
+import boto3, botocore
+kinesis = boto3.client(
+    "kinesis",
+    endpoint_url=os.environ["ENDPOINT"],
+    region_name="us-east-1",
+    aws_access_key_id=os.environ["KEY"],
+    aws_secret_access_key=os.environ["SECRET"],
+    config=botocore.config.Config(retries={"max_attempts": 2}),
+)
+def error_of(call):
+    try:
+        call()
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+"#;
+
+#[test]
+fn boto3_sends_orders_with_put_record_and_put_records_and_they_reach_the_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let server = Server::start(&config);
+    let sent: Vec<String> = orders(60).into_iter().filter(|o| o.fate == Fate::Event).map(|o| o.line).collect();
+    let lines = dir.path().join("orders.ndjson");
+    std::fs::write(&lines, sent.join("\n")).unwrap();
+    let script = format!(
+        "{CLIENT}{}",
+        r#"
+lines = open(os.environ["LINES"]).read().split("\n")
+first = kinesis.put_record(StreamName="orders", Data=lines[0].encode(), PartitionKey="r-1")
+assert first["ShardId"].startswith("shardId-0000000000"), first
+assert first["SequenceNumber"].isdigit(), first
+rest = lines[1:]
+for start in range(0, len(rest), 20):
+    chunk = rest[start:start + 20]
+    answer = kinesis.put_records(
+        StreamARN="arn:aws:kinesis:us-east-1:000000000000:stream/orders",
+        Records=[{"Data": line.encode(), "PartitionKey": json.loads(line)["restaurant_id"]} for line in chunk],
+    )
+    assert answer["FailedRecordCount"] == 0, answer
+    assert len(answer["Records"]) == len(chunk), answer
+    assert all(r["SequenceNumber"].isdigit() for r in answer["Records"]), answer
+print("unknown stream:", error_of(lambda: kinesis.put_record(StreamName="nope", Data=b"x", PartitionKey="k")))
+print("long key:", error_of(lambda: kinesis.put_records(StreamName="orders", Records=[{"Data": b"x", "PartitionKey": "k" * 257}])))
+print("other call:", error_of(lambda: kinesis.list_streams()))
+print("sent", len(lines))
+"#
+    );
+    let endpoint = format!("http://{}", server.addr);
+    let lines_path = lines.display().to_string();
+    let out =
+        boto3(&script, &[("ENDPOINT", &endpoint), ("KEY", "anything"), ("SECRET", "anything"), ("LINES", &lines_path)]);
+    assert!(out.contains("unknown stream: ResourceNotFoundException"), "{out}");
+    assert!(out.contains("long key: ValidationException"), "{out}");
+    assert!(out.contains("other call: UnknownOperationException"), "{out}");
+    assert!(out.contains(&format!("sent {}", sent.len())), "{out}");
+    rt().block_on(caught_up(server.addr));
+    server.stop();
+    let lake = weir_sinks::read_lake(&dir.path().join("data/lake")).unwrap();
+    assert_eq!(lake.raw_records, sent.len(), "every record boto3 sent is archived once");
+    assert_eq!(lake.events, sent.len(), "and parsed into an event");
+    assert!(lake.dead_letters.is_empty(), "{:?}", lake.dead_letters);
+}
+
+#[test]
+fn with_require_token_a_record_must_be_signed_with_an_ingest_token_as_the_secret_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "require_token = true");
+    let server =
+        Server::start_with_env(&config, &[("WEIR_INGEST_TOKEN", "ingest-secret"), ("WEIR_READ_TOKEN", "read-secret")]);
+    let script = format!(
+        "{CLIENT}{}",
+        r#"
+print("result:", error_of(lambda: kinesis.put_record(StreamName="orders", Data=b'{"order_id":"o-1"}', PartitionKey="r-1")))
+"#
+    );
+    let endpoint = format!("http://{}", server.addr);
+    let run = |key: &str, secret: &str| boto3(&script, &[("ENDPOINT", &endpoint), ("KEY", key), ("SECRET", secret)]);
+    assert!(run("ingest", "ingest-secret").contains("result: None"), "the ingest token signs");
+    assert!(run("ingest", "wrong").contains("result: InvalidSignatureException"));
+    assert!(run("nobody", "ingest-secret").contains("result: UnrecognizedClientException"));
+    assert!(run("read", "read-secret").contains("result: AccessDeniedException"), "a read token cannot send");
+    drop(server);
+}
