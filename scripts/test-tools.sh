@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tools the test suite uses beside cargo: DuckDB (Python package) to prove the warehouse's
 # Parquet tables are readable by a query engine, schemathesis to fuzz the HTTP API
-# against its OpenAPI document, and boto3 to send to the Kinesis-compatible endpoint. Installed once into a virtualenv under $WEIR_TOOLS_DIR
+# against its OpenAPI document, boto3 to send to the Kinesis-compatible endpoint, and the
+# local AWS servers the Kinesis log is tested against: moto (DynamoDB, S3, Firehose) and
+# kinesalite (Kinesis, with real-style sequence numbers; npm). Installed once into a virtualenv under $WEIR_TOOLS_DIR
 # (default /var/tmp/weir-tools); prints nothing when already there.
 set -euo pipefail
 TOOLS_DIR="${WEIR_TOOLS_DIR:-/var/tmp/weir-tools}"
@@ -9,6 +11,8 @@ VENV="$TOOLS_DIR/test-venv"
 DUCKDB_VERSION=1.4.2
 SCHEMATHESIS_VERSION=4.32.5
 BOTO3_VERSION=1.44.8
+MOTO_VERSION=5.2.5
+KINESALITE_VERSION=3.3.3
 if ! "$VENV/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
   mkdir -p "$TOOLS_DIR"
   python3 -m venv "$VENV"
@@ -19,4 +23,12 @@ if [ "$("$VENV/bin/st" --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VER
 fi
 if ! "$VENV/bin/python" -c "import boto3, sys; sys.exit(boto3.__version__ != '$BOTO3_VERSION')" 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "boto3==$BOTO3_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+if [ ! -f "$TOOLS_DIR/kinesalite/node_modules/kinesalite/package.json" ] ||
+   ! grep -q "\"version\": \"$KINESALITE_VERSION\"" "$TOOLS_DIR/kinesalite/node_modules/kinesalite/package.json"; then
+  mkdir -p "$TOOLS_DIR/kinesalite"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR/kinesalite" "kinesalite@$KINESALITE_VERSION" >/dev/null
 fi

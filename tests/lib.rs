@@ -1,6 +1,8 @@
 //! Fixtures for the end-to-end tests: where the `weir` binary, the built components and
 //! the plugin sources are, and a helper to run the binary.
 
+pub mod aws_servers;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

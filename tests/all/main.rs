@@ -7,6 +7,7 @@ mod hostile_clients;
 mod hostile_plugins;
 mod inspect;
 mod kinesis_endpoint;
+mod kinesis_log;
 mod new_plugin;
 mod openapi;
 mod polyglot;

@@ -46,7 +46,18 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let pipeline = match Pipeline::start(&parsed).await {
+    // `[log] type = "kinesis"`: the streams are Kinesis streams, checkpoints in DynamoDB.
+    let log: Option<std::sync::Arc<dyn weir_log::StreamLog>> = match &parsed.log.kinesis {
+        Some(kinesis) => match weir_aws::open_kinesis_log(kinesis).await {
+            Ok(log) => Some(Arc::new(log)),
+            Err(e) => {
+                eprintln!("error: cannot open the Kinesis log: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let pipeline = match Pipeline::start_on(&parsed, log).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot start the pipeline: {e:#}");

@@ -279,10 +279,13 @@ pub struct TokenConfig {
     pub env: String,
 }
 
-/// `[log]`: how the embedded stream log (the local stand-in for Kinesis) shards and trims
-/// every stream. These are the fields of `weir_log::LogConfig`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `[log]`: the stream log. By default the embedded log (the local stand-in for Kinesis),
+/// with how it shards and trims every stream (the fields of `weir_log::LogConfig`);
+/// with `type = "kinesis"`, Kinesis ([`KinesisLogSettings`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
+    /// `type = "kinesis"`: the streams are Kinesis streams; `None` for the embedded log.
+    pub kinesis: Option<KinesisLogSettings>,
     /// `shards`: shards per stream, 1 to 1024. Records with the same partition key land on
     /// the same shard and keep their order there. The count is written into the log when
     /// it is created and cannot change afterwards. By default 4.
@@ -294,9 +297,47 @@ pub struct LogSettings {
     pub retention_bytes: ByteSize,
 }
 
+/// `[log]` with `type = "kinesis"`: each weir stream is the Kinesis stream
+/// `<stream_prefix><name>`, and each consumer's checkpoints are items in a DynamoDB
+/// table. Credentials come from the standard AWS chain (environment, profile, web
+/// identity, ECS, instance metadata), never from this file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KinesisLogSettings {
+    /// `region`: by default the standard chain's (`AWS_REGION`, the profile).
+    pub region: Option<String>,
+    /// `endpoint`: Kinesis' endpoint URL, for local servers or VPC endpoints; by default
+    /// AWS's for the region.
+    pub endpoint: Option<String>,
+    /// `dynamodb_endpoint`: DynamoDB's endpoint URL; by default AWS's for the region.
+    pub dynamodb_endpoint: Option<String>,
+    /// `stream_prefix`: prepended to a weir stream's name to name its Kinesis stream. By
+    /// default none.
+    pub stream_prefix: String,
+    /// `checkpoint_table`: the DynamoDB table of checkpoints, created when missing. By
+    /// default `weir-checkpoints`.
+    pub checkpoint_table: String,
+    /// `content_type`: the content type records read from Kinesis get (Kinesis keeps
+    /// none). By default `application/octet-stream`.
+    pub content_type: String,
+}
+
+impl Default for KinesisLogSettings {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint: None,
+            dynamodb_endpoint: None,
+            stream_prefix: String::new(),
+            checkpoint_table: "weir-checkpoints".into(),
+            content_type: "application/octet-stream".into(),
+        }
+    }
+}
+
 impl Default for LogSettings {
     fn default() -> Self {
         Self {
+            kinesis: None,
             shards: 4,
             retention: HumanDuration(Duration::from_secs(24 * 60 * 60)),
             retention_bytes: ByteSize::gib(1),

@@ -14,9 +14,9 @@ use weir_runtime::{Limits, RuntimeConfig, World};
 
 use super::document::{KeyPath, Located, Report, ScalarText, Span, Table, Value, describe};
 use super::{
-    AdminConfig, AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, LatePolicy, LogSettings,
-    OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType,
-    SinkTypes, StreamConfig, TokenConfig, base_dir_of,
+    AdminConfig, AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, KinesisLogSettings, LatePolicy,
+    LogSettings, OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig,
+    SinkType, SinkTypes, StreamConfig, TokenConfig, base_dir_of,
 };
 
 /// How far checking goes beyond the text itself.
@@ -47,7 +47,22 @@ const SERVER_KEYS: &[&str] = &[
     "body_timeout",
     "shutdown_timeout",
 ];
-const LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
+const LOG_KEYS: &[&str] = &[
+    "type",
+    "shards",
+    "retention",
+    "retention_bytes",
+    "region",
+    "endpoint",
+    "dynamodb_endpoint",
+    "stream_prefix",
+    "checkpoint_table",
+    "content_type",
+];
+/// The `[log]` keys of the embedded log, and of Kinesis.
+const EMBEDDED_LOG_KEYS: &[&str] = &["shards", "retention", "retention_bytes"];
+const KINESIS_LOG_KEYS: &[&str] =
+    &["region", "endpoint", "dynamodb_endpoint", "stream_prefix", "checkpoint_table", "content_type"];
 const PLUGIN_KEYS: &[&str] = &["path", "version", "config", "limits"];
 const LIMIT_KEYS: &[&str] = &[
     "cpu",
@@ -284,6 +299,54 @@ impl Loader<'_> {
         if let Some(bytes) = self.report.get::<ByteSize>(&table, "retention_bytes").and_then(|size| self.positive(size))
         {
             log.retention_bytes = bytes.value;
+        }
+        let kind = self.report.get::<String>(&table, "type");
+        let kinesis = match kind.as_ref().map(|k| k.value.as_str()) {
+            None | Some("embedded") => false,
+            Some("kinesis") => true,
+            Some(other) => {
+                let at = kind.as_ref().expect("a type");
+                let message = format!("unknown log type {other:?}; expected \"embedded\" (the default) or \"kinesis\"");
+                self.report.error(&at.path, Some(at.span.clone()), message);
+                false
+            }
+        };
+        // Keys of the other kind of log are mistakes, not settings to ignore.
+        let (foreign, why) = if kinesis {
+            (EMBEDDED_LOG_KEYS, "a Kinesis stream has its own shards and retention: set them on the stream in AWS")
+        } else {
+            (KINESIS_LOG_KEYS, "only with type = \"kinesis\"")
+        };
+        for (key, span, _) in table.entries() {
+            if foreign.contains(&key) {
+                self.report.error(&table.path.key(key), Some(span), why);
+            }
+        }
+        if kinesis {
+            let mut settings = KinesisLogSettings::default();
+            for (key, setting) in [
+                ("region", &mut settings.region),
+                ("endpoint", &mut settings.endpoint),
+                ("dynamodb_endpoint", &mut settings.dynamodb_endpoint),
+            ] {
+                if let Some(value) = self.report.get::<String>(&table, key) {
+                    if key != "region" && !(value.value.starts_with("http://") || value.value.starts_with("https://")) {
+                        let message = format!("{:?} is not an http:// or https:// URL", value.value);
+                        self.report.error(&value.path, Some(value.span.clone()), message);
+                    }
+                    *setting = Some(value.value);
+                }
+            }
+            for (key, setting) in [
+                ("stream_prefix", &mut settings.stream_prefix),
+                ("checkpoint_table", &mut settings.checkpoint_table),
+                ("content_type", &mut settings.content_type),
+            ] {
+                if let Some(value) = self.report.get::<String>(&table, key) {
+                    *setting = value.value;
+                }
+            }
+            log.kinesis = Some(settings);
         }
         log
     }

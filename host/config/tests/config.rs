@@ -8,9 +8,9 @@ use std::time::Duration;
 use tempfile::TempDir;
 use weir_config::validate_file;
 use weir_config::{
-    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, LatePolicy, LogSettings, OutputKind,
-    PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType, StreamConfig,
-    TokenConfig,
+    AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, KinesisLogSettings, LatePolicy, LogSettings,
+    OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType,
+    StreamConfig, TokenConfig,
 };
 use weir_connectors::{
     DeadLetterSettings, LakeSettings, SearchSettings, ServingSettings, WarehouseSettings, sink_types,
@@ -129,6 +129,7 @@ fn a_full_configuration_parses_into_typed_settings() {
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
         },
         log: LogSettings {
+            kinesis: None,
             shards: 8,
             retention: HumanDuration(Duration::from_secs(7 * 24 * 3600)),
             retention_bytes: ByteSize::gib(2),
@@ -211,6 +212,7 @@ fn defaults_fill_everything_that_is_left_out() {
     assert_eq!(
         config.log,
         LogSettings {
+            kinesis: None,
             shards: 4,
             retention: HumanDuration(Duration::from_secs(24 * 3600)),
             retention_bytes: ByteSize::gib(1)
@@ -645,7 +647,7 @@ fn sizes_and_durations_read_from_any_serde_format() {
 fn the_examples_in_the_documentation_are_valid() {
     let doc = include_str!("../../../docs/configuration.md");
     let examples: Vec<&str> = doc.split("```toml\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
-    assert_eq!(examples.len(), 2);
+    assert_eq!(examples.len(), 3);
     for example in examples {
         PipelineConfig::parse(example, "docs/configuration.md", sink_types())
             .unwrap_or_else(|errors| panic!("{errors}"));
@@ -798,4 +800,37 @@ env = "WEIR_SHOP_TOKEN"
 /// The registered sink type named `name`.
 fn sink_type(name: &str) -> SinkType {
     sink_types().named(name).unwrap_or_else(|| panic!("sink type {name} is registered"))
+}
+
+#[test]
+fn a_kinesis_log_reads_its_settings_and_refuses_the_embedded_logs_keys() {
+    let text = format!(
+        "[log]\ntype = \"kinesis\"\nregion = \"eu-west-1\"\nendpoint = \"http://127.0.0.1:4567\"\nstream_prefix = \"prod-\"\n{MINIMAL}"
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(
+        config.log.kinesis,
+        Some(KinesisLogSettings {
+            region: Some("eu-west-1".into()),
+            endpoint: Some("http://127.0.0.1:4567".into()),
+            stream_prefix: "prod-".into(),
+            ..KinesisLogSettings::default()
+        })
+    );
+    let text = format!("[log]\ntype = \"kinesis\"\nshards = 4\ndynamodb_endpoint = \"localhost:8000\"\n{MINIMAL}");
+    assert_eq!(
+        problems(&text),
+        [
+            "orders.toml:3: log.shards: a Kinesis stream has its own shards and retention: set them on the stream in AWS",
+            r#"orders.toml:4: log.dynamodb_endpoint: "localhost:8000" is not an http:// or https:// URL"#,
+        ]
+    );
+    assert_eq!(
+        problems(&format!("[log]\nstream_prefix = \"prod-\"\n{MINIMAL}")),
+        [r#"orders.toml:2: log.stream_prefix: only with type = "kinesis""#]
+    );
+    assert_eq!(
+        problems(&format!("[log]\ntype = \"kafka\"\n{MINIMAL}")),
+        [r#"orders.toml:2: log.type: unknown log type "kafka"; expected "embedded" (the default) or "kinesis""#]
+    );
 }

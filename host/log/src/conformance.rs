@@ -269,7 +269,7 @@ pub async fn a_commit_over_committed_records_is_refused(subject: &mut dyn Subjec
         let range = CommitRange { first: positions[first].clone(), last: positions[last].clone() };
         let refused = log.begin_commit(CONSUMER, STREAM, &shard, range.clone()).await;
         assert!(
-            matches!(refused, Err(LogError::InvalidBatch { .. })),
+            matches!(refused, Err(LogError::InvalidBatch { .. } | LogError::InvalidCommit { .. })),
             "commit {range} after committing up to {} must be refused: {refused:?}",
             positions[1]
         );

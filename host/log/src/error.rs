@@ -144,6 +144,34 @@ pub enum LogError {
         /// Why it does not fit.
         reason: String,
     },
+    /// A commit range refused by a log whose shards and positions are text (Kinesis):
+    /// as [`LogError::InvalidBatch`].
+    #[error("consumer `{consumer}` on stream `{stream}` shard {shard}: commit {range} refused: {reason}")]
+    InvalidCommit {
+        /// The consumer.
+        consumer: String,
+        /// The stream.
+        stream: String,
+        /// The shard.
+        shard: String,
+        /// The range given, `first..=last`.
+        range: String,
+        /// Why it does not fit.
+        reason: String,
+    },
+    /// A remote service behind the log (Kinesis, DynamoDB) failed a call, after the
+    /// retries its client makes.
+    #[error("{service} {operation} for stream `{stream}` failed: {reason}")]
+    Service {
+        /// `Kinesis`, `DynamoDB`.
+        service: &'static str,
+        /// The call: `PutRecords`, `GetRecords`, `UpdateItem`…
+        operation: &'static str,
+        /// The stream concerned.
+        stream: String,
+        /// What the service or the connection said.
+        reason: String,
+    },
 }
 
 fn shard_suffix(shard: Option<u32>) -> String {

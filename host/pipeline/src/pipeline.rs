@@ -75,12 +75,26 @@ fn micros(d: Duration) -> i64 {
 }
 
 impl Pipeline {
-    /// Opens the log, loads every plugin and reference table, creates the sinks and
-    /// starts one stage per stream and shard.
+    /// Opens the embedded log, loads every plugin and reference table, creates the sinks
+    /// and starts one stage per stream and shard.
     ///
     /// # Errors
-    /// What could not be opened or loaded, naming the file, plugin or sink.
+    /// What could not be opened or loaded, naming the file, plugin or sink; a
+    /// configuration whose log is not the embedded one (see [`Pipeline::start_on`]).
     pub async fn start(config: &PipelineConfig) -> anyhow::Result<Arc<Self>> {
+        anyhow::ensure!(
+            config.log.kinesis.is_none(),
+            "[log] type = \"kinesis\" needs the Kinesis log opened by the caller (weir serve does)"
+        );
+        Self::start_on(config, None).await
+    }
+
+    /// As [`Pipeline::start`], on `log` when given (Kinesis: opened by the caller, which
+    /// knows how to reach it), else on the embedded log in the data directory.
+    ///
+    /// # Errors
+    /// As [`Pipeline::start`].
+    pub async fn start_on(config: &PipelineConfig, log: Option<Arc<dyn StreamLog>>) -> anyhow::Result<Arc<Self>> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
         // Compiled plugin code: `$WEIR_CACHE_DIR` when set (shared with `weir plugin
@@ -166,8 +180,13 @@ impl Pipeline {
             retention_age: config.log.retention.0,
             retention_bytes: config.log.retention_bytes.0,
         };
-        let embedded = EmbeddedLog::open(&data_dir.join("log"), log_config)?;
-        let log: Arc<dyn StreamLog> = Arc::new(embedded.clone());
+        let (log, embedded): (Arc<dyn StreamLog>, Option<EmbeddedLog>) = match log {
+            Some(log) => (log, None),
+            None => {
+                let embedded = EmbeddedLog::open(&data_dir.join("log"), log_config)?;
+                (Arc::new(embedded.clone()), Some(embedded))
+            }
+        };
         let metrics = Arc::new(Metrics::default());
         let (shutdown, _) = watch::channel(false);
         let mut streams = BTreeMap::new();
@@ -237,22 +256,23 @@ impl Pipeline {
             }
         });
         // Retention is the embedded log's own business (Kinesis applies its own).
-        let retention_log = embedded;
-        let mut retention_stop = shutdown.subscribe();
-        tasks.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = retention_stop.changed() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+        if let Some(retention_log) = embedded {
+            let mut retention_stop = shutdown.subscribe();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = retention_stop.changed() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    }
+                    let log = retention_log.clone();
+                    match tokio::task::spawn_blocking(move || log.apply_retention(crate::now_micros())).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => tracing::warn!("retention failed: {e}"),
+                        Err(e) => tracing::warn!("retention did not complete: {e}"),
+                    }
                 }
-                let log = retention_log.clone();
-                match tokio::task::spawn_blocking(move || log.apply_retention(crate::now_micros())).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::warn!("retention failed: {e}"),
-                    Err(e) => tracing::warn!("retention did not complete: {e}"),
-                }
-            }
-        });
+            });
+        }
         let limits = IngestLimits {
             max_record_bytes: config.server.max_record_bytes.bytes_usize(),
             max_request_bytes: config.server.max_request_bytes.bytes_usize(),

@@ -1,0 +1,384 @@
+//! Each consumer's checkpoint per (stream, shard) in a DynamoDB table: one item per
+//! shard, every change a conditional write, so two hosts can never both move one
+//! checkpoint (the second's condition fails), and a commit is finished only if it is the
+//! one pending.
+//!
+//! Item `ckpt/<consumer>/<stream>/<shard>`: `committed`, `pending_first`/`pending_last`
+//! while a commit is pending, `version` (incremented by every write), and the
+//! consumer's state: inline in `state` when it fits an item (DynamoDB items hold
+//! 400 KB), else in `state_chunks` items of its own under a fresh generation, which the
+//! checkpoint points to once they are all written — the switch is one conditional write.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+};
+use weir_log::{CommitRange, LogError, Position, ShardCheckpoint, ShardId};
+
+/// The state kept inline in the checkpoint item, at most; larger states go to chunks.
+const INLINE_STATE_BYTES: usize = 300 << 10;
+/// One state chunk item's data.
+const CHUNK_BYTES: usize = 300 << 10;
+/// How many times a write that lost a race with another writer is tried again.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Checkpoints in the DynamoDB table `table` (created on open when missing).
+#[derive(Debug, Clone)]
+pub struct DynamoCheckpoints {
+    client: Client,
+    table: String,
+}
+
+fn service(operation: &'static str, stream: &str, error: impl std::error::Error) -> LogError {
+    LogError::Service {
+        service: "DynamoDB",
+        operation,
+        stream: stream.to_owned(),
+        reason: DisplayErrorContext(error).to_string(),
+    }
+}
+
+fn text(item: &HashMap<String, Av>, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn number(item: &HashMap<String, Av>, name: &str) -> u64 {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+fn position(stream: &str, what: &str, text: &str) -> Result<Position, LogError> {
+    Position::parse(text).map_err(|reason| LogError::Service {
+        service: "DynamoDB",
+        operation: "GetItem",
+        stream: stream.to_owned(),
+        reason: format!("the checkpoint's {what} is corrupt: {reason}"),
+    })
+}
+
+/// A checkpoint item as read, with what a conditional write needs.
+struct Stored {
+    checkpoint: ShardCheckpoint,
+    version: u64,
+    state_chunks: Option<(String, u64)>,
+}
+
+impl DynamoCheckpoints {
+    /// Checkpoints in `table`, which is created (on-demand capacity, key `id`) when it
+    /// does not exist; an existing table must have the string key `id`.
+    ///
+    /// # Errors
+    /// DynamoDB refused or could not be reached; the table has another key.
+    pub async fn open(client: Client, table: &str) -> Result<Self, LogError> {
+        let described = client.describe_table().table_name(table).send().await;
+        match described {
+            Ok(found) => {
+                let keys = found.table().map(|t| t.key_schema().to_vec()).unwrap_or_default();
+                if !(keys.len() == 1 && keys[0].attribute_name() == "id") {
+                    return Err(LogError::Service {
+                        service: "DynamoDB",
+                        operation: "DescribeTable",
+                        stream: "*".into(),
+                        reason: format!(
+                            "table {table} exists with another key ({keys:?}); the checkpoint table needs the string hash key `id`: name another table"
+                        ),
+                    });
+                }
+            }
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                client
+                    .create_table()
+                    .table_name(table)
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("id")
+                            .key_type(KeyType::Hash)
+                            .build()
+                            .map_err(|e| service("CreateTable", "*", e))?,
+                    )
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name("id")
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .map_err(|e| service("CreateTable", "*", e))?,
+                    )
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .or_else(|e| {
+                        // Another host created it first.
+                        if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) {
+                            Ok(())
+                        } else {
+                            Err(service("CreateTable", "*", e))
+                        }
+                    })?;
+                for _ in 0..120 {
+                    let status = client
+                        .describe_table()
+                        .table_name(table)
+                        .send()
+                        .await
+                        .map_err(|e| service("DescribeTable", "*", e))?;
+                    if status.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
+            Err(error) => return Err(service("DescribeTable", "*", error)),
+        }
+        Ok(Self { client, table: table.to_owned() })
+    }
+
+    fn id(consumer: &str, stream: &str, shard: &ShardId) -> String {
+        format!("ckpt/{consumer}/{stream}/{shard}")
+    }
+
+    fn chunk_id(id: &str, generation: &str, index: u64) -> String {
+        format!("state/{id}/{generation}/{index}")
+    }
+
+    async fn load(&self, consumer: &str, stream: &str, shard: &ShardId) -> Result<Option<Stored>, LogError> {
+        let id = Self::id(consumer, stream, shard);
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", Av::S(id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| service("GetItem", stream, e))?;
+        let Some(item) = found.item() else { return Ok(None) };
+        let committed = text(item, "committed").map(|t| position(stream, "committed position", &t)).transpose()?;
+        let pending = match (text(item, "pending_first"), text(item, "pending_last")) {
+            (Some(first), Some(last)) => Some(CommitRange {
+                first: position(stream, "pending range", &first)?,
+                last: position(stream, "pending range", &last)?,
+            }),
+            _ => None,
+        };
+        let state_chunks = text(item, "state_gen").map(|generation| (generation, number(item, "state_chunks")));
+        let state = match &state_chunks {
+            Some((generation, chunks)) => {
+                let mut state = Vec::new();
+                for index in 0..*chunks {
+                    let chunk = self
+                        .client
+                        .get_item()
+                        .table_name(&self.table)
+                        .key("id", Av::S(Self::chunk_id(&id, generation, index)))
+                        .consistent_read(true)
+                        .send()
+                        .await
+                        .map_err(|e| service("GetItem", stream, e))?;
+                    let data =
+                        chunk.item().and_then(|c| c.get("data")).and_then(|d| d.as_b().ok()).ok_or_else(|| {
+                            LogError::Service {
+                                service: "DynamoDB",
+                                operation: "GetItem",
+                                stream: stream.to_owned(),
+                                reason: format!("state chunk {index} of generation {generation} of {id} is missing"),
+                            }
+                        })?;
+                    state.extend_from_slice(data.as_ref());
+                }
+                state
+            }
+            None => item.get("state").and_then(|s| s.as_b().ok()).map(|b| b.as_ref().to_vec()).unwrap_or_default(),
+        };
+        Ok(Some(Stored {
+            checkpoint: ShardCheckpoint { committed, pending, state },
+            version: number(item, "version"),
+            state_chunks,
+        }))
+    }
+
+    fn refused(consumer: &str, stream: &str, shard: &ShardId, range: &CommitRange, reason: String) -> LogError {
+        LogError::InvalidCommit {
+            consumer: consumer.to_owned(),
+            stream: stream.to_owned(),
+            shard: shard.to_string(),
+            range: range.to_string(),
+            reason,
+        }
+    }
+
+    /// `consumer`'s checkpoint in (stream, shard).
+    ///
+    /// # Errors
+    /// DynamoDB failed.
+    pub async fn checkpoint(
+        &self,
+        consumer: &str,
+        stream: &str,
+        shard: &ShardId,
+    ) -> Result<Option<ShardCheckpoint>, LogError> {
+        Ok(self.load(consumer, stream, shard).await?.map(|stored| stored.checkpoint))
+    }
+
+    /// See [`weir_log::CheckpointStore::begin_commit`]; the shard's end is not checked
+    /// (Kinesis cannot say cheaply which record is a shard's last).
+    ///
+    /// # Errors
+    /// The range is refused; DynamoDB failed; another writer kept changing the item.
+    pub async fn begin_commit(
+        &self,
+        consumer: &str,
+        stream: &str,
+        shard: &ShardId,
+        range: CommitRange,
+    ) -> Result<CommitRange, LogError> {
+        for _ in 0..CONFLICT_RETRIES {
+            let stored = self.load(consumer, stream, shard).await?;
+            if let Some(pending) = stored.as_ref().and_then(|s| s.checkpoint.pending.clone()) {
+                return Ok(pending);
+            }
+            if range.last < range.first {
+                return Err(Self::refused(consumer, stream, shard, &range, "it ends before it starts".into()));
+            }
+            if let Some(committed) = stored.as_ref().and_then(|s| s.checkpoint.committed.as_ref())
+                && range.first <= *committed
+            {
+                return Err(Self::refused(
+                    consumer,
+                    stream,
+                    shard,
+                    &range,
+                    format!("it starts at or before the committed position {committed}"),
+                ));
+            }
+            let version = stored.as_ref().map_or(0, |s| s.version);
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", Av::S(Self::id(consumer, stream, shard)))
+                .update_expression("SET pending_first = :first, pending_last = :last, version = :next")
+                .expression_attribute_values(":first", Av::S(range.first.to_string()))
+                .expression_attribute_values(":last", Av::S(range.last.to_string()))
+                .expression_attribute_values(":next", Av::N((version + 1).to_string()));
+            update = if stored.is_some() {
+                update
+                    .condition_expression("version = :version")
+                    .expression_attribute_values(":version", Av::N(version.to_string()))
+            } else {
+                update.condition_expression("attribute_not_exists(id)")
+            };
+            match update.send().await {
+                Ok(_) => return Ok(range),
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => continue,
+                Err(e) => return Err(service("UpdateItem", stream, e)),
+            }
+        }
+        Err(Self::refused(consumer, stream, shard, &range, "another writer kept changing the checkpoint".into()))
+    }
+
+    /// See [`weir_log::CheckpointStore::finish_commit`].
+    ///
+    /// # Errors
+    /// `range` is not the pending commit; DynamoDB failed.
+    pub async fn finish_commit(
+        &self,
+        consumer: &str,
+        stream: &str,
+        shard: &ShardId,
+        range: CommitRange,
+        state: Vec<u8>,
+    ) -> Result<(), LogError> {
+        let id = Self::id(consumer, stream, shard);
+        let previous = self.load(consumer, stream, shard).await?;
+        let pending = previous.as_ref().and_then(|p| p.checkpoint.pending.clone());
+        if pending.as_ref() != Some(&range) {
+            let pending = pending.map_or_else(|| "none".to_owned(), |p| p.to_string());
+            return Err(Self::refused(
+                consumer,
+                stream,
+                shard,
+                &range,
+                format!("it is not the pending commit ({pending})"),
+            ));
+        }
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", Av::S(id.clone()))
+            .condition_expression("pending_first = :first AND pending_last = :last")
+            .expression_attribute_values(":first", Av::S(range.first.to_string()))
+            .expression_attribute_values(":last", Av::S(range.last.to_string()))
+            .expression_attribute_values(":one", Av::N("1".into()));
+        let mut written_chunks = None;
+        if state.len() <= INLINE_STATE_BYTES {
+            update = update
+                .update_expression("SET committed = :last, version = version + :one, #state = :state REMOVE pending_first, pending_last, state_gen, state_chunks")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":state", Av::B(Blob::new(state)));
+        } else {
+            let generation = format!("{:016x}", fastrand::u64(..));
+            let chunks = state.chunks(CHUNK_BYTES).count() as u64;
+            for (index, chunk) in state.chunks(CHUNK_BYTES).enumerate() {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .item("id", Av::S(Self::chunk_id(&id, &generation, index as u64)))
+                    .item("data", Av::B(Blob::new(chunk.to_vec())))
+                    .send()
+                    .await
+                    .map_err(|e| service("PutItem", stream, e))?;
+            }
+            update = update
+                .update_expression("SET committed = :last, version = version + :one, state_gen = :gen, state_chunks = :chunks REMOVE pending_first, pending_last, #state")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":gen", Av::S(generation.clone()))
+                .expression_attribute_values(":chunks", Av::N(chunks.to_string()));
+            written_chunks = Some((generation, chunks));
+        }
+        match update.send().await {
+            Ok(_) => {
+                // The previous generation's chunks are no longer pointed to.
+                if let Some((generation, chunks)) = previous.and_then(|p| p.state_chunks) {
+                    self.delete_chunks(&id, &generation, chunks).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Some((generation, chunks)) = written_chunks {
+                    self.delete_chunks(&id, &generation, chunks).await;
+                }
+                if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
+                    Err(Self::refused(consumer, stream, shard, &range, "it is no longer the pending commit".into()))
+                } else {
+                    Err(service("UpdateItem", stream, e))
+                }
+            }
+        }
+    }
+
+    /// Deletes a state generation's chunks; a failure leaves garbage, never wrong data,
+    /// so it is logged and not returned.
+    async fn delete_chunks(&self, id: &str, generation: &str, chunks: u64) {
+        for index in 0..chunks {
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("id", Av::S(Self::chunk_id(id, generation, index)))
+                .send()
+                .await;
+            if let Err(e) = deleted {
+                tracing::warn!(
+                    checkpoint = id,
+                    "could not delete old state chunk {index} of generation {generation}: {}",
+                    DisplayErrorContext(&e)
+                );
+            }
+        }
+    }
+}

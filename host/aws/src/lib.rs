@@ -1,0 +1,104 @@
+//! weir on AWS: [`KinesisLog`], Kinesis as the stream log, with each consumer's
+//! checkpoints kept in DynamoDB ([`DynamoCheckpoints`]). This is the only crate that
+//! builds the AWS SDKs, so the rest of the workspace compiles without them.
+//!
+//! Clients are made by [`AwsSettings::clients`] the way AWS users expect: the standard
+//! credential chain (environment, profile, web identity, ECS, instance metadata) and
+//! region, with an endpoint per service that tests point at local servers (kinesalite,
+//! moto) and production leaves to AWS.
+
+mod checkpoints;
+mod kinesis_log;
+
+pub use checkpoints::DynamoCheckpoints;
+pub use kinesis_log::{KinesisLog, KinesisOptions};
+pub use weir_config::KinesisLogSettings;
+
+use aws_config::{BehaviorVersion, Region};
+
+/// Where and as whom to reach AWS.
+#[derive(Debug, Clone, Default)]
+pub struct AwsSettings {
+    /// The region; `None`: the standard chain's (`AWS_REGION`, the profile…).
+    pub region: Option<String>,
+    /// Kinesis' endpoint, e.g. `http://127.0.0.1:4567`; `None`: AWS's for the region.
+    pub kinesis_endpoint: Option<String>,
+    /// DynamoDB's endpoint; `None`: AWS's for the region.
+    pub dynamodb_endpoint: Option<String>,
+    /// Fixed credentials (access key id, secret) instead of the standard chain: for
+    /// local servers, which accept any.
+    pub static_credentials: Option<(String, String)>,
+}
+
+/// The clients of [`AwsSettings::clients`].
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+impl AwsSettings {
+    /// Clients for Kinesis and DynamoDB, over HTTPS with rustls (ring) and the system's
+    /// root certificates, or plain HTTP for `http://` endpoints.
+    pub async fn clients(&self) -> AwsClients {
+        use aws_smithy_http_client::{Builder, tls};
+        let http =
+            Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+        if let Some(region) = &self.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some((key, secret)) = &self.static_credentials {
+            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+                key.clone(),
+                secret.clone(),
+                None,
+                None,
+                "weir-static",
+            ));
+        }
+        let sdk = loader.load().await;
+        let mut kinesis = aws_sdk_kinesis::config::Builder::from(&sdk);
+        if let Some(endpoint) = &self.kinesis_endpoint {
+            kinesis = kinesis.endpoint_url(endpoint);
+        }
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        if let Some(endpoint) = &self.dynamodb_endpoint {
+            dynamodb = dynamodb.endpoint_url(endpoint);
+        }
+        AwsClients {
+            kinesis: aws_sdk_kinesis::Client::from_conf(kinesis.build()),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
+        }
+    }
+}
+
+/// The Kinesis log `[log] type = "kinesis"` describes: clients from the standard AWS
+/// chain and the section's region and endpoints, and the checkpoint table (created when
+/// missing).
+///
+/// # Errors
+/// DynamoDB refused or could not be reached; the table has another key.
+pub async fn open_kinesis_log(settings: &KinesisLogSettings) -> Result<KinesisLog, weir_log::LogError> {
+    let aws = AwsSettings {
+        region: settings.region.clone(),
+        kinesis_endpoint: settings.endpoint.clone(),
+        dynamodb_endpoint: settings.dynamodb_endpoint.clone(),
+        static_credentials: None,
+    };
+    let clients = aws.clients().await;
+    let checkpoints = DynamoCheckpoints::open(clients.dynamodb, &settings.checkpoint_table).await?;
+    let options = KinesisOptions {
+        stream_prefix: settings.stream_prefix.clone(),
+        content_type: settings.content_type.clone(),
+        ..KinesisOptions::default()
+    };
+    Ok(KinesisLog::new(clients.kinesis, checkpoints, options))
+}
+
+/// Jittered exponential backoff: a wait between half and all of `base * 2^attempt`,
+/// at most `cap`, so retrying clients do not fall into lock-step.
+pub(crate) fn backoff(attempt: u32, base: std::time::Duration, cap: std::time::Duration) -> std::time::Duration {
+    let full = base.saturating_mul(1 << attempt.min(16)).min(cap);
+    full.mul_f64(0.5 + fastrand::f64() / 2.0)
+}
