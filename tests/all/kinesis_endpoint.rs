@@ -109,3 +109,108 @@ print("result:", error_of(lambda: kinesis.put_record(StreamName="orders", Data=b
     assert!(run("read", "read-secret").contains("result: AccessDeniedException"), "a read token cannot send");
     drop(server);
 }
+
+/// The AWS SDK for Rust's Kinesis client for weir at `addr`, with any credentials.
+async fn sdk_settings(addr: std::net::SocketAddr) -> weir_aws::AwsSettings {
+    weir_aws::AwsSettings {
+        region: Some("us-east-1".into()),
+        kinesis_endpoint: Some(format!("http://{addr}")),
+        dynamodb_endpoint: Some(weir_e2e::aws_servers::servers().dynamodb.clone()),
+        static_credentials: Some(("anything".into(), "anything".into())),
+    }
+}
+
+#[test]
+fn the_aws_sdk_for_rust_sends_records_to_weir_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let server = Server::start(&config);
+    let sent: Vec<String> = orders(30).into_iter().filter(|o| o.fate == Fate::Event).map(|o| o.line).collect();
+    rt().block_on(async {
+        let kinesis = sdk_settings(server.addr).await.clients().await.kinesis;
+        let one = kinesis
+            .put_record()
+            .stream_name("orders")
+            .data(aws_sdk_kinesis::primitives::Blob::new(sent[0].clone()))
+            .partition_key("r-1")
+            .send()
+            .await
+            .expect("PutRecord");
+        assert!(one.shard_id().starts_with("shardId-"), "{one:?}");
+        let entries = sent[1..]
+            .iter()
+            .map(|line| {
+                aws_sdk_kinesis::types::PutRecordsRequestEntry::builder()
+                    .data(aws_sdk_kinesis::primitives::Blob::new(line.clone()))
+                    .partition_key("r-2")
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let many =
+            kinesis.put_records().stream_name("orders").set_records(Some(entries)).send().await.expect("PutRecords");
+        assert_eq!(many.failed_record_count(), Some(0));
+        assert_eq!(many.records().len(), sent.len() - 1);
+        let missing = kinesis
+            .put_record()
+            .stream_name("nope")
+            .data(aws_sdk_kinesis::primitives::Blob::new("x"))
+            .partition_key("k")
+            .send()
+            .await
+            .expect_err("an unknown stream");
+        assert!(missing.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()), "{missing:?}");
+        caught_up(server.addr).await;
+    });
+    server.stop();
+    let lake = weir_sinks::read_lake(&dir.path().join("data/lake")).unwrap();
+    assert_eq!(lake.raw_records, sent.len());
+    assert_eq!(lake.events, sent.len());
+}
+
+#[test]
+fn under_backpressure_weir_takes_what_fits_and_the_kinesis_log_resends_only_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "max_pending_records = 10");
+    // A file where the raw archive's directory must go: the lake cannot write, so the
+    // records wait in the log until it is removed.
+    let blocker = dir.path().join("data/lake/raw");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let server = Server::start(&config);
+    let sent: Vec<String> = orders(30).into_iter().filter(|o| o.fate == Fate::Event).map(|o| o.line).take(14).collect();
+    let record = |line: &String| weir_log::NewRecord {
+        partition_key: Some("r-1".into()),
+        data: line.clone().into_bytes(),
+        content_type: "application/json".into(),
+        arrival_time: 0,
+    };
+    rt().block_on(async {
+        let settings = sdk_settings(server.addr).await;
+        let clients = settings.clients().await;
+        let checkpoints =
+            weir_aws::DynamoCheckpoints::open(clients.dynamodb.clone(), &format!("unused-{}", std::process::id()))
+                .await
+                .unwrap();
+        let options = weir_aws::KinesisOptions { max_put_attempts: 60, ..weir_aws::KinesisOptions::default() };
+        let log = std::sync::Arc::new(weir_aws::KinesisLog::new(clients.kinesis, checkpoints, options));
+        use weir_log::LogProducer as _;
+        log.append("orders", sent[..6].iter().map(record).collect()).await.expect("6 of 10 fit");
+        // 8 more: 4 fit, 4 are refused and resent until the lake recovers.
+        let more: Vec<weir_log::NewRecord> = sent[6..].iter().map(record).collect();
+        let appending = tokio::spawn({
+            let log = log.clone();
+            async move { log.append("orders", more).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        assert!(!appending.is_finished(), "the refused records wait while the lake cannot write");
+        std::fs::remove_file(&blocker).unwrap();
+        let places = appending.await.unwrap().expect("every record taken once the lake recovers");
+        assert_eq!(places.len(), 8);
+        caught_up(server.addr).await;
+    });
+    server.stop();
+    let lake = weir_sinks::read_lake(&dir.path().join("data/lake")).unwrap();
+    assert_eq!(lake.raw_records, sent.len(), "each record once: the 4 taken were not resent");
+    assert_eq!(lake.events, sent.len());
+}

@@ -177,9 +177,10 @@ pub(crate) async fn endpoint(
              (the Java SDK: aws.cborEnabled=false, or AWS_CBOR_DISABLE=1)",
         ));
     }
-    // Base64 makes a request's records about 4/3 their size, plus the JSON around them.
+    // Base64 makes a request's records about 4/3 their size, plus their partition keys
+    // and the JSON around them.
     let limits = api.limits();
-    let limit = limits.max_request_bytes / 3 * 4 + (64 << 10);
+    let limit = limits.max_request_bytes / 3 * 4 + MAX_RECORDS * (MAX_PARTITION_KEY_CHARS * 4 + 64) + (64 << 10);
     let body: Bytes = read_body(body, limit, limits.body_timeout).await.map_err(|error| match error {
         BodyError::TooLarge => KinesisError::validation(format!(
             "the request is over {limit} bytes (server.max_request_bytes of records, base64-encoded); split it"
@@ -224,21 +225,49 @@ pub(crate) async fn endpoint(
         .enumerate()
         .map(|(i, entry)| record(i, &entry.data, entry.partition_key, arrival_time))
         .collect::<Result<Vec<_>, _>>()?;
+    // Like Kinesis, a PutRecords call is not all or nothing: under backpressure the
+    // records that fit below `max_pending_records` are taken and the rest answered
+    // `ProvisionedThroughputExceededException`, which clients resend (only those), so a
+    // producer makes progress as consumers catch up.
+    let mut records = records;
     let count = records.len();
-    let answer = match api.ingest(&stream, records).await {
-        Ok(appended) => json!({
-            "FailedRecordCount": 0,
-            "Records": appended.iter().map(|p| json!({"ShardId": shard_id(p), "SequenceNumber": p.position.as_str()})).collect::<Vec<_>>(),
-            "EncryptionType": "NONE",
-        }),
-        // Backpressure refuses the whole request; Kinesis says so per record, and its
-        // clients resend exactly the failed ones.
-        Err(err @ (IngestError::Backpressure { .. } | IngestError::TooManyRecords { .. })) => {
-            let entry = json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": err.to_string()});
-            json!({"FailedRecordCount": count, "Records": vec![entry; count], "EncryptionType": "NONE"})
-        }
-        Err(err) => return Err(err.into()),
+    let limit = api.limits().max_pending_records;
+    let room = match api.pending(&stream).await {
+        Ok(Some(pending)) => limit.saturating_sub(pending),
+        _ => limit,
     };
+    let fit = usize::try_from(room).unwrap_or(usize::MAX).min(count);
+    let refused = records.split_off(fit);
+    let throttled =
+        |message: String| json!({"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": message});
+    let backpressure = || {
+        format!(
+            "stream {stream} has too many records waiting to be processed (server.max_pending_records {limit}); resend after a pause"
+        )
+    };
+    let mut results: Vec<serde_json::Value> = Vec::with_capacity(count);
+    if !records.is_empty() {
+        let taken = records.len();
+        match api.ingest(&stream, records).await {
+            Ok(appended) if appended.len() == taken => results.extend(
+                appended.iter().map(|p| json!({"ShardId": shard_id(p), "SequenceNumber": p.position.as_str()})),
+            ),
+            Ok(appended) => {
+                return Err(KinesisError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalFailure",
+                    format!("the log placed {} of {taken} records", appended.len()),
+                ));
+            }
+            Err(err @ (IngestError::Backpressure { .. } | IngestError::TooManyRecords { .. })) => {
+                results.extend(std::iter::repeat_n(throttled(err.to_string()), taken));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    results.extend(std::iter::repeat_n(throttled(backpressure()), refused.len()));
+    let failed = results.iter().filter(|r| r.get("ErrorCode").is_some()).count();
+    let answer = json!({"FailedRecordCount": failed, "Records": results, "EncryptionType": "NONE"});
     Ok(amz_json(&answer).into_response())
 }
 

@@ -8,6 +8,9 @@ use axum::http::{HeaderMap, Method, Uri};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+/// The most headers a signature may cover (real clients sign a handful).
+const MAX_SIGNED_HEADERS: usize = 32;
+
 /// How far a request's `X-Amz-Date` may be from the host's clock, as AWS allows.
 const MAX_SKEW_SECS: i64 = 15 * 60;
 
@@ -58,6 +61,16 @@ pub(crate) fn parse_authorization(value: &str) -> Result<Authorization<'_>, Sign
         return Err(malformed("Credential is not KEY/DATE/REGION/SERVICE/aws4_request"));
     };
     let signed_headers: Vec<&str> = signed_headers.ok_or_else(|| malformed("no SignedHeaders"))?.split(';').collect();
+    // As AWS requires: lowercase names, each once, in order — and a bounded list, so the
+    // canonical request built from it stays small.
+    if signed_headers.len() > MAX_SIGNED_HEADERS
+        || !signed_headers.windows(2).all(|pair| pair[0] < pair[1])
+        || signed_headers.iter().any(|name| name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return Err(malformed(&format!(
+            "SignedHeaders must be at most {MAX_SIGNED_HEADERS} distinct lowercase names in order"
+        )));
+    }
     let signature = signature.ok_or_else(|| malformed("no Signature"))?;
     Ok(Authorization { access_key, date, region, service, signed_headers, signature })
 }
@@ -264,6 +277,13 @@ mod tests {
     #[test]
     fn an_authorization_header_that_is_not_sigv4_is_named() {
         assert_eq!(parse_authorization("Bearer abc"), Err(SignatureError::Missing));
+        let repeated = format!(
+            "AWS4-HMAC-SHA256 Credential=k/d/r/s/aws4_request, SignedHeaders={}host, Signature=0",
+            "a;".repeat(1000)
+        );
+        assert!(matches!(parse_authorization(&repeated), Err(SignatureError::Malformed(_))), "a name signed twice");
+        let unordered = "AWS4-HMAC-SHA256 Credential=k/d/r/s/aws4_request, SignedHeaders=x-amz-date;host, Signature=0";
+        assert!(matches!(parse_authorization(unordered), Err(SignatureError::Malformed(_))));
         assert!(matches!(parse_authorization("AWS4-HMAC-SHA256 Credential=a/b"), Err(SignatureError::Malformed(_))));
     }
 }

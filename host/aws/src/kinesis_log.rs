@@ -4,7 +4,9 @@
 //! - Appends go out with `PutRecords` in requests of at most 500 records and 5 MiB; the
 //!   entries a request reports failed (`FailedRecordCount`, throttling) are sent again,
 //!   alone, with jittered backoff, and an append succeeds only when every record is
-//!   accepted.
+//!   accepted. As with any `PutRecords` producer, a resent record lands after records of
+//!   its key that were accepted the first time: order per key holds for records accepted
+//!   in one go.
 //! - Reads use `GetRecords` with the shard iterator kept from the previous read when the
 //!   next read continues it, at most 5 calls a second per shard (Kinesis' limit); an
 //!   expired iterator is fetched again, throttling answers an empty read (the stage polls).
@@ -66,7 +68,8 @@ pub struct KinesisLog {
     /// Per (stream, shard): the iterator that continues a read, and the `from` that read
     /// will ask for.
     iterators: Mutex<HashMap<(String, ShardId), (ReadFrom, String)>>,
-    last_get: tokio::sync::Mutex<HashMap<(String, ShardId), Instant>>,
+    /// Per (stream, shard): when its next `GetRecords` call may go.
+    next_get: Mutex<HashMap<(String, ShardId), Instant>>,
 }
 
 fn service(operation: &'static str, stream: &str, error: impl std::error::Error) -> LogError {
@@ -97,7 +100,7 @@ impl KinesisLog {
             options,
             appended: Mutex::new(HashMap::new()),
             iterators: Mutex::new(HashMap::new()),
-            last_get: tokio::sync::Mutex::new(HashMap::new()),
+            next_get: Mutex::new(HashMap::new()),
         }
     }
 
@@ -272,7 +275,22 @@ impl KinesisLog {
                 request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(p.as_str())
             }
         };
-        let answer = request.send().await.map_err(|e| service("GetShardIterator", stream, e))?;
+        // GetShardIterator allows 5 calls a second per shard: throttling is waited out.
+        let mut attempt = 0;
+        let answer = loop {
+            match request.clone().send().await {
+                Ok(answer) => break answer,
+                Err(e)
+                    if attempt < 5
+                        && e.as_service_error().is_some_and(|s| s.is_provisioned_throughput_exceeded_exception()) =>
+                {
+                    tokio::time::sleep(crate::backoff(attempt, Duration::from_millis(200), Duration::from_secs(2)))
+                        .await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(service("GetShardIterator", stream, e)),
+            }
+        };
         answer
             .shard_iterator()
             .map(str::to_owned)
@@ -290,17 +308,16 @@ impl KinesisLog {
             return Ok(ShardRead::default());
         }
         let key = (stream.to_owned(), shard.clone());
-        {
-            // At most 5 calls a second per shard.
-            let mut last = self.last_get.lock().await;
-            if let Some(at) = last.get(&key) {
-                let since = at.elapsed();
-                if since < MIN_GET_INTERVAL {
-                    tokio::time::sleep(MIN_GET_INTERVAL - since).await;
-                }
-            }
-            last.insert(key.clone(), Instant::now());
-        }
+        // At most 5 calls a second per shard: each call takes the next free slot of its
+        // shard, and waits for it without holding the lock (other shards go on).
+        let slot = {
+            let mut next = self.next_get.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = Instant::now();
+            let slot = next.get(&key).copied().filter(|at| *at > now).unwrap_or(now);
+            next.insert(key.clone(), slot + MIN_GET_INTERVAL);
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
         let cached = {
             let mut iterators = self.iterators.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             iterators.remove(&key).filter(|(continues, _)| *continues == from).map(|(_, iterator)| iterator)
@@ -319,9 +336,13 @@ impl KinesisLog {
                         expired_once = true;
                         iterator = self.iterator(stream, shard, &from).await?;
                     }
-                    // Throttled after the client's own retries: nothing this time; the
-                    // stage reads again.
-                    Some(s) if s.is_provisioned_throughput_exceeded_exception() => return Ok(ShardRead::default()),
+                    // Throttled after the client's own retries: nothing this time (the
+                    // iterator stays usable); the stage reads again.
+                    Some(s) if s.is_provisioned_throughput_exceeded_exception() => {
+                        let mut iterators = self.iterators.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        iterators.insert(key, (from, iterator));
+                        return Ok(ShardRead::default());
+                    }
                     _ => return Err(service("GetRecords", stream, e)),
                 },
             }

@@ -107,6 +107,10 @@ pub struct StageSpec {
     pub(crate) aggregate_fields: Arc<crate::field_names::FieldNames>,
 }
 
+/// Empty reads in a row after which a range being read again is taken to end there
+/// (about 2 s of reads 100 ms apart).
+const MAX_EMPTY_RANGE_READS: u32 = 20;
+
 /// The longest wait between two tries of a commit held by a plugin that cannot start.
 const MAX_START_RETRY: Duration = Duration::from_secs(30);
 
@@ -431,12 +435,22 @@ impl ShardStage {
         let limits = ReadLimits { records: self.spec.commit_size.max(1), bytes: usize::MAX };
         let mut records: Vec<LogRecord> = Vec::new();
         let mut from = ReadFrom::At(range.first.clone());
+        let mut empty_reads = 0;
         loop {
-            let read = self.log.read(stream, shard, from, limits).await.map_err(|e| self.log_error(e))?;
+            let read = self.log.read(stream, shard, from.clone(), limits).await.map_err(|e| self.log_error(e))?;
             let Some(last) = read.records.last() else {
-                // An empty read ends the range: the log holds nothing more of it now.
-                return Ok(records);
+                // An empty read may only mean "not now" (Kinesis answers empty pages, and
+                // a throttled read is empty): read again a few times before taking it as
+                // the end of what the log still holds of the range (retention removed
+                // the rest).
+                if read.end_of_shard || empty_reads >= MAX_EMPTY_RANGE_READS {
+                    return Ok(records);
+                }
+                empty_reads += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
             };
+            empty_reads = 0;
             from = ReadFrom::After(last.position.clone());
             let reached_the_end = last.position >= range.last || read.end_of_shard;
             records.extend(read.records.into_iter().filter(|r| r.position <= range.last));
