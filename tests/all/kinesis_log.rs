@@ -173,3 +173,33 @@ fn weir_serve_runs_the_example_pipeline_on_kinesis_with_checkpoints_in_dynamodb(
     assert_eq!(report.raw_records, sent.len(), "every record archived once");
     assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
 }
+
+/// A consumer state larger than a DynamoDB item (400 KB) is kept in chunk items; a later
+/// commit with a small state replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_larger_than_a_dynamodb_item_survives_a_commit_and_is_replaced_by_the_next() {
+    use weir_log::{CommitRange, NewRecord};
+    let subject = kinesis().await;
+    let log = subject.log();
+    let record = |i: usize| NewRecord {
+        partition_key: Some("big".into()),
+        data: format!("r{i}").into_bytes(),
+        content_type: "application/json".into(),
+        arrival_time: 0,
+    };
+    let places = log.append(STREAM, (0..2).map(record).collect()).await.expect("append");
+    let shard = places[0].shard.clone();
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let first = CommitRange { first: places[0].position.clone(), last: places[0].position.clone() };
+    log.begin_commit("big", STREAM, &shard, first.clone()).await.expect("begin");
+    log.finish_commit("big", STREAM, &shard, first, big.clone()).await.expect("finish with 1 MB of state");
+    let checkpoint = log.checkpoint("big", STREAM, &shard).await.expect("checkpoint").expect("one");
+    assert_eq!(checkpoint.state.len(), big.len());
+    assert!(checkpoint.state == big, "the state comes back byte for byte");
+    let second = CommitRange { first: places[1].position.clone(), last: places[1].position.clone() };
+    log.begin_commit("big", STREAM, &shard, second.clone()).await.expect("begin");
+    log.finish_commit("big", STREAM, &shard, second, b"small".to_vec()).await.expect("finish");
+    let checkpoint = log.checkpoint("big", STREAM, &shard).await.expect("checkpoint").expect("one");
+    assert_eq!(checkpoint.state, b"small");
+    assert_eq!(checkpoint.committed.as_ref(), Some(&places[1].position));
+}

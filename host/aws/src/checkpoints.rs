@@ -144,17 +144,24 @@ impl DynamoCheckpoints {
         format!("state/{id}/{generation}/{index}")
     }
 
-    async fn load(&self, consumer: &str, stream: &str, shard: &ShardId) -> Result<Option<Stored>, LogError> {
+    /// The checkpoint item; with `with_state` false only what a commit step decides on
+    /// (positions, version, the state's generation) is read, not the state itself, which
+    /// may be megabytes.
+    async fn load(
+        &self,
+        consumer: &str,
+        stream: &str,
+        shard: &ShardId,
+        with_state: bool,
+    ) -> Result<Option<Stored>, LogError> {
         let id = Self::id(consumer, stream, shard);
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", Av::S(id.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| service("GetItem", stream, e))?;
+        let mut request =
+            self.client.get_item().table_name(&self.table).key("id", Av::S(id.clone())).consistent_read(true);
+        if !with_state {
+            request = request
+                .projection_expression("committed, pending_first, pending_last, version, state_gen, state_chunks");
+        }
+        let found = request.send().await.map_err(|e| service("GetItem", stream, e))?;
         let Some(item) = found.item() else { return Ok(None) };
         let committed = text(item, "committed").map(|t| position(stream, "committed position", &t)).transpose()?;
         let pending = match (text(item, "pending_first"), text(item, "pending_last")) {
@@ -166,6 +173,7 @@ impl DynamoCheckpoints {
         };
         let state_chunks = text(item, "state_gen").map(|generation| (generation, number(item, "state_chunks")));
         let state = match &state_chunks {
+            _ if !with_state => Vec::new(),
             Some((generation, chunks)) => {
                 let mut state = Vec::new();
                 for index in 0..*chunks {
@@ -220,7 +228,7 @@ impl DynamoCheckpoints {
         stream: &str,
         shard: &ShardId,
     ) -> Result<Option<ShardCheckpoint>, LogError> {
-        Ok(self.load(consumer, stream, shard).await?.map(|stored| stored.checkpoint))
+        Ok(self.load(consumer, stream, shard, true).await?.map(|stored| stored.checkpoint))
     }
 
     /// See [`weir_log::CheckpointStore::begin_commit`]; the shard's end is not checked
@@ -236,7 +244,7 @@ impl DynamoCheckpoints {
         range: CommitRange,
     ) -> Result<CommitRange, LogError> {
         for _ in 0..CONFLICT_RETRIES {
-            let stored = self.load(consumer, stream, shard).await?;
+            let stored = self.load(consumer, stream, shard, false).await?;
             if let Some(pending) = stored.as_ref().and_then(|s| s.checkpoint.pending.clone()) {
                 return Ok(pending);
             }
@@ -293,7 +301,7 @@ impl DynamoCheckpoints {
         state: Vec<u8>,
     ) -> Result<(), LogError> {
         let id = Self::id(consumer, stream, shard);
-        let previous = self.load(consumer, stream, shard).await?;
+        let previous = self.load(consumer, stream, shard, false).await?;
         let pending = previous.as_ref().and_then(|p| p.checkpoint.pending.clone());
         if pending.as_ref() != Some(&range) {
             let pending = pending.map_or_else(|| "none".to_owned(), |p| p.to_string());
