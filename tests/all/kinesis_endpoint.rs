@@ -111,7 +111,7 @@ print("result:", error_of(lambda: kinesis.put_record(StreamName="orders", Data=b
 }
 
 /// The AWS SDK for Rust's Kinesis client for weir at `addr`, with any credentials.
-async fn sdk_settings(addr: std::net::SocketAddr) -> weir_aws::AwsSettings {
+fn sdk_settings(addr: std::net::SocketAddr) -> weir_aws::AwsSettings {
     weir_aws::AwsSettings {
         region: Some("us-east-1".into()),
         kinesis_endpoint: Some(format!("http://{addr}")),
@@ -127,7 +127,7 @@ fn the_aws_sdk_for_rust_sends_records_to_weir_serve() {
     let server = Server::start(&config);
     let sent: Vec<String> = orders(30).into_iter().filter(|o| o.fate == Fate::Event).map(|o| o.line).collect();
     rt().block_on(async {
-        let kinesis = sdk_settings(server.addr).await.clients().await.kinesis;
+        let kinesis = sdk_settings(server.addr).clients().await.kinesis;
         let one = kinesis
             .put_record()
             .stream_name("orders")
@@ -172,11 +172,8 @@ fn the_aws_sdk_for_rust_sends_records_to_weir_serve() {
 fn under_backpressure_weir_takes_what_fits_and_the_kinesis_log_resends_only_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "max_pending_records = 10");
-    // A file where the raw archive's directory must go: the lake cannot write, so the
-    // records wait in the log until it is removed.
-    let blocker = dir.path().join("data/lake/raw");
-    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
-    std::fs::write(&blocker, "not a directory").unwrap();
+    // The lake cannot write, so the records wait in the log until it is unblocked.
+    let blocker = crate::streaming::block_lake_writes(dir.path());
     let server = Server::start(&config);
     let sent: Vec<String> = orders(30).into_iter().filter(|o| o.fate == Fate::Event).map(|o| o.line).take(14).collect();
     let record = |line: &String| weir_log::NewRecord {
@@ -186,7 +183,7 @@ fn under_backpressure_weir_takes_what_fits_and_the_kinesis_log_resends_only_the_
         arrival_time: 0,
     };
     rt().block_on(async {
-        let settings = sdk_settings(server.addr).await;
+        let settings = sdk_settings(server.addr);
         let clients = settings.clients().await;
         let checkpoints =
             weir_aws::DynamoCheckpoints::open(clients.dynamodb.clone(), &format!("unused-{}", std::process::id()))
@@ -213,4 +210,54 @@ fn under_backpressure_weir_takes_what_fits_and_the_kinesis_log_resends_only_the_
     let lake = weir_sinks::read_lake(&dir.path().join("data/lake")).unwrap();
     assert_eq!(lake.raw_records, sent.len(), "each record once: the 4 taken were not resent");
     assert_eq!(lake.events, sent.len());
+}
+
+/// Raw Kinesis calls that break its limits or its format: each refused with Kinesis'
+/// error type, before any record is appended, and the host keeps serving.
+#[test]
+fn calls_past_kinesis_limits_or_malformed_are_refused_with_kinesis_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "max_request_bytes = \"64KiB\"\nmax_record_bytes = \"16KiB\"");
+    let server = Server::start(&config);
+    let call = |target: &str, body: String| {
+        let addr = server.addr;
+        let target = target.to_owned();
+        rt().block_on(async move {
+            let request = format!(
+                "POST / HTTP/1.1\r\nHost: {addr}\r\nX-Amz-Target: Kinesis_20131202.{target}\r\n\
+                 Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer).await;
+            answer
+        })
+    };
+    let entry = r#"{"Data":"eA==","PartitionKey":"k"}"#;
+    let many = format!(r#"{{"StreamName":"orders","Records":[{}]}}"#, vec![entry; 501].join(","));
+    let answer = call("PutRecords", many);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("ValidationException"), "{answer}");
+    assert!(answer.contains("between 1 and 500 (it has 501)"), "{answer}");
+    // Over the body allowance (records of 64 KiB base64-encoded, keys and JSON): refused
+    // as it streams in.
+    let huge = format!(r#"{{"StreamName":"orders","Data":"{}","PartitionKey":"k"}}"#, "A".repeat(1 << 20));
+    let answer = call("PutRecord", huge);
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("ValidationException"), "{answer}");
+    assert!(answer.contains("split it"), "{answer}");
+    let answer = call("PutRecord", r#"{"StreamName":"orders","Data":"not base64!","PartitionKey":"k"}"#.into());
+    assert!(answer.contains("SerializationException") && answer.contains("not base64"), "{answer}");
+    let answer = call("PutRecord", "{ not json".into());
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("SerializationException"), "{answer}");
+    let big_record = format!(r#"{{"StreamName":"orders","Data":"{}","PartitionKey":"k"}}"#, "A".repeat(32 << 10));
+    let answer = call("PutRecord", big_record);
+    assert!(answer.contains("ValidationException") && answer.contains("max_record_bytes"), "{answer}");
+    rt().block_on(async {
+        let health = weir_client::request(server.addr, "GET", "/healthz", None, b"").await.unwrap();
+        assert_eq!(health.status, 200, "the host serves on: {}", health.body);
+        let pending = serde_json::from_str::<serde_json::Value>(&health.body).unwrap()["pending"]["orders"].clone();
+        assert_eq!(pending, 0, "nothing was appended");
+    });
 }

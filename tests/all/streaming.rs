@@ -339,15 +339,20 @@ fn kill_9_mid_stream_loses_no_acknowledged_event_and_duplicates_nothing() {
     assert_lake_matches(dir.path(), &sent);
 }
 
+/// Puts a file where the raw archive's directory of the pipeline in `dir` must go: every
+/// lake write fails (even as root) until the returned file is removed.
+pub(crate) fn block_lake_writes(dir: &Path) -> PathBuf {
+    let blocker = dir.join("data/lake/raw");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, "not a directory").unwrap();
+    blocker
+}
+
 #[test]
 fn a_blocked_sink_makes_ingest_answer_503_and_everything_is_delivered_after_it_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "max_pending_records = 40");
-    // A file where the raw archive's directory must go: every lake write fails (even as
-    // root) until it is removed.
-    let blocker = dir.path().join("data/lake/raw");
-    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
-    std::fs::write(&blocker, "not a directory").unwrap();
+    let blocker = block_lake_writes(dir.path());
     let server = Server::start(&config);
     let sent = orders(60);
     rt().block_on(async {
