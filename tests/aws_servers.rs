@@ -1,9 +1,10 @@
 //! Local AWS servers for the tests: kinesalite (Kinesis, with real-style 56-digit
-//! sequence numbers and splits) and moto (DynamoDB), both installed by
+//! sequence numbers and splits) and moto (DynamoDB, S3 and Firehose on one port), both installed by
 //! scripts/test-tools.sh, started once per test binary on loopback; they exit when the
 //! test process does (their stdin closes).
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
@@ -17,7 +18,7 @@ fn tools_dir() -> std::path::PathBuf {
 pub struct Servers {
     /// Kinesis (kinesalite), `http://127.0.0.1:PORT`.
     pub kinesis: String,
-    /// DynamoDB (moto), `http://127.0.0.1:PORT`.
+    /// DynamoDB (moto), `http://127.0.0.1:PORT`: also moto's S3 and Firehose.
     pub dynamodb: String,
     _children: Vec<Child>,
 }
@@ -70,4 +71,44 @@ pub fn servers() -> &'static Servers {
             _children: vec![kinesalite, moto],
         }
     })
+}
+
+/// Runs `script` under the test virtualenv's Python with boto3 pointed at moto (`s3`,
+/// a client; `sys.argv[1]`, moto's URL; then `args`), and returns what it printed.
+pub fn boto3(script: &str, args: &[&str]) -> String {
+    let python =
+        std::env::var_os("WEIR_TEST_PYTHON").map_or_else(|| tools_dir().join("test-venv/bin/python"), Into::into);
+    let prelude = "import sys, os, boto3\n\
+                   s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
+                   aws_access_key_id='test', aws_secret_access_key='test')\n";
+    let output = Command::new(python)
+        .arg("-c")
+        .arg(format!("{prelude}{script}"))
+        .arg(&servers().dynamodb)
+        .args(args)
+        .output()
+        .expect("python with boto3 (scripts/test-tools.sh installs it)");
+    assert!(output.status.success(), "boto3: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Creates the S3 bucket `bucket` in moto.
+pub fn create_bucket(bucket: &str) {
+    boto3("s3.create_bucket(Bucket=sys.argv[2])", &[bucket]);
+}
+
+/// Downloads every object under `prefix` into `into` (keys as paths below it) and
+/// returns how many multipart uploads are still in progress in the bucket.
+pub fn download(bucket: &str, prefix: &str, into: &Path) -> usize {
+    let printed = boto3(
+        "bucket, prefix, into = sys.argv[2], sys.argv[3], sys.argv[4]\n\
+         for page in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=prefix):\n\
+         \x20   for o in page.get('Contents', []):\n\
+         \x20       path = os.path.join(into, o['Key'][len(prefix):].lstrip('/'))\n\
+         \x20       os.makedirs(os.path.dirname(path), exist_ok=True)\n\
+         \x20       s3.download_file(bucket, o['Key'], path)\n\
+         print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))",
+        &[bucket, prefix, &into.display().to_string()],
+    );
+    printed.trim().parse().unwrap()
 }

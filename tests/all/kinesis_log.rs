@@ -32,7 +32,7 @@ async fn open(settings: &AwsSettings, options: &KinesisOptions, table: &str) -> 
     (clients, log)
 }
 
-async fn wait_active(clients: &AwsClients, stream: &str) {
+pub(crate) async fn wait_active(clients: &AwsClients, stream: &str) {
     for _ in 0..100 {
         let summary = clients.kinesis.describe_stream_summary().stream_name(stream).send().await.expect("describe");
         if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {

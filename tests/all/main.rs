@@ -1,16 +1,19 @@
 //! End-to-end tests through the real `weir` binary.
 
 mod admin;
+mod firehose;
 mod foreign;
 mod harness;
 mod hostile_clients;
 mod hostile_plugins;
 mod inspect;
 mod kinesis_endpoint;
+mod kinesis_leases;
 mod kinesis_log;
 mod new_plugin;
 mod openapi;
 mod polyglot;
 mod read_api;
+mod s3_lake;
 mod streaming;
 mod tokens;

@@ -10,6 +10,8 @@
 //! checkpoint points to once they are all written — the switch is one conditional write.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -18,6 +20,8 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
 };
 use weir_log::{CommitRange, LogError, Position, ShardCheckpoint, ShardId};
+
+use crate::leases::{DEFAULT_LEASE_TIME, Fence, LeaseState};
 
 /// The state kept inline in the checkpoint item, at most; larger states go to chunks.
 const INLINE_STATE_BYTES: usize = 300 << 10;
@@ -29,11 +33,13 @@ const CONFLICT_RETRIES: usize = 3;
 /// Checkpoints in the DynamoDB table `table` (created on open when missing).
 #[derive(Debug, Clone)]
 pub struct DynamoCheckpoints {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
+    /// This worker's leases (shared by the clones).
+    pub(crate) leases: Arc<LeaseState>,
 }
 
-fn service(operation: &'static str, stream: &str, error: impl std::error::Error) -> LogError {
+pub(crate) fn service(operation: &'static str, stream: &str, error: impl std::error::Error) -> LogError {
     LogError::Service {
         service: "DynamoDB",
         operation,
@@ -42,7 +48,7 @@ fn service(operation: &'static str, stream: &str, error: impl std::error::Error)
     }
 }
 
-fn text(item: &HashMap<String, Av>, name: &str) -> Option<String> {
+pub(crate) fn text(item: &HashMap<String, Av>, name: &str) -> Option<String> {
     item.get(name).and_then(|v| v.as_s().ok()).cloned()
 }
 
@@ -133,10 +139,17 @@ impl DynamoCheckpoints {
             }
             Err(error) => return Err(service("DescribeTable", "*", error)),
         }
-        Ok(Self { client, table: table.to_owned() })
+        Ok(Self { client, table: table.to_owned(), leases: Arc::new(LeaseState::new(DEFAULT_LEASE_TIME)) })
     }
 
-    fn id(consumer: &str, stream: &str, shard: &ShardId) -> String {
+    /// The same table with leases that expire after `lease_time` without renewal (by
+    /// default 10 s), for a fresh worker id.
+    #[must_use]
+    pub fn with_lease_time(self, lease_time: Duration) -> Self {
+        Self { leases: Arc::new(LeaseState::new(lease_time)), ..self }
+    }
+
+    pub(crate) fn id(consumer: &str, stream: &str, shard: &ShardId) -> String {
         format!("ckpt/{consumer}/{stream}/{shard}")
     }
 
@@ -243,7 +256,11 @@ impl DynamoCheckpoints {
         shard: &ShardId,
         range: CommitRange,
     ) -> Result<CommitRange, LogError> {
+        let id = Self::id(consumer, stream, shard);
         for _ in 0..CONFLICT_RETRIES {
+            // A host that lost the lease is refused before anything, even the pending
+            // range: it is the new owner's to redo.
+            let fence = self.leases.fence(&id).map_err(|why| Self::refused(consumer, stream, shard, &range, why))?;
             let stored = self.load(consumer, stream, shard, false).await?;
             if let Some(pending) = stored.as_ref().and_then(|s| s.checkpoint.pending.clone()) {
                 return Ok(pending);
@@ -272,16 +289,28 @@ impl DynamoCheckpoints {
                 .expression_attribute_values(":first", Av::S(range.first.to_string()))
                 .expression_attribute_values(":last", Av::S(range.last.to_string()))
                 .expression_attribute_values(":next", Av::N((version + 1).to_string()));
-            update = if stored.is_some() {
-                update
-                    .condition_expression("version = :version")
-                    .expression_attribute_values(":version", Av::N(version.to_string()))
+            // A lease item without a commit yet has no version.
+            let unchanged = if stored.is_some() {
+                update = update.expression_attribute_values(":version", Av::N(version.to_string()));
+                "(attribute_not_exists(version) OR version = :version)"
             } else {
-                update.condition_expression("attribute_not_exists(id)")
+                "attribute_not_exists(id)"
+            };
+            update = match &fence {
+                Fence::Unleased => update.condition_expression(unchanged),
+                Fence::Held { owner, epoch } => update
+                    .condition_expression(format!("{unchanged} AND lease_owner = :owner AND lease_epoch = :epoch"))
+                    .expression_attribute_values(":owner", Av::S(owner.clone()))
+                    .expression_attribute_values(":epoch", Av::N(epoch.to_string())),
             };
             match update.send().await {
                 Ok(_) => return Ok(range),
-                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => continue,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                    if let Err(lost) = self.check_lease(&id, &fence, stream).await {
+                        return Err(Self::refused(consumer, stream, shard, &range, lost.to_string()));
+                    }
+                    continue;
+                }
                 Err(e) => return Err(service("UpdateItem", stream, e)),
             }
         }
@@ -313,15 +342,27 @@ impl DynamoCheckpoints {
                 format!("it is not the pending commit ({pending})"),
             ));
         }
+        let fence = self.leases.fence(&id).map_err(|why| Self::refused(consumer, stream, shard, &range, why))?;
+        let condition = match &fence {
+            Fence::Unleased => "pending_first = :first AND pending_last = :last",
+            Fence::Held { .. } => {
+                "pending_first = :first AND pending_last = :last AND lease_owner = :owner AND lease_epoch = :epoch"
+            }
+        };
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("id", Av::S(id.clone()))
-            .condition_expression("pending_first = :first AND pending_last = :last")
+            .condition_expression(condition)
             .expression_attribute_values(":first", Av::S(range.first.to_string()))
             .expression_attribute_values(":last", Av::S(range.last.to_string()))
             .expression_attribute_values(":one", Av::N("1".into()));
+        if let Fence::Held { owner, epoch } = &fence {
+            update = update
+                .expression_attribute_values(":owner", Av::S(owner.clone()))
+                .expression_attribute_values(":epoch", Av::N(epoch.to_string()));
+        }
         let mut written_chunks = None;
         if state.len() <= INLINE_STATE_BYTES {
             update = update
@@ -361,12 +402,47 @@ impl DynamoCheckpoints {
                     self.delete_chunks(&id, &generation, chunks).await;
                 }
                 if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
+                    if let Err(lost) = self.check_lease(&id, &fence, stream).await {
+                        return Err(Self::refused(consumer, stream, shard, &range, lost.to_string()));
+                    }
                     Err(Self::refused(consumer, stream, shard, &range, "it is no longer the pending commit".into()))
                 } else {
                     Err(service("UpdateItem", stream, e))
                 }
             }
         }
+    }
+
+    /// After a refused conditional write under `fence`: whether the lease is still this
+    /// worker's; when it is not, it is marked lost and the error says so.
+    async fn check_lease(&self, id: &str, fence: &Fence, stream: &str) -> Result<(), LogError> {
+        let Fence::Held { owner, epoch } = fence else { return Ok(()) };
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", Av::S(id.to_owned()))
+            .consistent_read(true)
+            .projection_expression("lease_owner, lease_epoch")
+            .send()
+            .await
+            .map_err(|e| service("GetItem", stream, e))?;
+        let item = found.item();
+        let now_owner = item.and_then(|i| text(i, "lease_owner"));
+        let now_epoch = item.map_or(0, |i| number(i, "lease_epoch"));
+        if now_owner.as_deref() == Some(owner.as_str()) && now_epoch == *epoch {
+            return Ok(());
+        }
+        self.leases.lose(id);
+        Err(LogError::Service {
+            service: "DynamoDB",
+            operation: "UpdateItem",
+            stream: stream.to_owned(),
+            reason: format!(
+                "worker {owner} lost the lease on {id} to {} (epoch {now_epoch}); its checkpoint write was refused",
+                now_owner.as_deref().unwrap_or("no one")
+            ),
+        })
     }
 
     /// Deletes a state generation's chunks; a failure leaves garbage, never wrong data,

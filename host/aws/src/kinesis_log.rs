@@ -25,8 +25,8 @@ use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use tokio::sync::watch;
 use weir_log::{
-    BoxFuture, CheckpointStore, CommitRange, LogError, LogProducer, LogReader, LogRecord, NewRecord, Position,
-    ReadFrom, ReadLimits, RecordPlace, ShardCheckpoint, ShardId, ShardInfo, ShardRead,
+    BoxFuture, CheckpointStore, CommitRange, LeaseRound, LogError, LogProducer, LogReader, LogRecord, NewRecord,
+    Position, ReadFrom, ReadLimits, RecordPlace, ShardCheckpoint, ShardId, ShardInfo, ShardLeases, ShardRead,
 };
 
 use crate::checkpoints::DynamoCheckpoints;
@@ -424,6 +424,40 @@ impl LogReader for KinesisLog {
     fn subscribe(&self, stream: &str) -> watch::Receiver<u64> {
         let mut appended = self.appended.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         appended.entry(stream.to_owned()).or_insert_with(|| watch::channel(0).0).subscribe()
+    }
+
+    /// Hosts sharing the checkpoint table share the shards through leases in it.
+    fn leases(&self) -> Option<&dyn ShardLeases> {
+        Some(self)
+    }
+}
+
+impl ShardLeases for KinesisLog {
+    fn balance<'a>(
+        &'a self,
+        consumer: &'a str,
+        stream: &'a str,
+        shards: &'a [ShardId],
+    ) -> BoxFuture<'a, Result<LeaseRound, LogError>> {
+        Box::pin(async move { self.checkpoints.balance(consumer, &self.kinesis_stream(stream), shards).await })
+    }
+
+    fn shard_ended<'a>(
+        &'a self,
+        consumer: &'a str,
+        stream: &'a str,
+        shard: &'a ShardId,
+    ) -> BoxFuture<'a, Result<(), LogError>> {
+        Box::pin(async move { self.checkpoints.shard_ended(consumer, &self.kinesis_stream(stream), shard).await })
+    }
+
+    fn release<'a>(
+        &'a self,
+        consumer: &'a str,
+        stream: &'a str,
+        shard: &'a ShardId,
+    ) -> BoxFuture<'a, Result<(), LogError>> {
+        Box::pin(async move { self.checkpoints.release(consumer, &self.kinesis_stream(stream), shard).await })
     }
 }
 

@@ -1,5 +1,6 @@
 //! weir on AWS: [`KinesisLog`], Kinesis as the stream log, with each consumer's
-//! checkpoints kept in DynamoDB ([`DynamoCheckpoints`]). This is the only crate that
+//! checkpoints kept in DynamoDB ([`DynamoCheckpoints`]); S3 as the lake's object store
+//! ([`s3_store`]); the raw archive through Firehose ([`FirehoseSink`]). This is the only crate that
 //! builds the AWS SDKs, so the rest of the workspace compiles without them.
 //!
 //! Clients are made by [`AwsSettings::clients`] the way AWS users expect: the standard
@@ -8,10 +9,16 @@
 //! moto) and production leaves to AWS.
 
 mod checkpoints;
+mod firehose;
 mod kinesis_log;
+mod leases;
+mod s3;
 
 pub use checkpoints::DynamoCheckpoints;
+pub use firehose::{FirehoseSettings, FirehoseSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES};
 pub use kinesis_log::{KinesisLog, KinesisOptions};
+pub use leases::DEFAULT_LEASE_TIME;
+pub use s3::s3_store;
 pub use weir_config::KinesisLogSettings;
 
 use aws_config::{BehaviorVersion, Region};
@@ -41,23 +48,7 @@ impl AwsSettings {
     /// Clients for Kinesis and DynamoDB, over HTTPS with rustls (ring) and the system's
     /// root certificates, or plain HTTP for `http://` endpoints.
     pub async fn clients(&self) -> AwsClients {
-        use aws_smithy_http_client::{Builder, tls};
-        let http =
-            Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
-        if let Some(region) = &self.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some((key, secret)) = &self.static_credentials {
-            loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-                key.clone(),
-                secret.clone(),
-                None,
-                None,
-                "weir-static",
-            ));
-        }
-        let sdk = loader.load().await;
+        let sdk = sdk_config(self.region.as_deref(), self.static_credentials.as_ref()).await;
         let mut kinesis = aws_sdk_kinesis::config::Builder::from(&sdk);
         if let Some(endpoint) = &self.kinesis_endpoint {
             kinesis = kinesis.endpoint_url(endpoint);
@@ -71,6 +62,31 @@ impl AwsSettings {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
         }
     }
+}
+
+/// The AWS SDK's configuration: HTTPS with rustls (ring) and the system's root
+/// certificates, or plain HTTP for `http://` endpoints; `region` else the standard chain's;
+/// `static_credentials` else the standard credential chain.
+pub(crate) async fn sdk_config(
+    region: Option<&str>,
+    static_credentials: Option<&(String, String)>,
+) -> aws_config::SdkConfig {
+    use aws_smithy_http_client::{Builder, tls};
+    let http = Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_owned()));
+    }
+    if let Some((key, secret)) = static_credentials {
+        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
+            key.clone(),
+            secret.clone(),
+            None,
+            None,
+            "weir-static",
+        ));
+    }
+    loader.load().await
 }
 
 /// The Kinesis log `[log] type = "kinesis"` describes: clients from the standard AWS

@@ -43,6 +43,7 @@
 mod document;
 mod error;
 mod load;
+mod location;
 mod sink_kind;
 mod units;
 
@@ -55,6 +56,7 @@ use std::time::Duration;
 use weir_runtime::{Limits, PluginId, World};
 
 pub use self::load::SinkTable;
+pub use self::location::{S3_KEYS, S3Location, StoreLocation};
 pub use self::sink_kind::{DynEq, SinkConfig, SinkKind, SinkSettings, SinkType, SinkTypes};
 
 pub use self::error::{ConfigError, ConfigErrors};

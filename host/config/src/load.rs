@@ -912,6 +912,50 @@ impl SinkTable<'_, '_, '_, '_> {
         self.data_dir.join(path)
     }
 
+    /// Where an object-store sink writes: `path` (`key`) as an `s3://bucket/prefix` URL,
+    /// with the table's `region`, `endpoint` and `path_style` ([`S3_KEYS`](crate::S3_KEYS)),
+    /// or as a directory like [`directory`](Self::directory) (then those keys are
+    /// reported: they would be ignored).
+    pub fn location(&mut self, key: &str, default: &str) -> crate::StoreLocation {
+        let s3 = match self.loader.report.get::<String>(self.table, key) {
+            Some(url) => match crate::location::parse_s3_url(&url.value) {
+                Some(Ok(location)) => Some(location),
+                Some(Err(problem)) => {
+                    self.loader.report.error(&url.path, Some(url.span), problem);
+                    Some(crate::S3Location::default())
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let Some(mut s3) = s3 else {
+            for (entry, span, _) in self.table.entries() {
+                if crate::S3_KEYS.contains(&entry) {
+                    let message = format!(
+                        "{entry} applies only to an s3:// {key}; remove it or write {key} = \"s3://bucket/prefix\""
+                    );
+                    self.loader.report.error(&self.table.path.key(entry), Some(span), message);
+                }
+            }
+            return crate::StoreLocation::Directory(self.directory(key, default));
+        };
+        s3.region = self.string("region");
+        s3.endpoint = self.endpoint("endpoint");
+        s3.path_style = self.loader.report.get::<bool>(self.table, "path_style").is_some_and(|flag| flag.value);
+        crate::StoreLocation::S3(s3)
+    }
+
+    /// The URL at `key`, if present: an `http://` or `https://` endpoint (anything else
+    /// is reported).
+    pub fn endpoint(&mut self, key: &str) -> Option<String> {
+        let endpoint = self.loader.report.get::<String>(self.table, key)?;
+        if !(endpoint.value.starts_with("http://") || endpoint.value.starts_with("https://")) {
+            let message = format!("{:?} is not an http:// or https:// URL", endpoint.value);
+            self.loader.report.error(&endpoint.path, Some(endpoint.span.clone()), message);
+        }
+        Some(endpoint.value)
+    }
+
     /// The text at `key`, if present (a value of another type is reported).
     pub fn string(&mut self, key: &str) -> Option<String> {
         self.loader.report.get::<String>(self.table, key).map(|text| text.value)

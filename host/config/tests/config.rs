@@ -9,8 +9,8 @@ use tempfile::TempDir;
 use weir_config::validate_file;
 use weir_config::{
     AdminConfig, AggregatorConfig, ByteSize, ConfigErrors, HumanDuration, KinesisLogSettings, LatePolicy, LogSettings,
-    OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig, SinkType,
-    StreamConfig, TokenConfig,
+    OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, S3Location, ServerConfig, SinkConfig,
+    SinkType, StoreLocation, StreamConfig, TokenConfig,
 };
 use weir_connectors::{
     DeadLetterSettings, LakeSettings, SearchSettings, ServingSettings, WarehouseSettings, sink_types,
@@ -145,9 +145,18 @@ fn a_full_configuration_parses_into_typed_settings() {
             ReferenceConfig { name: "restaurants".to_owned(), file: dir.join("data/restaurants.json") },
         )]),
         sinks: BTreeMap::from([
-            ("archive".to_owned(), SinkConfig::new(LakeSettings { path: PathBuf::from("/srv/archive") })),
-            ("dead-letters".to_owned(), SinkConfig::new(DeadLetterSettings { path: data_dir.join("lake") })),
-            ("lake".to_owned(), SinkConfig::new(LakeSettings { path: data_dir.join("lake") })),
+            (
+                "archive".to_owned(),
+                SinkConfig::new(LakeSettings { path: StoreLocation::Directory(PathBuf::from("/srv/archive")) }),
+            ),
+            (
+                "dead-letters".to_owned(),
+                SinkConfig::new(DeadLetterSettings { path: StoreLocation::Directory(data_dir.join("lake")) }),
+            ),
+            (
+                "lake".to_owned(),
+                SinkConfig::new(LakeSettings { path: StoreLocation::Directory(data_dir.join("lake")) }),
+            ),
         ]),
         streams: vec![
             StreamConfig {
@@ -222,8 +231,14 @@ fn defaults_fill_everything_that_is_left_out() {
     assert!(config.reference.is_empty());
     // Without [sinks], a lake and a dead-letter sink in <data_dir>/lake.
     assert_eq!(config.sinks, sink_types().defaults(&data_dir));
-    assert_eq!(config.sinks["lake"], SinkConfig::new(LakeSettings { path: data_dir.join("lake") }));
-    assert_eq!(config.sinks["dead-letters"], SinkConfig::new(DeadLetterSettings { path: data_dir.join("lake") }));
+    assert_eq!(
+        config.sinks["lake"],
+        SinkConfig::new(LakeSettings { path: StoreLocation::Directory(data_dir.join("lake")) })
+    );
+    assert_eq!(
+        config.sinks["dead-letters"],
+        SinkConfig::new(DeadLetterSettings { path: StoreLocation::Directory(data_dir.join("lake")) })
+    );
     assert_eq!(
         config.streams,
         [StreamConfig {
@@ -352,7 +367,7 @@ fn an_unknown_key_names_the_allowed_keys() {
         problems(&text),
         [
             r#"orders.toml:10: plugins.orders-parser.limits.cpus: unknown key "cpus"; allowed keys are: cpu, wall, memory, max_output_events, max_output_bytes, max_output_fields, max_state, max_log_bytes"#,
-            r#"orders.toml:14: sinks.dead-letters.root: unknown key "root"; allowed keys are: type, path"#,
+            r#"orders.toml:14: sinks.dead-letters.root: unknown key "root"; allowed keys are: type, path, region, endpoint, path_style"#,
         ]
     );
 }
@@ -415,10 +430,13 @@ fn relative_paths_resolve_against_the_config_directory_and_sinks_against_the_dat
     assert_eq!(config.reference["restaurants"].file, Path::new("conf/pipeline/data/r.json"));
     assert_eq!(config.server.data_dir, Path::new("/var/lib/weir"));
     // A sink's path defaults to `lake`, under the data directory.
-    assert_eq!(config.sinks["lake"], SinkConfig::new(LakeSettings { path: PathBuf::from("/var/lib/weir/lake") }));
+    assert_eq!(
+        config.sinks["lake"],
+        SinkConfig::new(LakeSettings { path: StoreLocation::Directory(PathBuf::from("/var/lib/weir/lake")) })
+    );
     assert_eq!(
         config.sinks["failures"],
-        SinkConfig::new(DeadLetterSettings { path: PathBuf::from("/var/lib/weir/failed") })
+        SinkConfig::new(DeadLetterSettings { path: StoreLocation::Directory(PathBuf::from("/var/lib/weir/failed")) })
     );
     // With [sinks] written, only those sinks exist.
     assert_eq!(config.sinks.len(), 2);
@@ -462,7 +480,7 @@ fn routes_must_name_defined_sinks_of_the_right_type() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse"#,
+            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse, firehose"#,
             r#"orders.toml:14: streams[0].routes.dead_letters[0]: sink "lake" is a lake sink, which does not take dead letters; no defined sink does; add a sink of type dead-letters"#,
         ]
     );
@@ -619,7 +637,9 @@ fn sinks_take_only_the_outputs_they_can_write() {
     assert!(dead_letters.accepts(OutputKind::DeadLetters));
     assert!(!dead_letters.accepts(OutputKind::Events));
     let names: Vec<&str> = sink_types().all().map(SinkType::as_str).collect();
-    assert_eq!(names, ["lake", "dead-letters", "serving", "search", "warehouse"], "every registered type");
+    assert_eq!(names, ["lake", "dead-letters", "serving", "search", "warehouse", "firehose"], "every registered type");
+    let firehose = sink_type("firehose");
+    assert!(firehose.accepts(OutputKind::Raw) && !firehose.accepts(OutputKind::Events));
     assert!(sink_types().named("s3").is_none());
 }
 
@@ -647,9 +667,15 @@ fn sizes_and_durations_read_from_any_serde_format() {
 fn the_examples_in_the_documentation_are_valid() {
     let doc = include_str!("../../../docs/configuration.md");
     let examples: Vec<&str> = doc.split("```toml\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
-    assert_eq!(examples.len(), 3);
+    assert_eq!(examples.len(), 5);
     for example in examples {
-        PipelineConfig::parse(example, "docs/configuration.md", sink_types())
+        // The examples of one section alone get a stream to be a whole file.
+        let example = if example.contains("[[streams]]") {
+            example.to_owned()
+        } else {
+            format!("{MINIMAL}\n[streams.routes]\ndead_letters = []\n\n{example}")
+        };
+        PipelineConfig::parse(&example, "docs/configuration.md", sink_types())
             .unwrap_or_else(|errors| panic!("{errors}"));
     }
 }
@@ -703,7 +729,7 @@ dead_letters = []
     );
     assert_eq!(
         config.sinks["warehouse"],
-        SinkConfig::new(WarehouseSettings { path: PathBuf::from("/srv/weir/warehouse") })
+        SinkConfig::new(WarehouseSettings { path: StoreLocation::Directory(PathBuf::from("/srv/weir/warehouse")) })
     );
     for sink_type in ["serving", "search", "warehouse"].map(sink_type) {
         assert!(sink_type.accepts(OutputKind::Events) && sink_type.accepts(OutputKind::Aggregates));
@@ -747,7 +773,7 @@ dead_letters = []
             r#"orders.toml:15: sinks.b: search index "orders" is already written by sink a; give each search sink its own index"#,
             r#"orders.toml:18: sinks.b.colour: unknown key "colour"; allowed keys are: type, index, text_fields, numeric_fields"#,
             r#"orders.toml:22: sinks.c.table: "Orders!" is not a valid serving table name; expected 1 to 64 characters among a-z, 0-9, '-' and '_'"#,
-            r#"orders.toml:28: streams[0].routes.raw[0]: sink "d" is a warehouse sink, which does not take raw records; no defined sink does; add a sink of type lake"#,
+            r#"orders.toml:28: streams[0].routes.raw[0]: sink "d" is a warehouse sink, which does not take raw records; no defined sink does; add a sink of type lake or firehose"#,
         ]
     );
 }
@@ -832,5 +858,66 @@ fn a_kinesis_log_reads_its_settings_and_refuses_the_embedded_logs_keys() {
     assert_eq!(
         problems(&format!("[log]\ntype = \"kafka\"\n{MINIMAL}")),
         [r#"orders.toml:2: log.type: unknown log type "kafka"; expected "embedded" (the default) or "kinesis""#]
+    );
+}
+
+#[test]
+fn object_store_sinks_take_an_s3_location_checked_at_its_line() {
+    let text = format!(
+        r#"{MINIMAL}
+[sinks.lake]
+type = "lake"
+path = "s3://weir-lake/prod/"
+region = "eu-west-1"
+endpoint = "http://127.0.0.1:5000"
+path_style = true
+
+[sinks.dead-letters]
+type = "dead-letters"
+path = "s3://weir-lake/prod"
+"#
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap_or_else(|errors| panic!("{errors}"));
+    let lake = S3Location {
+        bucket: "weir-lake".into(),
+        prefix: "prod".into(),
+        region: Some("eu-west-1".into()),
+        endpoint: Some("http://127.0.0.1:5000".into()),
+        path_style: true,
+    };
+    assert_eq!(config.sinks["lake"], SinkConfig::new(LakeSettings { path: StoreLocation::S3(lake) }));
+    let dead_letters = S3Location { bucket: "weir-lake".into(), prefix: "prod".into(), ..S3Location::default() };
+    assert_eq!(
+        config.sinks["dead-letters"],
+        SinkConfig::new(DeadLetterSettings { path: StoreLocation::S3(dead_letters) })
+    );
+
+    let text = format!(
+        r#"{MINIMAL}
+[sinks.lake]
+type = "lake"
+path = "s3://Weir_Lake/prod"
+endpoint = "127.0.0.1:5000"
+
+[sinks.dead-letters]
+type = "dead-letters"
+path = "lake"
+region = "eu-west-1"
+
+[sinks.warehouse]
+type = "warehouse"
+path = "s3://weir-lake/a//b"
+"#
+    );
+    let errors = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap_err();
+    let lines: Vec<String> = errors.to_string().lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines,
+        [
+            r#"orders.toml:11: sinks.lake.path: "s3://Weir_Lake/prod": a bucket name has only lowercase letters, digits, '-' and '.'"#,
+            r#"orders.toml:12: sinks.lake.endpoint: "127.0.0.1:5000" is not an http:// or https:// URL"#,
+            r#"orders.toml:17: sinks.dead-letters.region: region applies only to an s3:// path; remove it or write path = "s3://bucket/prefix""#,
+            r#"orders.toml:21: sinks.warehouse.path: "s3://weir-lake/a//b": the prefix has an empty, '.' or '..' part; write it as a/b/c"#,
+        ]
     );
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use weir_config::{PipelineConfig, SinkConfig, SinkKind, SinkSettings};
+use object_store::ObjectStore;
+use weir_config::{PipelineConfig, SinkConfig, SinkKind, SinkSettings, StoreLocation};
 use weir_sinks::Sink;
 
 use crate::stores::Stores;
@@ -75,8 +76,29 @@ impl<'a> SinkContext<'a> {
     }
 }
 
+/// The object store of a sink at `location`: a local directory (created if missing, with
+/// what writes a crash interrupted removed first) or an S3 bucket and prefix.
+///
+/// # Errors
+/// The directory cannot be created or cleaned up; S3 is asked for in a build without
+/// AWS support; the S3 settings are refused.
+pub(crate) fn open_store(name: &str, location: &StoreLocation) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    match location {
+        StoreLocation::Directory(path) => {
+            clean_up(name, path)?;
+            Ok(weir_sinks::local_store(name, path)?)
+        }
+        #[cfg(feature = "aws")]
+        StoreLocation::S3(s3) => weir_aws::s3_store(s3, None).with_context(|| format!("sink {name}: cannot open {s3}")),
+        #[cfg(not(feature = "aws"))]
+        StoreLocation::S3(s3) => anyhow::bail!(
+            "sink {name}: {s3} needs AWS support, which this build of weir-connectors leaves out (feature \"aws\"); the weir binary has it"
+        ),
+    }
+}
+
 /// Removes what writes a crash interrupted left in a local sink's directory.
-pub(crate) fn clean_up(name: &str, path: &std::path::Path) -> anyhow::Result<()> {
+fn clean_up(name: &str, path: &std::path::Path) -> anyhow::Result<()> {
     let removed = weir_sinks::remove_interrupted_writes(path)
         .with_context(|| format!("cannot clean up sink {name} at {}", path.display()))?;
     if removed > 0 {

@@ -1,14 +1,13 @@
 //! `type = "dead-letters"`: records a plugin could not process, with the reason, as
 //! NDJSON in a local directory (under `dead-letters/`, so it may share the lake's root).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use weir_sinks::{DeadLetterSink, Sink};
 
-use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType};
+use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType, StoreLocation};
 
-use crate::connector::{Connector, SinkContext, clean_up, settings_of};
+use crate::connector::{Connector, SinkContext, open_store, settings_of};
 
 pub(crate) struct DeadLetters;
 
@@ -22,11 +21,11 @@ impl SinkKind for DeadLetters {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["path"]
+        &["path", "region", "endpoint", "path_style"]
     }
 
     fn read(&self, table: &mut SinkTable<'_, '_, '_, '_>) -> SinkConfig {
-        SinkConfig::new(DeadLetterSettings { path: table.directory("path", "lake") })
+        SinkConfig::new(DeadLetterSettings { path: table.location("path", "lake") })
     }
 }
 
@@ -34,7 +33,7 @@ impl SinkKind for DeadLetters {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadLetterSettings {
     /// `path`: the root directory, resolved against `server.data_dir`. By default `lake`.
-    pub path: PathBuf,
+    pub path: StoreLocation,
 }
 
 impl SinkSettings for DeadLetterSettings {
@@ -51,7 +50,7 @@ impl Connector for DeadLetters {
         _context: &mut SinkContext<'_>,
     ) -> anyhow::Result<Arc<dyn Sink>> {
         let settings = settings_of::<DeadLetterSettings>(name, settings)?;
-        clean_up(name, &settings.path)?;
-        Ok(Arc::new(DeadLetterSink::local(name, &settings.path)?))
+        let store = open_store(name, &settings.path)?;
+        Ok(Arc::new(DeadLetterSink::new(name, store)))
     }
 }

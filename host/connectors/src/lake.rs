@@ -1,14 +1,13 @@
 //! `type = "lake"`: the data lake in a local directory — the raw archive as NDJSON,
 //! events and aggregates as Parquet.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use weir_sinks::{LakeSink, Sink};
 
-use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType};
+use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType, StoreLocation};
 
-use crate::connector::{Connector, SinkContext, clean_up, settings_of};
+use crate::connector::{Connector, SinkContext, open_store, settings_of};
 
 pub(crate) struct Lake;
 
@@ -22,11 +21,11 @@ impl SinkKind for Lake {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["path"]
+        &["path", "region", "endpoint", "path_style"]
     }
 
     fn read(&self, table: &mut SinkTable<'_, '_, '_, '_>) -> SinkConfig {
-        SinkConfig::new(LakeSettings { path: table.directory("path", "lake") })
+        SinkConfig::new(LakeSettings { path: table.location("path", "lake") })
     }
 }
 
@@ -35,7 +34,7 @@ impl SinkKind for Lake {
 pub struct LakeSettings {
     /// `path`: the lake's root directory, resolved against `server.data_dir`. By default
     /// `lake`.
-    pub path: PathBuf,
+    pub path: StoreLocation,
 }
 
 impl SinkSettings for LakeSettings {
@@ -52,7 +51,7 @@ impl Connector for Lake {
         _context: &mut SinkContext<'_>,
     ) -> anyhow::Result<Arc<dyn Sink>> {
         let settings = settings_of::<LakeSettings>(name, settings)?;
-        clean_up(name, &settings.path)?;
-        Ok(Arc::new(LakeSink::local(name, &settings.path)?))
+        let store = open_store(name, &settings.path)?;
+        Ok(Arc::new(LakeSink::new(name, store)))
     }
 }

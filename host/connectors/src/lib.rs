@@ -16,11 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use weir_config::{OutputKind, PipelineConfig, SinkConfig, SinkKind, SinkTypes};
+use weir_config::{OutputKind, PipelineConfig, SinkConfig, SinkKind, SinkTypes, StoreLocation};
 use weir_sinks::Sink;
 
 mod connector;
 mod dead_letters;
+#[cfg(feature = "aws")]
+mod firehose;
 mod lake;
 mod search;
 mod serving;
@@ -29,6 +31,8 @@ mod warehouse;
 
 pub use connector::{Connector, SinkContext};
 pub use dead_letters::DeadLetterSettings;
+#[cfg(feature = "aws")]
+pub use firehose::FirehoseSinkSettings;
 pub use lake::LakeSettings;
 pub use search::SearchSettings;
 pub use serving::ServingSettings;
@@ -36,8 +40,15 @@ pub use stores::Stores;
 pub use warehouse::WarehouseSettings;
 
 /// Every sink type, in the order messages list them: the one registration of a connector.
-static CONNECTORS: &[&dyn Connector] =
-    &[&lake::Lake, &dead_letters::DeadLetters, &serving::Serving, &search::Search, &warehouse::WarehouseKind];
+static CONNECTORS: &[&dyn Connector] = &[
+    &lake::Lake,
+    &dead_letters::DeadLetters,
+    &serving::Serving,
+    &search::Search,
+    &warehouse::WarehouseKind,
+    #[cfg(feature = "aws")]
+    &firehose::Firehose,
+];
 
 /// The sink types of [`CONNECTORS`], as the configuration is loaded with them.
 static SINK_KINDS: std::sync::LazyLock<Vec<&'static dyn SinkKind>> =
@@ -56,8 +67,8 @@ pub fn sink_types() -> &'static SinkTypes {
 pub fn default_sinks(data_dir: &Path) -> BTreeMap<String, SinkConfig> {
     let root = data_dir.join("lake");
     BTreeMap::from([
-        ("lake".to_owned(), SinkConfig::new(LakeSettings { path: root.clone() })),
-        ("dead-letters".to_owned(), SinkConfig::new(DeadLetterSettings { path: root })),
+        ("lake".to_owned(), SinkConfig::new(LakeSettings { path: StoreLocation::Directory(root.clone()) })),
+        ("dead-letters".to_owned(), SinkConfig::new(DeadLetterSettings { path: StoreLocation::Directory(root) })),
     ])
 }
 

@@ -1,15 +1,14 @@
 //! `type = "warehouse"`: partitioned Parquet tables with commit markers in a local
 //! directory, for query engines and `GET /v1/aggregates/{stream}`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use weir_log::BoxFuture;
 use weir_sinks::{Sink, Warehouse, WarehouseTable};
 
-use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType};
+use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType, StoreLocation};
 
-use crate::connector::{Connector, SinkContext, clean_up, settings_of};
+use crate::connector::{Connector, SinkContext, open_store, settings_of};
 use crate::stores::{AggregatesReader, ReadError};
 
 pub(crate) struct WarehouseKind;
@@ -24,11 +23,11 @@ impl SinkKind for WarehouseKind {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["path"]
+        &["path", "region", "endpoint", "path_style"]
     }
 
     fn read(&self, table: &mut SinkTable<'_, '_, '_, '_>) -> SinkConfig {
-        SinkConfig::new(WarehouseSettings { path: table.directory("path", "warehouse") })
+        SinkConfig::new(WarehouseSettings { path: table.location("path", "warehouse") })
     }
 }
 
@@ -37,7 +36,7 @@ impl SinkKind for WarehouseKind {
 pub struct WarehouseSettings {
     /// `path`: the root directory, resolved against `server.data_dir`. By default
     /// `warehouse`.
-    pub path: PathBuf,
+    pub path: StoreLocation,
 }
 
 impl SinkSettings for WarehouseSettings {
@@ -49,8 +48,8 @@ impl SinkSettings for WarehouseSettings {
 impl Connector for WarehouseKind {
     fn build(&self, name: &str, settings: &SinkConfig, context: &mut SinkContext<'_>) -> anyhow::Result<Arc<dyn Sink>> {
         let settings = settings_of::<WarehouseSettings>(name, settings)?;
-        clean_up(name, &settings.path)?;
-        let warehouse = Warehouse::local(name, &settings.path)?;
+        let store = open_store(name, &settings.path)?;
+        let warehouse = Warehouse::new(name, store);
         context.stores.add_aggregates_reader(name, Arc::new(warehouse.clone()));
         Ok(Arc::new(warehouse))
     }

@@ -73,6 +73,6 @@ pub use retention::RetentionReport;
 pub use shard::{canary_bucket, fnv1a_64, shard_for};
 pub use shard_set::{ShardInfo, readable_shards};
 pub use stream_log::{
-    BoxFuture, CheckpointStore, CommitRange, LogProducer, LogReader, LogRecord, ReadFrom, ReadLimits, RecordPlace,
-    ShardCheckpoint, ShardRead, StreamLog,
+    BoxFuture, CheckpointStore, CommitRange, LeaseRound, LogProducer, LogReader, LogRecord, ReadFrom, ReadLimits,
+    RecordPlace, ShardCheckpoint, ShardLeases, ShardRead, StreamLog,
 };

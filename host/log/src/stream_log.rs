@@ -160,6 +160,59 @@ pub trait LogReader: Send + Sync + fmt::Debug {
     /// process, so a consumer can wait instead of polling. A wake-up signal only: a log
     /// written by other processes (Kinesis) may never signal, and consumers poll anyway.
     fn subscribe(&self, stream: &str) -> watch::Receiver<u64>;
+
+    /// The shard leases of a log several hosts consume together (Kinesis), or `None` when
+    /// one process reads every shard (the embedded log).
+    fn leases(&self) -> Option<&dyn ShardLeases> {
+        None
+    }
+}
+
+/// What [`ShardLeases::balance`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseRound {
+    /// The shards this host holds a lease on after the round, among those asked about:
+    /// only these may be consumed, and a checkpoint of any other is refused.
+    pub held: Vec<ShardId>,
+    /// The shards, among those asked about, whose consumer (on any host) read them to the
+    /// end and committed them: their children may be read.
+    pub ended: Vec<ShardId>,
+}
+
+/// Leases on shards, so that the hosts consuming a stream share its shards and never
+/// consume one twice, as the Kinesis Client Library does: one lease per (consumer,
+/// stream, shard) with an owner, renewed by a heartbeat; a lease not renewed within the
+/// lease time expires and is taken over; checkpoints are fenced by the lease, so a host
+/// that lost one can no longer checkpoint that shard.
+pub trait ShardLeases: Send + Sync + fmt::Debug {
+    /// One balancing round of this host for `consumer` on `stream`, among `shards`:
+    /// renews the leases it holds, then takes at most one more — an expired or unowned
+    /// one, else one from the host holding the most — while it holds fewer than its fair
+    /// share (the shards not ended divided among the hosts holding live leases).
+    fn balance<'a>(
+        &'a self,
+        consumer: &'a str,
+        stream: &'a str,
+        shards: &'a [ShardId],
+    ) -> BoxFuture<'a, Result<LeaseRound, LogError>>;
+
+    /// Records that this host's consumer read `shard` to its end and committed it (its
+    /// children may start, on any host), and gives the lease up.
+    fn shard_ended<'a>(
+        &'a self,
+        consumer: &'a str,
+        stream: &'a str,
+        shard: &'a ShardId,
+    ) -> BoxFuture<'a, Result<(), LogError>>;
+
+    /// Gives the lease on `shard` up (at shutdown), so another host takes it at once
+    /// instead of after the lease time.
+    fn release<'a>(
+        &'a self,
+        consumer: &'a str,
+        stream: &'a str,
+        shard: &'a ShardId,
+    ) -> BoxFuture<'a, Result<(), LogError>>;
 }
 
 /// Keeps each consumer's checkpoint per (stream, shard).

@@ -25,6 +25,10 @@ const RESTART_DELAY: Duration = Duration::from_secs(5);
 /// resharding) when no stage ended to say so.
 const SHARD_LISTING_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How often the shard leases are renewed and balanced, on a log with leases: well
+/// within the lease time (10 s by default), as the KCL renews.
+const LEASE_ROUND_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Runs a shard's stage and restarts it after a failure (a log error, say), so one bad
 /// moment never leaves a shard unconsumed; each restart is logged and counted in
 /// `weir_stage_restarts_total`. Returns at shutdown, or when the shard has ended and
@@ -69,8 +73,10 @@ async fn consume_stream_with(
     run_shard: impl Fn(ShardId) -> ShardRun,
     restart_delay: Duration,
 ) {
+    let consumer = crate::stage::CONSUMER;
+    let leases = log.leases();
     let mut finished: BTreeSet<ShardId> = BTreeSet::new();
-    let mut running: BTreeSet<ShardId> = BTreeSet::new();
+    let mut running: BTreeMap<ShardId, tokio::task::AbortHandle> = BTreeMap::new();
     let mut tasks: tokio::task::JoinSet<ShardId> = tokio::task::JoinSet::new();
     let mut task_shards: BTreeMap<tokio::task::Id, ShardId> = BTreeMap::new();
     loop {
@@ -79,21 +85,60 @@ async fn consume_stream_with(
         }
         match log.shards(&stream).await {
             Ok(shards) => {
-                for shard in weir_log::readable_shards(&shards, &finished) {
-                    if running.insert(shard.clone()) {
-                        let work = run_shard(shard.clone());
-                        let done = shard.clone();
-                        let handle = tasks.spawn(async move {
-                            work.await;
-                            done
-                        });
-                        task_shards.insert(handle.id(), shard.clone());
+                let readable: Vec<ShardId> =
+                    weir_log::readable_shards(&shards, &finished).into_iter().cloned().collect();
+                // With leases, this host consumes only the shards it holds; the others
+                // are other hosts' (or will be taken over when their leases expire).
+                let allowed: Option<BTreeSet<ShardId>> = match leases {
+                    None => None,
+                    Some(leases) => match leases.balance(consumer, &stream, &readable).await {
+                        Ok(round) => {
+                            // Parents another host ended: their children become readable
+                            // next round.
+                            finished.extend(round.ended);
+                            Some(round.held.into_iter().collect())
+                        }
+                        Err(err) => {
+                            tracing::error!(%stream, "cannot balance the shard leases, trying again: {err}");
+                            // Nothing is known to be held: stop nothing, start nothing.
+                            Some(running.keys().cloned().collect())
+                        }
+                    },
+                };
+                if let Some(allowed) = &allowed {
+                    running.retain(|shard, task| {
+                        let keep = allowed.contains(shard);
+                        if !keep {
+                            tracing::warn!(%stream, %shard, "lease lost: stopping the shard's stage (its new owner resumes from the checkpoint)");
+                            task.abort();
+                        }
+                        keep
+                    });
+                }
+                for shard in readable {
+                    if allowed.as_ref().is_some_and(|allowed| !allowed.contains(&shard)) || running.contains_key(&shard)
+                    {
+                        continue;
                     }
+                    let work = run_shard(shard.clone());
+                    let done = shard.clone();
+                    let handle = tasks.spawn(async move {
+                        work.await;
+                        done
+                    });
+                    task_shards.insert(handle.id(), shard.clone());
+                    running.insert(shard, handle);
                 }
             }
             Err(err) => tracing::error!(%stream, "cannot list the stream's shards, trying again in 5 s: {err}"),
         }
-        let wait = if running.is_empty() { Duration::from_secs(5) } else { SHARD_LISTING_INTERVAL };
+        let wait = if leases.is_some() {
+            LEASE_ROUND_INTERVAL
+        } else if running.is_empty() {
+            Duration::from_secs(5)
+        } else {
+            SHARD_LISTING_INTERVAL
+        };
         tokio::select! {
             _ = shutdown.changed() => {}
             Some(joined) = tasks.join_next_with_id() => match joined {
@@ -101,8 +146,25 @@ async fn consume_stream_with(
                     task_shards.remove(&id);
                     running.remove(&shard);
                     if !*shutdown.borrow() {
-                        finished.insert(shard);
+                        match leases {
+                            // Its children may start on any host once this is recorded;
+                            // if it cannot be, the shard's stage runs again (and ends at
+                            // once) and it is tried again.
+                            Some(leases) => match leases.shard_ended(consumer, &stream, &shard).await {
+                                Ok(()) => {
+                                    finished.insert(shard);
+                                }
+                                Err(err) => tracing::error!(%stream, %shard, "cannot record that the shard ended: {err}"),
+                            },
+                            None => {
+                                finished.insert(shard);
+                            }
+                        }
                     }
+                }
+                Err(join) if join.is_cancelled() => {
+                    // Stopped above because its lease was lost.
+                    task_shards.remove(&join.id());
                 }
                 Err(join) => {
                     let shard = task_shards.remove(&join.id());
@@ -124,8 +186,19 @@ async fn consume_stream_with(
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        if let Err(join) = joined {
+        if let Err(join) = joined
+            && !join.is_cancelled()
+        {
             tracing::error!(%stream, "a stage task failed while shutting down: {join}");
+        }
+    }
+    // Hand the leases over at once rather than after the lease time.
+    if let Some(leases) = leases {
+        for shard in running.keys() {
+            let released = tokio::time::timeout(Duration::from_secs(2), leases.release(consumer, &stream, shard)).await;
+            if !matches!(released, Ok(Ok(()))) {
+                tracing::warn!(%stream, %shard, "could not release the lease at shutdown; it expires on its own");
+            }
         }
     }
 }

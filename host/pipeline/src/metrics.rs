@@ -28,6 +28,7 @@ const COUNTERS: &[(&str, &str)] = &[
     ("weir_aggregate_failures_total", "Aggregation groups an aggregator failed to fold or finish"),
     ("weir_late_events_total", "Events that arrived after their window had closed"),
     ("weir_dead_letters_total", "Records dead-lettered, by stream and stage"),
+    ("weir_sink_rejections_total", "Records a sink refused for good (dead-lettered), by stream and sink"),
     ("weir_delivery_failures_total", "Commits a sink refused for good (kept pending and retried)"),
     ("weir_stage_restarts_total", "Times a stream stage's task ended and was restarted"),
     ("weir_plugin_start_failures_total", "Commits held because a live plugin could not start a fresh instance"),

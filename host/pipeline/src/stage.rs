@@ -1112,9 +1112,71 @@ impl ShardStage {
                 }
             }
         }
+        let arrival_time = records[0].arrival_time;
+        let rejected = self.deliver_to(per_sink, &commit_id, arrival_time).await?;
+        if rejected.is_empty() {
+            return Ok(());
+        }
+        // Records a sink refused for good go to the dead-letter sinks, with the sink's
+        // reason, in the same commit: it is checkpointed only once they are written.
+        let by_position: std::collections::HashMap<&str, usize> =
+            records.iter().enumerate().map(|(i, r)| (r.position.as_str(), i)).collect();
+        let mut dead_letters: Vec<(Arc<dyn Sink>, Vec<SinkRecord>)> = Vec::new();
+        for (sink_name, record, reason) in rejected {
+            self.metrics.add("weir_sink_rejections_total", &[("stream", stream), ("sink", &sink_name)], 1);
+            let origin = match (&record.item, by_position.get(record.position.as_str())) {
+                (SinkItem::DeadLetter(_), _) | (_, None) => {
+                    // A dead letter refused by a dead-letter sink has nowhere else to go.
+                    tracing::error!(
+                        %stream, sink = %sink_name, record = %record.id,
+                        "sink refused a {} for good and it cannot be dead-lettered: {reason}", record.item.kind()
+                    );
+                    continue;
+                }
+                (_, Some(&i)) => &records[i],
+            };
+            let item = DeadLetter {
+                plugin: format!("sink:{sink_name}"),
+                stage: "sink".to_owned(),
+                reason: format!("sink {sink_name} refused the {} {}: {reason}", record.item.kind(), record.id),
+                original: origin.data.clone(),
+                content_type: origin.content_type.clone(),
+                arrival_time: origin.arrival_time,
+            };
+            let dead = SinkRecord {
+                id: format!("{}-rejected-by-{sink_name}", record.id),
+                position: record.position.clone(),
+                item: SinkItem::DeadLetter(item),
+            };
+            self.metrics.add("weir_dead_letters_total", &[("stream", stream), ("stage", "sink")], 1);
+            // Never back to the sink that refused it.
+            for sink in spec.routes.dead_letters.iter().filter(|sink| sink.name() != sink_name) {
+                match dead_letters.iter_mut().find(|(s, _)| Arc::ptr_eq(s, sink)) {
+                    Some((_, all)) => all.push(dead.clone()),
+                    None => dead_letters.push((sink.clone(), vec![dead.clone()])),
+                }
+            }
+        }
+        let refused_again = self.deliver_to(dead_letters, &commit_id, arrival_time).await?;
+        for (sink_name, record, reason) in refused_again {
+            tracing::error!(%stream, sink = %sink_name, record = %record.id, "dead-letter sink refused a dead letter for good: {reason}");
+        }
+        Ok(())
+    }
+
+    /// Delivers each sink its records of the commit `commit_id` concurrently and waits
+    /// for every acknowledgement; returns the records the sinks refused for good, with
+    /// the refusing sink's name and reason.
+    async fn deliver_to(
+        &self,
+        per_sink: Vec<(Arc<dyn Sink>, Vec<SinkRecord>)>,
+        commit_id: &CommitId,
+        arrival_time: i64,
+    ) -> Result<Vec<(String, SinkRecord, String)>, Undelivered> {
+        let spec = &self.spec;
         let mut tasks = tokio::task::JoinSet::new();
         for (sink, items) in per_sink {
-            let batch = SinkCommit { id: commit_id.clone(), arrival_time: records[0].arrival_time, records: items };
+            let batch = SinkCommit { id: commit_id.clone(), arrival_time, records: items };
             let policy = spec.retry.clone();
             let shutdown = self.shutdown.clone();
             let health = spec.health.clone();
@@ -1126,16 +1188,28 @@ impl ShardStage {
                 if delivered.is_ok() {
                     metrics.observe_sink_write(sink.name(), started.elapsed());
                 }
-                delivered
+                (sink.name().to_owned(), delivered)
             });
         }
-        let mut outcome = Ok(());
+        let mut outcome = Ok(Vec::new());
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok(_)) => {}
-                Ok(Err(DeliveryError::Shutdown { .. })) => outcome = Err(Undelivered::Shutdown),
-                Ok(Err(err)) => outcome = outcome.and(Err(Undelivered::Failed(err.to_string()))),
-                Err(panic) => outcome = outcome.and(Err(Undelivered::Failed(format!("a sink task panicked: {panic}")))),
+                Ok((name, Ok(stats))) => {
+                    if let Ok(rejected) = &mut outcome {
+                        rejected.extend(stats.rejected.into_iter().map(|(record, why)| (name.clone(), record, why)));
+                    }
+                }
+                Ok((_, Err(DeliveryError::Shutdown { .. }))) => outcome = Err(Undelivered::Shutdown),
+                Ok((_, Err(err))) => {
+                    if !matches!(outcome, Err(Undelivered::Shutdown)) {
+                        outcome = Err(Undelivered::Failed(err.to_string()));
+                    }
+                }
+                Err(panic) => {
+                    if !matches!(outcome, Err(Undelivered::Shutdown)) {
+                        outcome = Err(Undelivered::Failed(format!("a sink task panicked: {panic}")));
+                    }
+                }
             }
         }
         outcome

@@ -91,7 +91,10 @@ impl DeadLetterSink {
             }
             Err(error) => {
                 let why = error.to_string();
-                Ok(WriteReport { failed: indices.into_iter().map(|i| (i, why.clone())).collect() })
+                Ok(WriteReport {
+                    failed: indices.into_iter().map(|i| (i, why.clone())).collect(),
+                    rejected: Vec::new(),
+                })
             }
         }
     }

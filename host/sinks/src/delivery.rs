@@ -30,7 +30,7 @@ impl Default for RetryPolicy {
 }
 
 /// What a successful [`deliver`] took.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryStats {
     /// Calls to [`Sink::write`], the first included.
     pub attempts: u32,
@@ -40,6 +40,9 @@ pub struct DeliveryStats {
     pub retried_records: usize,
     /// Wall time from the first write to the last acknowledgement.
     pub elapsed: Duration,
+    /// The records the sink refused for good ([`WriteReport::rejected`](crate::WriteReport::rejected)),
+    /// each with the sink's reason: not retried, and for the caller to dead-letter.
+    pub rejected: Vec<(crate::SinkRecord, String)>,
 }
 
 /// Writes `commit` to `sink`, then retries only the records that failed (a
@@ -47,7 +50,10 @@ pub struct DeliveryStats {
 /// until every record is written, [`RetryPolicy::max_attempts`] runs out, or `shutdown`
 /// turns `true`.
 ///
-/// Returns `Ok` only when every record is acknowledged: the stage checkpoints the commit
+/// Records the sink [rejects](crate::WriteReport::rejected) are settled: not retried, and
+/// returned in [`DeliveryStats::rejected`] for the caller to dead-letter.
+///
+/// Returns `Ok` only when every record is acknowledged or rejected: the stage checkpoints the commit
 /// then and only then, which makes delivery at-least-once (the sinks' idempotent writes
 /// make the repeats harmless).
 ///
@@ -98,6 +104,7 @@ pub async fn deliver_watched(
     let mut retried_records = 0usize;
     let mut backoff = policy.initial_backoff;
     let mut shutdown = shutdown.clone();
+    let mut rejected = Vec::new();
 
     loop {
         attempts += 1;
@@ -107,33 +114,41 @@ pub async fn deliver_watched(
             }
         };
         let last_error = match sink.write(&current).await {
-            Ok(report) if report.failed.is_empty() => {
-                succeeded();
-                return Ok(DeliveryStats { attempts, records: total, retried_records, elapsed: started.elapsed() });
-            }
             Ok(report) => {
-                let mut indices: Vec<usize> = Vec::with_capacity(report.failed.len());
-                // One flag per record: a sink reporting many failures is checked in
-                // linear time.
+                // One flag per record: a sink reporting many outcomes is checked in
+                // linear time. A record is settled once: rejected for good, or failed.
                 let mut reported = vec![false; current.records.len()];
-                for (index, _) in &report.failed {
-                    if reported.get(*index).is_none_or(|&seen| seen) {
+                let mut check = |index: usize| {
+                    if reported.get(index).is_none_or(|&seen| seen) {
                         tracing::error!(
                             sink = sink.name(),
                             commit = %describe,
                             index,
                             records = current.records.len(),
-                            "sink reported a failed record index that is out of range or repeated; ignored"
+                            "sink reported a record index that is out of range or repeated; ignored"
                         );
+                        false
                     } else {
-                        reported[*index] = true;
+                        reported[index] = true;
+                        true
+                    }
+                };
+                for (index, why) in report.rejected {
+                    if check(index) {
+                        rejected.push((current.records[index].clone(), why));
+                    }
+                }
+                let mut indices: Vec<usize> = Vec::with_capacity(report.failed.len());
+                for (index, _) in &report.failed {
+                    if check(*index) {
                         indices.push(*index);
                     }
                 }
                 let reason = report.failed.first().map(|(_, why)| why.clone()).unwrap_or_default();
                 if indices.is_empty() {
                     succeeded();
-                    return Ok(DeliveryStats { attempts, records: total, retried_records, elapsed: started.elapsed() });
+                    let elapsed = started.elapsed();
+                    return Ok(DeliveryStats { attempts, records: total, retried_records, elapsed, rejected });
                 }
                 indices.sort_unstable();
                 current = current.subset(&indices);

@@ -140,27 +140,42 @@ struct Object {
 fn raw_archive(commit: &SinkCommit, indices: &[usize]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for &i in indices {
-        let record = &commit.records[i];
-        let SinkItem::Raw(raw) = &record.item else { continue };
-        let payload = Payload::of(&raw.data);
-        let line = RawLine {
-            id: &record.id,
-            stream: commit.id.source(),
-            shard: commit.id.part(),
-            seq: &record.position,
-            key: raw.partition_key.as_deref(),
-            content_type: &raw.content_type,
-            arrival_time: weir_events::time::format_rfc3339(raw.arrival_time),
-            data: payload.text,
-            data_base64: payload.base64,
-        };
-        push_line(&mut out, &line)?;
+        push_raw_line(&mut out, commit, &commit.records[i])?;
     }
     Ok(out)
 }
 
-/// A [`LocalFileSystem`] rooted at `root` (created if missing), fsyncing writes.
-pub(crate) fn local_store(sink: &str, root: &FsPath) -> Result<Arc<dyn ObjectStore>, SinkError> {
+/// Appends `record`'s line of the raw archive (with its `\n`) to `out`, as the lake
+/// writes it: `{"id","stream","shard","seq","key","content_type","arrival_time","data"}`
+/// (`data_base64` instead of `data` for a payload that is not UTF-8). Other kinds of
+/// records append nothing. The Firehose archive sends the same lines, so a reader of
+/// either drops duplicates by `id`.
+///
+/// # Errors
+/// The line cannot be encoded.
+pub fn push_raw_line(out: &mut Vec<u8>, commit: &SinkCommit, record: &SinkRecord) -> Result<(), String> {
+    let SinkItem::Raw(raw) = &record.item else { return Ok(()) };
+    let payload = Payload::of(&raw.data);
+    let line = RawLine {
+        id: &record.id,
+        stream: commit.id.source(),
+        shard: commit.id.part(),
+        seq: &record.position,
+        key: raw.partition_key.as_deref(),
+        content_type: &raw.content_type,
+        arrival_time: weir_events::time::format_rfc3339(raw.arrival_time),
+        data: payload.text,
+        data_base64: payload.base64,
+    };
+    push_line(out, &line)
+}
+
+/// A [`LocalFileSystem`] rooted at `root` (created if missing), fsyncing writes, for the
+/// sink named `sink`.
+///
+/// # Errors
+/// [`SinkError::Open`] when the directory cannot be created or used.
+pub fn local_store(sink: &str, root: &FsPath) -> Result<Arc<dyn ObjectStore>, SinkError> {
     let open_error = |source: crate::error::BoxError| SinkError::Open {
         sink: sink.to_owned(),
         location: root.display().to_string(),

@@ -66,19 +66,51 @@ pub(crate) fn date_of(micros: i64) -> String {
     text
 }
 
-/// Writes `bytes` at `key` with one `put` (overwriting): atomic on object stores, and on
-/// the local filesystem (a temporary file renamed into place).
+/// Objects larger than this are uploaded in parts ([`MULTIPART_PART_SIZE`] each): S3
+/// takes one `PUT` of up to 5 GB, but a large object in parts is retried part by part,
+/// and each part's request stays short.
+pub const MULTIPART_THRESHOLD: usize = 8 << 20;
+
+/// The size of each part of a multipart upload (S3 wants at least 5 MiB, the last part
+/// excepted).
+pub const MULTIPART_PART_SIZE: usize = 8 << 20;
+
+/// Writes `bytes` at `key` (overwriting), all or nothing: one `put` up to
+/// [`MULTIPART_THRESHOLD`], a multipart upload beyond it. Neither is ever visible half
+/// written — an object store shows a multipart upload only once it is completed, the
+/// local filesystem writes a temporary file renamed into place — and a multipart upload
+/// that failed is aborted, so its parts are not left behind.
 pub(crate) async fn put_object(
     sink: &str,
     store: &dyn ObjectStore,
     key: &Path,
     bytes: Vec<u8>,
 ) -> Result<(), SinkError> {
-    store.put(key, PutPayload::from(bytes)).await.map(drop).map_err(|source| SinkError::Write {
+    let written = if bytes.len() > MULTIPART_THRESHOLD {
+        put_in_parts(store, key, bytes).await
+    } else {
+        store.put(key, PutPayload::from(bytes)).await.map(drop)
+    };
+    written.map_err(|source| SinkError::Write {
         sink: sink.to_owned(),
         target: key.to_string(),
         source: Box::new(source),
     })
+}
+
+async fn put_in_parts(store: &dyn ObjectStore, key: &Path, bytes: Vec<u8>) -> object_store::Result<()> {
+    let upload = store.put_multipart(key).await?;
+    let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_SIZE);
+    writer.put(bytes::Bytes::from(bytes));
+    // Every part but the last is uploaded by now or failed; a failure aborts the upload
+    // (completing it after a failed part is refused anyway).
+    if let Err(error) = writer.wait_for_capacity(0).await {
+        if let Err(abort) = writer.abort().await {
+            tracing::warn!(%key, "cannot abort a failed multipart upload ({abort}); its parts stay until the bucket's lifecycle rule removes them");
+        }
+        return Err(error);
+    }
+    writer.finish().await.map(drop)
 }
 
 #[cfg(test)]

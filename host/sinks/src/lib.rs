@@ -53,8 +53,10 @@ pub use delivery::{DeliveryStats, RetryPolicy, deliver, deliver_watched};
 pub use error::{BoxError, DeliveryError, SinkError};
 pub use from_arrow::{ArrowDecodeError, plugin_batch_from_arrow};
 pub use health::{Outage, Outages};
-pub use lake::LakeSink;
-pub use layout::{LakeObject, is_interrupted_write, remove_interrupted_writes};
+pub use lake::{LakeSink, local_store, push_raw_line};
+pub use layout::{
+    LakeObject, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, is_interrupted_write, remove_interrupted_writes,
+};
 pub use read_back::{AggregateRow, LakeContents, read_lake};
 pub use sink::{DeadLetter, EventItem, RawItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport};
 pub use warehouse::{Commit, CommittedFile, Warehouse, WarehouseTable};

@@ -128,9 +128,13 @@ pub struct DeadLetter {
 /// The outcome of one [`Sink::write`] call that reached the destination.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
-    /// Indices into the written commit's `records` that failed, each with why. Empty: all
-    /// written.
+    /// Indices into the written commit's `records` that failed, each with why: retried.
+    /// Empty: all written.
     pub failed: Vec<(usize, String)>,
+    /// Indices the destination refused for good, each with why: a record over the
+    /// destination's size limit, a document its mapping refuses. Not retried (it would
+    /// fail again); the stage dead-letters them with the reason, naming the sink.
+    pub rejected: Vec<(usize, String)>,
 }
 
 impl WriteReport {
@@ -141,7 +145,7 @@ impl WriteReport {
 
     /// Whether every record was written.
     pub fn is_complete(&self) -> bool {
-        self.failed.is_empty()
+        self.failed.is_empty() && self.rejected.is_empty()
     }
 }
 

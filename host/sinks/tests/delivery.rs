@@ -19,6 +19,8 @@ enum Script {
     FailAll,
     /// Returns a whole-call error: retryable or not.
     Error { retryable: bool },
+    /// Rejects these ids for good and fails these others on the first attempt.
+    RejectAndFailOnce { reject: Vec<String>, fail: Vec<String> },
 }
 
 /// A sink that records what each attempt received and what it acknowledged.
@@ -62,6 +64,18 @@ impl Sink for ScriptedSink {
                         target: "the void".into(),
                         message: "cannot encode".into(),
                     });
+                }
+                Script::RejectAndFailOnce { reject, fail } => {
+                    let first = self.attempts.lock().unwrap().len() == 1;
+                    for (i, record) in commit.records.iter().enumerate() {
+                        if reject.contains(&record.id) {
+                            report.rejected.push((i, format!("{} is too large", record.id)));
+                        } else if first && fail.contains(&record.id) {
+                            report.failed.push((i, "throttled".into()));
+                        } else {
+                            self.acknowledged.lock().unwrap().push(record.id.clone());
+                        }
+                    }
                 }
                 Script::FailAll => {
                     report.failed = (0..commit.records.len()).map(|i| (i, "throttled".to_owned())).collect();
@@ -132,6 +146,25 @@ async fn deliver_retries_only_the_failed_records_until_they_succeed() {
     // (jitter), so at least 2.5 ms and then at least 5 ms.
     let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].1 - w[0].1).collect();
     assert!(gaps[0] >= Duration::from_micros(2_500) && gaps[1] >= Duration::from_millis(5), "{gaps:?}");
+}
+
+#[tokio::test]
+async fn rejected_records_are_returned_not_retried_and_the_rest_is_delivered() {
+    let sink =
+        ScriptedSink::new(Script::RejectAndFailOnce { reject: vec![id(42), id(44)], fail: vec![id(43), id(44)] });
+    let (_stop, shutdown) = watch::channel(false);
+    let commit = five_records();
+
+    let stats = deliver(&sink, commit.clone(), &fast(), &shutdown).await.unwrap();
+
+    // 44 is both rejected and failed in one report: it is settled once, as rejected.
+    assert_eq!(sink.received(), [vec![id(42), id(43), id(44), id(45), id(46)], vec![id(43)]]);
+    let rejected: Vec<(String, String)> = stats.rejected.iter().map(|(r, why)| (r.id.clone(), why.clone())).collect();
+    assert_eq!(rejected, [(id(42), format!("{} is too large", id(42))), (id(44), format!("{} is too large", id(44)))]);
+    assert_eq!(stats.rejected[0].0, commit.records[0], "the record itself, for the dead letter");
+    let mut acknowledged = sink.acknowledged.lock().unwrap().clone();
+    acknowledged.sort();
+    assert_eq!(acknowledged, [id(43), id(45), id(46)]);
 }
 
 #[tokio::test]
