@@ -1,6 +1,7 @@
 //! End-to-end tests through the real `weir` binary.
 
 mod admin;
+mod aws_faults;
 mod firehose;
 mod foreign;
 mod harness;
