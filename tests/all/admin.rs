@@ -602,3 +602,73 @@ fn a_live_plugin_that_cannot_start_holds_its_records_and_they_flow_once_it_start
     assert_eq!(customers, expected, "every record but the poison one was delivered, once");
     assert_eq!(lake.dead_letters.len(), 1, "the poison record alone: {:?}", lake.dead_letters);
 }
+
+/// Two hosts sharing a registry (components in S3, the rest in DynamoDB, on moto): a
+/// version uploaded and activated through one host runs on the other within seconds,
+/// and a rollback through the other comes back; the audit log holds both hosts' actions.
+#[test]
+fn an_activation_through_one_host_of_a_shared_registry_runs_on_every_host() {
+    use weir_e2e::aws_servers::{create_bucket, servers};
+    let moto = &servers().dynamodb;
+    let id = crate::s3_lake::unique("registry");
+    create_bucket(&id);
+    let shared = format!(
+        "\n[registry]\ntype = \"aws\"\npath = \"s3://{id}/registry\"\ntable = \"{id}\"\nregion = \"us-east-1\"\n\
+         endpoint = \"{moto}\"\npath_style = true\ndynamodb_endpoint = \"{moto}\"\n"
+    );
+    let env = [
+        ENV[0],
+        ENV[1],
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let host = |dir: &Path| {
+        let config = admin_config(dir, "");
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&shared);
+        std::fs::write(&config, text).unwrap();
+        Server::start_with_env(&config, &env)
+    };
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = host(dir_a.path());
+    let b = host(dir_b.path());
+    let live_on = |addr: SocketAddr, plugin: &str| {
+        rt().block_on(async {
+            let r = call(addr, "GET", &format!("/v1/deployments/{plugin}"), Some(READER), b"").await;
+            json(&r)["live"].as_str().unwrap_or_default().to_owned()
+        })
+    };
+    let wait_live = |addr: SocketAddr, version: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while live_on(addr, "restaurant-enricher") != version {
+            assert!(std::time::Instant::now() < deadline, "version {version} did not reach {addr}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    rt().block_on(async {
+        assert_eq!(upload(a.addr, "restaurant-enricher", "2", "restaurant_enricher").await.status, 201);
+        let r = action(a.addr, "restaurant-enricher", "activate", serde_json::json!({"version": "2"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    });
+    wait_live(b.addr, "2");
+    rt().block_on(async {
+        send_orders(b.addr, 0..40).await;
+        caught_up(b.addr).await;
+    });
+    let events = lake_events(dir_b.path());
+    assert_eq!(events.len(), 40);
+    assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@2")), "host B ran the version A activated");
+
+    rt().block_on(async {
+        let r = action(b.addr, "restaurant-enricher", "rollback", serde_json::json!({})).await;
+        assert_eq!(json(&r)["live"], "1.0.0", "{}", r.body);
+    });
+    wait_live(a.addr, "1.0.0");
+    let audit = rt().block_on(async { json(&call(a.addr, "GET", "/v1/audit", Some(READER), b"").await) });
+    let actions: Vec<&str> =
+        audit["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"activate") && actions.contains(&"rollback"), "{actions:?}");
+    a.stop();
+    b.stop();
+}

@@ -16,5 +16,6 @@ mod openapi;
 mod polyglot;
 mod read_api;
 mod s3_lake;
+mod shared_registry;
 mod streaming;
 mod tokens;

@@ -16,9 +16,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as Av, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
-};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, KeyType};
 use weir_log::{CommitRange, LogError, Position, ShardCheckpoint, ShardId};
 
 use crate::leases::{DEFAULT_LEASE_TIME, Fence, LeaseState};
@@ -79,66 +77,7 @@ impl DynamoCheckpoints {
     /// # Errors
     /// DynamoDB refused or could not be reached; the table has another key.
     pub async fn open(client: Client, table: &str) -> Result<Self, LogError> {
-        let described = client.describe_table().table_name(table).send().await;
-        match described {
-            Ok(found) => {
-                let keys = found.table().map(|t| t.key_schema().to_vec()).unwrap_or_default();
-                if !(keys.len() == 1 && keys[0].attribute_name() == "id") {
-                    return Err(LogError::Service {
-                        service: "DynamoDB",
-                        operation: "DescribeTable",
-                        stream: "*".into(),
-                        reason: format!(
-                            "table {table} exists with another key ({keys:?}); the checkpoint table needs the string hash key `id`: name another table"
-                        ),
-                    });
-                }
-            }
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-                client
-                    .create_table()
-                    .table_name(table)
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name("id")
-                            .key_type(KeyType::Hash)
-                            .build()
-                            .map_err(|e| service("CreateTable", "*", e))?,
-                    )
-                    .attribute_definitions(
-                        AttributeDefinition::builder()
-                            .attribute_name("id")
-                            .attribute_type(ScalarAttributeType::S)
-                            .build()
-                            .map_err(|e| service("CreateTable", "*", e))?,
-                    )
-                    .billing_mode(BillingMode::PayPerRequest)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .or_else(|e| {
-                        // Another host created it first.
-                        if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) {
-                            Ok(())
-                        } else {
-                            Err(service("CreateTable", "*", e))
-                        }
-                    })?;
-                for _ in 0..120 {
-                    let status = client
-                        .describe_table()
-                        .table_name(table)
-                        .send()
-                        .await
-                        .map_err(|e| service("DescribeTable", "*", e))?;
-                    if status.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                }
-            }
-            Err(error) => return Err(service("DescribeTable", "*", error)),
-        }
+        crate::tables::ensure_table(&client, table, &[("id", KeyType::Hash)], "the checkpoint table").await?;
         Ok(Self { client, table: table.to_owned(), leases: Arc::new(LeaseState::new(DEFAULT_LEASE_TIME)) })
     }
 

@@ -1,6 +1,7 @@
 //! weir on AWS: [`KinesisLog`], Kinesis as the stream log, with each consumer's
 //! checkpoints kept in DynamoDB ([`DynamoCheckpoints`]); S3 as the lake's object store
-//! ([`s3_store`]); the raw archive through Firehose ([`FirehoseSink`]). This is the only crate that
+//! ([`s3_store`]); the raw archive through Firehose ([`FirehoseSink`]); the plugin
+//! registry a fleet shares ([`SharedRegistry`]). This is the only crate that
 //! builds the AWS SDKs, so the rest of the workspace compiles without them.
 //!
 //! Clients are made by [`AwsSettings::clients`] the way AWS users expect: the standard
@@ -12,12 +13,15 @@ mod checkpoints;
 mod firehose;
 mod kinesis_log;
 mod leases;
+mod registry;
 mod s3;
+mod tables;
 
 pub use checkpoints::DynamoCheckpoints;
 pub use firehose::{FirehoseSettings, FirehoseSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES};
 pub use kinesis_log::{KinesisLog, KinesisOptions};
 pub use leases::DEFAULT_LEASE_TIME;
+pub use registry::SharedRegistry;
 pub use s3::s3_store;
 pub use weir_config::KinesisLogSettings;
 

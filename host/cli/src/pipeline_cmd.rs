@@ -57,7 +57,18 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
         },
         None => None,
     };
-    let pipeline = match Pipeline::start_on(&parsed, log).await {
+    // `[registry] type = "aws"`: the registry the fleet shares, components in S3.
+    let registry: Option<std::sync::Arc<dyn weir_registry::RegistryStore>> = match &parsed.registry.shared {
+        Some(shared) => match weir_aws::SharedRegistry::open(shared, None).await {
+            Ok(registry) => Some(Arc::new(registry)),
+            Err(e) => {
+                eprintln!("error: cannot open the shared registry: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let pipeline = match Pipeline::start_shared(&parsed, log, registry).await {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot start the pipeline: {e:#}");

@@ -75,6 +75,8 @@ pub struct PipelineConfig {
     pub server: ServerConfig,
     /// `[log]`: how the embedded stream log shards and trims streams.
     pub log: LogSettings,
+    /// `[registry]`: where uploaded versions and deployments are kept.
+    pub registry: RegistrySettings,
     /// `[plugins.NAME]`: the components, by name.
     pub plugins: BTreeMap<String, PluginConfig>,
     /// `[reference.NAME]`: reference tables for plugins' lookups, by name.
@@ -279,6 +281,37 @@ pub struct TokenConfig {
     /// `env`: the environment variable holding the token (read when the host starts).
     /// Required: tokens are not written in configuration files.
     pub env: String,
+}
+
+/// `[registry]`: where uploaded plugin versions, deployments and the audit log are kept.
+/// By default (`type = "local"`) in `<data_dir>/registry`, for this host alone; with
+/// `type = "aws"` ([`SharedRegistrySettings`]) shared by every host of a fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RegistrySettings {
+    /// `type = "aws"`: the registry shared through S3 and DynamoDB; `None` for the local one.
+    pub shared: Option<SharedRegistrySettings>,
+}
+
+/// `[registry]` with `type = "aws"`: components in S3 under `path`
+/// (`s3://bucket/prefix`, with `region`, `endpoint`, `path_style` as for an S3 sink),
+/// versions, deployments and the audit log in the DynamoDB table `table`. Hosts watch the
+/// deployments, so an activation on one host reaches every host within seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedRegistrySettings {
+    /// `path`: where the components are stored, by their SHA-256.
+    pub components: S3Location,
+    /// `table`: the DynamoDB table (created when missing). By default `weir-registry`.
+    pub table: String,
+    /// `region`: by default the standard chain's.
+    pub region: Option<String>,
+    /// `dynamodb_endpoint`: DynamoDB's endpoint URL; by default AWS's for the region.
+    pub dynamodb_endpoint: Option<String>,
+}
+
+impl Default for SharedRegistrySettings {
+    fn default() -> Self {
+        Self { components: S3Location::default(), table: "weir-registry".into(), region: None, dynamodb_endpoint: None }
+    }
 }
 
 /// `[log]`: the stream log. By default the embedded log (the local stand-in for Kinesis),

@@ -15,8 +15,8 @@ use weir_runtime::{Limits, RuntimeConfig, World};
 use super::document::{KeyPath, Located, Report, ScalarText, Span, Table, Value, describe};
 use super::{
     AdminConfig, AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, KinesisLogSettings, LatePolicy,
-    LogSettings, OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, Role, Routes, ServerConfig, SinkConfig,
-    SinkType, SinkTypes, StreamConfig, TokenConfig, base_dir_of,
+    LogSettings, OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, RegistrySettings, Role, Routes,
+    ServerConfig, SharedRegistrySettings, SinkConfig, SinkType, SinkTypes, StreamConfig, TokenConfig, base_dir_of,
 };
 
 /// How far checking goes beyond the text itself.
@@ -30,7 +30,8 @@ pub(super) enum Checks {
     Contents,
 }
 
-const TOP_KEYS: &[&str] = &["server", "log", "plugins", "reference", "sinks", "streams", "admin"];
+const TOP_KEYS: &[&str] = &["server", "log", "registry", "plugins", "reference", "sinks", "streams", "admin"];
+const REGISTRY_KEYS: &[&str] = &["type", "path", "table", "region", "endpoint", "path_style", "dynamodb_endpoint"];
 const ADMIN_KEYS: &[&str] = &["max_upload_bytes", "auto_rollback_error_percent", "auto_rollback_min_inputs", "tokens"];
 const TOKEN_KEYS: &[&str] = &["role", "env"];
 const SERVER_KEYS: &[&str] = &[
@@ -174,12 +175,83 @@ impl Loader<'_> {
         let root = self.report.table(root, KeyPath::root(), Some(TOP_KEYS))?;
         let server = self.server(root.get("server"));
         let log = self.log(root.get("log"));
+        let registry = self.registry(root.get("registry"));
         let plugins = self.plugins(root.get("plugins"));
         let reference = self.references(root.get("reference"));
         let sinks = self.sinks(root.get("sinks"), &server.data_dir);
         let streams = self.streams(root.get("streams"));
         let admin = self.admin(root.get("admin"));
-        Some(PipelineConfig { base_dir: self.base_dir.clone(), server, log, plugins, reference, sinks, streams, admin })
+        Some(PipelineConfig {
+            base_dir: self.base_dir.clone(),
+            server,
+            log,
+            registry,
+            plugins,
+            reference,
+            sinks,
+            streams,
+            admin,
+        })
+    }
+
+    fn registry(&mut self, value: Option<&Value<'_>>) -> RegistrySettings {
+        let Some(table) = value.and_then(|value| self.report.table(value, root_key("registry"), Some(REGISTRY_KEYS)))
+        else {
+            return RegistrySettings::default();
+        };
+        let kind = self.report.get::<String>(&table, "type");
+        match kind.as_ref().map(|k| k.value.as_str()) {
+            None | Some("local") => {
+                for (key, span, _) in table.entries() {
+                    if key != "type" {
+                        let message = "only with type = \"aws\" (the local registry is <data_dir>/registry)";
+                        self.report.error(&table.path.key(key), Some(span), message);
+                    }
+                }
+                RegistrySettings::default()
+            }
+            Some("aws") => {
+                let mut shared = SharedRegistrySettings::default();
+                if let Some(url) =
+                    self.report.require::<String>(&table, "path", "an s3://bucket/prefix URL for the components")
+                {
+                    match crate::location::parse_s3_url(&url.value) {
+                        Some(Ok(location)) => shared.components = location,
+                        Some(Err(problem)) => self.report.error(&url.path, Some(url.span), problem),
+                        None => {
+                            let message = format!("{:?} is not an s3://bucket/prefix URL", url.value);
+                            self.report.error(&url.path, Some(url.span), message);
+                        }
+                    }
+                }
+                shared.components.region = self.report.get::<String>(&table, "region").map(|r| r.value);
+                shared.region = shared.components.region.clone();
+                for (key, setting) in [
+                    ("endpoint", &mut shared.components.endpoint),
+                    ("dynamodb_endpoint", &mut shared.dynamodb_endpoint),
+                ] {
+                    if let Some(value) = self.report.get::<String>(&table, key) {
+                        if !(value.value.starts_with("http://") || value.value.starts_with("https://")) {
+                            let message = format!("{:?} is not an http:// or https:// URL", value.value);
+                            self.report.error(&value.path, Some(value.span.clone()), message);
+                        }
+                        *setting = Some(value.value);
+                    }
+                }
+                shared.components.path_style =
+                    self.report.get::<bool>(&table, "path_style").is_some_and(|flag| flag.value);
+                if let Some(name) = self.report.get::<String>(&table, "table") {
+                    shared.table = name.value;
+                }
+                RegistrySettings { shared: Some(shared) }
+            }
+            Some(other) => {
+                let at = kind.as_ref().expect("a type");
+                let message = format!("unknown registry type {other:?}; expected \"local\" (the default) or \"aws\"");
+                self.report.error(&at.path, Some(at.span.clone()), message);
+                RegistrySettings::default()
+            }
+        }
     }
 
     fn server(&mut self, value: Option<&Value<'_>>) -> ServerConfig {

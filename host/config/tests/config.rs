@@ -128,6 +128,7 @@ fn a_full_configuration_parses_into_typed_settings() {
             body_timeout: HumanDuration(Duration::from_secs(120)),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
         },
+        registry: weir_config::RegistrySettings::default(),
         log: LogSettings {
             kinesis: None,
             shards: 8,
@@ -920,4 +921,33 @@ path = "s3://weir-lake/a//b"
             r#"orders.toml:21: sinks.warehouse.path: "s3://weir-lake/a//b": the prefix has an empty, '.' or '..' part; write it as a/b/c"#,
         ]
     );
+}
+
+#[test]
+fn a_shared_registry_keeps_components_in_s3_and_the_rest_in_dynamodb() {
+    let text = format!(
+        r#"{MINIMAL}
+[registry]
+type = "aws"
+path = "s3://weir-registry/prod"
+table = "weir-prod-registry"
+region = "eu-west-1"
+endpoint = "http://127.0.0.1:5000"
+path_style = true
+dynamodb_endpoint = "http://127.0.0.1:5000"
+"#
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap_or_else(|errors| panic!("{errors}"));
+    let shared = config.registry.shared.expect("a shared registry");
+    assert_eq!(shared.components.to_string(), "s3://weir-registry/prod");
+    assert!(shared.components.path_style);
+    assert_eq!(shared.components.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+    assert_eq!((shared.table.as_str(), shared.region.as_deref()), ("weir-prod-registry", Some("eu-west-1")));
+
+    let text = format!("{MINIMAL}\n[registry]\ntype = \"aws\"\ntable = \"t\"\n\n[log]\nshards = 2\n");
+    let errors = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap_err().to_string();
+    assert!(errors.contains("registry.path") && errors.contains("s3://bucket/prefix"), "{errors}");
+    let text = format!("{MINIMAL}\n[registry]\ntable = \"t\"\n");
+    let errors = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap_err().to_string();
+    assert!(errors.contains("orders.toml:10: registry.table: only with type = \"aws\""), "{errors}");
 }

@@ -204,6 +204,45 @@ impl Deployments {
         Ok(deployments)
     }
 
+    /// Runs what the registry's deployments name where this host runs something else:
+    /// the deployments another host of the fleet stored in a shared registry (an
+    /// activation, a rollback, a canary started, promoted or aborted there). Returns how
+    /// many plugins changed. A deployment whose versions do not load here is logged and
+    /// left for the next call.
+    ///
+    /// # Errors
+    /// The registry cannot be read.
+    pub async fn follow_registry(&self) -> Result<usize, AdminError> {
+        let stored = self.registry.deployments().await?;
+        let mut state = self.state.lock().await;
+        let mut changed = 0;
+        for deployment in stored {
+            let Some(slot) = self.slots.get(&deployment.plugin) else { continue };
+            if state.get(&deployment.plugin) == Some(&deployment) {
+                continue;
+            }
+            match self.active_for(&deployment.plugin, &deployment).await {
+                Ok(active) => {
+                    tracing::info!(
+                        plugin = %deployment.plugin,
+                        live = %deployment.live,
+                        candidate = ?deployment.candidate.as_ref().map(|c| &c.version),
+                        "running the deployment another host stored in the shared registry"
+                    );
+                    slot.swap(active);
+                    state.insert(deployment.plugin.clone(), deployment);
+                    changed += 1;
+                }
+                Err(error) => tracing::warn!(
+                    plugin = %deployment.plugin,
+                    live = %deployment.live,
+                    "cannot run the registry's deployment yet, keeping the current one: {error}"
+                ),
+            }
+        }
+        Ok(changed)
+    }
+
     /// Registers a configured component under its configured version (or
     /// `<version>+<sha8>` when the registry holds other bytes under that version).
     async fn register_configured(&self, name: &str, plugin: &Plugin, bytes: Vec<u8>) -> Result<String, AdminError> {

@@ -74,6 +74,10 @@ fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
+/// How often a host with a shared registry reads its deployments, to run what another
+/// host activated.
+pub const FOLLOW_REGISTRY_INTERVAL: Duration = Duration::from_secs(2);
+
 impl Pipeline {
     /// Opens the embedded log, loads every plugin and reference table, creates the sinks
     /// and starts one stage per stream and shard.
@@ -95,6 +99,21 @@ impl Pipeline {
     /// # Errors
     /// As [`Pipeline::start`].
     pub async fn start_on(config: &PipelineConfig, log: Option<Arc<dyn StreamLog>>) -> anyhow::Result<Arc<Self>> {
+        Self::start_shared(config, log, None).await
+    }
+
+    /// As [`Pipeline::start_on`], with `registry` when given (one a fleet shares: opened
+    /// by the caller, `[registry] type = "aws"`), else the local registry in the data
+    /// directory. With a shared registry the pipeline follows its deployments every
+    /// [`FOLLOW_REGISTRY_INTERVAL`], so an activation through any host runs on all.
+    ///
+    /// # Errors
+    /// As [`Pipeline::start`].
+    pub async fn start_shared(
+        config: &PipelineConfig,
+        log: Option<Arc<dyn StreamLog>>,
+        registry: Option<Arc<dyn weir_registry::RegistryStore>>,
+    ) -> anyhow::Result<Arc<Self>> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
         // Compiled plugin code: `$WEIR_CACHE_DIR` when set (shared with `weir plugin
@@ -151,13 +170,17 @@ impl Pipeline {
             }
         }
 
-        let registry = weir_registry::LocalRegistry::open(&data_dir.join("registry"))?;
+        let shared_registry = registry.is_some();
+        let registry: Arc<dyn weir_registry::RegistryStore> = match registry {
+            Some(shared) => shared,
+            None => Arc::new(weir_registry::LocalRegistry::open(&data_dir.join("registry"))?),
+        };
         let policy = RollbackPolicy {
             max_error_rate: config.admin.auto_rollback_error_percent as f64 / 100.0,
             min_inputs: config.admin.auto_rollback_min_inputs,
         };
         let deployments = Deployments::restore(
-            Arc::new(registry),
+            registry,
             runtime.clone(),
             plugins.clone(),
             plugin_options,
@@ -255,6 +278,21 @@ impl Pipeline {
                 }
             }
         });
+        if shared_registry {
+            let follower = deployments.clone();
+            let mut follow_stop = shutdown.subscribe();
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = follow_stop.changed() => return Ok(()),
+                        _ = tokio::time::sleep(FOLLOW_REGISTRY_INTERVAL) => {}
+                    }
+                    if let Err(error) = follower.follow_registry().await {
+                        tracing::warn!("cannot read the shared registry's deployments, trying again: {error}");
+                    }
+                }
+            });
+        }
         // Retention is the embedded log's own business (Kinesis applies its own).
         if let Some(retention_log) = embedded {
             let mut retention_stop = shutdown.subscribe();
