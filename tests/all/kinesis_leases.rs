@@ -68,7 +68,7 @@ async fn setup(lease_time: Duration) -> Setup {
 /// they are B's alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_share_four_shards_two_each_taking_one_lease_per_round() {
-    let Setup { a, b, shards, .. } = setup(Duration::from_secs(60)).await;
+    let Setup { a, b, shards, settings, options, table } = setup(Duration::from_secs(60)).await;
     let mut held_a = BTreeSet::new();
     for round in 1..=4 {
         held_a = a.round(&shards).await;
@@ -88,6 +88,20 @@ async fn two_hosts_share_four_shards_two_each_taking_one_lease_per_round() {
     // Stable once balanced.
     assert_eq!(b.round(&shards).await, held_b);
     assert_eq!(a.round(&shards).await, held_a);
+
+    // A third host takes one from a host holding two more than it: 2, 1, 1, none idle.
+    let c = host(&settings, &options, &table, Duration::from_secs(60)).await;
+    let mut held_c = BTreeSet::new();
+    for _ in 0..3 {
+        held_c = c.round(&shards).await;
+        held_a = a.round(&shards).await;
+        held_b = b.round(&shards).await;
+    }
+    let mut sizes = [held_a.len(), held_b.len(), held_c.len()];
+    sizes.sort_unstable();
+    assert_eq!(sizes, [1, 1, 2], "A {held_a:?}, B {held_b:?}, C {held_c:?}");
+    let all: Vec<&ShardId> = held_a.iter().chain(&held_b).chain(&held_c).collect();
+    assert_eq!(all.iter().collect::<BTreeSet<_>>().len(), 4, "every shard held once: {all:?}");
 }
 
 /// A begins a commit; B takes the lease over (A stopped renewing it); A's finish is
@@ -252,4 +266,110 @@ fn two_hosts_share_a_stream_and_one_killed_midstream_loses_no_record() {
     assert_eq!(contents.events, sent.len(), "every event exactly once");
     assert_eq!(contents.raw_records, sent.len(), "every record archived exactly once");
     assert!(a.stop().success());
+}
+
+/// A host killed while the shard it consumes is split, with records it had not finished
+/// in the parent and new ones already in the children: the other host takes the parent
+/// over after the lease time, reads it to its end and marks it ended, then consumes the
+/// children; every event lands in the lake exactly once.
+#[test]
+fn a_host_killed_during_a_split_loses_and_duplicates_nothing() {
+    use crate::streaming::{Fate, orders, rt, send, write_config};
+    let servers = servers();
+    let id = crate::s3_lake::unique("split");
+    let bucket = crate::s3_lake::unique("split-lake");
+    weir_e2e::aws_servers::create_bucket(&bucket);
+    let settings = AwsSettings {
+        region: Some("us-east-1".into()),
+        kinesis_endpoint: Some(servers.kinesis.clone()),
+        dynamodb_endpoint: Some(servers.dynamodb.clone()),
+        static_credentials: Some(("test".into(), "test".into())),
+    };
+    let stream = format!("{id}-orders");
+    rt().block_on(async {
+        let clients = settings.clients().await;
+        clients.kinesis.create_stream().stream_name(&stream).shard_count(1).send().await.expect("create stream");
+        crate::kinesis_log::wait_active(&clients, &stream).await;
+    });
+    let host_config = |dir: &std::path::Path| {
+        let config = write_config(dir, "");
+        let mut text = std::fs::read_to_string(&config).unwrap().replace(
+            "[log]\nshards = 2\n",
+            &format!(
+                "[log]\ntype = \"kinesis\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\ndynamodb_endpoint = \"{}\"\n\
+                 stream_prefix = \"{id}-\"\ncheckpoint_table = \"{id}-checkpoints\"\n",
+                servers.kinesis, servers.dynamodb
+            ),
+        );
+        for kind in ["lake", "dead-letters"] {
+            text.push_str(&format!(
+                "\n[sinks.{kind}]\ntype = \"{kind}\"\npath = \"s3://{bucket}/lake\"\nregion = \"us-east-1\"\n\
+                 endpoint = \"{}\"\npath_style = true\n",
+                servers.dynamodb
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
+        config
+    };
+    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = weir_e2e::Server::start_with_env(&host_config(dir_a.path()), &env);
+    let b = weir_e2e::Server::start_with_env(&host_config(dir_b.path()), &env);
+    let lake = || {
+        let copy = tempfile::tempdir().unwrap();
+        weir_e2e::aws_servers::download(&bucket, "lake/", copy.path());
+        weir_sinks::read_lake(copy.path()).unwrap()
+    };
+    let wait_for = |events: usize, within: u64| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(within);
+        while lake().events < events {
+            assert!(std::time::Instant::now() < deadline, "{} of {events} events reached the lake", lake().events);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    let processed = |addr| {
+        let metrics = rt().block_on(weir_client::request(addr, "GET", "/metrics", None, b"")).unwrap().body;
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("weir_events_out_total{stream=\"orders\"} "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let sent: Vec<_> = orders(180).into_iter().filter(|o| o.fate == Fate::Event).collect();
+    let (first, rest) = sent.split_at(sent.len() / 3);
+    let (second, third) = rest.split_at(rest.len() / 2);
+    rt().block_on(send(a.addr, first));
+    wait_for(first.len(), 60);
+    // The one shard's consumer is the host that processed the first third.
+    let (holder, survivor) = if processed(a.addr) > 0 { (a, b) } else { (b, a) };
+    // The second third into the parent, then at once: split, and kill the holder.
+    rt().block_on(send(holder.addr, second));
+    rt().block_on(async {
+        let clients = settings.clients().await;
+        let shards = clients.kinesis.list_shards().stream_name(&stream).send().await.unwrap();
+        let parent = &shards.shards()[0];
+        let range = parent.hash_key_range().unwrap();
+        let (start, end): (u128, u128) =
+            (range.starting_hash_key().parse().unwrap(), range.ending_hash_key().parse().unwrap());
+        clients
+            .kinesis
+            .split_shard()
+            .stream_name(&stream)
+            .shard_to_split(parent.shard_id())
+            .new_starting_hash_key((start + (end - start) / 2 + 1).to_string())
+            .send()
+            .await
+            .expect("split");
+        crate::kinesis_log::wait_active(&clients, &stream).await;
+    });
+    holder.kill_9();
+    // The last third goes into the children; the survivor takes the parent over once
+    // its lease expires (10 s), ends it, then takes both children.
+    rt().block_on(send(survivor.addr, third));
+    wait_for(sent.len(), 120);
+    std::thread::sleep(Duration::from_secs(3));
+    let contents = lake();
+    assert_eq!(contents.events, sent.len(), "every event exactly once");
+    assert_eq!(contents.raw_records, sent.len(), "every record archived exactly once");
+    assert!(survivor.stop().success());
 }

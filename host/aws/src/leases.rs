@@ -45,8 +45,8 @@ pub(crate) struct LeaseState {
     observed: Mutex<HashMap<String, Observed>>,
 }
 
-/// A lease's owner and counter as last seen, and since when.
-type Observed = (Option<String>, u64, Instant);
+/// A lease's owner, counter and epoch as last seen, and since when.
+type Observed = (Option<String>, u64, Option<u64>, Instant);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hold {
@@ -104,15 +104,17 @@ impl LeaseState {
         }
     }
 
-    /// Whether the lease with (`owner`, `counter`) on `id` is expired as this host sees
-    /// it: no owner, or the same owner and counter seen for at least the lease time.
-    fn expired(&self, id: &str, owner: Option<&str>, counter: u64, now: Instant) -> bool {
+    /// Whether the lease with (`owner`, `counter`, `epoch`) on `id` is expired as this
+    /// host sees it: no owner, or the same owner, counter and epoch seen for at least the
+    /// lease time. The epoch matters: a take-over resets the counter, and an owner that
+    /// took a lease back must not look unchanged since an old sighting.
+    fn expired(&self, id: &str, owner: Option<&str>, counter: u64, epoch: Option<u64>, now: Instant) -> bool {
         let mut observed = self.observed.lock().expect("observations");
-        let seen = observed.entry(id.to_owned()).or_insert_with(|| (owner.map(str::to_owned), counter, now));
-        if seen.0.as_deref() != owner || seen.1 != counter {
-            *seen = (owner.map(str::to_owned), counter, now);
+        let seen = observed.entry(id.to_owned()).or_insert_with(|| (owner.map(str::to_owned), counter, epoch, now));
+        if seen.0.as_deref() != owner || seen.1 != counter || seen.2 != epoch {
+            *seen = (owner.map(str::to_owned), counter, epoch, now);
         }
-        owner.is_none() || now.duration_since(seen.2) >= self.lease_time
+        owner.is_none() || now.duration_since(seen.3) >= self.lease_time
     }
 }
 
@@ -279,6 +281,7 @@ impl DynamoCheckpoints {
         let me = self.leases.worker.as_str();
         let mut round = LeaseRound::default();
         let mut takeable: Vec<&Lease> = Vec::new();
+        let mut lost_now: std::collections::HashSet<String> = std::collections::HashSet::new();
         // Live leases of other workers, by owner.
         let mut others: BTreeMap<&str, Vec<&Lease>> = BTreeMap::new();
         for lease in &leases {
@@ -296,16 +299,21 @@ impl DynamoCheckpoints {
                         round.held.push(lease.shard.clone());
                     } else {
                         self.leases.lose(&lease.id);
+                        lost_now.insert(lease.id.clone());
                     }
                     continue;
                 }
                 Some(_) => {
                     tracing::warn!(worker = me, stream, shard = %lease.shard, owner = ?lease.owner, "lost the lease on a shard");
                     self.leases.lose(&lease.id);
+                    lost_now.insert(lease.id.clone());
                 }
                 None => {}
             }
-            if self.leases.expired(&lease.id, lease.owner.as_deref(), lease.counter, now) {
+            if lost_now.contains(&lease.id) {
+                // Not taken back in the round it was lost: the consumer must see the loss
+                // (and stop the shard's stage) before this host holds it under a new epoch.
+            } else if self.leases.expired(&lease.id, lease.owner.as_deref(), lease.counter, lease.epoch, now) {
                 takeable.push(lease);
             } else if let Some(owner) = lease.owner.as_deref() {
                 others.entry(owner).or_default().push(lease);
@@ -314,24 +322,26 @@ impl DynamoCheckpoints {
         let open = leases.len() - round.ended.len();
         let workers = others.len() + 1;
         let fair_share = open.div_ceil(workers);
-        if round.held.len() < fair_share {
-            // An expired or unowned lease first, picked at random so that workers
-            // starting together do not all race for the same one; else one from the
-            // worker holding the most, if it holds more than its share.
-            let candidate = if takeable.is_empty() {
-                others
-                    .values()
-                    .filter(|held| held.len() > fair_share)
-                    .max_by_key(|held| held.len())
-                    .map(|held| held[fastrand::usize(..held.len())])
-            } else {
-                Some(takeable[fastrand::usize(..takeable.len())])
-            };
-            if let Some(lease) = candidate
-                && self.take(lease, stream).await?
-            {
-                round.held.push(lease.shard.clone());
-            }
+        let held = round.held.len();
+        // An expired or unowned lease first while below the fair share, picked at random
+        // so that workers starting together do not all race for the same one; else one
+        // from the worker holding the most, when it holds at least two more than this one
+        // (so 4 shards on 3 workers settle at 2, 1, 1 rather than leaving one idle).
+        let candidate = if !takeable.is_empty() && held < fair_share {
+            Some(takeable[fastrand::usize(..takeable.len())])
+        } else if takeable.is_empty() {
+            others
+                .values()
+                .filter(|theirs| theirs.len() >= held + 2)
+                .max_by_key(|theirs| theirs.len())
+                .map(|theirs| theirs[fastrand::usize(..theirs.len())])
+        } else {
+            None
+        };
+        if let Some(lease) = candidate
+            && self.take(lease, stream).await?
+        {
+            round.held.push(lease.shard.clone());
         }
         Ok(round)
     }
@@ -384,9 +394,13 @@ impl DynamoCheckpoints {
         } else {
             update.update_expression("REMOVE lease_owner")
         };
-        self.leases.forget(&id);
         match update.send().await {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                // Only now: after a failed write the table still names this worker, and
+                // the lease must keep being renewed (or expire) rather than be orphaned.
+                self.leases.forget(&id);
+                Ok(())
+            }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 self.leases.lose(&id);
                 Err(LogError::Service {

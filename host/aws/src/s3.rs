@@ -39,7 +39,13 @@ pub fn s3_store(
         .with_virtual_hosted_style_request(!location.path_style)
         .with_credentials(Arc::new(ChainCredentials::new(static_credentials)));
     if let Some(endpoint) = &location.endpoint {
-        builder = builder.with_endpoint(endpoint).with_allow_http(endpoint.starts_with("http://"));
+        // object_store takes a virtual-hosted endpoint as given: the bucket goes into
+        // the host name here (`https://bucket.host`), as the documentation promises.
+        let endpoint = match endpoint.split_once("://") {
+            Some((scheme, host)) if !location.path_style => format!("{scheme}://{}.{host}", location.bucket),
+            _ => endpoint.clone(),
+        };
+        builder = builder.with_allow_http(endpoint.starts_with("http://")).with_endpoint(endpoint);
     }
     let store: Arc<dyn ObjectStore> = Arc::new(builder.build()?);
     if location.prefix.is_empty() { Ok(store) } else { Ok(Arc::new(PrefixStore::new(store, location.prefix.as_str()))) }

@@ -29,6 +29,11 @@ const SHARD_LISTING_INTERVAL: Duration = Duration::from_secs(30);
 /// within the lease time (10 s by default), as the KCL renews.
 const LEASE_ROUND_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How long without a successful lease round before this host stops consuming the
+/// stream: less than the lease time (10 s), so its stages stop before other hosts may
+/// take the shards over.
+const LEASE_SILENCE: Duration = Duration::from_secs(8);
+
 /// Runs a shard's stage and restarts it after a failure (a log error, say), so one bad
 /// moment never leaves a shard unconsumed; each restart is logged and counted in
 /// `weir_stage_restarts_total`. Returns at shutdown, or when the shard has ended and
@@ -79,58 +84,71 @@ async fn consume_stream_with(
     let mut running: BTreeMap<ShardId, tokio::task::AbortHandle> = BTreeMap::new();
     let mut tasks: tokio::task::JoinSet<ShardId> = tokio::task::JoinSet::new();
     let mut task_shards: BTreeMap<tokio::task::Id, ShardId> = BTreeMap::new();
+    let mut last_lease_round = tokio::time::Instant::now();
     loop {
         if *shutdown.borrow() {
             break;
         }
-        match log.shards(&stream).await {
-            Ok(shards) => {
-                let readable: Vec<ShardId> =
-                    weir_log::readable_shards(&shards, &finished).into_iter().cloned().collect();
-                // With leases, this host consumes only the shards it holds; the others
-                // are other hosts' (or will be taken over when their leases expire).
-                let allowed: Option<BTreeSet<ShardId>> = match leases {
-                    None => None,
-                    Some(leases) => match leases.balance(consumer, &stream, &readable).await {
-                        Ok(round) => {
-                            // Parents another host ended: their children become readable
-                            // next round.
-                            finished.extend(round.ended);
-                            Some(round.held.into_iter().collect())
-                        }
-                        Err(err) => {
-                            tracing::error!(%stream, "cannot balance the shard leases, trying again: {err}");
-                            // Nothing is known to be held: stop nothing, start nothing.
-                            Some(running.keys().cloned().collect())
-                        }
-                    },
-                };
-                if let Some(allowed) = &allowed {
-                    running.retain(|shard, task| {
-                        let keep = allowed.contains(shard);
-                        if !keep {
-                            tracing::warn!(%stream, %shard, "lease lost: stopping the shard's stage (its new owner resumes from the checkpoint)");
-                            task.abort();
-                        }
-                        keep
-                    });
-                }
-                for shard in readable {
-                    if allowed.as_ref().is_some_and(|allowed| !allowed.contains(&shard)) || running.contains_key(&shard)
-                    {
-                        continue;
+        let readable: Option<Vec<ShardId>> = match log.shards(&stream).await {
+            Ok(shards) => Some(weir_log::readable_shards(&shards, &finished).into_iter().cloned().collect()),
+            Err(err) => {
+                tracing::error!(%stream, "cannot list the stream's shards, trying again: {err}");
+                None
+            }
+        };
+        // With leases, this host consumes only the shards it holds; the others are other
+        // hosts' (or will be taken over when their leases expire). When the listing
+        // failed, the leases held are still renewed.
+        let allowed: Option<BTreeSet<ShardId>> = match leases {
+            None => None,
+            Some(leases) => {
+                let candidates = readable.clone().unwrap_or_else(|| running.keys().cloned().collect());
+                match leases.balance(consumer, &stream, &candidates).await {
+                    Ok(round) => {
+                        last_lease_round = tokio::time::Instant::now();
+                        // Parents another host ended: their children become readable
+                        // next round.
+                        finished.extend(round.ended);
+                        Some(round.held.into_iter().collect())
                     }
-                    let work = run_shard(shard.clone());
-                    let done = shard.clone();
-                    let handle = tasks.spawn(async move {
-                        work.await;
-                        done
-                    });
-                    task_shards.insert(handle.id(), shard.clone());
-                    running.insert(shard, handle);
+                    Err(err) if last_lease_round.elapsed() >= LEASE_SILENCE => {
+                        tracing::error!(
+                            %stream,
+                            "no lease renewed for {} s ({err}): stopping every stage of the stream until a round succeeds, before other hosts take the shards over",
+                            LEASE_SILENCE.as_secs()
+                        );
+                        Some(BTreeSet::new())
+                    }
+                    Err(err) => {
+                        tracing::error!(%stream, "cannot balance the shard leases, trying again: {err}");
+                        // Nothing new is known: stop nothing, start nothing.
+                        Some(running.keys().cloned().collect())
+                    }
                 }
             }
-            Err(err) => tracing::error!(%stream, "cannot list the stream's shards, trying again in 5 s: {err}"),
+        };
+        if let Some(allowed) = &allowed {
+            running.retain(|shard, task| {
+                let keep = allowed.contains(shard);
+                if !keep {
+                    tracing::warn!(%stream, %shard, "lease not held: stopping the shard's stage (its owner resumes from the checkpoint)");
+                    task.abort();
+                }
+                keep
+            });
+        }
+        for shard in readable.unwrap_or_default() {
+            if allowed.as_ref().is_some_and(|allowed| !allowed.contains(&shard)) || running.contains_key(&shard) {
+                continue;
+            }
+            let work = run_shard(shard.clone());
+            let done = shard.clone();
+            let handle = tasks.spawn(async move {
+                work.await;
+                done
+            });
+            task_shards.insert(handle.id(), shard.clone());
+            running.insert(shard, handle);
         }
         let wait = if leases.is_some() {
             LEASE_ROUND_INTERVAL

@@ -213,8 +213,10 @@ impl Deployments {
     /// # Errors
     /// The registry cannot be read.
     pub async fn follow_registry(&self) -> Result<usize, AdminError> {
-        let stored = self.registry.deployments().await?;
+        // Read under the lock: a local action committed meanwhile must not be undone by
+        // an older read.
         let mut state = self.state.lock().await;
+        let stored = self.registry.deployments().await?;
         let mut changed = 0;
         for deployment in stored {
             let Some(slot) = self.slots.get(&deployment.plugin) else { continue };

@@ -1093,6 +1093,9 @@ impl ShardStage {
         self.metrics.add("weir_events_out_total", &[("stream", stream)], events.len() as u64);
         self.metrics.add("weir_aggregates_out_total", &[("stream", stream)], aggregates.len() as u64);
 
+        // A dead-letter object is keyed by the commit, so a second pass for records sinks
+        // reject must write this commit's own dead letters again beside them.
+        let own_dead_letters = if dead.is_empty() { Vec::new() } else { dead.clone() };
         // Each sink gets one commit with everything routed to it.
         let mut per_sink: Vec<(Arc<dyn Sink>, Vec<SinkRecord>)> = Vec::new();
         let routes = [
@@ -1125,8 +1128,9 @@ impl ShardStage {
         for (sink_name, record, reason) in rejected {
             self.metrics.add("weir_sink_rejections_total", &[("stream", stream), ("sink", &sink_name)], 1);
             let origin = match (&record.item, by_position.get(record.position.as_str())) {
-                (SinkItem::DeadLetter(_), _) | (_, None) => {
-                    // A dead letter refused by a dead-letter sink has nowhere else to go.
+                // An aggregate has no one record it came from to replay; a dead letter
+                // refused by a dead-letter sink has nowhere else to go.
+                (SinkItem::DeadLetter(_) | SinkItem::Aggregate(_), _) | (_, None) => {
                     tracing::error!(
                         %stream, sink = %sink_name, record = %record.id,
                         "sink refused a {} for good and it cannot be dead-lettered: {reason}", record.item.kind()
@@ -1156,6 +1160,9 @@ impl ShardStage {
                     None => dead_letters.push((sink.clone(), vec![dead.clone()])),
                 }
             }
+        }
+        for (_, items) in &mut dead_letters {
+            items.extend(own_dead_letters.iter().cloned());
         }
         let refused_again = self.deliver_to(dead_letters, &commit_id, arrival_time).await?;
         for (sink_name, record, reason) in refused_again {
