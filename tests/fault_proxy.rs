@@ -27,6 +27,8 @@ pub struct Faults {
     /// `PutRecords` and `PutRecordBatch`: every other entry (the 2nd, 4th…) is kept
     /// from the server and answered failed, the others forwarded.
     pub fail_every_other_entry: bool,
+    /// S3: every Nth `PUT` is answered 503 `SlowDown` without reaching the server.
+    pub s3_slow_down_every: u64,
 }
 
 /// Calls seen, per operation, and faults injected.
@@ -220,9 +222,28 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             state.lock().unwrap().seen.refused_connections += 1;
             return Ok(());
         }
+        let s3_put = operation.is_empty() && request.head.starts_with("PUT ");
+        let s3_puts = if s3_put {
+            let mut state = state.lock().unwrap();
+            let puts = state.seen.calls.entry("S3 PUT".into()).or_default();
+            *puts += 1;
+            *puts
+        } else {
+            0
+        };
         let every =
             |rules: &BTreeMap<&'static str, u64>| rules.get(operation.as_str()).is_some_and(|&k| k > 0 && n % k == 0);
-        let response = if every(&faults.throttle_every) {
+        let response = if s3_put && faults.s3_slow_down_every > 0 && s3_puts % faults.s3_slow_down_every == 0 {
+            state.lock().unwrap().seen.throttled += 1;
+            let body = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate (injected by the test proxy)</Message></Error>".to_vec();
+            Message {
+                head: format!(
+                    "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}",
+                    body.len()
+                ),
+                body,
+            }
+        } else if every(&faults.throttle_every) {
             state.lock().unwrap().seen.throttled += 1;
             error_response(
                 "ProvisionedThroughputExceededException",

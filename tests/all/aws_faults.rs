@@ -195,3 +195,47 @@ fn weir_serve_rides_out_faults_and_an_outage_of_kinesis_and_dynamodb() {
     );
     assert!(m.entries_failed > 0, "Firehose partial failures: {m:?}");
 }
+
+/// S3 answering `SlowDown` (503) to every other `PUT`: the lake's writes are retried by
+/// the S3 client and every commit lands as its one object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_slow_down_answers_are_retried_and_every_commit_lands_once() {
+    let s3 = FaultProxy::start(&servers().dynamodb);
+    let bucket = crate::s3_lake::unique("slowdown");
+    create_bucket(&bucket);
+    s3.set(|faults| faults.s3_slow_down_every = 2);
+    let location = weir_config::S3Location {
+        bucket: bucket.clone(),
+        prefix: "lake".into(),
+        region: Some("us-east-1".into()),
+        endpoint: Some(s3.url.clone()),
+        path_style: true,
+    };
+    let store = weir_aws::s3_store(&location, Some(("test".into(), "test".into()))).unwrap();
+    let lake = weir_sinks::LakeSink::new("lake", store);
+    for first in 0..8u64 {
+        let (from, to) = (first * 10 + 1, first * 10 + 10);
+        let id = weir_sinks::CommitId::log_range("orders", "0", &from.to_string(), &to.to_string());
+        let records = (from..=to)
+            .map(|seq| weir_sinks::SinkRecord {
+                id: id.record_id(&seq.to_string(), 0),
+                position: seq.to_string(),
+                item: weir_sinks::SinkItem::Raw(weir_sinks::RawItem {
+                    partition_key: None,
+                    content_type: "text/plain".into(),
+                    arrival_time: 1_780_000_000_000_000,
+                    data: format!("record {seq}").into_bytes(),
+                }),
+            })
+            .collect();
+        let commit = weir_sinks::SinkCommit { id, arrival_time: 1_780_000_000_000_000, records };
+        let report = weir_sinks::Sink::write(&lake, &commit).await.expect("written in the end");
+        assert!(report.is_complete(), "{:?}", report.failed);
+    }
+    let copy = tempfile::tempdir().unwrap();
+    weir_e2e::aws_servers::download(&bucket, "lake/", copy.path());
+    let contents = weir_sinks::read_lake(copy.path()).unwrap();
+    assert_eq!((contents.objects.get("raw"), contents.raw_records), (Some(&8), 80));
+    let seen = s3.seen();
+    assert!(seen.throttled >= 4, "SlowDown was answered: {seen:?}");
+}
