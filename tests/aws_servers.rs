@@ -112,3 +112,58 @@ pub fn download(bucket: &str, prefix: &str, into: &Path) -> usize {
     );
     printed.trim().parse().unwrap()
 }
+
+/// The environment `weir serve` gets for the local servers: credentials through the
+/// standard chain, as in production, and no instance-metadata lookups.
+pub const AWS_ENV: [(&str, &str); 3] =
+    [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
+
+/// Settings reaching kinesalite and moto directly, with the test credentials.
+pub fn local_aws() -> weir_aws::AwsSettings {
+    weir_aws::AwsSettings {
+        region: Some("us-east-1".into()),
+        kinesis_endpoint: Some(servers().kinesis.clone()),
+        dynamodb_endpoint: Some(servers().dynamodb.clone()),
+        static_credentials: Some(("test".into(), "test".into())),
+    }
+}
+
+/// Waits until the Kinesis stream `stream` is active.
+pub async fn wait_active(clients: &weir_aws::AwsClients, stream: &str) {
+    use aws_sdk_kinesis::types::StreamStatus;
+    for _ in 0..100 {
+        let summary = clients.kinesis.describe_stream_summary().stream_name(stream).send().await.expect("describe");
+        if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("stream {stream} did not become active");
+}
+
+/// Creates the Kinesis stream `stream` with `shards` shards in kinesalite and waits until
+/// it is active.
+pub async fn create_kinesis_stream(stream: &str, shards: i32) {
+    let clients = local_aws().clients().await;
+    clients.kinesis.create_stream().stream_name(stream).shard_count(shards).send().await.expect("create stream");
+    wait_active(&clients, stream).await;
+}
+
+/// A `[log]` section for Kinesis at `kinesis`, checkpoints in DynamoDB at `dynamodb`,
+/// streams named `<prefix><name>`, checkpoints in `table`.
+pub fn kinesis_log_section(kinesis: &str, dynamodb: &str, prefix: &str, table: &str) -> String {
+    format!(
+        "[log]\ntype = \"kinesis\"\nregion = \"us-east-1\"\nendpoint = \"{kinesis}\"\ndynamodb_endpoint = \"{dynamodb}\"\n\
+         stream_prefix = \"{prefix}\"\ncheckpoint_table = \"{table}\"\n"
+    )
+}
+
+/// A `[sinks.KIND]` section (`lake`, `dead-letters`, `warehouse`) at
+/// `s3://bucket/prefix` in moto.
+pub fn s3_sink_section(kind: &str, bucket: &str, prefix: &str) -> String {
+    format!(
+        "\n[sinks.{kind}]\ntype = \"{kind}\"\npath = \"s3://{bucket}/{prefix}\"\nregion = \"us-east-1\"\n\
+         endpoint = \"{}\"\npath_style = true\n",
+        servers().dynamodb
+    )
+}

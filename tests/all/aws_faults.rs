@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use weir_aws::{AwsSettings, DynamoCheckpoints, KinesisLog, KinesisOptions};
-use weir_e2e::aws_servers::{boto3, create_bucket, servers};
+use weir_e2e::aws_servers::{AWS_ENV, create_bucket, create_kinesis_stream, kinesis_log_section, local_aws, servers};
 use weir_e2e::fault_proxy::FaultProxy;
 use weir_log::{LogProducer, LogReader, NewRecord, ReadFrom, ReadLimits};
 
@@ -30,17 +30,8 @@ fn records(from: usize, n: usize) -> Vec<NewRecord> {
 async fn partial_put_failures_throttled_reads_and_expired_iterators_lose_and_duplicate_nothing() {
     let kinesis = FaultProxy::start(&servers().kinesis);
     let id = crate::s3_lake::unique("faults");
-    let direct = AwsSettings {
-        region: Some("us-east-1".into()),
-        kinesis_endpoint: Some(servers().kinesis.clone()),
-        dynamodb_endpoint: Some(servers().dynamodb.clone()),
-        static_credentials: Some(("test".into(), "test".into())),
-    };
-    let clients = direct.clients().await;
-    let stream = format!("{id}-orders");
-    clients.kinesis.create_stream().stream_name(&stream).shard_count(2).send().await.unwrap();
-    crate::kinesis_log::wait_active(&clients, &stream).await;
-    let through_proxy = AwsSettings { kinesis_endpoint: Some(kinesis.url.clone()), ..direct };
+    create_kinesis_stream(&format!("{id}-orders"), 2).await;
+    let through_proxy = AwsSettings { kinesis_endpoint: Some(kinesis.url.clone()), ..local_aws() };
     let clients = through_proxy.clients().await;
     let checkpoints = DynamoCheckpoints::open(clients.dynamodb.clone(), &format!("{id}-checkpoints")).await.unwrap();
     let options = KinesisOptions { stream_prefix: format!("{id}-"), ..KinesisOptions::default() };
@@ -93,37 +84,12 @@ fn weir_serve_rides_out_faults_and_an_outage_of_kinesis_and_dynamodb() {
     let moto = FaultProxy::start(&servers().dynamodb);
     let id = crate::s3_lake::unique("outage");
     let bucket = crate::s3_lake::unique("outage-archive");
-    create_bucket(&bucket);
-    boto3(
-        "firehose = boto3.client('firehose', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
-         \x20   aws_access_key_id='test', aws_secret_access_key='test')\n\
-         firehose.create_delivery_stream(DeliveryStreamName=sys.argv[2], DeliveryStreamType='DirectPut',\n\
-         \x20   ExtendedS3DestinationConfiguration={'RoleARN': 'arn:aws:iam::123456789012:role/firehose',\n\
-         \x20   'BucketARN': 'arn:aws:s3:::' + sys.argv[3], 'Prefix': 'archive/'})",
-        &[&format!("{id}-archive"), &bucket],
-    );
-    rt().block_on(async {
-        let settings = AwsSettings {
-            region: Some("us-east-1".into()),
-            kinesis_endpoint: Some(servers().kinesis.clone()),
-            dynamodb_endpoint: Some(servers().dynamodb.clone()),
-            static_credentials: Some(("test".into(), "test".into())),
-        };
-        let clients = settings.clients().await;
-        let stream = format!("{id}-orders");
-        clients.kinesis.create_stream().stream_name(&stream).shard_count(2).send().await.unwrap();
-        crate::kinesis_log::wait_active(&clients, &stream).await;
-    });
+    crate::firehose::delivery_stream(&format!("{id}-archive"), &bucket);
+    rt().block_on(create_kinesis_stream(&format!("{id}-orders"), 2));
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let mut text = std::fs::read_to_string(&config).unwrap().replace(
-        "[log]\nshards = 2\n",
-        &format!(
-            "[log]\ntype = \"kinesis\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\ndynamodb_endpoint = \"{}\"\n\
-             stream_prefix = \"{id}-\"\ncheckpoint_table = \"{id}-checkpoints\"\n",
-            kinesis.url, moto.url
-        ),
-    );
+    let log = kinesis_log_section(&kinesis.url, &moto.url, &format!("{id}-"), &format!("{id}-checkpoints"));
+    let mut text = std::fs::read_to_string(&config).unwrap().replace("[log]\nshards = 2\n", &log);
     text.push_str(&format!(
         "\n[sinks.lake]\ntype = \"lake\"\n\n[sinks.dead-letters]\ntype = \"dead-letters\"\n\n\
          [sinks.archive]\ntype = \"firehose\"\ndelivery_stream = \"{id}-archive\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
@@ -136,8 +102,7 @@ fn weir_serve_rides_out_faults_and_an_outage_of_kinesis_and_dynamodb() {
         faults.expire_every.insert("GetRecords", 7);
     });
     moto.set(|faults| faults.fail_every_other_entry = true);
-    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
-    let server = weir_e2e::Server::start_with_env(&config, &env);
+    let server = weir_e2e::Server::start_with_env(&config, &AWS_ENV);
     let sent: Vec<_> = orders(160).into_iter().filter(|o| o.fate == Fate::Event).collect();
     let (first, second) = sent.split_at(sent.len() / 2);
     let lake = dir.path().join("data/lake");
@@ -170,16 +135,8 @@ fn weir_serve_rides_out_faults_and_an_outage_of_kinesis_and_dynamodb() {
     // Firehose picks its own keys, so replays may repeat lines: the ids tell them apart.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let printed = boto3(
-            "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2], Prefix='archive/'):\n\
-             \x20   for o in page.get('Contents', []):\n\
-             \x20       sys.stdout.write(s3.get_object(Bucket=sys.argv[2], Key=o['Key'])['Body'].read().decode())",
-            &[&bucket],
-        );
-        let ids: BTreeSet<String> = printed
-            .lines()
-            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["id"].as_str().unwrap().to_owned())
-            .collect();
+        let ids: BTreeSet<String> =
+            crate::firehose::archived(&bucket).iter().map(|line| line["id"].as_str().unwrap().to_owned()).collect();
         if ids.len() >= sent.len() {
             assert_eq!(ids.len(), sent.len(), "each record's id in the archive");
             break;

@@ -11,7 +11,7 @@ use crate::s3_lake::unique;
 use weir_e2e::aws_servers::{boto3, create_bucket};
 
 /// Creates a bucket and a delivery stream writing to it under `archive/`.
-fn delivery_stream(name: &str, bucket: &str) {
+pub(crate) fn delivery_stream(name: &str, bucket: &str) {
     create_bucket(bucket);
     boto3(
         "firehose = boto3.client('firehose', endpoint_url=sys.argv[1], region_name='us-east-1',\n\
@@ -24,7 +24,7 @@ fn delivery_stream(name: &str, bucket: &str) {
 }
 
 /// Every line Firehose archived under `archive/` in `bucket`, parsed.
-fn archived(bucket: &str) -> Vec<serde_json::Value> {
+pub(crate) fn archived(bucket: &str) -> Vec<serde_json::Value> {
     let printed = boto3(
         "for page in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2], Prefix='archive/'):\n\
          \x20   for o in page.get('Contents', []):\n\
@@ -120,8 +120,7 @@ fn weir_serve_archives_through_firehose_and_dead_letters_what_firehose_cannot_ta
         servers().dynamodb
     ));
     std::fs::write(&config, text).unwrap();
-    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
-    let server = weir_e2e::Server::start_with_env(&config, &env);
+    let server = weir_e2e::Server::start_with_env(&config, &weir_e2e::aws_servers::AWS_ENV);
     let sent = orders(40);
     rt().block_on(async {
         send(server.addr, &sent).await;

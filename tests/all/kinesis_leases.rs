@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use weir_aws::{AwsSettings, DynamoCheckpoints, KinesisLog, KinesisOptions};
-use weir_e2e::aws_servers::servers;
+use weir_e2e::aws_servers::{
+    AWS_ENV, create_bucket, create_kinesis_stream, download, kinesis_log_section, local_aws, s3_sink_section, servers,
+};
 use weir_log::{CheckpointStore, CommitRange, LogError, LogReader, Position, ShardId};
 
 const CONSUMER: &str = "stream-stage";
@@ -42,20 +44,11 @@ struct Setup {
 }
 
 async fn setup(lease_time: Duration) -> Setup {
-    let servers = servers();
-    let settings = AwsSettings {
-        region: Some("us-east-1".into()),
-        kinesis_endpoint: Some(servers.kinesis.clone()),
-        dynamodb_endpoint: Some(servers.dynamodb.clone()),
-        static_credentials: Some(("test".into(), "test".into())),
-    };
+    let settings = local_aws();
     let id = crate::s3_lake::unique("leases");
     let options = KinesisOptions { stream_prefix: format!("{id}-"), ..KinesisOptions::default() };
     let table = format!("{id}-checkpoints");
-    let clients = settings.clients().await;
-    let stream = format!("{id}-orders");
-    clients.kinesis.create_stream().stream_name(&stream).shard_count(4).send().await.expect("create stream");
-    crate::kinesis_log::wait_active(&clients, &stream).await;
+    create_kinesis_stream(&format!("{id}-orders"), 4).await;
     let a = host(&settings, &options, &table, lease_time).await;
     let b = host(&settings, &options, &table, lease_time).await;
     let shards: Vec<ShardId> = a.log.shards("orders").await.unwrap().into_iter().map(|s| s.id).collect();
@@ -187,55 +180,20 @@ async fn a_killed_hosts_shards_are_taken_over_after_the_lease_time_and_ended_sha
 /// its shards over after the lease time, and every event lands in the lake exactly once.
 #[test]
 fn two_hosts_share_a_stream_and_one_killed_midstream_loses_no_record() {
-    use crate::streaming::{Fate, orders, rt, send, write_config};
-    let servers = servers();
+    use crate::streaming::{Fate, orders, rt, send};
     let id = crate::s3_lake::unique("scale");
     let bucket = crate::s3_lake::unique("scale-lake");
-    weir_e2e::aws_servers::create_bucket(&bucket);
-    rt().block_on(async {
-        let settings = AwsSettings {
-            region: Some("us-east-1".into()),
-            kinesis_endpoint: Some(servers.kinesis.clone()),
-            dynamodb_endpoint: Some(servers.dynamodb.clone()),
-            static_credentials: Some(("test".into(), "test".into())),
-        };
-        let clients = settings.clients().await;
-        let stream = format!("{id}-orders");
-        clients.kinesis.create_stream().stream_name(&stream).shard_count(4).send().await.expect("create stream");
-        crate::kinesis_log::wait_active(&clients, &stream).await;
-    });
-    let host_config = |dir: &std::path::Path| {
-        let config = write_config(dir, "");
-        let mut text = std::fs::read_to_string(&config).unwrap().replace(
-            "[log]\nshards = 2\n",
-            &format!(
-                "[log]\ntype = \"kinesis\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\ndynamodb_endpoint = \"{}\"\n\
-                 stream_prefix = \"{id}-\"\ncheckpoint_table = \"{id}-checkpoints\"\n",
-                servers.kinesis, servers.dynamodb
-            ),
-        );
-        for kind in ["lake", "dead-letters"] {
-            text.push_str(&format!(
-                "\n[sinks.{kind}]\ntype = \"{kind}\"\npath = \"s3://{bucket}/lake\"\nregion = \"us-east-1\"\n\
-                 endpoint = \"{}\"\npath_style = true\n",
-                servers.dynamodb
-            ));
-        }
-        std::fs::write(&config, text).unwrap();
-        config
-    };
-    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
+    create_bucket(&bucket);
+    rt().block_on(create_kinesis_stream(&format!("{id}-orders"), 4));
+    let host_config = |dir: &std::path::Path| host_on_s3_lake(dir, &id, &bucket);
+    let env = AWS_ENV;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = weir_e2e::Server::start_with_env(&host_config(dir_a.path()), &env);
     let b = weir_e2e::Server::start_with_env(&host_config(dir_b.path()), &env);
     // The hosts take one lease per round (every 2 s) until they hold two each.
     std::thread::sleep(Duration::from_secs(12));
     let events_in = |contents: &weir_sinks::LakeContents| contents.events;
-    let lake = || {
-        let copy = tempfile::tempdir().unwrap();
-        weir_e2e::aws_servers::download(&bucket, "lake/", copy.path());
-        weir_sinks::read_lake(copy.path()).unwrap()
-    };
+    let lake = || lake_on_s3(&bucket);
     let sent: Vec<_> = orders(240).into_iter().filter(|o| o.fate == Fate::Event).collect();
     let (first, second) = sent.split_at(sent.len() / 2);
     rt().block_on(send(a.addr, first));
@@ -246,12 +204,7 @@ fn two_hosts_share_a_stream_and_one_killed_midstream_loses_no_record() {
         std::thread::sleep(Duration::from_millis(500));
     }
     // B consumed part of it: it held shards when it is killed.
-    let metrics = rt().block_on(weir_client::request(b.addr, "GET", "/metrics", None, b"")).unwrap().body;
-    let processed: u64 = metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("weir_events_out_total{stream=\"orders\"} "))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
+    let processed = events_out(b.addr);
     assert!(processed > 0 && processed < first.len() as u64, "B processed {processed} of {}", first.len());
     b.kill_9();
     rt().block_on(send(a.addr, second));
@@ -274,52 +227,19 @@ fn two_hosts_share_a_stream_and_one_killed_midstream_loses_no_record() {
 /// children; every event lands in the lake exactly once.
 #[test]
 fn a_host_killed_during_a_split_loses_and_duplicates_nothing() {
-    use crate::streaming::{Fate, orders, rt, send, write_config};
-    let servers = servers();
+    use crate::streaming::{Fate, orders, rt, send};
     let id = crate::s3_lake::unique("split");
     let bucket = crate::s3_lake::unique("split-lake");
-    weir_e2e::aws_servers::create_bucket(&bucket);
-    let settings = AwsSettings {
-        region: Some("us-east-1".into()),
-        kinesis_endpoint: Some(servers.kinesis.clone()),
-        dynamodb_endpoint: Some(servers.dynamodb.clone()),
-        static_credentials: Some(("test".into(), "test".into())),
-    };
+    create_bucket(&bucket);
+    let settings = local_aws();
     let stream = format!("{id}-orders");
-    rt().block_on(async {
-        let clients = settings.clients().await;
-        clients.kinesis.create_stream().stream_name(&stream).shard_count(1).send().await.expect("create stream");
-        crate::kinesis_log::wait_active(&clients, &stream).await;
-    });
-    let host_config = |dir: &std::path::Path| {
-        let config = write_config(dir, "");
-        let mut text = std::fs::read_to_string(&config).unwrap().replace(
-            "[log]\nshards = 2\n",
-            &format!(
-                "[log]\ntype = \"kinesis\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\ndynamodb_endpoint = \"{}\"\n\
-                 stream_prefix = \"{id}-\"\ncheckpoint_table = \"{id}-checkpoints\"\n",
-                servers.kinesis, servers.dynamodb
-            ),
-        );
-        for kind in ["lake", "dead-letters"] {
-            text.push_str(&format!(
-                "\n[sinks.{kind}]\ntype = \"{kind}\"\npath = \"s3://{bucket}/lake\"\nregion = \"us-east-1\"\n\
-                 endpoint = \"{}\"\npath_style = true\n",
-                servers.dynamodb
-            ));
-        }
-        std::fs::write(&config, text).unwrap();
-        config
-    };
-    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
+    rt().block_on(create_kinesis_stream(&stream, 1));
+    let host_config = |dir: &std::path::Path| host_on_s3_lake(dir, &id, &bucket);
+    let env = AWS_ENV;
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = weir_e2e::Server::start_with_env(&host_config(dir_a.path()), &env);
     let b = weir_e2e::Server::start_with_env(&host_config(dir_b.path()), &env);
-    let lake = || {
-        let copy = tempfile::tempdir().unwrap();
-        weir_e2e::aws_servers::download(&bucket, "lake/", copy.path());
-        weir_sinks::read_lake(copy.path()).unwrap()
-    };
+    let lake = || lake_on_s3(&bucket);
     let wait_for = |events: usize, within: u64| {
         let deadline = std::time::Instant::now() + Duration::from_secs(within);
         while lake().events < events {
@@ -327,21 +247,13 @@ fn a_host_killed_during_a_split_loses_and_duplicates_nothing() {
             std::thread::sleep(Duration::from_millis(500));
         }
     };
-    let processed = |addr| {
-        let metrics = rt().block_on(weir_client::request(addr, "GET", "/metrics", None, b"")).unwrap().body;
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix("weir_events_out_total{stream=\"orders\"} "))
-            .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0)
-    };
     let sent: Vec<_> = orders(180).into_iter().filter(|o| o.fate == Fate::Event).collect();
     let (first, rest) = sent.split_at(sent.len() / 3);
     let (second, third) = rest.split_at(rest.len() / 2);
     rt().block_on(send(a.addr, first));
     wait_for(first.len(), 60);
     // The one shard's consumer is the host that processed the first third.
-    let (holder, survivor) = if processed(a.addr) > 0 { (a, b) } else { (b, a) };
+    let (holder, survivor) = if events_out(a.addr) > 0 { (a, b) } else { (b, a) };
     // The second third into the parent, then at once: split, and kill the holder.
     rt().block_on(send(holder.addr, second));
     rt().block_on(async {
@@ -360,7 +272,7 @@ fn a_host_killed_during_a_split_loses_and_duplicates_nothing() {
             .send()
             .await
             .expect("split");
-        crate::kinesis_log::wait_active(&clients, &stream).await;
+        weir_e2e::aws_servers::wait_active(&clients, &stream).await;
     });
     holder.kill_9();
     // The last third goes into the children; the survivor takes the parent over once
@@ -372,4 +284,37 @@ fn a_host_killed_during_a_split_loses_and_duplicates_nothing() {
     assert_eq!(contents.events, sent.len(), "every event exactly once");
     assert_eq!(contents.raw_records, sent.len(), "every record archived exactly once");
     assert!(survivor.stop().success());
+}
+
+/// A `weir serve` configuration in `dir`: the example pipeline on the Kinesis streams
+/// `<id>-…` with checkpoints in `<id>-checkpoints`, the lake and dead letters at
+/// `s3://bucket/lake`.
+fn host_on_s3_lake(dir: &std::path::Path, id: &str, bucket: &str) -> std::path::PathBuf {
+    let servers = servers();
+    let config = crate::streaming::write_config(dir, "");
+    let log = kinesis_log_section(&servers.kinesis, &servers.dynamodb, &format!("{id}-"), &format!("{id}-checkpoints"));
+    let mut text = std::fs::read_to_string(&config).unwrap().replace("[log]\nshards = 2\n", &log);
+    for kind in ["lake", "dead-letters"] {
+        text.push_str(&s3_sink_section(kind, bucket, "lake"));
+    }
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// What the lake under `s3://bucket/lake` holds, read back with boto3.
+fn lake_on_s3(bucket: &str) -> weir_sinks::LakeContents {
+    let copy = tempfile::tempdir().unwrap();
+    download(bucket, "lake/", copy.path());
+    weir_sinks::read_lake(copy.path()).unwrap()
+}
+
+/// The events a host's stage wrote out (`weir_events_out_total` of its `/metrics`).
+fn events_out(addr: std::net::SocketAddr) -> u64 {
+    let metrics =
+        crate::streaming::rt().block_on(weir_client::request(addr, "GET", "/metrics", None, b"")).unwrap().body;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("weir_events_out_total{stream=\"orders\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use weir_e2e::aws_servers::servers;
+use weir_e2e::aws_servers::{AWS_ENV, create_kinesis_stream, kinesis_log_section, local_aws, servers, wait_active};
 
-use aws_sdk_kinesis::types::StreamStatus;
 use weir_aws::{AwsClients, AwsSettings, DynamoCheckpoints, KinesisLog, KinesisOptions};
 use weir_log::conformance::Subject;
 use weir_log::{BoxFuture, ShardId, StreamLog};
@@ -32,34 +31,15 @@ async fn open(settings: &AwsSettings, options: &KinesisOptions, table: &str) -> 
     (clients, log)
 }
 
-pub(crate) async fn wait_active(clients: &AwsClients, stream: &str) {
-    for _ in 0..100 {
-        let summary = clients.kinesis.describe_stream_summary().stream_name(stream).send().await.expect("describe");
-        if summary.stream_description_summary().map(|s| s.stream_status()) == Some(&StreamStatus::Active) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("stream {stream} did not become active");
-}
-
 async fn kinesis() -> Kinesis {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let servers = servers();
-    let settings = AwsSettings {
-        region: Some("us-east-1".into()),
-        kinesis_endpoint: Some(servers.kinesis.clone()),
-        dynamodb_endpoint: Some(servers.dynamodb.clone()),
-        static_credentials: Some(("test".into(), "test".into())),
-    };
+    let settings = local_aws();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let prefix = format!("t{}-{n}-", std::process::id());
     let options = KinesisOptions { stream_prefix: prefix.clone(), ..KinesisOptions::default() };
     let table = format!("checkpoints-{}-{n}", std::process::id());
     let (clients, log) = open(&settings, &options, &table).await;
-    let stream = format!("{prefix}{STREAM}");
-    clients.kinesis.create_stream().stream_name(&stream).shard_count(2).send().await.expect("create stream");
-    wait_active(&clients, &stream).await;
+    create_kinesis_stream(&format!("{prefix}{STREAM}"), 2).await;
     Kinesis { settings, clients, options, table, log }
 }
 
@@ -125,30 +105,14 @@ fn weir_serve_runs_the_example_pipeline_on_kinesis_with_checkpoints_in_dynamodb(
     let config = write_config(dir.path(), "");
     let prefix = format!("serve{}-", std::process::id());
     let table = format!("serve-checkpoints-{}", std::process::id());
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[log]\nshards = 2\n",
-        &format!(
-            "[log]\ntype = \"kinesis\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\ndynamodb_endpoint = \"{}\"\n\
-             stream_prefix = \"{prefix}\"\ncheckpoint_table = \"{table}\"\n",
-            servers.kinesis, servers.dynamodb
-        ),
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[log]\nshards = 2\n", &kinesis_log_section(&servers.kinesis, &servers.dynamodb, &prefix, &table));
     assert!(text.contains("type = \"kinesis\""));
     std::fs::write(&config, text).unwrap();
-    rt().block_on(async {
-        let settings = AwsSettings {
-            region: Some("us-east-1".into()),
-            kinesis_endpoint: Some(servers.kinesis.clone()),
-            dynamodb_endpoint: Some(servers.dynamodb.clone()),
-            static_credentials: Some(("test".into(), "test".into())),
-        };
-        let clients = settings.clients().await;
-        let stream = format!("{prefix}orders");
-        clients.kinesis.create_stream().stream_name(&stream).shard_count(2).send().await.expect("create stream");
-        wait_active(&clients, &stream).await;
-    });
+    rt().block_on(create_kinesis_stream(&format!("{prefix}orders"), 2));
     // The standard credential chain, from the environment, as in production.
-    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
+    let env = AWS_ENV;
     let server = weir_e2e::Server::start_with_env(&config, &env);
     let sent: Vec<_> = orders(80).into_iter().filter(|o| o.fate == Fate::Event).collect();
     rt().block_on(send(server.addr, &sent));

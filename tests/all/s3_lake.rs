@@ -101,21 +101,14 @@ fn weir_serve_writes_the_lake_the_dead_letters_and_the_warehouse_to_s3() {
     create_bucket(&bucket);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
-    let s3 = |kind: &str, prefix: &str| {
-        format!(
-            "\n[sinks.{kind}]\ntype = \"{kind}\"\npath = \"s3://{bucket}/{prefix}\"\nregion = \"us-east-1\"\n\
-             endpoint = \"{}\"\npath_style = true\n",
-            servers().dynamodb
-        )
-    };
+    let s3 = |kind: &str, prefix: &str| weir_e2e::aws_servers::s3_sink_section(kind, &bucket, prefix);
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&s3("lake", "prod/lake"));
     text.push_str(&s3("dead-letters", "prod/lake"));
     text.push_str(&s3("warehouse", "prod/warehouse"));
     std::fs::write(&config, text).unwrap();
     // Credentials from the standard chain (the environment here), as in production.
-    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
-    let server = weir_e2e::Server::start_with_env(&config, &env);
+    let server = weir_e2e::Server::start_with_env(&config, &weir_e2e::aws_servers::AWS_ENV);
     // The sentinels, a day later, close every window of the orders: aggregates follow.
     let sent: Vec<_> = orders(60).into_iter().chain(sentinels()).collect();
     let events = sent.iter().filter(|o| o.fate == Fate::Event).count();

@@ -96,16 +96,25 @@ impl FirehoseSink {
         }
         let client = self.client().await;
         for batch in batches(&lines) {
-            report.failed.extend(self.put_batch(client, &lines[batch]).await);
+            // Each line moves into its call's record, not copied.
+            let indices: Vec<usize> = lines[batch.clone()].iter().map(|(i, _)| *i).collect();
+            let data: Vec<Vec<u8>> = lines[batch].iter_mut().map(|(_, line)| std::mem::take(line)).collect();
+            report.failed.extend(self.put_batch(client, &indices, data).await);
         }
         Ok(report)
     }
 
-    /// Sends one batch; returns the indices of its records that were not accepted.
-    async fn put_batch(&self, client: &aws_sdk_firehose::Client, batch: &[(usize, Vec<u8>)]) -> Vec<(usize, String)> {
-        let records: Vec<Record> = batch
-            .iter()
-            .map(|(_, line)| Record::builder().data(Blob::new(line.clone())).build().expect("data is set"))
+    /// Sends one batch (`data[i]` is the line of commit record `batch[i]`); returns the
+    /// indices of its records that were not accepted.
+    async fn put_batch(
+        &self,
+        client: &aws_sdk_firehose::Client,
+        batch: &[usize],
+        data: Vec<Vec<u8>>,
+    ) -> Vec<(usize, String)> {
+        let records: Vec<Record> = data
+            .into_iter()
+            .map(|line| Record::builder().data(Blob::new(line)).build().expect("data is set"))
             .collect();
         let sent = client
             .put_record_batch()
@@ -113,7 +122,7 @@ impl FirehoseSink {
             .set_records(Some(records))
             .send()
             .await;
-        let all_failed = |why: String| batch.iter().map(|(i, _)| (*i, why.clone())).collect();
+        let all_failed = |why: String| batch.iter().map(|i| (*i, why.clone())).collect();
         let output = match sent {
             Ok(output) => output,
             Err(error) => {
@@ -136,7 +145,7 @@ impl FirehoseSink {
             ));
         }
         let mut failed = Vec::new();
-        for ((index, _), response) in batch.iter().zip(responses) {
+        for (index, response) in batch.iter().zip(responses) {
             if response.record_id().is_none() || response.error_code().is_some() {
                 let why = format!(
                     "Firehose refused the record for now: {} {}",

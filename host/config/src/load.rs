@@ -224,22 +224,9 @@ impl Loader<'_> {
                         }
                     }
                 }
-                shared.components.region = self.report.get::<String>(&table, "region").map(|r| r.value);
+                self.s3_keys(&table, &mut shared.components);
                 shared.region = shared.components.region.clone();
-                for (key, setting) in [
-                    ("endpoint", &mut shared.components.endpoint),
-                    ("dynamodb_endpoint", &mut shared.dynamodb_endpoint),
-                ] {
-                    if let Some(value) = self.report.get::<String>(&table, key) {
-                        if !(value.value.starts_with("http://") || value.value.starts_with("https://")) {
-                            let message = format!("{:?} is not an http:// or https:// URL", value.value);
-                            self.report.error(&value.path, Some(value.span.clone()), message);
-                        }
-                        *setting = Some(value.value);
-                    }
-                }
-                shared.components.path_style =
-                    self.report.get::<bool>(&table, "path_style").is_some_and(|flag| flag.value);
+                shared.dynamodb_endpoint = self.endpoint(&table, "dynamodb_endpoint");
                 if let Some(name) = self.report.get::<String>(&table, "table") {
                     shared.table = name.value;
                 }
@@ -395,20 +382,12 @@ impl Loader<'_> {
             }
         }
         if kinesis {
-            let mut settings = KinesisLogSettings::default();
-            for (key, setting) in [
-                ("region", &mut settings.region),
-                ("endpoint", &mut settings.endpoint),
-                ("dynamodb_endpoint", &mut settings.dynamodb_endpoint),
-            ] {
-                if let Some(value) = self.report.get::<String>(&table, key) {
-                    if key != "region" && !(value.value.starts_with("http://") || value.value.starts_with("https://")) {
-                        let message = format!("{:?} is not an http:// or https:// URL", value.value);
-                        self.report.error(&value.path, Some(value.span.clone()), message);
-                    }
-                    *setting = Some(value.value);
-                }
-            }
+            let mut settings = KinesisLogSettings {
+                region: self.report.get::<String>(&table, "region").map(|region| region.value),
+                endpoint: self.endpoint(&table, "endpoint"),
+                dynamodb_endpoint: self.endpoint(&table, "dynamodb_endpoint"),
+                ..KinesisLogSettings::default()
+            };
             for (key, setting) in [
                 ("stream_prefix", &mut settings.stream_prefix),
                 ("checkpoint_table", &mut settings.checkpoint_table),
@@ -888,6 +867,25 @@ impl Loader<'_> {
     }
 
     /// A path at `key`, if present and not empty.
+    /// The URL at `key`, if present: an `http://` or `https://` endpoint (anything else
+    /// is reported at its line).
+    fn endpoint(&mut self, table: &Table<'_, '_>, key: &str) -> Option<String> {
+        let endpoint = self.report.get::<String>(table, key)?;
+        if !(endpoint.value.starts_with("http://") || endpoint.value.starts_with("https://")) {
+            let message = format!("{:?} is not an http:// or https:// URL", endpoint.value);
+            self.report.error(&endpoint.path, Some(endpoint.span.clone()), message);
+        }
+        Some(endpoint.value)
+    }
+
+    /// An S3 location's `region`, `endpoint` and `path_style` from `table` (an S3 sink's
+    /// or the shared registry's).
+    fn s3_keys(&mut self, table: &Table<'_, '_>, location: &mut crate::S3Location) {
+        location.region = self.report.get::<String>(table, "region").map(|region| region.value);
+        location.endpoint = self.endpoint(table, "endpoint");
+        location.path_style = self.report.get::<bool>(table, "path_style").is_some_and(|flag| flag.value);
+    }
+
     fn path(&mut self, table: &Table<'_, '_>, key: &str) -> Option<Located<PathBuf>> {
         let path = self.report.get::<String>(table, key)?;
         self.non_empty_path(path)
@@ -1011,21 +1009,14 @@ impl SinkTable<'_, '_, '_, '_> {
             }
             return crate::StoreLocation::Directory(self.directory(key, default));
         };
-        s3.region = self.string("region");
-        s3.endpoint = self.endpoint("endpoint");
-        s3.path_style = self.loader.report.get::<bool>(self.table, "path_style").is_some_and(|flag| flag.value);
+        self.loader.s3_keys(self.table, &mut s3);
         crate::StoreLocation::S3(s3)
     }
 
     /// The URL at `key`, if present: an `http://` or `https://` endpoint (anything else
     /// is reported).
     pub fn endpoint(&mut self, key: &str) -> Option<String> {
-        let endpoint = self.loader.report.get::<String>(self.table, key)?;
-        if !(endpoint.value.starts_with("http://") || endpoint.value.starts_with("https://")) {
-            let message = format!("{:?} is not an http:// or https:// URL", endpoint.value);
-            self.loader.report.error(&endpoint.path, Some(endpoint.span.clone()), message);
-        }
-        Some(endpoint.value)
+        self.loader.endpoint(self.table, key)
     }
 
     /// The text at `key`, if present (a value of another type is reported).

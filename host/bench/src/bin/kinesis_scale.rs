@@ -14,10 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use object_store::{ObjectStore as _, ObjectStoreExt as _};
-use weir_aws::AwsSettings;
 use weir_bench::child::{ChildServer, percentile};
 use weir_config::S3Location;
-use weir_e2e::aws_servers::{create_bucket, servers};
+use weir_e2e::aws_servers::{
+    AWS_ENV, create_bucket, create_kinesis_stream, kinesis_log_section, s3_sink_section, servers,
+};
 
 const SHARDS: i32 = 4;
 
@@ -65,14 +66,7 @@ fn config(dir: &Path, id: &str, bucket: &str) -> anyhow::Result<std::path::PathB
 listen = "127.0.0.1:0"
 data_dir = "{data}"
 
-[log]
-type = "kinesis"
-region = "us-east-1"
-endpoint = "{kinesis}"
-dynamodb_endpoint = "{moto}"
-stream_prefix = "{id}-"
-checkpoint_table = "{id}-checkpoints"
-
+{log}
 [plugins.orders-parser]
 path = "{plugins}/orders_parser.wasm"
 
@@ -88,16 +82,12 @@ parser = "orders-parser"
 enrichers = ["restaurant-enricher"]
 "#,
         data = dir.join("data").display(),
-        kinesis = servers.kinesis,
-        moto = servers.dynamodb,
+        log = kinesis_log_section(&servers.kinesis, &servers.dynamodb, &format!("{id}-"), &format!("{id}-checkpoints")),
         plugins = plugins.display(),
         restaurants = dir.join("restaurants.json").display(),
     );
     for kind in ["lake", "dead-letters"] {
-        text.push_str(&format!(
-            "\n[sinks.{kind}]\ntype = \"{kind}\"\npath = \"s3://{bucket}/lake\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\npath_style = true\n",
-            servers.dynamodb
-        ));
+        text.push_str(&s3_sink_section(kind, bucket, "lake"));
     }
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, text)?;
@@ -109,32 +99,11 @@ async fn run(hosts: usize, records: usize, concurrency: usize) -> anyhow::Result
     let id = format!("bench{}-{hosts}", std::process::id());
     let bucket = format!("{id}-lake");
     create_bucket(&bucket);
-    let settings = AwsSettings {
-        region: Some("us-east-1".into()),
-        kinesis_endpoint: Some(servers.kinesis.clone()),
-        dynamodb_endpoint: Some(servers.dynamodb.clone()),
-        static_credentials: Some(("test".into(), "test".into())),
-    };
-    let clients = settings.clients().await;
-    let stream = format!("{id}-orders");
-    clients.kinesis.create_stream().stream_name(&stream).shard_count(SHARDS).send().await?;
-    while clients
-        .kinesis
-        .describe_stream_summary()
-        .stream_name(&stream)
-        .send()
-        .await?
-        .stream_description_summary()
-        .map(|s| s.stream_status().as_str() != "ACTIVE")
-        .unwrap_or(true)
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let env = [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_EC2_METADATA_DISABLED", "true")];
+    create_kinesis_stream(&format!("{id}-orders"), SHARDS).await;
     let dirs: Vec<tempfile::TempDir> = (0..hosts).map(|_| tempfile::tempdir()).collect::<Result<_, _>>()?;
     let mut servers_up = Vec::new();
     for dir in &dirs {
-        servers_up.push(ChildServer::weir(&config(dir.path(), &id, &bucket)?, &env)?);
+        servers_up.push(ChildServer::weir(&config(dir.path(), &id, &bucket)?, &AWS_ENV)?);
     }
     // One lease per host per 2 s round: 4 rounds and both hosts hold their two shards.
     tokio::time::sleep(Duration::from_secs(12)).await;
