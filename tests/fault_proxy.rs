@@ -29,6 +29,10 @@ pub struct Faults {
     pub fail_every_other_entry: bool,
     /// S3: every Nth `PUT` is answered 503 `SlowDown` without reaching the server.
     pub s3_slow_down_every: u64,
+    /// DynamoDB `BatchWriteItem`: every other item (the 2nd, 4th…) of each table is kept
+    /// from the server and answered in `UnprocessedItems`, as DynamoDB does when it
+    /// throttles part of a batch.
+    pub unprocess_every_other_item: bool,
 }
 
 /// Calls seen, per operation, and faults injected.
@@ -254,6 +258,8 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> s
             error_response("ExpiredIteratorException", "Iterator expired (injected by the test proxy)")
         } else if faults.fail_every_other_entry && (operation == "PutRecords" || operation == "PutRecordBatch") {
             partial(&request, &operation, upstream, state).await?
+        } else if faults.unprocess_every_other_item && operation == "BatchWriteItem" {
+            unprocessed(&request, upstream, state).await?
         } else {
             forward(&request, upstream).await?
         };
@@ -310,5 +316,36 @@ async fn partial(request: &Message, operation: &str, upstream: &str, state: &Mut
     let mut answer = answer;
     answer[list] = serde_json::Value::Array(merged);
     answer[count] = serde_json::json!(failed);
+    Ok(answered.with_body(answer.to_string().into_bytes()))
+}
+
+/// Forwards the odd items of each table of a `BatchWriteItem` call and answers the even
+/// ones in `UnprocessedItems`.
+async fn unprocessed(request: &Message, upstream: &str, state: &Mutex<State>) -> std::io::Result<Message> {
+    let mut call: serde_json::Value = serde_json::from_slice(&request.body).map_err(std::io::Error::other)?;
+    let mut held = serde_json::Map::new();
+    let mut count = 0;
+    if let Some(tables) = call["RequestItems"].as_object_mut() {
+        for (table, items) in tables.iter_mut() {
+            let all = items.as_array().cloned().unwrap_or_default();
+            if all.len() < 2 {
+                continue;
+            }
+            let (kept, kept_back): (Vec<_>, Vec<_>) = all.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+            count += kept_back.len();
+            *items = serde_json::Value::Array(kept.into_iter().map(|(_, item)| item).collect());
+            held.insert(table.clone(), serde_json::Value::Array(kept_back.into_iter().map(|(_, item)| item).collect()));
+        }
+    }
+    if held.is_empty() {
+        return forward(request, upstream).await;
+    }
+    let answered = forward(&request.with_body(call.to_string().into_bytes()), upstream).await?;
+    let mut answer: serde_json::Value = match serde_json::from_slice(&answered.body) {
+        Ok(answer) if answered.head.starts_with("HTTP/1.1 200") => answer,
+        _ => return Ok(answered),
+    };
+    answer["UnprocessedItems"] = serde_json::Value::Object(held);
+    state.lock().unwrap().seen.entries_failed += count as u64;
     Ok(answered.with_body(answer.to_string().into_bytes()))
 }

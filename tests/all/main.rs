@@ -2,6 +2,7 @@
 
 mod admin;
 mod aws_faults;
+mod dynamodb_serving;
 mod firehose;
 mod foreign;
 mod harness;

@@ -71,7 +71,7 @@ pub(crate) fn write_read_config(dir: &Path, aggregator: bool) -> std::path::Path
     config
 }
 
-async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> HttpResponse {
     request(addr, "GET", path, None, b"").await.unwrap()
 }
 
@@ -81,7 +81,7 @@ async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
     serde_json::from_str(&r.body).unwrap()
 }
 
-fn order_id(order: &Order) -> String {
+pub(crate) fn order_id(order: &Order) -> String {
     order.line.split('"').nth(3).unwrap().to_owned()
 }
 
@@ -234,7 +234,7 @@ fn kill_9_mid_stream_leaves_no_duplicates_in_the_index_or_the_warehouse() {
 }
 
 /// An order event with `status` at `placed` (seconds).
-fn status_update(id: &str, restaurant: &str, status: &str, placed: i64) -> String {
+pub(crate) fn status_update(id: &str, restaurant: &str, status: &str, placed: i64) -> String {
     format!(
         "{{\"order_id\":\"{id}\",\"restaurant_id\":\"{restaurant}\",\"status\":\"{status}\",\"total\":10.00,\"placed_at\":\"{}\"}}",
         ts(placed)

@@ -309,8 +309,13 @@ fn ingested_events_land_in_the_lake_exactly_and_aggregates_equal_a_direct_comput
 /// while its stages are mid-stream, restarts it, sends the rest and waits until every
 /// record is checkpointed; returns the restarted server.
 pub(crate) fn send_across_a_kill_9(config: &Path, sent: &[Order]) -> Server {
+    send_across_a_kill_9_with_env(config, sent, &[])
+}
+
+/// [`send_across_a_kill_9`] with `env` added to the server's environment.
+pub(crate) fn send_across_a_kill_9_with_env(config: &Path, sent: &[Order], env: &[(&str, &str)]) -> Server {
     let (first, second) = sent.split_at(sent.len() / 2);
-    let server = Server::start(config);
+    let server = Server::start_with_env(config, env);
     rt().block_on(async {
         for batch in first.chunks(10) {
             send(server.addr, batch).await;
@@ -318,7 +323,7 @@ pub(crate) fn send_across_a_kill_9(config: &Path, sent: &[Order]) -> Server {
     });
     // No waiting: the stages are mid-stream when the process dies.
     server.kill_9();
-    let server = Server::start(config);
+    let server = Server::start_with_env(config, env);
     rt().block_on(async {
         for batch in second.chunks(10) {
             send(server.addr, batch).await;

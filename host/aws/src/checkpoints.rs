@@ -77,7 +77,7 @@ impl DynamoCheckpoints {
     /// # Errors
     /// DynamoDB refused or could not be reached; the table has another key.
     pub async fn open(client: Client, table: &str) -> Result<Self, LogError> {
-        crate::tables::ensure_table(&client, table, &[("id", KeyType::Hash)], "the checkpoint table").await?;
+        crate::tables::ensure_table(&client, table, &[("id", KeyType::Hash)], "the checkpoint table", true).await?;
         Ok(Self { client, table: table.to_owned(), leases: Arc::new(LeaseState::new(DEFAULT_LEASE_TIME)) })
     }
 

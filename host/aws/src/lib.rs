@@ -1,7 +1,8 @@
 //! weir on AWS: [`KinesisLog`], Kinesis as the stream log, with each consumer's
 //! checkpoints kept in DynamoDB ([`DynamoCheckpoints`]); S3 as the lake's object store
 //! ([`s3_store`]); the raw archive through Firehose ([`FirehoseSink`]); the plugin
-//! registry a fleet shares ([`SharedRegistry`]). This is the only crate that
+//! registry a fleet shares ([`SharedRegistry`]); serving tables in DynamoDB
+//! ([`DynamoServingSink`], [`DynamoServingTable`]). This is the only crate that
 //! builds the AWS SDKs, so the rest of the workspace compiles without them.
 //!
 //! Clients are made by [`AwsSettings::clients`] the way AWS users expect: the standard
@@ -15,6 +16,7 @@ mod kinesis_log;
 mod leases;
 mod registry;
 mod s3;
+mod serving_table;
 mod tables;
 
 pub use checkpoints::DynamoCheckpoints;
@@ -23,6 +25,10 @@ pub use kinesis_log::{KinesisLog, KinesisOptions};
 pub use leases::DEFAULT_LEASE_TIME;
 pub use registry::SharedRegistry;
 pub use s3::s3_store;
+pub use serving_table::{
+    CONCURRENT_PUTS, DynamoServingSettings, DynamoServingSink, DynamoServingTable, DynamoWriteMode, MAX_BATCH_GET_KEYS,
+    MAX_BATCH_WRITE_ITEMS, MAX_ITEM_BYTES,
+};
 pub use weir_config::KinesisLogSettings;
 
 use aws_config::{BehaviorVersion, Region};

@@ -60,6 +60,7 @@ impl SharedRegistry {
             &settings.table,
             &[("pk", KeyType::Hash), ("sk", KeyType::Range)],
             "the registry table",
+            true,
         )
         .await
         .map_err(|e| RegistryError::Storage {

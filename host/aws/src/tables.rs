@@ -10,9 +10,9 @@ use weir_log::LogError;
 use crate::checkpoints::service;
 
 /// Makes sure `table` exists with exactly the string keys `keys` (hash first, then range
-/// if any): creates it on demand capacity when missing (another host creating it first
-/// is fine) and waits until it is active; refuses a table with other keys, saying
-/// `purpose`.
+/// if any): creates it on demand capacity when missing and `create` (another host
+/// creating it first is fine) and waits until it is active; refuses a table with other
+/// keys, or a missing one without `create`, saying `purpose`.
 ///
 /// # Errors
 /// DynamoDB refused or could not be reached; the table has other keys.
@@ -21,6 +21,7 @@ pub(crate) async fn ensure_table(
     table: &str,
     keys: &[(&str, KeyType)],
     purpose: &str,
+    create: bool,
 ) -> Result<(), LogError> {
     match client.describe_table().table_name(table).send().await {
         Ok(found) => {
@@ -42,6 +43,17 @@ pub(crate) async fn ensure_table(
                 });
             }
             Ok(())
+        }
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) && !create => {
+            let wanted: Vec<&str> = keys.iter().map(|(name, _)| *name).collect();
+            Err(LogError::Service {
+                service: "DynamoDB",
+                operation: "DescribeTable",
+                stream: "*".into(),
+                reason: format!(
+                    "table {table} does not exist; create it with the string keys {wanted:?} for {purpose}, or let weir create it (create_table = true)"
+                ),
+            })
         }
         Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
             let mut create = client.create_table().table_name(table).billing_mode(BillingMode::PayPerRequest);

@@ -1024,6 +1024,26 @@ impl SinkTable<'_, '_, '_, '_> {
         self.loader.report.get::<String>(self.table, key).map(|text| text.value)
     }
 
+    /// The boolean at `key`, else `default` (a value of another type is reported).
+    pub fn boolean(&mut self, key: &str, default: bool) -> bool {
+        self.loader.report.get::<bool>(self.table, key).map_or(default, |value| value.value)
+    }
+
+    /// The text at `key`, one of `choices` (another is reported, listing them); else the
+    /// first choice, the default.
+    pub fn choice(&mut self, key: &str, choices: &[&'static str]) -> &'static str {
+        let default = choices.first().copied().unwrap_or_default();
+        let Some(text) = self.loader.report.get::<String>(self.table, key) else { return default };
+        match choices.iter().find(|&&choice| choice == text.value) {
+            Some(choice) => choice,
+            None => {
+                let message = format!("{:?} is not one of {}", text.value, choices.join(", "));
+                self.loader.report.error(&text.path, Some(text.span), message);
+                default
+            }
+        }
+    }
+
     /// The name at `key`, checked like every name (`what` names it in the message); by
     /// default the sink's own name.
     pub fn name_or_sink_name(&mut self, key: &str, what: &str) -> String {

@@ -481,7 +481,7 @@ fn routes_must_name_defined_sinks_of_the_right_type() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse, firehose"#,
+            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse, firehose, dynamodb"#,
             r#"orders.toml:14: streams[0].routes.dead_letters[0]: sink "lake" is a lake sink, which does not take dead letters; no defined sink does; add a sink of type dead-letters"#,
         ]
     );
@@ -638,7 +638,14 @@ fn sinks_take_only_the_outputs_they_can_write() {
     assert!(dead_letters.accepts(OutputKind::DeadLetters));
     assert!(!dead_letters.accepts(OutputKind::Events));
     let names: Vec<&str> = sink_types().all().map(SinkType::as_str).collect();
-    assert_eq!(names, ["lake", "dead-letters", "serving", "search", "warehouse", "firehose"], "every registered type");
+    assert_eq!(
+        names,
+        ["lake", "dead-letters", "serving", "search", "warehouse", "firehose", "dynamodb"],
+        "every registered type"
+    );
+    let dynamodb = sink_type("dynamodb");
+    assert!(dynamodb.accepts(OutputKind::Events) && dynamodb.accepts(OutputKind::Aggregates));
+    assert!(!dynamodb.accepts(OutputKind::Raw));
     let firehose = sink_type("firehose");
     assert!(firehose.accepts(OutputKind::Raw) && !firehose.accepts(OutputKind::Events));
     assert!(sink_types().named("s3").is_none());
@@ -950,4 +957,21 @@ dynamodb_endpoint = "http://127.0.0.1:5000"
     let text = format!("{MINIMAL}\n[registry]\ntable = \"t\"\n");
     let errors = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap_err().to_string();
     assert!(errors.contains("orders.toml:10: registry.table: only with type = \"aws\""), "{errors}");
+}
+
+#[test]
+fn a_dynamodb_sink_checks_its_write_mode_flag_and_table() {
+    let text = format!(
+        "{MINIMAL}\n[sinks.lake]\ntype = \"lake\"\n[sinks.status]\ntype = \"dynamodb\"\nwrite_mode = \"fast\"\ncreate_table = \"yes\"\n\
+         [sinks.again]\ntype = \"serving\"\ntable = \"status\"\n[streams.routes]\nevents = [\"status\", \"again\"]\n"
+    );
+    let found = problems(&text);
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("sinks.status.write_mode") && p.contains("\"fast\" is not one of conditional, batch")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|p| p.contains("sinks.status.create_table")), "{found:?}");
+    assert!(found.iter().any(|p| p.contains("serving table \"status\" is already written by sink")), "{found:?}");
 }

@@ -22,6 +22,8 @@ use weir_sinks::Sink;
 mod connector;
 mod dead_letters;
 #[cfg(feature = "aws")]
+mod dynamodb;
+#[cfg(feature = "aws")]
 mod firehose;
 mod lake;
 mod search;
@@ -31,6 +33,8 @@ mod warehouse;
 
 pub use connector::{Connector, SinkContext};
 pub use dead_letters::DeadLetterSettings;
+#[cfg(feature = "aws")]
+pub use dynamodb::DynamoDbSettings;
 #[cfg(feature = "aws")]
 pub use firehose::FirehoseSinkSettings;
 pub use lake::LakeSettings;
@@ -48,6 +52,8 @@ static CONNECTORS: &[&dyn Connector] = &[
     &warehouse::WarehouseKind,
     #[cfg(feature = "aws")]
     &firehose::Firehose,
+    #[cfg(feature = "aws")]
+    &dynamodb::DynamoDb,
 ];
 
 /// The sink types of [`CONNECTORS`], as the configuration is loaded with them.

@@ -32,6 +32,7 @@ impl SinkKind for Serving {
 
     fn read(&self, table: &mut SinkTable<'_, '_, '_, '_>) -> SinkConfig {
         let table_name = table.name_or_sink_name("table", "serving table");
+        table.claim("serving table", &table_name, "give each serving sink its own table");
         let key_field = table.string("key_field");
         SinkConfig::new(ServingSettings { table: table_name, key_field })
     }

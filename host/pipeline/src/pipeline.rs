@@ -192,6 +192,9 @@ impl Pipeline {
         let deployments = Arc::new(deployments);
 
         let (sinks, stores) = weir_connectors::build_sinks(config)?;
+        for sink in sinks.values() {
+            sink.prepare().await?;
+        }
         let sink_health = Arc::new(Outages::default());
         let plugin_health = Arc::new(Outages::default());
         let route = |names: &[String]| -> anyhow::Result<Vec<Arc<dyn Sink>>> {

@@ -31,5 +31,7 @@
 mod sink;
 mod store;
 
-pub use sink::ServingSink;
-pub use store::{CacheSettings, Lookup, ServingError, ServingStore, StoredDocument, Upsert, UpsertOutcome};
+pub use sink::{ServingDocuments, ServingSink};
+pub use store::{
+    CacheSettings, DocumentCache, Lookup, ServingError, ServingStore, StoredDocument, Upsert, UpsertOutcome,
+};

@@ -9,62 +9,30 @@ use weir_sinks::{EventItem, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, S
 
 use crate::store::{ServingStore, Upsert, UpsertOutcome};
 
-/// Upserts a stream's events (or aggregates) into one table of a [`ServingStore`].
+/// How a serving table's documents are made from a commit: the key of each event and
+/// the document stored for it, the same whichever store keeps the table (the embedded
+/// [`ServingStore`] or DynamoDB).
 ///
 /// The key of an event is the value of its field `key_field` (text, or an integer in
 /// decimal), or its event key when no field is configured. An event without one cannot
-/// be served: it is skipped with a warning and counted ([`ServingSink::skipped`]); it
-/// stays in the lake and the warehouse. Raw records and dead letters are not served and
-/// are reported as written.
+/// be served: it is skipped with a warning; it stays in the lake and the warehouse. Raw
+/// records and dead letters are not served.
 ///
-/// The document stored (and answered by `GET /v1/serving/{table}/{key}`) is
+/// The document is
 /// `{"table","key","time","fields","lineage","source":{"id","stream","shard","seq"}}`,
 /// with `time` in RFC 3339 and `fields` in weir's JSON form of events
 /// (`{"$timestamp": …}` for timestamps, see `weir_events::json`).
-#[derive(Debug)]
-pub struct ServingSink {
-    name: String,
-    table: String,
-    key_field: Option<String>,
-    store: ServingStore,
-    skipped: AtomicU64,
-    stale: AtomicU64,
+#[derive(Debug, Clone)]
+pub struct ServingDocuments {
+    /// The sink's name, for messages.
+    pub sink: String,
+    /// The serving table's name, as `GET /v1/serving/{table}/{key}` has it.
+    pub table: String,
+    /// The field holding the key; `None`: the event's key.
+    pub key_field: Option<String>,
 }
 
-impl ServingSink {
-    /// A sink named `name` writing `table` of `store`, keyed by `key_field` (or the event
-    /// key when `None`).
-    pub fn new(
-        name: impl Into<String>,
-        table: impl Into<String>,
-        key_field: Option<String>,
-        store: ServingStore,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            table: table.into(),
-            key_field,
-            store,
-            skipped: AtomicU64::new(0),
-            stale: AtomicU64::new(0),
-        }
-    }
-
-    /// The table written.
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    /// Events skipped because they had no key.
-    pub fn skipped(&self) -> u64 {
-        self.skipped.load(Ordering::Relaxed)
-    }
-
-    /// Events ignored because a newer event's document was already stored.
-    pub fn stale(&self) -> u64 {
-        self.stale.load(Ordering::Relaxed)
-    }
-
+impl ServingDocuments {
     /// The serving key of `event`, or why it has none.
     fn key_of(&self, event: &Event) -> Result<String, String> {
         match &self.key_field {
@@ -96,26 +64,81 @@ impl ServingSink {
         serde_json::to_vec(&document).unwrap_or_default()
     }
 
-    async fn write_commit(&self, commit: &SinkCommit) -> Result<WriteReport, SinkError> {
+    /// The upsert of every event and aggregate of `commit` that has a key, each with its
+    /// index in `commit.records`; and how many had none (each logged).
+    pub fn upserts(&self, commit: &SinkCommit) -> (Vec<(usize, Upsert)>, u64) {
         let mut upserts = Vec::new();
-        for record in &commit.records {
+        let mut skipped = 0;
+        for (index, record) in commit.records.iter().enumerate() {
             let (SinkItem::Event(item) | SinkItem::Aggregate(item)) = &record.item else { continue };
             match self.key_of(&item.event) {
                 Ok(key) => {
                     let body = self.document(commit, record, item, &key);
-                    upserts.push(Upsert { key, time: item.event.time, position: record.position.clone(), body });
+                    upserts
+                        .push((index, Upsert { key, time: item.event.time, position: record.position.clone(), body }));
                 }
                 Err(why) => {
-                    self.skipped.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(sink = %self.name, record = %record.id, "not served: {why}");
+                    skipped += 1;
+                    tracing::warn!(sink = %self.sink, record = %record.id, "not served: {why}");
                 }
             }
         }
+        (upserts, skipped)
+    }
+}
+
+/// Upserts a stream's events (or aggregates) into one table of a [`ServingStore`], as
+/// [`ServingDocuments`] makes them. Events without a key are counted
+/// ([`ServingSink::skipped`]); raw records and dead letters are reported as written.
+#[derive(Debug)]
+pub struct ServingSink {
+    documents: ServingDocuments,
+    store: ServingStore,
+    skipped: AtomicU64,
+    stale: AtomicU64,
+}
+
+impl ServingSink {
+    /// A sink named `name` writing `table` of `store`, keyed by `key_field` (or the event
+    /// key when `None`).
+    pub fn new(
+        name: impl Into<String>,
+        table: impl Into<String>,
+        key_field: Option<String>,
+        store: ServingStore,
+    ) -> Self {
+        Self {
+            documents: ServingDocuments { sink: name.into(), table: table.into(), key_field },
+            store,
+            skipped: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+        }
+    }
+
+    /// The table written.
+    pub fn table(&self) -> &str {
+        &self.documents.table
+    }
+
+    /// Events skipped because they had no key.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
+    }
+
+    /// Events ignored because a newer event's document was already stored.
+    pub fn stale(&self) -> u64 {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    async fn write_commit(&self, commit: &SinkCommit) -> Result<WriteReport, SinkError> {
+        let (upserts, skipped) = self.documents.upserts(commit);
+        self.skipped.fetch_add(skipped, Ordering::Relaxed);
         if upserts.is_empty() {
             return Ok(WriteReport::all_written());
         }
+        let upserts: Vec<Upsert> = upserts.into_iter().map(|(_, upsert)| upsert).collect();
         let store = self.store.clone();
-        let table = self.table.clone();
+        let table = self.documents.table.clone();
         let outcomes = tokio::task::spawn_blocking(move || store.upsert(&table, &upserts))
             .await
             .map_err(|join| self.write_error(join.to_string().into()))?
@@ -126,13 +149,17 @@ impl ServingSink {
     }
 
     fn write_error(&self, source: weir_sinks::BoxError) -> SinkError {
-        SinkError::Write { sink: self.name.clone(), target: format!("serving table {}", self.table), source }
+        SinkError::Write {
+            sink: self.documents.sink.clone(),
+            target: format!("serving table {}", self.documents.table),
+            source,
+        }
     }
 }
 
 impl Sink for ServingSink {
     fn name(&self) -> &str {
-        &self.name
+        &self.documents.sink
     }
 
     fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {

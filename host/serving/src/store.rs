@@ -146,6 +146,49 @@ pub struct Lookup {
 
 type CacheKey = (Arc<str>, String);
 
+/// The bounded cache in front of a serving store's reads: per (table, key), the document
+/// or its absence, for at most [`CacheSettings::ttl`]. One per host, whichever store is
+/// behind it.
+#[derive(Clone)]
+pub struct DocumentCache {
+    cache: Cache<CacheKey, Option<Arc<StoredDocument>>>,
+    settings: CacheSettings,
+}
+
+impl std::fmt::Debug for DocumentCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentCache").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl DocumentCache {
+    /// An empty cache bounded by `settings`.
+    pub fn new(settings: CacheSettings) -> Self {
+        let cache = Cache::builder().max_capacity(settings.max_entries).time_to_live(settings.ttl).build();
+        Self { cache, settings }
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> CacheSettings {
+        self.settings
+    }
+
+    /// The cached answer for `key` in `table`: `Some(None)` is a cached absence.
+    pub fn get(&self, table: &str, key: &str) -> Option<Option<Arc<StoredDocument>>> {
+        self.cache.get(&(Arc::from(table), key.to_owned()))
+    }
+
+    /// Forgets the answer for `key` in `table`.
+    pub fn invalidate(&self, table: &str, key: &str) {
+        self.cache.invalidate(&(Arc::from(table), key.to_owned()));
+    }
+
+    /// Caches `document` (or its absence) as the answer for `key` in `table`.
+    pub fn insert(&self, table: &str, key: &str, document: Option<Arc<StoredDocument>>) {
+        self.cache.insert((Arc::from(table), key.to_owned()), document);
+    }
+}
+
 /// The serving store. Cheap to share (`Arc` inside); all methods block on disk I/O, so
 /// async callers run them with `spawn_blocking`, except cache hits, which do not touch
 /// the disk ([`ServingStore::cached`]).
@@ -157,15 +200,14 @@ pub struct ServingStore {
 struct Inner {
     path: PathBuf,
     db: Database,
-    cache: Cache<CacheKey, Option<Arc<StoredDocument>>>,
-    settings: CacheSettings,
+    cache: DocumentCache,
 }
 
 impl std::fmt::Debug for ServingStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServingStore")
             .field("path", &self.inner.path)
-            .field("cache", &self.inner.settings)
+            .field("cache", &self.inner.cache.settings())
             .finish_non_exhaustive()
     }
 }
@@ -184,18 +226,17 @@ impl ServingStore {
         let txn = db.begin_write().map_err(|e| open_error(e.into()))?;
         txn.open_table(DOCUMENTS).map_err(|e| open_error(e.into()))?;
         txn.commit().map_err(|e| open_error(e.into()))?;
-        let cache = Cache::builder().max_capacity(settings.max_entries).time_to_live(settings.ttl).build();
-        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), db, cache, settings }) })
+        Ok(Self { inner: Arc::new(Inner { path: path.to_owned(), db, cache: DocumentCache::new(settings) }) })
     }
 
     /// The cache settings.
     pub fn cache_settings(&self) -> CacheSettings {
-        self.inner.settings
+        self.inner.cache.settings()
     }
 
     /// The cached answer for `key` in `table`, without touching the disk.
     pub fn cached(&self, table: &str, key: &str) -> Option<Lookup> {
-        let document = self.inner.cache.get(&(Arc::from(table), key.to_owned()))?;
+        let document = self.inner.cache.get(table, key)?;
         Some(Lookup { document, cached: true })
     }
 
@@ -209,7 +250,7 @@ impl ServingStore {
             return Ok(hit);
         }
         let document = self.read(table, key)?.map(Arc::new);
-        self.inner.cache.insert((Arc::from(table), key.to_owned()), document.clone());
+        self.inner.cache.insert(table, key, document.clone());
         Ok(Lookup { document, cached: false })
     }
 
@@ -263,9 +304,7 @@ impl ServingStore {
             }
         }
         txn.commit().map_err(|e| storage(e.into()))?;
-        let table: Arc<str> = Arc::from(table);
         for (doc, outcome) in documents.iter().zip(&outcomes) {
-            let key = (table.clone(), doc.key.clone());
             match outcome {
                 UpsertOutcome::Written => {
                     let document = StoredDocument {
@@ -273,7 +312,7 @@ impl ServingStore {
                         position: doc.position.clone(),
                         body: Bytes::from(doc.body.clone()),
                     };
-                    self.inner.cache.insert(key, Some(Arc::new(document)));
+                    self.inner.cache.insert(table, &doc.key, Some(Arc::new(document)));
                 }
                 // A stale write leaves the stored document, which a cached miss no longer
                 // describes if this key was absent before the transaction: never, as a

@@ -58,6 +58,8 @@ pub use layout::{
     LakeObject, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, is_interrupted_write, remove_interrupted_writes,
 };
 pub use read_back::{AggregateRow, LakeContents, read_lake};
-pub use sink::{DeadLetter, EventItem, RawItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport};
+pub use sink::{
+    DeadLetter, EventItem, PrepareFuture, RawItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport,
+};
 pub use warehouse::{Commit, CommittedFile, Warehouse, WarehouseTable};
 pub use weir_events::{Event, Value};

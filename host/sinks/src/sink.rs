@@ -172,4 +172,15 @@ pub trait Sink: Send + Sync + 'static {
     /// Returns `Ok` with the indices that failed when the destination answered, or `Err`
     /// when the whole call failed; [`SinkError::is_retryable`] tells whether to try again.
     fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a>;
+
+    /// Gets the destination ready before the pipeline starts (creates a table that is
+    /// missing, checks the key schema of one that exists), so a destination that cannot
+    /// work stops the start with its reason instead of failing every write. By default
+    /// nothing to do.
+    fn prepare(&self) -> PrepareFuture<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
+
+/// What [`Sink::prepare`] returns.
+pub type PrepareFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + Send + 'a>>;
