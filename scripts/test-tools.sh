@@ -3,7 +3,8 @@
 # Parquet tables are readable by a query engine, schemathesis to fuzz the HTTP API
 # against its OpenAPI document, boto3 to send to the Kinesis-compatible endpoint, and the
 # local AWS servers the Kinesis log is tested against: moto (DynamoDB, S3, Firehose) and
-# kinesalite (Kinesis, with real-style sequence numbers; npm). Installed once into a virtualenv under $WEIR_TOOLS_DIR
+# kinesalite (Kinesis, with real-style sequence numbers; npm), and Debian's PostgreSQL
+# server, the stand-in for Redshift's wire protocol (the tests start a throwaway cluster). Installed once into a virtualenv under $WEIR_TOOLS_DIR
 # (default /var/tmp/weir-tools); prints nothing when already there.
 set -euo pipefail
 TOOLS_DIR="${WEIR_TOOLS_DIR:-/var/tmp/weir-tools}"
@@ -31,4 +32,10 @@ if [ ! -f "$TOOLS_DIR/kinesalite/node_modules/kinesalite/package.json" ] ||
    ! grep -q "\"version\": \"$KINESALITE_VERSION\"" "$TOOLS_DIR/kinesalite/node_modules/kinesalite/package.json"; then
   mkdir -p "$TOOLS_DIR/kinesalite"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS_DIR/kinesalite" "kinesalite@$KINESALITE_VERSION" >/dev/null
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v psql >/dev/null; then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 fi

@@ -167,3 +167,81 @@ pub fn s3_sink_section(kind: &str, bucket: &str, prefix: &str) -> String {
         servers().dynamodb
     )
 }
+
+/// A throwaway PostgreSQL cluster on a loopback port — the stand-in for Redshift's wire
+/// protocol — started once per test binary with Debian's server (scripts/test-tools.sh
+/// installs it): `initdb` and `pg_ctl` as the `postgres` user (they refuse root), trust
+/// authentication on loopback, the socket in the cluster's own directory. It stops when
+/// the test process ends (its supervising shell's stdin closes).
+#[derive(Debug)]
+pub struct Postgres {
+    /// `postgres://weir@127.0.0.1:PORT/postgres`.
+    pub url: String,
+    /// The cluster's data directory.
+    pub data_dir: std::path::PathBuf,
+    _child: Child,
+}
+
+/// Where Debian installs the server's programs: the newest version there.
+fn postgres_bin() -> std::path::PathBuf {
+    let mut versions: Vec<u32> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's server (scripts/test-tools.sh installs it)")
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    let version = versions.last().expect("a PostgreSQL version under /usr/lib/postgresql");
+    std::path::PathBuf::from(format!("/usr/lib/postgresql/{version}/bin"))
+}
+
+/// Runs `program args` as the `postgres` user.
+fn as_postgres(program: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new("runuser");
+    command.args(["-u", "postgres", "--"]).arg(program).args(args);
+    command
+}
+
+/// The local PostgreSQL, started on first use.
+pub fn postgres() -> &'static Postgres {
+    static POSTGRES: OnceLock<Postgres> = OnceLock::new();
+    POSTGRES.get_or_init(|| {
+        let bin = postgres_bin();
+        let root = std::env::temp_dir().join(format!("weir-test-postgres-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        let status = Command::new("chown").arg("postgres:postgres").arg(&root).status().unwrap();
+        assert!(status.success(), "chown the cluster's directory to postgres");
+        let data_dir = root.join("data");
+        let data = data_dir.to_str().unwrap();
+        let output = as_postgres(&bin.join("initdb"), &["-D", data, "-U", "weir", "--auth=trust", "--no-sync"])
+            .output()
+            .expect("initdb runs");
+        assert!(output.status.success(), "initdb: {}", String::from_utf8_lossy(&output.stderr));
+        let port = free_port();
+        let options =
+            format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", root.display());
+        let pg_ctl = bin.join("pg_ctl");
+        let script = format!(
+            "{ctl} -D {data} -o '{options}' -l {log} -w start >/dev/null && echo ready; cat >/dev/null; {ctl} -D {data} -m immediate stop >/dev/null",
+            ctl = pg_ctl.display(),
+            log = root.join("log").display(),
+        );
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--", "sh", "-c", &script]);
+        let (child, _) = start(command, "PostgreSQL");
+        Postgres { url: format!("postgres://weir@127.0.0.1:{port}/postgres"), data_dir, _child: child }
+    })
+}
+
+impl Postgres {
+    /// Restarts the server (`pg_ctl restart -m fast`: open connections are cut, running
+    /// transactions rolled back), as a failover or a maintenance restart would.
+    pub fn restart(&self) {
+        let data = self.data_dir.to_str().unwrap();
+        // With its own log file: the server must not hold this call's output pipes.
+        let log = self.data_dir.with_file_name("restart.log");
+        let args = ["-D", data, "-m", "fast", "-w", "-l", log.to_str().unwrap(), "restart"];
+        let output = as_postgres(&postgres_bin().join("pg_ctl"), &args).output().unwrap();
+        assert!(output.status.success(), "pg_ctl restart: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}

@@ -18,5 +18,6 @@ mod polyglot;
 mod read_api;
 mod s3_lake;
 mod shared_registry;
+mod sql_warehouse;
 mod streaming;
 mod tokens;

@@ -2,7 +2,8 @@
 //! checkpoints kept in DynamoDB ([`DynamoCheckpoints`]); S3 as the lake's object store
 //! ([`s3_store`]); the raw archive through Firehose ([`FirehoseSink`]); the plugin
 //! registry a fleet shares ([`SharedRegistry`]); serving tables in DynamoDB
-//! ([`DynamoServingSink`], [`DynamoServingTable`]). This is the only crate that
+//! ([`DynamoServingSink`], [`DynamoServingTable`]); the warehouse in Redshift or
+//! PostgreSQL ([`SqlWarehouseSink`]). This is the only crate that
 //! builds the AWS SDKs, so the rest of the workspace compiles without them.
 //!
 //! Clients are made by [`AwsSettings::clients`] the way AWS users expect: the standard
@@ -17,6 +18,7 @@ mod leases;
 mod registry;
 mod s3;
 mod serving_table;
+mod sql_warehouse;
 mod tables;
 
 pub use checkpoints::DynamoCheckpoints;
@@ -28,6 +30,10 @@ pub use s3::s3_store;
 pub use serving_table::{
     CONCURRENT_PUTS, DynamoServingSettings, DynamoServingSink, DynamoServingTable, DynamoWriteMode, MAX_BATCH_GET_KEYS,
     MAX_BATCH_WRITE_ITEMS, MAX_ITEM_BYTES,
+};
+pub use sql_warehouse::{
+    IndexedRows, MergePlan, REDSHIFT_MAX_VARCHAR, SqlDialect, SqlWarehouseSettings, SqlWarehouseSink, StagedCommit,
+    WarehouseRow, create_table_sql, csv_of, manifest_of, parquet_of, rows_of,
 };
 pub use weir_config::KinesisLogSettings;
 

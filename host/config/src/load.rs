@@ -1024,6 +1024,15 @@ impl SinkTable<'_, '_, '_, '_> {
         self.loader.report.get::<String>(self.table, key).map(|text| text.value)
     }
 
+    /// Reports `message` about `key` of this sink's table (at the key when present, else
+    /// at the table).
+    pub fn problem(&mut self, key: &str, message: impl Into<String>) {
+        let span = self.table.entries().find(|(entry, _, _)| *entry == key).map(|(_, span, _)| span);
+        let path = if span.is_some() { self.table.path.key(key) } else { self.table.path.clone() };
+        let span = span.or_else(|| Some(self.key_span.clone()));
+        self.loader.report.error(&path, span, message);
+    }
+
     /// The boolean at `key`, else `default` (a value of another type is reported).
     pub fn boolean(&mut self, key: &str, default: bool) -> bool {
         self.loader.report.get::<bool>(self.table, key).map_or(default, |value| value.value)

@@ -481,7 +481,7 @@ fn routes_must_name_defined_sinks_of_the_right_type() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse, firehose, dynamodb"#,
+            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse, firehose, dynamodb, redshift"#,
             r#"orders.toml:14: streams[0].routes.dead_letters[0]: sink "lake" is a lake sink, which does not take dead letters; no defined sink does; add a sink of type dead-letters"#,
         ]
     );
@@ -640,7 +640,7 @@ fn sinks_take_only_the_outputs_they_can_write() {
     let names: Vec<&str> = sink_types().all().map(SinkType::as_str).collect();
     assert_eq!(
         names,
-        ["lake", "dead-letters", "serving", "search", "warehouse", "firehose", "dynamodb"],
+        ["lake", "dead-letters", "serving", "search", "warehouse", "firehose", "dynamodb", "redshift"],
         "every registered type"
     );
     let dynamodb = sink_type("dynamodb");
@@ -974,4 +974,27 @@ fn a_dynamodb_sink_checks_its_write_mode_flag_and_table() {
     );
     assert!(found.iter().any(|p| p.contains("sinks.status.create_table")), "{found:?}");
     assert!(found.iter().any(|p| p.contains("serving table \"status\" is already written by sink")), "{found:?}");
+}
+
+#[test]
+fn a_redshift_sink_needs_a_postgres_url_and_for_redshift_its_s3_staging() {
+    let text = format!(
+        "{MINIMAL}\n[sinks.lake]\ntype = \"lake\"\n[sinks.wh]\ntype = \"redshift\"\nurl = \"mysql://x\"\n\
+         [streams.routes]\nevents = [\"wh\"]\n"
+    );
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|p| p.contains("sinks.wh.url") && p.contains("postgres://user@host:5439/database")),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.contains("sinks.wh") && p.contains("staging = \"s3://bucket/prefix\" and the iam_role")),
+        "{found:?}"
+    );
+    let text = format!(
+        "{MINIMAL}\n[sinks.lake]\ntype = \"lake\"\n[sinks.wh]\ntype = \"redshift\"\ndialect = \"postgres\"\nurl = \"postgres://weir@127.0.0.1:5432/db\"\n\
+         [streams.routes]\nevents = [\"wh\"]\ndead_letters = []\n"
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap();
+    assert_eq!(config.sinks["wh"].sink_type().as_str(), "redshift");
 }

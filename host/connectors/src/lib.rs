@@ -26,6 +26,8 @@ mod dynamodb;
 #[cfg(feature = "aws")]
 mod firehose;
 mod lake;
+#[cfg(feature = "aws")]
+mod redshift;
 mod search;
 mod serving;
 pub mod stores;
@@ -38,6 +40,8 @@ pub use dynamodb::DynamoDbSettings;
 #[cfg(feature = "aws")]
 pub use firehose::FirehoseSinkSettings;
 pub use lake::LakeSettings;
+#[cfg(feature = "aws")]
+pub use redshift::RedshiftSettings;
 pub use search::SearchSettings;
 pub use serving::ServingSettings;
 pub use stores::Stores;
@@ -54,6 +58,8 @@ static CONNECTORS: &[&dyn Connector] = &[
     &firehose::Firehose,
     #[cfg(feature = "aws")]
     &dynamodb::DynamoDb,
+    #[cfg(feature = "aws")]
+    &redshift::Redshift,
 ];
 
 /// The sink types of [`CONNECTORS`], as the configuration is loaded with them.
