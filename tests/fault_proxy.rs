@@ -97,13 +97,13 @@ impl FaultProxy {
 }
 
 /// One HTTP message: its head (start line and headers, without the blank line) and body.
-struct Message {
-    head: String,
-    body: Vec<u8>,
+pub(crate) struct Message {
+    pub(crate) head: String,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Message {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().skip(1).find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
@@ -126,7 +126,7 @@ impl Message {
         Message { head: head.join("\r\n"), body }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.head.len() + 4 + self.body.len());
         out.extend_from_slice(self.head.as_bytes());
         out.extend_from_slice(b"\r\n\r\n");
@@ -136,7 +136,10 @@ impl Message {
 }
 
 /// Reads one message (`Content-Length` or chunked body); `None` at a clean end.
-async fn read_message(stream: &mut (impl AsyncRead + Unpin), buffer: &mut Vec<u8>) -> std::io::Result<Option<Message>> {
+pub(crate) async fn read_message(
+    stream: &mut (impl AsyncRead + Unpin),
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<Option<Message>> {
     let head_end = loop {
         if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break at;

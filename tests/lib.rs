@@ -2,6 +2,7 @@
 //! the plugin sources are, and a helper to run the binary.
 
 pub mod aws_servers;
+pub mod elastic_standin;
 pub mod fault_proxy;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 mod admin;
 mod aws_faults;
 mod dynamodb_serving;
+mod elasticsearch;
 mod firehose;
 mod foreign;
 mod harness;

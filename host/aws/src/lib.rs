@@ -3,7 +3,8 @@
 //! ([`s3_store`]); the raw archive through Firehose ([`FirehoseSink`]); the plugin
 //! registry a fleet shares ([`SharedRegistry`]); serving tables in DynamoDB
 //! ([`DynamoServingSink`], [`DynamoServingTable`]); the warehouse in Redshift or
-//! PostgreSQL ([`SqlWarehouseSink`]). This is the only crate that
+//! PostgreSQL ([`SqlWarehouseSink`]); the search index in Elasticsearch
+//! ([`ElasticIndex`]). This is the only crate that
 //! builds the AWS SDKs, so the rest of the workspace compiles without them.
 //!
 //! Clients are made by [`AwsSettings::clients`] the way AWS users expect: the standard
@@ -12,6 +13,7 @@
 //! moto) and production leaves to AWS.
 
 mod checkpoints;
+mod elastic;
 mod firehose;
 mod kinesis_log;
 mod leases;
@@ -22,6 +24,10 @@ mod sql_warehouse;
 mod tables;
 
 pub use checkpoints::DynamoCheckpoints;
+pub use elastic::{
+    API_KEY_ENV, ElasticAnswer, ElasticIndex, ElasticSearchError, ElasticSettings, MAX_BULK_BYTES, MAX_BULK_DOCUMENTS,
+    PASSWORD_ENV, USERNAME_ENV, query_dsl,
+};
 pub use firehose::{FirehoseSettings, FirehoseSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES};
 pub use kinesis_log::{KinesisLog, KinesisOptions};
 pub use leases::DEFAULT_LEASE_TIME;

@@ -481,7 +481,7 @@ fn routes_must_name_defined_sinks_of_the_right_type() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse, firehose, dynamodb, redshift"#,
+            r#"orders.toml:12: sinks.s3.type: unknown sink type "s4"; expected one of: lake, dead-letters, serving, search, warehouse, firehose, dynamodb, redshift, elasticsearch"#,
             r#"orders.toml:14: streams[0].routes.dead_letters[0]: sink "lake" is a lake sink, which does not take dead letters; no defined sink does; add a sink of type dead-letters"#,
         ]
     );
@@ -640,7 +640,7 @@ fn sinks_take_only_the_outputs_they_can_write() {
     let names: Vec<&str> = sink_types().all().map(SinkType::as_str).collect();
     assert_eq!(
         names,
-        ["lake", "dead-letters", "serving", "search", "warehouse", "firehose", "dynamodb", "redshift"],
+        ["lake", "dead-letters", "serving", "search", "warehouse", "firehose", "dynamodb", "redshift", "elasticsearch"],
         "every registered type"
     );
     let dynamodb = sink_type("dynamodb");
@@ -997,4 +997,18 @@ fn a_redshift_sink_needs_a_postgres_url_and_for_redshift_its_s3_staging() {
     );
     let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap();
     assert_eq!(config.sinks["wh"].sink_type().as_str(), "redshift");
+}
+
+#[test]
+fn an_elasticsearch_sink_needs_its_url_and_keeps_the_documents_own_field_names() {
+    let text = format!(
+        "{MINIMAL}\n[sinks.lake]\ntype = \"lake\"\n[sinks.es]\ntype = \"elasticsearch\"\ntext_fields = [\"lineage\"]\n\
+         [streams.routes]\nevents = [\"es\"]\n"
+    );
+    let found = problems(&text);
+    assert!(found.iter().any(|p| p.contains("sinks.es") && p.contains("url = \"https://host:9200\"")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("text_fields[0]") && p.contains("\"lineage\" is a field every index has")),
+        "{found:?}"
+    );
 }

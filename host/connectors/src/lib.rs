@@ -24,6 +24,8 @@ mod dead_letters;
 #[cfg(feature = "aws")]
 mod dynamodb;
 #[cfg(feature = "aws")]
+mod elasticsearch;
+#[cfg(feature = "aws")]
 mod firehose;
 mod lake;
 #[cfg(feature = "aws")]
@@ -37,6 +39,8 @@ pub use connector::{Connector, SinkContext};
 pub use dead_letters::DeadLetterSettings;
 #[cfg(feature = "aws")]
 pub use dynamodb::DynamoDbSettings;
+#[cfg(feature = "aws")]
+pub use elasticsearch::ElasticSinkSettings;
 #[cfg(feature = "aws")]
 pub use firehose::FirehoseSinkSettings;
 pub use lake::LakeSettings;
@@ -60,6 +64,8 @@ static CONNECTORS: &[&dyn Connector] = &[
     &dynamodb::DynamoDb,
     #[cfg(feature = "aws")]
     &redshift::Redshift,
+    #[cfg(feature = "aws")]
+    &elasticsearch::ElasticSearch,
 ];
 
 /// The sink types of [`CONNECTORS`], as the configuration is loaded with them.

@@ -27,5 +27,5 @@ mod query_bounds;
 mod sink;
 
 pub use index::{Hit, IndexSettings, MAX_LIMIT, RESERVED_FIELDS, SearchError, SearchIndex, SearchResults};
-pub use query_bounds::{MAX_QUERY_BYTES, MAX_QUERY_CLAUSES, MAX_QUERY_DEPTH};
+pub use query_bounds::{MAX_QUERY_BYTES, MAX_QUERY_CLAUSES, MAX_QUERY_DEPTH, check as check_query};
 pub use sink::SearchSink;

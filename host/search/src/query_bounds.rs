@@ -11,7 +11,7 @@ pub const MAX_QUERY_DEPTH: usize = 8;
 pub const MAX_QUERY_CLAUSES: usize = 64;
 
 /// Checks `query` against the bounds; the error says which and what to do.
-pub(crate) fn check(query: &str) -> Result<(), String> {
+pub fn check(query: &str) -> Result<(), String> {
     if query.len() > MAX_QUERY_BYTES {
         return Err(format!("the query is {} bytes, more than {MAX_QUERY_BYTES}; shorten it", query.len()));
     }
