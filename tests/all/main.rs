@@ -17,6 +17,7 @@ mod new_plugin;
 mod openapi;
 mod polyglot;
 mod read_api;
+mod reference_tables;
 mod s3_lake;
 mod shared_registry;
 mod sql_warehouse;

@@ -17,6 +17,7 @@ mod elastic;
 mod firehose;
 mod kinesis_log;
 mod leases;
+mod reference;
 mod registry;
 mod s3;
 mod serving_table;
@@ -31,6 +32,7 @@ pub use elastic::{
 pub use firehose::{FirehoseSettings, FirehoseSink, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MAX_RECORD_BYTES};
 pub use kinesis_log::{KinesisLog, KinesisOptions};
 pub use leases::DEFAULT_LEASE_TIME;
+pub use reference::{DynamoReferenceTable, MAX_REFERENCE_OBJECT_BYTES, S3ReferenceTable};
 pub use registry::SharedRegistry;
 pub use s3::s3_store;
 pub use serving_table::{

@@ -410,15 +410,50 @@ impl PluginConfig {
     }
 }
 
-/// `[reference.NAME]`: a reference table plugins look up by name (the embedded default
-/// for the serving store).
+/// `[reference.NAME]`: a reference table plugins look up by name: a local JSON file (the
+/// default), a DynamoDB table or an S3 object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferenceConfig {
     /// The table's name (its key under `[reference]`), as plugins pass it to `lookup`.
     pub name: String,
+    /// Where its rows are.
+    pub source: ReferenceSource,
+}
+
+/// Where a reference table's rows are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReferenceSource {
     /// `file`: a JSON object, key → value, resolved against the configuration file's
-    /// directory. Required.
-    pub file: PathBuf,
+    /// directory; read at start.
+    File(PathBuf),
+    /// `type = "dynamodb"`: one item per key, read through a cache.
+    DynamoDb(DynamoReference),
+    /// `type = "s3"`: a JSON object (key → value) in S3, reloaded when it changes.
+    S3 {
+        /// `path = "s3://bucket/key.json"`, with `region`, `endpoint`, `path_style`.
+        location: S3Location,
+        /// `reload`: how often the object's ETag is checked. By default 30s.
+        reload: HumanDuration,
+    },
+}
+
+/// A reference table in DynamoDB (`[reference.NAME] type = "dynamodb"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoReference {
+    /// `table`: the DynamoDB table. By default the reference table's name.
+    pub table: String,
+    /// `key_attribute`: its partition key, a string. By default `key`.
+    pub key_attribute: String,
+    /// `region`; by default the standard chain's.
+    pub region: Option<String>,
+    /// `endpoint`; by default AWS's.
+    pub endpoint: Option<String>,
+    /// `ttl`: how long a row (or its absence) is answered from the cache. By default 60s.
+    pub ttl: HumanDuration,
+    /// `max_entries`: most rows cached. By default 100 000.
+    pub max_entries: u64,
+    /// `timeout`: how long a lookup waits for DynamoDB before it fails. By default 500ms.
+    pub timeout: HumanDuration,
 }
 
 /// What a stream produces, each routed to its own sinks (`[streams.routes]`).

@@ -15,8 +15,9 @@ use weir_runtime::{Limits, RuntimeConfig, World};
 use super::document::{KeyPath, Located, Report, ScalarText, Span, Table, Value, describe};
 use super::{
     AdminConfig, AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, KinesisLogSettings, LatePolicy,
-    LogSettings, OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, RegistrySettings, Role, Routes,
-    ServerConfig, SharedRegistrySettings, SinkConfig, SinkType, SinkTypes, StreamConfig, TokenConfig, base_dir_of,
+    LogSettings, OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, ReferenceSource, RegistrySettings, Role,
+    Routes, ServerConfig, SharedRegistrySettings, SinkConfig, SinkType, SinkTypes, StreamConfig, TokenConfig,
+    base_dir_of,
 };
 
 /// How far checking goes beyond the text itself.
@@ -75,7 +76,20 @@ const LIMIT_KEYS: &[&str] = &[
     "max_state",
     "max_log_bytes",
 ];
-const REFERENCE_KEYS: &[&str] = &["file"];
+const REFERENCE_KEYS: &[&str] = &[
+    "type",
+    "file",
+    "table",
+    "key_attribute",
+    "path",
+    "region",
+    "endpoint",
+    "path_style",
+    "ttl",
+    "max_entries",
+    "timeout",
+    "reload",
+];
 const STREAM_KEYS: &[&str] =
     &["name", "parser", "enrichers", "batch_size", "commit_size", "max_fields", "aggregator", "routes"];
 const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events", "max_open_state"];
@@ -531,13 +545,66 @@ impl Loader<'_> {
             let path = section.path.key(name);
             self.check_name(&path, &key_span, name, "reference table");
             let Some(table) = self.report.table(value, path, Some(REFERENCE_KEYS)) else { continue };
-            let expected = "the path of a JSON file holding an object of key → value";
-            let Some(file) = self.required_path(&table, "file", expected) else { continue };
-            let resolved = self.base_dir.join(&file.value);
-            if self.checks >= Checks::Files {
-                self.check_reference_file(&file, &resolved);
-            }
-            references.insert(name.to_owned(), ReferenceConfig { name: name.to_owned(), file: resolved });
+            let kind = self.report.get::<String>(&table, "type");
+            let source = match kind.as_ref().map(|kind| kind.value.as_str()) {
+                None | Some("file") => {
+                    let expected = "the path of a JSON file holding an object of key → value";
+                    let Some(file) = self.required_path(&table, "file", expected) else { continue };
+                    let resolved = self.base_dir.join(&file.value);
+                    if self.checks >= Checks::Files {
+                        self.check_reference_file(&file, &resolved);
+                    }
+                    ReferenceSource::File(resolved)
+                }
+                Some("dynamodb") => {
+                    let duration = |loader: &mut Self, key: &str, default: u64| {
+                        loader
+                            .report
+                            .get::<HumanDuration>(&table, key)
+                            .map_or(HumanDuration(std::time::Duration::from_millis(default)), |found| found.value)
+                    };
+                    ReferenceSource::DynamoDb(crate::DynamoReference {
+                        table: self.report.get::<String>(&table, "table").map_or_else(|| name.to_owned(), |t| t.value),
+                        key_attribute: self
+                            .report
+                            .get::<String>(&table, "key_attribute")
+                            .map_or_else(|| "key".to_owned(), |k| k.value),
+                        region: self.report.get::<String>(&table, "region").map(|r| r.value),
+                        endpoint: self.endpoint(&table, "endpoint"),
+                        ttl: duration(self, "ttl", 60_000),
+                        max_entries: self.count(&table, "max_entries", 1, u64::MAX).unwrap_or(100_000),
+                        timeout: duration(self, "timeout", 500),
+                    })
+                }
+                Some("s3") => {
+                    let expected = "an s3://bucket/key URL of a JSON object of key → value";
+                    let Some(url) = self.report.require::<String>(&table, "path", expected) else { continue };
+                    let mut location = match crate::location::parse_s3_url(&url.value) {
+                        Some(Ok(location)) if !location.prefix.is_empty() => location,
+                        Some(Err(problem)) => {
+                            self.report.error(&url.path, Some(url.span), problem);
+                            continue;
+                        }
+                        _ => {
+                            self.report.error(&url.path, Some(url.span), format!("expected {expected}"));
+                            continue;
+                        }
+                    };
+                    self.s3_keys(&table, &mut location);
+                    let reload = self
+                        .report
+                        .get::<HumanDuration>(&table, "reload")
+                        .map_or(HumanDuration(std::time::Duration::from_secs(30)), |found| found.value);
+                    ReferenceSource::S3 { location, reload }
+                }
+                Some(other) => {
+                    let kind = kind.as_ref().expect("matched a type");
+                    let message = format!("unknown reference type {other:?}; expected one of: file, dynamodb, s3");
+                    self.report.error(&kind.path, Some(kind.span.clone()), message);
+                    continue;
+                }
+            };
+            references.insert(name.to_owned(), ReferenceConfig { name: name.to_owned(), source });
         }
         references
     }

@@ -143,7 +143,10 @@ fn a_full_configuration_parses_into_typed_settings() {
         ]),
         reference: BTreeMap::from([(
             "restaurants".to_owned(),
-            ReferenceConfig { name: "restaurants".to_owned(), file: dir.join("data/restaurants.json") },
+            ReferenceConfig {
+                name: "restaurants".to_owned(),
+                source: weir_config::ReferenceSource::File(dir.join("data/restaurants.json")),
+            },
         )]),
         sinks: BTreeMap::from([
             (
@@ -428,7 +431,10 @@ fn relative_paths_resolve_against_the_config_directory_and_sinks_against_the_dat
     let config = PipelineConfig::parse(&text, "conf/pipeline/orders.toml", sink_types()).unwrap();
     assert_eq!(config.base_dir, Path::new("conf/pipeline"));
     assert_eq!(config.plugins["orders-parser"].path, Path::new("conf/pipeline/orders_parser.wasm"));
-    assert_eq!(config.reference["restaurants"].file, Path::new("conf/pipeline/data/r.json"));
+    assert_eq!(
+        config.reference["restaurants"].source,
+        weir_config::ReferenceSource::File(Path::new("conf/pipeline/data/r.json").into())
+    );
     assert_eq!(config.server.data_dir, Path::new("/var/lib/weir"));
     // A sink's path defaults to `lake`, under the data directory.
     assert_eq!(
@@ -1009,6 +1015,45 @@ fn an_elasticsearch_sink_needs_its_url_and_keeps_the_documents_own_field_names()
     assert!(found.iter().any(|p| p.contains("sinks.es") && p.contains("url = \"https://host:9200\"")), "{found:?}");
     assert!(
         found.iter().any(|p| p.contains("text_fields[0]") && p.contains("\"lineage\" is a field every index has")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn reference_tables_can_live_in_dynamodb_or_s3() {
+    let text = format!(
+        "{MINIMAL}\n[reference.restaurants]\ntype = \"dynamodb\"\nendpoint = \"http://127.0.0.1:8000\"\nttl = \"10s\"\n\
+         [reference.zones]\ntype = \"s3\"\npath = \"s3://ref-bucket/zones.json\"\nreload = \"1m\"\n\
+         [streams.routes]\ndead_letters = []\n"
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap();
+    let weir_config::ReferenceSource::DynamoDb(dynamodb) = &config.reference["restaurants"].source else {
+        panic!("{:?}", config.reference)
+    };
+    assert_eq!((dynamodb.table.as_str(), dynamodb.key_attribute.as_str()), ("restaurants", "key"));
+    assert_eq!(
+        (dynamodb.ttl.0, dynamodb.timeout.0, dynamodb.max_entries),
+        (Duration::from_secs(10), Duration::from_millis(500), 100_000)
+    );
+    let weir_config::ReferenceSource::S3 { location, reload } = &config.reference["zones"].source else { panic!() };
+    assert_eq!(
+        (location.bucket.as_str(), location.prefix.as_str(), reload.0),
+        ("ref-bucket", "zones.json", Duration::from_secs(60))
+    );
+
+    let text = format!(
+        "{MINIMAL}\n[reference.a]\ntype = \"redis\"\n[reference.b]\ntype = \"s3\"\npath = \"s3://only-a-bucket\"\n\
+         [reference.c]\ntype = \"dynamodb\"\nendpoint = \"ftp://x\"\n[streams.routes]\ndead_letters = []\n"
+    );
+    let found = problems(&text);
+    assert!(
+        found.iter().any(|p| p.contains("reference.a.type")
+            && p.contains("unknown reference type \"redis\"; expected one of: file, dynamodb, s3")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|p| p.contains("reference.b.path") && p.contains("s3://bucket/key")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("reference.c.endpoint") && p.contains("not an http:// or https:// URL")),
         "{found:?}"
     );
 }

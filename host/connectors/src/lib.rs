@@ -30,6 +30,7 @@ mod firehose;
 mod lake;
 #[cfg(feature = "aws")]
 mod redshift;
+mod references;
 mod search;
 mod serving;
 pub mod stores;
@@ -46,6 +47,7 @@ pub use firehose::FirehoseSinkSettings;
 pub use lake::LakeSettings;
 #[cfg(feature = "aws")]
 pub use redshift::RedshiftSettings;
+pub use references::build_references;
 pub use search::SearchSettings;
 pub use serving::ServingSettings;
 pub use stores::Stores;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::watch;
 use weir_log::{EmbeddedLog, LogConfig, NewRecord, RecordPlace, ShardId, StreamLog};
-use weir_runtime::{PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
+use weir_runtime::{PluginOptions, Runtime, RuntimeConfig};
 use weir_sinks::{Outage, Outages, RetryPolicy, Sink};
 
 use crate::consumer::{ShardRun, consume_stream, supervise};
@@ -123,20 +123,7 @@ impl Pipeline {
             .map_or_else(|| data_dir.join("code-cache"), std::path::PathBuf::from);
         let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(code_cache.clone()), ..Default::default() })?;
 
-        let mut reference = StaticReferenceData::default();
-        for (table, r) in &config.reference {
-            let text = std::fs::read_to_string(&r.file)
-                .with_context(|| format!("cannot read reference table {table} from {}", r.file.display()))?;
-            let rows: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("reference table {table} ({}) is not JSON", r.file.display()))?;
-            let rows = rows
-                .as_object()
-                .with_context(|| format!("reference table {table} must be a JSON object of key → value"))?;
-            for (key, value) in rows {
-                reference.insert(table, key, &value.to_string());
-            }
-        }
-        let reference = Arc::new(reference);
+        let reference = weir_connectors::build_references(config).await?;
 
         let (rollbacks, mut rollback_events) = tokio::sync::mpsc::unbounded_channel();
         let mut plugins: BTreeMap<String, Arc<PluginSlot>> = BTreeMap::new();

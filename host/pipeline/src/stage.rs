@@ -871,6 +871,7 @@ impl ShardStage {
             weir_runtime::CallErrorKind::Limit(_) => "limit",
             weir_runtime::CallErrorKind::Trap(_) => "trap",
             weir_runtime::CallErrorKind::Contract(_) => "contract",
+            weir_runtime::CallErrorKind::Lookup(_) => "lookup",
             weir_runtime::CallErrorKind::Start(_) => "start",
         };
         self.metrics.add("weir_plugin_failures_total", &[("plugin", plugin), ("kind", kind)], 1);

@@ -5,7 +5,8 @@ pub(crate) mod parser {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "parser",
-        imports: { default: async },
+        // `lookup` may fail: a reference table in a production store can be unreachable.
+        imports: { "weir:plugin/host.lookup": async | trappable, default: async },
         exports: { default: async },
     });
 }

@@ -46,11 +46,33 @@ impl PluginLog for TracingLog {
     }
 }
 
-/// Reference data a plugin can look up by table and key (a JSON document per key).
-/// The production host serves it from the serving store behind a cache.
+/// What [`ReferenceData::lookup`] returns: the JSON document, `None` when the key has
+/// none, or why the store could not answer.
+pub type LookupFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<String>, String>> + Send + 'a>>;
+
+/// How long one lookup may take, whatever store is behind it; a lookup that takes longer
+/// fails the plugin call with the reason (the store's own bound is usually shorter).
+pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Why a `lookup` failed: the call fails with it, as [`CallErrorKind::Lookup`](crate::CallErrorKind::Lookup).
+#[derive(Debug)]
+pub(crate) struct LookupFailed(pub(crate) String);
+
+impl std::fmt::Display for LookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LookupFailed {}
+
+/// Reference data a plugin can look up by table and key (a JSON document per key): held
+/// in memory, or read from a production store (DynamoDB, S3) behind a cache.
 pub trait ReferenceData: Send + Sync + 'static {
-    /// The JSON document under `key` in `table`, if any.
-    fn lookup(&self, table: &str, key: &str) -> Option<String>;
+    /// The JSON document under `key` in `table`, if any; an error when the store behind
+    /// the table failed (the plugin's call then fails with it, naming the table).
+    fn lookup<'a>(&'a self, table: &'a str, key: &'a str) -> LookupFuture<'a>;
 }
 
 /// Reference data held in memory: table → key → JSON text.
@@ -82,9 +104,16 @@ impl StaticReferenceData {
     }
 }
 
-impl ReferenceData for StaticReferenceData {
-    fn lookup(&self, table: &str, key: &str) -> Option<String> {
+impl StaticReferenceData {
+    /// The JSON document under `key` in `table`, if any.
+    pub fn get(&self, table: &str, key: &str) -> Option<String> {
         self.tables.get(table)?.get(key).cloned()
+    }
+}
+
+impl ReferenceData for StaticReferenceData {
+    fn lookup<'a>(&'a self, table: &'a str, key: &'a str) -> LookupFuture<'a> {
+        Box::pin(std::future::ready(Ok(self.get(table, key))))
     }
 }
 
@@ -345,8 +374,21 @@ impl host::Host for HostState {
         counters.insert(name, delta);
     }
 
-    async fn lookup(&mut self, table: String, key: String) -> Option<String> {
-        self.shared.reference.lookup(&table, &key)
+    async fn lookup(&mut self, table: String, key: String) -> wasmtime::Result<Option<String>> {
+        // A store that fails or is slow fails this call (its records are isolated and
+        // dead-lettered with the reason) instead of answering "no such key".
+        let shown = || key.chars().take(100).collect::<String>();
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.shared.reference.lookup(&table, &key)).await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(why)) => Err(wasmtime::Error::new(LookupFailed(format!(
+                "lookup of key {:?} in reference table {table} failed: {why}",
+                shown()
+            )))),
+            Err(_) => Err(wasmtime::Error::new(LookupFailed(format!(
+                "lookup of key {:?} in reference table {table} took more than {LOOKUP_TIMEOUT:?}",
+                shown()
+            )))),
+        }
     }
 }
 

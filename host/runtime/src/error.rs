@@ -89,6 +89,9 @@ pub enum CallErrorKind {
     /// The guest returned something that breaks the contract (wrong number of
     /// outcomes, a malformed event batch...).
     Contract(String),
+    /// A reference table the plugin looked up could not be read: its store failed or was
+    /// too slow (the reason names the table and key). The plugin is not at fault.
+    Lookup(String),
     /// A fresh instance could not start: instantiation or `configure` failed (it
     /// rejected its configuration, trapped or hit a limit). No record was run, so none
     /// is at fault: callers hold the records instead of dead-lettering them.
@@ -102,6 +105,7 @@ impl CallErrorKind {
             Self::Limit(limit) => format!("exceeded its {limit}"),
             Self::Trap(msg) => format!("trapped ({msg})"),
             Self::Contract(msg) => format!("broke the plugin contract ({msg})"),
+            Self::Lookup(msg) => format!("could not read its reference data ({msg})"),
             Self::Start(msg) => format!("could not start a fresh instance ({msg})"),
         }
     }

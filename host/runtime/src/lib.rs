@@ -29,8 +29,8 @@ pub use batch::{
     AccumulateOutput, BatchOutput, FinishedGroup, MAX_ERROR_MESSAGE_BYTES, RawRecord, RecordError, Window,
 };
 pub use capabilities::{
-    LogLevel, MAX_COUNTER_NAME_BYTES, MAX_COUNTERS, PluginLog, REFUSED_COUNTER, ReferenceData, StaticReferenceData,
-    TracingLog,
+    LOOKUP_TIMEOUT, LogLevel, LookupFuture, MAX_COUNTER_NAME_BYTES, MAX_COUNTERS, PluginLog, REFUSED_COUNTER,
+    ReferenceData, StaticReferenceData, TracingLog,
 };
 pub use error::{CallError, CallErrorKind, LimitKind, LoadError};
 pub use inspect::{PluginInfo, SUPPORTED_WIT_VERSION, World};

@@ -281,6 +281,9 @@ impl Plugin {
         if let Some(m) = err.downcast_ref::<MemoryLimitExceeded>() {
             return CallErrorKind::Limit(LimitKind::Memory { limit: m.limit, requested: m.requested });
         }
+        if let Some(failed) = err.downcast_ref::<crate::capabilities::LookupFailed>() {
+            return CallErrorKind::Lookup(failed.0.clone());
+        }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallErrorKind::Limit(LimitKind::Cpu { limit: self.limits.cpu }),
             Some(Trap::StackOverflow) => CallErrorKind::Limit(LimitKind::Stack),
