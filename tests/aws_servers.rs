@@ -201,12 +201,18 @@ fn as_postgres(program: &Path, args: &[&str]) -> Command {
     command
 }
 
-/// The local PostgreSQL, started on first use.
+/// The local PostgreSQL the tests share, started on first use.
 pub fn postgres() -> &'static Postgres {
     static POSTGRES: OnceLock<Postgres> = OnceLock::new();
-    POSTGRES.get_or_init(|| {
+    POSTGRES.get_or_init(|| Postgres::start("shared"))
+}
+
+impl Postgres {
+    /// A new cluster of its own (for a test that restarts it, so that the others keep
+    /// theirs), named `name` within this test process; it stops when dropped.
+    pub fn start(name: &str) -> Postgres {
         let bin = postgres_bin();
-        let root = std::env::temp_dir().join(format!("weir-test-postgres-{}", std::process::id()));
+        let root = std::env::temp_dir().join(format!("weir-test-postgres-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         let status = Command::new("chown").arg("postgres:postgres").arg(&root).status().unwrap();
@@ -218,8 +224,7 @@ pub fn postgres() -> &'static Postgres {
             .expect("initdb runs");
         assert!(output.status.success(), "initdb: {}", String::from_utf8_lossy(&output.stderr));
         let port = free_port();
-        let options =
-            format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", root.display());
+        let options = format!("-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", root.display());
         let pg_ctl = bin.join("pg_ctl");
         let script = format!(
             "{ctl} -D {data} -o '{options}' -l {log} -w start >/dev/null && echo ready; cat >/dev/null; {ctl} -D {data} -m immediate stop >/dev/null",
@@ -230,10 +235,8 @@ pub fn postgres() -> &'static Postgres {
         command.args(["-u", "postgres", "--", "sh", "-c", &script]);
         let (child, _) = start(command, "PostgreSQL");
         Postgres { url: format!("postgres://weir@127.0.0.1:{port}/postgres"), data_dir, _child: child }
-    })
-}
+    }
 
-impl Postgres {
     /// Restarts the server (`pg_ctl restart -m fast`: open connections are cut, running
     /// transactions rolled back), as a failover or a maintenance restart would.
     pub fn restart(&self) {

@@ -53,6 +53,8 @@ pub struct ElasticSeen {
     pub received: HashMap<String, u64>,
     /// `_search` requests.
     pub searches: u64,
+    /// The `Authorization` header of the last request, if it had one.
+    pub authorization: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -147,6 +149,9 @@ async fn serve(mut client: TcpStream, state: &Mutex<State>) -> std::io::Result<(
     let mut buffer = Vec::new();
     loop {
         let Some(request) = read_message(&mut client, &mut buffer).await? else { return Ok(()) };
+        if let Some(authorization) = request.header("authorization") {
+            state.lock().unwrap().seen.authorization = Some(authorization.to_owned());
+        }
         let start = request.head.lines().next().unwrap_or_default().to_owned();
         let mut parts = start.split(' ');
         let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());

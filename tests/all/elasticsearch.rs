@@ -145,7 +145,13 @@ fn weir_serve_searches_elasticsearch_dead_letters_refused_documents_and_survives
     let dir = tempfile::tempdir().unwrap();
     let config = write_elastic_config(dir.path(), &elastic.url);
     let sent = orders(200);
-    let server = send_across_a_kill_9_with_env(&config, &sent, &[]);
+    let credentials = [("WEIR_ELASTICSEARCH_USERNAME", "weir"), ("WEIR_ELASTICSEARCH_PASSWORD", "s3cret")];
+    let server = send_across_a_kill_9_with_env(&config, &sent, &credentials);
+    assert_eq!(
+        elastic.seen().authorization.as_deref(),
+        Some("Basic d2VpcjpzM2NyZXQ="),
+        "basic auth from the environment"
+    );
     let events: Vec<String> = sent.iter().filter(|o| o.fate == Fate::Event).map(crate::read_api::order_id).collect();
     let documents = elastic.documents("orders");
     let indexed: std::collections::BTreeSet<String> =

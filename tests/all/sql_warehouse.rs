@@ -7,17 +7,22 @@ use std::process::Command;
 use std::time::Duration;
 
 use weir_aws::{SqlDialect, SqlWarehouseSettings, SqlWarehouseSink};
-use weir_e2e::aws_servers::{AWS_ENV, create_bucket, download, postgres, servers};
+use weir_e2e::aws_servers::{AWS_ENV, Postgres, create_bucket, download, postgres, servers};
 use weir_events::{Event, Name, Value};
 use weir_sinks::{CommitId, EventItem, Sink, SinkCommit, SinkItem, SinkRecord};
 
 use crate::s3_lake::unique;
 use crate::streaming::{Fate, orders, rt, send_across_a_kill_9_with_env, sentinels};
 
-/// Runs `sql` with `psql` against the test server and returns its unaligned output.
+/// Runs `sql` with `psql` against the shared test server and returns its unaligned output.
 fn psql(sql: &str) -> String {
+    psql_at(&postgres().url, sql)
+}
+
+/// Runs `sql` with `psql` against the server at `url`.
+fn psql_at(url: &str, sql: &str) -> String {
     let output = Command::new("psql")
-        .arg(&postgres().url)
+        .arg(url)
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql (Debian's postgresql-client)");
@@ -57,8 +62,12 @@ fn commit(first: u64, n: u64, status: &str) -> SinkCommit {
 }
 
 fn postgres_sink(table: &str) -> SqlWarehouseSink {
+    postgres_sink_at(&postgres().url, table)
+}
+
+fn postgres_sink_at(url: &str, table: &str) -> SqlWarehouseSink {
     let settings = SqlWarehouseSettings {
-        url: postgres().url.clone(),
+        url: url.to_owned(),
         table: table.to_owned(),
         dialect: SqlDialect::Postgres,
         staging: None,
@@ -88,8 +97,11 @@ async fn write_until_written(sink: &SqlWarehouseSink, commit: &SinkCommit) -> us
 #[test]
 fn the_merge_by_id_is_idempotent_and_a_restart_mid_merge_leaves_the_same_table() {
     let table = table_name("wh_merge");
+    // A cluster of its own: it is restarted below, and other tests use the shared one.
+    let server = std::sync::Arc::new(Postgres::start("restarted"));
+    let psql = |sql: &str| psql_at(&server.url, sql);
     rt().block_on(async {
-        let sink = postgres_sink(&table);
+        let sink = postgres_sink_at(&server.url, &table);
         sink.prepare().await.expect("the table is created");
         let first = commit(1, 300, "placed");
         write_until_written(&sink, &first).await;
@@ -102,7 +114,8 @@ fn the_merge_by_id_is_idempotent_and_a_restart_mid_merge_leaves_the_same_table()
         let writing = async { write_until_written(&sink, &second).await };
         let restarting = async {
             tokio::time::sleep(Duration::from_millis(150)).await;
-            tokio::task::spawn_blocking(|| postgres().restart()).await.unwrap();
+            let server = server.clone();
+            tokio::task::spawn_blocking(move || server.restart()).await.unwrap();
         };
         let (attempts, ()) = tokio::join!(writing, restarting);
         println!("the second commit was written after {attempts} failed attempts");

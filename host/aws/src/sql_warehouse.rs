@@ -368,7 +368,7 @@ impl SqlWarehouseSink {
 
     async fn write_commit(&self, commit: &SinkCommit) -> Result<WriteReport, SinkError> {
         let (rows, rejected) = rows_of(commit, self.settings.dialect);
-        let mut report = WriteReport { failed: Vec::new(), rejected };
+        let report = WriteReport { failed: Vec::new(), rejected };
         if rows.is_empty() {
             return Ok(report);
         }
@@ -387,7 +387,6 @@ impl SqlWarehouseSink {
             // A broken or half-way connection is not reused: the next attempt reconnects,
             // and the server rolled back what this one began.
             *slot = None;
-            report.failed = Vec::new();
             return Err(self.error(why));
         }
         Ok(report)
@@ -446,8 +445,12 @@ impl SqlWarehouseSink {
         to: i64,
         limit: i64,
     ) -> Result<Vec<serde_json::Value>, String> {
+        let fields_text = match self.settings.dialect {
+            SqlDialect::Postgres => "fields::text",
+            SqlDialect::Redshift => "JSON_SERIALIZE(fields)",
+        };
         let sql = format!(
-            "SELECT id, key, event_time_us, position, lineage, fields::text FROM {} \
+            "SELECT id, key, event_time_us, position, lineage, {fields_text} FROM {} \
              WHERE kind = 'aggregate' AND stream = $1 AND event_time_us >= $2 AND event_time_us < $3 \
              AND ($4::text IS NULL OR key = $4) ORDER BY event_time_us, id LIMIT $5",
             quote_identifier(&self.settings.table)
@@ -495,7 +498,7 @@ impl SqlWarehouseSink {
         );
         client.batch_execute(&probe).await.map_err(|e| {
             format!(
-                "the table lacks weir's columns or does not exist ({}); let weir create it (create_table = true) or create it as `weir validate` docs show",
+                "the table lacks weir's columns or does not exist ({}); let weir create it (create_table = true) or create it with the columns docs/serving.md lists",
                 describe(&e)
             )
         })
