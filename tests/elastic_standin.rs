@@ -36,6 +36,9 @@ pub struct ElasticFaults {
     pub reject_item_every: u64,
     /// Documents whose `fields.<name>` is this text are refused with a mapping error.
     pub mapping_error_when: Option<(String, String)>,
+    /// Every item is answered `403 cluster_block_exception` (a write block, as when the
+    /// disk watermark is passed), nothing stored.
+    pub write_block: bool,
 }
 
 /// What it saw.
@@ -210,6 +213,17 @@ fn bulk(state: &mut State, body: &[u8]) -> Message {
             }
             json!({"index": item})
         };
+        if state.faults.write_block {
+            errors = true;
+            items.push(result(
+                403,
+                Some((
+                    "cluster_block_exception",
+                    "index [orders] blocked by: [FORBIDDEN/8/index write (api)] (injected by the stand-in)".into(),
+                )),
+            ));
+            continue;
+        }
         if state.faults.reject_item_every > 0 && state.items.is_multiple_of(state.faults.reject_item_every) {
             state.seen.rejected_items += 1;
             errors = true;

@@ -112,11 +112,14 @@ fn conditional_writes_keep_the_newest_event_per_key_through_throttling_and_rejec
         });
         let mut huge = status("o-3", "placed", 10);
         huge.fields.push((Name::from("notes"), Value::from("n".repeat(500 << 10).as_str())));
-        let first = commit(1, vec![status("o-1", "placed", 10), status("o-2", "placed", 10), huge]);
+        let long_key = status(&"k".repeat(3000), "placed", 10);
+        let first = commit(1, vec![status("o-1", "placed", 10), status("o-2", "placed", 10), huge, long_key]);
         let (rejected, _) = write_until_complete(&sink, &first).await;
-        assert_eq!(rejected.len(), 1, "{rejected:?}");
-        assert_eq!(rejected[0].0, 2, "the 500 KB document is the one rejected");
+        assert_eq!(rejected.len(), 2, "{rejected:?}");
+        assert_eq!(rejected[0].0, 2, "the 500 KB document is rejected");
         assert!(rejected[0].1.contains("o-3") && rejected[0].1.contains("400 KB"), "{}", rejected[0].1);
+        assert_eq!(rejected[1].0, 3, "the 3 000-byte key is rejected");
+        assert!(rejected[1].1.contains("3000 bytes") && rejected[1].1.contains("2048"), "{}", rejected[1].1);
         // A later commit: an older event for o-1, and two for o-2 (the older one second).
         let second =
             commit(10, vec![status("o-1", "created", 5), status("o-2", "delivered", 30), status("o-2", "cooking", 20)]);

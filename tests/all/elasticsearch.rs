@@ -106,6 +106,15 @@ fn bulk_items_are_retried_alone_refused_ones_dead_lettered_and_a_503_retried() {
         assert!(report.failed.is_empty() && report.rejected.is_empty(), "{report:?}");
         assert_eq!(elastic.documents("orders").len(), 20);
 
+        // A write block (403) is the cluster's state, not the documents' fault: retried,
+        // never dead-lettered.
+        elastic.set(|faults| faults.write_block = true);
+        let blocked = sink.write(&commit).await.unwrap();
+        assert!(blocked.rejected.is_empty(), "{blocked:?}");
+        assert_eq!(blocked.failed.len(), 20);
+        assert!(blocked.failed[0].1.contains("403") && blocked.failed[0].1.contains("cluster_block_exception"));
+        elastic.set(|faults| faults.write_block = false);
+
         // Searches in the embedded index's syntax and response shape.
         let all = sink.search("*", 5).await.unwrap();
         assert_eq!((all.total, all.hits.len()), (20, 5));

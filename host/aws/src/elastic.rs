@@ -15,10 +15,10 @@
 //!
 //! `_bulk` requests of at most [`MAX_BULK_DOCUMENTS`] documents and [`MAX_BULK_BYTES`],
 //! `refresh=wait_for` (a commit is searchable when acknowledged). Every item's result is
-//! read — a `200` can carry failures: an item answered `429` or `5xx` is reported failed
-//! and retried alone; an item refused for its content (a mapping error, any other `4xx`)
-//! is rejected, dead-lettered with Elasticsearch's reason; the batch is never resent
-//! whole. A request answered `429`/`5xx` as a whole, or not answered, fails the call
+//! read — a `200` can carry failures: an item refused for its content (`400`: a mapping
+//! or parsing error) is rejected, dead-lettered with Elasticsearch's reason; any other
+//! failed item (`429`, `5xx`, a `403` write block, a `404` missing index) is reported
+//! failed and retried alone; the batch is never resent whole. A request answered `429`/`5xx` as a whole, or not answered, fails the call
 //! (retried by delivery).
 
 use std::time::Duration;
@@ -294,10 +294,13 @@ impl ElasticIndex {
                 let result = item.as_object().and_then(|actions| actions.values().next()).unwrap_or(&Json::Null);
                 let status = result["status"].as_u64().unwrap_or(0);
                 let why = || format!("Elasticsearch answered {status}: {}", reason_of(result));
+                // Only a 400 is about the document itself (a mapping or parsing error,
+                // an illegal argument); anything else — 429, 5xx, a 403 write block, a
+                // 404 missing index — is about the cluster, and retried.
                 match status {
                     200..=299 => ItemOutcome::Written,
-                    429 | 500..=599 | 0 => ItemOutcome::Retry(why()),
-                    _ => ItemOutcome::Refused(why()),
+                    400 => ItemOutcome::Refused(why()),
+                    _ => ItemOutcome::Retry(why()),
                 }
             })
             .collect())

@@ -37,7 +37,7 @@ pub use registry::SharedRegistry;
 pub use s3::s3_store;
 pub use serving_table::{
     CONCURRENT_PUTS, DynamoServingSettings, DynamoServingSink, DynamoServingTable, DynamoWriteMode, MAX_BATCH_GET_KEYS,
-    MAX_BATCH_WRITE_ITEMS, MAX_ITEM_BYTES,
+    MAX_BATCH_WRITE_ITEMS, MAX_ITEM_BYTES, MAX_KEY_BYTES,
 };
 pub use sql_warehouse::{
     IndexedRows, MergePlan, REDSHIFT_MAX_VARCHAR, SqlDialect, SqlWarehouseSettings, SqlWarehouseSink, StagedCommit,

@@ -52,6 +52,8 @@ pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
 pub const MAX_BATCH_GET_KEYS: usize = 100;
 /// Bytes of an item, at most (DynamoDB's limit: 400 KB, attribute names included).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Bytes of a partition key, at most (DynamoDB's limit); a longer key is rejected.
+pub const MAX_KEY_BYTES: usize = 2048;
 /// Conditional `PutItem` requests in flight per commit, at most.
 pub const CONCURRENT_PUTS: usize = 16;
 /// How many times a `BatchWriteItem`'s unprocessed items are sent again within one write
@@ -145,6 +147,10 @@ impl DynamoServingTable {
     /// # Errors
     /// DynamoDB refused or cannot be reached; the item is not one weir wrote.
     pub async fn get(&self, key: &str) -> Result<Option<StoredDocument>, String> {
+        // No item has a key DynamoDB would refuse (empty, or over its limit).
+        if key.is_empty() || key.len() > MAX_KEY_BYTES {
+            return Ok(None);
+        }
         let found = self
             .client()
             .await
@@ -253,6 +259,15 @@ impl DynamoServingSink {
         // The newest event per key; the older ones of the commit are stale already.
         let mut newest: HashMap<String, (usize, Upsert)> = HashMap::new();
         for (index, upsert) in upserts {
+            if upsert.key.len() > MAX_KEY_BYTES {
+                let why = format!(
+                    "its serving key is {} bytes, over DynamoDB's partition key limit of {MAX_KEY_BYTES}; key the table by a shorter field ({})",
+                    upsert.key.len(),
+                    self.target()
+                );
+                report.rejected.push((index, why));
+                continue;
+            }
             if item_bytes(&upsert) > MAX_ITEM_BYTES {
                 let why = format!(
                     "the serving document of key {:?} is {} bytes, over DynamoDB's item limit of 400 KB; serve fewer fields (a plugin can drop them) or keep this stream out of {}",

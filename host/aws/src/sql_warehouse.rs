@@ -74,6 +74,12 @@ const STAGE: &str = "weir_stage";
 const COLUMNS: [&str; 9] =
     ["id", "stream", "kind", "key", "event_time_us", "position", "lineage", "fields", "commit_id"];
 
+/// How long one commit's merge, or one query, may take before its connection is closed
+/// (the server then rolls back) and the write is retried.
+const STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Bytes of a text value Redshift's `VARCHAR` holds, at most; a longer one is rejected.
 pub const REDSHIFT_MAX_VARCHAR: usize = 65_535;
 
@@ -141,7 +147,7 @@ fn unstorable(row: &WarehouseRow, dialect: SqlDialect) -> Option<String> {
     let texts = [("key", row.key.as_deref().unwrap_or("")), ("lineage", &row.lineage), ("fields", &row.fields)];
     for (column, text) in texts {
         // JSON text escapes NUL as \u0000, which jsonb refuses too.
-        if text.contains('\0') || (column == "fields" && text.contains("\\u0000")) {
+        if text.contains('\0') || (column == "fields" && has_escaped_nul(text)) {
             return Some(format!(
                 "its {column} holds a NUL character, which PostgreSQL and Redshift cannot store; drop or replace it in a plugin"
             ));
@@ -154,6 +160,16 @@ fn unstorable(row: &WarehouseRow, dialect: SqlDialect) -> Option<String> {
         }
     }
     None
+}
+
+/// Whether JSON text holds the escape `\u0000` (a NUL), not a literal backslash followed
+/// by `u0000` (`\\u0000`): the backslashes before the `u` must be odd in number.
+fn has_escaped_nul(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    json.match_indices("u0000").any(|(at, _)| {
+        let backslashes = bytes[..at].iter().rev().take_while(|&&b| b == b'\\').count();
+        backslashes % 2 == 1
+    })
 }
 
 /// `"name"` as a SQL identifier, or each part of `schema.table`.
@@ -378,18 +394,23 @@ impl SqlWarehouseSink {
         };
         let plan = MergePlan::new(self.settings.dialect, &self.settings.table, staged.as_ref());
         let mut slot = self.connection.lock().await;
-        let result = async {
-            let client = self.connected(&mut slot).await?;
-            run_plan(client, &plan, staged.is_none().then(|| csv_of(&rows))).await
+        // The connection is out of the slot while the merge runs and goes back only when
+        // it committed: a write cancelled half-way (its shard's lease lost) or failed
+        // drops it, closing it, and the server rolls back what it began — never a
+        // connection left inside a transaction holding the target's locks.
+        self.connected(&mut slot).await.map_err(|why| self.error(why))?;
+        let Some(client) = slot.take() else { return Err(self.error("no connection")) };
+        let csv = staged.is_none().then(|| csv_of(&rows));
+        match tokio::time::timeout(STATEMENT_TIMEOUT, run_plan(&client, &plan, csv)).await {
+            Ok(Ok(())) => {
+                *slot = Some(client);
+                Ok(report)
+            }
+            Ok(Err(why)) => Err(self.error(why)),
+            Err(_) => Err(self.error(format!(
+                "the merge took more than {STATEMENT_TIMEOUT:?}; the connection was closed and the server rolls it back"
+            ))),
         }
-        .await;
-        if let Err(why) = result {
-            // A broken or half-way connection is not reused: the next attempt reconnects,
-            // and the server rolled back what this one began.
-            *slot = None;
-            return Err(self.error(why));
-        }
-        Ok(report)
     }
 
     /// Stages the rows of `commit` in S3 (one Parquet file and its manifest, under keys
@@ -457,13 +478,20 @@ impl SqlWarehouseSink {
         );
         let mut slot = self.connection.lock().await;
         let client = self.connected(&mut slot).await?;
-        let rows = match client.query(&sql, &[&stream, &from, &to, &key, &limit]).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                *slot = None;
-                return Err(format!("{}: {}", self.target(), describe(&e)));
-            }
-        };
+        let rows =
+            match tokio::time::timeout(STATEMENT_TIMEOUT, client.query(&sql, &[&stream, &from, &to, &key, &limit]))
+                .await
+            {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(e)) => {
+                    *slot = None;
+                    return Err(format!("{}: {}", self.target(), describe(&e)));
+                }
+                Err(_) => {
+                    *slot = None;
+                    return Err(format!("{}: the query took more than {STATEMENT_TIMEOUT:?}", self.target()));
+                }
+            };
         rows.iter()
             .map(|row| {
                 let fields: String = row.try_get(5).map_err(|e| e.to_string())?;
@@ -546,6 +574,7 @@ async fn run_plan(client: &tokio_postgres::Client, plan: &MergePlan, csv: Option
 /// roots); the password from `PGPASSWORD` when the URL has none.
 async fn connect(url: &str) -> Result<tokio_postgres::Client, String> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|e| format!("the warehouse url is not valid: {e}"))?;
+    config.connect_timeout(CONNECT_TIMEOUT).keepalives(true).keepalives_idle(std::time::Duration::from_secs(30));
     if config.get_password().is_none()
         && let Ok(password) = std::env::var("PGPASSWORD")
     {
@@ -611,6 +640,14 @@ mod tests {
         assert!(plan.after_load[1].contains("JSON_PARSE(fields)"), "{}", plan.after_load[1]);
         assert_eq!(plan.after_load.last().map(String::as_str), Some("COMMIT"));
         assert!(create_table_sql(SqlDialect::Redshift, "analytics.orders").contains("fields SUPER NOT NULL"));
+    }
+
+    #[test]
+    fn only_an_escaped_nul_counts_as_one() {
+        assert!(has_escaped_nul(r#"{"a":"x\u0000"}"#));
+        assert!(!has_escaped_nul(r#"{"a":"x\\u0000"}"#), "a backslash, then u0000");
+        assert!(has_escaped_nul(r#"{"a":"\\\u0000"}"#), "a backslash, then a NUL");
+        assert!(!has_escaped_nul(r#"{"a":"u0000"}"#));
     }
 
     #[test]

@@ -113,6 +113,19 @@ impl ServingReader for DynamoReader {
                 return Ok(served(hit, true));
             }
             let document = self.table.get(key).await.map_err(ReadError::Failed)?.map(Arc::new);
+            // A write of this host may have cached a newer document while the read was
+            // in flight: that one stays, and is the answer.
+            if let Some(Some(cached)) = self.cache.get(&self.serving_table, key) {
+                let older = |d: &weir_serving::StoredDocument| {
+                    d.time
+                        .cmp(&cached.time)
+                        .then_with(|| weir_sinks::compare_positions(&d.position, &cached.position))
+                        .is_lt()
+                };
+                if document.as_deref().is_none_or(older) {
+                    return Ok(served(Some(cached), false));
+                }
+            }
             self.cache.insert(&self.serving_table, key, document.clone());
             Ok(served(document, false))
         })
