@@ -100,13 +100,23 @@ impl Server {
 
     /// Starts `weir serve --config CONFIG` with `env` added to its environment.
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Server {
+        Self::start_logging_to(config, env, None)
+    }
+
+    /// Starts `weir serve --config CONFIG` with `env` added, its stderr (the log, at the
+    /// default level) written to `stderr` when given.
+    pub fn start_logging_to(config: &Path, env: &[(&str, &str)], stderr: Option<&Path>) -> Server {
         use std::io::BufRead;
+        let stderr = match stderr {
+            Some(path) => std::process::Stdio::from(std::fs::File::create(path).expect("the stderr file")),
+            None => std::process::Stdio::inherit(),
+        };
         let mut child = Command::new(weir_bin())
             .args(["serve", "--config"])
             .arg(config)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("weir serve starts");
         let stdout = child.stdout.take().expect("piped stdout");

@@ -384,7 +384,18 @@ fn a_restart_keeps_the_registry_and_the_active_versions() {
         assert_eq!(r.status, 200, "{}", r.body);
     });
     server.kill_9();
-    let server = Server::start_with_env(&config, &ENV);
+    let log = dir.path().join("stderr.log");
+    let server = Server::start_logging_to(&config, &ENV, Some(&log));
+    // The file and the registry disagree: said at the default level, with the command.
+    let log = std::fs::read_to_string(&log).unwrap();
+    let warning = log.lines().find(|l| l.contains("WARN") && l.contains("restaurant-enricher@2 from the registry"));
+    let warning = warning.unwrap_or_else(|| panic!("no warning naming both versions: {log}"));
+    assert!(warning.contains("not the configured file (restaurant-enricher@1.0.0"), "{warning}");
+    assert!(
+        warning
+            .contains("--name restaurant-enricher --version 1.0.0 && weir plugin activate restaurant-enricher 1.0.0"),
+        "{warning}"
+    );
     rt().block_on(async {
         let r = call(server.addr, "GET", "/v1/deployments", Some(READER), b"").await;
         let deployments = json(&r)["deployments"].as_array().unwrap().clone();

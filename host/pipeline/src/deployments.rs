@@ -71,6 +71,16 @@ pub struct CandidateRequest {
     pub min_inputs: Option<u64>,
 }
 
+/// A plugin's component as the configuration names it: what is registered when no
+/// deployment exists yet, and what the start warns about when the registry runs another.
+#[derive(Debug, Clone)]
+pub struct ConfiguredPlugin {
+    /// Its `path` in `[plugins.NAME]`.
+    pub path: std::path::PathBuf,
+    /// The component's bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// The deployments of a running pipeline.
 pub struct Deployments {
     registry: Arc<dyn RegistryStore>,
@@ -159,7 +169,7 @@ impl Deployments {
         runtime: Runtime,
         slots: BTreeMap<String, Arc<PluginSlot>>,
         options: BTreeMap<String, PluginOptions>,
-        configured: BTreeMap<String, Vec<u8>>,
+        configured: BTreeMap<String, ConfiguredPlugin>,
         policy: RollbackPolicy,
         cache_dir: Option<std::path::PathBuf>,
     ) -> anyhow::Result<Self> {
@@ -180,18 +190,33 @@ impl Deployments {
             match stored.remove(name) {
                 Some(deployment) => {
                     let active = deployments.active_for(name, &deployment).await?;
-                    if active.live.info().sha256 != live.info().sha256 {
-                        tracing::info!(
+                    // The same component under the configured version (or the `+sha`
+                    // suffix a changed file was registered with) is the file running.
+                    let version = &live.id().version;
+                    let same = active.live.info().sha256 == live.info().sha256
+                        && (deployment.live == *version || deployment.live.starts_with(&format!("{version}+")));
+                    if !same {
+                        // The registry wins over the file (docs/admin.md): said at the
+                        // default log level, with the command that applies the file.
+                        let configured_version = &live.id().version;
+                        let path = configured.get(name).map_or_else(
+                            || format!("<the file of [plugins.{name}]>"),
+                            |c| c.path.display().to_string(),
+                        );
+                        tracing::warn!(
                             plugin = %name,
-                            version = %deployment.live,
-                            "live version restored from the registry; the configured file is used only while no deployment exists"
+                            "runs {name}@{} from the registry, not the configured file ({name}@{configured_version}, {path}): \
+                             the registry's live version wins once a deployment exists. To run the file: \
+                             weir plugin upload {path} --name {name} --version {configured_version} && \
+                             weir plugin activate {name} {configured_version}",
+                            deployment.live
                         );
                     }
                     slot.swap(active);
                     state.insert(name.clone(), deployment);
                 }
                 None => {
-                    let bytes = configured.get(name).cloned().unwrap_or_default();
+                    let bytes = configured.get(name).map(|c| c.bytes.clone()).unwrap_or_default();
                     let version = deployments.register_configured(name, &live, bytes).await?;
                     let deployment =
                         Deployment { plugin: name.clone(), live: version, previous: Vec::new(), candidate: None };

@@ -128,7 +128,7 @@ impl Pipeline {
         let (rollbacks, mut rollback_events) = tokio::sync::mpsc::unbounded_channel();
         let mut plugins: BTreeMap<String, Arc<PluginSlot>> = BTreeMap::new();
         let mut plugin_options: BTreeMap<String, PluginOptions> = BTreeMap::new();
-        let mut configured: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut configured: BTreeMap<String, crate::deployments::ConfiguredPlugin> = BTreeMap::new();
         for stream in &config.streams {
             for (name, world) in stream.plugins() {
                 if plugins.contains_key(name) {
@@ -153,7 +153,8 @@ impl Pipeline {
                 let slot = PluginSlot::new(name, world, Arc::new(plugin), Some(rollbacks.clone()));
                 plugins.insert(name.to_owned(), Arc::new(slot));
                 plugin_options.insert(name.to_owned(), options);
-                configured.insert(name.to_owned(), bytes);
+                configured
+                    .insert(name.to_owned(), crate::deployments::ConfiguredPlugin { path: p.path.clone(), bytes });
             }
         }
 
