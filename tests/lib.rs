@@ -151,3 +151,41 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A commit of `items` from `stream`'s shard `shard`, at positions `first_seq`,
+/// `first_seq + 1`…, each record with the id a stage would give it.
+pub fn commit_of(
+    stream: &str,
+    shard: &str,
+    first_seq: u64,
+    items: Vec<weir_sinks::SinkItem>,
+) -> weir_sinks::SinkCommit {
+    let last = first_seq + items.len().max(1) as u64 - 1;
+    let id = weir_sinks::CommitId::log_range(stream, shard, &first_seq.to_string(), &last.to_string());
+    let records = items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let seq = (first_seq + i as u64).to_string();
+            weir_sinks::SinkRecord { id: id.record_id(&seq, 0), position: seq, item }
+        })
+        .collect();
+    weir_sinks::SinkCommit { id, arrival_time: 0, records }
+}
+
+/// `commit` through `sink` as a stage delivers it (`weir_sinks::deliver`: failed records
+/// again, a retryable whole-call error again), with short waits and at most 60 attempts.
+///
+/// # Panics
+/// When delivery gives up: the records were never all written.
+pub async fn deliver_all(sink: &dyn weir_sinks::Sink, commit: &weir_sinks::SinkCommit) -> weir_sinks::DeliveryStats {
+    let policy = weir_sinks::RetryPolicy {
+        initial_backoff: std::time::Duration::from_millis(20),
+        max_backoff: std::time::Duration::from_millis(250),
+        max_attempts: Some(60),
+    };
+    let (_keep, shutdown) = tokio::sync::watch::channel(false);
+    weir_sinks::deliver(sink, commit.clone(), &policy, &shutdown)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", sink.name()))
+}

@@ -13,7 +13,7 @@ use weir_e2e::aws_servers::{AWS_ENV, boto3, servers};
 use weir_e2e::fault_proxy::FaultProxy;
 use weir_events::{Event, Name, Value};
 use weir_serving::{CacheSettings, DocumentCache, ServingDocuments};
-use weir_sinks::{CommitId, EventItem, Sink, SinkCommit, SinkItem, SinkRecord, WriteReport};
+use weir_sinks::{EventItem, Sink, SinkCommit, SinkItem, WriteReport};
 
 use crate::s3_lake::unique;
 use crate::streaming::{Fate, caught_up, orders, rt, send_across_a_kill_9_with_env};
@@ -25,34 +25,25 @@ fn status(order: &str, status: &str, time: i64) -> Event {
 
 /// A commit of `events` at positions `first_seq`, `first_seq + 1`…
 fn commit(first_seq: u64, events: Vec<Event>) -> SinkCommit {
-    let last = first_seq + events.len() as u64 - 1;
-    let id = CommitId::log_range("orders", "0", &first_seq.to_string(), &last.to_string());
-    let records = events
+    let items = events
         .into_iter()
-        .enumerate()
-        .map(|(i, event)| {
-            let seq = (first_seq + i as u64).to_string();
-            SinkRecord {
-                id: id.record_id(&seq, 0),
-                position: seq,
-                item: SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".to_owned() }),
-            }
-        })
+        .map(|event| SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".to_owned() }))
         .collect();
-    SinkCommit { id, arrival_time: 0, records }
+    weir_e2e::commit_of("orders", "0", first_seq, items)
 }
 
-/// Writes `commit` as delivery does: the failed records again until none fail; returns
-/// the rejected indices (of the whole commit) with their reasons, and how many retries.
-async fn write_until_complete(sink: &dyn Sink, commit: &SinkCommit) -> (Vec<(usize, String)>, usize) {
+/// Writes `commit` as delivery does, the failed records again until none fail, and every
+/// call must reach DynamoDB (no whole-call error, which `weir_e2e::deliver_all` would
+/// retry); returns the ids of the records refused, with the reasons.
+async fn rejected_ids(sink: &dyn Sink, commit: &SinkCommit) -> Vec<(String, String)> {
     let mut pending: Vec<usize> = (0..commit.records.len()).collect();
     let mut rejected = Vec::new();
-    for attempt in 0..30 {
-        let subset = commit.subset(&pending);
-        let WriteReport { failed, rejected: refused } = sink.write(&subset).await.expect("the call reaches DynamoDB");
-        rejected.extend(refused.into_iter().map(|(i, why)| (pending[i], why)));
+    for _ in 0..30 {
+        let WriteReport { failed, rejected: refused } =
+            sink.write(&commit.subset(&pending)).await.expect("the call reaches DynamoDB");
+        rejected.extend(refused.into_iter().map(|(i, why)| (commit.records[pending[i]].id.clone(), why)));
         if failed.is_empty() {
-            return (rejected, attempt);
+            return rejected;
         }
         pending = failed.into_iter().map(|(i, _)| pending[i]).collect();
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -114,19 +105,18 @@ fn conditional_writes_keep_the_newest_event_per_key_through_throttling_and_rejec
         huge.fields.push((Name::from("notes"), Value::from("n".repeat(500 << 10).as_str())));
         let long_key = status(&"k".repeat(3000), "placed", 10);
         let first = commit(1, vec![status("o-1", "placed", 10), status("o-2", "placed", 10), huge, long_key]);
-        let (rejected, _) = write_until_complete(&sink, &first).await;
+        let rejected = rejected_ids(&sink, &first).await;
         assert_eq!(rejected.len(), 2, "{rejected:?}");
-        assert_eq!(rejected[0].0, 2, "the 500 KB document is rejected");
+        assert_eq!(rejected[0].0, first.records[2].id, "the 500 KB document is rejected");
         assert!(rejected[0].1.contains("o-3") && rejected[0].1.contains("400 KB"), "{}", rejected[0].1);
-        assert_eq!(rejected[1].0, 3, "the 3 000-byte key is rejected");
+        assert_eq!(rejected[1].0, first.records[3].id, "the 3 000-byte key is rejected");
         assert!(rejected[1].1.contains("3000 bytes") && rejected[1].1.contains("2048"), "{}", rejected[1].1);
         // A later commit: an older event for o-1, and two for o-2 (the older one second).
         let second =
             commit(10, vec![status("o-1", "created", 5), status("o-2", "delivered", 30), status("o-2", "cooking", 20)]);
-        let (rejected, _) = write_until_complete(&sink, &second).await;
-        assert!(rejected.is_empty());
+        assert!(rejected_ids(&sink, &second).await.is_empty());
         // A replay of the second commit after a crash changes nothing.
-        write_until_complete(&sink, &second).await;
+        assert!(rejected_ids(&sink, &second).await.is_empty());
         moto.set(|faults| faults.throttle_every.clear());
         // The SDK retries a throttled call itself; what it gives up on, delivery retries.
         assert!(moto.seen().throttled > 0, "throttling was injected");
@@ -154,8 +144,7 @@ fn batch_writes_resend_unprocessed_items_and_skip_stale_events() {
         sink.prepare().await.expect("the table is created");
         moto.set(|faults| faults.unprocess_every_other_item = true);
         let events: Vec<Event> = (0..60).map(|i| status(&format!("o-{i}"), "placed", 100 + i)).collect();
-        let (rejected, _) = write_until_complete(&sink, &commit(1, events)).await;
-        assert!(rejected.is_empty());
+        assert!(rejected_ids(&sink, &commit(1, events)).await.is_empty());
         let seen = moto.seen();
         assert!(seen.entries_failed >= 30, "unprocessed items were injected: {seen:?}");
         // 60 items in requests of at most 25 (3), each answered half unprocessed.
@@ -165,7 +154,7 @@ fn batch_writes_resend_unprocessed_items_and_skip_stale_events() {
         let mut later: Vec<Event> = (0..60).step_by(2).map(|i| status(&format!("o-{i}"), "created", 1)).collect();
         later.push(status("o-1", "delivered", 500));
         later.push(status("o-3", "delivered", 500));
-        write_until_complete(&sink, &commit(100, later)).await;
+        assert!(rejected_ids(&sink, &commit(100, later)).await.is_empty());
         let stored = scan(&table);
         assert_eq!(stored.len(), 60);
         for i in 0..60 {

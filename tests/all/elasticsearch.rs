@@ -8,7 +8,7 @@ use std::time::Duration;
 use weir_aws::{ElasticIndex, ElasticSettings};
 use weir_e2e::elastic_standin::ElasticStandIn;
 use weir_events::{Event, Name, Value};
-use weir_sinks::{CommitId, EventItem, Sink, SinkCommit, SinkItem, SinkRecord, WriteReport};
+use weir_sinks::{EventItem, Sink, SinkCommit, SinkItem, WriteReport};
 
 use crate::streaming::{Fate, orders, rt, send_across_a_kill_9_with_env};
 
@@ -22,20 +22,11 @@ fn order(id: &str, restaurant: &str, total: f64) -> Event {
 }
 
 fn commit(events: Vec<Event>) -> SinkCommit {
-    let id = CommitId::log_range("orders", "0", "1", &events.len().to_string());
-    let records = events
+    let items = events
         .into_iter()
-        .enumerate()
-        .map(|(i, event)| {
-            let seq = (i + 1).to_string();
-            SinkRecord {
-                id: id.record_id(&seq, 0),
-                position: seq,
-                item: SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".into() }),
-            }
-        })
+        .map(|event| SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".into() }))
         .collect();
-    SinkCommit { id, arrival_time: 0, records }
+    weir_e2e::commit_of("orders", "0", 1, items)
 }
 
 fn index(url: &str, name: &str) -> ElasticIndex {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use weir_aws::{SqlDialect, SqlWarehouseSettings, SqlWarehouseSink};
 use weir_e2e::aws_servers::{AWS_ENV, Postgres, create_bucket, download, postgres, servers};
 use weir_events::{Event, Name, Value};
-use weir_sinks::{CommitId, EventItem, Sink, SinkCommit, SinkItem, SinkRecord};
+use weir_sinks::{EventItem, Sink, SinkCommit, SinkItem};
 
 use crate::s3_lake::unique;
 use crate::streaming::{Fate, orders, rt, send_across_a_kill_9_with_env, sentinels};
@@ -37,9 +37,7 @@ fn table_name(what: &str) -> String {
 /// A commit of `n` events (every third an aggregate) at positions `first..first + n`;
 /// `status` goes into every event.
 fn commit(first: u64, n: u64, status: &str) -> SinkCommit {
-    let last = first + n - 1;
-    let id = CommitId::log_range("orders", "1", &first.to_string(), &last.to_string());
-    let records = (first..=last)
+    let items = (first..first + n)
         .map(|seq| {
             let event = Event {
                 key: Some(format!("r-{}", seq % 5)),
@@ -51,14 +49,10 @@ fn commit(first: u64, n: u64, status: &str) -> SinkCommit {
                 ],
             };
             let item = EventItem { event, lineage: "orders-parser@1.0.0".into() };
-            SinkRecord {
-                id: id.record_id(&seq.to_string(), 0),
-                position: seq.to_string(),
-                item: if seq % 3 == 0 { SinkItem::Aggregate(item) } else { SinkItem::Event(item) },
-            }
+            if seq % 3 == 0 { SinkItem::Aggregate(item) } else { SinkItem::Event(item) }
         })
         .collect();
-    SinkCommit { id, arrival_time: 0, records }
+    weir_e2e::commit_of("orders", "1", first, items)
 }
 
 fn postgres_sink(table: &str) -> SqlWarehouseSink {

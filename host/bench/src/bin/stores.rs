@@ -23,7 +23,7 @@ use weir_e2e::aws_servers::{postgres, servers};
 use weir_e2e::elastic_standin::ElasticStandIn;
 use weir_events::{Event, Name, Value};
 use weir_serving::{CacheSettings, DocumentCache, ServingDocuments, ServingSink, ServingStore};
-use weir_sinks::{CommitId, EventItem, Sink, SinkCommit, SinkItem, SinkRecord};
+use weir_sinks::{EventItem, Sink, SinkCommit, SinkItem};
 
 fn arg(n: usize, default: usize) -> usize {
     std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
@@ -34,11 +34,8 @@ fn commits(events: usize, size: usize) -> Vec<SinkCommit> {
     (0..events)
         .step_by(size)
         .map(|first| {
-            let last = (first + size).min(events) - 1;
-            let id = CommitId::log_range("orders", "0", &(first + 1).to_string(), &(last + 1).to_string());
-            let records = (first..=last)
+            let items = (first..(first + size).min(events))
                 .map(|i| {
-                    let seq = (i + 1).to_string();
                     let event = Event {
                         key: Some(format!("r-{}", i % 50)),
                         time: 1_795_690_800_000_000 + i as i64 * 1_000_000,
@@ -49,36 +46,21 @@ fn commits(events: usize, size: usize) -> Vec<SinkCommit> {
                             (Name::from("total"), Value::Float(10.0 + (i % 40) as f64)),
                         ],
                     };
-                    SinkRecord {
-                        id: id.record_id(&seq, 0),
-                        position: seq,
-                        item: SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".into() }),
-                    }
+                    SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".into() })
                 })
                 .collect();
-            SinkCommit { id, arrival_time: 0, records }
+            weir_e2e::commit_of("orders", "0", first as u64 + 1, items)
         })
         .collect()
 }
 
-/// Writes every commit as delivery does (failed records again); records/s.
+/// Delivers every commit as a stage does (`weir_e2e::deliver_all`); records/s.
 async fn write_all(sink: &dyn Sink, commits: &[SinkCommit]) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut records = 0;
     for commit in commits {
-        let mut pending: Vec<usize> = (0..commit.records.len()).collect();
-        for _ in 0..50 {
-            let report = match sink.write(&commit.subset(&pending)).await {
-                Ok(report) => report,
-                Err(e) if e.is_retryable() => continue,
-                Err(e) => anyhow::bail!("{}: {e}", sink.name()),
-            };
-            anyhow::ensure!(report.rejected.is_empty(), "{}: rejected {:?}", sink.name(), report.rejected);
-            if report.failed.is_empty() {
-                break;
-            }
-            pending = report.failed.into_iter().map(|(i, _)| pending[i]).collect();
-        }
+        let stats = weir_e2e::deliver_all(sink, commit).await;
+        anyhow::ensure!(stats.rejected.is_empty(), "{}: rejected {:?}", sink.name(), stats.rejected);
         records += commit.records.len();
     }
     Ok(records as f64 / started.elapsed().as_secs_f64())
