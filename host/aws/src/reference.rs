@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue as Av, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue as Av;
 use moka::sync::Cache;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, ObjectStore};
@@ -16,8 +15,6 @@ use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot};
 use weir_config::{DynamoReference, S3Location};
 
-/// Keys per `BatchGetItem` request, at most (DynamoDB's limit).
-const MAX_BATCH_KEYS: usize = 100;
 /// How long the first lookup of a batch waits for others to join it.
 const BATCH_WINDOW: Duration = Duration::from_millis(2);
 /// After DynamoDB failed, how long lookups that miss the cache fail at once with the
@@ -125,7 +122,7 @@ impl Batcher {
             let mut waiting: HashMap<String, Vec<oneshot::Sender<Answer>>> = HashMap::new();
             waiting.entry(first.0).or_default().push(first.1);
             let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-            while waiting.len() < MAX_BATCH_KEYS {
+            while waiting.len() < crate::MAX_BATCH_GET_KEYS {
                 match tokio::time::timeout_at(deadline, receiver.recv()).await {
                     Ok(Some((key, answer))) => waiting.entry(key).or_default().push(answer),
                     _ => break,
@@ -167,36 +164,23 @@ impl Batcher {
 
     /// The rows of `keys` (absent keys left out), as JSON text.
     async fn fetch(&self, keys: &[String]) -> Result<HashMap<String, String>, String> {
-        let mut pending: Vec<HashMap<String, Av>> =
-            keys.iter().map(|key| HashMap::from([(self.key_attribute.clone(), Av::S(key.clone()))])).collect();
+        // No round bound: the lookups' timeout bounds the time.
+        let how = crate::tables::BatchGet {
+            consistent: false,
+            attributes: &[],
+            backoff: (Duration::from_millis(10), Duration::from_millis(200)),
+            max_rounds: None,
+        };
+        let items =
+            crate::tables::batch_get(&self.client, &self.table, &self.key_attribute, keys.iter().cloned(), &how)
+                .await?;
         let mut rows = HashMap::new();
-        let mut round = 0;
-        while !pending.is_empty() {
-            if round > 0 {
-                tokio::time::sleep(crate::backoff(round - 1, Duration::from_millis(10), Duration::from_millis(200)))
-                    .await;
+        for item in &items {
+            if let Some(key) = item.get(&self.key_attribute).and_then(|v| v.as_s().ok()) {
+                let row: serde_json::Map<String, Json> =
+                    item.iter().map(|(name, value)| (name.clone(), json_of(value))).collect();
+                rows.insert(key.clone(), Json::Object(row).to_string());
             }
-            round += 1;
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut pending)))
-                .build()
-                .map_err(|e| format!("DynamoDB table {}: {e}", self.table))?;
-            let answer =
-                self.client.batch_get_item().request_items(&self.table, request).send().await.map_err(|e| {
-                    format!("DynamoDB table {}: BatchGetItem failed: {}", self.table, DisplayErrorContext(e))
-                })?;
-            for item in answer.responses().and_then(|r| r.get(&self.table)).into_iter().flatten() {
-                if let Some(key) = item.get(&self.key_attribute).and_then(|v| v.as_s().ok()) {
-                    let row: serde_json::Map<String, Json> =
-                        item.iter().map(|(name, value)| (name.clone(), json_of(value))).collect();
-                    rows.insert(key.clone(), Json::Object(row).to_string());
-                }
-            }
-            pending = answer
-                .unprocessed_keys()
-                .and_then(|unprocessed| unprocessed.get(&self.table))
-                .map(|k| k.keys().to_vec())
-                .unwrap_or_default();
         }
         Ok(rows)
     }

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::types::{AttributeValue as Av, KeyType, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue as Av, KeyType, PutRequest, WriteRequest};
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 use weir_log::MAX_POSITION_DIGITS;
@@ -438,52 +438,24 @@ impl DynamoServingSink {
 
     /// The stored `(event_time, position)` of the keys of `writes`, by key.
     async fn stored_versions(&self, writes: &[(usize, Upsert)]) -> Result<HashMap<String, (i64, String)>, SinkError> {
+        let how = crate::tables::BatchGet {
+            consistent: true,
+            attributes: &[KEY, EVENT_TIME, POSITION],
+            backoff: (Duration::from_millis(50), Duration::from_secs(2)),
+            max_rounds: Some(UNPROCESSED_ROUNDS),
+        };
+        let keys = writes.iter().map(|(_, upsert)| upsert.key.clone());
         let client = self.table.client().await;
-        let table = &self.table.settings.table;
+        let items = crate::tables::batch_get(client, &self.table.settings.table, KEY, keys, &how)
+            .await
+            .map_err(|why| self.write_error(why))?;
         let mut versions = HashMap::new();
-        for chunk in writes.chunks(MAX_BATCH_GET_KEYS) {
-            let mut keys: Vec<HashMap<String, Av>> =
-                chunk.iter().map(|(_, upsert)| HashMap::from([(KEY.to_owned(), Av::S(upsert.key.clone()))])).collect();
-            let mut round = 0;
-            while !keys.is_empty() {
-                if round > 0 {
-                    tokio::time::sleep(crate::backoff(round - 1, Duration::from_millis(50), Duration::from_secs(2)))
-                        .await;
-                }
-                round += 1;
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys)))
-                    .consistent_read(true)
-                    .projection_expression("#key, #time, #position")
-                    .expression_attribute_names("#key", KEY)
-                    .expression_attribute_names("#time", EVENT_TIME)
-                    .expression_attribute_names("#position", POSITION)
-                    .build()
-                    .map_err(|e| self.write_error(e.to_string()))?;
-                let answer = client
-                    .batch_get_item()
-                    .request_items(table, request)
-                    .send()
-                    .await
-                    .map_err(|e| self.write_error(format!("BatchGetItem failed: {}", DisplayErrorContext(e))))?;
-                for item in answer.responses().and_then(|r| r.get(table)).into_iter().flatten() {
-                    let key = item.get(KEY).and_then(|v| v.as_s().ok());
-                    let time = item.get(EVENT_TIME).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
-                    let position = item.get(POSITION).and_then(|v| v.as_s().ok());
-                    if let (Some(key), Some(time), Some(position)) = (key, time, position) {
-                        versions.insert(key.clone(), (time, position.trim_start_matches('0').to_owned()));
-                    }
-                }
-                keys = answer
-                    .unprocessed_keys()
-                    .and_then(|unprocessed| unprocessed.get(table))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
-                if round == UNPROCESSED_ROUNDS && !keys.is_empty() {
-                    return Err(self.write_error(format!(
-                        "BatchGetItem left keys unprocessed {UNPROCESSED_ROUNDS} times (throttled)"
-                    )));
-                }
+        for item in &items {
+            let key = item.get(KEY).and_then(|v| v.as_s().ok());
+            let time = item.get(EVENT_TIME).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
+            let position = item.get(POSITION).and_then(|v| v.as_s().ok());
+            if let (Some(key), Some(time), Some(position)) = (key, time, position) {
+                versions.insert(key.clone(), (time, position.trim_start_matches('0').to_owned()));
             }
         }
         Ok(versions)

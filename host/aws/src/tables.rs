@@ -1,9 +1,10 @@
-//! DynamoDB tables weir creates when they are missing: the checkpoint table and the
-//! registry table.
+//! DynamoDB tables: creating the ones weir needs when they are missing (checkpoints, the
+//! registry, serving tables), and reading items by key in batches.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, KeysAndAttributes,
+    ScalarAttributeType, TableStatus,
 };
 use weir_log::LogError;
 
@@ -95,4 +96,79 @@ pub(crate) async fn ensure_table(
         }
         Err(error) => Err(service("DescribeTable", "*", error)),
     }
+}
+
+/// How [`batch_get`] reads and resends.
+pub(crate) struct BatchGet<'a> {
+    /// Strongly consistent reads.
+    pub consistent: bool,
+    /// Only these attributes (all when empty).
+    pub attributes: &'a [&'a str],
+    /// The wait before the first resend of unprocessed keys, doubled after each, and the
+    /// longest wait.
+    pub backoff: (std::time::Duration, std::time::Duration),
+    /// Rounds after which keys still unprocessed fail the read; `None`: no bound (the
+    /// caller bounds the time).
+    pub max_rounds: Option<u32>,
+}
+
+/// The items of `table` whose string partition key `key_attribute` is one of `keys`,
+/// read with `BatchGetItem` (at most 100 keys per request, DynamoDB's limit), the keys
+/// DynamoDB leaves unprocessed sent again with jittered backoff; absent keys have no item.
+///
+/// # Errors
+/// A request failed, or keys were still unprocessed after `max_rounds`; the message names
+/// the table.
+pub(crate) async fn batch_get(
+    client: &Client,
+    table: &str,
+    key_attribute: &str,
+    keys: impl IntoIterator<Item = String>,
+    how: &BatchGet<'_>,
+) -> Result<Vec<std::collections::HashMap<String, AttributeValue>>, String> {
+    let keys: Vec<std::collections::HashMap<String, AttributeValue>> = keys
+        .into_iter()
+        .map(|key| std::collections::HashMap::from([(key_attribute.to_owned(), AttributeValue::S(key))]))
+        .collect();
+    let mut items = Vec::new();
+    for chunk in keys.chunks(crate::MAX_BATCH_GET_KEYS) {
+        let mut pending = chunk.to_vec();
+        let mut round = 0;
+        while !pending.is_empty() {
+            if how.max_rounds.is_some_and(|max| round == max) {
+                return Err(format!(
+                    "DynamoDB table {table}: BatchGetItem left keys unprocessed {round} times (throttled)"
+                ));
+            }
+            if round > 0 {
+                tokio::time::sleep(crate::backoff(round - 1, how.backoff.0, how.backoff.1)).await;
+            }
+            round += 1;
+            let mut request = KeysAndAttributes::builder().set_keys(Some(std::mem::take(&mut pending)));
+            if how.consistent {
+                request = request.consistent_read(true);
+            }
+            if !how.attributes.is_empty() {
+                let names: Vec<String> = (0..how.attributes.len()).map(|i| format!("#a{i}")).collect();
+                request = request.projection_expression(names.join(", "));
+                for (name, attribute) in names.iter().zip(how.attributes) {
+                    request = request.expression_attribute_names(name, *attribute);
+                }
+            }
+            let request = request.build().map_err(|e| format!("DynamoDB table {table}: {e}"))?;
+            let answer = client.batch_get_item().request_items(table, request).send().await.map_err(|e| {
+                format!(
+                    "DynamoDB table {table}: BatchGetItem failed: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                )
+            })?;
+            items.extend(answer.responses().and_then(|r| r.get(table)).into_iter().flatten().cloned());
+            pending = answer
+                .unprocessed_keys()
+                .and_then(|unprocessed| unprocessed.get(table))
+                .map(|k| k.keys().to_vec())
+                .unwrap_or_default();
+        }
+    }
+    Ok(items)
 }
