@@ -2,6 +2,7 @@
 
 mod admin;
 mod aws_faults;
+mod batch;
 mod dynamodb_serving;
 mod elasticsearch;
 mod firehose;

@@ -23,9 +23,8 @@ pub fn s3_store(
     location: &S3Location,
     static_credentials: Option<(String, String)>,
 ) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
-    // reqwest (object_store's HTTP client) is built without a crypto provider, so that
-    // ring serves both it and the AWS SDK and aws-lc (a C build) stays out; installing it
-    // twice is harmless.
+    // ring serves reqwest (object_store's HTTP client), the AWS SDK and the PostgreSQL
+    // client, so aws-lc (a C build) stays out; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let region = location
         .region

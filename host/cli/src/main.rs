@@ -1,6 +1,7 @@
 //! The `weir` command.
 
 mod admin_cmd;
+mod batch_cmd;
 mod new_cmd;
 mod pipeline_cmd;
 mod plugin_cmd;
@@ -25,6 +26,10 @@ enum Command {
     /// shadow and roll them back on a running host.
     #[command(subcommand)]
     Plugin(plugin_cmd::PluginCommand),
+    /// The batch layer: run a job over a period, backfill a range with chosen plugin
+    /// versions, list a job's runs.
+    #[command(subcommand)]
+    Batch(batch_cmd::BatchCommand),
     /// Check a pipeline configuration: every problem, with its line and key.
     Validate {
         #[arg(long)]
@@ -69,6 +74,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Plugin(cmd) => runtime.block_on(plugin_cmd::run(cmd)),
+        Command::Batch(cmd) => runtime.block_on(batch_cmd::run(cmd)),
         Command::Validate { config } => pipeline_cmd::validate(&config),
         Command::Serve { config } => runtime.block_on(pipeline_cmd::serve(&config)),
         Command::Demo { plugins, data_dir, events, seed } => {

@@ -75,6 +75,26 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The batch layer's scheduled jobs, on the pipeline's sinks and plugins.
+    if parsed.jobs.iter().any(|job| job.schedule.is_some()) {
+        let parts = pipeline.parts().clone();
+        match crate::batch_cmd::runner_for(
+            Arc::new(parsed.clone()),
+            parts.sinks,
+            parts.runtime,
+            Some(parts.registry),
+            parts.reference,
+            pipeline.shutdown_receiver(),
+        ) {
+            Ok(runner) => {
+                tokio::spawn(weir_batch::run_schedules(Arc::new(runner), pipeline.shutdown_receiver()));
+            }
+            Err(e) => {
+                eprintln!("error: cannot start the batch jobs: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let listener = match tokio::net::TcpListener::bind(parsed.server.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -42,6 +42,7 @@
 
 mod document;
 mod error;
+mod job;
 mod load;
 mod location;
 mod sink_kind;
@@ -55,6 +56,7 @@ use std::time::Duration;
 
 use weir_runtime::{Limits, PluginId, World};
 
+pub use self::job::{JobConfig, JobLevel, LevelCompute, Schedule, civil_from_days};
 pub use self::load::SinkTable;
 pub use self::location::{S3_KEYS, S3Location, StoreLocation};
 pub use self::sink_kind::{DynEq, SinkConfig, SinkKind, SinkSettings, SinkType, SinkTypes};
@@ -88,6 +90,8 @@ pub struct PipelineConfig {
     pub streams: Vec<StreamConfig>,
     /// `[admin]`: the admin API (plugin registry, deployments): tokens and limits.
     pub admin: AdminConfig,
+    /// `[[jobs]]`: the batch layer's jobs, in the order of the file. By default none.
+    pub jobs: Vec<JobConfig>,
 }
 
 impl PipelineConfig {
@@ -124,7 +128,17 @@ impl PipelineConfig {
     /// plugin with this expected world refuses a component of another kind. A plugin is
     /// used in one role only: the configuration is refused otherwise.
     pub fn plugin_world(&self, name: &str) -> Option<World> {
-        self.streams.iter().flat_map(StreamConfig::plugins).find(|(plugin, _)| *plugin == name).map(|(_, world)| world)
+        self.streams
+            .iter()
+            .flat_map(StreamConfig::plugins)
+            .chain(self.jobs.iter().flat_map(JobConfig::plugins))
+            .find(|(plugin, _)| *plugin == name)
+            .map(|(_, world)| world)
+    }
+
+    /// The job named `name`.
+    pub fn job(&self, name: &str) -> Option<&JobConfig> {
+        self.jobs.iter().find(|job| job.name == name)
     }
 }
 

@@ -12,6 +12,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 use weir_runtime::{Limits, RuntimeConfig, World};
 
+mod jobs;
+
 use super::document::{KeyPath, Located, Report, ScalarText, Span, Table, Value, describe};
 use super::{
     AdminConfig, AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, KinesisLogSettings, LatePolicy,
@@ -31,7 +33,7 @@ pub(super) enum Checks {
     Contents,
 }
 
-const TOP_KEYS: &[&str] = &["server", "log", "registry", "plugins", "reference", "sinks", "streams", "admin"];
+const TOP_KEYS: &[&str] = &["server", "log", "registry", "plugins", "reference", "sinks", "streams", "admin", "jobs"];
 const REGISTRY_KEYS: &[&str] = &["type", "path", "table", "region", "endpoint", "path_style", "dynamodb_endpoint"];
 const ADMIN_KEYS: &[&str] = &["max_upload_bytes", "auto_rollback_error_percent", "auto_rollback_min_inputs", "tokens"];
 const TOKEN_KEYS: &[&str] = &["role", "env"];
@@ -195,6 +197,7 @@ impl Loader<'_> {
         let sinks = self.sinks(root.get("sinks"), &server.data_dir);
         let streams = self.streams(root.get("streams"));
         let admin = self.admin(root.get("admin"));
+        let jobs = self.jobs(root.get("jobs"), &streams);
         Some(PipelineConfig {
             base_dir: self.base_dir.clone(),
             server,
@@ -205,6 +208,7 @@ impl Loader<'_> {
             sinks,
             streams,
             admin,
+            jobs,
         })
     }
 

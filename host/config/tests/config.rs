@@ -201,6 +201,7 @@ fn a_full_configuration_parses_into_typed_settings() {
             },
         ],
         admin: AdminConfig::default(),
+        jobs: Vec::new(),
     };
     assert_eq!(config, expected);
 
@@ -356,7 +357,7 @@ fn an_unknown_key_names_the_allowed_keys() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:1: stream: unknown key "stream"; allowed keys are: server, log, registry, plugins, reference, sinks, streams, admin"#,
+            r#"orders.toml:1: stream: unknown key "stream"; allowed keys are: server, log, registry, plugins, reference, sinks, streams, admin, jobs"#,
             r#"orders.toml:11: streams[0].aggregator.window: missing; expected the length of each window, e.g. "1m""#,
             r#"orders.toml:12: streams[0].aggregator.plugin: plugin "orders-parser" is used as an aggregator here but as a parser at streams[0].parser (line 9); a component implements one world: define a separate [plugins] entry for each role"#,
             r#"orders.toml:13: streams[0].aggregator.windw: unknown key "windw"; allowed keys are: plugin, window, allowed_lateness, late_events, max_open_state"#,

@@ -19,6 +19,7 @@ use anyhow::Context as _;
 use weir_config::{OutputKind, PipelineConfig, SinkConfig, SinkKind, SinkTypes, StoreLocation};
 use weir_sinks::Sink;
 
+mod batch_view;
 mod connector;
 mod dead_letters;
 #[cfg(feature = "aws")]
@@ -36,6 +37,7 @@ mod serving;
 pub mod stores;
 mod warehouse;
 
+pub use batch_view::BatchView;
 pub use connector::{Connector, SinkContext};
 pub use dead_letters::DeadLetterSettings;
 #[cfg(feature = "aws")]
@@ -117,5 +119,45 @@ pub fn build_sinks(config: &PipelineConfig) -> anyhow::Result<(SinksByName, Stor
     for stream in &config.streams {
         stores.route_aggregates(&stream.name, stream.routes.get(OutputKind::Aggregates));
     }
+    // The Lambda merge: a job level that recomputes a stream's aggregates answers for the
+    // periods its runs completed.
+    for job in &config.jobs {
+        for level in job.levels.iter().filter(|level| level.replaces_stream_aggregates) {
+            let Some(batch) = stores.aggregates_of_sinks(&level.sinks) else {
+                tracing::warn!(
+                    "job {} level {}: none of its sinks ({}) can be read back, so /v1/aggregates/{} keeps answering \
+                     the stream's aggregates; add a warehouse sink to the level",
+                    job.name,
+                    level.name,
+                    level.sinks.join(", "),
+                    job.stream
+                );
+                continue;
+            };
+            let manifests = lake_store(config, &job.input)?;
+            let stream = stores.aggregates.get(&job.stream).cloned();
+            let view = BatchView::new(&job.name, &level.name, manifests, batch, stream);
+            stores.aggregates.insert(job.stream.clone(), Arc::new(view));
+        }
+    }
     Ok((sinks, stores))
+}
+
+/// The object store of lake sink `name`, to read what it holds (a batch job's raw archive
+/// and manifests). Unlike building the sink, opening it cleans nothing up: a running
+/// host may be writing to it.
+///
+/// # Errors
+/// `name` is not a lake sink of the configuration, or its store cannot be opened.
+pub fn lake_store(config: &PipelineConfig, name: &str) -> anyhow::Result<Arc<dyn object_store::ObjectStore>> {
+    let settings = config.sinks.get(name).with_context(|| format!("unknown sink {name}"))?;
+    let lake = connector::settings_of::<LakeSettings>(name, settings)
+        .with_context(|| format!("sink {name} is not a lake sink"))?;
+    match &lake.path {
+        StoreLocation::Directory(path) => Ok(weir_sinks::local_store(name, path)?),
+        #[cfg(feature = "aws")]
+        StoreLocation::S3(s3) => weir_aws::s3_store(s3, None).with_context(|| format!("sink {name}: cannot open {s3}")),
+        #[cfg(not(feature = "aws"))]
+        StoreLocation::S3(s3) => anyhow::bail!("sink {name}: {s3} needs AWS support (feature \"aws\")"),
+    }
 }

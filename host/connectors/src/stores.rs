@@ -112,6 +112,11 @@ impl Stores {
         self.aggregate_sinks.insert(sink.to_owned(), reader);
     }
 
+    /// The reader of the first of `sinks` whose aggregates can be read back.
+    pub fn aggregates_of_sinks(&self, sinks: &[String]) -> Option<Arc<dyn AggregatesReader>> {
+        sinks.iter().find_map(|sink| self.aggregate_sinks.get(sink)).cloned()
+    }
+
     /// Reads the aggregates of `stream` from the first of the sinks it `routes` them to
     /// that can be read back.
     pub fn route_aggregates(&mut self, stream: &str, routes: &[String]) {

@@ -21,7 +21,7 @@ pub mod slot;
 pub mod stage;
 pub mod windows;
 
-pub use pipeline::{IngestError, IngestLimits, Pipeline};
+pub use pipeline::{IngestError, IngestLimits, Pipeline, PipelineParts};
 pub use weir_sinks::Outage;
 
 /// Now, in microseconds since the Unix epoch.

@@ -68,6 +68,27 @@ pub struct Pipeline {
     plugin_health: Arc<Outages>,
     shutdown_timeout: Duration,
     data_dir: std::path::PathBuf,
+    parts: PipelineParts,
+}
+
+/// What the pipeline built that the batch layer runs its jobs on: the same sinks, plugin
+/// runtime, registry and reference tables as the streams.
+#[derive(Clone)]
+pub struct PipelineParts {
+    /// The sinks, by name.
+    pub sinks: weir_connectors::SinksByName,
+    /// The plugin runtime (its compiled-code cache shared).
+    pub runtime: Runtime,
+    /// The plugin registry.
+    pub registry: Arc<dyn weir_registry::RegistryStore>,
+    /// The reference tables plugins look up.
+    pub reference: Arc<dyn weir_runtime::ReferenceData>,
+}
+
+impl std::fmt::Debug for PipelineParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PipelineParts").field("sinks", &self.sinks.keys().collect::<Vec<_>>()).finish_non_exhaustive()
+    }
 }
 
 fn micros(d: Duration) -> i64 {
@@ -168,7 +189,7 @@ impl Pipeline {
             min_inputs: config.admin.auto_rollback_min_inputs,
         };
         let deployments = Deployments::restore(
-            registry,
+            registry.clone(),
             runtime.clone(),
             plugins.clone(),
             plugin_options,
@@ -180,6 +201,12 @@ impl Pipeline {
         let deployments = Arc::new(deployments);
 
         let (sinks, stores) = weir_connectors::build_sinks(config)?;
+        let parts = PipelineParts {
+            sinks: sinks.clone(),
+            runtime: runtime.clone(),
+            registry: registry.clone(),
+            reference: reference.clone(),
+        };
         for sink in sinks.values() {
             sink.prepare().await?;
         }
@@ -322,7 +349,18 @@ impl Pipeline {
             plugin_health,
             shutdown_timeout: config.server.shutdown_timeout.0,
             data_dir: data_dir.clone(),
+            parts,
         }))
+    }
+
+    /// The sinks, runtime, registry and reference tables, for the batch layer's jobs.
+    pub fn parts(&self) -> &PipelineParts {
+        &self.parts
+    }
+
+    /// A receiver that turns true when the pipeline shuts down.
+    pub fn shutdown_receiver(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// Ingest limits.

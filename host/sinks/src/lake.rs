@@ -182,6 +182,6 @@ pub fn local_store(sink: &str, root: &FsPath) -> Result<Arc<dyn ObjectStore>, Si
         source,
     };
     std::fs::create_dir_all(root).map_err(|e| open_error(Box::new(e)))?;
-    let store = LocalFileSystem::new_with_prefix(root).map_err(|e| open_error(Box::new(e)))?.with_fsync(true);
-    Ok(Arc::new(store))
+    let store = LocalFileSystem::new_with_prefix(root).map_err(|e| open_error(Box::new(e)))?;
+    Ok(Arc::new(crate::synced_store::SyncedLocalStore::new(store)))
 }

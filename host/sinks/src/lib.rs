@@ -39,11 +39,13 @@ mod delivery;
 mod error;
 mod from_arrow;
 mod health;
+mod job_run;
 mod lake;
 mod layout;
 mod ndjson;
 mod read_back;
 mod sink;
+mod synced_store;
 mod table;
 mod warehouse;
 
@@ -53,6 +55,7 @@ pub use delivery::{DeliveryStats, RetryPolicy, deliver, deliver_watched};
 pub use error::{BoxError, DeliveryError, SinkError};
 pub use from_arrow::{ArrowDecodeError, plugin_batch_from_arrow};
 pub use health::{Outage, Outages};
+pub use job_run::{LevelManifest, RunManifest};
 pub use lake::{LakeSink, local_store, push_raw_line};
 pub use layout::{
     LakeObject, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, is_interrupted_write, remove_interrupted_writes,
@@ -61,5 +64,6 @@ pub use read_back::{AggregateRow, LakeContents, read_lake};
 pub use sink::{
     DeadLetter, EventItem, PrepareFuture, RawItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport,
 };
+pub use table::event_record_batch;
 pub use warehouse::{Commit, CommittedFile, Warehouse, WarehouseTable};
 pub use weir_events::{Event, Value};

@@ -124,7 +124,15 @@ impl Column {
 }
 
 /// The record batch of `rows` (each a record and its event item), columns as in the
-/// module docs.
+/// crate docs: what the lake and the warehouse write, and what a batch job's SQL reads.
+///
+/// # Errors
+/// A batch too large for Arrow's offsets, with the reason.
+pub fn event_record_batch(rows: &[(&SinkRecord, &EventItem)]) -> Result<RecordBatch, String> {
+    record_batch(rows)
+}
+
+/// See [`event_record_batch`].
 pub(crate) fn record_batch(rows: &[(&SinkRecord, &EventItem)]) -> Result<RecordBatch, String> {
     // Field names in first-seen order, the kinds each holds, and each event's cells.
     let mut names: Vec<&Name> = Vec::new();

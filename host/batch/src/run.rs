@@ -1,0 +1,520 @@
+//! One run of a job over one period: read the raw archive, put it through the plugins on
+//! every worker, compute each level, deliver to the sinks, write the manifest last.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use datafusion::prelude::{SessionConfig, SessionContext};
+use object_store::ObjectStore;
+use tokio::sync::watch;
+use weir_config::{JobConfig, LevelCompute, PipelineConfig};
+use weir_events::Event;
+use weir_events::time::format_rfc3339;
+use weir_runtime::{RawRecord, World};
+use weir_sinks::{
+    CommitId, DeadLetter, EventItem, LevelManifest, RetryPolicy, RunManifest, Sink, SinkCommit, SinkItem, SinkRecord,
+    deliver,
+};
+
+use crate::chain::{ChunkOutput, run_chunk};
+use crate::error::BatchError;
+use crate::levels::{RowFailure, accumulate_share, merge_and_finish, register_events, sql_rows};
+use crate::period::Period;
+use crate::plugins::{PluginSource, Worker};
+use crate::raw_archive::{self, ArchivedRecord};
+
+/// What asked for a run; recorded in its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The job's schedule.
+    Schedule,
+    /// `weir batch run`.
+    OnDemand,
+    /// `weir batch backfill`.
+    Backfill,
+}
+
+impl Trigger {
+    /// `schedule`, `on-demand` or `backfill`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schedule => "schedule",
+            Self::OnDemand => "on-demand",
+            Self::Backfill => "backfill",
+        }
+    }
+}
+
+/// A run to do.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The job.
+    pub job: String,
+    /// The period.
+    pub period: Period,
+    /// Plugin versions to run instead of the live ones, by plugin name (a backfill's
+    /// `--plugin orders-parser@3`).
+    pub versions: BTreeMap<String, String>,
+    /// What asked for it.
+    pub trigger: Trigger,
+}
+
+/// Runs jobs of one configuration against its sinks.
+pub struct JobRunner {
+    config: Arc<PipelineConfig>,
+    sinks: BTreeMap<String, Arc<dyn Sink>>,
+    plugins: PluginSource,
+    lakes: BTreeMap<String, Arc<dyn ObjectStore>>,
+    workers: usize,
+    retry: RetryPolicy,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for JobRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobRunner").field("workers", &self.workers).finish_non_exhaustive()
+    }
+}
+
+impl JobRunner {
+    /// A runner over `sinks` (by name, as the pipeline built them), reading raw archives
+    /// from `lakes` (the object store of each lake sink jobs read, by sink name), with
+    /// `workers` instances of each plugin working at once (at least 1). A run stops
+    /// with [`BatchError::Stopped`] when `shutdown` turns true.
+    pub fn new(
+        config: Arc<PipelineConfig>,
+        sinks: BTreeMap<String, Arc<dyn Sink>>,
+        plugins: PluginSource,
+        lakes: BTreeMap<String, Arc<dyn ObjectStore>>,
+        workers: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self { config, sinks, plugins, lakes, workers: workers.max(1), retry: RetryPolicy::default(), shutdown }
+    }
+
+    /// With `retry` for deliveries instead of the default (which retries until shutdown).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The configuration's job `name`.
+    ///
+    /// # Errors
+    /// No such job, naming the defined ones.
+    pub fn job(&self, name: &str) -> Result<&JobConfig, BatchError> {
+        self.config.job(name).ok_or_else(|| {
+            let names: Vec<&str> = self.config.jobs.iter().map(|j| j.name.as_str()).collect();
+            BatchError::Invalid(if names.is_empty() {
+                format!("unknown job {name:?}: the configuration defines no [[jobs]]")
+            } else {
+                format!("unknown job {name:?}; defined jobs are: {}", names.join(", "))
+            })
+        })
+    }
+
+    /// The configuration the runner runs.
+    pub fn config(&self) -> &Arc<PipelineConfig> {
+        &self.config
+    }
+
+    /// The lake job `name` reads and writes its manifests to.
+    ///
+    /// # Errors
+    /// An unknown job, or a lake the runner was not given.
+    pub fn lake_of(&self, name: &str) -> Result<Arc<dyn ObjectStore>, BatchError> {
+        let job = self.job(name)?;
+        self.lakes.get(&job.input).cloned().ok_or_else(|| {
+            BatchError::Invalid(format!("job {name}: the lake sink {} it reads was not opened", job.input))
+        })
+    }
+
+    /// Runs `request` to completion: its manifest once every sink acknowledged.
+    ///
+    /// # Errors
+    /// The job, a pinned version or a level is wrong; the raw archive cannot be read; a
+    /// sink failed for good or shutdown came first. Nothing of a failed run counts (its
+    /// period has no manifest); a rerun of the period completes it.
+    pub async fn run(&self, request: RunRequest) -> Result<RunManifest, BatchError> {
+        let job = self.job(&request.job)?.clone();
+        let period = request.period;
+        let run = period.run_id();
+        let started = format_rfc3339(now_micros());
+        let used: BTreeSet<&str> = job.plugins().map(|(name, _)| name).collect();
+        if let Some(unused) = request.versions.keys().find(|name| !used.contains(name.as_str())) {
+            return Err(BatchError::Invalid(format!(
+                "job {} does not run plugin {unused}; it runs {}",
+                job.name,
+                used.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let workers = Arc::new(self.load_workers(&job, &request.versions).await?);
+        let lake = self.lake_of(&job.name)?;
+        RunManifest::remove(lake.as_ref(), &job.name, &run)
+            .await
+            .map_err(|e| BatchError::Sink(format!("cannot remove the earlier manifest of {run}: {e}")))?;
+        tracing::info!(job = %job.name, run = %run, period = %period.describe(), trigger = request.trigger.as_str(), "job run started");
+
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(self.workers));
+        raw_archive::register_lake(&ctx, lake.clone())?;
+        let lateness = i64::try_from(job.lateness.0.as_micros()).unwrap_or(i64::MAX);
+        let archived = raw_archive::read(&ctx, &job.stream, period.from, period.to.saturating_add(lateness)).await?;
+        let chain = self.run_chain(&workers, &job, &run, &archived).await?;
+        let lineage = workers[0].lineage();
+
+        // The period's events, each named by its raw record, so a rerun writes the same ids.
+        let events_id = CommitId::job_partition(&job.name, &run, 0);
+        let mut event_records = Vec::new();
+        for (record, n, event) in chain.events.into_iter().filter(|(_, _, e)| period.contains(e.time)) {
+            event_records.push(SinkRecord {
+                id: format!("{}-{}-{}-{n}", job.name, run, archived[record].id),
+                position: record.to_string(),
+                item: SinkItem::Event(EventItem { event, lineage: lineage.clone() }),
+            });
+        }
+        let mut dead = DeadLetters::new(&job.name, &run, &archived);
+        for refusal in chain.refused {
+            dead.record(refusal.record, &refusal.plugin, refusal.stage, &refusal.reason);
+        }
+        let events_commit = SinkCommit { id: events_id, arrival_time: period.from, records: event_records };
+        for sink in &job.events {
+            self.deliver_to(sink, &events_commit, &mut dead).await?;
+        }
+
+        let mut levels = BTreeMap::new();
+        let events: Vec<(usize, &Event)> = events_commit
+            .records
+            .iter()
+            .filter_map(|r| match &r.item {
+                SinkItem::Event(item) => Some((r.position.parse().unwrap_or(0), &item.event)),
+                _ => None,
+            })
+            .collect();
+        let sql_needed = job.levels.iter().any(|l| matches!(l.compute, LevelCompute::Sql(_)));
+        if sql_needed && !events.is_empty() {
+            let rows: Vec<(&SinkRecord, &EventItem)> = events_commit
+                .records
+                .iter()
+                .filter_map(|r| match &r.item {
+                    SinkItem::Event(item) => Some((r, item)),
+                    _ => None,
+                })
+                .collect();
+            let batch = weir_sinks::event_record_batch(&rows).map_err(BatchError::Engine)?;
+            register_events(&ctx, batch, self.workers)?;
+        }
+        for level in &job.levels {
+            let (mut rows, failures, level_lineage) = match &level.compute {
+                LevelCompute::Sql(sql) => {
+                    let rows = if events.is_empty() {
+                        Vec::new()
+                    } else {
+                        sql_rows(&ctx, &level.name, sql, period.from).await?
+                    };
+                    (rows, Vec::new(), format!("{lineage}>sql:{}.{}", job.name, level.name))
+                }
+                LevelCompute::Aggregator { plugin, window, key_field } => {
+                    let window = i64::try_from(window.0.as_micros()).unwrap_or(i64::MAX).max(1);
+                    let (rows, failures) = self
+                        .aggregate(
+                            &workers,
+                            plugin,
+                            &format!("job {} run {run} level {}", job.name, level.name),
+                            &events,
+                            window,
+                            key_field.as_deref(),
+                            job.batch_size,
+                        )
+                        .await;
+                    let id = workers[0].aggregators.get(plugin).map(|p| p.id().to_string()).unwrap_or_default();
+                    (rows, failures, format!("{lineage}>{id}"))
+                }
+            };
+            for failure in failures {
+                dead.row(&failure, &level.name);
+            }
+            // Rows in (key, time) order, so a rerun that computes the same groups gives
+            // each the same position and id.
+            rows.sort_by(|a, b| (&a.key, a.time).cmp(&(&b.key, b.time)));
+            let source = level.source(&job.name);
+            let id = CommitId::job_partition(&source, &run, 0);
+            let records = rows
+                .into_iter()
+                .enumerate()
+                .map(|(position, event)| SinkRecord {
+                    id: id.record_id(&position.to_string(), 0),
+                    position: position.to_string(),
+                    item: SinkItem::Aggregate(EventItem { event, lineage: level_lineage.clone() }),
+                })
+                .collect::<Vec<_>>();
+            let commit = SinkCommit { id, arrival_time: period.from, records };
+            for sink in &level.sinks {
+                self.deliver_to(sink, &commit, &mut dead).await?;
+            }
+            levels.insert(
+                level.name.clone(),
+                LevelManifest {
+                    source,
+                    rows: commit.records.len() as u64,
+                    sinks: level.sinks.clone(),
+                    replaces_stream_aggregates: level.replaces_stream_aggregates,
+                },
+            );
+        }
+
+        let dead_count = dead.records.len() as u64;
+        let dead_commit = SinkCommit {
+            id: CommitId::job_partition(&job.name, &run, 0),
+            arrival_time: period.from,
+            records: dead.records,
+        };
+        for sink in &job.dead_letters {
+            let mut nowhere = DeadLetters::new(&job.name, &run, &archived);
+            self.deliver_to(sink, &dead_commit, &mut nowhere).await?;
+        }
+        let manifest = RunManifest {
+            job: job.name.clone(),
+            run: run.clone(),
+            stream: job.stream.clone(),
+            from: period.from,
+            to: period.to,
+            started,
+            finished: format_rfc3339(now_micros()),
+            trigger: request.trigger.as_str().to_owned(),
+            plugins: std::iter::once(&workers[0].parser)
+                .chain(&workers[0].enrichers)
+                .chain(workers[0].aggregators.values())
+                .map(|p| p.id().to_string())
+                .collect(),
+            records: archived.len() as u64,
+            events: events.len() as u64,
+            dead_letters: dead_count,
+            levels,
+        };
+        if *self.shutdown.borrow() {
+            return Err(BatchError::Stopped);
+        }
+        manifest
+            .write(lake.as_ref())
+            .await
+            .map_err(|e| BatchError::Sink(format!("cannot write the manifest of {run}: {e}")))?;
+        tracing::info!(job = %job.name, run = %run, records = manifest.records, events = manifest.events, dead_letters = dead_count, "job run completed");
+        Ok(manifest)
+    }
+
+    async fn load_workers(
+        &self,
+        job: &JobConfig,
+        versions: &BTreeMap<String, String>,
+    ) -> Result<Vec<Worker>, BatchError> {
+        let pinned = |name: &str| versions.get(name).map(String::as_str);
+        let mut workers = Vec::with_capacity(self.workers);
+        for _ in 0..self.workers {
+            let parser = self.plugins.load(&job.parser, World::Parser, pinned(&job.parser)).await?;
+            let mut enrichers = Vec::new();
+            for name in &job.enrichers {
+                enrichers.push(self.plugins.load(name, World::Enricher, pinned(name)).await?);
+            }
+            let mut aggregators = BTreeMap::new();
+            for level in &job.levels {
+                if let LevelCompute::Aggregator { plugin, .. } = &level.compute
+                    && !aggregators.contains_key(plugin)
+                {
+                    aggregators
+                        .insert(plugin.clone(), self.plugins.load(plugin, World::Aggregator, pinned(plugin)).await?);
+                }
+            }
+            workers.push(Worker { parser, enrichers, aggregators });
+        }
+        Ok(workers)
+    }
+
+    /// The archive through the parser and enrichers: chunk `i` on worker `i % workers`,
+    /// the workers at once on the runtime's threads; outputs in record order.
+    async fn run_chain(
+        &self,
+        workers: &Arc<Vec<Worker>>,
+        job: &JobConfig,
+        run: &str,
+        archived: &[ArchivedRecord],
+    ) -> Result<ChunkOutput, BatchError> {
+        let records: Arc<Vec<RawRecord>> = Arc::new(archived.iter().map(|a| a.record.clone()).collect());
+        let batch_size = job.batch_size.max(1);
+        let chunks = records.len().div_ceil(batch_size);
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..workers.len() {
+            let (workers, records) = (workers.clone(), records.clone());
+            let label = format!("job {} run {run}", job.name);
+            tasks.spawn(async move {
+                let worker = &workers[w];
+                let mut outputs = Vec::new();
+                for chunk in (w..chunks).step_by(workers.len()) {
+                    let start = chunk * batch_size;
+                    let end = (start + batch_size).min(records.len());
+                    outputs
+                        .push(run_chunk(&worker.parser, &worker.enrichers, &label, start, &records[start..end]).await);
+                }
+                outputs
+            });
+        }
+        let mut output = ChunkOutput::default();
+        while let Some(done) = tasks.join_next().await {
+            let outputs = done.map_err(|e| BatchError::Engine(format!("a worker failed: {e}")))?;
+            for chunk in outputs {
+                output.events.extend(chunk.events);
+                output.refused.extend(chunk.refused);
+            }
+        }
+        output.events.sort_by_key(|(record, n, _)| (*record, *n));
+        output.refused.sort_by_key(|r| r.record);
+        Ok(output)
+    }
+
+    /// An aggregator level: each worker folds a contiguous share of the events (as a
+    /// partition of the input would be) into partial states; the shares are merged.
+    #[allow(clippy::too_many_arguments)]
+    async fn aggregate(
+        &self,
+        workers: &Arc<Vec<Worker>>,
+        plugin: &str,
+        label: &str,
+        events: &[(usize, &Event)],
+        window: i64,
+        key_field: Option<&str>,
+        batch_size: usize,
+    ) -> (Vec<Event>, Vec<RowFailure>) {
+        let share = events.len().div_ceil(workers.len()).max(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        for (w, part) in events.chunks(share).enumerate() {
+            let owned: Vec<(usize, Event)> = part.iter().map(|(r, e)| (*r, (*e).clone())).collect();
+            let (workers, plugin, label, key_field) =
+                (workers.clone(), plugin.to_owned(), label.to_owned(), key_field.map(str::to_owned));
+            tasks.spawn(async move {
+                let Some(aggregator) = workers[w].aggregators.get(&plugin) else {
+                    return (w, Default::default(), Vec::new());
+                };
+                let refs: Vec<(usize, &Event)> = owned.iter().map(|(r, e)| (*r, e)).collect();
+                let (states, failures) =
+                    accumulate_share(aggregator, &label, &refs, window, key_field.as_deref(), batch_size).await;
+                (w, states, failures)
+            });
+        }
+        let mut shares = Vec::new();
+        let mut failures = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok((w, states, share_failures)) => {
+                    shares.push((w, states));
+                    failures.extend(share_failures);
+                }
+                Err(e) => failures.push(RowFailure {
+                    what: "a share of the events".into(),
+                    record: None,
+                    plugin: plugin.to_owned(),
+                    reason: format!("the worker failed: {e}"),
+                }),
+            }
+        }
+        shares.sort_by_key(|(w, _)| *w);
+        let Some(aggregator) = workers[0].aggregators.get(plugin) else { return (Vec::new(), failures) };
+        let (rows, finish_failures) =
+            merge_and_finish(aggregator, label, shares.into_iter().map(|(_, s)| s).collect(), batch_size).await;
+        failures.extend(finish_failures);
+        (rows, failures)
+    }
+
+    /// Delivers `commit` to sink `name`; records it refuses for good become dead letters.
+    async fn deliver_to(&self, name: &str, commit: &SinkCommit, dead: &mut DeadLetters<'_>) -> Result<(), BatchError> {
+        let sink = self.sinks.get(name).ok_or_else(|| BatchError::Invalid(format!("unknown sink {name}")))?;
+        match deliver(sink.as_ref(), commit.clone(), &self.retry, &self.shutdown).await {
+            Ok(stats) => {
+                for (record, reason) in stats.rejected {
+                    dead.rejected(&record, name, &reason);
+                }
+                Ok(())
+            }
+            Err(weir_sinks::DeliveryError::Shutdown { .. }) => Err(BatchError::Stopped),
+            Err(e) => Err(BatchError::Sink(e.to_string())),
+        }
+    }
+}
+
+/// The run's dead letters, as records of its dead-letter commit.
+struct DeadLetters<'a> {
+    job: String,
+    run: String,
+    archived: &'a [ArchivedRecord],
+    records: Vec<SinkRecord>,
+}
+
+impl<'a> DeadLetters<'a> {
+    fn new(job: &str, run: &str, archived: &'a [ArchivedRecord]) -> Self {
+        Self { job: job.to_owned(), run: run.to_owned(), archived, records: Vec::new() }
+    }
+
+    fn push(&mut self, id: String, letter: DeadLetter) {
+        let position = self.records.len().to_string();
+        self.records.push(SinkRecord { id, position, item: SinkItem::DeadLetter(letter) });
+    }
+
+    /// Raw record `index` refused by `plugin` at `stage`.
+    fn record(&mut self, index: usize, plugin: &str, stage: &str, reason: &str) {
+        let Some(archived) = self.archived.get(index) else { return };
+        let letter = DeadLetter {
+            plugin: plugin.to_owned(),
+            stage: stage.to_owned(),
+            reason: reason.to_owned(),
+            original: archived.record.data.clone(),
+            content_type: archived.record.content_type.clone(),
+            arrival_time: archived.record.arrival_time,
+        };
+        self.push(format!("{}-{}-{}-{stage}", self.job, self.run, archived.id), letter);
+    }
+
+    /// A level row that could not be produced.
+    fn row(&mut self, failure: &RowFailure, level: &str) {
+        match failure.record {
+            Some(index) => {
+                self.record(index, &failure.plugin, "aggregate", &format!("level {level}: {}", failure.reason))
+            }
+            None => {
+                let letter = DeadLetter {
+                    plugin: failure.plugin.clone(),
+                    stage: "aggregate".into(),
+                    reason: format!("level {level}: {}: {}", failure.what, failure.reason),
+                    original: failure.what.clone().into_bytes(),
+                    content_type: "text/plain".into(),
+                    arrival_time: now_micros(),
+                };
+                let id = format!("{}-{}-{level}-{}", self.job, self.run, self.records.len());
+                self.push(id, letter);
+            }
+        }
+    }
+
+    /// A record sink `sink` refused for good.
+    fn rejected(&mut self, record: &SinkRecord, sink: &str, reason: &str) {
+        let body = match &record.item {
+            SinkItem::Event(item) | SinkItem::Aggregate(item) => {
+                weir_events::json::event_to_json(&item.event).to_string()
+            }
+            _ => String::new(),
+        };
+        let letter = DeadLetter {
+            plugin: format!("sink {sink}"),
+            stage: "sink".into(),
+            reason: reason.to_owned(),
+            original: body.into_bytes(),
+            content_type: "application/json".into(),
+            arrival_time: now_micros(),
+        };
+        self.push(format!("{}-{sink}", record.id), letter);
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

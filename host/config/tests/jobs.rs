@@ -1,0 +1,131 @@
+//! `[[jobs]]`: defaults taken from the stream, and every mistake reported with its key.
+
+use weir_config::{LevelCompute, PipelineConfig};
+use weir_connectors::sink_types;
+
+const STREAM: &str = r#"
+[plugins.orders-parser]
+path = "orders_parser.wasm"
+
+[plugins.restaurant-enricher]
+path = "restaurant_enricher.wasm"
+
+[plugins.restaurant-stats]
+path = "restaurant_stats.wasm"
+
+[sinks.lake]
+type = "lake"
+
+[sinks.dead-letters]
+type = "dead-letters"
+
+[sinks.warehouse]
+type = "warehouse"
+
+[[streams]]
+name = "orders"
+parser = "orders-parser"
+enrichers = ["restaurant-enricher"]
+
+[streams.aggregator]
+plugin = "restaurant-stats"
+window = "15m"
+"#;
+
+fn problems(text: &str) -> Vec<String> {
+    let errors = PipelineConfig::parse(text, "orders.toml", sink_types()).expect_err("refused");
+    errors.to_string().lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn a_job_takes_its_plugins_and_lake_from_the_stream() {
+    let text = format!(
+        "{STREAM}
+[[jobs]]
+name = \"orders-daily\"
+stream = \"orders\"
+schedule = \"30 1 * * *\"
+
+[[jobs.levels]]
+name = \"restaurant-window\"
+aggregator = \"restaurant-stats\"
+window = \"15m\"
+sinks = [\"warehouse\"]
+replaces_stream_aggregates = true
+
+[[jobs.levels]]
+name = \"zone-hour\"
+sql = \"SELECT zone AS _key, count(*) AS orders FROM events GROUP BY 1\"
+sinks = [\"lake\"]
+"
+    );
+    let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap();
+    let job = config.job("orders-daily").unwrap();
+    assert_eq!(job.input, "lake");
+    assert_eq!(job.parser, "orders-parser");
+    assert_eq!(job.enrichers, ["restaurant-enricher"]);
+    assert_eq!(job.dead_letters, ["dead-letters"]);
+    assert_eq!(job.period.0, std::time::Duration::from_secs(86_400));
+    assert_eq!(job.schedule.as_ref().unwrap().as_str(), "30 1 * * *");
+    assert!(job.levels[0].replaces_stream_aggregates);
+    assert!(matches!(&job.levels[1].compute, LevelCompute::Sql(sql) if sql.starts_with("SELECT zone")));
+    assert_eq!(job.levels[1].source(&job.name), "orders-daily.zone-hour");
+}
+
+#[test]
+fn every_mistake_of_a_job_is_reported_with_its_key() {
+    let text = format!(
+        "{STREAM}
+[[jobs]]
+name = \"Orders Daily\"
+stream = \"payments\"
+schedule = \"30 25 * * *\"
+
+[[jobs.levels]]
+name = \"both\"
+sql = \"SELECT 1\"
+aggregator = \"restaurant-stats\"
+sinks = [\"lake\"]
+
+[[jobs]]
+name = \"replaces\"
+stream = \"orders\"
+
+[[jobs.levels]]
+name = \"other-window\"
+aggregator = \"restaurant-stats\"
+window = \"1h\"
+sinks = [\"dead-letters\"]
+replaces_stream_aggregates = true
+
+[[jobs.levels]]
+name = \"nothing\"
+sinks = []
+"
+    );
+    let problems = problems(&text);
+    let expect = [
+        "jobs[0].name: \"Orders Daily\" is not a valid job name",
+        "jobs[0].stream: unknown stream \"payments\"; defined streams are: orders",
+        "jobs[0].schedule: the hour field \"25\"",
+        "jobs[0].levels[0].sql: a level has either sql or aggregator, not both",
+        "jobs[1].levels[0].sinks[0]: sink \"dead-letters\" is a dead-letters sink, which does not take aggregates",
+        "jobs[1].levels[0].replaces_stream_aggregates: only a level that recomputes the stream's aggregates can replace them",
+        "jobs[1].levels[1]: the level computes nothing",
+    ];
+    for wanted in expect {
+        assert!(problems.iter().any(|p| p.contains(wanted)), "missing {wanted:?} in:\n{}", problems.join("\n"));
+    }
+}
+
+#[test]
+fn a_job_without_levels_or_a_lake_is_refused() {
+    let text =
+        STREAM.replace("[sinks.lake]\ntype = \"lake\"\n", "") + "\n[[jobs]]\nname = \"empty\"\nstream = \"orders\"\n";
+    let problems = problems(&text);
+    assert!(problems.iter().any(|p| p.contains("jobs[0].levels: the job computes nothing")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("jobs[0].input: the stream routes its raw records to no lake sink")),
+        "{problems:?}"
+    );
+}

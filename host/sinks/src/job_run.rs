@@ -1,0 +1,115 @@
+//! The commit protocol of batch jobs: a run's outputs count only once its manifest is
+//! written, last, at `_jobs/<job>/<run>.json` in the lake the job reads.
+//!
+//! A run writes each level's rows to each of its sinks as one commit named by the job,
+//! level and run ([`CommitId::Job`](crate::CommitId)), so a rerun of the same period
+//! overwrites the same objects, item ids and document ids. Before writing, a rerun removes
+//! the manifest of the earlier run of the period; after every sink acknowledged, it
+//! writes the new one. Readers that honour manifests (`GET /v1/aggregates`, the job
+//! listing) therefore see a period's batch results whole or not at all, and a run
+//! killed midway leaves its period without a manifest until a rerun completes it.
+
+use std::collections::BTreeMap;
+
+use object_store::path::{Path, PathPart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+/// What a completed run wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// The job.
+    pub job: String,
+    /// The run's id: the start of its period, `20261201T000000Z`.
+    pub run: String,
+    /// The stream whose raw archive it read.
+    pub stream: String,
+    /// The event-time period it covers, `[from, to)`, microseconds since the Unix epoch.
+    pub from: i64,
+    /// See `from`.
+    pub to: i64,
+    /// When the run started and finished, RFC 3339.
+    pub started: String,
+    /// See `started`.
+    pub finished: String,
+    /// What asked for it: `schedule`, `on-demand` or `backfill`.
+    pub trigger: String,
+    /// The plugins the records went through, `name@version`, in order.
+    pub plugins: Vec<String>,
+    /// Raw records read.
+    pub records: u64,
+    /// Events in the period after the plugins.
+    pub events: u64,
+    /// Records and rows dead-lettered, with the reason.
+    pub dead_letters: u64,
+    /// Per level: its rows, its sinks and its lineage.
+    pub levels: BTreeMap<String, LevelManifest>,
+}
+
+/// One level of a [`RunManifest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LevelManifest {
+    /// The source its rows were written under: `<job>.<level>`.
+    pub source: String,
+    /// Rows written.
+    pub rows: u64,
+    /// The sinks that acknowledged them.
+    pub sinks: Vec<String>,
+    /// Whether the level's rows replace the stream's aggregates for the period.
+    pub replaces_stream_aggregates: bool,
+}
+
+impl RunManifest {
+    /// Where the manifest of `run` of `job` lives.
+    pub fn path(job: &str, run: &str) -> Path {
+        Path::from_iter([PathPart::from("_jobs"), PathPart::from(job), PathPart::from(format!("{run}.json"))])
+    }
+
+    /// Writes the manifest (the run's last write).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn write(&self, store: &dyn ObjectStore) -> Result<(), object_store::Error> {
+        let body = serde_json::to_vec_pretty(self)
+            .map_err(|e| object_store::Error::Generic { store: "lake", source: Box::new(e) })?;
+        store.put(&Self::path(&self.job, &self.run), PutPayload::from(body)).await.map(drop)
+    }
+
+    /// Removes the manifest of `run` of `job`, if any (a rerun's first write).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn remove(store: &dyn ObjectStore, job: &str, run: &str) -> Result<(), object_store::Error> {
+        match store.delete(&Self::path(job, run)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The manifests of every completed run of `job`, in run order. Unreadable manifests
+    /// are skipped with a warning.
+    ///
+    /// # Errors
+    /// The store cannot be listed.
+    pub async fn list(store: &dyn ObjectStore, job: &str) -> Result<Vec<RunManifest>, object_store::Error> {
+        let prefix = Path::from_iter([PathPart::from("_jobs"), PathPart::from(job)]);
+        let listed = store.list_with_delimiter(Some(&prefix)).await?;
+        let mut paths: Vec<Path> =
+            listed.objects.into_iter().map(|o| o.location).filter(|p| p.extension() == Some("json")).collect();
+        paths.sort();
+        let mut manifests = Vec::with_capacity(paths.len());
+        for path in paths {
+            let bytes = match store.get(&path).await {
+                Ok(got) => got.bytes().await?,
+                // Removed by a rerun since the listing.
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            match serde_json::from_slice(&bytes) {
+                Ok(manifest) => manifests.push(manifest),
+                Err(e) => tracing::warn!("skipping the unreadable job manifest {path}: {e}"),
+            }
+        }
+        Ok(manifests)
+    }
+}

@@ -1,0 +1,403 @@
+//! The batch layer through the real binary: `weir batch run` over a day of the raw
+//! archive the stream wrote, its levels in the lake (read by DuckDB) and the warehouse,
+//! the Lambda merge of `/v1/aggregates`, reruns, kill -9 mid-run and a backfill with a
+//! pinned plugin version.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use weir_client::request;
+use weir_e2e::{Run, Server, weir, weir_bin};
+
+use crate::streaming::{caught_up, post, rt, ts, write_config};
+
+const DAY: i64 = 86_400;
+const WINDOW: i64 = 15 * 60;
+
+const SINKS_AND_JOB: &str = r#"
+[streams.routes]
+raw = ["lake"]
+events = ["lake", "warehouse"]
+aggregates = ["lake", "warehouse"]
+dead_letters = ["dead-letters"]
+
+[sinks.lake]
+type = "lake"
+
+[sinks.dead-letters]
+type = "dead-letters"
+
+[sinks.warehouse]
+type = "warehouse"
+
+[[jobs]]
+name = "orders-daily"
+stream = "orders"
+lateness = "1h"
+batch_size = 64
+
+[[jobs.levels]]
+name = "restaurant-window"
+aggregator = "restaurant-stats"
+window = "15m"
+sinks = ["warehouse"]
+replaces_stream_aggregates = true
+
+[[jobs.levels]]
+name = "restaurant-day"
+sql = "SELECT restaurant_id AS _key, date_trunc('day', _time) AS _time, count(*) AS orders, sum(total) AS revenue FROM events GROUP BY 1, 2"
+sinks = ["lake", "warehouse"]
+
+[[jobs.levels]]
+name = "zone-hour"
+sql = "SELECT zone AS _key, date_trunc('hour', _time) AS _time, count(*) AS orders FROM events GROUP BY 1, 2"
+sinks = ["lake", "warehouse"]
+
+[[jobs.levels]]
+name = "cuisine-day"
+sql = "SELECT cuisine AS _key, date_trunc('day', _time) AS _time, count(*) AS orders, avg(total) AS mean_total FROM events GROUP BY 1, 2"
+sinks = ["lake", "warehouse"]
+"#;
+
+/// An order of today (UTC): its line, restaurant, event time (seconds), total in cents.
+#[derive(Debug, Clone)]
+struct Order {
+    line: String,
+    restaurant: String,
+    placed: i64,
+    cents: i64,
+    valid: bool,
+}
+
+fn today() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    now.div_euclid(DAY) * DAY
+}
+
+fn order(i: usize, restaurant: &str, placed: i64) -> Order {
+    let cents = 1000 + (i as i64 % 7) * 100 + 25;
+    let line = format!(
+        "{{\"order_id\":\"b-{i}\",\"restaurant_id\":\"{restaurant}\",\"status\":\"delivered\",\"total\":{}.{:02},\"items\":1,\"placed_at\":\"{}\",\"delivered_at\":\"{}\"}}",
+        cents / 100,
+        cents % 100,
+        ts(placed),
+        ts(placed + 20 * 60)
+    );
+    Order { line, restaurant: restaurant.to_owned(), placed, cents, valid: true }
+}
+
+/// 150 orders between 01:00 and 01:50 today, a malformed one among them, then one order
+/// per restaurant at 04:00 (the stream's windows of 01:xx close).
+fn feed(day: i64) -> Vec<Order> {
+    let mut orders: Vec<Order> =
+        (0..150).map(|i| order(i, &format!("r-{}", 1 + i % 5), day + 3600 + i as i64 * 20)).collect();
+    orders[17] = Order {
+        line: "{\"order_id\":\"broken\",\"total\":".to_owned(),
+        restaurant: "r-3".into(),
+        placed: day + 3600,
+        cents: 0,
+        valid: false,
+    };
+    orders.extend((1..=5).map(|r| order(1000 + r, &format!("r-{r}"), day + 4 * 3600)));
+    orders
+}
+
+/// Three orders of r-1 at 01:01 sent after the 01:00 window closed: the stream
+/// dead-letters them as late, the batch recomputation counts them.
+fn late_orders(day: i64) -> Vec<Order> {
+    (0..3).map(|i| order(2000 + i, "r-1", day + 3660)).collect()
+}
+
+async fn send(addr: SocketAddr, orders: &[Order]) {
+    let body: Vec<&str> = orders.iter().map(|o| o.line.as_str()).collect();
+    let r = post(addr, "/v1/streams/orders/records?key_field=restaurant_id", "application/x-ndjson", &body.join("\n"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// (window start, restaurant) → (orders, revenue cents), straight from the orders.
+fn direct(orders: &[Order]) -> BTreeMap<(String, String), (i64, i64)> {
+    let mut sums = BTreeMap::new();
+    for o in orders.iter().filter(|o| o.valid) {
+        let e: &mut (i64, i64) =
+            sums.entry((ts(o.placed.div_euclid(WINDOW) * WINDOW), o.restaurant.clone())).or_default();
+        e.0 += 1;
+        e.1 += o.cents;
+    }
+    sums
+}
+
+/// `/v1/aggregates/orders` of today: (window start, restaurant) → (orders, revenue cents,
+/// layer).
+async fn served(addr: SocketAddr, day: i64) -> BTreeMap<(String, String), (i64, i64, String)> {
+    let path = format!("/v1/aggregates/orders?from={}&to={}", ts(day), ts(day + DAY));
+    let r = request(addr, "GET", &path, None, b"").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let mut rows = BTreeMap::new();
+    for row in body["rows"].as_array().unwrap() {
+        let fields = &row["fields"];
+        let key = (row["time"].as_str().unwrap().to_owned(), row["key"].as_str().unwrap().to_owned());
+        let revenue = (fields["revenue"].as_f64().unwrap() * 100.0).round() as i64;
+        let layer = row["layer"].as_str().unwrap_or("stream").to_owned();
+        assert!(
+            rows.insert(key.clone(), (fields["orders"].as_i64().unwrap(), revenue, layer)).is_none(),
+            "{key:?} served twice: {}",
+            r.body
+        );
+    }
+    rows
+}
+
+fn batch_run(config: &Path, cache: &Path, day: i64, extra: &[&str]) -> Run {
+    let period = ts(day);
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"batch", &"run", &"orders-daily", &"--config", &config, &"--period", &period];
+    for arg in extra {
+        args.push(arg);
+    }
+    weir(&args, cache)
+}
+
+fn duckdb(script: &str) -> String {
+    let python =
+        std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| "/var/tmp/weir-tools/test-venv/bin/python".into());
+    let output = std::process::Command::new(&python).arg("-c").arg(script).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "duckdb: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+/// Per level, DuckDB's `count(*)` and `sum(orders)` over the level's Parquet files in the
+/// lake and in the warehouse.
+fn level_sums(data: &Path) -> BTreeMap<String, (i64, i64, i64, i64)> {
+    let mut sums = BTreeMap::new();
+    for level in ["restaurant-day", "zone-hour", "cuisine-day"] {
+        let script = format!(
+            "import duckdb\n\
+             l = duckdb.sql(\"select count(*), sum(orders) from read_parquet('{d}/lake/aggregates/job=orders-daily.{level}/**/*.parquet')\").fetchone()\n\
+             w = duckdb.sql(\"select count(*), sum(orders) from read_parquet('{d}/warehouse/aggregates/orders-daily.{level}/*/*.parquet', hive_partitioning=true)\").fetchone()\n\
+             print(l[0], l[1], w[0], w[1])\n",
+            d = data.display()
+        );
+        let out = duckdb(&script);
+        let n: Vec<i64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        sums.insert(level.to_owned(), (n[0], n[1], n[2], n[3]));
+    }
+    sums
+}
+
+fn config_with_job(dir: &Path) -> PathBuf {
+    let config = write_config(dir, "");
+    let text = std::fs::read_to_string(&config).unwrap() + SINKS_AND_JOB;
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn manifest_path(dir: &Path, day: i64) -> PathBuf {
+    let run = ts(day).replace(['-', ':'], "");
+    dir.join(format!("data/lake/_jobs/orders-daily/{run}.json"))
+}
+
+#[test]
+fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggregates() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let config = config_with_job(dir.path());
+    let day = today();
+    let sent = feed(day);
+    let late = late_orders(day);
+    let server = Server::start(&config);
+    let stream_view = rt().block_on(async {
+        send(server.addr, &sent).await;
+        caught_up(server.addr).await;
+        send(server.addr, &late).await;
+        caught_up(server.addr).await;
+        served(server.addr, day).await
+    });
+    assert!(server.stop().success());
+    // The stream dropped the late orders: its 01:00 window of r-1 misses them.
+    let everything: Vec<Order> = sent.iter().chain(&late).cloned().collect();
+    let expected = direct(&everything);
+    let key = (ts(day + 3600), "r-1".to_owned());
+    assert_eq!(stream_view[&key].0 + 3, expected[&key].0, "the stream layer missed the late orders");
+    assert!(stream_view.values().all(|row| row.2 == "stream"), "no batch run yet: {stream_view:?}");
+
+    let run = batch_run(&config, &cache, day, &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    let manifest: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(manifest["records"], everything.len(), "every record of the day read: {manifest}");
+    assert_eq!(manifest["events"], everything.len() - 1, "every valid order an event: {manifest}");
+    assert_eq!(manifest["dead_letters"], 1, "the malformed order dead-lettered: {manifest}");
+    assert_eq!(manifest["plugins"][0], "orders-parser@1.0.0");
+    assert!(manifest_path(dir.path(), day).exists());
+    let dead = std::fs::read_to_string(
+        walk(&dir.path().join("data/lake/dead-letters/job=orders-daily")).first().expect("the job's dead letters"),
+    )
+    .unwrap();
+    assert!(dead.contains("broken") && dead.contains("orders-parser@1.0.0"), "{dead}");
+
+    // The Lambda merge: today's windows now come from the batch view, late orders in.
+    let server = Server::start(&config);
+    let merged = rt().block_on(served(server.addr, day));
+    let batch_rows: BTreeMap<_, _> = merged.iter().map(|(k, v)| (k.clone(), (v.0, v.1))).collect();
+    assert_eq!(batch_rows, expected, "the batch view equals the direct sums over every order");
+    assert!(merged.values().all(|row| row.2 == "batch"), "{merged:?}");
+    assert!(server.stop().success());
+
+    // Three levels in the lake and the warehouse, read by DuckDB.
+    let valid = (everything.len() - 1) as i64;
+    let sums = level_sums(&dir.path().join("data"));
+    assert_eq!(sums["restaurant-day"], (5, valid, 5, valid), "{sums:?}");
+    assert_eq!(sums["cuisine-day"], (5, valid, 5, valid), "{sums:?}");
+    assert_eq!(sums["zone-hour"].1, valid, "{sums:?}");
+    assert_eq!(sums["zone-hour"].0, 10, "5 zones in the 01:00 hour and in the 04:00 hour: {sums:?}");
+
+    // A rerun of the period overwrites: same rows, no doubles.
+    let files_before = walk(&dir.path().join("data/lake/aggregates"));
+    let rerun = batch_run(&config, &cache, day, &[]);
+    assert_eq!(rerun.code, 0, "{}", rerun.all());
+    assert_eq!(level_sums(&dir.path().join("data")), sums, "a rerun changes nothing");
+    assert_eq!(walk(&dir.path().join("data/lake/aggregates")), files_before);
+}
+
+#[test]
+fn a_run_killed_midway_shows_nothing_and_its_rerun_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let config = config_with_job(dir.path());
+    let day = today();
+    let sent = feed(day);
+    let server = Server::start(&config);
+    rt().block_on(async {
+        send(server.addr, &sent).await;
+        caught_up(server.addr).await;
+    });
+    assert!(server.stop().success());
+    let first = batch_run(&config, &cache, day, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let complete = level_sums(&dir.path().join("data"));
+
+    // Kill reruns at different moments: after each, the period either has its manifest
+    // and the complete figures, or no manifest (readers fall back to the stream).
+    let mut killed_before_the_manifest = 0;
+    for delay_ms in [30, 120, 300, 600, 1000] {
+        let mut child = std::process::Command::new(weir_bin())
+            .args(["batch", "run", "orders-daily", "--config"])
+            .arg(&config)
+            .args(["--period", &ts(day)])
+            .env("WEIR_CACHE_DIR", &cache)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        let _ = child.kill();
+        let _ = child.wait();
+        if !finished && !manifest_path(dir.path(), day).exists() {
+            killed_before_the_manifest += 1;
+            let server = Server::start(&config);
+            let view = rt().block_on(served(server.addr, day));
+            assert!(view.values().all(|row| row.2 == "stream"), "a killed run shows nothing: {view:?}");
+            assert!(server.stop().success());
+        } else if manifest_path(dir.path(), day).exists() {
+            assert_eq!(level_sums(&dir.path().join("data")), complete, "a manifest stands for complete output");
+        }
+    }
+    assert!(killed_before_the_manifest > 0, "no kill landed before the manifest; the test proves nothing");
+    let rerun = batch_run(&config, &cache, day, &[]);
+    assert_eq!(rerun.code, 0, "{}", rerun.all());
+    assert_eq!(level_sums(&dir.path().join("data")), complete, "the rerun after the kills is complete, no doubles");
+    let server = Server::start(&config);
+    let view = rt().block_on(served(server.addr, day));
+    assert!(view.values().all(|row| row.2 == "batch"), "{view:?}");
+}
+
+#[test]
+fn a_backfill_with_a_pinned_parser_version_replaces_the_period_and_names_the_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let config = config_with_job(dir.path());
+    let day = today();
+    let sent = feed(day);
+    let token = "backfill-admin-token";
+    let server = Server::start_with_env(&config, &[("WEIR_ADMIN_TOKEN", token)]);
+    rt().block_on(async {
+        send(server.addr, &sent).await;
+        caught_up(server.addr).await;
+        let bytes = std::fs::read(weir_e2e::component("orders_parser")).unwrap();
+        let auth = format!("Bearer {token}");
+        let r = weir_client::request_with_headers(
+            server.addr,
+            "POST",
+            "/v1/plugins/orders-parser/versions?version=3.0.0",
+            &[("Content-Type", "application/octet-stream"), ("Authorization", auth.as_str())],
+            &bytes,
+        )
+        .await
+        .unwrap();
+        assert!(r.status == 200 || r.status == 201, "{}", r.body);
+    });
+    assert!(server.stop().success());
+    let first = batch_run(&config, &cache, day, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let sums = level_sums(&dir.path().join("data"));
+
+    let from = ts(day);
+    let to = ts(day + DAY);
+    let backfill = weir(
+        &[
+            &"batch",
+            &"backfill",
+            &"--config",
+            &config,
+            &"--stream",
+            &"orders",
+            &"--from",
+            &from,
+            &"--to",
+            &to,
+            &"--plugin",
+            &"orders-parser@3.0.0",
+        ],
+        &cache,
+    );
+    assert_eq!(backfill.code, 0, "{}", backfill.all());
+    assert!(backfill.stdout.contains("orders-parser@3.0.0"), "{}", backfill.all());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(manifest_path(dir.path(), day)).unwrap()).unwrap();
+    assert_eq!(manifest["trigger"], "backfill");
+    assert_eq!(manifest["plugins"][0], "orders-parser@3.0.0", "{manifest}");
+    assert_eq!(level_sums(&dir.path().join("data")), sums, "the backfill replaced the period: none doubled");
+    let lineage = duckdb(&format!(
+        "import duckdb\nprint(duckdb.sql(\"select distinct _lineage from read_parquet('{}/data/lake/aggregates/job=orders-daily.restaurant-day/**/*.parquet')\").fetchall())\n",
+        dir.path().display()
+    ));
+    assert!(lineage.contains("orders-parser@3.0.0") && !lineage.contains("orders-parser@1.0.0"), "{lineage}");
+
+    let unknown =
+        weir(&[&"batch", &"run", &"orders-daily", &"--config", &config, &"--plugin", &"orders-parser@9.9.9"], &cache);
+    assert_ne!(unknown.code, 0);
+    assert!(unknown.stderr.contains("no version \"9.9.9\""), "{}", unknown.all());
+}
+
+/// Every file under `dir`, sorted.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
