@@ -425,6 +425,76 @@ fn a_restart_keeps_the_registry_and_the_active_versions() {
 }
 
 #[test]
+fn validate_tells_which_version_will_run_and_precedence_file_makes_the_file_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    let cache = dir.path().join("cache");
+    let server = Server::start_with_env(&config, &ENV);
+    rt().block_on(async {
+        assert_eq!(upload(server.addr, "restaurant-enricher", "2", "restaurant_enricher").await.status, 201);
+        let r = action(server.addr, "restaurant-enricher", "activate", serde_json::json!({"version": "2"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    });
+    server.stop();
+
+    // With the host stopped, validate reads the registry and says what a start will run.
+    let validate = weir_e2e::weir(&[&"validate", &"--config", &config], &cache);
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    assert!(
+        validate
+            .stderr
+            .contains("restaurant-enricher: the registry runs restaurant-enricher@2, not the configured file"),
+        "{}",
+        validate.all()
+    );
+    assert!(validate.stderr.contains("weir plugin activate restaurant-enricher 1.0.0"), "{}", validate.all());
+    assert!(validate.stdout.contains("4 plugins checked"), "{}", validate.all());
+
+    // A component of the wrong world is refused by validate, as serve would refuse it.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        text.replacen(
+            &component("misbehaving_enricher").display().to_string(),
+            &component("orders_parser").display().to_string(),
+            1,
+        ),
+    )
+    .unwrap();
+    let refused = weir_e2e::weir(&[&"validate", &"--config", &wrong], &cache);
+    assert_eq!(refused.code, 2, "{}", refused.all());
+    assert!(refused.stderr.contains("plugins.chaos") && refused.stderr.contains("parser"), "{}", refused.all());
+
+    // precedence = "file": the start makes the configured file live, the old one kept.
+    std::fs::write(&config, text + "\n[registry]\nprecedence = \"file\"\n").unwrap();
+    let note = weir_e2e::weir(&[&"validate", &"--config", &config], &cache);
+    assert!(note.stderr.contains("a start makes the file live"), "{}", note.all());
+    let log = dir.path().join("stderr.log");
+    let server = Server::start_logging_to(&config, &ENV, Some(&log));
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains(
+            "runs the configured file restaurant-enricher@1.0.0 instead of the registry's restaurant-enricher@2"
+        ),
+        "{log}"
+    );
+    rt().block_on(async {
+        let r = call(server.addr, "GET", "/v1/deployments/restaurant-enricher", Some(READER), b"").await;
+        let deployment = json(&r);
+        assert_eq!(deployment["live"], "1.0.0", "{deployment}");
+        assert_eq!(deployment["previous"], serde_json::json!(["1.0.0", "2"]), "{deployment}");
+        let r = call(server.addr, "GET", "/v1/audit", Some(READER), b"").await;
+        assert!(r.body.contains("the configured file replaced restaurant-enricher@2"), "{}", r.body);
+        send_orders(server.addr, 0..10).await;
+        caught_up(server.addr).await;
+    });
+    server.stop();
+    let events = lake_events(dir.path());
+    assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@1.0.0")), "the file ran");
+}
+
+#[test]
 fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();
     let config = admin_config(dir.path(), "");

@@ -59,6 +59,17 @@ sinks = ["lake", "warehouse"]
 name = "cuisine-day"
 sql = "SELECT cuisine AS _key, date_trunc('day', _time) AS _time, count(*) AS orders, avg(total) AS mean_total FROM events GROUP BY 1, 2"
 sinks = ["lake", "warehouse"]
+
+# The stream's own events in the lake, as a second input.
+[[jobs.tables]]
+name = "stream_events"
+path = "events/stream=orders"
+partitions = ["date"]
+
+[[jobs.levels]]
+name = "lake-check"
+sql = "SELECT count(*) AS stream_events, count(DISTINCT order_id) AS orders FROM stream_events"
+sinks = ["lake"]
 "#;
 
 /// An order of today (UTC): its line, restaurant, event time (seconds), total in cents.
@@ -254,6 +265,12 @@ fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggreg
     assert_eq!(sums["cuisine-day"], (5, valid, 5, valid), "{sums:?}");
     assert_eq!(sums["zone-hour"].1, valid, "{sums:?}");
     assert_eq!(sums["zone-hour"].0, 10, "5 zones in the 01:00 hour and in the 04:00 hour: {sums:?}");
+    // A [[jobs.tables]] input: the stream's events in the lake, read as Parquet.
+    let check = duckdb(&format!(
+        "import duckdb\nprint(*duckdb.sql(\"select stream_events, orders from read_parquet('{}/data/lake/aggregates/job=orders-daily.lake-check/**/*.parquet')\").fetchone())\n",
+        dir.path().display()
+    ));
+    assert_eq!(check.split_whitespace().collect::<Vec<_>>(), [valid.to_string(), valid.to_string()], "{check}");
 
     // A rerun of the period overwrites: same rows, no doubles.
     let files_before = walk(&dir.path().join("data/lake/aggregates"));

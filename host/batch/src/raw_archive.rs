@@ -35,6 +35,29 @@ pub(crate) fn register_lake(ctx: &SessionContext, store: Arc<dyn ObjectStore>) -
     Ok(())
 }
 
+/// Registers each of the job's `[[jobs.tables]]` as a table of the session, over the
+/// lake registered by [`register_lake`].
+pub(crate) async fn register_tables(ctx: &SessionContext, tables: &[weir_config::JobTable]) -> Result<(), BatchError> {
+    use datafusion::prelude::ParquetReadOptions;
+    for table in tables {
+        let path = format!("{LAKE_URL}/{}/", table.path);
+        let partitions: Vec<(String, DataType)> =
+            table.partitions.iter().map(|p| (p.clone(), DataType::Utf8)).collect();
+        let registered = match table.format {
+            weir_config::TableFormat::Parquet => {
+                let options = ParquetReadOptions { table_partition_cols: partitions, ..Default::default() };
+                ctx.register_parquet(table.name.as_str(), &path, options).await
+            }
+            weir_config::TableFormat::Ndjson => {
+                let options = JsonReadOptions::default().file_extension(".ndjson").table_partition_cols(partitions);
+                ctx.register_json(table.name.as_str(), &path, options).await
+            }
+        };
+        registered.map_err(|e| BatchError::Engine(format!("table {} ({}): {e}", table.name, table.path)))?;
+    }
+    Ok(())
+}
+
 /// The columns of a raw archive line the job needs; others (`stream`, `shard`, `seq`)
 /// are not read.
 fn archive_schema() -> Schema {

@@ -157,6 +157,7 @@ impl JobRunner {
 
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(self.workers));
         raw_archive::register_lake(&ctx, lake.clone())?;
+        raw_archive::register_tables(&ctx, &job.tables).await?;
         let lateness = i64::try_from(job.lateness.0.as_micros()).unwrap_or(i64::MAX);
         let archived = raw_archive::read(&ctx, &job.stream, period.from, period.to.saturating_add(lateness)).await?;
         let chain = self.run_chain(&workers, &job, &run, &archived).await?;

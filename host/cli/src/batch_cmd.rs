@@ -31,6 +31,9 @@ pub(crate) enum BatchCommand {
         /// Run this plugin version from the registry instead of the live one: NAME@VERSION.
         #[arg(long = "plugin", value_name = "NAME@VERSION")]
         plugins: Vec<String>,
+        /// Instances of each plugin working at once (default: one per core, at most 8).
+        #[arg(long)]
+        workers: Option<usize>,
     },
     /// Run every job of a stream again over the periods of a range of the raw archive, with
     /// the plugin versions named; each period's outputs replace the earlier run's.
@@ -73,8 +76,8 @@ pub(crate) async fn run(command: BatchCommand) -> ExitCode {
 
 async fn execute(command: BatchCommand) -> anyhow::Result<()> {
     match command {
-        BatchCommand::Run { job, config, period, plugins } => {
-            let runner = open_runner(&config).await?;
+        BatchCommand::Run { job, config, period, plugins, workers } => {
+            let runner = open_runner(&config, workers).await?;
             let versions = pinned_versions(&plugins)?;
             let spec = runner.job(&job)?;
             let length = micros(spec.period.0);
@@ -86,7 +89,7 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&manifest)?);
         }
         BatchCommand::Backfill { config, stream, job, from, to, plugins } => {
-            let runner = open_runner(&config).await?;
+            let runner = open_runner(&config, None).await?;
             let versions = pinned_versions(&plugins)?;
             let jobs: Vec<_> = runner
                 .config()
@@ -167,7 +170,7 @@ fn pinned_versions(plugins: &[String]) -> anyhow::Result<BTreeMap<String, String
 /// A runner of the configuration's jobs in this process: its own sinks (so not while a
 /// `weir serve` of the same data directory holds the embedded serving store or search
 /// index), the registry of the data directory, the plugins' reference tables.
-async fn open_runner(config: &PathBuf) -> anyhow::Result<JobRunner> {
+async fn open_runner(config: &PathBuf, workers: Option<usize>) -> anyhow::Result<JobRunner> {
     let parsed = load(config)?;
     let data_dir = &parsed.server.data_dir;
     let code_cache = std::env::var_os("WEIR_CACHE_DIR")
@@ -189,7 +192,7 @@ async fn open_runner(config: &PathBuf) -> anyhow::Result<JobRunner> {
     for sink in sinks.values() {
         sink.prepare().await?;
     }
-    runner_for(Arc::new(parsed), sinks, runtime, registry, reference, tokio::sync::watch::channel(false).1)
+    runner_for(Arc::new(parsed), sinks, runtime, registry, reference, workers, tokio::sync::watch::channel(false).1)
 }
 
 /// A runner over parts already built (by `weir serve`'s pipeline, or [`open_runner`]).
@@ -199,6 +202,7 @@ pub(crate) fn runner_for(
     runtime: Runtime,
     registry: Option<Arc<dyn weir_registry::RegistryStore>>,
     reference: Arc<dyn weir_runtime::ReferenceData>,
+    workers: Option<usize>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<JobRunner> {
     let mut lakes = BTreeMap::new();
@@ -207,7 +211,7 @@ pub(crate) fn runner_for(
             lakes.insert(job.input.clone(), weir_connectors::lake_store(&config, &job.input)?);
         }
     }
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
     let plugins = PluginSource::new(runtime, config.clone(), registry, reference);
     Ok(JobRunner::new(config, sinks, plugins, lakes, workers, shutdown))
 }

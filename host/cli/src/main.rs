@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Plugin(cmd) => runtime.block_on(plugin_cmd::run(cmd)),
         Command::Batch(cmd) => runtime.block_on(batch_cmd::run(cmd)),
-        Command::Validate { config } => pipeline_cmd::validate(&config),
+        Command::Validate { config } => runtime.block_on(pipeline_cmd::validate(&config)),
         Command::Serve { config } => runtime.block_on(pipeline_cmd::serve(&config)),
         Command::Demo { plugins, data_dir, events, seed } => {
             runtime.block_on(pipeline_cmd::demo(plugins, data_dir, events, seed))

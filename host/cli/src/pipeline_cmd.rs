@@ -1,5 +1,6 @@
 //! `weir serve`, `weir validate` and `weir demo`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,24 +9,135 @@ use weir_config::PipelineConfig;
 use weir_connectors::sink_types;
 use weir_pipeline::Pipeline;
 
-/// `weir validate --config FILE`: every problem of the file, each with its line and key.
-pub(crate) fn validate(config: &PathBuf) -> ExitCode {
-    match weir_config::validate_file(config, sink_types()) {
-        Ok(parsed) => {
-            println!(
-                "{}: valid ({} streams, {} plugins, {} sinks)",
-                config.display(),
-                parsed.streams.len(),
-                parsed.plugins.len(),
-                parsed.sinks.len()
-            );
-            ExitCode::SUCCESS
-        }
+/// `weir validate --config FILE`: every problem of the file, each with its line and key;
+/// then what `weir serve` would find: each plugin's component loaded and checked against
+/// the role the streams and jobs use it in (as `weir plugin inspect` does, compiled code
+/// cached where serve caches it), and — when the local registry can be read (the host is
+/// stopped) — each plugin whose registry version is not the configured file, saying which
+/// a start will run.
+pub(crate) async fn validate(config: &PathBuf) -> ExitCode {
+    let parsed = match weir_config::validate_file(config, sink_types()) {
+        Ok(parsed) => parsed,
         Err(errors) => {
             eprintln!("{errors}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
+    };
+    let mut problems = Vec::new();
+    let code_cache = std::env::var_os("WEIR_CACHE_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| parsed.server.data_dir.join("code-cache"), PathBuf::from);
+    let runtime = match weir_runtime::Runtime::new(weir_runtime::RuntimeConfig {
+        cache_dir: Some(code_cache),
+        ..Default::default()
+    }) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the plugin runtime: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut files = BTreeMap::new();
+    for (name, plugin) in &parsed.plugins {
+        let bytes = match std::fs::read(&plugin.path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                problems.push(format!("plugins.{name}: cannot read {}: {e}", plugin.path.display()));
+                continue;
+            }
+        };
+        match runtime.inspect(&plugin.path.display().to_string(), &bytes) {
+            Ok(info) => match parsed.plugin_world(name) {
+                Some(world) if world != info.world => problems.push(format!(
+                    "plugins.{name}: {} is a component of world {}, but the pipeline uses {name} as world {world}; \
+                     point path at a {world} component",
+                    plugin.path.display(),
+                    info.world
+                )),
+                Some(_) => {}
+                None => eprintln!("note: plugins.{name} is used by no stream or job"),
+            },
+            Err(e) => problems.push(format!("plugins.{name}: {e}")),
+        }
+        files.insert(name.clone(), weir_registry::sha256_hex(&bytes));
     }
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{}: {problem}", config.display());
+        }
+        return ExitCode::from(2);
+    }
+    for note in registry_notes(&parsed, &files).await {
+        eprintln!("warning: {note}");
+    }
+    println!(
+        "{}: valid ({} streams, {} jobs, {} plugins checked, {} sinks)",
+        config.display(),
+        parsed.streams.len(),
+        parsed.jobs.len(),
+        parsed.plugins.len(),
+        parsed.sinks.len()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Each plugin whose live version in the local registry is not the configured file
+/// (`files`: SHA-256 by plugin), with what a start will do about it.
+async fn registry_notes(parsed: &PipelineConfig, files: &BTreeMap<String, String>) -> Vec<String> {
+    if parsed.registry.shared.is_some() {
+        return vec!["the shared registry's deployments are compared with the files at start, not here".to_owned()];
+    }
+    let root = parsed.server.data_dir.join("registry");
+    if !root.join("registry.redb").exists() {
+        return Vec::new();
+    }
+    let registry = match weir_registry::LocalRegistry::open(&root) {
+        Ok(registry) => registry,
+        Err(e) => {
+            return vec![format!(
+                "cannot read the registry at {} ({e}); a running host holds it: its deployments are compared with \
+                 the files at start",
+                root.display()
+            )];
+        }
+    };
+    use weir_registry::RegistryStore as _;
+    let deployments = match registry.deployments().await {
+        Ok(deployments) => deployments,
+        Err(e) => return vec![format!("cannot read the registry's deployments: {e}")],
+    };
+    let file_wins = parsed.registry.precedence == weir_config::Precedence::File;
+    let mut notes = Vec::new();
+    for deployment in deployments {
+        let (Some(plugin), Some(file_sha)) = (parsed.plugins.get(&deployment.plugin), files.get(&deployment.plugin))
+        else {
+            continue;
+        };
+        let live_sha = match registry.version(deployment.plugin.clone(), deployment.live.clone()).await {
+            Ok(Some(record)) => record.sha256,
+            _ => continue,
+        };
+        let same_version =
+            deployment.live == plugin.version || deployment.live.starts_with(&format!("{}+", plugin.version));
+        if live_sha == *file_sha && same_version {
+            continue;
+        }
+        let (name, live, version, path) =
+            (&deployment.plugin, &deployment.live, &plugin.version, plugin.path.display());
+        notes.push(if file_wins {
+            format!(
+                "{name}: the registry runs {name}@{live}, not the configured file ({name}@{version}, {path}); \
+                 [registry] precedence = \"file\": a start makes the file live ({name}@{live} stays for rollback)"
+            )
+        } else {
+            format!(
+                "{name}: the registry runs {name}@{live}, not the configured file ({name}@{version}, {path}); a start \
+                 keeps running {name}@{live}. To run the file: weir plugin upload {path} --name {name} --version \
+                 {version} && weir plugin activate {name} {version}, or set [registry] precedence = \"file\""
+            )
+        });
+    }
+    notes
 }
 
 /// `weir serve --config FILE`: ingest API, stages, sinks, until Ctrl-C or SIGTERM; then
@@ -84,6 +196,7 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
             parts.runtime,
             Some(parts.registry),
             parts.reference,
+            None,
             pipeline.shutdown_receiver(),
         ) {
             Ok(runner) => {

@@ -37,8 +37,36 @@ pub struct JobConfig {
     /// `dead_letters`: sinks for records the plugins refuse and rows a level cannot
     /// write. By default the stream's dead-letter route.
     pub dead_letters: Vec<String>,
+    /// `[[jobs.tables]]`: more inputs for the levels' SQL: lake prefixes read as tables.
+    /// By default none.
+    pub tables: Vec<JobTable>,
     /// `[[jobs.levels]]`: what the run computes. At least one.
     pub levels: Vec<JobLevel>,
+}
+
+/// `[[jobs.tables]]`: Parquet or NDJSON files under a prefix of the job's lake, a table
+/// the levels' SQL can join with `events` (another stream's events, a dimension table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobTable {
+    /// `name`: the SQL table name, `a-z`, `0-9` and `_`, not `events`. Required.
+    pub name: String,
+    /// `path`: the prefix in the lake, e.g. `events/stream=payments`. Required.
+    pub path: String,
+    /// `format`: `parquet` (the default) or `ndjson`.
+    pub format: TableFormat,
+    /// `partitions`: hive partition columns of the directories under the prefix, in
+    /// order (`["date"]` for the lake's own layout); filters on them prune the listing.
+    /// By default none.
+    pub partitions: Vec<String>,
+}
+
+/// The files of a [`JobTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFormat {
+    /// `parquet`: `*.parquet`.
+    Parquet,
+    /// `ndjson`: `*.ndjson`, one JSON object per line (schema inferred).
+    Ndjson,
 }
 
 impl JobConfig {

@@ -56,7 +56,7 @@ use std::time::Duration;
 
 use weir_runtime::{Limits, PluginId, World};
 
-pub use self::job::{JobConfig, JobLevel, LevelCompute, Schedule, civil_from_days};
+pub use self::job::{JobConfig, JobLevel, JobTable, LevelCompute, Schedule, TableFormat, civil_from_days};
 pub use self::load::SinkTable;
 pub use self::location::{S3_KEYS, S3Location, StoreLocation};
 pub use self::sink_kind::{DynEq, SinkConfig, SinkKind, SinkSettings, SinkType, SinkTypes};
@@ -304,6 +304,23 @@ pub struct TokenConfig {
 pub struct RegistrySettings {
     /// `type = "aws"`: the registry shared through S3 and DynamoDB; `None` for the local one.
     pub shared: Option<SharedRegistrySettings>,
+    /// `precedence`: what runs when the registry's live version of a plugin is not the
+    /// configured file. By default [`Precedence::Registry`].
+    pub precedence: Precedence,
+}
+
+/// Whether the registry or the configuration file decides a plugin's live version at
+/// start (`[registry] precedence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precedence {
+    /// `registry`: once a plugin has a deployment, uploads and activations win; a start
+    /// whose configured file differs warns with the commands that put the file live.
+    #[default]
+    Registry,
+    /// `file`: each start makes the configured file live (registered under its version and
+    /// activated, the earlier live version kept for rollback), as teams that deploy by
+    /// configuration (GitOps) expect.
+    File,
 }
 
 /// `[registry]` with `type = "aws"`: components in S3 under `path`

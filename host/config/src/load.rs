@@ -17,9 +17,9 @@ mod jobs;
 use super::document::{KeyPath, Located, Report, ScalarText, Span, Table, Value, describe};
 use super::{
     AdminConfig, AggregatorConfig, ByteSize, ConfigError, ConfigErrors, HumanDuration, KinesisLogSettings, LatePolicy,
-    LogSettings, OutputKind, PipelineConfig, PluginConfig, ReferenceConfig, ReferenceSource, RegistrySettings, Role,
-    Routes, ServerConfig, SharedRegistrySettings, SinkConfig, SinkType, SinkTypes, StreamConfig, TokenConfig,
-    base_dir_of,
+    LogSettings, OutputKind, PipelineConfig, PluginConfig, Precedence, ReferenceConfig, ReferenceSource,
+    RegistrySettings, Role, Routes, ServerConfig, SharedRegistrySettings, SinkConfig, SinkType, SinkTypes,
+    StreamConfig, TokenConfig, base_dir_of,
 };
 
 /// How far checking goes beyond the text itself.
@@ -34,7 +34,8 @@ pub(super) enum Checks {
 }
 
 const TOP_KEYS: &[&str] = &["server", "log", "registry", "plugins", "reference", "sinks", "streams", "admin", "jobs"];
-const REGISTRY_KEYS: &[&str] = &["type", "path", "table", "region", "endpoint", "path_style", "dynamodb_endpoint"];
+const REGISTRY_KEYS: &[&str] =
+    &["type", "path", "table", "region", "endpoint", "path_style", "dynamodb_endpoint", "precedence"];
 const ADMIN_KEYS: &[&str] = &["max_upload_bytes", "auto_rollback_error_percent", "auto_rollback_min_inputs", "tokens"];
 const TOKEN_KEYS: &[&str] = &["role", "env"];
 const SERVER_KEYS: &[&str] = &[
@@ -218,10 +219,24 @@ impl Loader<'_> {
             return RegistrySettings::default();
         };
         let kind = self.report.get::<String>(&table, "type");
-        match kind.as_ref().map(|k| k.value.as_str()) {
+        let precedence = match self.report.get::<String>(&table, "precedence") {
+            None => Precedence::Registry,
+            Some(p) if p.value == "registry" => Precedence::Registry,
+            Some(p) if p.value == "file" => Precedence::File,
+            Some(p) => {
+                let message = format!(
+                    "unknown precedence {:?}; expected \"registry\" (the default: uploads and activations win over the \
+                     file) or \"file\" (each start makes the configured file live, for deploying by configuration)",
+                    p.value
+                );
+                self.report.error(&p.path, Some(p.span.clone()), message);
+                Precedence::Registry
+            }
+        };
+        let settings = match kind.as_ref().map(|k| k.value.as_str()) {
             None | Some("local") => {
                 for (key, span, _) in table.entries() {
-                    if key != "type" {
+                    if key != "type" && key != "precedence" {
                         let message = "only with type = \"aws\" (the local registry is <data_dir>/registry)";
                         self.report.error(&table.path.key(key), Some(span), message);
                     }
@@ -248,7 +263,7 @@ impl Loader<'_> {
                 if let Some(name) = self.report.get::<String>(&table, "table") {
                     shared.table = name.value;
                 }
-                RegistrySettings { shared: Some(shared) }
+                RegistrySettings { shared: Some(shared), ..RegistrySettings::default() }
             }
             Some(other) => {
                 let at = kind.as_ref().expect("a type");
@@ -256,7 +271,8 @@ impl Loader<'_> {
                 self.report.error(&at.path, Some(at.span.clone()), message);
                 RegistrySettings::default()
             }
-        }
+        };
+        RegistrySettings { precedence, ..settings }
     }
 
     fn server(&mut self, value: Option<&Value<'_>>) -> ServerConfig {

@@ -101,6 +101,11 @@ replaces_stream_aggregates = true
 [[jobs.levels]]
 name = \"nothing\"
 sinks = []
+
+[[jobs.tables]]
+name = \"events\"
+path = \"../etc\"
+format = \"csv\"
 "
     );
     let problems = problems(&text);
@@ -112,6 +117,9 @@ sinks = []
         "jobs[1].levels[0].sinks[0]: sink \"dead-letters\" is a dead-letters sink, which does not take aggregates",
         "jobs[1].levels[0].replaces_stream_aggregates: only a level that recomputes the stream's aggregates can replace them",
         "jobs[1].levels[1]: the level computes nothing",
+        "jobs[1].tables[0].name: \"events\" cannot name a table",
+        "jobs[1].tables[0].path: \"../etc\" is not a prefix inside the lake",
+        "jobs[1].tables[0].format: unknown format \"csv\"",
     ];
     for wanted in expect {
         assert!(problems.iter().any(|p| p.contains(wanted)), "missing {wanted:?} in:\n{}", problems.join("\n"));

@@ -79,6 +79,9 @@ pub struct ConfiguredPlugin {
     pub path: std::path::PathBuf,
     /// The component's bytes.
     pub bytes: Vec<u8>,
+    /// Whether it replaces the registry's live version at start (`[registry] precedence
+    /// = "file"`) instead of the registry's winning.
+    pub wins_over_registry: bool,
 }
 
 /// The deployments of a running pipeline.
@@ -159,7 +162,10 @@ fn load_refusal(error: LoadError) -> AdminError {
 impl Deployments {
     /// The deployments of `slots` (the plugins the streams use, with their options),
     /// restored from `registry`: a plugin with a stored deployment gets its live version
-    /// (and candidate) from the registry; the others register their configured component.
+    /// (and candidate) from the registry — unless its configured file
+    /// [wins](ConfiguredPlugin::wins_over_registry), when a configured file other than the live version is registered and
+    /// activated, the earlier live version kept for rollback; the others register their
+    /// configured component.
     /// Automatic rollbacks reported on `rollbacks` are recorded by [`Deployments::record_rollback`].
     ///
     /// # Errors
@@ -195,6 +201,36 @@ impl Deployments {
                     let version = &live.id().version;
                     let same = active.live.info().sha256 == live.info().sha256
                         && (deployment.live == *version || deployment.live.starts_with(&format!("{version}+")));
+                    if !same && configured.get(name).is_some_and(|c| c.wins_over_registry) {
+                        // The file wins (docs/admin.md): registered, activated, audited;
+                        // a canary or shadow of the registry's is ended with it.
+                        let bytes = configured.get(name).map(|c| c.bytes.clone()).unwrap_or_default();
+                        let version = deployments.register_configured(name, &live, bytes).await?;
+                        let mut previous = deployment.previous.clone();
+                        previous.push(deployment.live.clone());
+                        let applied =
+                            Deployment { plugin: name.clone(), live: version.clone(), previous, candidate: None };
+                        deployments.registry.put_deployment(applied.clone()).await?;
+                        deployments
+                            .audit_text(
+                                "config",
+                                "activate",
+                                &format!("{name}@{version}"),
+                                format!(
+                                    "ok: the configured file replaced {name}@{} ([registry] precedence = \"file\")",
+                                    deployment.live
+                                ),
+                            )
+                            .await;
+                        tracing::warn!(
+                            plugin = %name,
+                            "runs the configured file {name}@{version} instead of the registry's {name}@{} \
+                             ([registry] precedence = \"file\"); `weir plugin rollback {name}` returns to it",
+                            deployment.live
+                        );
+                        state.insert(name.clone(), applied);
+                        continue;
+                    }
                     if !same {
                         // The registry wins over the file (docs/admin.md): said at the
                         // default log level, with the command that applies the file.

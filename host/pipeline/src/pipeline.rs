@@ -174,8 +174,14 @@ impl Pipeline {
                 let slot = PluginSlot::new(name, world, Arc::new(plugin), Some(rollbacks.clone()));
                 plugins.insert(name.to_owned(), Arc::new(slot));
                 plugin_options.insert(name.to_owned(), options);
-                configured
-                    .insert(name.to_owned(), crate::deployments::ConfiguredPlugin { path: p.path.clone(), bytes });
+                configured.insert(
+                    name.to_owned(),
+                    crate::deployments::ConfiguredPlugin {
+                        path: p.path.clone(),
+                        bytes,
+                        wins_over_registry: config.registry.precedence == weir_config::Precedence::File,
+                    },
+                );
             }
         }
 

@@ -7,7 +7,7 @@ use weir_runtime::World;
 
 use super::{Loader, root_key};
 use crate::document::{KeyPath, Value, describe};
-use crate::job::{JobConfig, JobLevel, LevelCompute, Schedule};
+use crate::job::{JobConfig, JobLevel, JobTable, LevelCompute, Schedule, TableFormat};
 use crate::{HumanDuration, OutputKind, StreamConfig};
 
 const JOB_KEYS: &[&str] = &[
@@ -22,8 +22,10 @@ const JOB_KEYS: &[&str] = &[
     "batch_size",
     "events",
     "dead_letters",
+    "tables",
     "levels",
 ];
+const TABLE_KEYS: &[&str] = &["name", "path", "format", "partitions"];
 const LEVEL_KEYS: &[&str] =
     &["name", "sql", "aggregator", "window", "key_field", "sinks", "replaces_stream_aggregates"];
 const DEFAULT_JOB_BATCH_SIZE: usize = 1024;
@@ -152,6 +154,7 @@ impl Loader<'_> {
             .sink_list(&table, "dead_letters", OutputKind::DeadLetters)
             .or_else(|| stream.map(|s| s.routes.dead_letters.clone()))
             .unwrap_or_default();
+        let tables = self.tables(&table);
         let levels = self.levels(&table, period, stream);
         Some(JobConfig {
             name: name?.value,
@@ -165,8 +168,87 @@ impl Loader<'_> {
             batch_size,
             events,
             dead_letters,
+            tables,
             levels: levels?,
         })
+    }
+
+    /// `[[jobs.tables]]`.
+    fn tables(&mut self, job: &super::Table<'_, '_>) -> Vec<JobTable> {
+        let Some(value) = job.get("tables") else { return Vec::new() };
+        let path = job.path.key("tables");
+        let DeValue::Array(array) = value.get_ref() else {
+            let message = format!(
+                "expected an array of tables (one [[jobs.tables]] header per table), found {}",
+                describe(value.get_ref())
+            );
+            self.report.error(&path, Some(value.span()), message);
+            return Vec::new();
+        };
+        let mut names: Vec<String> = Vec::new();
+        let mut tables = Vec::new();
+        for (index, element) in array.iter().enumerate() {
+            let Some(table) = self.report.table(element, path.index(index), Some(TABLE_KEYS)) else { continue };
+            let name = self.report.require::<String>(&table, "name", "the SQL name of the table, e.g. \"payments\"");
+            if let Some(name) = &name {
+                let valid = !name.value.is_empty()
+                    && name.value.len() <= 64
+                    && name.value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && !name.value.starts_with(|c: char| c.is_ascii_digit());
+                if !valid || name.value == "events" || names.contains(&name.value) {
+                    let message = format!(
+                        "{:?} cannot name a table: expected 1 to 64 characters among a-z, 0-9 and '_', not starting \
+                         with a digit, not \"events\" (the run's events) and not used by another table of the job",
+                        name.value
+                    );
+                    self.report.error(&name.path, Some(name.span.clone()), message);
+                }
+                names.push(name.value.clone());
+            }
+            let prefix = self.report.require::<String>(
+                &table,
+                "path",
+                "the prefix in the lake, e.g. \"events/stream=payments\"",
+            );
+            if let Some(prefix) = &prefix
+                && (prefix.value.is_empty()
+                    || prefix.value.starts_with('/')
+                    || prefix.value.split('/').any(|part| part == ".." || part == "."))
+            {
+                let message = format!(
+                    "{:?} is not a prefix inside the lake; write it relative to the lake's root, e.g. \
+                     \"events/stream=payments\"",
+                    prefix.value
+                );
+                self.report.error(&prefix.path, Some(prefix.span.clone()), message);
+            }
+            let format = match self.report.get::<String>(&table, "format") {
+                None => TableFormat::Parquet,
+                Some(f) if f.value == "parquet" => TableFormat::Parquet,
+                Some(f) if f.value == "ndjson" => TableFormat::Ndjson,
+                Some(f) => {
+                    let message = format!("unknown format {:?}; expected \"parquet\" or \"ndjson\"", f.value);
+                    self.report.error(&f.path, Some(f.span.clone()), message);
+                    TableFormat::Parquet
+                }
+            };
+            let partitions = self
+                .report
+                .list::<String>(&table, "partitions")
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| p.value)
+                .collect();
+            if let (Some(name), Some(prefix)) = (name, prefix) {
+                tables.push(JobTable {
+                    name: name.value,
+                    path: prefix.value.trim_end_matches('/').to_owned(),
+                    format,
+                    partitions,
+                });
+            }
+        }
+        tables
     }
 
     /// The sinks listed at `key`, each checked to take `output`.
