@@ -560,6 +560,20 @@ fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
     let (code, out) = cli(&["promote", "restaurant-enricher"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("has no canary or shadow running"), "{out}");
+    // Delete: refused for the live version, done for one nothing uses.
+    let (code, out) = cli(&["delete", "restaurant-enricher", "1.0.0"]);
+    assert_eq!(code, Some(1), "{out}");
+    let (code, out) = cli(&["delete", "restaurant-enricher", "3"]);
+    assert_eq!((code, out.trim()), (Some(0), "restaurant-enricher@3 deleted"), "{out}");
+    let (code, out) = cli(&["list"]);
+    assert!(code == Some(0) && !out.contains("1.0.0, 3, 4"), "3 is gone: {out}");
+    // Audit: what was done to one plugin, oldest first.
+    let (code, out) = cli(&["audit", "restaurant-enricher"]);
+    assert_eq!(code, Some(0), "{out}");
+    let actions: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().nth(2)).collect();
+    assert!(actions.contains(&"activate") && actions.contains(&"rollback") && actions.contains(&"delete"), "{out}");
+    assert!(out.lines().all(|l| l.contains("restaurant-enricher")), "only that plugin: {out}");
+    assert!(out.lines().last().is_some_and(|l| l.contains("delete") && l.contains("restaurant-enricher@3")), "{out}");
     drop(server);
 }
 

@@ -114,6 +114,23 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Delete a version from the registry (refused while it is live, a candidate, or
+    /// what a rollback returns to).
+    Delete {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// The audit log: who did what, when, with what result (of one plugin with NAME).
+    Audit {
+        name: Option<String>,
+        /// Most entries shown, the newest.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 struct Client {
@@ -159,6 +176,24 @@ impl Client {
 
     async fn get(&self, path: &str) -> Result<Value, String> {
         self.call("GET", path, "application/json", b"").await
+    }
+
+    /// Every audit entry, oldest first, read a page at a time.
+    async fn audit(&self) -> Result<Vec<Value>, String> {
+        let mut entries = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.get(&format!("/v1/audit?after={after}&limit=1000")).await?;
+            let page = page["entries"].as_array().cloned().unwrap_or_default();
+            let Some(last) = page.last().and_then(|e| e["seq"].as_u64()) else { break };
+            after = last;
+            let full = page.len() == 1000;
+            entries.extend(page);
+            if !full {
+                break;
+            }
+        }
+        Ok(entries)
     }
 }
 
@@ -206,6 +241,34 @@ fn describe_deployment(d: &Value) -> String {
 
 async fn run_command(cmd: AdminCommand) -> Result<String, String> {
     match cmd {
+        AdminCommand::Delete { name, version, admin } => {
+            let path = format!("/v1/plugins/{name}/versions/{}", encode(&version));
+            Client::new(&admin)?.call("DELETE", &path, "application/json", b"").await?;
+            Ok(format!("{name}@{version} deleted"))
+        }
+        AdminCommand::Audit { name, limit, admin } => {
+            let entries = Client::new(&admin)?.audit().await?;
+            let of_plugin = |e: &&Value| {
+                let target = e["target"].as_str().unwrap_or_default();
+                name.as_ref().is_none_or(|n| target == n || target.starts_with(&format!("{n}@")))
+            };
+            let shown: Vec<&Value> = entries.iter().filter(of_plugin).collect();
+            let lines: Vec<String> = shown[shown.len().saturating_sub(limit)..]
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{} {} {} {}: {}",
+                        e["at"].as_str().unwrap_or("?"),
+                        e["actor"].as_str().unwrap_or("?"),
+                        e["action"].as_str().unwrap_or("?"),
+                        e["target"].as_str().unwrap_or("?"),
+                        // One line per entry: a refusal's full report is in the API's answer.
+                        e["result"].as_str().unwrap_or("?").lines().next().unwrap_or_default()
+                    )
+                })
+                .collect();
+            Ok(if lines.is_empty() { "no audit entries".to_owned() } else { lines.join("\n") })
+        }
         AdminCommand::Upload { component, name, version, description, input, expect, lookup, set, admin } => {
             let client = Client::new(&admin)?;
             let mut config = serde_json::Map::new();
