@@ -560,6 +560,17 @@ fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
     let (code, out) = cli(&["promote", "restaurant-enricher"]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("has no canary or shadow running"), "{out}");
+    // An upload under a name no stream uses is stored, with a warning naming the used ones.
+    let typo = ["upload", &component_path, "--name", "restaurant-enrichr", "--version", "1"];
+    let (code, out) = cli(&typo);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("warning: no stream of this pipeline uses plugin \"restaurant-enrichr\"")
+            && out.contains("chaos, orders-parser, restaurant-enricher"),
+        "{out}"
+    );
+    let (code, out) = cli(&["delete", "restaurant-enrichr", "1"]);
+    assert_eq!(code, Some(0), "{out}");
     // Delete: refused for the live version, done for one nothing uses.
     let (code, out) = cli(&["delete", "restaurant-enricher", "1.0.0"]);
     assert_eq!(code, Some(1), "{out}");

@@ -172,7 +172,11 @@ async fn upload(
     let (record, created) =
         p.deployments().upload(&actor, &name, query.version.as_deref(), &query.description, &bytes).await?;
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    ok(status, serde_json::to_value(record).unwrap_or_default())
+    let mut answer = serde_json::to_value(record).unwrap_or_default();
+    if let Some(warning) = p.deployments().unused_name_warning(&name) {
+        answer["warnings"] = json!([warning]);
+    }
+    ok(status, answer)
 }
 
 #[utoipa::path(

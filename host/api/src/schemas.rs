@@ -44,6 +44,8 @@ pub(crate) struct Version {
     uploaded_at: String,
     imports: Vec<String>,
     fixtures: Option<Fixtures>,
+    /// On an upload: what the host noticed but did not refuse (a name no stream uses).
+    warnings: Option<Vec<String>>,
 }
 
 /// Fixtures that gate a version's activation: the input and the expected output.

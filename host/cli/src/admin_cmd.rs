@@ -293,6 +293,9 @@ async fn run_command(cmd: AdminCommand) -> Result<String, String> {
                 record["size"].as_u64().unwrap_or(0) / 1024,
                 record["sha256"].as_str().unwrap_or("?"),
             );
+            for warning in record["warnings"].as_array().into_iter().flatten().filter_map(|w| w.as_str()) {
+                out.push_str(&format!("\nwarning: {warning}"));
+            }
             // The configuration first: the fixtures gate runs the version with it.
             if !set.is_empty() {
                 let path = format!("/v1/plugins/{name}/versions/{}/config", encode(&version));

@@ -391,6 +391,21 @@ impl Deployments {
         })
     }
 
+    /// Why an upload under `name` cannot run on this pipeline, if no stream uses a plugin
+    /// of that name (a typo, or a plugin not yet in the configuration): the upload is
+    /// stored, and the answer carries this as a warning.
+    pub fn unused_name_warning(&self, name: &str) -> Option<String> {
+        if self.slots.contains_key(name) {
+            return None;
+        }
+        let known: Vec<&str> = self.slots.keys().map(String::as_str).collect();
+        Some(format!(
+            "no stream of this pipeline uses plugin {name:?}, so this version cannot be activated, canaried or \
+             shadowed here until the configuration names it; plugins the streams use: {}",
+            known.join(", ")
+        ))
+    }
+
     fn slot(&self, name: &str) -> Result<&Arc<PluginSlot>, AdminError> {
         self.slots.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.slots.keys().map(String::as_str).collect();
