@@ -30,7 +30,7 @@ mod run;
 mod schedule;
 
 pub use error::BatchError;
-pub use period::{Period, closed_period, parse_time, periods_between};
+pub use period::{Period, closed_period, now_micros, parse_time, periods_between};
 pub use plugins::PluginSource;
 pub use raw_archive::ArchivedRecord;
 pub use run::{JobRunner, RunRequest, Trigger};

@@ -38,6 +38,13 @@ impl Period {
     }
 }
 
+/// Now, in microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
 /// The newest period of length `length` closed at least `lateness` before `now`: what a
 /// scheduled run at `now` covers.
 pub fn closed_period(now: i64, length: i64, lateness: i64) -> Period {

@@ -11,8 +11,9 @@ use base64::Engine as _;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{JsonReadOptions, SessionContext};
 use object_store::ObjectStore;
-use weir_events::time::{format_rfc3339, parse_rfc3339};
+use weir_events::time::parse_rfc3339;
 use weir_runtime::RawRecord;
+use weir_sinks::date_of;
 
 use crate::error::BatchError;
 
@@ -155,13 +156,6 @@ fn decode(batch: &RecordBatch, from: i64, to: i64, out: &mut Vec<ArchivedRecord>
         });
     }
     Ok(())
-}
-
-/// `YYYY-MM-DD` of a time.
-fn date_of(micros: i64) -> String {
-    let mut text = format_rfc3339(micros);
-    text.truncate(10);
-    text
 }
 
 fn engine(e: impl std::fmt::Display) -> BatchError {

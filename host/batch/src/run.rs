@@ -19,7 +19,7 @@ use weir_sinks::{
 use crate::chain::{ChunkOutput, run_chunk};
 use crate::error::BatchError;
 use crate::levels::{RowFailure, accumulate_share, merge_and_finish, register_events, sql_rows};
-use crate::period::Period;
+use crate::period::{Period, now_micros};
 use crate::plugins::{PluginSource, Worker};
 use crate::raw_archive::{self, ArchivedRecord};
 
@@ -158,7 +158,7 @@ impl JobRunner {
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(self.workers));
         raw_archive::register_lake(&ctx, lake.clone())?;
         raw_archive::register_tables(&ctx, &job.tables).await?;
-        let lateness = i64::try_from(job.lateness.0.as_micros()).unwrap_or(i64::MAX);
+        let lateness = job.lateness.micros();
         let archived = raw_archive::read(&ctx, &job.stream, period.from, period.to.saturating_add(lateness)).await?;
         let chain = self.run_chain(&workers, &job, &run, &archived).await?;
         let lineage = workers[0].lineage();
@@ -215,7 +215,7 @@ impl JobRunner {
                     (rows, Vec::new(), format!("{lineage}>sql:{}.{}", job.name, level.name))
                 }
                 LevelCompute::Aggregator { plugin, window, key_field } => {
-                    let window = i64::try_from(window.0.as_micros()).unwrap_or(i64::MAX).max(1);
+                    let window = window.micros().max(1);
                     let (rows, failures) = self
                         .aggregate(
                             &workers,
@@ -511,11 +511,4 @@ impl<'a> DeadLetters<'a> {
         };
         self.push(format!("{}-{sink}", record.id), letter);
     }
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::period::closed_period;
+use crate::period::{closed_period, now_micros};
 use crate::run::{JobRunner, RunRequest, Trigger};
 
 /// Runs every job that has a schedule when it fires, one run at a time (a run competes
@@ -30,8 +30,8 @@ pub async fn run_schedules(runner: Arc<JobRunner>, mut shutdown: watch::Receiver
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        let length = i64::try_from(job.period.0.as_micros()).unwrap_or(i64::MAX).max(1);
-        let lateness = i64::try_from(job.lateness.0.as_micros()).unwrap_or(0);
+        let length = job.period.micros().max(1);
+        let lateness = job.lateness.micros();
         let period = closed_period(at, length, lateness);
         let request =
             RunRequest { job: job.name.clone(), period, versions: Default::default(), trigger: Trigger::Schedule };
@@ -53,11 +53,4 @@ pub async fn run_schedules(runner: Arc<JobRunner>, mut shutdown: watch::Receiver
             ),
         }
     }
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

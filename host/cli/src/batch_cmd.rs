@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use weir_batch::{JobRunner, Period, PluginSource, RunRequest, Trigger, closed_period, parse_time, periods_between};
+use weir_batch::{
+    JobRunner, Period, PluginSource, RunRequest, Trigger, closed_period, now_micros, parse_time, periods_between,
+};
 use weir_config::PipelineConfig;
 use weir_connectors::sink_types;
 use weir_runtime::{Runtime, RuntimeConfig};
@@ -80,10 +82,10 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
             let runner = open_runner(&config, workers).await?;
             let versions = pinned_versions(&plugins)?;
             let spec = runner.job(&job)?;
-            let length = micros(spec.period.0);
+            let length = spec.period.micros().max(1);
             let period = match period {
                 Some(text) => Period::containing(parse_time(&text).map_err(anyhow::Error::msg)?, length),
-                None => closed_period(now_micros(), length, micros(spec.lateness.0)),
+                None => closed_period(now_micros(), length, spec.lateness.micros().max(1)),
             };
             let manifest = runner.run(RunRequest { job, period, versions, trigger: Trigger::OnDemand }).await?;
             println!("{}", serde_json::to_string_pretty(&manifest)?);
@@ -113,7 +115,7 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
                     .filter(|(name, _)| used.contains(&name.as_str()))
                     .map(|(n, v)| (n.clone(), v.clone()))
                     .collect();
-                let periods = periods_between(from, to, micros(spec.period.0), MAX_BACKFILL_PERIODS)
+                let periods = periods_between(from, to, spec.period.micros().max(1), MAX_BACKFILL_PERIODS)
                     .map_err(anyhow::Error::msg)?;
                 for period in periods {
                     let request = RunRequest {
@@ -214,15 +216,4 @@ pub(crate) fn runner_for(
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
     let plugins = PluginSource::new(runtime, config.clone(), registry, reference);
     Ok(JobRunner::new(config, sinks, plugins, lakes, workers, shutdown))
-}
-
-fn micros(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_micros()).unwrap_or(i64::MAX).max(1)
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

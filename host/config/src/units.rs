@@ -172,6 +172,11 @@ impl HumanDuration {
     pub const fn is_zero(self) -> bool {
         self.0.is_zero()
     }
+
+    /// The duration in microseconds, as event times count them (`i64::MAX` past it).
+    pub fn micros(self) -> i64 {
+        i64::try_from(self.0.as_micros()).unwrap_or(i64::MAX)
+    }
 }
 
 impl From<Duration> for HumanDuration {

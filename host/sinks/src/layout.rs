@@ -60,7 +60,7 @@ impl LakeObject {
 }
 
 /// `YYYY-MM-DD` (UTC) of a time in microseconds since the Unix epoch.
-pub(crate) fn date_of(micros: i64) -> String {
+pub fn date_of(micros: i64) -> String {
     let mut text = weir_events::time::format_rfc3339(micros);
     text.truncate(text.find('T').unwrap_or(text.len()));
     text

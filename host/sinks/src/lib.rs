@@ -58,7 +58,7 @@ pub use health::{Outage, Outages};
 pub use job_run::{LevelManifest, RunManifest};
 pub use lake::{LakeSink, local_store, push_raw_line};
 pub use layout::{
-    LakeObject, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, is_interrupted_write, remove_interrupted_writes,
+    LakeObject, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, date_of, is_interrupted_write, remove_interrupted_writes,
 };
 pub use read_back::{AggregateRow, LakeContents, read_lake};
 pub use sink::{
