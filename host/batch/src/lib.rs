@@ -21,6 +21,8 @@
 //! The decisions and limits are in `docs/batch.md`.
 
 mod chain;
+mod chain_plan;
+mod cluster;
 mod error;
 mod levels;
 mod period;
@@ -29,9 +31,11 @@ mod raw_archive;
 mod run;
 mod schedule;
 
+pub use chain_plan::{ChainEnv, ChainSpec};
+pub use cluster::{ExecutorOptions, WeirLogicalCodec, WeirPhysicalCodec, serve_executor, serve_scheduler};
 pub use error::BatchError;
 pub use period::{Period, closed_period, now_micros, parse_time, periods_between};
-pub use plugins::PluginSource;
+pub use plugins::{PinnedPlugin, PluginSource};
 pub use raw_archive::ArchivedRecord;
 pub use run::{JobRunner, RunRequest, Trigger};
 pub use schedule::run_schedules;

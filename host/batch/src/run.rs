@@ -10,13 +10,14 @@ use tokio::sync::watch;
 use weir_config::{JobConfig, LevelCompute, PipelineConfig};
 use weir_events::Event;
 use weir_events::time::format_rfc3339;
-use weir_runtime::{RawRecord, World};
+use weir_runtime::World;
 use weir_sinks::{
     CommitId, DeadLetter, EventItem, LevelManifest, RetryPolicy, RunManifest, Sink, SinkCommit, SinkItem, SinkRecord,
     deliver,
 };
 
-use crate::chain::{ChunkOutput, run_chunk};
+use crate::chain::ChunkOutput;
+use crate::chain_plan::{self, ChainEnv, ChainSpec, ChainTable};
 use crate::error::BatchError;
 use crate::levels::{RowFailure, accumulate_share, merge_and_finish, register_events, sql_rows};
 use crate::period::{Period, now_micros};
@@ -68,6 +69,7 @@ pub struct JobRunner {
     workers: usize,
     retry: RetryPolicy,
     shutdown: watch::Receiver<bool>,
+    cluster: Option<String>,
 }
 
 impl std::fmt::Debug for JobRunner {
@@ -89,7 +91,23 @@ impl JobRunner {
         workers: usize,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        Self { config, sinks, plugins, lakes, workers: workers.max(1), retry: RetryPolicy::default(), shutdown }
+        Self {
+            config,
+            sinks,
+            plugins,
+            lakes,
+            workers: workers.max(1),
+            retry: RetryPolicy::default(),
+            shutdown,
+            cluster: None,
+        }
+    }
+
+    /// Runs the plugin step on the Ballista cluster whose scheduler is at `url`
+    /// (`df://HOST:PORT`) instead of in this process, in `workers` partitions.
+    pub fn with_cluster(mut self, url: impl Into<String>) -> Self {
+        self.cluster = Some(url.into());
+        self
     }
 
     /// With `retry` for deliveries instead of the default (which retries until shutdown).
@@ -148,20 +166,36 @@ impl JobRunner {
                 used.into_iter().collect::<Vec<_>>().join(", ")
             )));
         }
+        let pinned = |name: &str| request.versions.get(name).map(String::as_str);
+        let mut steps = vec![self.plugins.pin(&job.parser, World::Parser, pinned(&job.parser)).await?];
+        for name in &job.enrichers {
+            steps.push(self.plugins.pin(name, World::Enricher, pinned(name)).await?);
+        }
         let workers = Arc::new(self.load_workers(&job, &request.versions).await?);
         let lake = self.lake_of(&job.name)?;
         RunManifest::remove(lake.as_ref(), &job.name, &run)
             .await
             .map_err(|e| BatchError::Sink(format!("cannot remove the earlier manifest of {run}: {e}")))?;
-        tracing::info!(job = %job.name, run = %run, period = %period.describe(), trigger = request.trigger.as_str(), "job run started");
+        tracing::info!(job = %job.name, run = %run, period = %period.describe(), trigger = request.trigger.as_str(), cluster = ?self.cluster, "job run started");
 
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(self.workers));
         raw_archive::register_lake(&ctx, lake.clone())?;
         raw_archive::register_tables(&ctx, &job.tables).await?;
-        let lateness = job.lateness.micros();
-        let archived = raw_archive::read(&ctx, &job.stream, period.from, period.to.saturating_add(lateness)).await?;
-        let chain = self.run_chain(&workers, &job, &run, &archived).await?;
-        let lineage = workers[0].lineage();
+        // Records that arrived in the period or within its lateness after it.
+        let (from, to) = (period.from, period.to.saturating_add(job.lateness.micros()));
+        let files = chain_plan::archive_files(lake.as_ref(), &job.stream, from, to).await?;
+        let spec = ChainSpec {
+            job: job.name.clone(),
+            run: run.clone(),
+            lake: job.input.clone(),
+            from,
+            to,
+            partitions: chain_plan::partition_files(files, self.workers),
+            plugins: steps.clone(),
+            batch_size: job.batch_size.max(1),
+        };
+        let (archived, chain) = self.run_plugin_step(spec).await?;
+        let lineage = steps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(">");
 
         // The period's events, each named by its raw record, so a rerun writes the same ids.
         let events_id = CommitId::job_partition(&job.name, &run, 0);
@@ -227,7 +261,7 @@ impl JobRunner {
                             job.batch_size,
                         )
                         .await;
-                    let id = workers[0].aggregators.get(plugin).map(|p| p.id().to_string()).unwrap_or_default();
+                    let id = workers[0].get(plugin).map(|p| p.id().to_string()).unwrap_or_default();
                     (rows, failures, format!("{lineage}>{id}"))
                 }
             };
@@ -282,10 +316,10 @@ impl JobRunner {
             started,
             finished: format_rfc3339(now_micros()),
             trigger: request.trigger.as_str().to_owned(),
-            plugins: std::iter::once(&workers[0].parser)
-                .chain(&workers[0].enrichers)
-                .chain(workers[0].aggregators.values())
-                .map(|p| p.id().to_string())
+            plugins: steps
+                .iter()
+                .map(|p| p.id.clone())
+                .chain(workers[0].values().map(|p| p.id().to_string()))
                 .collect(),
             records: archived.len() as u64,
             events: events.len() as u64,
@@ -303,6 +337,7 @@ impl JobRunner {
         Ok(manifest)
     }
 
+    /// One instance of each of the job's aggregators per worker.
     async fn load_workers(
         &self,
         job: &JobConfig,
@@ -311,12 +346,7 @@ impl JobRunner {
         let pinned = |name: &str| versions.get(name).map(String::as_str);
         let mut workers = Vec::with_capacity(self.workers);
         for _ in 0..self.workers {
-            let parser = self.plugins.load(&job.parser, World::Parser, pinned(&job.parser)).await?;
-            let mut enrichers = Vec::new();
-            for name in &job.enrichers {
-                enrichers.push(self.plugins.load(name, World::Enricher, pinned(name)).await?);
-            }
-            let mut aggregators = BTreeMap::new();
+            let mut aggregators = Worker::new();
             for level in &job.levels {
                 if let LevelCompute::Aggregator { plugin, .. } = &level.compute
                     && !aggregators.contains_key(plugin)
@@ -325,50 +355,28 @@ impl JobRunner {
                         .insert(plugin.clone(), self.plugins.load(plugin, World::Aggregator, pinned(plugin)).await?);
                 }
             }
-            workers.push(Worker { parser, enrichers, aggregators });
+            workers.push(aggregators);
         }
         Ok(workers)
     }
 
-    /// The archive through the parser and enrichers: chunk `i` on worker `i % workers`,
-    /// the workers at once on the runtime's threads; outputs in record order.
-    async fn run_chain(
-        &self,
-        workers: &Arc<Vec<Worker>>,
-        job: &JobConfig,
-        run: &str,
-        archived: &[ArchivedRecord],
-    ) -> Result<ChunkOutput, BatchError> {
-        let records: Arc<Vec<RawRecord>> = Arc::new(archived.iter().map(|a| a.record.clone()).collect());
-        let batch_size = job.batch_size.max(1);
-        let chunks = records.len().div_ceil(batch_size);
-        let mut tasks = tokio::task::JoinSet::new();
-        for w in 0..workers.len() {
-            let (workers, records) = (workers.clone(), records.clone());
-            let label = format!("job {} run {run}", job.name);
-            tasks.spawn(async move {
-                let worker = &workers[w];
-                let mut outputs = Vec::new();
-                for chunk in (w..chunks).step_by(workers.len()) {
-                    let start = chunk * batch_size;
-                    let end = (start + batch_size).min(records.len());
-                    outputs
-                        .push(run_chunk(&worker.parser, &worker.enrichers, &label, start, &records[start..end]).await);
-                }
-                outputs
-            });
-        }
-        let mut output = ChunkOutput::default();
-        while let Some(done) = tasks.join_next().await {
-            let outputs = done.map_err(|e| BatchError::Engine(format!("a worker failed: {e}")))?;
-            for chunk in outputs {
-                output.events.extend(chunk.events);
-                output.refused.extend(chunk.refused);
+    /// The plugin step (the raw archive through the parser and enrichers) in this
+    /// process, one partition per worker at once, or on the cluster; its records in id
+    /// order with their events and refusals.
+    async fn run_plugin_step(&self, spec: ChainSpec) -> Result<(Vec<ArchivedRecord>, ChunkOutput), BatchError> {
+        let what = format!("the plugin step of job {} run {}", spec.job, spec.run);
+        let failed = |e: datafusion::error::DataFusionError| BatchError::Engine(format!("{what}: {e}"));
+        let spec = Arc::new(spec);
+        let (ctx, env) = match &self.cluster {
+            Some(url) => (crate::cluster::remote_context(url, spec.partitions.len()).await?, None),
+            None => {
+                let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(self.workers));
+                (ctx, Some(Arc::new(ChainEnv::new(self.lakes.clone(), self.plugins.clone()))))
             }
-        }
-        output.events.sort_by_key(|(record, n, _)| (*record, *n));
-        output.refused.sort_by_key(|r| r.record);
-        Ok(output)
+        };
+        let table = ChainTable { spec: spec.clone(), env };
+        let batches = ctx.read_table(Arc::new(table)).map_err(failed)?.collect().await.map_err(failed)?;
+        chain_plan::decode_output(&batches)
     }
 
     /// An aggregator level: each worker folds a contiguous share of the events (as a
@@ -391,7 +399,7 @@ impl JobRunner {
             let (workers, plugin, label, key_field) =
                 (workers.clone(), plugin.to_owned(), label.to_owned(), key_field.map(str::to_owned));
             tasks.spawn(async move {
-                let Some(aggregator) = workers[w].aggregators.get(&plugin) else {
+                let Some(aggregator) = workers[w].get(&plugin) else {
                     return (w, Default::default(), Vec::new());
                 };
                 let refs: Vec<(usize, &Event)> = owned.iter().map(|(r, e)| (*r, e)).collect();
@@ -417,7 +425,7 @@ impl JobRunner {
             }
         }
         shares.sort_by_key(|(w, _)| *w);
-        let Some(aggregator) = workers[0].aggregators.get(plugin) else { return (Vec::new(), failures) };
+        let Some(aggregator) = workers[0].get(plugin) else { return (Vec::new(), failures) };
         let (rows, finish_failures) =
             merge_and_finish(aggregator, label, shares.into_iter().map(|(_, s)| s).collect(), batch_size).await;
         failures.extend(finish_failures);

@@ -33,9 +33,14 @@ pub(crate) enum BatchCommand {
         /// Run this plugin version from the registry instead of the live one: NAME@VERSION.
         #[arg(long = "plugin", value_name = "NAME@VERSION")]
         plugins: Vec<String>,
-        /// Instances of each plugin working at once (default: one per core, at most 8).
+        /// Instances of each plugin working at once (default: one per core, at most 8);
+        /// with --cluster, the partitions of the plugin step.
         #[arg(long)]
         workers: Option<usize>,
+        /// Run the plugin step on the Ballista cluster of this scheduler (df://HOST:PORT,
+        /// a `weir batch scheduler` whose executors are `weir batch executor`s).
+        #[arg(long, value_name = "df://HOST:PORT")]
+        cluster: Option<String>,
     },
     /// Run every job of a stream again over the periods of a range of the raw archive, with
     /// the plugin versions named; each period's outputs replace the earlier run's.
@@ -57,6 +62,38 @@ pub(crate) enum BatchCommand {
         /// Plugin versions to run, NAME@VERSION (uploaded to the registry).
         #[arg(long = "plugin", value_name = "NAME@VERSION")]
         plugins: Vec<String>,
+        /// Run the plugin steps on this Ballista cluster (df://HOST:PORT).
+        #[arg(long, value_name = "df://HOST:PORT")]
+        cluster: Option<String>,
+    },
+    /// Run a Ballista scheduler for `--cluster` runs: it plans weir's plugin step onto
+    /// the executors that register with it.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// Run a Ballista executor that runs weir's plugin steps: the components come from the
+    /// registry of --config (the host's configuration), with its limits.
+    Executor {
+        /// The pipeline configuration the host runs (its registry, lakes and limits).
+        #[arg(long)]
+        config: PathBuf,
+        /// The scheduler, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: String,
+        /// Address of the executor's data service; its gRPC service takes the next port.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        bind: std::net::SocketAddr,
+        /// Host name others reach this executor by (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Tasks at once (default: one per core).
+        #[arg(long)]
+        tasks: Option<usize>,
+        /// Directory for shuffle files (default: a temporary one).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
     },
     /// The completed runs of a job, from their manifests.
     Runs {
@@ -78,8 +115,8 @@ pub(crate) async fn run(command: BatchCommand) -> ExitCode {
 
 async fn execute(command: BatchCommand) -> anyhow::Result<()> {
     match command {
-        BatchCommand::Run { job, config, period, plugins, workers } => {
-            let runner = open_runner(&config, workers).await?;
+        BatchCommand::Run { job, config, period, plugins, workers, cluster } => {
+            let runner = with_cluster(open_runner(&config, workers).await?, cluster);
             let versions = pinned_versions(&plugins)?;
             let spec = runner.job(&job)?;
             let length = spec.period.micros().max(1);
@@ -90,8 +127,8 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
             let manifest = runner.run(RunRequest { job, period, versions, trigger: Trigger::OnDemand }).await?;
             println!("{}", serde_json::to_string_pretty(&manifest)?);
         }
-        BatchCommand::Backfill { config, stream, job, from, to, plugins } => {
-            let runner = open_runner(&config, None).await?;
+        BatchCommand::Backfill { config, stream, job, from, to, plugins, cluster } => {
+            let runner = with_cluster(open_runner(&config, None).await?, cluster);
             let versions = pinned_versions(&plugins)?;
             let jobs: Vec<_> = runner
                 .config()
@@ -141,6 +178,27 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
                 }
             }
         }
+        BatchCommand::Scheduler { bind } => {
+            eprintln!("weir batch scheduler listening on df://{bind}");
+            weir_batch::serve_scheduler(bind).await?;
+        }
+        BatchCommand::Executor { config, scheduler, bind, external_host, tasks, work_dir } => {
+            let (host, port) = scheduler
+                .rsplit_once(':')
+                .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
+                .with_context(|| format!("--scheduler {scheduler:?}: write HOST:PORT, e.g. 127.0.0.1:50050"))?;
+            let parsed = Arc::new(load(&config)?);
+            let env = weir_batch::ChainEnv::new(job_lakes(&parsed)?, executor_plugin_source(&parsed).await?);
+            eprintln!("weir batch executor on {bind}, scheduler {host}:{port}");
+            let options = weir_batch::ExecutorOptions {
+                scheduler: (host, port),
+                bind,
+                external_host,
+                concurrent_tasks: tasks,
+                work_dir,
+            };
+            weir_batch::serve_executor(options, env).await?;
+        }
         BatchCommand::Runs { job, config } => {
             let parsed = load(&config)?;
             let spec = parsed.job(&job).with_context(|| format!("unknown job {job:?}"))?;
@@ -169,17 +227,19 @@ fn pinned_versions(plugins: &[String]) -> anyhow::Result<BTreeMap<String, String
     Ok(versions)
 }
 
-/// A runner of the configuration's jobs in this process: its own sinks (so not while a
-/// `weir serve` of the same data directory holds the embedded serving store or search
-/// index), the registry of the data directory, the plugins' reference tables.
-async fn open_runner(config: &PathBuf, workers: Option<usize>) -> anyhow::Result<JobRunner> {
-    let parsed = load(config)?;
+fn with_cluster(runner: JobRunner, cluster: Option<String>) -> JobRunner {
+    match cluster {
+        Some(url) => runner.with_cluster(url),
+        None => runner,
+    }
+}
+
+/// The plugins of `parsed` as `weir serve` loads them: the data directory's registry
+/// (or the shared one), the code cache, the reference tables.
+async fn plugin_source(parsed: &Arc<PipelineConfig>) -> anyhow::Result<PluginSource> {
     let data_dir = &parsed.server.data_dir;
-    let code_cache = std::env::var_os("WEIR_CACHE_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map_or_else(|| data_dir.join("code-cache"), PathBuf::from);
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(code_cache), ..Default::default() })?;
-    let reference = weir_connectors::build_references(&parsed).await?;
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(code_cache_dir(data_dir)), ..Default::default() })?;
+    let reference = weir_connectors::build_references(parsed).await?;
     let registry: Option<Arc<dyn weir_registry::RegistryStore>> = match &parsed.registry.shared {
         Some(shared) => Some(Arc::new(weir_aws::SharedRegistry::open(shared, None).await?)),
         None if data_dir.join("registry").exists() => {
@@ -187,6 +247,45 @@ async fn open_runner(config: &PathBuf, workers: Option<usize>) -> anyhow::Result
         }
         None => None,
     };
+    Ok(PluginSource::new(runtime, parsed.clone(), registry, reference))
+}
+
+/// The plugins of `parsed` for a batch executor: the shared registry when there is one,
+/// else the components of the data directory's embedded registry read by address (its
+/// database stays with the host or the planner that holds it).
+async fn executor_plugin_source(parsed: &Arc<PipelineConfig>) -> anyhow::Result<PluginSource> {
+    if parsed.registry.shared.is_some() {
+        return plugin_source(parsed).await;
+    }
+    let data_dir = &parsed.server.data_dir;
+    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(code_cache_dir(data_dir)), ..Default::default() })?;
+    let reference = weir_connectors::build_references(parsed).await?;
+    Ok(PluginSource::with_component_dir(runtime, parsed.clone(), data_dir.join("registry"), reference))
+}
+
+fn code_cache_dir(data_dir: &std::path::Path) -> PathBuf {
+    std::env::var_os("WEIR_CACHE_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| data_dir.join("code-cache"), PathBuf::from)
+}
+
+/// The object store of each lake a job of `config` reads, by sink name.
+fn job_lakes(config: &PipelineConfig) -> anyhow::Result<BTreeMap<String, Arc<dyn object_store::ObjectStore>>> {
+    let mut lakes = BTreeMap::new();
+    for job in &config.jobs {
+        if !lakes.contains_key(&job.input) {
+            lakes.insert(job.input.clone(), weir_connectors::lake_store(config, &job.input)?);
+        }
+    }
+    Ok(lakes)
+}
+
+/// A runner of the configuration's jobs in this process: its own sinks (so not while a
+/// `weir serve` of the same data directory holds the embedded serving store or search
+/// index), the registry of the data directory, the plugins' reference tables.
+async fn open_runner(config: &PathBuf, workers: Option<usize>) -> anyhow::Result<JobRunner> {
+    let parsed = Arc::new(load(config)?);
+    let plugins = plugin_source(&parsed).await?;
     let (sinks, _) = weir_connectors::build_sinks(&parsed).with_context(|| {
         "cannot open the sinks (a running `weir serve` on the same data directory holds the embedded serving store \
          and search index: stop it, or let its schedule run the job)"
@@ -194,10 +293,12 @@ async fn open_runner(config: &PathBuf, workers: Option<usize>) -> anyhow::Result
     for sink in sinks.values() {
         sink.prepare().await?;
     }
-    runner_for(Arc::new(parsed), sinks, runtime, registry, reference, workers, tokio::sync::watch::channel(false).1)
+    let lakes = job_lakes(&parsed)?;
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
+    Ok(JobRunner::new(parsed, sinks, plugins, lakes, workers, tokio::sync::watch::channel(false).1))
 }
 
-/// A runner over parts already built (by `weir serve`'s pipeline, or [`open_runner`]).
+/// A runner over parts already built (by `weir serve`'s pipeline).
 pub(crate) fn runner_for(
     config: Arc<PipelineConfig>,
     sinks: weir_connectors::SinksByName,
@@ -207,12 +308,7 @@ pub(crate) fn runner_for(
     workers: Option<usize>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<JobRunner> {
-    let mut lakes = BTreeMap::new();
-    for job in &config.jobs {
-        if !lakes.contains_key(&job.input) {
-            lakes.insert(job.input.clone(), weir_connectors::lake_store(&config, &job.input)?);
-        }
-    }
+    let lakes = job_lakes(&config)?;
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
     let plugins = PluginSource::new(runtime, config.clone(), registry, reference);
     Ok(JobRunner::new(config, sinks, plugins, lakes, workers, shutdown))

@@ -15,7 +15,7 @@
 mod local;
 mod records;
 
-pub use local::LocalRegistry;
+pub use local::{LocalRegistry, local_component};
 pub use records::{AuditEntry, Candidate, CandidateMode, Deployment, Fixtures, VersionRecord};
 
 /// Why the registry failed.

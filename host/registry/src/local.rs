@@ -151,25 +151,7 @@ impl LocalStore {
     }
 
     fn component(&self, sha256: &str) -> Result<Vec<u8>, RegistryError> {
-        let bytes = match std::fs::read(self.component_path(sha256)) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RegistryError::MissingComponent {
-                    location: self.root.display().to_string(),
-                    sha256: sha256.to_owned(),
-                });
-            }
-            Err(e) => return Err(self.error(e)),
-        };
-        let actual = sha256_hex(&bytes);
-        if actual != sha256 {
-            return Err(RegistryError::Damaged {
-                location: self.root.display().to_string(),
-                sha256: sha256.to_owned(),
-                actual,
-            });
-        }
-        Ok(bytes)
+        local_component(&self.root, sha256)
     }
 
     fn remove_component(&self, sha256: &str) -> Result<(), RegistryError> {
@@ -260,6 +242,31 @@ impl LocalStore {
         }
         Ok(out)
     }
+}
+
+/// The component `sha256` of the embedded registry in `root`, read from its
+/// content-addressed file without opening the database (which one process holds): what
+/// a batch executor beside the host reads. Checked against its address.
+///
+/// # Errors
+/// No such component, an unreadable file, or bytes that are not the address's.
+pub fn local_component(root: &Path, sha256: &str) -> Result<Vec<u8>, RegistryError> {
+    let location = || root.display().to_string();
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(RegistryError::MissingComponent { location: location(), sha256: sha256.to_owned() });
+    }
+    let bytes = match std::fs::read(root.join("components").join(format!("{sha256}.wasm"))) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(RegistryError::MissingComponent { location: location(), sha256: sha256.to_owned() });
+        }
+        Err(e) => return Err(RegistryError::Storage { location: location(), message: e.to_string() }),
+    };
+    let actual = sha256_hex(&bytes);
+    if actual != sha256 {
+        return Err(RegistryError::Damaged { location: location(), sha256: sha256.to_owned(), actual });
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]
