@@ -20,6 +20,7 @@ mod polyglot;
 mod read_api;
 mod reference_tables;
 mod s3_lake;
+mod send;
 mod shared_registry;
 mod sql_warehouse;
 mod streaming;

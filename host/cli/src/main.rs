@@ -5,6 +5,7 @@ mod batch_cmd;
 mod new_cmd;
 mod pipeline_cmd;
 mod plugin_cmd;
+mod send_cmd;
 
 use std::path::PathBuf;
 
@@ -30,6 +31,9 @@ enum Command {
     /// versions, list a job's runs.
     #[command(subcommand)]
     Batch(batch_cmd::BatchCommand),
+    /// Send NDJSON records (a file or stdin) to a stream of a running host, in requests
+    /// each acknowledged only once durable, waiting out backpressure.
+    Send(send_cmd::SendArgs),
     /// Check a pipeline configuration: every problem, with its line and key.
     Validate {
         #[arg(long)]
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Plugin(cmd) => runtime.block_on(plugin_cmd::run(cmd)),
         Command::Batch(cmd) => runtime.block_on(batch_cmd::run(cmd)),
+        Command::Send(args) => runtime.block_on(send_cmd::run(args)),
         Command::Validate { config } => runtime.block_on(pipeline_cmd::validate(&config)),
         Command::Serve { config } => runtime.block_on(pipeline_cmd::serve(&config)),
         Command::Demo { plugins, data_dir, events, seed } => {
