@@ -24,4 +24,5 @@ mod send;
 mod shared_registry;
 mod sql_warehouse;
 mod streaming;
+mod tail;
 mod tokens;

@@ -91,13 +91,14 @@ mod tests {
     /// Every route the host serves, by method and path. A route added without
     /// `routes!` would be served but missing here and in the document; one added with
     /// it fails this list until the list names it.
-    const ROUTES: [(&str, &str); 23] = [
+    const ROUTES: [(&str, &str); 24] = [
         ("post", "/v1/streams/{stream}/records"),
         ("get", "/metrics"),
         ("get", "/healthz"),
         ("get", "/v1/serving/{table}/{key}"),
         ("get", "/v1/search/{index}"),
         ("get", "/v1/aggregates/{stream}"),
+        ("get", "/v1/lake/{stream}/{kind}"),
         ("get", "/v1/openapi.json"),
         ("get", "/v1/plugins"),
         ("get", "/v1/plugins/{name}"),

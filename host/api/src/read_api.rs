@@ -10,6 +10,10 @@
 //! - `GET /v1/aggregates/{stream}?key=K&from=T&to=T`: the stream's committed aggregates
 //!   from the warehouse its aggregates are routed to, whose event time is in `[from, to)`
 //!   (RFC 3339; both optional) and key is `key` (optional).
+//! - `GET /v1/lake/{stream}/{kind}?after=CURSOR&since=DATE&limit=N`: what the lake holds
+//!   of the stream (`raw`, `events`, `aggregates`, `dead-letters`), oldest first, a page
+//!   at a time with the cursor of the next (see `weir_sinks::read_page`); dead letters
+//!   filtered by `plugin`, `stage` and `reason`.
 
 use std::sync::Arc;
 
@@ -24,13 +28,19 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use weir_config::OutputKind;
+use weir_sinks::{LakeObject, MAX_PAGE_ROWS, PageError, PageQuery, RowFilter, read_page};
 
 /// Hits a search returns when the request gives no `limit`.
 pub const DEFAULT_SEARCH_LIMIT: usize = 10;
 
 /// The read routes, over a running pipeline.
 pub(crate) fn routes() -> OpenApiRouter<Arc<Api>> {
-    OpenApiRouter::new().routes(routes!(serving_lookup)).routes(routes!(search)).routes(routes!(aggregates))
+    OpenApiRouter::new()
+        .routes(routes!(serving_lookup))
+        .routes(routes!(search))
+        .routes(routes!(aggregates))
+        .routes(routes!(lake_page))
 }
 
 fn known(names: impl IntoIterator<Item = impl AsRef<str>>) -> String {
@@ -200,6 +210,105 @@ async fn aggregates(
         "from": query.from,
         "to": query.to,
         "rows": rows,
+    });
+    Ok(axum::Json(body).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LakePageQuery {
+    after: Option<String>,
+    since: Option<String>,
+    limit: Option<String>,
+    plugin: Option<String>,
+    stage: Option<String>,
+    reason: Option<String>,
+}
+
+/// The kinds `GET /v1/lake/{stream}/{kind}` reads, by their path segment.
+const LAKE_KINDS: [(&str, OutputKind, LakeObject); 4] = [
+    ("raw", OutputKind::Raw, LakeObject::Raw),
+    ("events", OutputKind::Events, LakeObject::Events),
+    ("aggregates", OutputKind::Aggregates, LakeObject::Aggregates),
+    ("dead-letters", OutputKind::DeadLetters, LakeObject::DeadLetters),
+];
+
+/// Rows a lake page holds when the request gives no `limit`.
+pub const DEFAULT_LAKE_PAGE_ROWS: usize = 100;
+
+#[utoipa::path(
+    get,
+    path = "/v1/lake/{stream}/{kind}",
+    tag = "read",
+    summary = "What the lake holds of a stream (raw records, events, aggregates or dead letters), oldest first, page by page",
+    description = "Objects are read date by date, shard by shard, in log order. `next` is the cursor to pass as \
+        `after` for the next page, and to poll with once `more` is false: a page after it holds only what was \
+        committed since. Dead letters can be filtered by plugin (`name` or `name@version`), stage and reason text.",
+    security((), ("bearer" = [])),
+    params(
+        ("stream" = String, Path, description = "stream"),
+        ("kind" = String, Path, description = "raw, events, aggregates or dead-letters"),
+        ("after" = Option<String>, Query, description = "the `next` of the previous page"),
+        ("since" = Option<String>, Query, description = "first date to read without a cursor, YYYY-MM-DD (UTC)"),
+        ("limit" = Option<u64>, Query, description = "rows, 1 to 1000 (100)"),
+        ("plugin" = Option<String>, Query, description = "dead letters of this plugin: name or name@version"),
+        ("stage" = Option<String>, Query, description = "dead letters of this stage: parse, enrich, aggregate, sink, …"),
+        ("reason" = Option<String>, Query, description = "dead letters whose reason contains this text (any case)"),
+    ),
+    responses(
+        (status = 200, description = "OK: {stream, kind, sink, rows, next, more}", body = crate::schemas::JsonObject),
+        crate::schemas::ReadRefusals,
+    )
+)]
+async fn lake_page(
+    State(pipeline): State<Arc<Api>>,
+    Path((stream, kind)): Path<(String, String)>,
+    query: Result<Query<LakePageQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let Some(&(kind_name, output, object)) = LAKE_KINDS.iter().find(|(name, _, _)| *name == kind) else {
+        return Err(ApiError::not_found(format!(
+            "the lake has no {kind:.40?} of a stream; ask for one of: raw, events, aggregates, dead-letters"
+        )));
+    };
+    let stores = pipeline.stores();
+    let Some(route) = stores.lake.get(&(stream.clone(), output)) else {
+        let streams = stores.lake.keys().filter(|(_, o)| *o == output).map(|(s, _)| s);
+        return Err(ApiError::not_found(format!(
+            "no lake or dead-letter sink holds the {} of stream {stream:?}; streams whose {} are routed to one: {}",
+            output.describe(),
+            output.describe(),
+            known(streams)
+        )));
+    };
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LAKE_PAGE_ROWS,
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE_ROWS).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "limit {text:.40?} is not a number from 1 to {MAX_PAGE_ROWS}"
+                )));
+            }
+        },
+    };
+    let filter = RowFilter { plugin: query.plugin, stage: query.stage, reason: query.reason };
+    if output != OutputKind::DeadLetters && !filter.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "plugin, stage and reason filter dead letters; /v1/lake/{stream}/{kind_name} takes only after, since and limit"
+        )));
+    }
+    let page_query = PageQuery { after: query.after, since: query.since, limit, filter };
+    let page = read_page(route.store.as_ref(), object, &stream, &page_query).await.map_err(|error| match error {
+        PageError::BadRequest(why) => ApiError::bad_request(why),
+        PageError::Failed(why) => ApiError::internal(format!("sink {}: {why}", route.sink)),
+    })?;
+    let body = json!({
+        "stream": stream,
+        "kind": kind_name,
+        "sink": route.sink,
+        "rows": page.rows,
+        "next": page.next,
+        "more": page.more,
     });
     Ok(axum::Json(body).into_response())
 }

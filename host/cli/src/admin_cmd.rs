@@ -197,16 +197,6 @@ impl Client {
     }
 }
 
-/// Percent-encodes a query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn describe_deployment(d: &Value) -> String {
     let previous: Vec<&str> = d["previous"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     let mut line = format!("{}: {} is live", d["plugin"].as_str().unwrap_or("?"), d["live"].as_str().unwrap_or("?"));
@@ -242,7 +232,7 @@ fn describe_deployment(d: &Value) -> String {
 async fn run_command(cmd: AdminCommand) -> Result<String, String> {
     match cmd {
         AdminCommand::Delete { name, version, admin } => {
-            let path = format!("/v1/plugins/{name}/versions/{}", encode(&version));
+            let path = format!("/v1/plugins/{name}/versions/{}", weir_client::percent_encode(&version));
             Client::new(&admin)?.call("DELETE", &path, "application/json", b"").await?;
             Ok(format!("{name}@{version} deleted"))
         }
@@ -280,9 +270,10 @@ async fn run_command(cmd: AdminCommand) -> Result<String, String> {
                 config.insert(key.to_owned(), json!(value));
             }
             let bytes = std::fs::read(&component).map_err(|e| format!("cannot read {}: {e}", component.display()))?;
-            let mut path = format!("/v1/plugins/{name}/versions?description={}", encode(&description));
+            let mut path =
+                format!("/v1/plugins/{name}/versions?description={}", weir_client::percent_encode(&description));
             if let Some(version) = &version {
-                path.push_str(&format!("&version={}", encode(version)));
+                path.push_str(&format!("&version={}", weir_client::percent_encode(version)));
             }
             let record = client.call("POST", &path, "application/wasm", &bytes).await?;
             let version = record["version"].as_str().unwrap_or("?").to_owned();
@@ -298,7 +289,7 @@ async fn run_command(cmd: AdminCommand) -> Result<String, String> {
             }
             // The configuration first: the fixtures gate runs the version with it.
             if !set.is_empty() {
-                let path = format!("/v1/plugins/{name}/versions/{}/config", encode(&version));
+                let path = format!("/v1/plugins/{name}/versions/{}/config", weir_client::percent_encode(&version));
                 client
                     .call("PUT", &path, "application/json", serde_json::Value::Object(config).to_string().as_bytes())
                     .await?;
@@ -316,7 +307,7 @@ async fn run_command(cmd: AdminCommand) -> Result<String, String> {
                 if input.extension().is_some_and(|e| e == "csv") {
                     fixtures["content_type"] = json!("text/csv");
                 }
-                let path = format!("/v1/plugins/{name}/versions/{}/fixtures", encode(&version));
+                let path = format!("/v1/plugins/{name}/versions/{}/fixtures", weir_client::percent_encode(&version));
                 client.call("PUT", &path, "application/json", fixtures.to_string().as_bytes()).await?;
                 out.push_str("\nfixtures attached: they run before this version may go live");
             }

@@ -6,6 +6,7 @@ mod new_cmd;
 mod pipeline_cmd;
 mod plugin_cmd;
 mod send_cmd;
+mod tail_cmd;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,9 @@ enum Command {
     /// Send NDJSON records (a file or stdin) to a stream of a running host, in requests
     /// each acknowledged only once durable, waiting out backpressure.
     Send(send_cmd::SendArgs),
+    /// Print what a running host's lake holds of a stream (events, dead letters,
+    /// aggregates or raw records), newest last, and with --follow what comes next.
+    Tail(tail_cmd::TailArgs),
     /// Check a pipeline configuration: every problem, with its line and key.
     Validate {
         #[arg(long)]
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         Command::Plugin(cmd) => runtime.block_on(plugin_cmd::run(cmd)),
         Command::Batch(cmd) => runtime.block_on(batch_cmd::run(cmd)),
         Command::Send(args) => runtime.block_on(send_cmd::run(args)),
+        Command::Tail(args) => runtime.block_on(tail_cmd::run(args)),
         Command::Validate { config } => runtime.block_on(pipeline_cmd::validate(&config)),
         Command::Serve { config } => runtime.block_on(pipeline_cmd::serve(&config)),
         Command::Demo { plugins, data_dir, events, seed } => {

@@ -64,9 +64,9 @@ async fn send(args: SendArgs) -> Result<String, String> {
     let options = ClientOptions { extra_ca: args.ca.clone(), ..Default::default() };
     let client = Client::new(&args.url, options).map_err(|e| e.to_string())?;
     let token = std::env::var("WEIR_INGEST_TOKEN").ok().filter(|t| !t.is_empty());
-    let mut path = format!("/v1/streams/{}/records", encode(&args.stream));
+    let mut path = format!("/v1/streams/{}/records", weir_client::percent_encode(&args.stream));
     if let Some(field) = &args.key_field {
-        path.push_str(&format!("?key_field={}", encode(field)));
+        path.push_str(&format!("?key_field={}", weir_client::percent_encode(field)));
     }
     let input: Box<dyn std::io::BufRead> = match args.file.as_deref() {
         None => Box::new(std::io::stdin().lock()),
@@ -173,14 +173,4 @@ async fn deliver(
         }
     }
     Err(unsent(format!("the host stayed under backpressure through {MAX_RETRIES} retries")))
-}
-
-/// `text` for a URL path segment or query value.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -298,3 +298,14 @@ pub async fn request_with_headers(
     let client = Client::new(&format!("http://{addr}"), ClientOptions::default())?;
     Ok(client.send(method, path, headers, body).await?)
 }
+
+/// `text` percent-encoded for a URL path segment or query value (every byte but
+/// RFC 3986's unreserved characters).
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

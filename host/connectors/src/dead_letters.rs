@@ -43,14 +43,10 @@ impl SinkSettings for DeadLetterSettings {
 }
 
 impl Connector for DeadLetters {
-    fn build(
-        &self,
-        name: &str,
-        settings: &SinkConfig,
-        _context: &mut SinkContext<'_>,
-    ) -> anyhow::Result<Arc<dyn Sink>> {
+    fn build(&self, name: &str, settings: &SinkConfig, context: &mut SinkContext<'_>) -> anyhow::Result<Arc<dyn Sink>> {
         let settings = settings_of::<DeadLetterSettings>(name, settings)?;
         let store = open_store(name, &settings.path)?;
+        context.stores.add_lake_layout(name, store.clone());
         Ok(Arc::new(DeadLetterSink::new(name, store)))
     }
 }

@@ -44,14 +44,10 @@ impl SinkSettings for LakeSettings {
 }
 
 impl Connector for Lake {
-    fn build(
-        &self,
-        name: &str,
-        settings: &SinkConfig,
-        _context: &mut SinkContext<'_>,
-    ) -> anyhow::Result<Arc<dyn Sink>> {
+    fn build(&self, name: &str, settings: &SinkConfig, context: &mut SinkContext<'_>) -> anyhow::Result<Arc<dyn Sink>> {
         let settings = settings_of::<LakeSettings>(name, settings)?;
         let store = open_store(name, &settings.path)?;
+        context.stores.add_lake_layout(name, store.clone());
         Ok(Arc::new(LakeSink::new(name, store)))
     }
 }

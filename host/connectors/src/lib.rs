@@ -52,7 +52,7 @@ pub use redshift::RedshiftSettings;
 pub use references::build_references;
 pub use search::SearchSettings;
 pub use serving::ServingSettings;
-pub use stores::Stores;
+pub use stores::{LakeRoute, Stores};
 pub use warehouse::WarehouseSettings;
 
 /// Every sink type, in the order messages list them: the one registration of a connector.
@@ -118,6 +118,9 @@ pub fn build_sinks(config: &PipelineConfig) -> anyhow::Result<(SinksByName, Stor
     }
     for stream in &config.streams {
         stores.route_aggregates(&stream.name, stream.routes.get(OutputKind::Aggregates));
+        for output in OutputKind::ALL {
+            stores.route_lake(&stream.name, output, stream.routes.get(output));
+        }
     }
     // The Lambda merge: a job level that recomputes a stream's aggregates answers for the
     // periods its runs completed.

@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use object_store::ObjectStore;
+use weir_config::OutputKind;
 use weir_log::BoxFuture;
 
 /// Why a read failed.
@@ -94,6 +96,20 @@ pub struct Stores {
     pub aggregates: BTreeMap<String, Arc<dyn AggregatesReader>>,
     /// Per sink, the reader of the aggregates it stores.
     aggregate_sinks: BTreeMap<String, Arc<dyn AggregatesReader>>,
+    /// Per stream and output, the store of the first sink of its route that keeps the
+    /// lake's layout (a lake or dead-letter sink), for `GET /v1/lake/{stream}/{kind}`.
+    pub lake: BTreeMap<(String, OutputKind), LakeRoute>,
+    /// Per sink, its store when it keeps the lake's layout.
+    lake_sinks: BTreeMap<String, Arc<dyn ObjectStore>>,
+}
+
+/// Where a stream's output of one kind is read back in the lake's layout.
+#[derive(Debug, Clone)]
+pub struct LakeRoute {
+    /// The sink's name.
+    pub sink: String,
+    /// Its object store.
+    pub store: Arc<dyn ObjectStore>,
 }
 
 impl Stores {
@@ -110,6 +126,20 @@ impl Stores {
     /// Registers sink `sink` as one whose aggregates can be read back.
     pub fn add_aggregates_reader(&mut self, sink: &str, reader: Arc<dyn AggregatesReader>) {
         self.aggregate_sinks.insert(sink.to_owned(), reader);
+    }
+
+    /// Registers sink `sink` as one writing the lake's layout (`<kind>/stream=…/date=…/…`).
+    pub fn add_lake_layout(&mut self, sink: &str, store: Arc<dyn ObjectStore>) {
+        self.lake_sinks.insert(sink.to_owned(), store);
+    }
+
+    /// Reads `stream`'s `output` back from the first of the sinks it `routes` it to that
+    /// keeps the lake's layout.
+    pub fn route_lake(&mut self, stream: &str, output: OutputKind, routes: &[String]) {
+        if let Some((sink, store)) = routes.iter().find_map(|sink| Some((sink, self.lake_sinks.get(sink)?))) {
+            let route = LakeRoute { sink: sink.clone(), store: store.clone() };
+            self.lake.insert((stream.to_owned(), output), route);
+        }
     }
 
     /// The reader of the first of `sinks` whose aggregates can be read back.

@@ -41,6 +41,7 @@ mod from_arrow;
 mod health;
 mod job_run;
 mod lake;
+mod lake_pages;
 mod layout;
 mod ndjson;
 mod read_back;
@@ -57,6 +58,10 @@ pub use from_arrow::{ArrowDecodeError, plugin_batch_from_arrow};
 pub use health::{Outage, Outages};
 pub use job_run::{LevelManifest, RunManifest};
 pub use lake::{LakeSink, local_store, push_raw_line};
+pub use lake_pages::{
+    MAX_CURSOR_BYTES, MAX_PAGE_BYTES, MAX_PAGE_ROWS, MAX_SCANNED_BYTES, Page, PageError, PageQuery, RowFilter,
+    read_page,
+};
 pub use layout::{
     LakeObject, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, date_of, is_interrupted_write, remove_interrupted_writes,
 };

@@ -355,6 +355,12 @@ impl Sink for Warehouse {
     }
 }
 
+/// The rows of a batch of the lake's or the warehouse's layout as JSON:
+/// `{id, key, time, seq, lineage, fields}`.
+pub(crate) fn json_rows_of(batch: &RecordBatch) -> Result<Vec<Json>, String> {
+    Ok(rows_of(batch)?.into_iter().map(|row| row.json).collect())
+}
+
 /// The rows of `commit`, as JSON with their key and time.
 fn rows_of(batch: &RecordBatch) -> Result<Vec<DecodedRow>, String> {
     let column = |name: &str| batch.column_by_name(name).ok_or_else(|| format!("no column {name}"));
