@@ -326,7 +326,17 @@ fn canary_takes_its_share_of_keys_shadow_reports_differences_and_a_failing_canar
         let name = sample["candidate"][0]["fields"]["restaurant_name"].as_str().unwrap_or_default();
         assert!(name.starts_with("Restaurant "), "{sample}");
         assert!(sample["record"].as_str().unwrap().starts_with("orders/"), "{sample}");
+        let changes: Vec<&str> = sample["changes"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+        assert!(changes.iter().any(|c| c.starts_with("+restaurant_name: \"Restaurant ")), "field-level diff: {sample}");
         assert_eq!(action(addr, "chaos", "abort", serde_json::json!({})).await.status, 200);
+        let status = json(&call(addr, "GET", "/v1/deployments/chaos", Some(READER), b"").await);
+        let last = &status["last_candidate"];
+        assert_eq!(
+            (last["version"].as_str(), last["outcome"].as_str()),
+            (Some("enriching"), Some("aborted")),
+            "{status}"
+        );
+        assert_eq!((last["mode"].as_str(), last["compared"].as_u64()), (Some("shadow"), Some(100)), "{status}");
 
         // A canary that fails: orders of an unknown restaurant are record errors for the
         // enriching version, so it is rolled back after 20 inputs.
@@ -343,6 +353,24 @@ fn canary_takes_its_share_of_keys_shadow_reports_differences_and_a_failing_canar
         let rollback = rollback.expect("an auto-rollback entry");
         assert_eq!((rollback["actor"].as_str(), rollback["target"].as_str()), (Some("weir"), Some("chaos@enriching")));
         assert!(rollback["result"].as_str().unwrap().contains("over the threshold of 5.0%"), "{rollback}");
+        // The status says what happened to it, after the fact.
+        let status = json(&call(addr, "GET", "/v1/deployments/chaos", Some(READER), b"").await);
+        let last = &status["last_candidate"];
+        assert_eq!((last["outcome"].as_str(), last["actor"].as_str()), (Some("rolled_back"), Some("weir")), "{status}");
+        assert!(last["reason"].as_str().unwrap().contains("over the threshold of 5.0%"), "{status}");
+        assert!(last["inputs"].as_u64().unwrap() >= 20 && last["failed"].as_u64().unwrap() > 0, "{status}");
+        let output = std::process::Command::new(weir_e2e::weir_bin())
+            .args(["plugin", "status", "chaos", "--admin", &format!("http://{addr}")])
+            .env("WEIR_ADMIN_TOKEN", ADMIN)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            out.contains("last candidate: enriching (canary on 100% of keys) rolled back automatically at ")
+                && out.contains("by weir: ")
+                && out.contains("over the threshold of 5.0%"),
+            "{out}"
+        );
         send_orders(addr, 1300..1310).await;
         caught_up(addr).await;
     });
@@ -777,4 +805,35 @@ fn an_activation_through_one_host_of_a_shared_registry_runs_on_every_host() {
     assert!(actions.contains(&"activate") && actions.contains(&"rollback"), "{actions:?}");
     a.stop();
     b.stop();
+}
+
+#[test]
+fn a_canary_on_records_without_a_partition_key_takes_its_share_by_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    rt().block_on(async {
+        assert_eq!(upload(addr, "orders-parser", "2", "orders_parser").await.status, 201);
+        let r = action(addr, "orders-parser", "canary", serde_json::json!({"version": "2", "percent": 30})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        // No key_field, no key: the records carry no partition key.
+        let lines: Vec<String> = (0..1000).map(|i| order(i, &format!("r-{}", 1 + i % 5))).collect();
+        let r = request_with_headers(
+            addr,
+            "POST",
+            "/v1/streams/orders/records",
+            &[("Content-Type", "application/x-ndjson")],
+            lines.join("\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        caught_up(addr).await;
+    });
+    server.stop();
+    let events = lake_events(dir.path());
+    assert_eq!(events.len(), 1000);
+    let canary = events.iter().filter(|e| e.lineage.starts_with("orders-parser@2>")).count();
+    assert!((200..400).contains(&canary), "{canary} of 1000 keyless records went to the 30% canary");
 }

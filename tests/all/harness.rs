@@ -201,3 +201,38 @@ fn file_records_are_whole_files_so_a_record_may_hold_newlines() {
     assert!(run.stdout.contains("output   1 events, 1 record errors, 0 failed calls"), "{}", run.all());
     assert!(run.stdout.contains("input 2: record is not UTF-8 text: invalid byte at offset 0"), "{}", run.all());
 }
+
+#[test]
+fn expect_errors_pins_which_inputs_are_refused_so_a_version_accepting_bad_input_fails() {
+    let errors = plugin_file("orders-parser/fixtures/errors.txt").display().to_string();
+    let run = run_golden("orders_parser", &["--expect-errors", &errors]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("record errors match"), "{}", run.all());
+
+    // The fixture says input 2 must be refused and forgets input 5: both are reported.
+    let dir = tempfile::tempdir().unwrap();
+    let pinned = std::fs::read_to_string(&errors).unwrap();
+    let wrong: String = pinned.lines().filter(|l| !l.starts_with("5\t")).map(|l| format!("{l}\n")).collect();
+    let wrong_file = dir.path().join("errors.txt");
+    std::fs::write(&wrong_file, format!("# pinned record errors\n2\n{wrong}")).unwrap();
+    let run = run_golden("orders_parser", &["--expect-errors", wrong_file.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert!(run.stdout.contains("- input 2: expected a record error, but it was accepted"), "{}", run.all());
+    assert!(run.stdout.contains("+ input 5: refused, not expected: invalid JSON order"), "{}", run.all());
+
+    // --update writes what the run refused, which then matches (without --expect here,
+    // so the repository's golden file is not rewritten).
+    let cache = tempfile::tempdir().unwrap();
+    let (wasm, input) = (component("orders_parser"), plugin_file("orders-parser/fixtures/input.txt"));
+    let run = weir(
+        &[&"plugin", &"test", &wasm, &"--input", &input, &"--expect-errors", &wrong_file, &"--update"],
+        cache.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert_eq!(std::fs::read_to_string(&wrong_file).unwrap(), pinned);
+
+    std::fs::write(&wrong_file, "two\n").unwrap();
+    let run = run_golden("orders_parser", &["--expect-errors", wrong_file.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stderr.contains("line 1: \"two\" is not an input number"), "{}", run.all());
+}

@@ -65,8 +65,13 @@ async fn the_shared_registry_stores_components_versions_deployments_and_the_audi
     registry.remove_version("parser".into(), "1".into()).await.unwrap();
     assert_eq!(registry.version("parser".into(), "1".into()).await.unwrap(), None);
 
-    let deployment =
-        Deployment { plugin: "enricher".into(), live: "10".into(), previous: vec!["2".into()], candidate: None };
+    let deployment = Deployment {
+        plugin: "enricher".into(),
+        live: "10".into(),
+        previous: vec!["2".into()],
+        candidate: None,
+        last_candidate: None,
+    };
     registry.put_deployment(deployment.clone()).await.unwrap();
     // Another host opening the same registry sees it.
     let other = SharedRegistry::open(&settings, credentials).await.unwrap();

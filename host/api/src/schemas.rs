@@ -70,6 +70,10 @@ pub(crate) struct Deployment {
     previous: Vec<String>,
     #[schema(value_type = Option<Object>)]
     candidate: Option<serde_json::Value>,
+    /// How the last candidate ended: version, mode, outcome (promoted, aborted,
+    /// rolled_back, replaced), at, actor, reason, inputs, failed, compared, differing.
+    #[schema(value_type = Option<Object>)]
+    last_candidate: Option<serde_json::Value>,
 }
 
 /// The configuration a version runs with: key → string, number or boolean.

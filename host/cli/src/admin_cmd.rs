@@ -62,26 +62,32 @@ pub(crate) enum AdminCommand {
     /// Show a plugin's deployment: live, previous, candidate with its counters and the
     /// differences a shadow found.
     Status {
+        /// The plugin's name, as in [plugins.NAME] of the configuration.
         name: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Make a version live (after its fixtures pass).
     Activate {
+        /// The plugin's name, as in [plugins.NAME] of the configuration.
         name: String,
+        /// The version, as uploaded (see `weir plugin list`).
         version: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Make the previous version live again.
     Rollback {
+        /// The plugin's name, as in [plugins.NAME] of the configuration.
         name: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Route a percentage of partition keys to a version.
     Canary {
+        /// The plugin's name, as in [plugins.NAME] of the configuration.
         name: String,
+        /// The version, as uploaded (see `weir plugin list`).
         version: String,
         /// Share of partition keys, 0 to 100.
         #[arg(long)]
@@ -89,27 +95,39 @@ pub(crate) enum AdminCommand {
         /// Roll back automatically above this share of failed inputs (0 to 1).
         #[arg(long)]
         max_error_rate: Option<f64>,
+        /// Inputs the candidate must have seen before its error rate can roll it back
+        /// (default: the host's [admin] auto_rollback_min_inputs, 50).
+        #[arg(long)]
+        min_inputs: Option<u64>,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Run a version on a copy of the traffic and compare its outputs with the live ones.
     Shadow {
+        /// The plugin's name, as in [plugins.NAME] of the configuration.
         name: String,
+        /// The version, as uploaded (see `weir plugin list`).
         version: String,
         /// Roll back automatically above this share of failed inputs (0 to 1).
         #[arg(long)]
         max_error_rate: Option<f64>,
+        /// Inputs the candidate must have seen before its error rate can roll it back
+        /// (default: the host's [admin] auto_rollback_min_inputs, 50).
+        #[arg(long)]
+        min_inputs: Option<u64>,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Make the canary or shadow version live.
     Promote {
+        /// The plugin's name, as in [plugins.NAME] of the configuration.
         name: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// Stop the canary or shadow.
     Abort {
+        /// The plugin's name, as in [plugins.NAME] of the configuration.
         name: String,
         #[command(flatten)]
         admin: AdminArgs,
@@ -117,13 +135,16 @@ pub(crate) enum AdminCommand {
     /// Delete a version from the registry (refused while it is live, a candidate, or
     /// what a rollback returns to).
     Delete {
+        /// The plugin's name, as in [plugins.NAME] of the configuration.
         name: String,
+        /// The version, as uploaded (see `weir plugin list`).
         version: String,
         #[command(flatten)]
         admin: AdminArgs,
     },
     /// The audit log: who did what, when, with what result (of one plugin with NAME).
     Audit {
+        /// Only the entries of this plugin.
         name: Option<String>,
         /// Most entries shown, the newest.
         #[arg(long, default_value_t = 50)]
@@ -205,28 +226,65 @@ fn describe_deployment(d: &Value) -> String {
     }
     let c = &d["candidate"];
     if !c.is_null() {
-        let mode = match c["mode"].as_str() {
-            Some("canary") => format!("canary on {}% of keys", c["percent"]),
-            _ => "shadow".to_owned(),
-        };
-        line.push_str(&format!("; {} is the {mode}", c["version"].as_str().unwrap_or("?")));
+        line.push_str(&format!("; {} is the {}", c["version"].as_str().unwrap_or("?"), mode_text(c)));
         let stats = &c["stats"];
         if !stats.is_null() {
-            line.push_str(&format!(
-                "\n  {} inputs, {} failed; {} compared, {} differ",
-                stats["inputs"], stats["failed"], stats["compared"], stats["differing"]
-            ));
+            let (inputs, failed) = (stats["inputs"].as_u64().unwrap_or(0), stats["failed"].as_u64().unwrap_or(0));
+            let rate =
+                if inputs > 0 { format!(" ({:.1}%)", failed as f64 * 100.0 / inputs as f64) } else { String::new() };
+            let threshold = format!(
+                "rolled back above {:.1}% once it has seen {} inputs",
+                c["max_error_rate"].as_f64().unwrap_or(0.0) * 100.0,
+                c["min_inputs"]
+            );
+            match c["mode"].as_str() {
+                Some("canary") => line.push_str(&format!("\n  canary: {inputs} inputs, {failed} failed{rate}; {threshold}")),
+                _ => line.push_str(&format!(
+                    "\n  shadow: {inputs} inputs, {failed} failed{rate}; {} compared with the live outputs, {} differ; {threshold}",
+                    stats["compared"], stats["differing"]
+                )),
+            }
             for sample in stats["samples"].as_array().into_iter().flatten().take(5) {
-                line.push_str(&format!(
-                    "\n  record {}:\n    live      {}\n    candidate {}",
-                    sample["record"].as_str().unwrap_or("?"),
-                    sample["live"],
-                    sample["candidate"]
-                ));
+                line.push_str(&format!("\n  record {}:", sample["record"].as_str().unwrap_or("?")));
+                for change in sample["changes"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    line.push_str(&format!("\n    {change}"));
+                }
             }
         }
     }
+    let last = &d["last_candidate"];
+    if !last.is_null() {
+        let outcome = match last["outcome"].as_str() {
+            Some("rolled_back") => "rolled back automatically",
+            Some("replaced") => "ended",
+            Some(other) => other,
+            None => "ended",
+        };
+        line.push_str(&format!(
+            "\n  last candidate: {} ({}) {outcome} at {} by {}",
+            last["version"].as_str().unwrap_or("?"),
+            mode_text(last),
+            last["at"].as_str().unwrap_or("?"),
+            last["actor"].as_str().unwrap_or("?")
+        ));
+        if let Some(reason) = last["reason"].as_str() {
+            line.push_str(&format!(": {reason}"));
+        }
+        line.push_str(&format!(" [{} inputs, {} failed", last["inputs"], last["failed"]));
+        if last["mode"] == "shadow" {
+            line.push_str(&format!(", {} compared, {} differ", last["compared"], last["differing"]));
+        }
+        line.push(']');
+    }
     line
+}
+
+/// `canary on 10% of keys` or `shadow`, of a candidate or its outcome.
+fn mode_text(candidate: &Value) -> String {
+    match candidate["mode"].as_str() {
+        Some("canary") => format!("canary on {}% of keys", candidate["percent"]),
+        _ => "shadow".to_owned(),
+    }
 }
 
 async fn run_command(cmd: AdminCommand) -> Result<String, String> {
@@ -350,15 +408,17 @@ async fn run_command(cmd: AdminCommand) -> Result<String, String> {
             client.post(&format!("/v1/deployments/{name}/rollback"), json!({})).await?;
             Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
         }
-        AdminCommand::Canary { name, version, percent, max_error_rate, admin } => {
+        AdminCommand::Canary { name, version, percent, max_error_rate, min_inputs, admin } => {
             let client = Client::new(&admin)?;
-            let body = json!({ "version": version, "percent": percent, "max_error_rate": max_error_rate });
+            let body = json!({
+                "version": version, "percent": percent, "max_error_rate": max_error_rate, "min_inputs": min_inputs,
+            });
             client.post(&format!("/v1/deployments/{name}/canary"), body).await?;
             Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
         }
-        AdminCommand::Shadow { name, version, max_error_rate, admin } => {
+        AdminCommand::Shadow { name, version, max_error_rate, min_inputs, admin } => {
             let client = Client::new(&admin)?;
-            let body = json!({ "version": version, "max_error_rate": max_error_rate });
+            let body = json!({ "version": version, "max_error_rate": max_error_rate, "min_inputs": min_inputs });
             client.post(&format!("/v1/deployments/{name}/shadow"), body).await?;
             Ok(describe_deployment(&client.get(&format!("/v1/deployments/{name}")).await?))
         }

@@ -25,6 +25,7 @@ pub(crate) enum BatchCommand {
     Run {
         /// The job (its `name` in [[jobs]]).
         job: String,
+        /// The pipeline configuration (TOML), e.g. weir.toml.
         #[arg(long)]
         config: PathBuf,
         /// A time in the period to run: 2026-12-01 or 2026-12-01T06:00:00Z.
@@ -45,6 +46,7 @@ pub(crate) enum BatchCommand {
     /// Run every job of a stream again over the periods of a range of the raw archive, with
     /// the plugin versions named; each period's outputs replace the earlier run's.
     Backfill {
+        /// The pipeline configuration (TOML), e.g. weir.toml.
         #[arg(long)]
         config: PathBuf,
         /// The stream whose jobs run.
@@ -97,7 +99,9 @@ pub(crate) enum BatchCommand {
     },
     /// The completed runs of a job, from their manifests.
     Runs {
+        /// The job (its `name` in [[jobs]]).
         job: String,
+        /// The pipeline configuration (TOML), e.g. weir.toml.
         #[arg(long)]
         config: PathBuf,
     },

@@ -40,11 +40,13 @@ enum Command {
     Tail(tail_cmd::TailArgs),
     /// Check a pipeline configuration: every problem, with its line and key.
     Validate {
+        /// The pipeline configuration (TOML), e.g. weir.toml.
         #[arg(long)]
         config: PathBuf,
     },
     /// Run the pipeline: ingest API, stream stages, sinks.
     Serve {
+        /// The pipeline configuration (TOML), e.g. weir.toml.
         #[arg(long)]
         config: PathBuf,
     },
@@ -96,4 +98,39 @@ fn main() -> ExitCode {
     // is bounded here and the process exits.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand, with the path of subcommands leading to it,
+    /// that has no help text.
+    fn undocumented(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            let builtin = matches!(
+                arg.get_action(),
+                clap::ArgAction::Help
+                    | clap::ArgAction::HelpShort
+                    | clap::ArgAction::HelpLong
+                    | clap::ArgAction::Version
+            );
+            if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path} {}", arg.get_id()));
+            }
+        }
+        for sub in command.get_subcommands() {
+            if sub.get_about().is_none() && sub.get_long_about().is_none() && sub.get_name() != "help" {
+                out.push(format!("{path} {} (the subcommand)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_subcommand_and_argument_has_help_text() {
+        let mut missing = Vec::new();
+        undocumented(&super::Cli::command(), "weir", &mut missing);
+        assert!(missing.is_empty(), "arguments without help text:\n{}", missing.join("\n"));
+    }
 }

@@ -42,8 +42,13 @@ pub(crate) struct TestArgs {
     /// Expected output events (NDJSON).
     #[arg(long)]
     expect: Option<PathBuf>,
-    /// Rewrite the --expect file with the actual output.
-    #[arg(long, requires = "expect")]
+    /// Expected record errors: the inputs that must be refused, one 1-based input number
+    /// per line (then, optionally, a tab and a note); any other refused input, or one of
+    /// these accepted, fails the test.
+    #[arg(long)]
+    expect_errors: Option<PathBuf>,
+    /// Rewrite the --expect (and --expect-errors) file with the actual output.
+    #[arg(long)]
     update: bool,
     /// Reference data for lookups: a JSON object {"table": {"key": value}}.
     #[arg(long)]
@@ -122,6 +127,10 @@ pub(crate) async fn run(cmd: PluginCommand) -> ExitCode {
 
 async fn test(args: Box<TestArgs>) -> ExitCode {
     let args = *args;
+    if args.update && args.expect.is_none() && args.expect_errors.is_none() {
+        eprintln!("error: --update rewrites the --expect or --expect-errors file; give one of them");
+        return ExitCode::from(2);
+    }
     let defaults = Limits::default();
     let limits = Limits {
         cpu: args.cpu_ms.map_or(defaults.cpu, Duration::from_millis),
@@ -133,6 +142,7 @@ async fn test(args: Box<TestArgs>) -> ExitCode {
     let options = TestOptions {
         records: args.records,
         expect: args.expect,
+        expect_errors: args.expect_errors,
         update: args.update,
         lookup: args.lookup,
         config: args.config,

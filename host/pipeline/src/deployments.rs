@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 use weir_registry::{
-    AuditEntry, Candidate, CandidateMode, Deployment, Fixtures, RegistryError, RegistryStore, VersionRecord,
+    AuditEntry, Candidate, CandidateMode, CandidateOutcome, Deployment, Fixtures, RegistryError, RegistryStore,
+    VersionRecord,
 };
 use weir_runtime::{LoadError, Plugin, PluginId, PluginOptions, Runtime, World};
 
@@ -208,8 +209,21 @@ impl Deployments {
                         let version = deployments.register_configured(name, &live, bytes).await?;
                         let mut previous = deployment.previous.clone();
                         previous.push(deployment.live.clone());
-                        let applied =
-                            Deployment { plugin: name.clone(), live: version.clone(), previous, candidate: None };
+                        let last_candidate = ended(
+                            &deployment,
+                            None,
+                            "replaced",
+                            "config",
+                            Some(format!("the configured file was put live as {name}@{version}")),
+                        )
+                        .or_else(|| deployment.last_candidate.clone());
+                        let applied = Deployment {
+                            plugin: name.clone(),
+                            live: version.clone(),
+                            previous,
+                            candidate: None,
+                            last_candidate,
+                        };
                         deployments.registry.put_deployment(applied.clone()).await?;
                         deployments
                             .audit_text(
@@ -254,8 +268,13 @@ impl Deployments {
                 None => {
                     let bytes = configured.get(name).map(|c| c.bytes.clone()).unwrap_or_default();
                     let version = deployments.register_configured(name, &live, bytes).await?;
-                    let deployment =
-                        Deployment { plugin: name.clone(), live: version, previous: Vec::new(), candidate: None };
+                    let deployment = Deployment {
+                        plugin: name.clone(),
+                        live: version,
+                        previous: Vec::new(),
+                        candidate: None,
+                        last_candidate: None,
+                    };
                     deployments.registry.put_deployment(deployment.clone()).await?;
                     state.insert(name.clone(), deployment);
                 }
@@ -623,7 +642,7 @@ impl Deployments {
     /// Unknown plugin or version, failing fixtures, a component that does not load.
     pub async fn activate(&self, actor: &str, name: &str, version: &str) -> Result<Deployment, AdminError> {
         let mut state = self.state.lock().await;
-        let result = self.activate_locked(&mut state, name, version).await;
+        let result = self.activate_locked(&mut state, actor, name, version).await;
         self.audit(actor, "activate", &format!("{name}@{version}"), &result).await;
         result
     }
@@ -631,6 +650,7 @@ impl Deployments {
     async fn activate_locked(
         &self,
         state: &mut BTreeMap<String, Deployment>,
+        actor: &str,
         name: &str,
         version: &str,
     ) -> Result<Deployment, AdminError> {
@@ -641,6 +661,10 @@ impl Deployments {
         let mut deployment = current(state, slot);
         if deployment.live != version {
             deployment.previous.push(std::mem::replace(&mut deployment.live, version.to_owned()));
+        }
+        let why = format!("{name}@{version} was activated");
+        if let Some(outcome) = ended(&deployment, slot.snapshot().candidate.as_ref(), "replaced", actor, Some(why)) {
+            deployment.last_candidate = Some(outcome);
         }
         deployment.candidate = None;
         self.commit(state, slot, deployment, Active { live: plugin, candidate: None }).await
@@ -672,6 +696,11 @@ impl Deployments {
             let mut deployment = state.get(name).cloned().ok_or_else(|| nothing_to_roll_back(name))?;
             let previous = deployment.previous.pop().ok_or_else(|| nothing_to_roll_back(name))?;
             let plugin = Arc::new(self.load(name, &previous).await?);
+            let why = format!("a rollback to {name}@{previous}");
+            if let Some(outcome) = ended(&deployment, slot.snapshot().candidate.as_ref(), "replaced", actor, Some(why))
+            {
+                deployment.last_candidate = Some(outcome);
+            }
             deployment.live = previous;
             deployment.candidate = None;
             self.commit(&mut state, slot, deployment, Active { live: plugin, candidate: None }).await
@@ -754,6 +783,7 @@ impl Deployments {
             let (Some(candidate), Some(mut deployment)) = (&active.candidate, state.get(name).cloned()) else {
                 return Err(no_candidate(name));
             };
+            deployment.last_candidate = ended(&deployment, Some(candidate), "promoted", actor, None);
             let Some(stored) = deployment.candidate.take() else { return Err(no_candidate(name)) };
             deployment.previous.push(std::mem::replace(&mut deployment.live, stored.version));
             self.commit(&mut state, slot, deployment, Active { live: candidate.plugin.clone(), candidate: None }).await
@@ -770,7 +800,7 @@ impl Deployments {
     /// Unknown plugin, no candidate.
     pub async fn abort(&self, actor: &str, name: &str) -> Result<Deployment, AdminError> {
         let mut state = self.state.lock().await;
-        let result = self.drop_candidate(&mut state, name).await;
+        let result = self.drop_candidate(&mut state, actor, name).await;
         self.audit(actor, "abort", name, &result).await;
         result
     }
@@ -778,10 +808,14 @@ impl Deployments {
     async fn drop_candidate(
         &self,
         state: &mut BTreeMap<String, Deployment>,
+        actor: &str,
         name: &str,
     ) -> Result<Deployment, AdminError> {
         let slot = self.slot(name)?;
         let mut deployment = state.get(name).cloned().ok_or_else(|| no_candidate(name))?;
+        if let Some(outcome) = ended(&deployment, slot.snapshot().candidate.as_ref(), "aborted", actor, None) {
+            deployment.last_candidate = Some(outcome);
+        }
         if deployment.candidate.take().is_none() {
             return Err(no_candidate(name));
         }
@@ -794,6 +828,11 @@ impl Deployments {
         let mut state = self.state.lock().await;
         let Some(mut deployment) = state.get(&event.plugin).cloned() else { return };
         if deployment.candidate.as_ref().is_some_and(|c| c.version == event.version) {
+            let mut outcome = ended(&deployment, None, "rolled_back", "weir", Some(event.reason.clone()));
+            if let Some(outcome) = &mut outcome {
+                [outcome.inputs, outcome.failed, outcome.compared, outcome.differing] = event.counts;
+            }
+            deployment.last_candidate = outcome;
             deployment.candidate = None;
             if let Err(e) = self.registry.put_deployment(deployment.clone()).await {
                 tracing::error!("the deployment of {} could not be stored: {e}", event.plugin);
@@ -880,6 +919,7 @@ impl Deployments {
                 "live": active.live.id().version,
                 "previous": deployment.map(|d| d.previous.clone()).unwrap_or_default(),
                 "candidate": candidate,
+                "last_candidate": deployment.and_then(|d| d.last_candidate.clone()),
             }));
         }
         Ok(out)
@@ -912,6 +952,32 @@ fn current(state: &BTreeMap<String, Deployment>, slot: &PluginSlot) -> Deploymen
         live: slot.snapshot().live.id().version.clone(),
         previous: Vec::new(),
         candidate: None,
+        last_candidate: None,
+    })
+}
+
+/// How the candidate stored in `deployment` ended, with `running`'s counters (`None`:
+/// counters of the reason only), or `None` when it has no candidate.
+fn ended(
+    deployment: &Deployment,
+    running: Option<&ActiveCandidate>,
+    outcome: &str,
+    actor: &str,
+    reason: Option<String>,
+) -> Option<CandidateOutcome> {
+    let stored = deployment.candidate.as_ref()?;
+    let [inputs, failed, compared, differing] = running.map_or([0; 4], |c| c.stats.counts());
+    Some(CandidateOutcome {
+        version: stored.version.clone(),
+        mode: stored.mode,
+        outcome: outcome.to_owned(),
+        at: now(),
+        actor: actor.to_owned(),
+        reason,
+        inputs,
+        failed,
+        compared,
+        differing,
     })
 }
 

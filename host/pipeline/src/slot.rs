@@ -36,10 +36,11 @@ pub struct ActiveCandidate {
 }
 
 impl ActiveCandidate {
-    /// Whether a record with partition key `key` goes through the candidate.
-    pub fn takes(&self, key: Option<&str>) -> bool {
+    /// Whether a record with partition key `key` (its log position when it has none)
+    /// goes through the candidate.
+    pub fn takes(&self, key: &str) -> bool {
         match self.mode {
-            CandidateMode::Canary { percent } => canary_bucket(key) < percent,
+            CandidateMode::Canary { percent } => canary_bucket(Some(key)) < percent,
             CandidateMode::Shadow => false,
         }
     }
@@ -50,10 +51,89 @@ impl ActiveCandidate {
 pub struct ShadowDiff {
     /// The log record, `stream/shard/seq`.
     pub record: String,
-    /// What the live version produced for it (events as JSON, or its error).
+    /// What the live version produced for it (events as JSON, or `{"error": reason}`).
     pub live: serde_json::Value,
     /// What the candidate produced.
     pub candidate: serde_json::Value,
+    /// What changed, field by field: `+amount_cents: 2350`, `-total`,
+    /// `currency: "eur" → "EUR"`, or which side refused the record.
+    pub changes: Vec<String>,
+}
+
+/// Changes listed per sample at most; the rest are counted in one line.
+pub const MAX_DIFF_CHANGES: usize = 20;
+
+/// Characters of a value shown in a change, at most.
+const MAX_CHANGE_VALUE_CHARS: usize = 60;
+
+impl ShadowDiff {
+    /// A sample of `record` with the field-level changes from `live` to `candidate`.
+    pub fn new(record: String, live: serde_json::Value, candidate: serde_json::Value) -> Self {
+        let changes = changes(&live, &candidate);
+        Self { record, live, candidate, changes }
+    }
+}
+
+/// The field-level changes from `live` to `candidate` (each an array of events as JSON,
+/// or `{"error": reason}`), bounded to [`MAX_DIFF_CHANGES`] lines.
+fn changes(live: &serde_json::Value, candidate: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let error = |side: &Value| side.get("error").map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned));
+    let mut out = match (error(live), error(candidate)) {
+        (Some(live), Some(candidate)) => vec![format!("both refused: live {live:?}, candidate {candidate:?}")],
+        (Some(live), None) => vec![format!("live refused ({}), candidate accepted", short(&live))],
+        (None, Some(candidate)) => vec![format!("candidate refused: {}", short(&candidate))],
+        (None, None) => {
+            let empty = Vec::new();
+            let live = live.as_array().unwrap_or(&empty);
+            let candidate = candidate.as_array().unwrap_or(&empty);
+            let mut out = Vec::new();
+            if live.len() != candidate.len() {
+                out.push(format!("events: {} → {}", live.len(), candidate.len()));
+            }
+            for (index, (a, b)) in live.iter().zip(candidate).enumerate() {
+                let prefix = if live.len() > 1 { format!("event {index}: ") } else { String::new() };
+                for (member, text) in [("key", "key"), ("time", "time")] {
+                    if a.get(member) != b.get(member) {
+                        out.push(format!("{prefix}{text}: {} → {}", shown(a.get(member)), shown(b.get(member))));
+                    }
+                }
+                let fields = |e: &'_ Value| e.get("fields").and_then(Value::as_object).cloned().unwrap_or_default();
+                let (a, b) = (fields(a), fields(b));
+                for (name, value) in &b {
+                    match a.get(name) {
+                        None => out.push(format!("{prefix}+{name}: {}", shown(Some(value)))),
+                        Some(old) if old != value => {
+                            out.push(format!("{prefix}{name}: {} → {}", shown(Some(old)), shown(Some(value))));
+                        }
+                        Some(_) => {}
+                    }
+                }
+                out.extend(a.keys().filter(|name| !b.contains_key(*name)).map(|name| format!("{prefix}-{name}")));
+                if out.len() > MAX_DIFF_CHANGES {
+                    break;
+                }
+            }
+            out
+        }
+    };
+    if out.len() > MAX_DIFF_CHANGES {
+        let more = out.len() - MAX_DIFF_CHANGES;
+        out.truncate(MAX_DIFF_CHANGES);
+        out.push(format!("… and {more} more"));
+    }
+    out
+}
+
+fn shown(value: Option<&serde_json::Value>) -> String {
+    value.map_or_else(|| "none".to_owned(), |v| short(&v.to_string()))
+}
+
+fn short(text: &str) -> String {
+    match text.char_indices().nth(MAX_CHANGE_VALUE_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 /// Samples of differences kept per candidate.
@@ -95,6 +175,11 @@ impl CandidateStats {
         }
     }
 
+    /// Inputs, failed, compared, differing, as counted now.
+    pub fn counts(&self) -> [u64; 4] {
+        [&self.inputs, &self.failed, &self.compared, &self.differing].map(|n| n.load(Ordering::Relaxed))
+    }
+
     /// The error rate, once at least `min_inputs` were seen.
     pub fn error_rate(&self, min_inputs: u64) -> Option<f64> {
         let inputs = self.inputs.load(Ordering::Relaxed);
@@ -120,6 +205,8 @@ pub struct AutoRollback {
     pub plugin: String,
     pub version: String,
     pub reason: String,
+    /// The candidate's counters then: inputs, failed, compared, differing.
+    pub counts: [u64; 4],
 }
 
 /// One plugin as the stages use it.
@@ -191,7 +278,8 @@ impl PluginSlot {
         let version = candidate.plugin.id().version.clone();
         tracing::warn!(plugin = %self.name, %version, "candidate rolled back automatically: {reason}");
         if let Some(rollbacks) = &self.rollbacks {
-            let _ = rollbacks.send(AutoRollback { plugin: self.name.clone(), version, reason });
+            let counts = candidate.stats.counts();
+            let _ = rollbacks.send(AutoRollback { plugin: self.name.clone(), version, reason, counts });
         }
     }
 }
@@ -207,5 +295,36 @@ mod tests {
         assert_eq!(stats.error_rate(20), None);
         stats.record(10, 0);
         assert_eq!(stats.error_rate(20), Some(0.25));
+    }
+}
+
+#[cfg(test)]
+mod diff_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_shadow_sample_lists_added_changed_and_removed_fields_and_who_refused() {
+        let live = json!([{"key": "r-1", "time": "t", "fields": {"total": 23.5, "currency": "eur", "note": "x"}}]);
+        let candidate =
+            json!([{"key": "r-1", "time": "t", "fields": {"total": 23.5, "currency": "EUR", "amount_cents": 2350}}]);
+        let diff = ShadowDiff::new("orders/0/7".into(), live.clone(), candidate);
+        assert_eq!(diff.changes, ["currency: \"eur\" → \"EUR\"", "+amount_cents: 2350", "-note"]);
+
+        let refused = json!({"error": "missing total"});
+        assert_eq!(changes(&live, &refused), ["candidate refused: missing total"]);
+        assert_eq!(changes(&refused, &live), ["live refused (missing total), candidate accepted"]);
+        let two = json!([{"fields": {}}, {"fields": {}}]);
+        assert_eq!(changes(&json!([{"fields": {}}]), &two), ["events: 1 → 2"]);
+    }
+
+    #[test]
+    fn the_changes_of_a_sample_are_bounded() {
+        let many: serde_json::Map<String, serde_json::Value> =
+            (0..500).map(|i| (format!("f{i}"), json!("v".repeat(1000)))).collect();
+        let diff = changes(&json!([{"fields": {}}]), &json!([{ "fields": many }]));
+        assert_eq!(diff.len(), MAX_DIFF_CHANGES + 1);
+        assert!(diff.last().unwrap().starts_with("… and "), "{diff:?}");
+        assert!(diff.iter().all(|line| line.chars().count() < 100), "{diff:?}");
     }
 }

@@ -258,6 +258,15 @@ enum Undelivered {
     Failed(String),
 }
 
+/// What the live version made of a step's inputs, for a shadow's comparison.
+struct LiveOutputs<'a> {
+    columns: &'a Columns,
+    /// The input each output event came from.
+    outputs: &'a [usize],
+    /// The live version's record errors, by the origin of the record.
+    errors: &'a HashMap<usize, &'a str>,
+}
+
 struct Dead {
     origin: usize,
     plugin: String,
@@ -719,13 +728,25 @@ impl ShardStage {
         let candidate = step.active.candidate.as_ref();
         let canary = candidate.filter(|c| matches!(c.mode, CandidateMode::Canary { .. }));
         let (live_inputs, canary_inputs): (Vec<usize>, Vec<usize>) = match canary {
-            Some(c) => (0..n).partition(|&i| !c.takes(keys[i].as_deref())),
+            // A record without a partition key is split by its log position (stable
+            // across replays), so a canary on a keyless stream takes its share instead of
+            // all records or none.
+            Some(c) => (0..n).partition(|&i| {
+                let position =
+                    || step.records.get(input_origins[i]).map(|r| r.position.to_string()).unwrap_or_default();
+                !c.takes(keys[i].as_deref().filter(|k| !k.is_empty()).map_or_else(position, str::to_owned).as_str())
+            }),
             None => ((0..n).collect(), Vec::new()),
         };
+        let dead_before = dead.len();
         let (live_columns, live_outputs) = self.call_part(&step, live, &live_inputs, input_origins, dead, &call).await;
         if let Some(shadow) = candidate.filter(|c| c.mode == CandidateMode::Shadow) {
+            // What the live version refused, by record, so a sample shows its reason.
+            let live_errors: HashMap<usize, &str> =
+                dead[dead_before..].iter().map(|d| (d.origin, d.reason.as_str())).collect();
             let result = call(shadow.plugin.clone(), (0..n).collect()).await;
-            self.compare_shadow(&step, shadow, &live_columns, &live_outputs, result, input_origins, n);
+            let live = LiveOutputs { columns: &live_columns, outputs: &live_outputs, errors: &live_errors };
+            self.compare_shadow(&step, shadow, &live, result, input_origins, n);
             step.slot.judge(shadow);
         }
         let lineage_of = |names: &mut LineageNames, input: usize, plugin: &Plugin| {
@@ -807,13 +828,11 @@ impl ShardStage {
 
     /// Compares a shadow call's outputs with the live ones, input by input, and counts
     /// its failures. Nothing of the shadow is delivered.
-    #[allow(clippy::too_many_arguments)]
     fn compare_shadow(
         &self,
         step: &Step<'_>,
         shadow: &ActiveCandidate,
-        live_columns: &Columns,
-        live_outputs: &[usize],
+        live: &LiveOutputs<'_>,
         result: CallResult,
         input_origins: &[usize],
         n: usize,
@@ -826,23 +845,23 @@ impl ShardStage {
         let events_json = |events: &[&Event]| {
             serde_json::Value::Array(events.iter().map(|e| weir_events::json::event_to_json(e)).collect())
         };
-        let live_events = live_columns.decode().unwrap_or_default();
+        let live_events = live.columns.decode().unwrap_or_default();
         let mut live_by_input: Vec<Vec<&Event>> = vec![Vec::new(); n];
-        for (event, &input) in live_events.iter().zip(live_outputs) {
+        for (event, &input) in live_events.iter().zip(live.outputs) {
             live_by_input[input].push(event);
         }
+        let live_json = |input: usize| match live.errors.get(&input_origins[input]) {
+            Some(reason) => serde_json::json!({ "error": reason }),
+            None => events_json(&live_by_input[input]),
+        };
         let (out, _) = match result {
             Ok(ok) => ok,
             Err(err) => {
                 self.plugin_failed(&shadow.plugin.id().to_string(), &err);
                 shadow.stats.record(n as u64, n as u64);
-                for (input, live) in live_by_input.iter().enumerate() {
-                    let diff = ShadowDiff {
-                        record: describe(input),
-                        live: events_json(live),
-                        candidate: serde_json::json!({ "error": err.reason() }),
-                    };
-                    shadow.stats.compare(Some(diff));
+                for input in 0..n {
+                    let candidate = serde_json::json!({ "error": err.reason() });
+                    shadow.stats.compare(Some(ShadowDiff::new(describe(input), live_json(input), candidate)));
                 }
                 return;
             }
@@ -852,14 +871,18 @@ impl ShardStage {
         let errors: HashMap<usize, &str> = out.errors.iter().map(|e| (e.index as usize, e.message.as_str())).collect();
         for (input, range) in out.ranges().enumerate().take(n) {
             let candidate: Vec<&Event> = shadow_events.get(range).map(|s| s.iter().collect()).unwrap_or_default();
-            let same = !errors.contains_key(&input) && candidate == live_by_input[input];
-            let diff = (!same).then(|| ShadowDiff {
-                record: describe(input),
-                live: events_json(&live_by_input[input]),
-                candidate: match errors.get(&input) {
+            let same = match (errors.get(&input), live.errors.get(&input_origins[input])) {
+                (None, None) => candidate == live_by_input[input],
+                // Both refused the record: the same outcome, whatever the words.
+                (Some(_), Some(_)) => true,
+                _ => false,
+            };
+            let diff = (!same).then(|| {
+                let candidate = match errors.get(&input) {
                     Some(message) => serde_json::json!({ "error": message }),
                     None => events_json(&candidate),
-                },
+                };
+                ShadowDiff::new(describe(input), live_json(input), candidate)
             });
             shadow.stats.compare(diff);
         }

@@ -16,7 +16,7 @@ mod local;
 mod records;
 
 pub use local::{LocalRegistry, local_component};
-pub use records::{AuditEntry, Candidate, CandidateMode, Deployment, Fixtures, VersionRecord};
+pub use records::{AuditEntry, Candidate, CandidateMode, CandidateOutcome, Deployment, Fixtures, VersionRecord};
 
 /// Why the registry failed.
 #[derive(Debug, thiserror::Error)]

@@ -325,6 +325,7 @@ mod tests {
                 live: "2".into(),
                 previous: vec!["1".into()],
                 candidate: Some(candidate),
+                last_candidate: None,
             };
             registry.put_deployment(&deployment).unwrap();
             for action in ["upload", "activate"] {

@@ -103,6 +103,42 @@ pub struct Deployment {
     /// A canary or shadow version, if any.
     #[serde(default)]
     pub candidate: Option<Candidate>,
+    /// How the last candidate ended (kept until the next one ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_candidate: Option<CandidateOutcome>,
+}
+
+/// How a candidate ended, with its counters then: what `weir plugin status` says after a
+/// canary or shadow is over.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CandidateOutcome {
+    /// The candidate's version.
+    pub version: String,
+    /// Canary or shadow.
+    #[serde(flatten)]
+    pub mode: CandidateMode,
+    /// `promoted`, `aborted`, `rolled_back` (automatically, over its error threshold), or
+    /// `replaced` (an activation or rollback ended it).
+    pub outcome: String,
+    /// When, RFC 3339.
+    pub at: String,
+    /// Who: the token's name, `weir` for an automatic rollback, `config` for a start.
+    pub actor: String,
+    /// Why, when the host ended it (the error rate over how many inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Inputs it processed on this host.
+    #[serde(default)]
+    pub inputs: u64,
+    /// Inputs it failed on.
+    #[serde(default)]
+    pub failed: u64,
+    /// Shadow: inputs compared with the live version's outputs.
+    #[serde(default)]
+    pub compared: u64,
+    /// Shadow: inputs whose outputs differed.
+    #[serde(default)]
+    pub differing: u64,
 }
 
 /// One admin action.

@@ -142,3 +142,31 @@ pub(crate) fn events(path: &Path) -> Result<Vec<Event>, HarnessError> {
 pub(crate) fn expected_lines(path: &Path) -> Result<Vec<String>, HarnessError> {
     Ok(events(path)?.iter().map(|e| event_to_json(e).to_string()).collect())
 }
+
+/// The inputs an `--expect-errors` file says must be refused: a 1-based input number at
+/// the start of each line (after it, a tab and the message as a note); blank lines and
+/// lines starting with `#` are skipped.
+pub(crate) fn expected_error_inputs(path: &Path) -> Result<Vec<usize>, HarnessError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| HarnessError(format!("cannot read {}: {e}", path.display())))?;
+    let mut inputs = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let number = line.split(|c: char| c.is_whitespace() || c == ':').next().unwrap_or_default();
+        match number.parse::<usize>() {
+            Ok(input) if input > 0 => inputs.push(input),
+            _ => {
+                return Err(HarnessError(format!(
+                    "{} line {}: {number:.20?} is not an input number; each line starts with the 1-based number of \
+                     an input that must get a record error (then, optionally, a tab and a note)",
+                    path.display(),
+                    index + 1
+                )));
+            }
+        }
+    }
+    Ok(inputs)
+}

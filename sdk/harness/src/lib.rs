@@ -33,7 +33,11 @@ pub struct TestOptions {
     pub records: RecordsFormat,
     /// Expected output events, NDJSON. None: only run and report.
     pub expect: Option<PathBuf>,
-    /// Rewrite `expect` with the actual output instead of comparing.
+    /// Expected record errors: the inputs (1-based numbers, one per line, each optionally
+    /// followed by a tab and the message as a note) that must be refused with a record
+    /// error, and no other. None: record errors are reported, not checked.
+    pub expect_errors: Option<PathBuf>,
+    /// Rewrite `expect` (and `expect_errors`) with the actual output instead of comparing.
     pub update: bool,
     /// Reference data for `lookup`: `{"table": {"key": value}}`.
     pub lookup: Option<PathBuf>,
@@ -61,6 +65,7 @@ impl TestOptions {
             input: input.into(),
             records: RecordsFormat::Lines,
             expect: None,
+            expect_errors: None,
             update: false,
             lookup: None,
             config: Vec::new(),
@@ -170,6 +175,23 @@ pub async fn run(options: &TestOptions) -> Result<Report, HarnessError> {
                 Comparison::Match(expect.clone())
             } else {
                 Comparison::Mismatch(expect.clone(), line_diff(&expected, &actual))
+            }
+        });
+    }
+    if let Some(expect) = &options.expect_errors {
+        report.error_comparison = Some(if options.update {
+            let text: String = report
+                .record_errors
+                .iter()
+                .map(|(input, message)| format!("{input}\t{}\n", message.replace(['\n', '\r'], " ")))
+                .collect();
+            std::fs::write(expect, text).map_err(|e| fail(format!("cannot write {}: {e}", expect.display())))?;
+            Comparison::Updated(expect.clone())
+        } else {
+            let expected = input::expected_error_inputs(expect)?;
+            match report::error_diff(&expected, &report.record_errors) {
+                None => Comparison::Match(expect.clone()),
+                Some(diff) => Comparison::Mismatch(expect.clone(), diff),
             }
         });
     }

@@ -49,6 +49,8 @@ pub struct Report {
     /// Aggregators: whether merging two halves gave the one-pass output.
     pub merge_check: Option<Result<(), String>>,
     pub comparison: Option<Comparison>,
+    /// The verdict on the record errors against `--expect-errors`.
+    pub error_comparison: Option<Comparison>,
 }
 
 impl Report {
@@ -70,6 +72,7 @@ impl Report {
             log: Vec::new(),
             merge_check: None,
             comparison: None,
+            error_comparison: None,
         }
     }
 
@@ -90,12 +93,14 @@ impl Report {
         (self.timed_inputs > 0).then(|| self.call_time.as_nanos() as f64 / self.timed_inputs as f64)
     }
 
-    /// The command's exit status: 2 when a call failed, 1 on a mismatch (or a failed
-    /// merge check), else 0.
+    /// The command's exit status: 2 when a call failed, 1 on a mismatch of the output or
+    /// the record errors (or a failed merge check), else 0.
     pub fn exit_code(&self) -> u8 {
         if !self.failed_calls.is_empty() {
             2
-        } else if matches!(self.comparison, Some(Comparison::Mismatch(..))) || matches!(self.merge_check, Some(Err(_)))
+        } else if matches!(self.comparison, Some(Comparison::Mismatch(..)))
+            || matches!(self.error_comparison, Some(Comparison::Mismatch(..)))
+            || matches!(self.merge_check, Some(Err(_)))
         {
             1
         } else {
@@ -167,6 +172,34 @@ impl fmt::Display for Report {
             }
             None => {}
         }
+        match &self.error_comparison {
+            Some(Comparison::Match(p)) => {
+                let _ = writeln!(s, "errors   record errors match {}", p.display());
+            }
+            Some(Comparison::Updated(p)) => {
+                let _ = writeln!(s, "errors   wrote {} record errors to {}", self.record_errors.len(), p.display());
+            }
+            Some(Comparison::Mismatch(p, diff)) => {
+                let _ = writeln!(s, "errors   record errors differ from {}:\n{diff}", p.display());
+                let _ = writeln!(s, "         rerun with --update to accept them");
+            }
+            None => {}
+        }
         f.write_str(&s)
     }
+}
+
+/// What differs between the inputs expected to be refused and the record errors found,
+/// one line each, or `None` when they are the same inputs.
+pub(crate) fn error_diff(expected: &[usize], found: &[(usize, String)]) -> Option<String> {
+    let expected: std::collections::BTreeSet<usize> = expected.iter().copied().collect();
+    let found_inputs: std::collections::BTreeSet<usize> = found.iter().map(|(input, _)| *input).collect();
+    let mut lines = Vec::new();
+    for input in expected.difference(&found_inputs) {
+        lines.push(format!("  - input {input}: expected a record error, but it was accepted"));
+    }
+    for (input, message) in found.iter().filter(|(input, _)| !expected.contains(input)) {
+        lines.push(format!("  + input {input}: refused, not expected: {message}"));
+    }
+    (!lines.is_empty()).then(|| lines.join("\n"))
 }
