@@ -544,21 +544,28 @@ fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
     let component_path = component("restaurant_enricher").display().to_string();
     let input = fixtures.join("input.ndjson").display().to_string();
     let lookup = fixtures.join("lookup.json").display().to_string();
-    // Fixtures whose expected output is wrong: the version is stored but cannot go live.
+    // Fixtures whose expected output is wrong: they run at upload, and the upload is
+    // refused, naming the user's files (not the host's copies) and the next step.
     let wrong = dir.path().join("wrong.ndjson");
     let expected = std::fs::read_to_string(fixtures.join("expected.ndjson")).unwrap();
     std::fs::write(&wrong, expected.replacen("delivered", "cancelled", 1)).unwrap();
     let wrong = wrong.display().to_string();
     let upload = ["upload", &component_path, "--name", "restaurant-enricher", "--version", "3"];
     let (code, out) = cli(&[&upload[..], &["--input", &input, "--expect", &wrong, "--lookup", &lookup]].concat());
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("uploaded restaurant-enricher@3: enricher plugin, weir:plugin@0.1.0"), "{out}");
-    assert!(out.contains("fixtures attached"), "{out}");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "restaurant-enricher@3 does not pass its fixtures (input {input}, expected {wrong}, lookup {lookup}), so they were not attached"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("(422 fixtures_failed)") && out.contains("next: fix the plugin"), "{out}");
+    assert!(out.contains("- ") && out.contains("+ "), "the diff is shown: {out}");
+    assert!(out.contains(&format!("output differs from {wrong}")), "{out}");
+    assert!(!out.contains("component.wasm") && !out.contains("input.txt"), "no host paths: {out}");
+    assert!(out.contains("the upload was refused: restaurant-enricher@3 was not kept"), "{out}");
     let (code, out) = cli(&["activate", "restaurant-enricher", "3"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("does not pass its fixtures, so it was not activated"), "{out}");
-    assert!(out.contains("(422 fixtures_failed)"), "{out}");
-    assert!(out.contains("- ") && out.contains("+ "), "the diff is shown: {out}");
 
     let good = fixtures.join("expected.ndjson").display().to_string();
     let upload = ["upload", &component_path, "--name", "restaurant-enricher", "--version", "4"];
@@ -569,6 +576,12 @@ fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
     let (code, out) = cli(&[&upload[..], &fixtures_args[..]].concat());
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("configuration set: drop_test_orders=true"), "{out}");
+    assert!(out.contains("fixtures pass: attached"), "{out}");
+    // The same bytes again with fixtures: a fixtures update, said as such.
+    let (code, out) = cli(&[&upload[..], &fixtures_args[..6]].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("already uploaded (the same bytes) restaurant-enricher@4"), "{out}");
+    assert!(out.contains("fixtures pass: they replace the version's fixtures"), "{out}");
     let (code, out) = cli(&["activate", "restaurant-enricher", "4"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("restaurant-enricher: 4 is live (rollback returns to 1.0.0)"), "{out}");
@@ -580,7 +593,7 @@ fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
     let (code, out) = cli(&["list"]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.lines().any(|l| l.starts_with("restaurant-enricher") && l.contains(" 4 ") && l.contains("1.0.0, 3, 4")),
+        out.lines().any(|l| l.starts_with("restaurant-enricher") && l.contains(" 4 ") && l.contains("1.0.0, 4")),
         "{out}"
     );
     let (code, out) = cli(&["rollback", "restaurant-enricher"]);
@@ -602,6 +615,8 @@ fn fixtures_gate_activation_and_the_cli_drives_the_admin_api() {
     // Delete: refused for the live version, done for one nothing uses.
     let (code, out) = cli(&["delete", "restaurant-enricher", "1.0.0"]);
     assert_eq!(code, Some(1), "{out}");
+    let (code, out) = cli(&["upload", &component_path, "--name", "restaurant-enricher", "--version", "3"]);
+    assert_eq!(code, Some(0), "{out}");
     let (code, out) = cli(&["delete", "restaurant-enricher", "3"]);
     assert_eq!((code, out.trim()), (Some(0), "restaurant-enricher@3 deleted"), "{out}");
     let (code, out) = cli(&["list"]);

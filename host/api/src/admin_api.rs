@@ -246,8 +246,10 @@ const MAX_ACTION_BYTES: usize = 64 << 10;
     put,
     path = "/v1/plugins/{name}/versions/{version}/fixtures",
     tag = "admin",
-    summary = "Attach fixtures that gate activation",
-    description = "Needs a token with the admin role.",
+    summary = "Run fixtures against a version now and attach them: they gate its activation, canary and shadow",
+    description = "Needs a token with the admin role. The fixtures run at once with the version's configuration; \
+        422 fixtures_failed (not attached, the report naming the files given in `files`) when they fail. Sending \
+        fixtures again replaces them once the new ones pass.",
     security(("bearer" = [])),
     params(crate::schemas::VersionPath),
     request_body = crate::schemas::Fixtures,

@@ -59,6 +59,9 @@ pub(crate) struct Fixtures {
     lookup: Option<serde_json::Value>,
     config: Option<BTreeMap<String, String>>,
     window: Option<String>,
+    /// The uploader's file names, for messages: `{"input", "expected", "lookup"}`.
+    #[schema(value_type = Option<Object>)]
+    files: Option<serde_json::Value>,
 }
 
 /// A plugin's deployment: the live version, the previous ones, the candidate.

@@ -175,6 +175,16 @@ impl Client {
     }
 
     async fn call(&self, method: &str, path: &str, content_type: &str, body: &[u8]) -> Result<Value, String> {
+        self.call_with_status(method, path, content_type, body).await.map(|(_, value)| value)
+    }
+
+    async fn call_with_status(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> Result<(u16, Value), String> {
         let auth = format!("Bearer {}", self.token);
         let headers = [("Authorization", auth.as_str()), ("Content-Type", content_type)];
         let response: HttpResponse = self
@@ -188,7 +198,7 @@ impl Client {
             let code = value["code"].as_str().unwrap_or("error");
             return Err(format!("{message} ({} {code})", response.status));
         }
-        Ok(value)
+        Ok((response.status, value))
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
@@ -333,10 +343,12 @@ async fn run_command(cmd: AdminCommand) -> Result<String, String> {
             if let Some(version) = &version {
                 path.push_str(&format!("&version={}", weir_client::percent_encode(version)));
             }
-            let record = client.call("POST", &path, "application/wasm", &bytes).await?;
+            let (status, record) = client.call_with_status("POST", &path, "application/wasm", &bytes).await?;
+            let created = status == 201;
             let version = record["version"].as_str().unwrap_or("?").to_owned();
+            let verb = if created { "uploaded" } else { "already uploaded (the same bytes)" };
             let mut out = format!(
-                "uploaded {name}@{version}: {} plugin, weir:plugin@{}, {} KiB, sha256 {}",
+                "{verb} {name}@{version}: {} plugin, weir:plugin@{}, {} KiB, sha256 {}",
                 record["world"].as_str().unwrap_or("?"),
                 record["wit_version"].as_str().unwrap_or("?"),
                 record["size"].as_u64().unwrap_or(0) / 1024,
@@ -356,18 +368,43 @@ async fn run_command(cmd: AdminCommand) -> Result<String, String> {
             if let (Some(input), Some(expect)) = (input, expect) {
                 let read =
                     |p: &PathBuf| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-                let mut fixtures = json!({ "input": read(&input)?, "expected": read(&expect)? });
+                let name_of = |p: &PathBuf| p.display().to_string();
+                let mut fixtures = json!({
+                    "input": read(&input)?,
+                    "expected": read(&expect)?,
+                    "files": { "input": name_of(&input), "expected": name_of(&expect) },
+                });
                 if let Some(lookup) = lookup {
                     let text = read(&lookup)?;
                     fixtures["lookup"] =
                         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", lookup.display()))?;
+                    fixtures["files"]["lookup"] = json!(name_of(&lookup));
                 }
                 if input.extension().is_some_and(|e| e == "csv") {
                     fixtures["content_type"] = json!("text/csv");
                 }
                 let path = format!("/v1/plugins/{name}/versions/{}/fixtures", weir_client::percent_encode(&version));
-                client.call("PUT", &path, "application/json", fixtures.to_string().as_bytes()).await?;
-                out.push_str("\nfixtures attached: they run before this version may go live");
+                if let Err(refused) =
+                    client.call("PUT", &path, "application/json", fixtures.to_string().as_bytes()).await
+                {
+                    // A version this upload created is not kept with fixtures it fails: the
+                    // upload as a whole is refused.
+                    let kept = if created {
+                        let delete = format!("/v1/plugins/{name}/versions/{}", weir_client::percent_encode(&version));
+                        match client.call("DELETE", &delete, "application/json", b"").await {
+                            Ok(_) => format!("the upload was refused: {name}@{version} was not kept"),
+                            Err(e) => format!("{name}@{version} stays uploaded without fixtures ({e})"),
+                        }
+                    } else {
+                        format!("{name}@{version} keeps the fixtures it had")
+                    };
+                    return Err(format!("{out}\n{refused}\n{kept}"));
+                }
+                out.push_str(if created {
+                    "\nfixtures pass: attached, they run again before this version takes traffic"
+                } else {
+                    "\nfixtures pass: they replace the version's fixtures"
+                });
             }
             Ok(out)
         }

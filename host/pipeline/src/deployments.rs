@@ -559,10 +559,14 @@ impl Deployments {
         Ok((record, true))
     }
 
-    /// Attaches fixtures to a version: they gate its activation.
+    /// Runs `fixtures` against a version now, with its configuration, and attaches them
+    /// when they pass: from then on they gate its activation, canary and shadow too
+    /// (its configuration may still change). Fixtures that fail are not attached (the
+    /// version keeps the ones it had).
     ///
     /// # Errors
-    /// An unknown version, or a registry failure.
+    /// An unknown version; fixtures that fail (422 `fixtures_failed`, with the harness's
+    /// report naming the uploader's files); a registry failure.
     pub async fn set_fixtures(
         &self,
         actor: &str,
@@ -574,6 +578,7 @@ impl Deployments {
         let result = async {
             let mut record = self.version_record(name, version).await?;
             record.fixtures = Some(fixtures);
+            self.gate(&record, Gated::Attach).await?;
             self.registry.put_version(record.clone()).await?;
             Ok(record)
         }
@@ -617,8 +622,9 @@ impl Deployments {
         result
     }
 
-    /// Runs a version's fixtures in the harness; `Err` with the diff when they fail.
-    async fn gate(&self, record: &VersionRecord) -> Result<(), AdminError> {
+    /// Runs a version's fixtures in the harness; `Err` with the diff when they fail,
+    /// saying what was refused because of it.
+    async fn gate(&self, record: &VersionRecord, action: Gated) -> Result<(), AdminError> {
         let Some(fixtures) = &record.fixtures else { return Ok(()) };
         let bytes = self.registry.component(record.sha256.clone()).await?;
         let options = self.options_for(record);
@@ -627,11 +633,26 @@ impl Deployments {
         let report = crate::fixtures::run(self.cache_dir.clone(), &label, bytes, options, fixtures).await;
         match report {
             Ok(()) => Ok(()),
-            Err(diff) => Err(AdminError::new(
-                422,
-                "fixtures_failed",
-                format!("{label} does not pass its fixtures, so it was not activated:\n{diff}"),
-            )),
+            Err(diff) => {
+                let files = fixtures_named(record);
+                let (refused, next) = match action {
+                    Gated::Attach => (
+                        "so they were not attached",
+                        "fix the plugin (or the expected output, if the plugin is right) and upload again",
+                    ),
+                    Gated::Activate => (
+                        "so it was not activated",
+                        "upload a fixed version, or attach fixtures it passes (weir plugin upload with --input/--expect)",
+                    ),
+                    Gated::Canary => ("so its canary was not started (nothing changed)", "upload a fixed version"),
+                    Gated::Shadow => ("so its shadow was not started (nothing changed)", "upload a fixed version"),
+                };
+                Err(AdminError::new(
+                    422,
+                    "fixtures_failed",
+                    format!("{label} does not pass its fixtures ({files}), {refused}:\n{diff}\nnext: {next}"),
+                ))
+            }
         }
     }
 
@@ -656,7 +677,7 @@ impl Deployments {
     ) -> Result<Deployment, AdminError> {
         let slot = self.slot(name)?;
         let record = self.version_record(name, version).await?;
-        self.gate(&record).await?;
+        self.gate(&record, Gated::Activate).await?;
         let plugin = Arc::new(self.load(name, version).await?);
         let mut deployment = current(state, slot);
         if deployment.live != version {
@@ -753,7 +774,8 @@ impl Deployments {
                 ));
             }
             let record = self.version_record(name, &request.version).await?;
-            self.gate(&record).await?;
+            let gated = if request.mode == CandidateMode::Shadow { Gated::Shadow } else { Gated::Canary };
+            self.gate(&record, gated).await?;
             let candidate = Candidate {
                 version: request.version.clone(),
                 mode: request.mode,
@@ -944,6 +966,26 @@ fn running_as(deployment: &Deployment, version: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// What a failing fixtures gate refuses.
+#[derive(Debug, Clone, Copy)]
+enum Gated {
+    /// Attaching them (at upload).
+    Attach,
+    Activate,
+    Canary,
+    Shadow,
+}
+
+/// The files a version's fixtures came from, as the uploader named them.
+fn fixtures_named(record: &VersionRecord) -> String {
+    let files = record.fixtures.as_ref().and_then(|f| f.files.clone()).unwrap_or_default();
+    let named: Vec<String> = [("input", files.input), ("expected", files.expected), ("lookup", files.lookup)]
+        .into_iter()
+        .filter_map(|(role, file)| Some(format!("{role} {}", file?)))
+        .collect();
+    if named.is_empty() { "uploaded without file names".to_owned() } else { named.join(", ") }
 }
 
 fn current(state: &BTreeMap<String, Deployment>, slot: &PluginSlot) -> Deployment {

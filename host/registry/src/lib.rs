@@ -16,7 +16,9 @@ mod local;
 mod records;
 
 pub use local::{LocalRegistry, local_component};
-pub use records::{AuditEntry, Candidate, CandidateMode, CandidateOutcome, Deployment, Fixtures, VersionRecord};
+pub use records::{
+    AuditEntry, Candidate, CandidateMode, CandidateOutcome, Deployment, FixtureFiles, Fixtures, VersionRecord,
+};
 
 /// Why the registry failed.
 #[derive(Debug, thiserror::Error)]

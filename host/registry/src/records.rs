@@ -56,6 +56,24 @@ pub struct Fixtures {
     /// An aggregator's window, e.g. `15m`. By default `1h`.
     #[serde(default)]
     pub window: Option<String>,
+    /// The names of the files the input, the expected output and the lookup data came
+    /// from, as the uploader gave them: messages name these, not the host's copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<FixtureFiles>,
+}
+
+/// Where a version's fixtures came from, for messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixtureFiles {
+    /// The input file, e.g. `fixtures/input.txt`.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// The expected output file.
+    #[serde(default)]
+    pub expected: Option<String>,
+    /// The lookup data file.
+    #[serde(default)]
+    pub lookup: Option<String>,
 }
 
 /// How a candidate version takes traffic.
