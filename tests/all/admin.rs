@@ -129,7 +129,9 @@ fn admin_config(dir: &Path, extra_server: &str) -> PathBuf {
         + &format!(
             "\n[plugins.chaos]\npath = \"{}\"\nversion = \"1.0.0\"\n",
             component("misbehaving_enricher").display()
-        );
+        )
+        // One lake file per commit: these tests read the lake while the host runs.
+        + "\n[sinks.lake]\ntype = \"lake\"\nroll_interval = \"0s\"\n\n[sinks.dead-letters]\ntype = \"dead-letters\"\n";
     // `[plugins.chaos]` must come before `[[streams]]` in spirit only: TOML tables may follow.
     std::fs::write(&config, text).unwrap();
     config
@@ -851,4 +853,64 @@ fn a_canary_on_records_without_a_partition_key_takes_its_share_by_record() {
     assert_eq!(events.len(), 1000);
     let canary = events.iter().filter(|e| e.lineage.starts_with("orders-parser@2>")).count();
     assert!((200..400).contains(&canary), "{canary} of 1000 keyless records went to the 30% canary");
+}
+
+/// The SQL of the README's "look at your lake" command, over the lake at `lake`.
+fn readme_lake_query(lake: &Path) -> String {
+    let readme = std::fs::read_to_string(weir_e2e::repo_root().join("README.md")).unwrap();
+    let line = readme.lines().find(|l| l.starts_with("python3 -c \"import duckdb")).expect("the README's DuckDB line");
+    let sql = line.split_once("duckdb.sql(\\\"").unwrap().1.split_once("\\\")").unwrap().0;
+    sql.replace(".weir-demo/lake", &lake.display().to_string())
+}
+
+#[test]
+fn slow_traffic_rolls_into_a_handful_of_lake_files_that_duckdb_reads_across_a_plugin_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    let text = std::fs::read_to_string(&config).unwrap().replace("roll_interval = \"0s\"", "roll_interval = \"2s\"");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    rt().block_on(async {
+        for batch in 0..40 {
+            if batch == 20 {
+                // The upgrade: chaos@2 adds the fields env_vars, env_names and args.
+                assert_eq!(upload(addr, "chaos", "2", "misbehaving_enricher").await.status, 201);
+                let r =
+                    call(addr, "PUT", "/v1/plugins/chaos/versions/2/config", Some(ADMIN), br#"{"mode": "env"}"#).await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                let r = action(addr, "chaos", "activate", serde_json::json!({"version": "2"})).await;
+                assert_eq!(r.status, 200, "{}", r.body);
+            }
+            send_orders(addr, batch * 5..batch * 5 + 5).await;
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+        caught_up(addr).await;
+    });
+    assert!(server.stop().success());
+
+    let lake = dir.path().join("data/lake");
+    let events = weir_e2e::parquet_files(&lake.join("events"));
+    // 40 commits or more per shard without rolling; about 6 s in rolls of 2 s here.
+    assert!((2..=12).contains(&events.len()), "{} event files: {events:?}", events.len());
+    assert!(!lake.join("_staging").exists() || weir_e2e::parquet_files(&lake.join("_staging")).is_empty());
+    assert_eq!(lake_events(dir.path()).len(), 200, "every event once");
+
+    let query = readme_lake_query(&lake);
+    let script = format!(
+        "import duckdb\nrows = duckdb.sql(\"{query}\").fetchall()\nprint(sum(r[3] for r in rows), len({{r[2] for r in rows}}))\n\
+         print(duckdb.sql(\"SELECT count(*), count(env_vars) FROM read_parquet('{}/events/**/*.parquet', union_by_name = true)\").fetchone())",
+        lake.display()
+    );
+    let python =
+        std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| "/var/tmp/weir-tools/test-venv/bin/python".into());
+    let output = std::process::Command::new(python).args(["-c", &script]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("200 2"), "the README's query: 200 events of two plugin chains: {stdout}");
+    let (all, upgraded) = lines.next().unwrap().trim_matches(['(', ')']).split_once(", ").unwrap();
+    let upgraded: usize = upgraded.parse().unwrap();
+    assert_eq!(all, "200");
+    assert!((50..=150).contains(&upgraded), "the added field is a column, null before the upgrade: {stdout}");
 }

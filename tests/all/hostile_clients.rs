@@ -101,6 +101,10 @@ fn a_trickling_body_is_408_a_malformed_chunked_body_400_and_unknown_routes_json_
 fn a_json_array_over_the_record_limit_is_refused_with_its_count_and_elements_are_kept_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
+    // One lake file per commit: the archive is read while the host runs.
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[sinks.lake]\ntype = \"lake\"\nroll_interval = \"0s\"\n\n[sinks.dead-letters]\ntype = \"dead-letters\"\n";
+    std::fs::write(&config, text).unwrap();
     let server = Server::start(&config);
     rt().block_on(async {
         let too_many = format!("[{}1]", "1,".repeat(10_000));

@@ -103,7 +103,8 @@ fn weir_serve_writes_the_lake_the_dead_letters_and_the_warehouse_to_s3() {
     let config = write_config(dir.path(), "");
     let s3 = |kind: &str, prefix: &str| weir_e2e::aws_servers::s3_sink_section(kind, &bucket, prefix);
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str(&s3("lake", "prod/lake"));
+    // Rolled every 2 s: the lake's staging and rolls run on S3 too.
+    text.push_str(&s3("lake", "prod/lake").replace("type = \"lake\"\n", "type = \"lake\"\nroll_interval = \"2s\"\n"));
     text.push_str(&s3("dead-letters", "prod/lake"));
     text.push_str(&s3("warehouse", "prod/warehouse"));
     std::fs::write(&config, text).unwrap();

@@ -51,6 +51,11 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
 fn weir_tail_shows_what_weir_send_delivered_and_follows_new_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "require_token = true");
+    // One lake file per commit, so what was sent is readable at once (rolling, tested
+    // elsewhere, delays it by roll_interval).
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[sinks.lake]\ntype = \"lake\"\nroll_interval = \"0s\"\n\n[sinks.dead-letters]\ntype = \"dead-letters\"\n";
+    std::fs::write(&config, text).unwrap();
     let server = Server::start_with_env(&config, &[("WEIR_INGEST_TOKEN", INGEST), ("WEIR_READ_TOKEN", READ)]);
     let url = format!("http://{}", server.addr);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;

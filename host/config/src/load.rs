@@ -1120,6 +1120,18 @@ impl SinkTable<'_, '_, '_, '_> {
         self.loader.report.error(&path, span, message);
     }
 
+    /// The size at `key` (`"64MiB"`, `"512KiB"` or a number of bytes), else `default`
+    /// (a value that is not one is reported).
+    pub fn byte_size(&mut self, key: &str, default: crate::ByteSize) -> crate::ByteSize {
+        self.loader.report.get::<crate::ByteSize>(self.table, key).map_or(default, |value| value.value)
+    }
+
+    /// The duration at `key` (`"60s"`, `"5m"`), else `default` (a value that is not one
+    /// is reported).
+    pub fn duration(&mut self, key: &str, default: crate::HumanDuration) -> crate::HumanDuration {
+        self.loader.report.get::<crate::HumanDuration>(self.table, key).map_or(default, |value| value.value)
+    }
+
     /// The boolean at `key`, else `default` (a value of another type is reported).
     pub fn boolean(&mut self, key: &str, default: bool) -> bool {
         self.loader.report.get::<bool>(self.table, key).map_or(default, |value| value.value)

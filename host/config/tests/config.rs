@@ -151,16 +151,13 @@ fn a_full_configuration_parses_into_typed_settings() {
         sinks: BTreeMap::from([
             (
                 "archive".to_owned(),
-                SinkConfig::new(LakeSettings { path: StoreLocation::Directory(PathBuf::from("/srv/archive")) }),
+                SinkConfig::new(LakeSettings::at(StoreLocation::Directory(PathBuf::from("/srv/archive")))),
             ),
             (
                 "dead-letters".to_owned(),
                 SinkConfig::new(DeadLetterSettings { path: StoreLocation::Directory(data_dir.join("lake")) }),
             ),
-            (
-                "lake".to_owned(),
-                SinkConfig::new(LakeSettings { path: StoreLocation::Directory(data_dir.join("lake")) }),
-            ),
+            ("lake".to_owned(), SinkConfig::new(LakeSettings::at(StoreLocation::Directory(data_dir.join("lake"))))),
         ]),
         streams: vec![
             StreamConfig {
@@ -238,7 +235,7 @@ fn defaults_fill_everything_that_is_left_out() {
     assert_eq!(config.sinks, sink_types().defaults(&data_dir));
     assert_eq!(
         config.sinks["lake"],
-        SinkConfig::new(LakeSettings { path: StoreLocation::Directory(data_dir.join("lake")) })
+        SinkConfig::new(LakeSettings::at(StoreLocation::Directory(data_dir.join("lake"))))
     );
     assert_eq!(
         config.sinks["dead-letters"],
@@ -440,7 +437,7 @@ fn relative_paths_resolve_against_the_config_directory_and_sinks_against_the_dat
     // A sink's path defaults to `lake`, under the data directory.
     assert_eq!(
         config.sinks["lake"],
-        SinkConfig::new(LakeSettings { path: StoreLocation::Directory(PathBuf::from("/var/lib/weir/lake")) })
+        SinkConfig::new(LakeSettings::at(StoreLocation::Directory(PathBuf::from("/var/lib/weir/lake"))))
     );
     assert_eq!(
         config.sinks["failures"],
@@ -900,7 +897,7 @@ path = "s3://weir-lake/prod"
         endpoint: Some("http://127.0.0.1:5000".into()),
         path_style: true,
     };
-    assert_eq!(config.sinks["lake"], SinkConfig::new(LakeSettings { path: StoreLocation::S3(lake) }));
+    assert_eq!(config.sinks["lake"], SinkConfig::new(LakeSettings::at(StoreLocation::S3(lake))));
     let dead_letters = S3Location { bucket: "weir-lake".into(), prefix: "prod".into(), ..S3Location::default() };
     assert_eq!(
         config.sinks["dead-letters"],

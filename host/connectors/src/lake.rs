@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
-use weir_sinks::{LakeSink, Sink};
+use weir_sinks::{LakeSink, RollPolicy, Sink};
 
-use weir_config::{OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType, StoreLocation};
+use weir_config::{
+    ByteSize, HumanDuration, OutputKind, SinkConfig, SinkKind, SinkSettings, SinkTable, SinkType, StoreLocation,
+};
 
 use crate::connector::{Connector, SinkContext, open_store, settings_of};
 
@@ -21,11 +23,20 @@ impl SinkKind for Lake {
     }
 
     fn keys(&self) -> &'static [&'static str] {
-        &["path", "region", "endpoint", "path_style"]
+        &["path", "region", "endpoint", "path_style", "roll_size", "roll_interval"]
     }
 
     fn read(&self, table: &mut SinkTable<'_, '_, '_, '_>) -> SinkConfig {
-        SinkConfig::new(LakeSettings { path: table.location("path", "lake") })
+        let defaults = RollPolicy::default();
+        let path = table.location("path", "lake");
+        let size = table.byte_size("roll_size", ByteSize(defaults.size as u64));
+        let interval = table.duration("roll_interval", HumanDuration(defaults.interval));
+        if size.0 == 0 {
+            table.problem("roll_size", "roll_size must be more than 0 bytes, e.g. \"64MiB\"");
+        }
+        let size = usize::try_from(size.0).unwrap_or(usize::MAX);
+        let roll = (!interval.0.is_zero()).then_some(RollPolicy { size, interval: interval.0 });
+        SinkConfig::new(LakeSettings { path, roll })
     }
 }
 
@@ -35,6 +46,18 @@ pub struct LakeSettings {
     /// `path`: the lake's root directory, resolved against `server.data_dir`. By default
     /// `lake`.
     pub path: StoreLocation,
+    /// `roll_size` and `roll_interval`: a stream's commits are staged and rolled into one
+    /// object per kind, date and shard once they hold `roll_size` bytes (default 64 MiB)
+    /// or the oldest is `roll_interval` old (default 60 s); `roll_interval = "0s"`: one
+    /// object per commit (`None`).
+    pub roll: Option<RollPolicy>,
+}
+
+impl LakeSettings {
+    /// A lake at `path` with the default rolling.
+    pub fn at(path: StoreLocation) -> Self {
+        Self { path, roll: Some(RollPolicy::default()) }
+    }
 }
 
 impl SinkSettings for LakeSettings {
@@ -48,6 +71,12 @@ impl Connector for Lake {
         let settings = settings_of::<LakeSettings>(name, settings)?;
         let store = open_store(name, &settings.path)?;
         context.stores.add_lake_layout(name, store.clone());
-        Ok(Arc::new(LakeSink::new(name, store)))
+        Ok(Arc::new(match settings.roll {
+            Some(policy) => {
+                let shared = matches!(settings.path, StoreLocation::S3(_));
+                LakeSink::rolling(name, store, policy, shared)
+            }
+            None => LakeSink::new(name, store),
+        }))
     }
 }

@@ -89,7 +89,7 @@ pub fn sink_types() -> &'static SinkTypes {
 pub fn default_sinks(data_dir: &Path) -> BTreeMap<String, SinkConfig> {
     let root = data_dir.join("lake");
     BTreeMap::from([
-        ("lake".to_owned(), SinkConfig::new(LakeSettings { path: StoreLocation::Directory(root.clone()) })),
+        ("lake".to_owned(), SinkConfig::new(LakeSettings::at(StoreLocation::Directory(root.clone())))),
         ("dead-letters".to_owned(), SinkConfig::new(DeadLetterSettings { path: StoreLocation::Directory(root) })),
     ])
 }

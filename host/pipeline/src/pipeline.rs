@@ -497,15 +497,22 @@ impl Pipeline {
                 }
             }
         };
-        if tokio::time::timeout(self.shutdown_timeout, joined_all).await.is_ok() {
-            return true;
+        let joined = tokio::time::timeout(self.shutdown_timeout, joined_all).await.is_ok();
+        if !joined {
+            tracing::warn!(
+                "stages still busy {} s after shutdown began (server.shutdown_timeout) were abandoned; what they \
+                 had not committed is read again at the next start",
+                self.shutdown_timeout.as_secs_f64()
+            );
+            tasks.abort_all();
         }
-        tracing::warn!(
-            "stages still busy {} s after shutdown began (server.shutdown_timeout) were abandoned; what they \
-             had not committed is read again at the next start",
-            self.shutdown_timeout.as_secs_f64()
-        );
-        tasks.abort_all();
-        false
+        // What the sinks acknowledged becomes visible (a lake rolls what it staged); a
+        // sink that cannot is taken over at the next start.
+        for (name, sink) in &self.parts.sinks {
+            if let Err(e) = sink.flush().await {
+                tracing::warn!(sink = %name, "cannot flush at shutdown ({e}); the next start takes it over");
+            }
+        }
+        joined
     }
 }

@@ -9,7 +9,8 @@ use object_store::local::LocalFileSystem;
 use crate::error::SinkError;
 use crate::layout::{LakeObject, put_object};
 use crate::ndjson::{Payload, RawLine, push_line};
-use crate::sink::{EventItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport};
+use crate::rolling::{RollPolicy, Roller};
+use crate::sink::{EventItem, PrepareFuture, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport};
 use crate::table;
 
 /// Writes the raw archive, events and aggregates of each commit to an object store (the
@@ -31,16 +32,33 @@ use crate::table;
 ///
 /// Dead letters are left to the [`DeadLetterSink`](crate::DeadLetterSink) and reported
 /// as written.
+///
+/// With [`LakeSink::rolling`], a stream's commits are staged and rolled into one object
+/// per kind, stream, date and shard by size and time (see [`crate::rolling`]).
 #[derive(Debug, Clone)]
 pub struct LakeSink {
     name: String,
     store: Arc<dyn ObjectStore>,
+    roller: Option<Arc<Roller>>,
+    /// Whether other hosts may write to the same store (a lake on S3).
+    shared: bool,
 }
 
 impl LakeSink {
-    /// A lake named `name` in `store`.
+    /// A lake named `name` in `store`, one object per commit and kind.
     pub fn new(name: impl Into<String>, store: Arc<dyn ObjectStore>) -> Self {
-        Self { name: name.into(), store }
+        Self { name: name.into(), store, roller: None, shared: false }
+    }
+
+    /// A lake named `name` in `store` whose stream commits are rolled by `policy`. The
+    /// rolling starts with [`Sink::prepare`] (which takes over what an earlier run left
+    /// staged) and ends with [`Sink::flush`]. `shared`: other hosts may write to the same
+    /// store (a lake on S3), so what is staged there is taken over only once no live
+    /// host would still roll it (three intervals), not at once at the start.
+    pub fn rolling(name: impl Into<String>, store: Arc<dyn ObjectStore>, policy: RollPolicy, shared: bool) -> Self {
+        let name = name.into();
+        let roller = Arc::new(Roller::new(&name, store.clone(), policy));
+        Self { name, store, roller: Some(roller), shared }
     }
 
     /// A lake named `name` (as in the configuration; it names the sink in logs and
@@ -71,6 +89,8 @@ impl LakeSink {
             }
         }
 
+        // Stream commits of a rolling lake are staged; a job's partitions are not.
+        let staging = self.roller.as_ref().filter(|_| matches!(commit.id, crate::CommitId::Log(_)));
         let mut objects: [Option<Object>; 3] = [None, None, None];
         if !raw.is_empty() {
             let key = LakeObject::Raw.key(commit);
@@ -83,13 +103,18 @@ impl LakeSink {
             }
             let key = kind.key(commit);
             let table: Vec<(&SinkRecord, &EventItem)> = rows.iter().map(|&(_, r, e)| (r, e)).collect();
-            let bytes = table::parquet_file(&table).map_err(|message| self.encode_error(&key, message))?;
+            let bytes = match staging {
+                Some(_) => crate::rolling::staged_rows(&table),
+                None => table::parquet_file(&table),
+            }
+            .map_err(|message| self.encode_error(&key, message))?;
             objects[slot] = Some(Object { key, indices: rows.iter().map(|&(i, _, _)| i).collect(), bytes });
         }
 
         // The (up to three) puts run concurrently.
         let [raw, events, aggregates] = objects;
-        let (raw, events, aggregates) = tokio::join!(self.put(raw), self.put(events), self.put(aggregates));
+        let (raw, events, aggregates) =
+            tokio::join!(self.put(raw, staging), self.put(events, staging), self.put(aggregates, staging));
         let mut report = WriteReport::all_written();
         for failed in [raw, events, aggregates] {
             report.failed.extend(failed);
@@ -99,18 +124,19 @@ impl LakeSink {
     }
 
     /// Puts `object`, if any; returns its records as failed when the put fails.
-    async fn put(&self, object: Option<Object>) -> Vec<(usize, String)> {
+    async fn put(&self, object: Option<Object>, staging: Option<&Arc<Roller>>) -> Vec<(usize, String)> {
         let Some(Object { key, indices, bytes }) = object else { return Vec::new() };
         let size = bytes.len();
-        match put_object(&self.name, self.store.as_ref(), &key, bytes).await {
+        let written = match staging {
+            Some(roller) => roller.stage(&key, bytes).await,
+            None => put_object(&self.name, self.store.as_ref(), &key, bytes).await.map_err(|e| e.to_string()),
+        };
+        match written {
             Ok(()) => {
                 tracing::debug!(sink = %self.name, %key, records = indices.len(), bytes = size, "lake object written");
                 Vec::new()
             }
-            Err(error) => {
-                let why = error.to_string();
-                indices.into_iter().map(|i| (i, why.clone())).collect()
-            }
+            Err(why) => indices.into_iter().map(|i| (i, why.clone())).collect(),
         }
     }
 
@@ -126,6 +152,53 @@ impl Sink for LakeSink {
 
     fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_commit(commit))
+    }
+
+    fn prepare(&self) -> PrepareFuture<'_> {
+        Box::pin(async move {
+            let Some(roller) = &self.roller else { return Ok(()) };
+            let at_once = if self.shared { roller.orphan_age() } else { std::time::Duration::ZERO };
+            let recovered = roller.adopt_orphans(at_once).await.map_err(|source| SinkError::Write {
+                sink: self.name.clone(),
+                target: format!("{}/ (the staged commits of an earlier run)", crate::rolling::STAGING),
+                source: Box::new(source),
+            })?;
+            if recovered > 0 {
+                tracing::info!(sink = %self.name, recovered, "staged commits of an earlier run taken over; they roll when due");
+            }
+            // Time-based rolling, and now and then the orphans of a host that died: a
+            // task that lives as long as the sink.
+            let weak = Arc::downgrade(roller);
+            let interval = roller.interval();
+            let tick = (interval / 4).clamp(std::time::Duration::from_millis(50), std::time::Duration::from_secs(1));
+            let adopt_every = roller.orphan_age();
+            let name = self.name.clone();
+            let shared = self.shared;
+            tokio::spawn(async move {
+                let mut last_adoption = std::time::Instant::now();
+                loop {
+                    tokio::time::sleep(tick).await;
+                    let Some(roller) = weak.upgrade() else { break };
+                    if shared && last_adoption.elapsed() >= adopt_every {
+                        last_adoption = std::time::Instant::now();
+                        if let Err(e) = roller.adopt_orphans(adopt_every).await {
+                            tracing::warn!(sink = %name, "cannot list the staged commits ({e}); retrying");
+                        }
+                    }
+                    roller.roll_due(interval).await;
+                }
+            });
+            Ok(())
+        })
+    }
+
+    fn flush(&self) -> PrepareFuture<'_> {
+        Box::pin(async move {
+            if let Some(roller) = &self.roller {
+                roller.roll_due(std::time::Duration::ZERO).await;
+            }
+            Ok(())
+        })
     }
 }
 

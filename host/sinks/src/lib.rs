@@ -45,6 +45,7 @@ mod lake_pages;
 mod layout;
 mod ndjson;
 mod read_back;
+pub mod rolling;
 mod sink;
 mod synced_store;
 mod table;
@@ -66,6 +67,7 @@ pub use layout::{
     LakeObject, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, date_of, is_interrupted_write, remove_interrupted_writes,
 };
 pub use read_back::{AggregateRow, LakeContents, read_lake};
+pub use rolling::RollPolicy;
 pub use sink::{
     DeadLetter, EventItem, PrepareFuture, RawItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport,
 };

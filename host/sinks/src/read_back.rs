@@ -52,6 +52,10 @@ pub fn read_lake(lake: &Path) -> io::Result<LakeContents> {
         if is_interrupted_write(&path.file_name().unwrap_or_default().to_string_lossy()) {
             continue;
         }
+        // Staged commits are not part of the lake until they roll.
+        if path.strip_prefix(lake).is_ok_and(|p| p.starts_with(crate::rolling::STAGING)) {
+            continue;
+        }
         let relative = path.strip_prefix(lake).unwrap_or(&path);
         let kind =
             relative.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned()).unwrap_or_default();

@@ -180,6 +180,12 @@ pub trait Sink: Send + Sync + 'static {
     fn prepare(&self) -> PrepareFuture<'_> {
         Box::pin(std::future::ready(Ok(())))
     }
+
+    /// Makes everything acknowledged so far visible to readers, at shutdown (a lake
+    /// rolls the commits it staged). By default nothing to do.
+    fn flush(&self) -> PrepareFuture<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// What [`Sink::prepare`] returns.
