@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null
-plugins=(orders-parser restaurant-enricher restaurant-stats misbehaving-enricher future-version mistyped-host)
+plugins=(orders-parser restaurant-enricher restaurant-stats lookup-enricher misbehaving-enricher future-version mistyped-host)
 args=()
 for p in "${plugins[@]}"; do args+=(-p "$p"); done
 cargo build --profile plugin --target wasm32-wasip2 "${args[@]}"

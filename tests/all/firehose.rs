@@ -114,8 +114,9 @@ fn weir_serve_archives_through_firehose_and_dead_letters_what_firehose_cannot_ta
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), "");
     let mut text = std::fs::read_to_string(&config).unwrap();
+    // The lake (one file per commit) is read while the host runs.
     text.push_str(&format!(
-        "\n[sinks.lake]\ntype = \"lake\"\n\n[sinks.dead-letters]\ntype = \"dead-letters\"\n\n\
+        "\n[sinks.lake]\ntype = \"lake\"\nroll_interval = \"0s\"\n\n[sinks.dead-letters]\ntype = \"dead-letters\"\n\n\
          [sinks.archive]\ntype = \"firehose\"\ndelivery_stream = \"{stream}\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n",
         servers().dynamodb
     ));

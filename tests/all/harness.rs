@@ -28,6 +28,22 @@ fn golden_args(name: &str) -> Vec<String> {
             "--expect".into(),
             f("restaurant-stats/fixtures/expected.ndjson"),
         ],
+        "lookup_enricher" => vec![
+            "--input".into(),
+            f("lookup-enricher/fixtures/input.ndjson"),
+            "--lookup".into(),
+            f("lookup-enricher/fixtures/lookup.json"),
+            "--config".into(),
+            "table=customers".into(),
+            "--config".into(),
+            "key_field=customer_id".into(),
+            "--config".into(),
+            "prefix=customer_".into(),
+            "--expect".into(),
+            f("lookup-enricher/fixtures/expected.ndjson"),
+            "--expect-errors".into(),
+            f("lookup-enricher/fixtures/errors.txt"),
+        ],
         other => panic!("no golden test for {other}"),
     }
 }
@@ -49,6 +65,17 @@ fn orders_parser_passes_its_golden_test_and_reports_malformed_lines_per_record()
     assert!(run.stdout.contains("output matches"), "{}", run.all());
     assert!(run.stdout.contains("record error  input"), "malformed lines are reported: {}", run.all());
     assert!(run.stdout.contains("ns/input"), "{}", run.all());
+}
+
+#[test]
+fn the_generic_lookup_enricher_joins_a_reference_table_by_configuration_alone() {
+    let run = run_golden("lookup_enricher", &[]);
+    assert_eq!(run.code, 0, "{}", run.all());
+    assert!(run.stdout.contains("output matches") && run.stdout.contains("record errors match"), "{}", run.all());
+    // The same component on another table and field, configured only.
+    let run = run_golden("lookup_enricher", &["--config", "key_field=order_id"]);
+    assert_eq!(run.code, 1, "every order id is missing from the customers table: {}", run.all());
+    assert!(run.stdout.contains("order_id o-1001 is not in reference table customers"), "{}", run.all());
 }
 
 #[test]
