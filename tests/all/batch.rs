@@ -556,3 +556,96 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files.sort();
     files
 }
+
+/// A request to the jobs routes with `token`: (status, JSON body).
+async fn jobs_call(addr: SocketAddr, method: &str, path: &str, token: &str, body: &str) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let r = weir_client::request_with_headers(addr, method, path, &headers, body.as_bytes()).await.unwrap();
+    (r.status, serde_json::from_str(&r.body).unwrap_or_default())
+}
+
+#[test]
+fn an_on_demand_run_through_the_api_recomputes_the_day_inside_serve_and_shows_in_the_job_status() {
+    const ADMIN: &str = "jobs-admin-token";
+    const READER: &str = "jobs-read-token";
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with_job(dir.path());
+    // The run reads the raw archive while the host runs: one lake file per commit.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[sinks.lake]\ntype = \"lake\"\n", "[sinks.lake]\ntype = \"lake\"\nroll_interval = \"0s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let day = today();
+    let sent = feed(day);
+    let server = Server::start_with_env(&config, &[("WEIR_ADMIN_TOKEN", ADMIN), ("WEIR_READ_TOKEN", READER)]);
+    let addr = server.addr;
+    rt().block_on(async {
+        send(addr, &sent).await;
+        caught_up(addr).await;
+        let (status, body) = jobs_call(addr, "GET", "/v1/jobs", READER, "").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["jobs"][0]["name"], "orders-daily", "{body}");
+        assert_eq!(body["jobs"][0]["runs"].as_array().map(Vec::len), Some(0), "no run yet: {body}");
+
+        // Refusals: a read token cannot start a run; an unknown job; a period that is not one.
+        let runs = "/v1/jobs/orders-daily/runs";
+        let period = format!("{{\"period\": \"{}\"}}", ts(day + 3600));
+        assert_eq!(jobs_call(addr, "POST", runs, READER, &period).await.0, 403);
+        let (status, body) = jobs_call(addr, "POST", "/v1/jobs/nightly/runs", ADMIN, "").await;
+        assert_eq!(status, 404, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("defined jobs are: orders-daily"), "{body}");
+        let (status, body) = jobs_call(addr, "POST", runs, ADMIN, r#"{"period": "yesterday"}"#).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_period")), "{body}");
+
+        // Two at once: one starts, the other is told a run is in progress.
+        let (first, second) =
+            tokio::join!(jobs_call(addr, "POST", runs, ADMIN, &period), jobs_call(addr, "POST", runs, ADMIN, &period));
+        let (started, busy) = if first.0 == 202 { (first, second) } else { (second, first) };
+        assert_eq!(started.0, 202, "{}", started.1);
+        assert_eq!(started.1["from"], ts(day), "the period containing the time given: {}", started.1);
+        assert_eq!((busy.0, busy.1["code"].as_str()), (409, Some("run_in_progress")), "{}", busy.1);
+
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        let job = loop {
+            let (_, job) = jobs_call(addr, "GET", "/v1/jobs/orders-daily", READER, "").await;
+            if job["last_outcome"]["status"].is_string() {
+                break job;
+            }
+            assert!(std::time::Instant::now() < deadline, "the run never ended: {job}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(job["last_outcome"]["status"], "completed", "{job}");
+        assert!(job["running"].is_null(), "{job}");
+        let run = &job["runs"][0];
+        assert_eq!(
+            (run["records"].as_u64(), run["trigger"].as_str()),
+            (Some(sent.len() as u64), Some("on-demand")),
+            "{job}"
+        );
+        assert_eq!(run["dead_letters"], 1, "{job}");
+
+        // The Lambda merge answers from the run at once, and the audit log names who ran it.
+        let merged = served(addr, day).await;
+        assert_eq!(
+            merged.values().map(|v| (v.0, v.1)).collect::<Vec<_>>(),
+            direct(&sent).into_values().collect::<Vec<_>>()
+        );
+        assert!(merged.values().all(|row| row.2 == "batch"), "{merged:?}");
+        let (_, audit) = jobs_call(addr, "GET", "/v1/audit", READER, "").await;
+        let runs_audited: Vec<&str> = audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "run")
+            .filter_map(|e| e["result"].as_str())
+            .collect();
+        assert!(
+            runs_audited.len() == 2
+                && runs_audited[0] == "ok: started"
+                && runs_audited[1].starts_with(&format!("ok: {} records", sent.len())),
+            "{audit}"
+        );
+    });
+    assert!(server.stop().success());
+}

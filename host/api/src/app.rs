@@ -14,12 +14,18 @@ use weir_pipeline::Pipeline;
 
 use crate::api_error::ApiError;
 use crate::auth::AdminAccess;
+use crate::jobs_api::JobControl;
 use crate::server::{ingest_routes, open_routes};
 use crate::state::Api;
 
 /// The router, over a running pipeline, with `access` deciding who may call what.
 pub fn app(pipeline: Arc<Pipeline>, access: AdminAccess) -> Router {
-    let pipeline = Arc::new(Api::new(pipeline, access));
+    app_with_jobs(pipeline, access, None)
+}
+
+/// [`app`] with the jobs routes driving `jobs`, the host's batch layer.
+pub fn app_with_jobs(pipeline: Arc<Pipeline>, access: AdminAccess, jobs: Option<Arc<dyn JobControl>>) -> Router {
+    let pipeline = Arc::new(Api::new(pipeline, access, jobs));
     // The ingest handler reads bodies itself, up to the configured limit, so that an
     // oversized request gets the same JSON 413 as every other refusal.
     let (ingest_routes, _) = ingest_routes().split_for_parts();
@@ -28,12 +34,14 @@ pub fn app(pipeline: Arc<Pipeline>, access: AdminAccess) -> Router {
     let read_routes = read_routes.route_layer(from_fn_with_state(pipeline.clone(), require_read_token));
     let (open_routes, _) = open_routes().split_for_parts();
     let (admin_routes, _) = crate::admin_api::routes().split_for_parts();
+    let (job_routes, _) = crate::jobs_api::routes().split_for_parts();
     let (openapi_routes, _) = crate::openapi::routes().split_for_parts();
     Router::new()
         .merge(ingest_routes)
         .merge(open_routes)
         .merge(read_routes)
         .merge(admin_routes)
+        .merge(job_routes)
         .merge(openapi_routes)
         // The Kinesis-compatible endpoint (not in the OpenAPI document: it is Kinesis' API).
         .route("/", axum::routing::post(crate::kinesis::endpoint))

@@ -12,6 +12,7 @@ mod api_error;
 mod app;
 pub mod auth;
 mod body;
+pub mod jobs_api;
 mod kinesis;
 mod listener;
 mod openapi;
@@ -21,7 +22,8 @@ pub mod server;
 mod sigv4;
 mod state;
 
-pub use app::app;
+pub use app::{app, app_with_jobs};
 pub use auth::AdminAccess;
+pub use jobs_api::JobControl;
 pub use listener::{ConnectionLimits, serve};
 pub use server::MAX_RECORDS_PER_REQUEST;

@@ -62,6 +62,7 @@ fn route_table() -> OpenApiRouter<Arc<Api>> {
         .merge(crate::server::open_routes())
         .merge(crate::read_api::routes())
         .merge(crate::admin_api::routes())
+        .merge(crate::jobs_api::routes())
         .merge(routes())
 }
 
@@ -91,7 +92,7 @@ mod tests {
     /// Every route the host serves, by method and path. A route added without
     /// `routes!` would be served but missing here and in the document; one added with
     /// it fails this list until the list names it.
-    const ROUTES: [(&str, &str); 24] = [
+    const ROUTES: [(&str, &str); 27] = [
         ("post", "/v1/streams/{stream}/records"),
         ("get", "/metrics"),
         ("get", "/healthz"),
@@ -99,6 +100,9 @@ mod tests {
         ("get", "/v1/search/{index}"),
         ("get", "/v1/aggregates/{stream}"),
         ("get", "/v1/lake/{stream}/{kind}"),
+        ("get", "/v1/jobs"),
+        ("get", "/v1/jobs/{job}"),
+        ("post", "/v1/jobs/{job}/runs"),
         ("get", "/v1/openapi.json"),
         ("get", "/v1/plugins"),
         ("get", "/v1/plugins/{name}"),

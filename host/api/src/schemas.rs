@@ -64,6 +64,15 @@ pub(crate) struct Fixtures {
     files: Option<serde_json::Value>,
 }
 
+/// `POST /v1/jobs/{job}/runs`: the period to run (a time in it), by default the newest
+/// closed one.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct RunRequest {
+    /// RFC 3339 or a date, e.g. `2026-12-01`.
+    period: Option<String>,
+}
+
 /// A plugin's deployment: the live version, the previous ones, the candidate.
 #[derive(ToSchema)]
 #[allow(dead_code)]

@@ -6,17 +6,24 @@ use std::sync::Arc;
 use weir_pipeline::Pipeline;
 
 use crate::auth::AdminAccess;
+use crate::jobs_api::JobControl;
 
 /// The routes' state: the pipeline they act on and the access rules they check.
 #[derive(Debug)]
 pub(crate) struct Api {
     pipeline: Arc<Pipeline>,
     access: AdminAccess,
+    jobs: Option<Arc<dyn JobControl>>,
 }
 
 impl Api {
-    pub(crate) fn new(pipeline: Arc<Pipeline>, access: AdminAccess) -> Self {
-        Self { pipeline, access }
+    pub(crate) fn new(pipeline: Arc<Pipeline>, access: AdminAccess, jobs: Option<Arc<dyn JobControl>>) -> Self {
+        Self { pipeline, access, jobs }
+    }
+
+    /// The batch layer the jobs routes drive, when the host runs jobs.
+    pub(crate) fn jobs(&self) -> Option<&Arc<dyn JobControl>> {
+        self.jobs.as_ref()
     }
 
     /// Who may use the admin API (and, with `server.require_token`, the data routes).

@@ -70,6 +70,9 @@ pub struct JobRunner {
     retry: RetryPolicy,
     shutdown: watch::Receiver<bool>,
     cluster: Option<String>,
+    /// One run at a time: scheduled and on-demand runs of a host compete with its stream
+    /// for the cores, and two runs of one period must not interleave their commits.
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for JobRunner {
@@ -100,6 +103,7 @@ impl JobRunner {
             retry: RetryPolicy::default(),
             shutdown,
             cluster: None,
+            one_at_a_time: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -147,13 +151,15 @@ impl JobRunner {
         })
     }
 
-    /// Runs `request` to completion: its manifest once every sink acknowledged.
+    /// Runs `request` to completion: its manifest once every sink acknowledged. Runs of
+    /// one runner go one at a time (a second waits for the first).
     ///
     /// # Errors
     /// The job, a pinned version or a level is wrong; the raw archive cannot be read; a
     /// sink failed for good or shutdown came first. Nothing of a failed run counts (its
     /// period has no manifest); a rerun of the period completes it.
     pub async fn run(&self, request: RunRequest) -> Result<RunManifest, BatchError> {
+        let _one_at_a_time = self.one_at_a_time.lock().await;
         let job = self.job(&request.job)?.clone();
         let period = request.period;
         let run = period.run_id();

@@ -187,8 +187,10 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The batch layer's scheduled jobs, on the pipeline's sinks and plugins.
-    if parsed.jobs.iter().any(|job| job.schedule.is_some()) {
+    // The batch layer's jobs, on the pipeline's sinks and plugins: on their schedules, and
+    // on demand through the jobs routes.
+    let mut jobs: Option<Arc<dyn weir_api::JobControl>> = None;
+    if !parsed.jobs.is_empty() {
         let parts = pipeline.parts().clone();
         match crate::batch_cmd::runner_for(
             Arc::new(parsed.clone()),
@@ -200,7 +202,12 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
             pipeline.shutdown_receiver(),
         ) {
             Ok(runner) => {
-                tokio::spawn(weir_batch::run_schedules(Arc::new(runner), pipeline.shutdown_receiver()));
+                let runner = Arc::new(runner);
+                if parsed.jobs.iter().any(|job| job.schedule.is_some()) {
+                    tokio::spawn(weir_batch::run_schedules(runner.clone(), pipeline.shutdown_receiver()));
+                }
+                let service = crate::jobs_service::JobService::new(runner, pipeline.deployments().clone());
+                jobs = Some(Arc::new(service));
             }
             Err(e) => {
                 eprintln!("error: cannot start the batch jobs: {e:#}");
@@ -225,7 +232,7 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
              WEIR_READ_TOKEN), or keep it behind an authenticating proxy"
         );
     }
-    let app = weir_api::app(Arc::clone(&pipeline), access);
+    let app = weir_api::app_with_jobs(Arc::clone(&pipeline), access, jobs);
     let limits = weir_api::ConnectionLimits {
         max_connections: usize::try_from(parsed.server.max_connections).unwrap_or(usize::MAX),
         header_timeout: parsed.server.header_timeout.0,

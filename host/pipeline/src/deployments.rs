@@ -450,6 +450,12 @@ impl Deployments {
         self.audit(actor, action, target, &Err::<(), _>(error.clone())).await;
     }
 
+    /// Appends an audit entry for an action taken outside the registry (a batch run
+    /// started through the API), with its result text (`ok: …` or why it failed).
+    pub async fn record_action(&self, actor: &str, action: &str, target: &str, result: String) {
+        self.audit_text(actor, action, target, result).await;
+    }
+
     async fn audit_text(&self, actor: &str, action: &str, target: &str, result: String) {
         let entry = AuditEntry {
             seq: 0,
