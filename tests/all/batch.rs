@@ -66,6 +66,16 @@ name = "stream_events"
 path = "events/stream=orders"
 partitions = ["date"]
 
+# A reference table of the configuration, joined in SQL.
+[[jobs.tables]]
+name = "restaurants"
+reference = "restaurants"
+
+[[jobs.levels]]
+name = "cuisine-day-joined"
+sql = "SELECT r.cuisine AS _key, date_trunc('day', e._time) AS _time, count(*) AS orders FROM events e JOIN restaurants r ON e.restaurant_id = r._key GROUP BY 1, 2"
+sinks = ["lake"]
+
 [[jobs.levels]]
 name = "lake-check"
 sql = "SELECT count(*) AS stream_events, count(DISTINCT order_id) AS orders FROM stream_events"
@@ -271,6 +281,12 @@ fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggreg
         dir.path().display()
     ));
     assert_eq!(check.split_whitespace().collect::<Vec<_>>(), [valid.to_string(), valid.to_string()], "{check}");
+    // A reference table as an SQL table: the join gives the cuisine level again.
+    let joined = duckdb(&format!(
+        "import duckdb\nprint(*duckdb.sql(\"select count(*), sum(orders), count(distinct _key) from read_parquet('{}/data/lake/aggregates/job=orders-daily.cuisine-day-joined/**/*.parquet')\").fetchone())\n",
+        dir.path().display()
+    ));
+    assert_eq!(joined.split_whitespace().collect::<Vec<_>>(), ["5", &valid.to_string(), "5"], "{joined}");
 
     // A rerun of the period overwrites: same rows, no doubles.
     let files_before = walk(&dir.path().join("data/lake/aggregates"));

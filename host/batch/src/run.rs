@@ -186,7 +186,7 @@ impl JobRunner {
 
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(self.workers));
         raw_archive::register_lake(&ctx, lake.clone())?;
-        raw_archive::register_tables(&ctx, &job.tables).await?;
+        raw_archive::register_tables(&ctx, &job.tables, &self.config.reference).await?;
         // Records that arrived in the period or within its lateness after it.
         let (from, to) = (period.from, period.to.saturating_add(job.lateness.micros()));
         let files = chain_plan::archive_files(lake.as_ref(), &job.stream, from, to).await?;

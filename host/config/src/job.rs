@@ -44,14 +44,20 @@ pub struct JobConfig {
     pub levels: Vec<JobLevel>,
 }
 
-/// `[[jobs.tables]]`: Parquet or NDJSON files under a prefix of the job's lake, a table
-/// the levels' SQL can join with `events` (another stream's events, a dimension table).
+/// `[[jobs.tables]]`: Parquet or NDJSON files under a prefix of the job's lake, or a
+/// reference table, as a table the levels' SQL can join with `events` (another stream's
+/// events, a dimension table).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobTable {
     /// `name`: the SQL table name, `a-z`, `0-9` and `_`, not `events`. Required.
     pub name: String,
-    /// `path`: the prefix in the lake, e.g. `events/stream=payments`. Required.
+    /// `path`: the prefix in the lake, e.g. `events/stream=payments`. Required unless
+    /// `reference` is given (then empty).
     pub path: String,
+    /// `reference`: a `[reference.NAME]` table of type `file` instead of a lake prefix:
+    /// one row per key, `_key` and one column per top-level member of the documents
+    /// (types inferred from the JSON).
+    pub reference: Option<String>,
     /// `format`: `parquet` (the default) or `ndjson`.
     pub format: TableFormat,
     /// `partitions`: hive partition columns of the directories under the prefix, in

@@ -198,7 +198,7 @@ impl Loader<'_> {
         let sinks = self.sinks(root.get("sinks"), &server.data_dir);
         let streams = self.streams(root.get("streams"));
         let admin = self.admin(root.get("admin"));
-        let jobs = self.jobs(root.get("jobs"), &streams);
+        let jobs = self.jobs(root.get("jobs"), &streams, &reference);
         Some(PipelineConfig {
             base_dir: self.base_dir.clone(),
             server,

@@ -106,6 +106,26 @@ sinks = []
 name = \"events\"
 path = \"../etc\"
 format = \"csv\"
+
+[[jobs.tables]]
+name = \"customers\"
+reference = \"customers\"
+
+[[jobs.tables]]
+name = \"stores\"
+reference = \"stores\"
+path = \"events/stream=stores\"
+
+[[jobs.tables]]
+name = \"rates\"
+reference = \"rates\"
+
+[reference.stores]
+file = \"/dev/null\"
+
+[reference.rates]
+type = \"s3\"
+path = \"s3://bucket/rates.json\"
 "
     );
     let problems = problems(&text);
@@ -120,6 +140,9 @@ format = \"csv\"
         "jobs[1].tables[0].name: \"events\" cannot name a table",
         "jobs[1].tables[0].path: \"../etc\" is not a prefix inside the lake",
         "jobs[1].tables[0].format: unknown format \"csv\"",
+        "jobs[1].tables[1].reference: no [reference.customers]; the reference tables are: rates, stores",
+        "jobs[1].tables[2].reference: give `path` (a lake prefix) or `reference` (a reference table), not both",
+        "jobs[1].tables[3].reference: reference table \"rates\" is not of type file",
     ];
     for wanted in expect {
         assert!(problems.iter().any(|p| p.contains(wanted)), "missing {wanted:?} in:\n{}", problems.join("\n"));

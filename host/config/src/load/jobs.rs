@@ -8,7 +8,7 @@ use weir_runtime::World;
 use super::{Loader, root_key};
 use crate::document::{KeyPath, Value, describe};
 use crate::job::{JobConfig, JobLevel, JobTable, LevelCompute, Schedule, TableFormat};
-use crate::{HumanDuration, OutputKind, StreamConfig};
+use crate::{HumanDuration, OutputKind, ReferenceConfig, StreamConfig};
 
 const JOB_KEYS: &[&str] = &[
     "name",
@@ -25,14 +25,19 @@ const JOB_KEYS: &[&str] = &[
     "tables",
     "levels",
 ];
-const TABLE_KEYS: &[&str] = &["name", "path", "format", "partitions"];
+const TABLE_KEYS: &[&str] = &["name", "path", "reference", "format", "partitions"];
 const LEVEL_KEYS: &[&str] =
     &["name", "sql", "aggregator", "window", "key_field", "sinks", "replaces_stream_aggregates"];
 const DEFAULT_JOB_BATCH_SIZE: usize = 1024;
 const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 impl Loader<'_> {
-    pub(super) fn jobs(&mut self, value: Option<&Value<'_>>, streams: &[StreamConfig]) -> Vec<JobConfig> {
+    pub(super) fn jobs(
+        &mut self,
+        value: Option<&Value<'_>>,
+        streams: &[StreamConfig],
+        references: &BTreeMap<String, ReferenceConfig>,
+    ) -> Vec<JobConfig> {
         let Some(value) = value else { return Vec::new() };
         let path = root_key("jobs");
         let DeValue::Array(array) = value.get_ref() else {
@@ -47,7 +52,7 @@ impl Loader<'_> {
         array
             .iter()
             .enumerate()
-            .filter_map(|(index, element)| self.job(element, path.index(index), streams, &mut seen))
+            .filter_map(|(index, element)| self.job(element, path.index(index), streams, references, &mut seen))
             .collect()
     }
 
@@ -56,6 +61,7 @@ impl Loader<'_> {
         value: &Value<'_>,
         path: KeyPath,
         streams: &[StreamConfig],
+        references: &BTreeMap<String, ReferenceConfig>,
         seen: &mut BTreeMap<String, usize>,
     ) -> Option<JobConfig> {
         let table = self.report.table(value, path, Some(JOB_KEYS))?;
@@ -154,7 +160,7 @@ impl Loader<'_> {
             .sink_list(&table, "dead_letters", OutputKind::DeadLetters)
             .or_else(|| stream.map(|s| s.routes.dead_letters.clone()))
             .unwrap_or_default();
-        let tables = self.tables(&table);
+        let tables = self.tables(&table, references);
         let levels = self.levels(&table, period, stream);
         Some(JobConfig {
             name: name?.value,
@@ -174,7 +180,7 @@ impl Loader<'_> {
     }
 
     /// `[[jobs.tables]]`.
-    fn tables(&mut self, job: &super::Table<'_, '_>) -> Vec<JobTable> {
+    fn tables(&mut self, job: &super::Table<'_, '_>, references: &BTreeMap<String, ReferenceConfig>) -> Vec<JobTable> {
         let Some(value) = job.get("tables") else { return Vec::new() };
         let path = job.path.key("tables");
         let DeValue::Array(array) = value.get_ref() else {
@@ -205,12 +211,49 @@ impl Loader<'_> {
                 }
                 names.push(name.value.clone());
             }
-            let prefix = self.report.require::<String>(
-                &table,
-                "path",
-                "the prefix in the lake, e.g. \"events/stream=payments\"",
-            );
-            if let Some(prefix) = &prefix
+            let reference = self.report.get::<String>(&table, "reference");
+            if let Some(reference) = &reference {
+                match references.get(&reference.value).map(|r| &r.source) {
+                    Some(crate::ReferenceSource::File(_)) => {}
+                    Some(_) => {
+                        let message = format!(
+                            "reference table {:?} is not of type file; a job reads only file reference tables as SQL \
+                             tables (export the others to the lake and name their prefix in `path`)",
+                            reference.value
+                        );
+                        self.report.error(&reference.path, Some(reference.span.clone()), message);
+                    }
+                    None => {
+                        let known: Vec<&str> = references.keys().map(String::as_str).collect();
+                        let message = format!(
+                            "no [reference.{}]; the reference tables are: {}",
+                            reference.value,
+                            if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        );
+                        self.report.error(&reference.path, Some(reference.span.clone()), message);
+                    }
+                }
+                if table.get("path").is_some() {
+                    self.report.error(
+                        &reference.path,
+                        Some(reference.span.clone()),
+                        "give `path` (a lake prefix) or `reference` (a reference table), not both",
+                    );
+                }
+            }
+            let prefix = match &reference {
+                Some(reference) => Some(crate::document::Located {
+                    value: String::new(),
+                    span: reference.span.clone(),
+                    path: reference.path.clone(),
+                }),
+                None => self.report.require::<String>(
+                    &table,
+                    "path",
+                    "the prefix in the lake, e.g. \"events/stream=payments\" (or `reference` for a reference table)",
+                ),
+            };
+            if let Some(prefix) = prefix.as_ref().filter(|_| reference.is_none())
                 && (prefix.value.is_empty()
                     || prefix.value.starts_with('/')
                     || prefix.value.split('/').any(|part| part == ".." || part == "."))
@@ -243,6 +286,7 @@ impl Loader<'_> {
                 tables.push(JobTable {
                     name: name.value,
                     path: prefix.value.trim_end_matches('/').to_owned(),
+                    reference: reference.map(|r| r.value),
                     format,
                     partitions,
                 });
