@@ -263,3 +263,54 @@ fn expect_errors_pins_which_inputs_are_refused_so_a_version_accepting_bad_input_
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("line 1: \"two\" is not an input number"), "{}", run.all());
 }
+
+#[test]
+fn fuzzing_passes_a_parser_that_refuses_bad_input_and_finds_a_planted_crash_with_its_smallest_input() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let (parser, input) = (component("orders_parser"), plugin_file("orders-parser/fixtures/input.txt"));
+    let run = weir(
+        &[&"plugin", &"test", &parser, &"--input", &input, &"--fuzz", &"400", &"--fuzz-out", &out.path()],
+        cache.path(),
+    );
+    assert_eq!(run.code, 0, "the orders parser refuses bad input with record errors: {}", run.all());
+    assert!(
+        run.stdout.contains("fuzz     400 inputs:") && run.stdout.contains("0 failed calls (0 distinct)"),
+        "{}",
+        run.all()
+    );
+    let refused: usize =
+        run.stdout.split(" accepted, ").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
+    assert!(refused > 100, "most mutated records are refused: {}", run.stdout);
+
+    // The misbehaving enricher panics on an order whose order_id is the configured one:
+    // here the empty text, which fuzzing produces.
+    let (enricher, events) =
+        (component("misbehaving_enricher"), plugin_file("restaurant-enricher/fixtures/input.ndjson"));
+    let args: [&dyn AsRef<std::ffi::OsStr>; 11] = [
+        &"plugin",
+        &"test",
+        &enricher,
+        &"--input",
+        &events,
+        &"--config",
+        &"panic_on_order=",
+        &"--fuzz",
+        &"2000",
+        &"--fuzz-out",
+        &out.path(),
+    ];
+    let run = weir(&args, cache.path());
+    assert_eq!(run.code, 1, "{}", run.all());
+    assert_eq!(run.stdout.matches("FAILED CALL").count(), 1, "one distinct crash: {}", run.all());
+    assert!(run.stdout.contains("told to panic on order"), "{}", run.all());
+    let finding = out.path().join("fuzz-finding-1.ndjson");
+    let text = std::fs::read_to_string(&finding).unwrap();
+    let event: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(event["fields"]["order_id"], "", "the crashing value kept: {text}");
+    assert_eq!(event["fields"].as_object().unwrap().len(), 1, "every other field shrunk away: {text}");
+    // The file is an input the harness takes: it reproduces the crash.
+    let run =
+        weir(&[&"plugin", &"test", &enricher, &"--input", &finding, &"--config", &"panic_on_order="], cache.path());
+    assert_eq!(run.code, 2, "{}", run.all());
+}

@@ -80,6 +80,17 @@ pub(crate) struct TestArgs {
     /// Do not use the compiled-code cache.
     #[arg(long)]
     no_cache: bool,
+    /// Instead of comparing: run the plugin on N inputs derived from --input (mutated
+    /// bytes and fields, boundary numbers and times, empty, huge and nested values),
+    /// each alone, and report every call that fails with its smallest input.
+    #[arg(long, value_name = "N", conflicts_with_all = ["expect", "expect_errors", "update"])]
+    fuzz: Option<usize>,
+    /// The fuzz generator's seed (the same seed gives the same inputs).
+    #[arg(long, default_value_t = 1, requires = "fuzz")]
+    fuzz_seed: u64,
+    /// Where --fuzz writes each failing input, shrunk (fuzz-finding-<n>.ndjson).
+    #[arg(long, default_value = "fuzz-findings", requires = "fuzz")]
+    fuzz_out: PathBuf,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -153,6 +164,19 @@ async fn test(args: Box<TestArgs>) -> ExitCode {
         cache_dir: if args.no_cache { None } else { cache_dir() },
         ..TestOptions::new(args.component, args.input)
     };
+    if let Some(runs) = args.fuzz {
+        let fuzz = weir_harness::FuzzOptions { runs, seed: args.fuzz_seed, out_dir: args.fuzz_out };
+        return match weir_harness::fuzz(&options, &fuzz).await {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::from(report.exit_code())
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match weir_harness::run(&options).await {
         Ok(report) => {
             print!("{report}");

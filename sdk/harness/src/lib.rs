@@ -6,6 +6,7 @@
 
 mod aggregate;
 mod diff;
+pub mod fuzz;
 mod input;
 mod report;
 
@@ -15,10 +16,11 @@ use std::time::Duration;
 
 use weir_events::Event;
 use weir_runtime::{
-    CallError, Limits, LogLevel, PluginId, PluginLog, PluginOptions, Runtime, StaticReferenceData, World,
+    CallError, Limits, LogLevel, Plugin, PluginId, PluginLog, PluginOptions, Runtime, StaticReferenceData, World,
 };
 
 pub use diff::line_diff;
+pub use fuzz::{FuzzOptions, FuzzReport, fuzz};
 pub use input::RecordsFormat;
 pub use report::{Comparison, Report};
 
@@ -97,7 +99,7 @@ fn fail(msg: impl Into<String>) -> HarnessError {
 
 /// Keeps the plugin's log lines for the report.
 #[derive(Debug, Default)]
-struct CollectedLog(Mutex<Vec<(LogLevel, String)>>);
+pub(crate) struct CollectedLog(Mutex<Vec<(LogLevel, String)>>);
 
 impl PluginLog for CollectedLog {
     fn line(&self, _plugin: &PluginId, level: LogLevel, message: &str) {
@@ -105,13 +107,9 @@ impl PluginLog for CollectedLog {
     }
 }
 
-/// Runs the plugin on the input and, when asked, compares with or rewrites the expected
-/// file.
-///
-/// # Errors
-/// A [`HarnessError`] for unreadable files, malformed input or a component that cannot
-/// be loaded. Failed calls (traps, limits) are not errors: they are in the report.
-pub async fn run(options: &TestOptions) -> Result<Report, HarnessError> {
+/// The component of `options` loaded in the production runtime with the options' limits,
+/// configuration and lookup data, and the log its lines go to.
+pub(crate) async fn load(options: &TestOptions) -> Result<(Plugin, Arc<CollectedLog>), HarnessError> {
     let bytes = std::fs::read(&options.component)
         .map_err(|e| fail(format!("cannot read component {}: {e}", options.component.display())))?;
     let reference = match &options.lookup {
@@ -138,6 +136,17 @@ pub async fn run(options: &TestOptions) -> Result<Report, HarnessError> {
     };
     let plugin =
         runtime.load(PluginId::new(name, "local"), &bytes, plugin_options).await.map_err(|e| fail(e.to_string()))?;
+    Ok((plugin, log))
+}
+
+/// Runs the plugin on the input and, when asked, compares with or rewrites the expected
+/// file.
+///
+/// # Errors
+/// A [`HarnessError`] for unreadable files, malformed input or a component that cannot
+/// be loaded. Failed calls (traps, limits) are not errors: they are in the report.
+pub async fn run(options: &TestOptions) -> Result<Report, HarnessError> {
+    let (plugin, log) = load(options).await?;
     let world = plugin.info().world;
     let plugin = &plugin;
     let mut report = Report::new(options, plugin.info().clone(), plugin.compiled_from_cache());
