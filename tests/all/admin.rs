@@ -914,3 +914,48 @@ fn slow_traffic_rolls_into_a_handful_of_lake_files_that_duckdb_reads_across_a_pl
     assert_eq!(all, "200");
     assert!((50..=150).contains(&upgraded), "the added field is a column, null before the upgrade: {stdout}");
 }
+
+#[test]
+fn a_dead_letter_found_through_the_read_route_is_replayed_after_a_fix_and_becomes_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    // chaos@1.0.0 crashes on order o-7: its record is dead-lettered.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[plugins.chaos]\n", "[plugins.chaos]\nconfig = { panic_on_order = \"o-7\" }\n");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start_with_env(&config, &ENV);
+    let addr = server.addr;
+    rt().block_on(async {
+        send_orders(addr, 0..10).await;
+        caught_up(addr).await;
+        let page = json(&call(addr, "GET", "/v1/lake/orders/dead-letters?plugin=chaos", Some(READER), b"").await);
+        let rows = page["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{page}");
+        assert!(rows[0]["original"].as_str().unwrap().contains("\"o-7\""), "{page}");
+        let id = rows[0]["id"].as_str().unwrap().to_owned();
+
+        // The fix: the same component without the poison, live.
+        assert_eq!(upload(addr, "chaos", "2", "misbehaving_enricher").await.status, 201);
+        assert_eq!(call(addr, "PUT", "/v1/plugins/chaos/versions/2/config", Some(ADMIN), b"{}").await.status, 200);
+        assert_eq!(action(addr, "chaos", "activate", serde_json::json!({"version": "2"})).await.status, 200);
+
+        let path = "/v1/streams/orders/dead-letters/replay";
+        let body = serde_json::json!({ "ids": [id, "orders-0000-00000000000000099999-0"] }).to_string();
+        assert_eq!(call(addr, "POST", path, Some(READER), body.as_bytes()).await.status, 403);
+        let answer = call(addr, "POST", path, Some(ADMIN), body.as_bytes()).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let answer = json(&answer);
+        assert_eq!(answer["replayed"][0]["id"], id, "{answer}");
+        assert_eq!(answer["not_found"], serde_json::json!(["orders-0000-00000000000000099999-0"]), "{answer}");
+        let bad = call(addr, "POST", path, Some(ADMIN), br#"{"ids": "all"}"#).await;
+        assert_eq!(bad.status, 400, "{}", bad.body);
+        caught_up(addr).await;
+    });
+    assert!(server.stop().success());
+    let events = lake_events(dir.path());
+    assert_eq!(events.len(), 10, "the replayed order is an event now: {events:?}");
+    let replayed: Vec<&LakeEvent> = events.iter().filter(|e| e.customer == "c-7").collect();
+    assert_eq!(replayed.len(), 1);
+    assert!(replayed[0].lineage.contains("chaos@2"), "{:?}", replayed[0]);
+}

@@ -48,6 +48,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Api>> {
         .routes(routes!(promote))
         .routes(routes!(abort))
         .routes(routes!(audit))
+        .routes(routes!(replay_dead_letters))
 }
 
 fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
@@ -586,4 +587,89 @@ async fn audit(
     let Query(query) = query?;
     let entries = p.deployments().audit_log(query.after, query.limit.unwrap_or(100).clamp(1, 1000)).await?;
     ok(StatusCode::OK, json!({ "entries": entries }))
+}
+
+/// Bodies of `POST /v1/streams/{stream}/dead-letters/replay` up to this size.
+const MAX_REPLAY_BODY_BYTES: usize = 64 << 10;
+
+#[utoipa::path(
+    post,
+    path = "/v1/streams/{stream}/dead-letters/replay",
+    tag = "admin",
+    summary = "Send dead letters back into their stream, as new records, after a fix",
+    description = "Needs a token with the admin role. Body: {\"ids\": [\"orders-0003-00000000000000000042-0\", …]} \
+        (at most 100; the ids of GET /v1/lake/{stream}/dead-letters). Each dead letter's original bytes and content \
+        type are appended to the stream as a new record (without the partition key it had) and go through today's \
+        plugins; the dead letter stays where it is. Answers {replayed: [{id, shard, sequence}], not_found: [ids]}. \
+        Audited as `replay`.",
+    security(("bearer" = [])),
+    params(("stream" = String, Path, description = "the stream")),
+    request_body(content = crate::schemas::ReplayRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "OK", body = crate::schemas::JsonObject),
+        crate::schemas::AdminRefusals,
+    )
+)]
+async fn replay_dead_letters(
+    State(p): State<Arc<Api>>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let actor = p.admin().authorize(&headers, Role::Admin)?;
+    let body = small_body(body, MAX_REPLAY_BODY_BYTES).await?;
+    let invalid = |message: String| ApiError::bad_request(message);
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| invalid(format!("the body is not JSON ({e}); send {{\"ids\": [\"…\"]}}")))?;
+    let ids: Vec<String> = value["ids"]
+        .as_array()
+        .ok_or_else(|| invalid("send {\"ids\": [\"…\"]}: the ids of GET /v1/lake/{stream}/dead-letters".to_owned()))?
+        .iter()
+        .map(|id| id.as_str().map(str::to_owned).ok_or_else(|| invalid("every id is text".to_owned())))
+        .collect::<Result<_, _>>()?;
+    let stores = p.stores();
+    let Some(route) = stores.lake.get(&(stream.clone(), weir_config::OutputKind::DeadLetters)) else {
+        return Err(ApiError::not_found(format!(
+            "no dead-letter sink of stream {stream:.64?} can be read back; only a dead-letters sink's can be replayed"
+        )));
+    };
+    let (letters, not_found) =
+        weir_sinks::find_dead_letters(route.store.as_ref(), &stream, &ids).await.map_err(|e| match e {
+            weir_sinks::PageError::BadRequest(why) => ApiError::bad_request(why),
+            weir_sinks::PageError::Failed(why) => ApiError::internal(format!("sink {}: {why}", route.sink)),
+        })?;
+    let arrival_time = weir_pipeline::now_micros();
+    let mut records = Vec::with_capacity(letters.len());
+    let mut replayed_ids = Vec::with_capacity(letters.len());
+    for letter in &letters {
+        let data = match (letter["original"].as_str(), letter["original_base64"].as_str()) {
+            (Some(text), _) => text.as_bytes().to_vec(),
+            (None, Some(b64)) => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .map_err(|e| ApiError::internal(format!("dead letter {}: bad base64: {e}", letter["id"])))?
+            }
+            (None, None) => continue,
+        };
+        records.push(weir_log::NewRecord {
+            partition_key: None,
+            data,
+            content_type: letter["content_type"].as_str().unwrap_or("application/octet-stream").to_owned(),
+            arrival_time,
+        });
+        replayed_ids.push(letter["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let places =
+        if records.is_empty() { Vec::new() } else { p.ingest(&stream, records).await.map_err(ApiError::from)? };
+    let replayed: Vec<serde_json::Value> = replayed_ids
+        .iter()
+        .zip(&places)
+        .map(
+            |(id, place)| json!({ "id": id, "shard": place.shard.to_string(), "sequence": place.position.to_string() }),
+        )
+        .collect();
+    let result = format!("ok: {} replayed, {} not found", replayed.len(), not_found.len());
+    p.deployments().record_action(&actor, "replay", &format!("stream {stream}"), result).await;
+    ok(StatusCode::OK, json!({ "stream": stream, "replayed": replayed, "not_found": not_found }))
 }

@@ -92,7 +92,7 @@ mod tests {
     /// Every route the host serves, by method and path. A route added without
     /// `routes!` would be served but missing here and in the document; one added with
     /// it fails this list until the list names it.
-    const ROUTES: [(&str, &str); 27] = [
+    const ROUTES: [(&str, &str); 28] = [
         ("post", "/v1/streams/{stream}/records"),
         ("get", "/metrics"),
         ("get", "/healthz"),
@@ -103,6 +103,7 @@ mod tests {
         ("get", "/v1/jobs"),
         ("get", "/v1/jobs/{job}"),
         ("post", "/v1/jobs/{job}/runs"),
+        ("post", "/v1/streams/{stream}/dead-letters/replay"),
         ("get", "/v1/openapi.json"),
         ("get", "/v1/plugins"),
         ("get", "/v1/plugins/{name}"),

@@ -64,6 +64,14 @@ pub(crate) struct Fixtures {
     files: Option<serde_json::Value>,
 }
 
+/// `POST /v1/streams/{stream}/dead-letters/replay`: the dead letters to send back.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ReplayRequest {
+    /// Dead letter ids, as `GET /v1/lake/{stream}/dead-letters` gives them; at most 100.
+    ids: Vec<String>,
+}
+
 /// `POST /v1/jobs/{job}/runs`: the period to run (a time in it), by default the newest
 /// closed one.
 #[derive(ToSchema)]

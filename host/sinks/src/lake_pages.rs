@@ -243,6 +243,99 @@ pub async fn read_page(
     Ok(page)
 }
 
+/// Dead letters a request may look up by id at once.
+pub const MAX_DEAD_LETTER_IDS: usize = 100;
+
+/// The dead letters of `stream` with the given ids (`orders-0003-00000000000000000042-0`),
+/// found by the shard and position each id names (only the objects whose range holds
+/// that position are read), and the ids not found.
+///
+/// # Errors
+/// [`PageError::BadRequest`] for too many ids; [`PageError::Failed`] when the store
+/// cannot be read or holds a line that is not JSON.
+pub async fn find_dead_letters(
+    store: &dyn ObjectStore,
+    stream: &str,
+    ids: &[String],
+) -> Result<(Vec<Json>, Vec<String>), PageError> {
+    if ids.len() > MAX_DEAD_LETTER_IDS {
+        return Err(PageError::BadRequest(format!("{} ids; at most {MAX_DEAD_LETTER_IDS} per request", ids.len())));
+    }
+    let failed = |what: &Path, e: object_store::Error| PageError::Failed(format!("cannot read {what}: {e}"));
+    // id → (shard directory, position key)
+    let mut wanted: Vec<(String, String, String)> = Vec::new();
+    let mut not_found = Vec::new();
+    for id in ids {
+        match parse_record_id(id, stream) {
+            Some((shard, position)) => wanted.push((id.clone(), format!("shard={shard}"), position)),
+            None => not_found.push(id.clone()),
+        }
+    }
+    let stream_dir =
+        Path::from_iter([PathPart::from(LakeObject::DeadLetters.prefix()), PathPart::from(format!("stream={stream}"))]);
+    let dates = store.list_with_delimiter(Some(&stream_dir)).await.map_err(|e| failed(&stream_dir, e))?;
+    let mut found: Vec<Json> = Vec::new();
+    let mut remaining = wanted;
+    for date_dir in dates.common_prefixes {
+        if remaining.is_empty() {
+            break;
+        }
+        let mut shards: Vec<&str> = remaining.iter().map(|(_, shard, _)| shard.as_str()).collect();
+        shards.sort_unstable();
+        shards.dedup();
+        let shards: Vec<String> = shards.into_iter().map(str::to_owned).collect();
+        for shard in shards {
+            let dir = Path::from(format!("{date_dir}/{shard}"));
+            let listed = store.list_with_delimiter(Some(&dir)).await.map_err(|e| failed(&dir, e))?;
+            for object in listed.objects {
+                let Some(name) = object.location.filename() else { continue };
+                let Some((first, last)) = name.strip_suffix(".ndjson").and_then(|stem| stem.split_once('-')) else {
+                    continue;
+                };
+                let holds = |position: &str| {
+                    let key = |p: &str| (p.len(), p.to_owned());
+                    key(first) <= key(position) && key(position) <= key(last)
+                };
+                if !remaining.iter().any(|(_, s, position)| *s == shard && holds(position)) {
+                    continue;
+                }
+                let bytes = match store.get(&object.location).await {
+                    Ok(got) => got.bytes().await.map_err(|e| failed(&object.location, e))?,
+                    Err(object_store::Error::NotFound { .. }) => continue,
+                    Err(e) => return Err(failed(&object.location, e)),
+                };
+                for row in decode(LakeObject::DeadLetters, bytes)
+                    .map_err(|why| PageError::Failed(format!("cannot decode {}: {why}", object.location)))?
+                {
+                    let id = row.get("id").and_then(Json::as_str).unwrap_or_default().to_owned();
+                    if let Some(at) = remaining.iter().position(|(wanted, _, _)| *wanted == id) {
+                        remaining.remove(at);
+                        found.push(row);
+                    }
+                }
+            }
+        }
+    }
+    not_found.extend(remaining.into_iter().map(|(id, _, _)| id));
+    Ok((found, not_found))
+}
+
+/// The shard and the position (as in object keys) a record id of `stream` names:
+/// `<stream>-<shard>-<position:20>-<output>`, with `-dead-<n>` for a dead letter.
+fn parse_record_id(id: &str, stream: &str) -> Option<(String, String)> {
+    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    // A dead letter's id is its record's output id and `-dead-<n>`.
+    let id = match id.rsplit_once("-dead-") {
+        Some((record, n)) if numeric(n) => record,
+        _ => id,
+    };
+    let rest = id.strip_prefix(stream)?.strip_prefix('-')?;
+    let (rest, output) = rest.rsplit_once('-')?;
+    let (shard, position) = rest.rsplit_once('-')?;
+    (numeric(output) && numeric(position) && !shard.is_empty() && !shard.contains('/'))
+        .then(|| (shard.to_owned(), position.to_owned()))
+}
+
 /// The rows of one object: NDJSON lines as they are, Parquet rows as JSON.
 fn decode(kind: LakeObject, bytes: bytes::Bytes) -> Result<Vec<Json>, String> {
     match kind {
@@ -285,6 +378,21 @@ mod tests {
         }
         let not_a_date = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"date":"../../etc"}"#);
         assert!(matches!(Cursor::decode(&not_a_date), Err(PageError::BadRequest(_))));
+    }
+
+    #[test]
+    fn a_record_id_names_its_shard_and_position_even_when_the_stream_name_has_dashes() {
+        assert_eq!(
+            parse_record_id("web-clicks-0003-00000000000000000042-1", "web-clicks"),
+            Some(("0003".to_owned(), "00000000000000000042".to_owned()))
+        );
+        assert_eq!(
+            parse_record_id("orders-0000-00000000000000000003-0-dead-0", "orders"),
+            Some(("0000".to_owned(), "00000000000000000003".to_owned()))
+        );
+        assert_eq!(parse_record_id("orders-0003-00000000000000000042-0", "web-clicks"), None);
+        assert_eq!(parse_record_id("orders-../x-42-0", "orders"), None);
+        assert_eq!(parse_record_id("orders-0003-4x-0", "orders"), None);
     }
 
     #[test]

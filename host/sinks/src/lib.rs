@@ -60,8 +60,8 @@ pub use health::{Outage, Outages};
 pub use job_run::{LevelManifest, RunManifest};
 pub use lake::{LakeSink, local_store, push_raw_line};
 pub use lake_pages::{
-    MAX_CURSOR_BYTES, MAX_PAGE_BYTES, MAX_PAGE_ROWS, MAX_SCANNED_BYTES, Page, PageError, PageQuery, RowFilter,
-    read_page,
+    MAX_CURSOR_BYTES, MAX_DEAD_LETTER_IDS, MAX_PAGE_BYTES, MAX_PAGE_ROWS, MAX_SCANNED_BYTES, Page, PageError,
+    PageQuery, RowFilter, find_dead_letters, read_page,
 };
 pub use layout::{
     LakeObject, MULTIPART_PART_SIZE, MULTIPART_THRESHOLD, date_of, is_interrupted_write, remove_interrupted_writes,
