@@ -950,6 +950,11 @@ fn a_dead_letter_found_through_the_read_route_is_replayed_after_a_fix_and_become
         assert_eq!(answer["not_found"], serde_json::json!(["orders-0000-00000000000000099999-0"]), "{answer}");
         let bad = call(addr, "POST", path, Some(ADMIN), br#"{"ids": "all"}"#).await;
         assert_eq!(bad.status, 400, "{}", bad.body);
+        // A bounded request: at most 100 ids.
+        let too_many = serde_json::json!({ "ids": vec![id.clone(); 101] }).to_string();
+        let bad = call(addr, "POST", path, Some(ADMIN), too_many.as_bytes()).await;
+        assert_eq!(bad.status, 400, "{}", bad.body);
+        assert!(bad.body.contains("at most 100"), "{}", bad.body);
         caught_up(addr).await;
     });
     assert!(server.stop().success());

@@ -633,11 +633,9 @@ async fn replay_dead_letters(
             "no dead-letter sink of stream {stream:.64?} can be read back; only a dead-letters sink's can be replayed"
         )));
     };
-    let (letters, not_found) =
-        weir_sinks::find_dead_letters(route.store.as_ref(), &stream, &ids).await.map_err(|e| match e {
-            weir_sinks::PageError::BadRequest(why) => ApiError::bad_request(why),
-            weir_sinks::PageError::Failed(why) => ApiError::internal(format!("sink {}: {why}", route.sink)),
-        })?;
+    let (letters, not_found) = weir_sinks::find_dead_letters(route.store.as_ref(), &stream, &ids)
+        .await
+        .map_err(|e| crate::read_api::lake_error(&route.sink, e))?;
     let arrival_time = weir_pipeline::now_micros();
     let mut records = Vec::with_capacity(letters.len());
     let mut replayed_ids = Vec::with_capacity(letters.len());

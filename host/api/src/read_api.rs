@@ -214,6 +214,14 @@ async fn aggregates(
     Ok(axum::Json(body).into_response())
 }
 
+/// A lake read's failure as an answer: the client's mistake, or the sink's (named).
+pub(crate) fn lake_error(sink: &str, error: PageError) -> ApiError {
+    match error {
+        PageError::BadRequest(why) => ApiError::bad_request(why),
+        PageError::Failed(why) => ApiError::internal(format!("sink {sink}: {why}")),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct LakePageQuery {
     after: Option<String>,
@@ -298,10 +306,8 @@ async fn lake_page(
         )));
     }
     let page_query = PageQuery { after: query.after, since: query.since, limit, filter };
-    let page = read_page(route.store.as_ref(), object, &stream, &page_query).await.map_err(|error| match error {
-        PageError::BadRequest(why) => ApiError::bad_request(why),
-        PageError::Failed(why) => ApiError::internal(format!("sink {}: {why}", route.sink)),
-    })?;
+    let page =
+        read_page(route.store.as_ref(), object, &stream, &page_query).await.map_err(|e| lake_error(&route.sink, e))?;
     let body = json!({
         "stream": stream,
         "kind": kind_name,

@@ -166,21 +166,17 @@ async fn test(args: Box<TestArgs>) -> ExitCode {
     };
     if let Some(runs) = args.fuzz {
         let fuzz = weir_harness::FuzzOptions { runs, seed: args.fuzz_seed, out_dir: args.fuzz_out };
-        return match weir_harness::fuzz(&options, &fuzz).await {
-            Ok(report) => {
-                print!("{report}");
-                ExitCode::from(report.exit_code())
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        };
+        return finish(weir_harness::fuzz(&options, &fuzz).await, weir_harness::FuzzReport::exit_code);
     }
-    match weir_harness::run(&options).await {
+    finish(weir_harness::run(&options).await, weir_harness::Report::exit_code)
+}
+
+/// Prints a harness report and exits with its status, or prints the error and exits 2.
+fn finish<R: std::fmt::Display>(result: Result<R, weir_harness::HarnessError>, exit_code: fn(&R) -> u8) -> ExitCode {
+    match result {
         Ok(report) => {
             print!("{report}");
-            ExitCode::from(report.exit_code())
+            ExitCode::from(exit_code(&report))
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -113,12 +113,12 @@ impl Enricher for LookupEnricher {
         match &self.fields {
             Some(fields) => {
                 for (member, name) in fields {
-                    set(&mut event, name, members.get(member).map_or(Value::Null, value_of));
+                    event.set_shared(name, members.get(member).map_or(Value::Null, value_of));
                 }
             }
             None => {
                 for (member, value) in members {
-                    set(&mut event, &Name::from(format!("{}{member}", self.prefix).as_str()), value_of(value));
+                    event.set_shared(&Name::from(format!("{}{member}", self.prefix).as_str()), value_of(value));
                 }
             }
         }
@@ -147,14 +147,6 @@ fn kind(json: &Json) -> &'static str {
         Json::String(_) => "text",
         Json::Array(_) => "array",
         Json::Object(_) => "object",
-    }
-}
-
-/// Sets `name` to `value`, replacing a field of that name.
-fn set(event: &mut Event, name: &Name, value: Value) {
-    match event.fields.iter_mut().find(|(field, _)| field == name) {
-        Some((_, existing)) => *existing = value,
-        None => event.fields.push((name.clone(), value)),
     }
 }
 

@@ -67,10 +67,10 @@ impl Enricher for RestaurantEnricher {
         }
         let restaurant = self.restaurant(&event)?;
         let delivery_minutes = delivery_minutes(&event)?;
-        set(&mut event, &self.restaurant_name, text_member(&restaurant, "name"));
-        set(&mut event, &self.zone, text_member(&restaurant, "zone"));
-        set(&mut event, &self.cuisine, text_member(&restaurant, "cuisine"));
-        set(&mut event, &self.delivery_minutes, delivery_minutes);
+        event.set_shared(&self.restaurant_name, text_member(&restaurant, "name"));
+        event.set_shared(&self.zone, text_member(&restaurant, "zone"));
+        event.set_shared(&self.cuisine, text_member(&restaurant, "cuisine"));
+        event.set_shared(&self.delivery_minutes, delivery_minutes);
         Ok(Some(event))
     }
 }
@@ -98,15 +98,6 @@ fn delivery_minutes(event: &Event) -> Result<Value, String> {
 /// The text member `name` of a reference document, null when it is missing or not text.
 fn text_member(document: &Json, name: &str) -> Value {
     document.get(name).and_then(Json::as_str).map_or(Value::Null, Value::from)
-}
-
-/// Sets a field like [`Event::set`], but with a shared name, so that enriching an event
-/// allocates no field name.
-fn set(event: &mut Event, name: &Name, value: Value) {
-    match event.fields.iter_mut().find(|(field, _)| field == name) {
-        Some((_, existing)) => *existing = value,
-        None => event.fields.push((name.clone(), value)),
-    }
 }
 
 #[cfg(test)]

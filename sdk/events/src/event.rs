@@ -226,6 +226,15 @@ impl Event {
         }
     }
 
+    /// Sets field `name` like [`Event::set`], with a name the caller shares across events:
+    /// an enricher that adds the same fields to every event allocates no name for them.
+    pub fn set_shared(&mut self, name: &Name, value: Value) {
+        match self.fields.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value,
+            None => self.fields.push((name.clone(), value)),
+        }
+    }
+
     /// Removes field `name` and returns its value, if present.
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         let at = self.fields.iter().position(|(n, _)| &**n == name)?;
