@@ -99,12 +99,16 @@ pub fn create_bucket(bucket: &str) {
 
 /// Downloads every object under `prefix` into `into` (keys as paths below it) and
 /// returns how many multipart uploads are still in progress in the bucket.
+/// Staged commits of a rolling lake (`_staging/`) are skipped, as every lake reader skips
+/// them: a roll may remove one between the listing and its download.
 pub fn download(bucket: &str, prefix: &str, into: &Path) -> usize {
     let printed = boto3(
         "bucket, prefix, into = sys.argv[2], sys.argv[3], sys.argv[4]\n\
          for page in s3.get_paginator('list_objects_v2').paginate(Bucket=bucket, Prefix=prefix):\n\
          \x20   for o in page.get('Contents', []):\n\
-         \x20       path = os.path.join(into, o['Key'][len(prefix):].lstrip('/'))\n\
+         \x20       rel = o['Key'][len(prefix):].lstrip('/')\n\
+         \x20       if rel.startswith('_staging/'): continue\n\
+         \x20       path = os.path.join(into, rel)\n\
          \x20       os.makedirs(os.path.dirname(path), exist_ok=True)\n\
          \x20       s3.download_file(bucket, o['Key'], path)\n\
          print(len(s3.list_multipart_uploads(Bucket=bucket).get('Uploads', [])))",
