@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tools the test suite uses beside cargo: DuckDB (Python package) to prove the warehouse's
+# Tools the test suite uses beside cargo: `build` (PyPA) to make the Python SDK's wheel, DuckDB (Python package) to prove the warehouse's
 # Parquet tables are readable by a query engine, schemathesis to fuzz the HTTP API
 # against its OpenAPI document, boto3 to send to the Kinesis-compatible endpoint, and the
 # local AWS servers the Kinesis log is tested against: moto (DynamoDB, S3, Firehose) and
@@ -13,6 +13,7 @@ DUCKDB_VERSION=1.4.2
 SCHEMATHESIS_VERSION=4.32.5
 BOTO3_VERSION=1.44.8
 MOTO_VERSION=5.2.5
+BUILD_VERSION=1.6.1
 KINESALITE_VERSION=3.3.3
 if ! "$VENV/bin/python" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$DUCKDB_VERSION')" 2>/dev/null; then
   mkdir -p "$TOOLS_DIR"
@@ -27,6 +28,9 @@ if ! "$VENV/bin/python" -c "import boto3, sys; sys.exit(boto3.__version__ != '$B
 fi
 if ! "$VENV/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import build, sys; sys.exit(build.__version__ != '$BUILD_VERSION')" 2>/dev/null; then
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "build==$BUILD_VERSION"
 fi
 if [ ! -f "$TOOLS_DIR/kinesalite/node_modules/kinesalite/package.json" ] ||
    ! grep -q "\"version\": \"$KINESALITE_VERSION\"" "$TOOLS_DIR/kinesalite/node_modules/kinesalite/package.json"; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: installs the wasm target and the Python and
-# JavaScript plugin toolchains, builds the plugins
+# JavaScript plugin toolchains, builds the plugins and the SDK packages (scripts/package-sdks.sh)
 # and the weir binary, runs every test (unit, runtime sandbox, harness golden files,
 # end-to-end through the binary, the warehouse read by DuckDB).
 set -euo pipefail
@@ -15,6 +15,7 @@ export WEIR_TEST_PYTHON="${WEIR_TOOLS_DIR:-/var/tmp/weir-tools}/test-venv/bin/py
 scripts/test-tools.sh
 scripts/build-plugins.sh
 scripts/build-foreign-plugins.sh
+scripts/package-sdks.sh
 cargo build -p weir
 # The Python and JavaScript SDKs' own unit tests, under plain CPython and Node.
 python3 -m unittest discover -s sdk/python/tests

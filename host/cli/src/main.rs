@@ -6,6 +6,7 @@ mod jobs_service;
 mod new_cmd;
 mod pipeline_cmd;
 mod plugin_cmd;
+mod sdk_sources;
 mod send_cmd;
 mod tail_cmd;
 

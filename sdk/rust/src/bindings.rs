@@ -1,4 +1,5 @@
-//! Bindings generated from `wit/weir-plugin.wit`, one module per world.
+//! Bindings generated from the crate's copy of `wit/weir-plugin.wit` (inside the crate, so the
+//! published package builds on its own), one module per world.
 //!
 //! The `parser` world generates the shared `weir:plugin/types` and `weir:plugin/host`
 //! interfaces; the other two worlds reuse them through `with`, so the three worlds share
@@ -14,7 +15,7 @@
 pub mod parser {
     wit_bindgen::generate!({
         world: "parser",
-        path: "../../wit",
+        path: "wit",
         generate_all,
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::bindings::parser",
@@ -24,7 +25,7 @@ pub mod parser {
 pub mod enricher {
     wit_bindgen::generate!({
         world: "enricher",
-        path: "../../wit",
+        path: "wit",
         with: {
             "weir:plugin/types@0.1.0": crate::bindings::parser::weir::plugin::types,
             "weir:plugin/host@0.1.0": crate::bindings::parser::weir::plugin::host,
@@ -37,7 +38,7 @@ pub mod enricher {
 pub mod aggregator {
     wit_bindgen::generate!({
         world: "aggregator",
-        path: "../../wit",
+        path: "wit",
         with: {
             "weir:plugin/types@0.1.0": crate::bindings::parser::weir::plugin::types,
             "weir:plugin/host@0.1.0": crate::bindings::parser::weir::plugin::host,
