@@ -314,3 +314,163 @@ fn fuzzing_passes_a_parser_that_refuses_bad_input_and_finds_a_planted_crash_with
         weir(&[&"plugin", &"test", &enricher, &"--input", &finding, &"--config", &"panic_on_order="], cache.path());
     assert_eq!(run.code, 2, "{}", run.all());
 }
+
+/// Reads the lines a `weir plugin test --watch` prints until one contains `wanted`,
+/// failing after 60 s; returns what was read.
+fn read_until(lines: &std::sync::mpsc::Receiver<String>, wanted: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(wanted) {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no line with {wanted:?} within 60 s; read:\n{seen}"),
+        }
+    }
+}
+
+#[test]
+fn watch_rebuilds_and_retests_on_every_change_until_stopped() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = plugin_file("orders-parser/fixtures");
+    std::fs::copy(fixtures.join("input.txt"), dir.path().join("input.txt")).unwrap();
+    let expected = std::fs::read_to_string(fixtures.join("expected.ndjson")).unwrap();
+    std::fs::write(dir.path().join("expected.ndjson"), &expected).unwrap();
+    // The "build" copies the built component into place, as a plugin's build would make it.
+    let build = format!("cp {} parser.wasm", component("orders_parser").display());
+    let mut child = std::process::Command::new(weir_e2e::weir_bin())
+        .current_dir(dir.path())
+        .args(["plugin", "test", "parser.wasm", "--input", "input.txt", "--expect", "expected.ndjson", "--watch"])
+        .args(["--build", &build])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = read_until(&lines, "watching for changes");
+    assert!(first.contains(&format!("build    {build}")), "{first}");
+    assert!(first.contains("result   output matches expected.ndjson"), "{first}");
+
+    // An expectation changed: rebuilt, retested, and the difference shown.
+    let changed = expected.replacen("delivered", "cancelled", 1);
+    std::fs::write(dir.path().join("expected.ndjson"), &changed).unwrap();
+    let second = read_until(&lines, "watching for changes");
+    assert!(second.contains("changed  expected.ndjson"), "{second}");
+    assert!(second.contains("result   output differs from expected.ndjson"), "{second}");
+
+    // Put back: it matches again.
+    std::fs::write(dir.path().join("expected.ndjson"), &expected).unwrap();
+    let third = read_until(&lines, "watching for changes");
+    assert!(third.contains("result   output matches expected.ndjson"), "fixed again: {third}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_failing_build_under_watch_is_reported_and_the_next_change_retries() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = plugin_file("orders-parser/fixtures");
+    std::fs::copy(fixtures.join("input.txt"), dir.path().join("input.txt")).unwrap();
+    std::fs::copy(fixtures.join("expected.ndjson"), dir.path().join("expected.ndjson")).unwrap();
+    // The build fails while `broken` exists.
+    std::fs::write(dir.path().join("broken"), "").unwrap();
+    let build = format!("test ! -e broken && cp {} parser.wasm", component("orders_parser").display());
+    let mut child = std::process::Command::new(weir_e2e::weir_bin())
+        .current_dir(dir.path())
+        .args(["plugin", "test", "parser.wasm", "--input", "input.txt", "--expect", "expected.ndjson", "--watch"])
+        .args(["--build", &build])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (send, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = read_until(&lines, "watching for changes");
+    assert!(first.contains("build    failed (exit status: 1); fix it and save to retry"), "{first}");
+    assert!(!first.contains("result"), "nothing is tested after a failed build: {first}");
+    std::fs::remove_file(dir.path().join("broken")).unwrap();
+    let second = read_until(&lines, "watching for changes");
+    assert!(second.contains("changed  broken"), "{second}");
+    assert!(second.contains("result   output matches expected.ndjson"), "{second}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn bench_reports_time_per_input_beside_a_previous_build_of_the_same_plugin() {
+    let cache = tempfile::tempdir().unwrap();
+    let fixtures = plugin_file("restaurant-enricher/fixtures");
+    let (input, lookup) = (fixtures.join("input.ndjson"), fixtures.join("lookup.json"));
+    // The Rust enricher against its Python port: the same plugin in another language, as
+    // a slower previous build would be.
+    let run = weir(
+        &[
+            &"plugin",
+            &"bench",
+            &component("restaurant_enricher"),
+            &"--input",
+            &input,
+            &"--lookup",
+            &lookup,
+            &"--against",
+            &component("restaurant_enricher_py"),
+            &"--rounds",
+            &"3",
+            &"--inputs-per-round",
+            &"500",
+        ],
+        cache.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let figure = |label: &str| -> f64 {
+        let line = run.stdout.lines().find(|l| l.starts_with(label)).unwrap_or_else(|| panic!("{}", run.all()));
+        line.split_whitespace().nth(1).unwrap().trim_end_matches('×').parse().unwrap()
+    };
+    assert!(run.stdout.contains("3 rounds of 510 inputs (the 17 of"), "{}", run.all());
+    let (this, previous, ratio) = (figure("this"), figure("previous"), figure("ratio"));
+    assert!(this > 0.0 && previous > 0.0, "{}", run.all());
+    assert!((ratio - this / previous).abs() < 0.01 * ratio.max(0.01) + 0.005, "{}", run.all());
+    // CPython inside the component is far slower per event than the Rust build.
+    assert!(ratio < 0.5 && run.stdout.contains("(faster; above 1 is slower)"), "{}", run.all());
+
+    // Two different plugins are not two builds of one.
+    let run = weir(
+        &[
+            &"plugin",
+            &"bench",
+            &component("restaurant_enricher"),
+            &"--input",
+            &input,
+            &"--against",
+            &component("orders_parser"),
+        ],
+        cache.path(),
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(
+        run.stderr.contains("implements the parser world but") && run.stderr.contains("the enricher world"),
+        "{}",
+        run.all()
+    );
+}

@@ -9,6 +9,7 @@ mod plugin_cmd;
 mod sdk_sources;
 mod send_cmd;
 mod tail_cmd;
+mod watch;
 
 use std::path::PathBuf;
 

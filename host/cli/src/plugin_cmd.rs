@@ -14,6 +14,9 @@ pub(crate) enum PluginCommand {
     /// output with an expected NDJSON file. Exit 0 on a match, 1 on a mismatch, 2 on a
     /// plugin or usage error.
     Test(Box<TestArgs>),
+    /// Time a component on its fixtures (ns per input, the median of several rounds) in
+    /// the production runtime, beside a previous build measured in the same run.
+    Bench(Box<BenchArgs>),
     /// Print a component's world, WIT version, imports and exports.
     Inspect {
         /// The component.
@@ -26,8 +29,9 @@ pub(crate) enum PluginCommand {
     Admin(crate::admin_cmd::AdminCommand),
 }
 
+/// What both `test` and `bench` need: the component, its input and how it runs.
 #[derive(Debug, Args)]
-pub(crate) struct TestArgs {
+pub(crate) struct RunArgs {
     /// The component (.wasm).
     component: PathBuf,
     /// Input: raw records for a parser (see --records), NDJSON events for an enricher or
@@ -39,17 +43,6 @@ pub(crate) struct TestArgs {
     /// ({"data": "text"} or {"data_hex": "00ff"}, with optional key and content_type).
     #[arg(long, default_value = "lines")]
     records: weir_harness::RecordsFormat,
-    /// Expected output events (NDJSON).
-    #[arg(long)]
-    expect: Option<PathBuf>,
-    /// Expected record errors: the inputs that must be refused, one 1-based input number
-    /// per line (then, optionally, a tab and a note); any other refused input, or one of
-    /// these accepted, fails the test.
-    #[arg(long)]
-    expect_errors: Option<PathBuf>,
-    /// Rewrite the --expect (and --expect-errors) file with the actual output.
-    #[arg(long)]
-    update: bool,
     /// Reference data for lookups: a JSON object {"table": {"key": value}}.
     #[arg(long)]
     lookup: Option<PathBuf>,
@@ -80,10 +73,52 @@ pub(crate) struct TestArgs {
     /// Do not use the compiled-code cache.
     #[arg(long)]
     no_cache: bool,
+}
+
+impl RunArgs {
+    /// The harness options these arguments describe.
+    fn options(self) -> TestOptions {
+        let defaults = Limits::default();
+        let limits = Limits {
+            cpu: self.cpu_ms.map_or(defaults.cpu, Duration::from_millis),
+            wall: self.wall_ms.map_or(defaults.wall, Duration::from_millis),
+            memory_bytes: self.memory_mib.map_or(defaults.memory_bytes, |m| m << 20),
+            max_output_events: self.max_output_events.unwrap_or(defaults.max_output_events),
+            ..defaults
+        };
+        TestOptions {
+            records: self.records,
+            lookup: self.lookup,
+            config: self.config,
+            batch_size: self.batch_size,
+            content_type: self.content_type,
+            window: self.window,
+            limits,
+            cache_dir: if self.no_cache { None } else { cache_dir() },
+            ..TestOptions::new(self.component, self.input)
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TestArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Expected output events (NDJSON).
+    #[arg(long)]
+    expect: Option<PathBuf>,
+    /// Expected record errors: the inputs that must be refused, one 1-based input number
+    /// per line (then, optionally, a tab and a note); any other refused input, or one of
+    /// these accepted, fails the test.
+    #[arg(long)]
+    expect_errors: Option<PathBuf>,
+    /// Rewrite the --expect (and --expect-errors) file with the actual output.
+    #[arg(long, conflicts_with = "watch")]
+    update: bool,
     /// Instead of comparing: run the plugin on N inputs derived from --input (mutated
     /// bytes and fields, boundary numbers and times, empty, huge and nested values),
     /// each alone, and report every call that fails with its smallest input.
-    #[arg(long, value_name = "N", conflicts_with_all = ["expect", "expect_errors", "update"])]
+    #[arg(long, value_name = "N", conflicts_with_all = ["expect", "expect_errors", "update", "watch"])]
     fuzz: Option<usize>,
     /// The fuzz generator's seed (the same seed gives the same inputs).
     #[arg(long, default_value_t = 1, requires = "fuzz")]
@@ -91,6 +126,31 @@ pub(crate) struct TestArgs {
     /// Where --fuzz writes each failing input, shrunk (fuzz-finding-<n>.ndjson).
     #[arg(long, default_value = "fuzz-findings", requires = "fuzz")]
     fuzz_out: PathBuf,
+    /// Keep running: rebuild (see --build) and retest whenever a file under the current
+    /// directory changes, until interrupted.
+    #[arg(long)]
+    watch: bool,
+    /// The build command --watch runs before each test (default: from the directory —
+    /// Cargo.toml: cargo build --release --target wasm32-wasip2; package.json: npm run
+    /// build; build.sh: ./build.sh; else none).
+    #[arg(long, value_name = "COMMAND", requires = "watch")]
+    build: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// A previous build of the same plugin, measured in the same run: the report gives
+    /// this build's time per input as a ratio of that one's.
+    #[arg(long, value_name = "COMPONENT")]
+    against: Option<PathBuf>,
+    /// Counted rounds per component (after one warm-up round).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    rounds: u32,
+    /// Inputs per round: the --input fixtures repeated up to this many.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    inputs_per_round: u32,
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -130,6 +190,7 @@ fn cache_dir() -> Option<PathBuf> {
 pub(crate) async fn run(cmd: PluginCommand) -> ExitCode {
     match cmd {
         PluginCommand::Test(args) => test(args).await,
+        PluginCommand::Bench(args) => bench(args).await,
         PluginCommand::Inspect { component } => inspect(&component),
         PluginCommand::Admin(cmd) => crate::admin_cmd::run(cmd).await,
         PluginCommand::New(args) => crate::new_cmd::run(&args),
@@ -142,37 +203,37 @@ async fn test(args: Box<TestArgs>) -> ExitCode {
         eprintln!("error: --update rewrites the --expect or --expect-errors file; give one of them");
         return ExitCode::from(2);
     }
-    let defaults = Limits::default();
-    let limits = Limits {
-        cpu: args.cpu_ms.map_or(defaults.cpu, Duration::from_millis),
-        wall: args.wall_ms.map_or(defaults.wall, Duration::from_millis),
-        memory_bytes: args.memory_mib.map_or(defaults.memory_bytes, |m| m << 20),
-        max_output_events: args.max_output_events.unwrap_or(defaults.max_output_events),
-        ..defaults
-    };
     let options = TestOptions {
-        records: args.records,
         expect: args.expect,
         expect_errors: args.expect_errors,
         update: args.update,
-        lookup: args.lookup,
-        config: args.config,
-        batch_size: args.batch_size,
-        content_type: args.content_type,
-        window: args.window,
-        limits,
-        cache_dir: if args.no_cache { None } else { cache_dir() },
-        ..TestOptions::new(args.component, args.input)
+        ..args.run.options()
     };
     if let Some(runs) = args.fuzz {
         let fuzz = weir_harness::FuzzOptions { runs, seed: args.fuzz_seed, out_dir: args.fuzz_out };
         return finish(weir_harness::fuzz(&options, &fuzz).await, weir_harness::FuzzReport::exit_code);
     }
+    if args.watch {
+        return crate::watch::watch(&options, args.build).await;
+    }
     finish(weir_harness::run(&options).await, weir_harness::Report::exit_code)
 }
 
+async fn bench(args: Box<BenchArgs>) -> ExitCode {
+    let args = *args;
+    let bench = weir_harness::BenchOptions {
+        against: args.against,
+        rounds: args.rounds as usize,
+        inputs_per_round: args.inputs_per_round as usize,
+    };
+    finish(weir_harness::bench(&args.run.options(), &bench).await, |_| 0)
+}
+
 /// Prints a harness report and exits with its status, or prints the error and exits 2.
-fn finish<R: std::fmt::Display>(result: Result<R, weir_harness::HarnessError>, exit_code: fn(&R) -> u8) -> ExitCode {
+pub(crate) fn finish<R: std::fmt::Display>(
+    result: Result<R, weir_harness::HarnessError>,
+    exit_code: fn(&R) -> u8,
+) -> ExitCode {
     match result {
         Ok(report) => {
             print!("{report}");

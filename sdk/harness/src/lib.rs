@@ -5,6 +5,7 @@
 //! Rust tests that want to pin a plugin's behaviour.
 
 mod aggregate;
+pub mod bench;
 mod diff;
 pub mod fuzz;
 mod input;
@@ -19,6 +20,7 @@ use weir_runtime::{
     CallError, Limits, LogLevel, Plugin, PluginId, PluginLog, PluginOptions, Runtime, StaticReferenceData, World,
 };
 
+pub use bench::{BenchOptions, BenchReport, bench};
 pub use diff::line_diff;
 pub use fuzz::{FuzzOptions, FuzzReport, fuzz};
 pub use input::RecordsFormat;
