@@ -3,6 +3,7 @@
 mod admin;
 mod aws_faults;
 mod batch;
+mod console;
 mod dynamodb_serving;
 mod elasticsearch;
 mod firehose;

@@ -36,6 +36,7 @@ pub fn app_with_jobs(pipeline: Arc<Pipeline>, access: AdminAccess, jobs: Option<
     let (admin_routes, _) = crate::admin_api::routes().split_for_parts();
     let (job_routes, _) = crate::jobs_api::routes().split_for_parts();
     let (openapi_routes, _) = crate::openapi::routes().split_for_parts();
+    let (console_routes, _) = crate::console::routes().split_for_parts();
     Router::new()
         .merge(ingest_routes)
         .merge(open_routes)
@@ -43,6 +44,8 @@ pub fn app_with_jobs(pipeline: Arc<Pipeline>, access: AdminAccess, jobs: Option<
         .merge(admin_routes)
         .merge(job_routes)
         .merge(openapi_routes)
+        .merge(console_routes)
+        .merge(crate::console::pages())
         // The Kinesis-compatible endpoint (not in the OpenAPI document: it is Kinesis' API).
         .route("/", axum::routing::post(crate::kinesis::endpoint))
         .fallback(unknown_route)

@@ -109,6 +109,19 @@ impl AdminAccess {
 
     /// The name of the token in `headers` if it may do what `needed` allows.
     pub(crate) fn authorize(&self, headers: &HeaderMap, needed: Role) -> Result<String, ApiError> {
+        let (name, role) = self.identify(headers)?;
+        if !role.allows(needed) {
+            return Err(ApiError::forbidden(format!(
+                "token {name} has the {} role; this needs the {} role",
+                role.as_str(),
+                needed.as_str()
+            )));
+        }
+        Ok(name)
+    }
+
+    /// The name and role of the token in `headers`, whatever it may do.
+    pub(crate) fn identify(&self, headers: &HeaderMap) -> Result<(String, Role), ApiError> {
         if self.tokens.is_empty() {
             return Err(ApiError::unauthorized(
                 "the admin API is disabled: no token is configured; set WEIR_ADMIN_TOKEN (and WEIR_READ_TOKEN) before starting weir, or add [admin.tokens.NAME] to the configuration",
@@ -130,15 +143,7 @@ impl AdminAccess {
             }
         }
         let token = found.ok_or_else(|| ApiError::unauthorized("the token is not valid"))?;
-        if !token.role.allows(needed) {
-            return Err(ApiError::forbidden(format!(
-                "token {} has the {} role; this needs the {} role",
-                token.name,
-                token.role.as_str(),
-                needed.as_str()
-            )));
-        }
-        Ok(token.name.clone())
+        Ok((token.name.clone(), token.role))
     }
 }
 

@@ -63,6 +63,7 @@ fn route_table() -> OpenApiRouter<Arc<Api>> {
         .merge(crate::read_api::routes())
         .merge(crate::admin_api::routes())
         .merge(crate::jobs_api::routes())
+        .merge(crate::console::routes())
         .merge(routes())
 }
 
@@ -92,7 +93,7 @@ mod tests {
     /// Every route the host serves, by method and path. A route added without
     /// `routes!` would be served but missing here and in the document; one added with
     /// it fails this list until the list names it.
-    const ROUTES: [(&str, &str); 28] = [
+    const ROUTES: [(&str, &str); 31] = [
         ("post", "/v1/streams/{stream}/records"),
         ("get", "/metrics"),
         ("get", "/healthz"),
@@ -121,6 +122,9 @@ mod tests {
         ("post", "/v1/deployments/{name}/promote"),
         ("post", "/v1/deployments/{name}/abort"),
         ("get", "/v1/audit"),
+        ("get", "/v1/whoami"),
+        ("get", "/v1/pipeline"),
+        ("get", "/v1/metrics/history"),
     ];
 
     fn operations(document: &serde_json::Value) -> Vec<(String, String)> {

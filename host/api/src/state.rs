@@ -7,6 +7,7 @@ use weir_pipeline::Pipeline;
 
 use crate::auth::AdminAccess;
 use crate::jobs_api::JobControl;
+use crate::metrics_history::MetricsHistory;
 
 /// The routes' state: the pipeline they act on and the access rules they check.
 #[derive(Debug)]
@@ -14,11 +15,21 @@ pub(crate) struct Api {
     pipeline: Arc<Pipeline>,
     access: AdminAccess,
     jobs: Option<Arc<dyn JobControl>>,
+    history: Arc<MetricsHistory>,
 }
 
 impl Api {
+    /// The routes' state; starts sampling the metrics for `/v1/metrics/history` when
+    /// called inside a Tokio runtime.
     pub(crate) fn new(pipeline: Arc<Pipeline>, access: AdminAccess, jobs: Option<Arc<dyn JobControl>>) -> Self {
-        Self { pipeline, access, jobs }
+        let history = Arc::new(MetricsHistory::default());
+        history.start(Arc::downgrade(&pipeline));
+        Self { pipeline, access, jobs, history }
+    }
+
+    /// The last hour of metrics.
+    pub(crate) fn history(&self) -> &MetricsHistory {
+        &self.history
     }
 
     /// The batch layer the jobs routes drive, when the host runs jobs.

@@ -412,6 +412,36 @@ impl Pipeline {
         &self.metrics
     }
 
+    /// What runs: each stream's plugin chain (by plugin name; the versions are the
+    /// deployments'), its aggregator and which sinks take each of its outputs.
+    pub fn topology(&self) -> serde_json::Value {
+        let streams: Vec<serde_json::Value> = self
+            .streams
+            .values()
+            .map(|spec| {
+                let names =
+                    |sinks: &[Arc<dyn weir_sinks::Sink>]| sinks.iter().map(|s| s.name().to_owned()).collect::<Vec<_>>();
+                serde_json::json!({
+                    "name": spec.stream,
+                    "parser": spec.parser.name(),
+                    "enrichers": spec.enrichers.iter().map(|e| e.name()).collect::<Vec<_>>(),
+                    "aggregator": spec.aggregator.as_ref().map(|a| serde_json::json!({
+                        "plugin": a.slot.name(),
+                        "window_seconds": a.window / 1_000_000,
+                    })),
+                    "routes": {
+                        "raw": names(&spec.routes.raw),
+                        "events": names(&spec.routes.events),
+                        "aggregates": names(&spec.routes.aggregates),
+                        "dead_letters": names(&spec.routes.dead_letters),
+                    },
+                })
+            })
+            .collect();
+        let sinks: Vec<&String> = self.parts.sinks.keys().collect();
+        serde_json::json!({ "streams": streams, "sinks": sinks })
+    }
+
     /// The configured streams.
     pub fn stream_names(&self) -> Vec<String> {
         self.streams.keys().cloned().collect()
