@@ -140,18 +140,29 @@ pub(crate) struct PluginShared {
     pub(crate) log: Arc<dyn PluginLog>,
     pub(crate) reference: Arc<dyn ReferenceData>,
     pub(crate) counters: Mutex<BTreeMap<String, i64>>,
-    pub(crate) budget: Mutex<LogBudget>,
-    /// The last lines the plugin wrote in the current call (a panic message, usually).
-    last_lines: Mutex<Vec<String>>,
 }
 
 impl PluginShared {
     pub(crate) fn new(id: PluginId, log: Arc<dyn PluginLog>, reference: Arc<dyn ReferenceData>) -> Self {
+        Self { id, log, reference, counters: Mutex::new(BTreeMap::new()) }
+    }
+}
+
+/// The log of one instance's calls: the per-call byte budget that rate-limits it, the
+/// partial stdout line and the last lines written (what a trap's message quotes). One
+/// per instance, so calls running at once on a plugin's instances keep their lines and
+/// budgets apart.
+pub(crate) struct CallLog {
+    shared: Arc<PluginShared>,
+    budget: Mutex<LogBudget>,
+    /// The last lines the plugin wrote in the current call (a panic message, usually).
+    last_lines: Mutex<Vec<String>>,
+}
+
+impl CallLog {
+    pub(crate) fn new(shared: Arc<PluginShared>) -> Self {
         Self {
-            id,
-            log,
-            reference,
-            counters: Mutex::new(BTreeMap::new()),
+            shared,
             budget: Mutex::new(LogBudget { remaining: 0, dropped_lines: 0, partial: Vec::new() }),
             last_lines: Mutex::new(Vec::new()),
         }
@@ -178,15 +189,14 @@ impl PluginShared {
             self.write_line(LogLevel::Info, &String::from_utf8_lossy(&partial));
         }
         if dropped > 0 {
-            self.log.line(
-                &self.id,
+            self.shared.log.line(
+                &self.shared.id,
                 LogLevel::Warn,
                 &format!("{dropped} log lines dropped: over the plugin's log limit for one call"),
             );
         }
     }
 
-    /// The plugin's last output lines of the current call, joined, if it wrote any.
     pub(crate) fn last_output(&self) -> Option<String> {
         let lines = self.last_lines.lock().unwrap_or_else(PoisonError::into_inner);
         (!lines.is_empty()).then(|| lines.join(" | "))
@@ -219,7 +229,7 @@ impl PluginShared {
             }
             b.remaining -= line.len();
         }
-        self.log.line(&self.id, level, line);
+        self.shared.log.line(&self.shared.id, level, line);
     }
 
     fn write_output(&self, data: &[u8]) {
@@ -245,7 +255,7 @@ impl PluginShared {
 
 /// stdout/stderr of a plugin: captured into its log, never the host's terminal.
 #[derive(Clone)]
-struct CapturedOutput(Arc<PluginShared>);
+struct CapturedOutput(Arc<CallLog>);
 
 impl wasmtime_wasi::cli::IsTerminal for CapturedOutput {
     fn is_terminal(&self) -> bool {
@@ -315,6 +325,8 @@ pub(crate) struct HostState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     pub(crate) shared: Arc<PluginShared>,
+    /// This instance's log.
+    pub(crate) call_log: Arc<CallLog>,
 }
 
 impl HostState {
@@ -322,7 +334,8 @@ impl HostState {
     /// environment or arguments, no network (every socket address is refused, name
     /// lookups are off), stdin empty, stdout/stderr captured into the plugin log.
     pub(crate) fn new(shared: Arc<PluginShared>, memory_limit: usize) -> Self {
-        let output = CapturedOutput(shared.clone());
+        let call_log = Arc::new(CallLog::new(shared.clone()));
+        let output = CapturedOutput(call_log.clone());
         let wasi = WasiCtxBuilder::new()
             .stdout(output.clone())
             .stderr(output)
@@ -336,6 +349,7 @@ impl HostState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter { limit: memory_limit, total: 0, peak: 0 },
             shared,
+            call_log,
         }
     }
 }
@@ -355,7 +369,7 @@ impl host::Host for HostState {
             host::LogLevel::Warn => LogLevel::Warn,
             host::LogLevel::Error => LogLevel::Error,
         };
-        self.shared.write_line(level, &message);
+        self.call_log.write_line(level, &message);
     }
 
     async fn counter_add(&mut self, name: String, delta: i64) {

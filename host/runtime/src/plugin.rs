@@ -1,5 +1,5 @@
-//! A loaded plugin: its pre-instantiated component, limits and one warm instance, and
-//! the bounded calls into it.
+//! A loaded plugin: its pre-instantiated component, limits and a small pool of warm
+//! instances, and the bounded calls into them.
 
 use std::fmt;
 use std::future::Future;
@@ -14,7 +14,7 @@ use weir_events::Columns;
 use crate::batch::{AccumulateOutput, BatchOutput, FinishedGroup, RawRecord, check_errors};
 use crate::bindings::{aggregator, enricher, parser, types};
 use crate::capabilities::{
-    HostState, MemoryLimitExceeded, PluginLog, PluginShared, ReferenceData, StaticReferenceData, TracingLog,
+    CallLog, HostState, MemoryLimitExceeded, PluginLog, PluginShared, ReferenceData, StaticReferenceData, TracingLog,
 };
 use crate::error::{CallError, CallErrorKind, LimitKind, LoadError};
 use crate::inspect::{PluginInfo, World};
@@ -36,6 +36,15 @@ pub struct PluginOptions {
     pub reference: Arc<dyn ReferenceData>,
     /// Destination of the plugin's log and stdout/stderr. Default: `tracing`.
     pub log: Arc<dyn PluginLog>,
+    /// Instances that may run calls at the same time (each with its own memory, up to
+    /// the memory limit). Default: [`default_instances`], the machine's cores up to 4.
+    pub instances: usize,
+}
+
+/// The default [`PluginOptions::instances`]: one per core, at most 4, so the shards of a
+/// stream run a plugin on every core instead of taking turns on one instance.
+pub fn default_instances() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 4)
 }
 
 impl Default for PluginOptions {
@@ -46,6 +55,7 @@ impl Default for PluginOptions {
             config: Vec::new(),
             reference: Arc::new(StaticReferenceData::default()),
             log: Arc::new(TracingLog),
+            instances: default_instances(),
         }
     }
 }
@@ -56,6 +66,7 @@ impl fmt::Debug for PluginOptions {
             .field("expected_world", &self.expected_world)
             .field("limits", &self.limits)
             .field("config", &self.config)
+            .field("instances", &self.instances)
             .finish_non_exhaustive()
     }
 }
@@ -83,6 +94,15 @@ enum Bound {
     Aggregator(aggregator::Aggregator),
 }
 
+/// A Rust panic prints its message to stderr and then traps with `unreachable`: the
+/// message is what the author needs, so it goes into the error.
+fn with_last_output(call_log: &CallLog, trap: String) -> String {
+    match call_log.last_output() {
+        Some(line) => format!("{trap}; the plugin's last output: {line}"),
+        None => trap,
+    }
+}
+
 /// One instance and its store. Reused across calls until a call fails.
 struct Live {
     store: Store<HostState>,
@@ -91,9 +111,13 @@ struct Live {
 
 type CallFuture<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
 
-/// A loaded, configured plugin. Calls are serialised on its one warm instance; a call
-/// that traps or exceeds a limit discards the instance and the next call starts a
-/// fresh one (pooled, copy-on-write: microseconds).
+/// A loaded, configured plugin. Calls run on a pool of up to `instances` warm
+/// instances, so calls from several shards run at once; an instance is started only
+/// when a call finds none idle. A call that traps or exceeds a limit discards its
+/// instance and a later call starts a fresh one (pooled, copy-on-write: microseconds).
+/// Each instance has its own memory, CPU deadline and log budget; counters are the
+/// plugin's. State a plugin keeps between calls is per instance: the contract never
+/// promised it (docs/wit.md).
 pub struct Plugin {
     runtime: Runtime,
     info: PluginInfo,
@@ -101,7 +125,10 @@ pub struct Plugin {
     limits: Limits,
     config: Vec<(String, String)>,
     shared: Arc<PluginShared>,
-    live: tokio::sync::Mutex<Option<Live>>,
+    /// Warm instances no call is using.
+    idle: std::sync::Mutex<Vec<Live>>,
+    /// One permit per instance that may exist: a call holds one while it runs.
+    permits: tokio::sync::Semaphore,
     empty_state: OnceLock<Vec<u8>>,
     compiled_from_cache: bool,
 }
@@ -163,7 +190,8 @@ impl Plugin {
             limits: options.limits,
             config: options.config,
             shared,
-            live: tokio::sync::Mutex::new(None),
+            idle: std::sync::Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(options.instances.max(1)),
             empty_state: OnceLock::new(),
             compiled_from_cache,
         };
@@ -175,7 +203,7 @@ impl Plugin {
                 LoadError::Start(label.clone(), CallError::new(label.clone(), "start".into(), kind).reason())
             }
         })?;
-        *plugin.live.lock().await = Some(live);
+        plugin.idle().push(live);
         Ok(plugin)
     }
 
@@ -212,13 +240,18 @@ impl Plugin {
     /// # Errors
     /// A [`CallError`] when the fresh instance fails to start or rejects its configuration.
     pub async fn start_instance(&self) -> Result<(), CallError> {
-        let mut slot = self.live.lock().await;
         let live = self
             .instantiate()
             .await
             .map_err(|e| CallError::new(self.shared.id.to_string(), "start".into(), e.into_kind()))?;
-        *slot = Some(live);
+        let mut idle = self.idle();
+        idle.clear();
+        idle.push(live);
         Ok(())
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Live>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Starts a fresh instance and configures it, within the plugin's limits.
@@ -227,6 +260,7 @@ impl Plugin {
             Store::new(self.runtime.engine(), HostState::new(self.shared.clone(), self.limits.memory_bytes));
         store.limiter(|state| &mut state.limiter);
         self.arm(&mut store);
+        let call_log = store.data().call_log.clone();
         let config = &self.config;
         let start = async {
             Ok::<_, wasmtime::Error>(match &self.pre {
@@ -257,10 +291,10 @@ impl Plugin {
             })
         };
         let outcome = tokio::time::timeout(self.limits.wall, start).await;
-        self.shared.finish_call_log();
+        call_log.finish_call_log();
         match outcome {
             Err(_) => Err(StartError::Failed(CallErrorKind::Limit(LimitKind::WallClock { limit: self.limits.wall }))),
-            Ok(Err(err)) => Err(StartError::Failed(self.classify(err))),
+            Ok(Err(err)) => Err(StartError::Failed(self.classify(err, &call_log))),
             Ok(Ok((Err(msg), _))) => Err(StartError::Config(crate::batch::bounded_message(msg))),
             Ok(Ok((Ok(()), bound))) => Ok(Live { store, bound }),
         }
@@ -274,10 +308,10 @@ impl Plugin {
         // to advance.
         store.set_epoch_deadline(ticks + 1);
         store.epoch_deadline_trap();
-        self.shared.reset_log_budget(self.limits.max_log_bytes_per_call);
+        store.data().call_log.reset_log_budget(self.limits.max_log_bytes_per_call);
     }
 
-    fn classify(&self, err: wasmtime::Error) -> CallErrorKind {
+    fn classify(&self, err: wasmtime::Error, call_log: &CallLog) -> CallErrorKind {
         if let Some(m) = err.downcast_ref::<MemoryLimitExceeded>() {
             return CallErrorKind::Limit(LimitKind::Memory { limit: m.limit, requested: m.requested });
         }
@@ -287,17 +321,8 @@ impl Plugin {
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => CallErrorKind::Limit(LimitKind::Cpu { limit: self.limits.cpu }),
             Some(Trap::StackOverflow) => CallErrorKind::Limit(LimitKind::Stack),
-            Some(trap) => CallErrorKind::Trap(self.with_last_output(trap.to_string())),
-            None => CallErrorKind::Trap(self.with_last_output(format!("{err:#}"))),
-        }
-    }
-
-    /// A Rust panic prints its message to stderr and then traps with `unreachable`: the
-    /// message is what the author needs, so it goes into the error.
-    fn with_last_output(&self, trap: String) -> String {
-        match self.shared.last_output() {
-            Some(line) => format!("{trap}; the plugin's last output: {line}"),
-            None => trap,
+            Some(trap) => CallErrorKind::Trap(with_last_output(call_log, trap.to_string())),
+            None => CallErrorKind::Trap(with_last_output(call_log, format!("{err:#}"))),
         }
     }
 
@@ -311,8 +336,12 @@ impl Plugin {
     ) -> Result<(T, CallStats), CallError> {
         let started = Instant::now();
         let error = |kind| CallError::new(self.shared.id.to_string(), batch.to_owned(), kind);
-        let mut slot = self.live.lock().await;
-        let (mut live, fresh_instance) = match slot.take() {
+        // The semaphore is never closed, so acquiring fails only if it were.
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Err(error(CallErrorKind::Contract("the plugin was unloaded".to_owned())));
+        };
+        let warm = self.idle().pop();
+        let (mut live, fresh_instance) = match warm {
             Some(live) => (live, false),
             None => match self.instantiate().await {
                 Ok(live) => (live, true),
@@ -320,19 +349,20 @@ impl Plugin {
             },
         };
         self.arm(&mut live.store);
-        self.shared.clear_last_output();
+        let call_log = live.store.data().call_log.clone();
+        call_log.clear_last_output();
         let Live { store, bound } = &mut live;
         let outcome = tokio::time::timeout(self.limits.wall, run(store, bound)).await;
-        self.shared.finish_call_log();
+        call_log.finish_call_log();
         let stats =
             CallStats { elapsed: started.elapsed(), peak_memory: live.store.data().limiter.peak, fresh_instance };
         let value = match outcome {
             Err(_) => return Err(error(CallErrorKind::Limit(LimitKind::WallClock { limit: self.limits.wall }))),
-            Ok(Err(err)) => return Err(error(self.classify(err))),
+            Ok(Err(err)) => return Err(error(self.classify(err, &call_log))),
             Ok(Ok(value)) => value,
         };
         check(&value).map_err(error)?;
-        *slot = Some(live);
+        self.idle().push(live);
         Ok((value, stats))
     }
 

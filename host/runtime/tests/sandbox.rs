@@ -387,3 +387,29 @@ async fn aggregator_states_past_the_state_limit_fail_the_call_or_the_start() {
     assert!(*produced > empty, "{err}");
     assert!(err.to_string().contains("state limit"), "{err}");
 }
+
+/// Calls from several shards run on several instances of one plugin at once: while one
+/// call spins on the plugin's only warm instance, another starts a second instance and
+/// finishes first. With one instance allowed they take turns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_run_at_once_on_a_pool_of_instances_and_take_turns_with_one() {
+    for instances in [2, 1] {
+        let plugin =
+            Arc::new(misbehaving(PluginOptions { limits: tight_limits(), instances, ..Default::default() }).await);
+        let spinning = tokio::spawn({
+            let plugin = plugin.clone();
+            async move { plugin.enrich("spins until its CPU limit", batch(&["loop"])).await }
+        });
+        // Let the spinning call take the warm instance.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (output, stats) = plugin.enrich("quick", batch(&["ok"])).await.unwrap();
+        assert_eq!(output.counts, vec![1]);
+        if instances == 2 {
+            assert!(stats.fresh_instance, "the quick call started a second instance");
+            assert!(!spinning.is_finished(), "the quick call finished while the other still ran");
+        } else {
+            assert!(spinning.is_finished(), "with one instance the quick call waited its turn");
+        }
+        assert!(spinning.await.unwrap().is_err(), "the spinning call stops at its CPU limit");
+    }
+}
