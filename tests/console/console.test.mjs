@@ -43,6 +43,13 @@ async function sendSome() {
   if (!r.ok) throw new Error(`ingest: ${r.status} ${await r.text()}`);
 }
 const sender = setInterval(() => sendSome().catch((e) => console.error(e)), 300);
+// One record that is not UTF-8 (a raw body is one record): the parser dead-letters it and
+// the console must show its bytes.
+{
+  const r = await fetch(`${url}/v1/streams/orders/records`, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' },
+    body: new Uint8Array([0x7b, 0xff, 0xfe, 0x00, 0x7d]) });
+  if (!r.ok) throw new Error(`raw ingest: ${r.status} ${await r.text()}`);
+}
 
 async function caughtUp() {
   for (let i = 0; i < 300; i++) {
@@ -143,7 +150,6 @@ try {
   assert.equal(await page.locator('#canary-out').textContent(), '10%');
   await page.locator('tr[data-version="2"]').getByRole('button', { name: 'Canary' }).click();
   await page.locator('[data-testid="candidate"]', { hasText: '2 is the canary on 10% of keys' }).waitFor();
-  await page.locator('[data-plugin="chaos"]').count(); // (graph is another page)
   await shot('canary');
 
   step('abort, then a shadow whose differences show side by side');
@@ -184,6 +190,15 @@ try {
   await page.getByRole('button', { name: 'Replay selected' }).click();
   await page.locator('[data-testid="dl-status"]', { hasText: 'replayed 1 of 1 into orders' }).waitFor();
   await shot('dead-letters');
+  step('a record that is not UTF-8 shows as bytes');
+  await page.fill('#dl-plugin', 'orders-parser');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  const raw = page.locator('tbody tr[data-id]', { hasText: /UTF-8|utf-8/ }).first();
+  await raw.waitFor();
+  await raw.getByRole('button').click();
+  await page.locator('[data-testid="original-text"]', { hasText: 'not UTF-8' }).waitFor();
+  assert.match(await page.locator('[data-testid="original-hex"]').textContent(), /^000000  7b ff fe 00 7d /);
+  await shot('dead-letter-bytes');
   await caughtUp();
   let after = before;
   for (let i = 0; i < 50 && after === before; i++) {
@@ -196,7 +211,8 @@ try {
   await page.getByRole('link', { name: 'Metrics' }).click();
   await page.locator('[data-testid="chart"]').nth(3).waitFor();
   const throughput = page.locator('[data-testid="chart"]').first().locator('polyline[data-series="orders ingested"]');
-  assert.ok((await throughput.getAttribute('points')).split(' ').length >= 1, 'throughput has points');
+  const points = (await throughput.getAttribute('points')).split(' ').filter((p) => /^[\d.]+,[\d.]+$/.test(p));
+  assert.ok(points.length >= 2, `the throughput line has points: ${points}`);
   await page.locator('polyline[data-series="chaos@1.0.0 trap"]').waitFor({ state: 'attached' });
   await shot('metrics');
   await page.getByRole('link', { name: 'Audit log' }).click();
@@ -228,11 +244,18 @@ try {
   assert.equal(refused, 403, 'the host refuses the read token whatever the page shows');
   await shot('read-only');
   await page.getByRole('link', { name: 'Dead letters' }).click();
-  await page.locator('tbody tr[data-id]').first().waitFor();
-  assert.ok(await page.getByRole('button', { name: 'Replay selected' }).isDisabled());
+  const row = page.locator('tbody tr[data-id]').first();
+  await row.waitFor();
+  await row.getByRole('checkbox').check();
+  assert.ok(await page.getByRole('button', { name: 'Replay selected' }).isDisabled(), 'a read token cannot replay, even with a row selected');
 
   assert.deepEqual(errors, [], 'no script errors');
   console.log(`console test passed; screenshots in ${shots}`);
+} catch (err) {
+  // What the page showed when it failed.
+  const pages = browser.contexts().flatMap((c) => c.pages());
+  for (const p of pages) console.error(`page ${p.url()}:\n${await p.locator('main').textContent().catch(() => '?')}`);
+  throw err;
 } finally {
   sending = false;
   clearInterval(sender);

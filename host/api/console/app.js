@@ -122,12 +122,15 @@ function canAct() {
   return who?.can_act === true;
 }
 
-function actButton(label, onclick, cls = '') {
-  const b = h('button', { type: 'button', class: cls, onclick: async (e) => {
-    e.target.disabled = true;
-    try { await onclick(); } catch (err) { toast(err.message, true); } finally { e.target.disabled = !canAct(); }
+/** A button for an action the admin role may take; disabled for other tokens, and while
+ * `enabled()` says no. */
+function actButton(label, onclick, cls = '', enabled = () => true) {
+  const b = h('button', { type: 'button', class: cls, onclick: async () => {
+    b.disabled = true;
+    try { await onclick(); } catch (err) { toast(err.message, true); } finally { b.disabled = !canAct() || !enabled(); }
   } }, label);
-  if (!canAct()) { b.disabled = true; b.title = 'needs a token with the admin role'; }
+  b.disabled = !canAct() || !enabled();
+  if (!canAct()) b.title = 'needs a token with the admin role';
   return b;
 }
 
@@ -174,6 +177,8 @@ async function route() {
 }
 
 function logout(message) {
+  timers.forEach(clearInterval);
+  timers = [];
   sessionStorage.removeItem(TOKEN_KEY);
   who = null;
   document.getElementById('nav').hidden = true;
@@ -277,7 +282,8 @@ async function graphPage() {
       const node = nodes.get(d.plugin);
       if (!node) continue;
       node.label.textContent = versionText(d);
-      node.extra.textContent = d.cannot_start ? `cannot start: ${d.cannot_start}` : (d.candidate ? `${d.candidate.stats?.inputs ?? 0} inputs to the candidate` : '');
+      const cannot = d.cannot_start ? Object.keys(d.cannot_start).join(', ') : null;
+      node.extra.textContent = cannot ? `cannot start: ${cannot}` : (d.candidate ? `${d.candidate.stats?.inputs ?? 0} inputs to the candidate` : '');
     }
     const values = parseMetrics(text);
     const now = performance.now();
@@ -336,22 +342,15 @@ function readFileBytes(file) {
   });
 }
 
-async function pluginPage(name) {
-  const [plugin, audit] = await Promise.all([api('GET', `/v1/plugins/${encodeURIComponent(name)}`), api('GET', '/v1/audit?limit=1000')]);
-  const d = plugin.deployment ?? (await api('GET', `/v1/deployments/${encodeURIComponent(name)}`));
-  const versions = (plugin.versions || []).map((v) => (typeof v === 'string' ? { version: v } : v));
-  const refresh = () => route();
-  const post = async (verb, body, said) => {
-    const answer = await api('POST', `/v1/deployments/${encodeURIComponent(name)}/${verb}`, body);
-    toast(said(answer));
-    refresh();
-  };
-
-  // Deployment summary.
+/** The deployment summary of plugin `name` and a shadow's differing samples. */
+function deploymentParts(name, d, post) {
   const c = d.candidate;
+  const cannotStart = d.cannot_start ? Object.entries(d.cannot_start).map(([id, o]) => `${id}: ${o.last_error ?? ''}`).join('; ') : null;
   const summary = h('div', { class: 'panel', 'data-testid': 'deployment' },
-    h('p', {}, h('strong', {}, 'Live: '), h('span', { 'data-testid': 'live' }, d.live),
-      d.previous?.length ? h('span', { class: 'muted' }, ` · previous ${d.previous.join(', ')}`) : null),
+    d.live ? h('p', {}, h('strong', {}, 'Live: '), h('span', { 'data-testid': 'live' }, d.live),
+      d.previous?.length ? h('span', { class: 'muted' }, ` · previous ${d.previous.join(', ')}`) : null)
+      : h('p', { class: 'warn' }, `No stream of this pipeline uses ${name}: add [plugins.${name}] to a stream's chain in the configuration to run it.`),
+    cannotStart ? h('p', { class: 'error' }, `cannot start: ${cannotStart}`) : null,
     c ? h('p', { 'data-testid': 'candidate' }, h('strong', {}, 'Candidate: '),
       c.mode === 'canary' ? `${c.version} is the canary on ${c.percent}% of keys` : `${c.version} runs as a shadow`,
       ` · ${c.stats?.inputs ?? 0} inputs, ${c.stats?.failed ?? 0} failed`,
@@ -370,6 +369,31 @@ async function pluginPage(name) {
       h('div', { class: 'side-by-side' },
         h('div', {}, h('div', { class: 'muted' }, `live ${d.live}`), h('pre', {}, JSON.stringify(s.live, null, 2))),
         h('div', {}, h('div', { class: 'muted' }, `candidate ${c.version}`), h('pre', {}, JSON.stringify(s.candidate, null, 2))))))) : null;
+  return [summary, diffs];
+}
+
+async function pluginPage(name) {
+  const [plugin, audit] = await Promise.all([api('GET', `/v1/plugins/${encodeURIComponent(name)}`), newestAudit()]);
+  // A plugin no stream uses has versions but no deployment.
+  const d = plugin.deployment ?? { plugin: name, live: null, previous: [], candidate: null, last_candidate: null };
+  const versions = (plugin.versions || []).map((v) => (typeof v === 'string' ? { version: v } : v));
+  const refresh = () => route();
+  const post = async (verb, body, said) => {
+    const answer = await api('POST', `/v1/deployments/${encodeURIComponent(name)}/${verb}`, body);
+    toast(said(answer));
+    refresh();
+  };
+
+  // The deployment, redrawn in place while a candidate runs (the forms below keep what
+  // the user typed).
+  const deployment = h('div', {});
+  const drawDeployment = (d) => deployment.replaceChildren(...deploymentParts(name, d, post).filter(Boolean));
+  drawDeployment(d);
+  if (d.candidate) {
+    timers.push(setInterval(async () => {
+      try { drawDeployment(await api('GET', `/v1/deployments/${encodeURIComponent(name)}`)); } catch { /* the next tick retries */ }
+    }, 3000));
+  }
 
   // Versions with their actions.
   const percent = h('input', { type: 'range', min: 0, max: 100, step: 1, value: 10, id: 'canary-percent', 'aria-describedby': 'canary-out' });
@@ -455,18 +479,32 @@ async function pluginPage(name) {
       })),
     configResult);
 
-  const entries = (audit.entries || []).filter((e) => e.target === name || e.target.startsWith(`${name}@`)).reverse();
+  const entries = audit.filter((e) => e.target === name || e.target.startsWith(`${name}@`));
   const auditTable = h('section', { class: 'panel', 'aria-label': 'audit' }, h('h2', {}, 'Audit log'),
     entries.length ? auditRows(entries.slice(0, 50)) : h('p', { class: 'muted' }, 'Nothing done to this plugin yet.'));
 
   show(h('h1', {}, `Plugin ${name} `, h('span', { class: 'muted' }, `(${versions[0]?.world ?? d.world})`)), readOnlyNote(),
-    summary, diffs, versionsTable, upload, versionSettings, auditTable);
-  if (c) timers.push(setTimeout(refresh, 3000));
+    deployment, versionsTable, upload, versionSettings, auditTable);
 }
 
 function configText(config) {
   const pairs = Object.entries(config).map(([k, x]) => `${k}=${x}`);
   return pairs.length ? pairs.join(', ') : 'its own: no keys';
+}
+
+/** The newest `keep` audit entries, newest first: the log is read forward a page at a
+ * time (it answers oldest first), keeping only the tail. */
+async function newestAudit(keep = 500) {
+  let after = 0;
+  let tail = [];
+  for (let pages = 0; pages < 200; pages++) {
+    const page = await api('GET', `/v1/audit?after=${after}&limit=1000`);
+    const entries = page.entries || [];
+    tail = tail.concat(entries).slice(-keep);
+    if (entries.length < 1000) break;
+    after = entries[entries.length - 1].seq;
+  }
+  return tail.reverse();
 }
 
 function auditRows(entries) {
@@ -476,15 +514,16 @@ function auditRows(entries) {
 }
 
 async function auditPage() {
-  const audit = await api('GET', '/v1/audit?limit=1000');
-  const entries = (audit.entries || []).slice().reverse();
+  const entries = await newestAudit();
   show(h('h1', {}, 'Audit log'), entries.length ? auditRows(entries) : h('p', { class: 'muted' }, 'Nothing done yet.'));
 }
 
 // --- dead letters ----------------------------------------------------------------------
 
-function hexDump(text, hex) {
-  const bytes = hex ? hex.match(/../g).map((b) => parseInt(b, 16)) : Array.from(new TextEncoder().encode(text ?? ''));
+/** A hex dump of a dead letter's original bytes: `original` (UTF-8 text) or, for bytes
+ * that are not UTF-8, `original_base64`. */
+function hexDump(text, base64) {
+  const bytes = base64 ? Array.from(atob(base64), (c) => c.charCodeAt(0)) : Array.from(new TextEncoder().encode(text ?? ''));
   const lines = [];
   for (let i = 0; i < Math.min(bytes.length, 4096); i += 16) {
     const row = bytes.slice(i, i + 16);
@@ -501,7 +540,7 @@ async function deadLettersPage() {
   const params = new URLSearchParams(location.hash.split('?')[1] || '');
   const stream = h('select', { id: 'dl-stream' }, topology.streams.map((s) => h('option', { value: s.name }, s.name)));
   const plugin = h('input', { id: 'dl-plugin', placeholder: 'name or name@version', value: params.get('plugin') || '' });
-  const stage = h('select', { id: 'dl-stage' }, ['', 'parse', 'enrich', 'aggregate', 'sink'].map((s) => h('option', { value: s }, s || 'any')));
+  const stage = h('select', { id: 'dl-stage' }, ['', 'decode', 'parse', 'validate', 'enrich', 'aggregate', 'sink'].map((s) => h('option', { value: s }, s || 'any')));
   const reason = h('input', { id: 'dl-reason', placeholder: 'text in the reason' });
   const body = h('tbody', {});
   const detail = h('section', { class: 'panel', 'aria-label': 'dead letter', 'data-testid': 'detail', hidden: true });
@@ -518,11 +557,11 @@ async function deadLettersPage() {
       h('p', { class: 'error' }, row.reason ?? ''),
       h('div', { class: 'side-by-side' },
         h('div', {}, h('div', { class: 'muted' }, 'text'), h('pre', { 'data-testid': 'original-text' }, row.original ?? '(not UTF-8: see the bytes)')),
-        h('div', {}, h('div', { class: 'muted' }, 'bytes'), h('pre', { 'data-testid': 'original-hex' }, hexDump(row.original, row.original_hex)))));
+        h('div', {}, h('div', { class: 'muted' }, 'bytes'), h('pre', { 'data-testid': 'original-hex' }, hexDump(row.original, row.original_base64)))));
   };
 
   async function load(fresh) {
-    if (fresh) { rows = []; next = null; selected.clear(); body.replaceChildren(); }
+    if (fresh) { rows = []; next = null; selected.clear(); body.replaceChildren(); replay.disabled = true; }
     const q = new URLSearchParams({ limit: '100' });
     for (const [k, el] of [['plugin', plugin], ['stage', stage], ['reason', reason]]) if (el.value.trim()) q.set(k, el.value.trim());
     if (next) q.set('after', next);
@@ -534,7 +573,8 @@ async function deadLettersPage() {
       const box = h('input', { type: 'checkbox', 'aria-label': `select ${row.id}`, onchange: (e) => {
         if (e.target.checked) selected.add(row.id); else selected.delete(row.id);
         tr.classList.toggle('selected', e.target.checked);
-        replay.disabled = !canAct() || selected.size === 0;
+        replay.disabled = !canAct() || selected.size === 0 || selected.size > 100;
+        status.textContent = selected.size > 100 ? `${selected.size} selected: replay takes at most 100 at a time` : `${selected.size} selected`;
       } });
       const tr = h('tr', { 'data-id': row.id }, h('td', {}, box),
         h('td', {}, h('button', { type: 'button', class: 'linklike', onclick: () => showLetter(row) }, row.id)),
@@ -545,13 +585,12 @@ async function deadLettersPage() {
   }
 
   const replay = actButton('Replay selected', async () => {
-    const ids = [...selected].slice(0, 100);
+    const ids = [...selected];
     const answer = await api('POST', `/v1/streams/${encodeURIComponent(stream.value)}/dead-letters/replay`, { ids });
     const replayed = answer.replayed?.length ?? 0;
     status.textContent = `replayed ${replayed} of ${ids.length} into ${stream.value}${answer.not_found?.length ? `; not found: ${answer.not_found.join(', ')}` : ''}`;
     toast(status.textContent);
-  }, 'primary');
-  replay.disabled = true;
+  }, 'primary', () => selected.size > 0 && selected.size <= 100);
 
   const filters = h('form', { class: 'panel row', onsubmit: (e) => { e.preventDefault(); load(true).catch((err) => toast(err.message, true)); } },
     h('label', { for: 'dl-stream' }, 'Stream'), stream, h('label', { for: 'dl-plugin' }, 'Plugin'), plugin,

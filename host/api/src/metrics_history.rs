@@ -9,7 +9,7 @@
 //! from clients.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use weir_pipeline::Pipeline;
@@ -37,7 +37,7 @@ const KEPT: [&str; 12] = [
     "weir_sink_write_seconds_count",
 ];
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Sample {
     /// Seconds since the Unix epoch.
     time: i64,
@@ -48,7 +48,8 @@ struct Sample {
 /// The ring of samples.
 #[derive(Debug, Default)]
 pub(crate) struct MetricsHistory {
-    samples: Mutex<VecDeque<Sample>>,
+    /// Shared, so an answer copies pointers under the lock, not the samples.
+    samples: Mutex<VecDeque<Arc<Sample>>>,
 }
 
 /// The kept series of a Prometheus text exposition.
@@ -75,7 +76,7 @@ fn now_seconds() -> i64 {
 impl MetricsHistory {
     /// Takes a sample of `pipeline`'s metrics now.
     pub(crate) fn record(&self, pipeline: &Pipeline) {
-        let sample = Sample { time: now_seconds(), values: parse(&pipeline.metrics().render()) };
+        let sample = Arc::new(Sample { time: now_seconds(), values: parse(&pipeline.metrics().render()) });
         let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
         if samples.len() >= MAX_SAMPLES {
             samples.pop_front();
@@ -101,9 +102,9 @@ impl MetricsHistory {
     /// The samples and one taken now, as `{"interval_seconds", "times": [...], "series":
     /// {"name{labels}": [value or null per time]}}`.
     pub(crate) fn answer(&self, pipeline: &Pipeline) -> serde_json::Value {
-        let mut samples: Vec<Sample> =
+        let mut samples: Vec<Arc<Sample>> =
             self.samples.lock().unwrap_or_else(PoisonError::into_inner).iter().cloned().collect();
-        samples.push(Sample { time: now_seconds(), values: parse(&pipeline.metrics().render()) });
+        samples.push(Arc::new(Sample { time: now_seconds(), values: parse(&pipeline.metrics().render()) }));
         let mut names: Vec<&String> = samples.iter().flat_map(|s| s.values.keys()).collect();
         names.sort();
         names.dedup();

@@ -2,10 +2,11 @@
 //! `cargo watch`, so a plugin author sees the harness's verdict as they save.
 //!
 //! The working directory is polled (every 300 ms) rather than watched through inotify:
-//! no extra dependency, and it behaves the same on every filesystem. What the build
-//! itself writes does not trigger another round: the snapshot to compare with is taken
-//! after the build and the test, and build outputs (`target/`, `node_modules/`, `*.wasm`)
-//! are not looked at.
+//! no extra dependency, and it behaves the same on every filesystem. The snapshot to
+//! compare with is taken before the build, so a file saved while a build runs starts
+//! another round; build outputs (`target/`, `node_modules/`, `*.wasm`) are not looked at,
+//! and the scaffolds' builds rewrite nothing else unless it changed (a lock file created
+//! by the first build costs one more round).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,6 +84,7 @@ pub(crate) async fn watch(options: &TestOptions, build: Option<String>) -> ExitC
         None => println!("watch    {}: no build command found (give --build), testing only", dir.display()),
     }
     loop {
+        let before = snapshot(&dir);
         let built = match &build {
             None => true,
             Some(command) => {
@@ -106,7 +108,6 @@ pub(crate) async fn watch(options: &TestOptions, build: Option<String>) -> ExitC
                 Err(e) => println!("error: {e}"),
             }
         }
-        let before = snapshot(&dir);
         println!("watching for changes (Ctrl-C stops)");
         let changed = loop {
             tokio::time::sleep(POLL).await;

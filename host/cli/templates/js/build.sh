@@ -14,7 +14,8 @@ if [[ ! -f "$SDK/weir-sdk.js" || ! -f "$CLI" ]]; then
   echo "run npm install first: it installs weir-sdk {{sdk_version}} and componentize-js (package.json)" >&2
   exit 2
 fi
-# componentize-js resolves relative imports only: the SDK goes beside the plugin.
-cp "$SDK/weir-sdk.js" weir-sdk.js
+# componentize-js resolves relative imports only: the SDK goes beside the plugin (copied
+# only when it differs, so `weir plugin test --watch` does not see a change each build).
+cmp -s "$SDK/weir-sdk.js" weir-sdk.js || cp "$SDK/weir-sdk.js" weir-sdk.js
 node "$CLI" app.js --wit "$SDK/wit" --world-name {{world}} -d stdio random clocks http fetch-event -o {{module}}.wasm
 echo "built {{module}}.wasm"
