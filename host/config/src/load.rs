@@ -78,6 +78,7 @@ const LIMIT_KEYS: &[&str] = &[
     "max_output_fields",
     "max_state",
     "max_log_bytes",
+    "instances",
 ];
 const REFERENCE_KEYS: &[&str] = &[
     "type",
@@ -540,6 +541,9 @@ impl Loader<'_> {
         }
         if let Some(bytes) = self.report.get::<ByteSize>(&table, "max_log_bytes") {
             limits.max_log_bytes_per_call = bytes.value.bytes_usize();
+        }
+        if let Some(instances) = self.count(&table, "instances", 1, 16) {
+            limits.instances = usize::try_from(instances).unwrap_or(1);
         }
         limits
     }

@@ -96,6 +96,7 @@ fn a_full_configuration_parses_into_typed_settings() {
             max_output_fields: 200,
             max_state_bytes: 16 << 10,
             max_log_bytes_per_call: 16 << 10,
+            instances: 2,
         },
         ..plugin(dir, "orders-parser", "plugins/orders_parser.wasm")
     };
@@ -368,7 +369,7 @@ fn an_unknown_key_names_the_allowed_keys() {
     assert_eq!(
         problems(&text),
         [
-            r#"orders.toml:10: plugins.orders-parser.limits.cpus: unknown key "cpus"; allowed keys are: cpu, wall, memory, max_output_events, max_output_bytes, max_output_fields, max_state, max_log_bytes"#,
+            r#"orders.toml:10: plugins.orders-parser.limits.cpus: unknown key "cpus"; allowed keys are: cpu, wall, memory, max_output_events, max_output_bytes, max_output_fields, max_state, max_log_bytes, instances"#,
             r#"orders.toml:14: sinks.dead-letters.root: unknown key "root"; allowed keys are: type, path, region, endpoint, path_style"#,
         ]
     );

@@ -34,7 +34,7 @@ pub use capabilities::{
 };
 pub use error::{CallError, CallErrorKind, LimitKind, LoadError};
 pub use inspect::{PluginInfo, SUPPORTED_WIT_VERSION, World};
-pub use limits::Limits;
-pub use plugin::{CallStats, Plugin, PluginId, PluginOptions, default_instances};
+pub use limits::{Limits, default_instances};
+pub use plugin::{CallStats, Plugin, PluginId, PluginOptions};
 pub use runtime::{Runtime, RuntimeConfig};
 pub use weir_events::{Columns, Event, Value};

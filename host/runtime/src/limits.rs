@@ -28,6 +28,16 @@ pub struct Limits {
     /// Bytes of log lines and captured stdout/stderr kept per call; the rest is counted
     /// and dropped. Default: 64 KiB.
     pub max_log_bytes_per_call: usize,
+    /// Instances that may run calls at the same time, each with its own memory (up to
+    /// `memory_bytes`): calls from several shards run at once on different cores.
+    /// Default: [`default_instances`], the machine's cores, at most 4.
+    pub instances: usize,
+}
+
+/// The default [`Limits::instances`]: one per core, at most 4, so the shards of a stream
+/// run a plugin on every core instead of taking turns on one instance.
+pub fn default_instances() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 4)
 }
 
 impl Default for Limits {
@@ -41,6 +51,7 @@ impl Default for Limits {
             max_output_fields: 1_000,
             max_state_bytes: 64 << 10,
             max_log_bytes_per_call: 64 << 10,
+            instances: default_instances(),
         }
     }
 }

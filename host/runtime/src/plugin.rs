@@ -36,15 +36,6 @@ pub struct PluginOptions {
     pub reference: Arc<dyn ReferenceData>,
     /// Destination of the plugin's log and stdout/stderr. Default: `tracing`.
     pub log: Arc<dyn PluginLog>,
-    /// Instances that may run calls at the same time (each with its own memory, up to
-    /// the memory limit). Default: [`default_instances`], the machine's cores up to 4.
-    pub instances: usize,
-}
-
-/// The default [`PluginOptions::instances`]: one per core, at most 4, so the shards of a
-/// stream run a plugin on every core instead of taking turns on one instance.
-pub fn default_instances() -> usize {
-    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 4)
 }
 
 impl Default for PluginOptions {
@@ -55,7 +46,6 @@ impl Default for PluginOptions {
             config: Vec::new(),
             reference: Arc::new(StaticReferenceData::default()),
             log: Arc::new(TracingLog),
-            instances: default_instances(),
         }
     }
 }
@@ -66,7 +56,6 @@ impl fmt::Debug for PluginOptions {
             .field("expected_world", &self.expected_world)
             .field("limits", &self.limits)
             .field("config", &self.config)
-            .field("instances", &self.instances)
             .finish_non_exhaustive()
     }
 }
@@ -111,7 +100,7 @@ struct Live {
 
 type CallFuture<'a, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 'a>>;
 
-/// A loaded, configured plugin. Calls run on a pool of up to `instances` warm
+/// A loaded, configured plugin. Calls run on a pool of up to `limits.instances` warm
 /// instances, so calls from several shards run at once; an instance is started only
 /// when a call finds none idle. A call that traps or exceeds a limit discards its
 /// instance and a later call starts a fresh one (pooled, copy-on-write: microseconds).
@@ -183,6 +172,7 @@ impl Plugin {
         let (component, info, compiled_from_cache) = runtime.compile(&label, bytes, options.expected_world)?;
         let pre = link(&runtime, &label, &component, &info)?;
         let shared = Arc::new(PluginShared::new(id, options.log, options.reference));
+        let instances = options.limits.instances.max(1);
         let plugin = Self {
             runtime,
             info,
@@ -191,7 +181,7 @@ impl Plugin {
             config: options.config,
             shared,
             idle: std::sync::Mutex::new(Vec::new()),
-            permits: tokio::sync::Semaphore::new(options.instances.max(1)),
+            permits: tokio::sync::Semaphore::new(instances),
             empty_state: OnceLock::new(),
             compiled_from_cache,
         };

@@ -394,8 +394,9 @@ async fn aggregator_states_past_the_state_limit_fail_the_call_or_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_run_at_once_on_a_pool_of_instances_and_take_turns_with_one() {
     for instances in [2, 1] {
-        let plugin =
-            Arc::new(misbehaving(PluginOptions { limits: tight_limits(), instances, ..Default::default() }).await);
+        let plugin = Arc::new(
+            misbehaving(PluginOptions { limits: Limits { instances, ..tight_limits() }, ..Default::default() }).await,
+        );
         let spinning = tokio::spawn({
             let plugin = plugin.clone();
             async move { plugin.enrich("spins until its CPU limit", batch(&["loop"])).await }
