@@ -63,6 +63,32 @@ fn the_console_drives_a_canary_a_shadow_a_rollback_and_a_replay_in_chromium_and_
         .block_on(weir_client::request(server.addr, "GET", "/console/app.js", None, b""))
         .unwrap();
     assert_eq!((script.status, script.header("content-type")), (200, Some("text/javascript; charset=utf-8")));
+    // Fixtures for chaos@2 (it passes events through): the expected output as the
+    // harness writes it, and a wrong one the host must refuse.
+    let input = dir.path().join("chaos-input.ndjson");
+    std::fs::write(
+        &input,
+        "{\"key\":\"r-1\",\"time\":\"2026-11-26T11:00:00Z\",\"fields\":{\"order_id\":\"o-1\",\"total\":12.5}}\n",
+    )
+    .unwrap();
+    let expected = dir.path().join("chaos-expected.ndjson");
+    let cache = dir.path().join("code-cache");
+    let run = weir_e2e::weir(
+        &[
+            &"plugin",
+            &"test",
+            &component("misbehaving_enricher"),
+            &"--input",
+            &input,
+            &"--expect",
+            &expected,
+            &"--update",
+        ],
+        &cache,
+    );
+    assert_eq!(run.code, 0, "{}", run.all());
+    let wrong = dir.path().join("chaos-wrong.ndjson");
+    std::fs::write(&wrong, std::fs::read_to_string(&expected).unwrap().replace("o-1", "o-2")).unwrap();
     let screenshots = target_dir().join("console-screenshots");
     let output = Command::new("node")
         .arg(repo_root().join("tests/console/console.test.mjs"))
@@ -73,6 +99,9 @@ fn the_console_drives_a_canary_a_shadow_a_rollback_and_a_replay_in_chromium_and_
         .env("PLAYWRIGHT_CORE", &playwright)
         .env("CHROMIUM", &chromium)
         .env("SCREENSHOTS", &screenshots)
+        .env("FIXTURES_INPUT", &input)
+        .env("FIXTURES_EXPECTED", &expected)
+        .env("FIXTURES_WRONG", &wrong)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);

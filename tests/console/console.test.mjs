@@ -6,7 +6,9 @@
 // token sees but cannot act. A screenshot of every page goes to $SCREENSHOTS.
 //
 // Run by tests/all/console.rs, which starts the host and passes: WEIR_URL, ADMIN_TOKEN,
-// READ_TOKEN, CHAOS_WASM, PLAYWRIGHT_CORE (the package's directory), CHROMIUM, SCREENSHOTS.
+// READ_TOKEN, CHAOS_WASM, PLAYWRIGHT_CORE (the package's directory), CHROMIUM, SCREENSHOTS,
+// FIXTURES_INPUT, FIXTURES_EXPECTED and FIXTURES_WRONG (chaos@2's fixtures, and a wrong
+// expectation).
 
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -141,6 +143,14 @@ try {
   await page.selectOption('#target-version', '2');
   await page.getByRole('button', { name: 'Set configuration' }).click();
   await page.locator('[data-testid="version-result"]', { hasText: 'chaos@2 runs with no keys' }).waitFor();
+  step('fixtures: a wrong expectation is refused with the API reason, the right one attached');
+  await page.setInputFiles('#fixtures-input', env('FIXTURES_INPUT'));
+  await page.setInputFiles('#fixtures-expected', env('FIXTURES_WRONG'));
+  await page.getByRole('button', { name: 'Run and attach fixtures' }).click();
+  await page.locator('[data-testid="version-result"]', { hasText: /does not pass its fixtures[\s\S]*\(422 fixtures_failed\)/ }).waitFor();
+  await page.setInputFiles('#fixtures-expected', env('FIXTURES_EXPECTED'));
+  await page.getByRole('button', { name: 'Run and attach fixtures' }).click();
+  await page.locator('[data-testid="version-result"]', { hasText: 'fixtures pass: attached to chaos@2' }).waitFor();
   await shot('plugin-uploaded');
 
   step('a 10% canary, set with the keyboard');

@@ -17,6 +17,9 @@
 //! - 2 shards, instances = cores: two stages calling each plugin at once.
 //!
 //! Each variant runs `rounds` times (default 3), interleaved, and the median is kept.
+//! With `python`, the enricher is its Python port (`restaurant_enricher_py.wasm`,
+//! scripts/build-foreign-plugins.sh), about 10× the Rust one's time per event: a stage
+//! whose time is mostly the plugin's.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,7 +28,7 @@ use weir_cli::demo::{DemoOptions, demo_config, sample_orders};
 use weir_log::NewRecord;
 use weir_pipeline::Pipeline;
 
-async fn run(records: &[String], shards: u32, instances: usize, round: usize) -> anyhow::Result<f64> {
+async fn run(records: &[String], shards: u32, instances: usize, round: usize, python: bool) -> anyhow::Result<f64> {
     let data_dir: PathBuf =
         std::env::temp_dir().join(format!("weir-shards-bench-{}-{shards}-{instances}-{round}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -36,6 +39,11 @@ async fn run(records: &[String], shards: u32, instances: usize, round: usize) ->
     config.log.shards = shards;
     for plugin in config.plugins.values_mut() {
         plugin.limits.instances = instances;
+    }
+    if python {
+        // The same enricher in Python: a plugin-bound stage.
+        let enricher = config.plugins.get_mut("restaurant-enricher").expect("the demo's enricher");
+        enricher.path = weir_bench::component_dir().join("restaurant_enricher_py.wasm");
     }
     for stream in &mut config.streams {
         stream.routes.events.retain(|sink| sink == "lake");
@@ -77,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n = args.first().copied().unwrap_or(200_000);
     let rounds = args.get(1).copied().unwrap_or(3).max(1);
+    let python = std::env::args().any(|a| a == "python");
     let cores = weir_runtime::default_instances();
     // JSON orders only (the sample's CSV lines would go to the parser as JSON here).
     let records: Vec<String> = sample_orders(n * 2, 5).into_iter().filter(|o| !o.csv).map(|o| o.line).take(n).collect();
@@ -88,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     let mut figures = vec![Vec::new(); variants.len()];
     for round in 0..rounds {
         for (k, (shards, instances)) in variants.iter().enumerate() {
-            figures[k].push(run(&records, *shards, *instances, round).await?);
+            figures[k].push(run(&records, *shards, *instances, round, python).await?);
         }
     }
     let medians: Vec<f64> = figures.into_iter().map(median).collect();
