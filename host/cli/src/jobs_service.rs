@@ -55,11 +55,11 @@ impl JobService {
         let mut out = Vec::new();
         for job in &self.runner.config().jobs {
             let lake = self.runner.lake_of(&job.name).map_err(|e| Self::refused(500, "batch_error", e.to_string()))?;
-            let mut runs = weir_sinks::RunManifest::list(lake.as_ref(), &job.name).await.map_err(|e| {
+            // The newest runs only: one listing and LISTED_RUNS reads per request, not a
+            // read of every manifest the job ever wrote.
+            let runs = weir_sinks::RunManifest::latest(lake.as_ref(), &job.name, LISTED_RUNS).await.map_err(|e| {
                 Self::refused(500, "batch_error", format!("cannot list the runs of job {}: {e}", job.name))
             })?;
-            runs.sort_by(|a, b| b.finished.cmp(&a.finished));
-            runs.truncate(LISTED_RUNS);
             let running = running.as_ref().filter(|r| r.job == job.name).map(|r| {
                 json!({
                     "run": r.run, "period": r.period.describe(), "actor": r.actor, "started": r.started,

@@ -92,11 +92,34 @@ impl RunManifest {
     /// # Errors
     /// The store cannot be listed.
     pub async fn list(store: &dyn ObjectStore, job: &str) -> Result<Vec<RunManifest>, object_store::Error> {
+        let mut paths: Vec<Path> = Self::listed(store, job).await?.into_iter().map(|o| o.location).collect();
+        paths.sort();
+        Self::read(store, paths).await
+    }
+
+    /// The manifests of the `n` runs of `job` written last (a backfill of an old period
+    /// counts as recent), newest first: one listing, then only `n` reads, however long
+    /// the job's history (what `GET /v1/jobs` answers on every request).
+    ///
+    /// # Errors
+    /// The store cannot be listed.
+    pub async fn latest(store: &dyn ObjectStore, job: &str, n: usize) -> Result<Vec<RunManifest>, object_store::Error> {
+        let mut listed = Self::listed(store, job).await?;
+        listed.sort_by(|a, b| (b.last_modified, &b.location).cmp(&(a.last_modified, &a.location)));
+        listed.truncate(n);
+        Self::read(store, listed.into_iter().map(|o| o.location).collect()).await
+    }
+
+    /// The manifest objects of `job`.
+    async fn listed(store: &dyn ObjectStore, job: &str) -> Result<Vec<object_store::ObjectMeta>, object_store::Error> {
         let prefix = Path::from_iter([PathPart::from("_jobs"), PathPart::from(job)]);
         let listed = store.list_with_delimiter(Some(&prefix)).await?;
-        let mut paths: Vec<Path> =
-            listed.objects.into_iter().map(|o| o.location).filter(|p| p.extension() == Some("json")).collect();
-        paths.sort();
+        Ok(listed.objects.into_iter().filter(|o| o.location.extension() == Some("json")).collect())
+    }
+
+    /// The manifests at `paths`, in that order; removed ones skipped, unreadable ones
+    /// skipped with a warning.
+    async fn read(store: &dyn ObjectStore, paths: Vec<Path>) -> Result<Vec<RunManifest>, object_store::Error> {
         let mut manifests = Vec::with_capacity(paths.len());
         for path in paths {
             let bytes = match store.get(&path).await {
@@ -111,5 +134,48 @@ impl RunManifest {
             }
         }
         Ok(manifests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(run: &str) -> RunManifest {
+        RunManifest {
+            job: "daily".into(),
+            run: run.into(),
+            stream: "orders".into(),
+            from: 0,
+            to: 1,
+            started: String::new(),
+            finished: String::new(),
+            trigger: "schedule".into(),
+            plugins: Vec::new(),
+            records: 0,
+            events: 0,
+            dead_letters: 0,
+            levels: BTreeMap::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn latest_reads_only_the_runs_written_last_a_backfill_of_an_old_period_among_them() {
+        let store = object_store::memory::InMemory::new();
+        for run in ["20261201T000000Z", "20261202T000000Z", "20261203T000000Z", "20261204T000000Z"] {
+            manifest(run).write(&store).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        // A backfill of the first day, written last.
+        manifest("20261201T000000Z").write(&store).await.unwrap();
+        let runs: Vec<String> =
+            RunManifest::latest(&store, "daily", 2).await.unwrap().into_iter().map(|m| m.run).collect();
+        assert_eq!(runs, ["20261201T000000Z", "20261204T000000Z"]);
+        assert_eq!(
+            RunManifest::list(&store, "daily").await.unwrap().len(),
+            4,
+            "list still reads them all, in run order"
+        );
+        assert!(RunManifest::latest(&store, "other", 2).await.unwrap().is_empty());
     }
 }
