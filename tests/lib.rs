@@ -8,8 +8,15 @@ pub mod fault_proxy;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn target_dir() -> PathBuf {
+/// The build directory: `$CARGO_TARGET_DIR`, else `target/` of the repository.
+pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// Where scripts/test-tools.sh and scripts/build-foreign-plugins.sh install their tools:
+/// `$WEIR_TOOLS_DIR`, else `/var/tmp/weir-tools`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("WEIR_TOOLS_DIR").map_or_else(|| PathBuf::from("/var/tmp/weir-tools"), PathBuf::from)
 }
 
 /// Every Parquet file under `dir`, at any depth (the lake's partition directories).

@@ -8,18 +8,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use weir_e2e::{Server, component, repo_root};
+use weir_e2e::{Server, component, repo_root, target_dir, tools_dir};
 
 const ADMIN: &str = "console-admin-token";
 const READER: &str = "console-read-token";
-
-fn tools_dir() -> PathBuf {
-    std::env::var_os("WEIR_TOOLS_DIR").map_or_else(|| PathBuf::from("/var/tmp/weir-tools"), PathBuf::from)
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target"))
-}
 
 /// The demo's configuration (host/cli/demo/demo.toml) filled in, with `chaos` (the
 /// misbehaving test enricher, crashing on order o-7) first in the chain and the lake's

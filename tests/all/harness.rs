@@ -335,20 +335,14 @@ fn read_until(lines: &std::sync::mpsc::Receiver<String>, wanted: &str) -> String
     }
 }
 
-#[test]
-fn watch_rebuilds_and_retests_on_every_change_until_stopped() {
+/// Starts `weir plugin test parser.wasm --input input.txt --expect expected.ndjson
+/// --watch --build BUILD` in `dir`; its stdout lines arrive on the receiver.
+fn watch(dir: &std::path::Path, build: &str) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let fixtures = plugin_file("orders-parser/fixtures");
-    std::fs::copy(fixtures.join("input.txt"), dir.path().join("input.txt")).unwrap();
-    let expected = std::fs::read_to_string(fixtures.join("expected.ndjson")).unwrap();
-    std::fs::write(dir.path().join("expected.ndjson"), &expected).unwrap();
-    // The "build" copies the built component into place, as a plugin's build would make it.
-    let build = format!("cp {} parser.wasm", component("orders_parser").display());
     let mut child = std::process::Command::new(weir_e2e::weir_bin())
-        .current_dir(dir.path())
+        .current_dir(dir)
         .args(["plugin", "test", "parser.wasm", "--input", "input.txt", "--expect", "expected.ndjson", "--watch"])
-        .args(["--build", &build])
+        .args(["--build", build])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -361,6 +355,19 @@ fn watch_rebuilds_and_retests_on_every_change_until_stopped() {
             }
         }
     });
+    (child, lines)
+}
+
+#[test]
+fn watch_rebuilds_and_retests_on_every_change_until_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = plugin_file("orders-parser/fixtures");
+    std::fs::copy(fixtures.join("input.txt"), dir.path().join("input.txt")).unwrap();
+    let expected = std::fs::read_to_string(fixtures.join("expected.ndjson")).unwrap();
+    std::fs::write(dir.path().join("expected.ndjson"), &expected).unwrap();
+    // The "build" copies the built component into place, as a plugin's build would make it.
+    let build = format!("cp {} parser.wasm", component("orders_parser").display());
+    let (mut child, lines) = watch(dir.path(), &build);
     let first = read_until(&lines, "watching for changes");
     assert!(first.contains(&format!("build    {build}")), "{first}");
     assert!(first.contains("result   output matches expected.ndjson"), "{first}");
@@ -382,7 +389,6 @@ fn watch_rebuilds_and_retests_on_every_change_until_stopped() {
 
 #[test]
 fn a_failing_build_under_watch_is_reported_and_the_next_change_retries() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let fixtures = plugin_file("orders-parser/fixtures");
     std::fs::copy(fixtures.join("input.txt"), dir.path().join("input.txt")).unwrap();
@@ -390,22 +396,7 @@ fn a_failing_build_under_watch_is_reported_and_the_next_change_retries() {
     // The build fails while `broken` exists.
     std::fs::write(dir.path().join("broken"), "").unwrap();
     let build = format!("test ! -e broken && cp {} parser.wasm", component("orders_parser").display());
-    let mut child = std::process::Command::new(weir_e2e::weir_bin())
-        .current_dir(dir.path())
-        .args(["plugin", "test", "parser.wasm", "--input", "input.txt", "--expect", "expected.ndjson", "--watch"])
-        .args(["--build", &build])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (send, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, lines) = watch(dir.path(), &build);
     let first = read_until(&lines, "watching for changes");
     assert!(first.contains("build    failed (exit status: 1); fix it and save to retry"), "{first}");
     assert!(!first.contains("result"), "nothing is tested after a failed build: {first}");

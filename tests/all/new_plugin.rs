@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use weir_e2e::{Server, weir_bin};
+use weir_e2e::{Server, target_dir, tools_dir, weir_bin};
 
 use crate::streaming::{caught_up, rt, ts, write_config};
 
@@ -15,10 +15,6 @@ use crate::streaming::{caught_up, rt, ts, write_config};
 /// runs so the SDK's dependencies compile once.
 fn scaffold_target() -> PathBuf {
     target_dir().join("scaffolded-plugins")
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| weir_e2e::repo_root().join("target"))
 }
 
 /// The SDK packages scripts/package-sdks.sh built.
@@ -42,10 +38,6 @@ fn componentize_js() -> PathBuf {
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("js-tools-")))
         .map(|p| p.join("node_modules/@bytecodealliance/componentize-js/src/cli.js"))
         .expect("componentize-js is installed by scripts/build-foreign-plugins.sh")
-}
-
-fn tools_dir() -> PathBuf {
-    std::env::var_os("WEIR_TOOLS_DIR").map_or_else(|| PathBuf::from("/var/tmp/weir-tools"), PathBuf::from)
 }
 
 fn run(command: &mut Command) -> String {
