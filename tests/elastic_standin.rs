@@ -52,7 +52,9 @@ pub struct ElasticSeen {
     pub rejected_items: u64,
     /// Items refused for their content.
     pub mapping_errors: u64,
-    /// Per document id, how many times an action for it arrived.
+    /// `delete` actions.
+    pub deleted: u64,
+    /// Per document id, how many times an index action for it arrived.
     pub received: HashMap<String, u64>,
     /// `_search` requests.
     pub searches: u64,
@@ -195,6 +197,15 @@ fn bulk(state: &mut State, body: &[u8]) -> Message {
     let mut errors = false;
     while let Some(action) = lines.next() {
         let action: Json = serde_json::from_str(action).unwrap_or_default();
+        if let Some(meta) = action.get("delete") {
+            // A delete action has no document line; a missing document answers 404.
+            let (index, id) = (meta["_index"].as_str().unwrap_or_default(), meta["_id"].as_str().unwrap_or_default());
+            state.seen.deleted += 1;
+            let removed = state.indices.get_mut(index).and_then(|target| target.documents.remove(id)).is_some();
+            let (status, result) = if removed { (200, "deleted") } else { (404, "not_found") };
+            items.push(json!({"delete": {"_index": index, "_id": id, "status": status, "result": result}}));
+            continue;
+        }
         let Some(document) = lines.next() else { break };
         let document: Json = serde_json::from_str(document).unwrap_or_default();
         let meta = &action["index"];

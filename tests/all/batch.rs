@@ -296,6 +296,113 @@ fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggreg
     assert_eq!(walk(&dir.path().join("data/lake/aggregates")), files_before);
 }
 
+/// A level served by key and indexed for search, for [`a_rerun_that_writes_fewer_rows_removes_the_others_from_the_serving_store_and_the_search_index`].
+const SERVED_LEVEL: &str = r#"
+[sinks.restaurant-days]
+type = "serving"
+
+[sinks.restaurant-days-search]
+type = "search"
+index = "restaurant-days"
+
+[[jobs.levels]]
+name = "served-day"
+sql = "SELECT restaurant_id AS _key, date_trunc('day', _time) AS _time, count(*) AS orders FROM events GROUP BY 1, 2"
+sinks = ["restaurant-days", "restaurant-days-search"]
+"#;
+
+/// Per restaurant r-1…r-5: the served document's (orders, `source.seq`) (`None`: 404),
+/// and how many search documents have its key.
+async fn served_days(addr: SocketAddr) -> BTreeMap<String, (Option<(i64, i64)>, u64)> {
+    let mut found = BTreeMap::new();
+    for r in 1..=5 {
+        let key = format!("r-{r}");
+        let doc = request(addr, "GET", &format!("/v1/serving/restaurant-days/{key}"), None, b"").await.unwrap();
+        let served = match doc.status {
+            200 => {
+                let body: serde_json::Value = serde_json::from_str(&doc.body).unwrap();
+                Some((body["fields"]["orders"].as_i64().unwrap(), body["source"]["seq"].as_i64().unwrap()))
+            }
+            404 => None,
+            other => panic!("serving answered {other}: {}", doc.body),
+        };
+        let hits = request(addr, "GET", &format!("/v1/search/restaurant-days?q=key:{key}"), None, b"").await.unwrap();
+        assert_eq!(hits.status, 200, "{}", hits.body);
+        let hits: serde_json::Value = serde_json::from_str(&hits.body).unwrap();
+        found.insert(key, (served, hits["total"].as_u64().unwrap()));
+    }
+    found
+}
+
+#[test]
+fn a_rerun_that_writes_fewer_rows_removes_the_others_from_the_serving_store_and_the_search_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let config = config_with_job(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap() + SERVED_LEVEL;
+    std::fs::write(&config, &text).unwrap();
+    let day = today();
+    let sent = feed(day);
+    let server = Server::start(&config);
+    rt().block_on(async {
+        send(server.addr, &sent).await;
+        caught_up(server.addr).await;
+    });
+    assert!(server.stop().success());
+    let orders_of = |r: usize| sent.iter().filter(|o| o.valid && o.restaurant == format!("r-{r}")).count() as i64;
+
+    let first = batch_run(&config, &cache, day, &[]);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let server = Server::start(&config);
+    let before = rt().block_on(served_days(server.addr));
+    assert!(server.stop().success());
+    for r in 1..=5 {
+        // Rows in key order: r-N is row N-1 of the level.
+        let expected = (Some((orders_of(r), r as i64 - 1)), 1);
+        assert_eq!(before[&format!("r-{r}")], expected, "{before:?}");
+    }
+
+    // The data team fixes the level's SQL: r-2's orders no longer count. The rerun writes
+    // four rows; r-3…r-5 move up one position.
+    let fixed = text.replace(
+        "count(*) AS orders FROM events GROUP BY 1, 2\"\nsinks = [\"restaurant-days\"",
+        "count(*) AS orders FROM events WHERE restaurant_id <> 'r-2' GROUP BY 1, 2\"\nsinks = [\"restaurant-days\"",
+    );
+    assert_ne!(fixed, text);
+    std::fs::write(&config, &fixed).unwrap();
+    let rerun = batch_run(&config, &cache, day, &[]);
+    assert_eq!(rerun.code, 0, "{}", rerun.all());
+    let server = Server::start(&config);
+    let after = rt().block_on(served_days(server.addr));
+    assert!(server.stop().success());
+    assert_eq!(after["r-2"], (None, 0), "the earlier run's r-2 is gone from both sinks: {after:?}");
+    assert_eq!(after["r-1"], (Some((orders_of(1), 0)), 1));
+    for r in 3..=5 {
+        // Written fresh at its new position, not kept as the earlier row it replaces.
+        let expected = (Some((orders_of(r), r as i64 - 2)), 1);
+        assert_eq!(after[&format!("r-{r}")], expected, "{after:?}");
+    }
+    let run = ts(day).replace(['-', ':'], "");
+    let ledger: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join(format!("data/lake/_jobs/orders-daily/kept/{run}.json"))).unwrap(),
+    )
+    .unwrap();
+    let served = ledger["sinks"]["restaurant-days"]["orders-daily.served-day"].as_array().unwrap();
+    assert_eq!(served.len(), 4, "{ledger}");
+    assert!(served.iter().all(|k| k["key"] != "r-2"), "{ledger}");
+
+    // Without the level, a rerun removes everything it wrote.
+    let dropped = fixed.split("\n[[jobs.levels]]\nname = \"served-day\"").next().unwrap().to_owned();
+    std::fs::write(&config, &dropped).unwrap();
+    let rerun = batch_run(&config, &cache, day, &[]);
+    assert_eq!(rerun.code, 0, "{}", rerun.all());
+    std::fs::write(&config, &fixed).unwrap();
+    let server = Server::start(&config);
+    let emptied = rt().block_on(served_days(server.addr));
+    assert!(server.stop().success());
+    assert!(emptied.values().all(|v| *v == (None, 0)), "{emptied:?}");
+}
+
 #[test]
 fn a_run_killed_midway_shows_nothing_and_its_rerun_is_complete() {
     let dir = tempfile::tempdir().unwrap();

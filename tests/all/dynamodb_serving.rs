@@ -1,6 +1,7 @@
 //! Serving tables in DynamoDB (moto's), read back with boto3 and through the read API:
 //! the newest event per key wins in both write modes, through injected throttling and
-//! unprocessed items; an item over 400 KB is rejected; a table with another key is
+//! unprocessed items; an item over 400 KB is rejected; a kept key is removed only while
+//! its item comes from the kept record; a table with another key is
 //! refused at start; `weir serve` answers `/v1/serving` from DynamoDB through its cache
 //! and loses nothing across a kill -9.
 
@@ -13,7 +14,7 @@ use weir_e2e::aws_servers::{AWS_ENV, boto3, servers};
 use weir_e2e::fault_proxy::FaultProxy;
 use weir_events::{Event, Name, Value};
 use weir_serving::{CacheSettings, DocumentCache, ServingDocuments};
-use weir_sinks::{EventItem, Sink, SinkCommit, SinkItem, WriteReport};
+use weir_sinks::{EventItem, KeptRecord, Sink, SinkCommit, SinkItem, WriteReport};
 
 use crate::s3_lake::unique;
 use crate::streaming::{Fate, caught_up, orders, rt, send_across_a_kill_9_with_env};
@@ -132,6 +133,50 @@ fn conditional_writes_keep_the_newest_event_per_key_through_throttling_and_rejec
         let read = reader.get("o-2").await.unwrap().unwrap();
         assert_eq!((read.time, read.position.as_str()), (30, "11"));
         assert!(reader.get("o-404").await.unwrap().is_none());
+    });
+}
+
+#[test]
+fn a_kept_key_is_removed_only_while_its_item_still_comes_from_the_kept_record() {
+    let moto = FaultProxy::start(&servers().dynamodb);
+    let table = unique("serving-removal");
+    rt().block_on(async {
+        let (sink, reader) = sink(&table, &moto.url, DynamoWriteMode::Conditional);
+        sink.prepare().await.unwrap();
+        let earlier =
+            commit(1, vec![status("o-1", "placed", 10), status("o-2", "placed", 10), status("o-3", "placed", 10)]);
+        assert!(rejected_ids(&sink, &earlier).await.is_empty());
+        // o-2 written since by a newer event of another record.
+        assert!(rejected_ids(&sink, &commit(50, vec![status("o-2", "delivered", 30)])).await.is_empty());
+        let kept_of = |i: usize| KeptRecord {
+            key: sink.kept_key(&earlier.records[i]).expect("an event with its key field is kept"),
+            record: earlier.records[i].id.clone(),
+        };
+        let mut kept = vec![kept_of(0), kept_of(1)];
+        kept.push(KeptRecord { key: "o-3".into(), record: "another-record".into() });
+        kept.push(KeptRecord { key: "o-404".into(), record: earlier.records[0].id.clone() });
+        assert_eq!(kept[0].key, "o-1");
+        moto.set(|faults| {
+            faults.throttle_every.insert("DeleteItem", 2);
+        });
+        let mut pending = kept.clone();
+        for _ in 0..30 {
+            let report = sink.remove(&pending).await.expect("the calls reach DynamoDB");
+            if report.failed.is_empty() {
+                pending.clear();
+                break;
+            }
+            pending = report.failed.into_iter().map(|(i, _)| pending[i].clone()).collect();
+        }
+        assert!(pending.is_empty(), "still failing: {pending:?}");
+        moto.set(|faults| faults.throttle_every.clear());
+        let stored = scan(&table);
+        let expected = BTreeMap::from([
+            ("o-2".to_owned(), ("delivered".to_owned(), at(30))),
+            ("o-3".to_owned(), ("placed".to_owned(), at(10))),
+        ]);
+        assert_eq!(stored, expected, "o-1 removed; the newer o-2 and another record's o-3 stay");
+        assert!(reader.get("o-1").await.unwrap().is_none());
     });
 }
 

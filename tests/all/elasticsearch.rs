@@ -1,14 +1,15 @@
 //! The search index in Elasticsearch, against the stand-in of `tests/elastic_standin.rs`
 //! (no Elasticsearch server can run on these machines): per-item results of `_bulk` —
 //! 429s retried alone, mapping errors dead-lettered, a 503 for the whole request retried
-//! — and `weir serve` answering `/v1/search` from it as from the embedded index.
+//! — kept documents removed by id, and `weir serve` answering `/v1/search` from it as
+//! from the embedded index.
 
 use std::time::Duration;
 
 use weir_aws::{ElasticIndex, ElasticSettings};
 use weir_e2e::elastic_standin::ElasticStandIn;
 use weir_events::{Event, Name, Value};
-use weir_sinks::{EventItem, Sink, SinkCommit, SinkItem, WriteReport};
+use weir_sinks::{EventItem, KeptRecord, Sink, SinkCommit, SinkItem, WriteReport};
 
 use crate::streaming::{Fate, orders, rt, send_across_a_kill_9_with_env};
 
@@ -120,6 +121,29 @@ fn bulk_items_are_retried_alone_refused_ones_dead_lettered_and_a_503_retried() {
             matches!(refused, weir_aws::ElasticSearchError::BadQuery(ref why) if why.contains("query_shard_exception")),
             "{refused:?}"
         );
+    });
+}
+
+#[test]
+fn kept_documents_are_removed_by_id_and_missing_ones_count_as_removed() {
+    let elastic = ElasticStandIn::start();
+    rt().block_on(async {
+        let sink = index(&elastic.url, "orders");
+        sink.prepare().await.unwrap();
+        let commit = commit((0..6).map(|i| order(&format!("o-{i}"), "Dim Sum", 5.0)).collect());
+        assert!(sink.write(&commit).await.unwrap().is_complete());
+        let mut kept: Vec<KeptRecord> = commit.records[..3]
+            .iter()
+            .map(|r| KeptRecord { key: sink.kept_key(r).expect("an event is kept by its id"), record: r.id.clone() })
+            .collect();
+        assert_eq!(kept[0].key, commit.records[0].id);
+        kept.push(KeptRecord { key: "never-written".into(), record: "never-written".into() });
+        let report = sink.remove(&kept).await.unwrap();
+        assert!(report.is_complete(), "a 404 is removed already: {report:?}");
+        assert_eq!(elastic.seen().deleted, 4);
+        let left: Vec<String> = elastic.documents("orders").into_keys().collect();
+        let expected: Vec<String> = commit.records[3..].iter().map(|r| r.id.clone()).collect();
+        assert_eq!(left, expected);
     });
 }
 

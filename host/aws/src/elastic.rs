@@ -32,7 +32,9 @@ use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch, SearchParts};
 use serde_json::{Value as Json, json};
 use weir_events::Value;
-use weir_sinks::{PrepareFuture, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, WriteReport};
+use weir_sinks::{
+    KeptRecord, PrepareFuture, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, SinkRecord, WriteReport,
+};
 
 /// Documents per `_bulk` request, at most.
 pub const MAX_BULK_DOCUMENTS: usize = 1000;
@@ -239,6 +241,26 @@ impl ElasticIndex {
             }
             lines.push((i, line));
         }
+        self.send_lines(&lines, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Removes the documents under `kept`'s ids with `delete` actions: one the index does
+    /// not hold (`404`) is removed already.
+    async fn remove_kept(&self, kept: &[KeptRecord]) -> Result<WriteReport, SinkError> {
+        let lines: Vec<(usize, String)> = kept
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i, format!("{}\n", json!({"delete": {"_index": self.settings.index, "_id": k.key}}))))
+            .collect();
+        let mut report = WriteReport::all_written();
+        self.send_lines(&lines, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Sends `lines` (index, action and document lines) in `_bulk` requests of at most
+    /// [`MAX_BULK_DOCUMENTS`] and [`MAX_BULK_BYTES`], noting each line's outcome in `report`.
+    async fn send_lines(&self, lines: &[(usize, String)], report: &mut WriteReport) -> Result<(), SinkError> {
         let mut start = 0;
         while start < lines.len() {
             let mut end = start;
@@ -259,7 +281,7 @@ impl ElasticIndex {
             }
             start = end;
         }
-        Ok(report)
+        Ok(())
     }
 
     /// One `_bulk` request: the outcome of each document, in order.
@@ -291,8 +313,15 @@ impl ElasticIndex {
         Ok(items
             .iter()
             .map(|item| {
-                let result = item.as_object().and_then(|actions| actions.values().next()).unwrap_or(&Json::Null);
+                let (action, result) = item
+                    .as_object()
+                    .and_then(|actions| actions.iter().next())
+                    .map_or(("", &Json::Null), |(action, result)| (action.as_str(), result));
                 let status = result["status"].as_u64().unwrap_or(0);
+                if action == "delete" && status == 404 {
+                    // Not there: removed already.
+                    return ItemOutcome::Written;
+                }
                 let why = || format!("Elasticsearch answered {status}: {}", reason_of(result));
                 // Only a 400 is about the document itself (a mapping or parsing error,
                 // an illegal argument); anything else — 429, 5xx, a 403 write block, a
@@ -388,6 +417,16 @@ impl Sink for ElasticIndex {
 
     fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_commit(commit))
+    }
+
+    /// A document's `_id` is its record's id.
+    fn kept_key(&self, record: &SinkRecord) -> Option<String> {
+        matches!(record.item, SinkItem::Event(_) | SinkItem::Aggregate(_)).then(|| record.id.clone())
+    }
+
+    /// The `_id` is the record's, so a document under a kept id is always the kept record's.
+    fn remove<'a>(&'a self, kept: &'a [KeptRecord]) -> SinkFuture<'a> {
+        Box::pin(self.remove_kept(kept))
     }
 
     fn prepare(&self) -> PrepareFuture<'_> {

@@ -8,7 +8,9 @@
 //! [`ServingDocuments`] makes, as JSON text — the same document the embedded store
 //! serves), `event_time` (number, µs) and `position` (the log position, zero-padded to
 //! [`MAX_POSITION_DIGITS`] digits so that DynamoDB compares positions as text in the same
-//! order as the integers they are).
+//! order as the integers they are) and `source_id` (the id of the record the document
+//! comes from: a batch rerun removes a key the run it replaces wrote only while the item
+//! still comes from that run's record, with a conditional `DeleteItem`).
 //!
 //! # The newest event wins
 //!
@@ -44,7 +46,9 @@ use bytes::Bytes;
 use tokio::sync::OnceCell;
 use weir_log::MAX_POSITION_DIGITS;
 use weir_serving::{DocumentCache, ServingDocuments, StoredDocument, Upsert};
-use weir_sinks::{PrepareFuture, Sink, SinkCommit, SinkError, SinkFuture, WriteReport, compare_positions};
+use weir_sinks::{
+    KeptRecord, PrepareFuture, Sink, SinkCommit, SinkError, SinkFuture, SinkRecord, WriteReport, compare_positions,
+};
 
 /// Items per `BatchWriteItem` request, at most (DynamoDB's limit).
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
@@ -65,6 +69,9 @@ const KEY: &str = "key";
 const DOC: &str = "doc";
 const EVENT_TIME: &str = "event_time";
 const POSITION: &str = "position";
+/// The id of the record the document comes from (its `source.id`), so that removing a
+/// kept record can be conditioned on it still being the one stored.
+const SOURCE_ID: &str = "source_id";
 
 /// How a [`DynamoServingSink`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -191,6 +198,7 @@ fn item_of(upsert: &Upsert) -> HashMap<String, Av> {
         (DOC.to_owned(), Av::S(String::from_utf8_lossy(&upsert.body).into_owned())),
         (EVENT_TIME.to_owned(), Av::N(upsert.time.to_string())),
         (POSITION.to_owned(), Av::S(padded(&upsert.position))),
+        (SOURCE_ID.to_owned(), Av::S(upsert.source.clone())),
     ])
 }
 
@@ -200,6 +208,8 @@ fn item_bytes(upsert: &Upsert) -> usize {
         + DOC.len()
         + EVENT_TIME.len()
         + POSITION.len()
+        + SOURCE_ID.len()
+        + upsert.source.len()
         + upsert.key.len()
         + upsert.body.len()
         + 21
@@ -319,6 +329,46 @@ impl DynamoServingSink {
                     }
                 }
                 Outcome::Failed(why) => report.failed.push((index, why)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// One `DeleteItem` per kept key, conditioned on the item still coming from the kept
+    /// record (`source_id`), [`CONCURRENT_PUTS`] at a time. A failed condition — a newer
+    /// write, no item, or an item written before items carried `source_id` — leaves the
+    /// item and is not an error.
+    async fn remove_kept(&self, kept: &[KeptRecord]) -> Result<WriteReport, SinkError> {
+        let client = self.table.client().await.clone();
+        let table = self.table.settings.table.clone();
+        let mut report = WriteReport::all_written();
+        for (group_number, group) in kept.chunks(CONCURRENT_PUTS).enumerate() {
+            let mut deletes = tokio::task::JoinSet::new();
+            for (slot, record) in group.iter().enumerate() {
+                let request = client
+                    .delete_item()
+                    .table_name(&table)
+                    .key(KEY, Av::S(record.key.clone()))
+                    .condition_expression("#source = :source")
+                    .expression_attribute_names("#source", SOURCE_ID)
+                    .expression_attribute_values(":source", Av::S(record.record.clone()));
+                deletes.spawn(async move { (slot, request.send().await) });
+            }
+            let mut done = vec![false; group.len()];
+            while let Some(joined) = deletes.join_next().await {
+                let Ok((slot, result)) = joined else { continue };
+                let index = group_number * CONCURRENT_PUTS + slot;
+                match result {
+                    Ok(_) => self.cache.invalidate(&self.documents.table, &kept[index].key),
+                    Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                    Err(e) => report.failed.push((index, format!("DeleteItem failed: {}", DisplayErrorContext(e)))),
+                }
+                done[slot] = true;
+            }
+            for (slot, _) in done.iter().enumerate().filter(|(_, done)| !**done) {
+                report
+                    .failed
+                    .push((group_number * CONCURRENT_PUTS + slot, "the DeleteItem task did not complete".into()));
             }
         }
         Ok(report)
@@ -479,6 +529,14 @@ impl Sink for DynamoServingSink {
         Box::pin(self.write_commit(commit))
     }
 
+    fn kept_key(&self, record: &SinkRecord) -> Option<String> {
+        self.documents.kept_key(record)
+    }
+
+    fn remove<'a>(&'a self, kept: &'a [KeptRecord]) -> SinkFuture<'a> {
+        Box::pin(self.remove_kept(kept))
+    }
+
     fn prepare(&self) -> PrepareFuture<'_> {
         Box::pin(async move {
             self.table.open().await.map_err(|why| SinkError::Open {
@@ -495,7 +553,13 @@ mod tests {
     use super::*;
 
     fn upsert(key: &str, time: i64, position: &str) -> Upsert {
-        Upsert { key: key.to_owned(), time, position: position.to_owned(), body: b"{}".to_vec() }
+        Upsert {
+            key: key.to_owned(),
+            time,
+            position: position.to_owned(),
+            body: b"{}".to_vec(),
+            source: "daily-run-0".to_owned(),
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ use weir_events::Event;
 use weir_events::time::format_rfc3339;
 use weir_runtime::World;
 use weir_sinks::{
-    CommitId, DeadLetter, EventItem, LevelManifest, RetryPolicy, RunManifest, Sink, SinkCommit, SinkItem, SinkRecord,
-    deliver,
+    CommitId, DeadLetter, EventItem, KeptLedger, KeptRecord, LevelManifest, RetryPolicy, RunManifest, Sink, SinkCommit,
+    SinkItem, SinkRecord, deliver, remove_kept,
 };
 
 use crate::chain::ChunkOutput;
@@ -179,6 +179,10 @@ impl JobRunner {
         }
         let workers = Arc::new(self.load_workers(&job, &request.versions).await?);
         let lake = self.lake_of(&job.name)?;
+        let earlier = KeptLedger::read(lake.as_ref(), &job.name, &run)
+            .await
+            .map_err(|e| BatchError::Sink(format!("cannot read the kept-records ledger of {run}: {e}")))?;
+        let mut kept = RunKept::new(lake.clone(), &job.name, &run, earlier);
         RunManifest::remove(lake.as_ref(), &job.name, &run)
             .await
             .map_err(|e| BatchError::Sink(format!("cannot remove the earlier manifest of {run}: {e}")))?;
@@ -219,7 +223,7 @@ impl JobRunner {
         }
         let events_commit = SinkCommit { id: events_id, arrival_time: period.from, records: event_records };
         for sink in &job.events {
-            self.deliver_to(sink, &events_commit, &mut dead).await?;
+            self.deliver_to(sink, &events_commit, &mut dead, &mut kept).await?;
         }
 
         let mut levels = BTreeMap::new();
@@ -290,7 +294,7 @@ impl JobRunner {
                 .collect::<Vec<_>>();
             let commit = SinkCommit { id, arrival_time: period.from, records };
             for sink in &level.sinks {
-                self.deliver_to(sink, &commit, &mut dead).await?;
+                self.deliver_to(sink, &commit, &mut dead, &mut kept).await?;
             }
             levels.insert(
                 level.name.clone(),
@@ -311,8 +315,9 @@ impl JobRunner {
         };
         for sink in &job.dead_letters {
             let mut nowhere = DeadLetters::new(&job.name, &run, &archived);
-            self.deliver_to(sink, &dead_commit, &mut nowhere).await?;
+            self.deliver_to(sink, &dead_commit, &mut nowhere, &mut kept).await?;
         }
+        self.remove_sources_left_out(&mut kept).await?;
         let manifest = RunManifest {
             job: job.name.clone(),
             run: run.clone(),
@@ -439,8 +444,28 @@ impl JobRunner {
     }
 
     /// Delivers `commit` to sink `name`; records it refuses for good become dead letters.
-    async fn deliver_to(&self, name: &str, commit: &SinkCommit, dead: &mut DeadLetters<'_>) -> Result<(), BatchError> {
+    /// What the run this one replaces kept in the sink for the commit's source and this
+    /// commit does not write again is removed first (see [`KeptLedger`]).
+    async fn deliver_to(
+        &self,
+        name: &str,
+        commit: &SinkCommit,
+        dead: &mut DeadLetters<'_>,
+        kept: &mut RunKept,
+    ) -> Result<(), BatchError> {
         let sink = self.sinks.get(name).ok_or_else(|| BatchError::Invalid(format!("unknown sink {name}")))?;
+        let source = commit.id.source();
+        let writes: BTreeSet<KeptRecord> = commit
+            .records
+            .iter()
+            .filter_map(|r| sink.kept_key(r).map(|key| KeptRecord { key, record: r.id.clone() }))
+            .collect();
+        kept.note_on_disk(name, source, &writes).await?;
+        let gone = kept.earlier.left_out(name, source, &writes);
+        self.remove_from(name, sink.as_ref(), &kept.what, gone).await?;
+        if !writes.is_empty() || kept.earlier.kept(name, source).is_some() {
+            kept.written.add(name, source, writes);
+        }
         match deliver(sink.as_ref(), commit.clone(), &self.retry, &self.shutdown).await {
             Ok(stats) => {
                 for (record, reason) in stats.rejected {
@@ -451,6 +476,102 @@ impl JobRunner {
             Err(weir_sinks::DeliveryError::Shutdown { .. }) => Err(BatchError::Stopped),
             Err(e) => Err(BatchError::Sink(e.to_string())),
         }
+    }
+}
+
+impl JobRunner {
+    /// Removes `gone` from sink `name` (retrying like a delivery).
+    async fn remove_from(
+        &self,
+        name: &str,
+        sink: &dyn Sink,
+        what: &str,
+        gone: Vec<KeptRecord>,
+    ) -> Result<(), BatchError> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let count = gone.len();
+        match remove_kept(sink, what, gone, &self.retry, &self.shutdown).await {
+            Ok(()) => {
+                tracing::info!(
+                    sink = name,
+                    removed = count,
+                    "{what}: removed what the run it replaces wrote and it does not"
+                );
+                Ok(())
+            }
+            Err(weir_sinks::DeliveryError::Shutdown { .. }) => Err(BatchError::Stopped),
+            Err(e) => Err(BatchError::Sink(e.to_string())),
+        }
+    }
+
+    /// After every delivery: removes what the run this one replaces kept for sources this
+    /// run no longer writes to a sink (a level dropped or routed elsewhere), then writes
+    /// this run's ledger. A sink no longer configured cannot be cleaned: its records stay
+    /// in the ledger, logged, for a later run that has the sink again.
+    async fn remove_sources_left_out(&self, kept: &mut RunKept) -> Result<(), BatchError> {
+        for (name, gone) in kept.earlier.sources_left_out(&kept.written) {
+            match self.sinks.get(&name) {
+                Some(sink) => self.remove_from(&name, sink.as_ref(), &kept.what, gone).await?,
+                None => {
+                    tracing::warn!(sink = %name, records = gone.len(), "{}: the run it replaces wrote records to sink {name}, which the configuration no longer has; they stay there", kept.what);
+                    for record in gone {
+                        // Their source is unknown here; filed under the sink's own name.
+                        kept.written.add(&name, &name, [record]);
+                    }
+                }
+            }
+        }
+        kept.written
+            .write(kept.lake.as_ref(), &kept.job, &kept.run)
+            .await
+            .map_err(|e| BatchError::Sink(format!("cannot write the kept-records ledger of {}: {e}", kept.run)))
+    }
+}
+
+/// The kept-records ledgers of a run: the one of the run it replaces, what this run
+/// wrote so far, and what the lake holds (their union while the run is going).
+struct RunKept {
+    lake: Arc<dyn ObjectStore>,
+    job: String,
+    run: String,
+    what: String,
+    earlier: KeptLedger,
+    written: KeptLedger,
+    on_disk: KeptLedger,
+}
+
+impl RunKept {
+    fn new(lake: Arc<dyn ObjectStore>, job: &str, run: &str, earlier: KeptLedger) -> Self {
+        Self {
+            lake,
+            job: job.to_owned(),
+            run: run.to_owned(),
+            what: format!("job {job} run {run}"),
+            on_disk: earlier.clone(),
+            earlier,
+            written: KeptLedger::default(),
+        }
+    }
+
+    /// Makes the lake's ledger name `writes` too before they are written, so a run
+    /// killed after writing them still leaves them named for its rerun.
+    async fn note_on_disk(
+        &mut self,
+        sink: &str,
+        source: &str,
+        writes: &BTreeSet<KeptRecord>,
+    ) -> Result<(), BatchError> {
+        let known = self.on_disk.kept(sink, source);
+        if writes.iter().all(|w| known.is_some_and(|k| k.contains(w))) {
+            return Ok(());
+        }
+        self.on_disk.add(sink, source, writes.iter().cloned());
+        self.on_disk
+            .write(self.lake.as_ref(), &self.job, &self.run)
+            .await
+            .map_err(|e| BatchError::Sink(format!("cannot write the kept-records ledger of {}: {e}", self.run)))
     }
 }
 

@@ -180,6 +180,30 @@ impl SearchIndex {
 
     /// Indexes `documents`, replacing any with the same id, and commits. Blocking.
     pub(crate) fn write(&self, documents: &[NewDocument<'_>]) -> Result<(), SearchError> {
+        self.commit_with(|writer| {
+            documents.iter().try_for_each(|doc| {
+                writer.delete_term(Term::from_field_text(self.fields.id, doc.id));
+                writer.add_document(self.document(doc)).map(drop)
+            })
+        })
+    }
+
+    /// Removes the documents with these ids (those it holds) and commits. Blocking.
+    pub(crate) fn remove(&self, ids: &[&str]) -> Result<(), SearchError> {
+        self.commit_with(|writer| {
+            for id in ids {
+                writer.delete_term(Term::from_field_text(self.fields.id, id));
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `change` on the index writer and commits it, then reloads the reader so the
+    /// change is searchable when this returns. Blocking.
+    fn commit_with(
+        &self,
+        change: impl FnOnce(&mut IndexWriter) -> Result<(), tantivy::TantivyError>,
+    ) -> Result<(), SearchError> {
         let error = |source| self.error(source);
         let mut slot = self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let writer = match slot.take() {
@@ -190,11 +214,7 @@ impl SearchIndex {
             }
         };
         let writer = slot.insert(writer);
-        let written = documents.iter().try_for_each(|doc| {
-            writer.delete_term(Term::from_field_text(self.fields.id, doc.id));
-            writer.add_document(self.document(doc)).map(drop)
-        });
-        if let Err(e) = written.and_then(|()| writer.commit().map(drop)) {
+        if let Err(e) = change(writer).and_then(|()| writer.commit().map(drop)) {
             // What was buffered goes with the writer: the batch is retried whole, on a
             // fresh writer (dropping this one releases the index's lock).
             *slot = None;
@@ -382,6 +402,17 @@ mod tests {
         assert_eq!(index.count(), 2);
         assert_eq!(ids(&index, "müller"), ["a"]);
         assert_eq!(index.search("müller", 5).unwrap().hits[0].document["fields"]["total"], 21.0);
+    }
+
+    #[test]
+    fn removed_ids_are_no_longer_found_and_unknown_ids_are_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0)), ("b", restaurant("r-2", "Smokehouse", 9.5))]);
+        index.remove(&["a", "never-written"]).unwrap();
+        assert_eq!(index.count(), 1);
+        assert_eq!(ids(&index, "north"), ["b"]);
+        assert!(ids(&index, "müller").is_empty());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use weir_sinks::{Sink, SinkCommit, SinkError, SinkFuture, SinkItem, WriteReport};
+use weir_sinks::{KeptRecord, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, SinkRecord, WriteReport};
 
 use crate::index::{NewDocument, SearchIndex};
 
@@ -69,5 +69,29 @@ impl Sink for SearchSink {
 
     fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_commit(commit))
+    }
+
+    /// A document's id is its record's id.
+    fn kept_key(&self, record: &SinkRecord) -> Option<String> {
+        matches!(record.item, SinkItem::Event(_) | SinkItem::Aggregate(_)).then(|| record.id.clone())
+    }
+
+    /// The id is the record's, so a document under a kept id is always the kept record's.
+    fn remove<'a>(&'a self, kept: &'a [KeptRecord]) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let index = self.index.clone();
+            let ids: Vec<String> = kept.iter().map(|k| k.key.clone()).collect();
+            let removed = tokio::task::spawn_blocking(move || {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                index.remove(&ids)
+            })
+            .await;
+            let target = format!("search index {}", self.index.name());
+            match removed {
+                Ok(Ok(())) => Ok(WriteReport::all_written()),
+                Ok(Err(e)) => Err(SinkError::Write { sink: self.name.clone(), target, source: Box::new(e) }),
+                Err(join) => Err(SinkError::Write { sink: self.name.clone(), target, source: join.to_string().into() }),
+            }
+        })
     }
 }

@@ -33,5 +33,5 @@ mod store;
 
 pub use sink::{ServingDocuments, ServingSink};
 pub use store::{
-    CacheSettings, DocumentCache, Lookup, ServingError, ServingStore, StoredDocument, Upsert, UpsertOutcome,
+    CacheSettings, DocumentCache, Lookup, ServingError, ServingStore, StoredDocument, Upsert, UpsertOutcome, written_by,
 };

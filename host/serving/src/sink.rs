@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde_json::json;
 use weir_events::json::id_to_json;
 use weir_events::{Event, Value};
-use weir_sinks::{EventItem, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, SinkRecord, WriteReport};
+use weir_sinks::{EventItem, KeptRecord, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, SinkRecord, WriteReport};
 
 use crate::store::{ServingStore, Upsert, UpsertOutcome};
 
@@ -64,6 +64,13 @@ impl ServingDocuments {
         serde_json::to_vec(&document).unwrap_or_default()
     }
 
+    /// The serving key `record` is kept under, if it is an event or aggregate with one
+    /// ([`Sink::kept_key`]).
+    pub fn kept_key(&self, record: &SinkRecord) -> Option<String> {
+        let (SinkItem::Event(item) | SinkItem::Aggregate(item)) = &record.item else { return None };
+        self.key_of(&item.event).ok()
+    }
+
     /// The upsert of every event and aggregate of `commit` that has a key, each with its
     /// index in `commit.records`; and how many had none (each logged).
     pub fn upserts(&self, commit: &SinkCommit) -> (Vec<(usize, Upsert)>, u64) {
@@ -74,8 +81,16 @@ impl ServingDocuments {
             match self.key_of(&item.event) {
                 Ok(key) => {
                     let body = self.document(commit, record, item, &key);
-                    upserts
-                        .push((index, Upsert { key, time: item.event.time, position: record.position.clone(), body }));
+                    upserts.push((
+                        index,
+                        Upsert {
+                            key,
+                            time: item.event.time,
+                            position: record.position.clone(),
+                            body,
+                            source: record.id.clone(),
+                        },
+                    ));
                 }
                 Err(why) => {
                     skipped += 1;
@@ -164,6 +179,21 @@ impl Sink for ServingSink {
 
     fn write<'a>(&'a self, commit: &'a SinkCommit) -> SinkFuture<'a> {
         Box::pin(self.write_commit(commit))
+    }
+
+    fn kept_key(&self, record: &SinkRecord) -> Option<String> {
+        self.documents.kept_key(record)
+    }
+
+    fn remove<'a>(&'a self, kept: &'a [KeptRecord]) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let (store, table, kept_owned) = (self.store.clone(), self.documents.table.clone(), kept.to_vec());
+            tokio::task::spawn_blocking(move || store.remove_written_by(&table, &kept_owned))
+                .await
+                .map_err(|join| self.write_error(join.to_string().into()))?
+                .map_err(|e| self.write_error(Box::new(e)))?;
+            Ok(WriteReport::all_written())
+        })
     }
 }
 

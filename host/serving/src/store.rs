@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use moka::sync::Cache;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use weir_sinks::compare_positions;
+use weir_sinks::{KeptRecord, compare_positions};
 
 /// Every serving table in one redb table: `(table, key)` → stored document.
 ///
@@ -113,6 +113,21 @@ impl StoredDocument {
     }
 }
 
+/// The id of the record that wrote a serving document (`source.id`, see
+/// [`ServingDocuments`](crate::ServingDocuments)), if the body names one. Linear in the
+/// body.
+pub fn written_by(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Document {
+        source: Source,
+    }
+    #[derive(serde::Deserialize)]
+    struct Source {
+        id: String,
+    }
+    serde_json::from_slice::<Document>(body).ok().map(|doc| doc.source.id)
+}
+
 /// One document to upsert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upsert {
@@ -124,6 +139,8 @@ pub struct Upsert {
     pub position: String,
     /// The document, UTF-8 JSON.
     pub body: Vec<u8>,
+    /// The id of the record it comes from (the document's `source.id`).
+    pub source: String,
 }
 
 /// What an upsert did.
@@ -323,6 +340,40 @@ impl ServingStore {
         Ok(outcomes)
     }
 
+    /// Removes each of `kept` from `table` whose stored document the record
+    /// `kept.record` wrote (its `source.id`), in one durable transaction; a key holding
+    /// another record's document (a newer write) or nothing is left as it is. Returns how
+    /// many were removed. Afterwards the cache knows the removed keys as absent.
+    ///
+    /// # Errors
+    /// When the transaction fails; nothing of it was removed then.
+    pub fn remove_written_by(&self, table: &str, kept: &[KeptRecord]) -> Result<usize, ServingError> {
+        let storage = |e: redb::Error| self.storage_error(e);
+        let txn = self.inner.db.begin_write().map_err(|e| storage(e.into()))?;
+        let mut removed = Vec::new();
+        {
+            let mut stored = txn.open_table(DOCUMENTS).map_err(|e| storage(e.into()))?;
+            for record in kept {
+                let written_by_it = {
+                    let current = stored.get((table, record.key.as_str())).map_err(|e| storage(e.into()))?;
+                    current
+                        .as_ref()
+                        .and_then(|value| StoredDocument::decode(value.value()))
+                        .is_some_and(|doc| written_by(&doc.body).as_deref() == Some(record.record.as_str()))
+                };
+                if written_by_it {
+                    stored.remove((table, record.key.as_str())).map_err(|e| storage(e.into()))?;
+                    removed.push(record.key.as_str());
+                }
+            }
+        }
+        txn.commit().map_err(|e| storage(e.into()))?;
+        for key in &removed {
+            self.inner.cache.insert(table, key, None);
+        }
+        Ok(removed.len())
+    }
+
     /// How many documents `table` holds (a scan; for tests and tools).
     ///
     /// # Errors
@@ -353,11 +404,50 @@ mod tests {
     use super::*;
 
     fn upsert(key: &str, time: i64, seq: u64, body: &str) -> Upsert {
-        Upsert { key: key.to_owned(), time, position: seq.to_string(), body: body.as_bytes().to_vec() }
+        Upsert {
+            key: key.to_owned(),
+            time,
+            position: seq.to_string(),
+            body: body.as_bytes().to_vec(),
+            source: String::new(),
+        }
     }
 
     fn body(store: &ServingStore, table: &str, key: &str) -> Option<String> {
         store.read(table, key).unwrap().map(|d| String::from_utf8(d.body.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn a_kept_key_is_removed_only_while_the_record_that_wrote_it_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServingStore::open(&dir.path().join("serving.redb"), CacheSettings::default()).unwrap();
+        let doc = |record: &str| format!(r#"{{"fields":{{}},"source":{{"id":"{record}","stream":"daily"}}}}"#);
+        store
+            .upsert(
+                "daily",
+                &[
+                    upsert("r-1", 100, 0, &doc("run-0")),
+                    upsert("r-2", 100, 1, &doc("run-1")),
+                    upsert("r-3", 100, 2, &doc("run-2")),
+                ],
+            )
+            .unwrap();
+        // r-2 was written again since, by a newer record.
+        store.upsert("daily", &[upsert("r-2", 200, 0, &doc("stream-7"))]).unwrap();
+        assert!(store.get("daily", "r-1").unwrap().document.is_some(), "cached before the removal");
+        let kept = |key: &str, record: &str| KeptRecord { key: key.into(), record: record.into() };
+        let removed = store
+            .remove_written_by(
+                "daily",
+                &[kept("r-1", "run-0"), kept("r-2", "run-1"), kept("r-4", "run-3"), kept("r-3", "other")],
+            )
+            .unwrap();
+        assert_eq!(removed, 1);
+        assert_eq!(store.get("daily", "r-1").unwrap().document, None, "removed, and the cache knows");
+        assert_eq!(body(&store, "daily", "r-2").unwrap(), doc("stream-7"), "a newer write stays");
+        assert_eq!(body(&store, "daily", "r-3").unwrap(), doc("run-2"), "another record's document stays");
+        assert_eq!(store.remove_written_by("daily", &[kept("r-1", "run-0")]).unwrap(), 0, "removing again is a no-op");
+        assert_eq!(written_by(b"not json"), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use tokio::sync::watch;
 
 use crate::error::DeliveryError;
 use crate::health::Outages;
-use crate::sink::{Sink, SinkCommit};
+use crate::sink::{KeptRecord, Sink, SinkCommit};
 
 /// How [`deliver`] retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +200,72 @@ pub async fn deliver_watched(
         retried_records += pending;
         backoff = backoff.saturating_mul(2).min(policy.max_backoff);
     }
+}
+
+/// Removes `kept` from `sink` ([`Sink::remove`]), retrying the keys that failed with
+/// the backoff of [`deliver`], until all are removed, attempts run out or `shutdown`
+/// turns `true`. `what` names the removal in messages (`job daily run 20261201T000000Z`).
+///
+/// # Errors
+/// [`DeliveryError`] when keys are still not removed.
+pub async fn remove_kept(
+    sink: &dyn Sink,
+    what: &str,
+    kept: Vec<KeptRecord>,
+    policy: &RetryPolicy,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), DeliveryError> {
+    let describe = format!("{what}: removing {} records it no longer writes", kept.len());
+    let total = kept.len();
+    let mut current = kept;
+    let mut attempts = 0u32;
+    let mut backoff = policy.initial_backoff;
+    let mut shutdown = shutdown.clone();
+    while !current.is_empty() {
+        attempts += 1;
+        let last_error = match sink.remove(&current).await {
+            Ok(report) => {
+                let mut failed: Vec<usize> =
+                    report.failed.iter().map(|(i, _)| *i).filter(|&i| i < current.len()).collect();
+                failed.sort_unstable();
+                failed.dedup();
+                let reason = report.failed.first().map(|(_, why)| why.clone()).unwrap_or_default();
+                current = failed.into_iter().map(|i| current[i].clone()).collect();
+                if current.is_empty() {
+                    break;
+                }
+                reason
+            }
+            Err(error) if !error.is_retryable() => {
+                return Err(DeliveryError::Fatal { sink: sink.name().to_owned(), commit: describe, source: error });
+            }
+            Err(error) => error.to_string(),
+        };
+        let pending = current.len();
+        if policy.max_attempts.is_some_and(|max| attempts >= max) {
+            return Err(DeliveryError::Exhausted {
+                sink: sink.name().to_owned(),
+                commit: describe,
+                attempts,
+                pending,
+                total,
+                last_error,
+            });
+        }
+        if *shutdown.borrow() {
+            return Err(shutdown_error(sink, describe, attempts, pending, total));
+        }
+        let wait = jittered(backoff, fastrand::f64());
+        tracing::warn!(sink = sink.name(), what = what, failed = pending, of = total, attempt = attempts, reason = %last_error, "removing kept records failed, retrying the failed keys");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = wait_for_shutdown(&mut shutdown) => {
+                return Err(shutdown_error(sink, describe, attempts, pending, total));
+            }
+        }
+        backoff = backoff.saturating_mul(2).min(policy.max_backoff);
+    }
+    Ok(())
 }
 
 /// A wait between half of `backoff` and all of it: `unit` (in `0.0..1.0`) picks where.

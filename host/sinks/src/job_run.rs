@@ -9,11 +9,13 @@
 //! listing) therefore see a period's batch results whole or not at all, and a run
 //! killed midway leaves its period without a manifest until a rerun completes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use object_store::path::{Path, PathPart};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
+
+use crate::sink::KeptRecord;
 
 /// What a completed run wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +139,107 @@ impl RunManifest {
     }
 }
 
+/// What the sinks of one run keep under keys of their own ([`Sink::kept_key`](crate::Sink::kept_key)),
+/// per sink and per commit source (`<job>` for its events, `<job>.<level>` for a level),
+/// at `_jobs/<job>/kept/<run>.json`: how a rerun finds what the run it replaces wrote to
+/// the serving store, DynamoDB or a search index and does not write again.
+///
+/// A rerun reads the ledger of its period first. Before each delivery it writes the union
+/// of that ledger and what it is about to write, then removes from the sink what the
+/// earlier run kept for the same source and this commit does not write again
+/// ([`remove_kept`](crate::remove_kept)) — before writing, so that a row that moved to
+/// another position (an older version under the serving store's newest-wins rule) is
+/// written fresh instead of losing to the row it replaces. At the end it removes whatever
+/// the earlier run kept for sources it no longer writes, writes its own ledger, then the
+/// manifest. A run killed midway leaves a ledger naming everything either run may have
+/// written, so the next rerun still removes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptLedger {
+    /// Per sink name, per commit source, the records it keeps.
+    pub sinks: BTreeMap<String, BTreeMap<String, BTreeSet<KeptRecord>>>,
+}
+
+impl KeptLedger {
+    /// Where the ledger of `run` of `job` lives (beside its manifest, in a directory of
+    /// its own so that listing manifests does not list ledgers).
+    pub fn path(job: &str, run: &str) -> Path {
+        Path::from_iter([
+            PathPart::from("_jobs"),
+            PathPart::from(job),
+            PathPart::from("kept"),
+            PathPart::from(format!("{run}.json")),
+        ])
+    }
+
+    /// The ledger of `run` of `job`; empty when there is none (a first run) or it cannot
+    /// be read (logged: the keys it named cannot be removed then).
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn read(store: &dyn ObjectStore, job: &str, run: &str) -> Result<Self, object_store::Error> {
+        let path = Self::path(job, run);
+        let bytes = match store.get(&path).await {
+            Ok(got) => got.bytes().await?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Self::default()),
+            Err(e) => return Err(e),
+        };
+        Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!("the kept-records ledger {path} is unreadable ({e}); what it named stays in its sinks");
+            Self::default()
+        }))
+    }
+
+    /// Writes the ledger of `run` of `job`.
+    ///
+    /// # Errors
+    /// The store's error.
+    pub async fn write(&self, store: &dyn ObjectStore, job: &str, run: &str) -> Result<(), object_store::Error> {
+        let body = serde_json::to_vec(self)
+            .map_err(|e| object_store::Error::Generic { store: "lake", source: Box::new(e) })?;
+        store.put(&Self::path(job, run), PutPayload::from(body)).await.map(drop)
+    }
+
+    /// What `sink` keeps of `source`.
+    pub fn kept(&self, sink: &str, source: &str) -> Option<&BTreeSet<KeptRecord>> {
+        self.sinks.get(sink)?.get(source)
+    }
+
+    /// Adds what `sink` keeps of `source`.
+    pub fn add(&mut self, sink: &str, source: &str, kept: impl IntoIterator<Item = KeptRecord>) {
+        self.sinks.entry(sink.to_owned()).or_default().entry(source.to_owned()).or_default().extend(kept);
+    }
+
+    /// Both ledgers' records.
+    pub fn union(&self, other: &Self) -> Self {
+        let mut union = self.clone();
+        for (sink, sources) in &other.sinks {
+            for (source, kept) in sources {
+                union.add(sink, source, kept.iter().cloned());
+            }
+        }
+        union
+    }
+
+    /// What this ledger names for `sink` and `source` and `newer` does not.
+    pub fn left_out(&self, sink: &str, source: &str, newer: &BTreeSet<KeptRecord>) -> Vec<KeptRecord> {
+        self.kept(sink, source).map(|kept| kept.difference(newer).cloned().collect()).unwrap_or_default()
+    }
+
+    /// Per sink, everything this ledger names for the sources `newer` has nothing of in
+    /// that sink: what a rerun that no longer writes them must remove.
+    pub fn sources_left_out(&self, newer: &Self) -> BTreeMap<String, Vec<KeptRecord>> {
+        let mut gone: BTreeMap<String, Vec<KeptRecord>> = BTreeMap::new();
+        for (sink, sources) in &self.sinks {
+            for (source, kept) in sources {
+                if newer.kept(sink, source).is_none() && !kept.is_empty() {
+                    gone.entry(sink.clone()).or_default().extend(kept.iter().cloned());
+                }
+            }
+        }
+        gone
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +260,38 @@ mod tests {
             dead_letters: 0,
             levels: BTreeMap::new(),
         }
+    }
+
+    fn kept(key: &str, record: &str) -> KeptRecord {
+        KeptRecord { key: key.into(), record: record.into() }
+    }
+
+    #[tokio::test]
+    async fn a_ledger_names_what_a_rerun_left_out_per_sink_and_source_and_survives_the_store() {
+        let store = object_store::memory::InMemory::new();
+        let run = "20261201T000000Z";
+        assert_eq!(KeptLedger::read(&store, "daily", run).await.unwrap(), KeptLedger::default(), "a first run");
+        let mut earlier = KeptLedger::default();
+        earlier.add("serving", "daily.day", [kept("r-1", "a-0"), kept("r-2", "a-1"), kept("r-3", "a-2")]);
+        earlier.add("serving", "daily.hour", [kept("z-1", "h-0")]);
+        earlier.add("search", "daily.day", [kept("a-0", "a-0")]);
+        earlier.write(&store, "daily", run).await.unwrap();
+        let earlier = KeptLedger::read(&store, "daily", run).await.unwrap();
+
+        // The rerun writes r-1 with the same record, r-3 with another one (rows moved), no
+        // r-2; and no longer writes the hour level, nor the day level to search.
+        let rerun_day = BTreeSet::from([kept("r-1", "a-0"), kept("r-3", "a-1")]);
+        assert_eq!(earlier.left_out("serving", "daily.day", &rerun_day), [kept("r-2", "a-1"), kept("r-3", "a-2")]);
+        assert!(earlier.left_out("serving", "daily.week", &rerun_day).is_empty(), "a source never written");
+        let mut rerun = KeptLedger::default();
+        rerun.add("serving", "daily.day", rerun_day);
+        let gone = earlier.sources_left_out(&rerun);
+        assert_eq!(gone["serving"], [kept("z-1", "h-0")]);
+        assert_eq!(gone["search"], [kept("a-0", "a-0")]);
+        let union = earlier.union(&rerun);
+        assert_eq!(union.kept("serving", "daily.day").unwrap().len(), 4);
+        assert!(union.sources_left_out(&union).is_empty());
+        assert_eq!(RunManifest::list(&store, "daily").await.unwrap(), Vec::new(), "ledgers are not manifests");
     }
 
     #[tokio::test]

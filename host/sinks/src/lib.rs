@@ -53,11 +53,11 @@ mod warehouse;
 
 pub use commit_id::{CommitId, JobPartition, LogRange, compare_positions};
 pub use dead_letter::DeadLetterSink;
-pub use delivery::{DeliveryStats, RetryPolicy, deliver, deliver_watched};
+pub use delivery::{DeliveryStats, RetryPolicy, deliver, deliver_watched, remove_kept};
 pub use error::{BoxError, DeliveryError, SinkError};
 pub use from_arrow::{ArrowDecodeError, plugin_batch_from_arrow};
 pub use health::{Outage, Outages};
-pub use job_run::{LevelManifest, RunManifest};
+pub use job_run::{KeptLedger, LevelManifest, RunManifest};
 pub use lake::{LakeSink, local_store, push_raw_line};
 pub use lake_pages::{
     MAX_CURSOR_BYTES, MAX_DEAD_LETTER_IDS, MAX_PAGE_BYTES, MAX_PAGE_ROWS, MAX_SCANNED_BYTES, Page, PageError,
@@ -69,7 +69,8 @@ pub use layout::{
 pub use read_back::{AggregateRow, LakeContents, read_lake};
 pub use rolling::RollPolicy;
 pub use sink::{
-    DeadLetter, EventItem, PrepareFuture, RawItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord, WriteReport,
+    DeadLetter, EventItem, KeptRecord, PrepareFuture, RawItem, Sink, SinkCommit, SinkFuture, SinkItem, SinkRecord,
+    WriteReport,
 };
 pub use table::event_record_batch;
 pub use warehouse::{Commit, CommittedFile, Warehouse, WarehouseTable};

@@ -186,6 +186,39 @@ pub trait Sink: Send + Sync + 'static {
     fn flush(&self) -> PrepareFuture<'_> {
         Box::pin(std::future::ready(Ok(())))
     }
+
+    /// The key under which this sink keeps `record` once written, for sinks that keep
+    /// records one by one under a key (a serving table's key, a document id) and so
+    /// keep a record a rerun no longer writes. `None` (the default): the sink does not
+    /// keep `record`, or it replaces a commit's objects whole (the lake, the warehouse),
+    /// so a rerun leaves nothing of the run it replaces.
+    ///
+    /// A batch job records these keys per run and [removes](Self::remove) those of the
+    /// run it replaces that its rerun did not write again (docs/batch.md).
+    fn kept_key(&self, record: &SinkRecord) -> Option<String> {
+        let _ = record;
+        None
+    }
+
+    /// Removes what this sink keeps under each of `kept`'s keys **if it still holds
+    /// what the record `kept[i].record` wrote there**: a newer write under the key (from
+    /// a stream, another job or the rerun itself) stays. A key that holds nothing is
+    /// already removed. Returns the indices into `kept` that failed, to retry (see
+    /// [`remove_kept`](crate::remove_kept)); idempotent like [`write`](Self::write).
+    /// By default nothing is kept, so nothing to remove.
+    fn remove<'a>(&'a self, kept: &'a [KeptRecord]) -> SinkFuture<'a> {
+        let _ = kept;
+        Box::pin(std::future::ready(Ok(WriteReport::all_written())))
+    }
+}
+
+/// A record a sink keeps under a key of its own ([`Sink::kept_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct KeptRecord {
+    /// The sink's key: a serving key, a document id.
+    pub key: String,
+    /// The id of the record written there ([`SinkRecord::id`]).
+    pub record: String,
 }
 
 /// What [`Sink::prepare`] returns.

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use tokio::sync::watch;
 use weir_events::Event;
-use weir_sinks::{DeliveryError, RetryPolicy, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, WriteReport, deliver};
+use weir_sinks::{
+    DeliveryError, KeptRecord, RetryPolicy, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, WriteReport, deliver,
+    remove_kept,
+};
 
 /// How the scripted sink answers.
 enum Script {
@@ -246,4 +249,64 @@ async fn deliver_to_the_lake_acknowledges_once_the_objects_are_written() {
     let stats = deliver(&lake, five_records(), &RetryPolicy::default(), &shutdown).await.unwrap();
     assert_eq!((stats.attempts, stats.records, stats.retried_records), (1, 5, 0));
     assert_eq!(files(dir.path()).len(), 1);
+}
+
+/// A sink keeping records by key whose `remove` fails `flaky` keys on their first try,
+/// or every key when `broken`.
+struct KeyedSink {
+    flaky: Vec<&'static str>,
+    broken: bool,
+    tries: Mutex<Vec<Vec<String>>>,
+    removed: Mutex<Vec<String>>,
+}
+
+impl Sink for KeyedSink {
+    fn name(&self) -> &str {
+        "keyed"
+    }
+
+    fn write<'a>(&'a self, _: &'a SinkCommit) -> SinkFuture<'a> {
+        Box::pin(async { Ok(WriteReport::all_written()) })
+    }
+
+    fn remove<'a>(&'a self, kept: &'a [KeptRecord]) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let mut tries = self.tries.lock().unwrap();
+            let first = tries.is_empty();
+            tries.push(kept.iter().map(|k| k.key.clone()).collect());
+            let mut report = WriteReport::all_written();
+            for (i, k) in kept.iter().enumerate() {
+                if self.broken || (first && self.flaky.contains(&k.key.as_str())) {
+                    report.failed.push((i, format!("{} throttled", k.key)));
+                } else {
+                    self.removed.lock().unwrap().push(k.key.clone());
+                }
+            }
+            Ok(report)
+        })
+    }
+}
+
+fn kept(keys: &[&str]) -> Vec<KeptRecord> {
+    keys.iter().map(|k| KeptRecord { key: (*k).to_owned(), record: format!("run-{k}") }).collect()
+}
+
+#[tokio::test]
+async fn removing_kept_records_retries_only_the_keys_that_failed_and_stops_at_shutdown() {
+    let policy = fast();
+    let (stop, shutdown) = watch::channel(false);
+    let sink = KeyedSink { flaky: vec!["b"], broken: false, tries: Mutex::default(), removed: Mutex::default() };
+    remove_kept(&sink, "job daily run 1", kept(&["a", "b", "c"]), &policy, &shutdown).await.unwrap();
+    assert_eq!(*sink.tries.lock().unwrap(), [vec!["a", "b", "c"], vec!["b"]]);
+    assert_eq!(*sink.removed.lock().unwrap(), ["a", "c", "b"]);
+
+    let broken = KeyedSink { flaky: vec![], broken: true, tries: Mutex::default(), removed: Mutex::default() };
+    let limited = RetryPolicy { max_attempts: Some(3), ..policy.clone() };
+    let error = remove_kept(&broken, "job daily run 1", kept(&["a"]), &limited, &shutdown).await.unwrap_err();
+    assert!(matches!(error, DeliveryError::Exhausted { attempts: 3, pending: 1, .. }), "{error}");
+    assert!(error.to_string().contains("keyed"), "names the sink: {error}");
+    stop.send(true).unwrap();
+    let error = remove_kept(&broken, "job daily run 1", kept(&["a"]), &policy, &shutdown).await.unwrap_err();
+    assert!(matches!(error, DeliveryError::Shutdown { .. }), "{error}");
+    assert!(sink.removed.lock().unwrap().len() == 3 && broken.removed.lock().unwrap().is_empty());
 }
