@@ -208,6 +208,11 @@ pub struct ServerConfig {
     /// stages to finish the commit in hand before it exits anyway; what was not committed
     /// is read again at the next start. By default 10s.
     pub shutdown_timeout: HumanDuration,
+    /// `stages_yield_to_ingest`: the stages run on threads of lower CPU priority than
+    /// ingest and the API, so a stage that cannot keep up shows as lag, not as slower
+    /// acknowledgements (docs/streaming.md). By default true; false runs them on the
+    /// host's threads at its priority.
+    pub stages_yield_to_ingest: bool,
 }
 
 impl Default for ServerConfig {
@@ -226,6 +231,7 @@ impl Default for ServerConfig {
             header_timeout: HumanDuration(std::time::Duration::from_secs(10)),
             body_timeout: HumanDuration(std::time::Duration::from_secs(60)),
             shutdown_timeout: HumanDuration(std::time::Duration::from_secs(10)),
+            stages_yield_to_ingest: true,
         }
     }
 }

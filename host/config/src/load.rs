@@ -51,6 +51,7 @@ const SERVER_KEYS: &[&str] = &[
     "header_timeout",
     "body_timeout",
     "shutdown_timeout",
+    "stages_yield_to_ingest",
 ];
 const LOG_KEYS: &[&str] = &[
     "type",
@@ -304,6 +305,9 @@ impl Loader<'_> {
             }
             if let Some(required) = self.report.get::<bool>(&table, "require_token") {
                 server.require_token = required.value;
+            }
+            if let Some(yields) = self.report.get::<bool>(&table, "stages_yield_to_ingest") {
+                server.stages_yield_to_ingest = yields.value;
             }
             if let Some(connections) = self.count(&table, "max_connections", 1, 1 << 20) {
                 server.max_connections = connections;

@@ -128,6 +128,7 @@ fn a_full_configuration_parses_into_typed_settings() {
             header_timeout: HumanDuration(Duration::from_secs(5)),
             body_timeout: HumanDuration(Duration::from_secs(120)),
             shutdown_timeout: HumanDuration(Duration::from_secs(30)),
+            stages_yield_to_ingest: false,
         },
         registry: weir_config::RegistrySettings::default(),
         log: LogSettings {

@@ -65,8 +65,10 @@ pub(crate) async fn consume_stream(
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
     run_shard: impl Fn(ShardId) -> ShardRun,
+    yield_to_ingest: bool,
 ) -> Result<(), StageError> {
-    consume_stream_with(stream, log, metrics, shutdown, run_shard, RESTART_DELAY).await;
+    let on = if yield_to_ingest { crate::stage_threads::stage_runtime() } else { None };
+    consume_stream_with(stream, log, metrics, shutdown, run_shard, RESTART_DELAY, on).await;
     Ok(())
 }
 
@@ -77,6 +79,7 @@ async fn consume_stream_with(
     mut shutdown: watch::Receiver<bool>,
     run_shard: impl Fn(ShardId) -> ShardRun,
     restart_delay: Duration,
+    on: Option<tokio::runtime::Handle>,
 ) {
     let consumer = crate::stage::CONSUMER;
     let leases = log.leases();
@@ -143,10 +146,15 @@ async fn consume_stream_with(
             }
             let work = run_shard(shard.clone());
             let done = shard.clone();
-            let handle = tasks.spawn(async move {
+            let task = async move {
                 work.await;
                 done
-            });
+            };
+            // On the stages' low-priority threads (stage_threads.rs) when there are some.
+            let handle = match &on {
+                Some(runtime) => tasks.spawn_on(task, runtime),
+                None => tasks.spawn(task),
+            };
             task_shards.insert(handle.id(), shard.clone());
             running.insert(shard, handle);
         }
@@ -269,6 +277,8 @@ mod tests {
             shutdown,
             run_shard,
             Duration::from_millis(10),
+            // On the stages' own runtime, as the pipeline runs them.
+            crate::stage_threads::stage_runtime(),
         ));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while runs.lock().unwrap().len() < 3 {

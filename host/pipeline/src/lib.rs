@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod slot;
 pub mod stage;
+pub mod stage_threads;
 pub mod windows;
 
 pub use pipeline::{IngestError, IngestLimits, Pipeline, PipelineParts};

@@ -286,7 +286,14 @@ impl Pipeline {
                 );
                 Box::pin(supervise(stage, stage_metrics.clone(), stage_stop.clone()))
             };
-            tasks.spawn(consume_stream(s.name.clone(), log.clone(), metrics.clone(), shutdown.subscribe(), run_shard));
+            tasks.spawn(consume_stream(
+                s.name.clone(),
+                log.clone(),
+                metrics.clone(),
+                shutdown.subscribe(),
+                run_shard,
+                config.server.stages_yield_to_ingest,
+            ));
             streams.insert(s.name.clone(), spec);
         }
         let recorder = deployments.clone();

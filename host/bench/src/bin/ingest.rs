@@ -1,7 +1,7 @@
 //! Ingest and end-to-end throughput of the streaming layer, against a bare axum endpoint
 //! that discards the body, in the same run (the machines are noisy: compare ratios).
 //!
-//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY] [lake-only | sinks=NAME,NAME] [batch=N] [commit=N]`
+//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY] [lake-only | sinks=NAME,NAME] [batch=N] [commit=N] [stages-at-host-priority]`
 //! (after scripts/build-plugins.sh). Results: BENCHMARKS.md.
 
 use std::net::SocketAddr;
@@ -104,6 +104,11 @@ async fn main() -> anyhow::Result<()> {
     for stream in &mut config.streams {
         stream.batch_size = number("batch=").unwrap_or(stream.batch_size);
         stream.commit_size = number("commit=").unwrap_or(stream.commit_size);
+    }
+    // `stages-at-host-priority`: the stages on the host's threads, as before they yielded
+    // the cores to ingest (`[server] stages_yield_to_ingest = false`).
+    if std::env::args().any(|a| a == "stages-at-host-priority") {
+        config.server.stages_yield_to_ingest = false;
     }
     let access = weir_api::AdminAccess::from_config(&config.admin, config.server.require_token)?;
     let pipeline = Pipeline::start(&config).await?;
