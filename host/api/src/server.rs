@@ -64,12 +64,100 @@ struct IngestQuery {
     key_field: Option<String>,
 }
 
-fn key_of(record: &serde_json::Value, field: &str) -> Option<String> {
-    match record.get(field)? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// The partition key in member `field` of the JSON object `record`: its text, or a
+/// number in its JSON form. `None` when `record` is not a JSON object or the member is
+/// missing or not text or a number; a repeated member counts by its last value, as a
+/// parsed object keeps it. The other members are only scanned, never built: one pass
+/// over the bytes and no allocation but the key's (this runs once per ingested record).
+fn key_in(record: &[u8], field: &str) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    /// Whether a member name equals the field.
+    struct IsField<'f>(&'f str);
+    impl<'de> DeserializeSeed<'de> for IsField<'_> {
+        type Value = bool;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+            deserializer.deserialize_str(self)
+        }
     }
+    impl Visitor<'_> for IsField<'_> {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a member name")
+        }
+        fn visit_str<E>(self, name: &str) -> Result<bool, E> {
+            Ok(name == self.0)
+        }
+    }
+
+    /// A member's value as a partition key: text or a number.
+    struct KeyValue;
+    impl<'de> DeserializeSeed<'de> for KeyValue {
+        type Value = Option<String>;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<String>, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for KeyValue {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON value")
+        }
+        fn visit_str<E>(self, text: &str) -> Result<Option<String>, E> {
+            Ok(Some(text.to_owned()))
+        }
+        fn visit_i64<E>(self, n: i64) -> Result<Option<String>, E> {
+            Ok(Some(n.to_string()))
+        }
+        fn visit_u64<E>(self, n: u64) -> Result<Option<String>, E> {
+            Ok(Some(n.to_string()))
+        }
+        fn visit_f64<E>(self, n: f64) -> Result<Option<String>, E> {
+            Ok(serde_json::Number::from_f64(n).map(|n| n.to_string()))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Option<String>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Option<String>, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Option<String>, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+
+    /// The object: the key member's value, the others skipped.
+    struct Object<'f>(&'f str);
+    impl<'de> Visitor<'de> for Object<'_> {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<String>, A::Error> {
+            let mut key = None;
+            while let Some(is_field) = map.next_key_seed(IsField(self.0))? {
+                if is_field {
+                    key = map.next_value_seed(KeyValue)?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(key)
+        }
+    }
+
+    if record.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(record);
+    let key = deserializer.deserialize_map(Object(field)).ok()?;
+    deserializer.end().ok()?;
+    key
 }
 
 /// `POST /v1/streams/{stream}/records`: NDJSON (`application/x-ndjson`), a JSON array
@@ -112,8 +200,11 @@ async fn ingest(
         .unwrap_or_else(|| "application/octet-stream".into());
     let key = query.key.or_else(|| headers.get("x-partition-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
     let arrival_time = weir_pipeline::now_micros();
-    let record = |data: Vec<u8>, content_type: &str, json: Option<&serde_json::Value>| NewRecord {
-        partition_key: key.clone().or_else(|| json.zip(query.key_field.as_deref()).and_then(|(j, f)| key_of(j, f))),
+    // A JSON record's key member is read from its bytes only when no key was given.
+    let record = |data: Vec<u8>, content_type: &str, json: bool| NewRecord {
+        partition_key: key
+            .clone()
+            .or_else(|| query.key_field.as_deref().filter(|_| json).and_then(|f| key_in(&data, f))),
         data,
         content_type: content_type.to_owned(),
         arrival_time,
@@ -129,10 +220,7 @@ async fn ingest(
             }
             body.split(|&b| b == b'\n')
                 .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-                .map(|line| {
-                    let parsed = query.key_field.as_ref().and_then(|_| serde_json::from_slice(line).ok());
-                    record(line.to_vec(), "application/json", parsed.as_ref())
-                })
+                .map(|line| record(line.to_vec(), "application/json", true))
                 .collect()
         }
         "application/json" => {
@@ -151,17 +239,14 @@ async fn ingest(
                 })?;
                 elements
                     .iter()
-                    .map(|element| {
-                        let parsed = query.key_field.as_ref().and_then(|_| serde_json::from_str(element.get()).ok());
-                        record(element.get().as_bytes().to_vec(), "application/json", parsed.as_ref())
-                    })
+                    .map(|element| record(element.get().as_bytes().to_vec(), "application/json", true))
                     .collect()
             } else {
-                let value: serde_json::Value = serde_json::from_slice(&body).map_err(not_json)?;
-                vec![record(body.to_vec(), "application/json", Some(&value))]
+                serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(not_json)?;
+                vec![record(body.to_vec(), "application/json", true)]
             }
         }
-        other => vec![record(body.to_vec(), other, None)],
+        other => vec![record(body.to_vec(), other, false)],
     };
     if records.is_empty() {
         return Err(ApiError::bad_request("the request holds no records"));
@@ -289,6 +374,40 @@ async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_member_is_read_as_a_parsed_object_would_give_it() {
+        let records: &[&[u8]] = &[
+            br#"{"restaurant_id":"r-7","total":23.5}"#,
+            br#" {"nested":{"restaurant_id":"no"},"restaurant_id":42} "#,
+            br#"{"restaurant_id":1.50}"#,
+            br#"{"restaurant_id":"caf\u00e9"}"#,
+            br#"{"restaurant_id":"first","restaurant_id":"last"}"#,
+            br#"{"restaurant_id":true}"#,
+            br#"{"restaurant_id":null}"#,
+            br#"{"restaurant_id":["r-1"]}"#,
+            br#"{"other":"r-7"}"#,
+            br#"["restaurant_id","r-7"]"#,
+            br#"{"restaurant_id":"r-7"} trailing"#,
+            br#"{"restaurant_id":"r-7""#,
+            br#"18446744073709551616"#,
+            b"",
+        ];
+        for record in records {
+            let parsed = serde_json::from_slice::<serde_json::Value>(record).ok();
+            let expected = parsed.and_then(|value| match value.get("restaurant_id")? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            assert_eq!(key_in(record, "restaurant_id"), expected, "{}", String::from_utf8_lossy(record));
+        }
+        assert_eq!(key_in(br#"{"restaurant_id":"caf\u00e9"}"#, "restaurant_id").as_deref(), Some("café"));
+        assert_eq!(
+            key_in(br#"{"restaurant_id":"first","restaurant_id":"last"}"#, "restaurant_id").as_deref(),
+            Some("last")
+        );
+    }
 
     #[test]
     fn array_elements_are_the_bytes_that_were_sent() {
