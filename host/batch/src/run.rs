@@ -461,7 +461,11 @@ impl JobRunner {
             .filter_map(|r| sink.kept_key(r).map(|key| KeptRecord { key, record: r.id.clone() }))
             .collect();
         kept.note_on_disk(name, source, &writes).await?;
-        let gone = kept.earlier.left_out(name, source, &writes);
+        // Against everything this run writes of the source to the sink, should a sink get
+        // two commits of one source (a job's events and its dead letters share its name).
+        let mut written = kept.written.kept(name, source).cloned().unwrap_or_default();
+        written.extend(writes.iter().cloned());
+        let gone = kept.earlier.left_out(name, source, &written);
         self.remove_from(name, sink.as_ref(), &kept.what, gone).await?;
         if !writes.is_empty() || kept.earlier.kept(name, source).is_some() {
             kept.written.add(name, source, writes);
