@@ -53,8 +53,16 @@ impl SearchSink {
             index.write(&documents)
         })
         .await;
+        self.outcome(written)
+    }
+
+    /// What a blocking index change came to: written, or the index's error naming it.
+    fn outcome(
+        &self,
+        joined: Result<Result<(), crate::SearchError>, tokio::task::JoinError>,
+    ) -> Result<WriteReport, SinkError> {
         let target = format!("search index {}", self.index.name());
-        match written {
+        match joined {
             Ok(Ok(())) => Ok(WriteReport::all_written()),
             Ok(Err(e)) => Err(SinkError::Write { sink: self.name.clone(), target, source: Box::new(e) }),
             Err(join) => Err(SinkError::Write { sink: self.name.clone(), target, source: join.to_string().into() }),
@@ -86,12 +94,7 @@ impl Sink for SearchSink {
                 index.remove(&ids)
             })
             .await;
-            let target = format!("search index {}", self.index.name());
-            match removed {
-                Ok(Ok(())) => Ok(WriteReport::all_written()),
-                Ok(Err(e)) => Err(SinkError::Write { sink: self.name.clone(), target, source: Box::new(e) }),
-                Err(join) => Err(SinkError::Write { sink: self.name.clone(), target, source: join.to_string().into() }),
-            }
+            self.outcome(removed)
         })
     }
 }

@@ -167,36 +167,10 @@ pub async fn deliver_watched(
             health.failed(sink.name(), current_part, &last_error);
         }
         let pending = current.records.len();
-        if policy.max_attempts.is_some_and(|max| attempts >= max) {
-            return Err(DeliveryError::Exhausted {
-                sink: sink.name().to_owned(),
-                commit: describe,
-                attempts,
-                pending,
-                total,
-                last_error,
-            });
-        }
-        if *shutdown.borrow() {
-            return Err(shutdown_error(sink, describe, attempts, pending, total));
-        }
-        let wait = jittered(backoff, fastrand::f64());
-        tracing::warn!(
-            sink = sink.name(),
-            commit = %describe,
-            failed = pending,
-            of = total,
-            attempt = attempts,
-            retry_in_ms = wait.as_millis() as u64,
-            reason = %last_error,
-            "sink write failed, retrying the failed records"
-        );
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = wait_for_shutdown(&mut shutdown) => {
-                return Err(shutdown_error(sink, describe, attempts, pending, total));
-            }
-        }
+        let attempt = Attempt { describe: &describe, attempts, pending, total, last_error };
+        attempt
+            .wait_to_retry(sink, policy, backoff, &mut shutdown, "sink write failed, retrying the failed records")
+            .await?;
         retried_records += pending;
         backoff = backoff.saturating_mul(2).min(policy.max_backoff);
     }
@@ -241,11 +215,46 @@ pub async fn remove_kept(
             }
             Err(error) => error.to_string(),
         };
-        let pending = current.len();
+        let attempt = Attempt { describe: &describe, attempts, pending: current.len(), total, last_error };
+        attempt
+            .wait_to_retry(
+                sink,
+                policy,
+                backoff,
+                &mut shutdown,
+                "removing kept records failed, retrying the failed keys",
+            )
+            .await?;
+        backoff = backoff.saturating_mul(2).min(policy.max_backoff);
+    }
+    Ok(())
+}
+
+/// A failed attempt of [`deliver`] or [`remove_kept`]: what is still pending and why.
+struct Attempt<'a> {
+    describe: &'a str,
+    attempts: u32,
+    pending: usize,
+    total: usize,
+    last_error: String,
+}
+
+impl Attempt<'_> {
+    /// Gives up when the attempts ran out or shutdown came, else logs `message` and waits
+    /// the jittered `backoff` (cut short by shutdown) before the next attempt.
+    async fn wait_to_retry(
+        self,
+        sink: &dyn Sink,
+        policy: &RetryPolicy,
+        backoff: Duration,
+        shutdown: &mut watch::Receiver<bool>,
+        message: &str,
+    ) -> Result<(), DeliveryError> {
+        let Attempt { describe, attempts, pending, total, last_error } = self;
         if policy.max_attempts.is_some_and(|max| attempts >= max) {
             return Err(DeliveryError::Exhausted {
                 sink: sink.name().to_owned(),
-                commit: describe,
+                commit: describe.to_owned(),
                 attempts,
                 pending,
                 total,
@@ -253,19 +262,24 @@ pub async fn remove_kept(
             });
         }
         if *shutdown.borrow() {
-            return Err(shutdown_error(sink, describe, attempts, pending, total));
+            return Err(shutdown_error(sink, describe.to_owned(), attempts, pending, total));
         }
         let wait = jittered(backoff, fastrand::f64());
-        tracing::warn!(sink = sink.name(), what = what, failed = pending, of = total, attempt = attempts, reason = %last_error, "removing kept records failed, retrying the failed keys");
+        tracing::warn!(
+            sink = sink.name(),
+            commit = %describe,
+            failed = pending,
+            of = total,
+            attempt = attempts,
+            retry_in_ms = wait.as_millis() as u64,
+            reason = %last_error,
+            "{message}"
+        );
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = wait_for_shutdown(&mut shutdown) => {
-                return Err(shutdown_error(sink, describe, attempts, pending, total));
-            }
+            () = tokio::time::sleep(wait) => Ok(()),
+            () = wait_for_shutdown(shutdown) => Err(shutdown_error(sink, describe.to_owned(), attempts, pending, total)),
         }
-        backoff = backoff.saturating_mul(2).min(policy.max_backoff);
     }
-    Ok(())
 }
 
 /// A wait between half of `backoff` and all of it: `unit` (in `0.0..1.0`) picks where.
