@@ -217,6 +217,12 @@ impl Plugin {
         self.compiled_from_cache
     }
 
+    /// How many calls hold an instance right now (at most `limits.instances`): what
+    /// shows whether shards are running the plugin at once or queueing for it.
+    pub fn calls_running(&self) -> usize {
+        self.limits.instances.max(1).saturating_sub(self.permits.available_permits())
+    }
+
     /// The plugin's counters (`counter-add`), summed since load.
     pub fn counters(&self) -> Vec<(String, i64)> {
         let counters = self.shared.counters.lock().unwrap_or_else(PoisonError::into_inner);

@@ -388,29 +388,39 @@ async fn aggregator_states_past_the_state_limit_fail_the_call_or_the_start() {
     assert!(err.to_string().contains("state limit"), "{err}");
 }
 
-/// Calls from several shards run on several instances of one plugin at once: while one
-/// call spins on the plugin's only warm instance, another starts a second instance and
-/// finishes first. With one instance allowed they take turns.
+/// Calls from several shards run on several instances of one plugin at once: while a
+/// slow call holds the plugin's only warm instance, another call starts a second
+/// instance instead of waiting. With one instance allowed it waits its turn and then
+/// runs on the instance the slow call gave back. Whether the quick call ran on a fresh
+/// instance is what shows which happened, so the test does not depend on timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_run_at_once_on_a_pool_of_instances_and_take_turns_with_one() {
     for instances in [2, 1] {
-        let plugin = Arc::new(
-            misbehaving(PluginOptions { limits: Limits { instances, ..tight_limits() }, ..Default::default() }).await,
-        );
-        let spinning = tokio::spawn({
+        let limits = Limits { instances, cpu: Duration::from_secs(5), wall: Duration::from_secs(20), ..tight_limits() };
+        let plugin = Arc::new(misbehaving(PluginOptions { limits, ..Default::default() }).await);
+        assert_eq!(plugin.calls_running(), 0);
+        let slow = tokio::spawn({
             let plugin = plugin.clone();
-            async move { plugin.enrich("spins until its CPU limit", batch(&["loop"])).await }
+            let naps = Columns::encode(&[Event::new(0).with("mode", "nap").with("nap_ms", 300i64)]);
+            async move { plugin.enrich("naps for 300 ms", naps).await }
         });
-        // Let the spinning call take the warm instance.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Wait until the slow call holds the warm instance (it takes the instance as
+        // soon as it holds a permit), so the quick call comes second.
+        let waiting_since = Instant::now();
+        while plugin.calls_running() == 0 {
+            assert!(waiting_since.elapsed() < Duration::from_secs(10), "the slow call never started");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let (output, stats) = plugin.enrich("quick", batch(&["ok"])).await.unwrap();
         assert_eq!(output.counts, vec![1]);
+        let (slow_output, slow_stats) = slow.await.unwrap().unwrap();
+        assert_eq!(slow_output.counts, vec![1]);
+        assert!(!slow_stats.fresh_instance, "the slow call ran on the instance started at load");
         if instances == 2 {
-            assert!(stats.fresh_instance, "the quick call started a second instance");
-            assert!(!spinning.is_finished(), "the quick call finished while the other still ran");
+            assert!(stats.fresh_instance, "the quick call started a second instance instead of waiting");
         } else {
-            assert!(spinning.is_finished(), "with one instance the quick call waited its turn");
+            assert!(!stats.fresh_instance, "with one instance the quick call waited for the slow call's instance");
         }
-        assert!(spinning.await.unwrap().is_err(), "the spinning call stops at its CPU limit");
+        assert_eq!(plugin.calls_running(), 0);
     }
 }

@@ -84,6 +84,12 @@ fn misbehave(event: Event) -> Result<Vec<Event>, String> {
             std::thread::sleep(std::time::Duration::from_secs(30));
             Ok(vec![event])
         }
+        // A slow call that finishes well: keeps its instance busy for `nap_ms`.
+        "nap" => {
+            let ms = event.get_int("nap_ms").unwrap_or(200).clamp(0, 10_000) as u64;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            Ok(vec![event])
+        }
         "panic" => panic!("misbehaving-enricher was told to panic"),
         "read-file" => {
             let path = config("path").unwrap_or_else(|| "/etc/passwd".into());
