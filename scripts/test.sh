@@ -12,11 +12,22 @@ export WEIR_PLUGIN_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/plugin"
 # 12-18 MB Python and JavaScript components in seconds.
 export WEIR_BIN="$CARGO_TARGET_DIR/debug/weir"
 export WEIR_TEST_PYTHON="${WEIR_TOOLS_DIR:-/var/tmp/weir-tools}/test-venv/bin/python"
-scripts/test-tools.sh
+# The tools and the Python/JavaScript plugin toolchains come mostly from the network
+# (apt, PyPI, npm): they install in the background while cargo holds the cores.
+TOOLS_LOG="$(mktemp)"
+(scripts/test-tools.sh && scripts/build-foreign-plugins.sh) >"$TOOLS_LOG" 2>&1 &
+TOOLS_PID=$!
 scripts/build-plugins.sh
-scripts/build-foreign-plugins.sh
-scripts/package-sdks.sh
 cargo build -p weir
+cargo test --workspace --no-run
+if ! wait "$TOOLS_PID"; then
+  cat "$TOOLS_LOG" >&2
+  echo "installing the test tools or building the Python/JavaScript plugins failed" >&2
+  exit 1
+fi
+cat "$TOOLS_LOG"
+rm -f "$TOOLS_LOG"
+scripts/package-sdks.sh
 # The Python and JavaScript SDKs' own unit tests, under plain CPython and Node.
 python3 -m unittest discover -s sdk/python/tests
 node --import ./sdk/js/test/register.js --test sdk/js/test/

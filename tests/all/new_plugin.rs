@@ -119,7 +119,11 @@ fn cargo_build(plugin: &Path, patches: &[(&str, &Path)]) {
     command
         .current_dir(plugin)
         .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .env("CARGO_TARGET_DIR", scaffold_target());
+        .env("CARGO_TARGET_DIR", scaffold_target())
+        // CI compiles the workspace with clippy as its compiler (.ci/run); a plugin
+        // author's build does not, and neither does this one.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS");
     for (krate, path) in patches {
         command.arg("--config").arg(format!("patch.crates-io.{krate}.path=\"{}\"", path.display()));
     }
