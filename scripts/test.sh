@@ -18,7 +18,10 @@ TOOLS_LOG="$(mktemp)"
 (scripts/test-tools.sh && scripts/build-foreign-plugins.sh) >"$TOOLS_LOG" 2>&1 &
 TOOLS_PID=$!
 scripts/build-plugins.sh
-cargo build -p weir
+# Every binary with the workspace's features, as `cargo test --workspace` builds the
+# libraries: `-p weir` alone would resolve other features and compile the crates `weir`
+# is made of a second time.
+cargo build --workspace --bins
 cargo test --workspace --no-run
 if ! wait "$TOOLS_PID"; then
   cat "$TOOLS_LOG" >&2
