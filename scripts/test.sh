@@ -18,11 +18,11 @@ TOOLS_LOG="$(mktemp)"
 (scripts/test-tools.sh && scripts/build-foreign-plugins.sh) >"$TOOLS_LOG" 2>&1 &
 TOOLS_PID=$!
 scripts/build-plugins.sh
-# Every binary with the workspace's features, as `cargo test --workspace` builds the
-# libraries: `-p weir` alone would resolve other features and compile the crates `weir`
-# is made of a second time.
-cargo build --workspace --bins
-cargo test --workspace --no-run
+# Every target of the workspace at once (the `weir` binary the end-to-end tests run, the
+# tests, the benchmarks so CI's lints see them), with the features `cargo test --workspace`
+# resolves: `cargo build -p weir` alone would resolve others and compile the crates
+# `weir` is made of a second time.
+cargo build --workspace --all-targets
 if ! wait "$TOOLS_PID"; then
   cat "$TOOLS_LOG" >&2
   echo "installing the test tools or building the Python/JavaScript plugins failed" >&2
