@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the three plugin SDKs as the packages a plugin author would install, into
 # $CARGO_TARGET_DIR/sdk-packages/ (target/ by default):
-#   weir-events-<v>.crate, weir-sdk-<v>.crate   `cargo package` (verified: each builds on
-#                                               its own, from the packaged sources alone)
+#   weir-events-<v>.crate, weir-sdk-<v>.crate   `cargo package --no-verify` (that they
+#                                               build from the packaged sources alone is
+#                                               what tests/all/new_plugin.rs checks)
 #   weir_sdk-<v>-py3-none-any.whl               `python -m build --wheel`
 #   weir-sdk-<v>.tgz                            `npm pack`
 # Nothing is published from here; the end-to-end tests build scaffolded plugins against

@@ -14,9 +14,16 @@ export WEIR_BIN="$CARGO_TARGET_DIR/debug/weir"
 export WEIR_TEST_PYTHON="${WEIR_TOOLS_DIR:-/var/tmp/weir-tools}/test-venv/bin/python"
 # The tools and the Python/JavaScript plugin toolchains come mostly from the network
 # (apt, PyPI, npm): they install in the background while cargo holds the cores.
+# CI's clippy wrapper is for this workspace's crates only: a Python package built from
+# Rust sources by pip must not be linted.
 TOOLS_LOG="$(mktemp)"
-(scripts/test-tools.sh && scripts/build-foreign-plugins.sh) >"$TOOLS_LOG" 2>&1 &
+(
+  unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
+  scripts/test-tools.sh && scripts/build-foreign-plugins.sh
+) >"$TOOLS_LOG" 2>&1 &
 TOOLS_PID=$!
+# A failed build below stops the background job (an install under way may finish).
+trap 'kill "$TOOLS_PID" 2>/dev/null || true' EXIT
 scripts/build-plugins.sh
 # Every target of the workspace at once (the `weir` binary the end-to-end tests run, the
 # tests, the benchmarks so CI's lints see them), with the features `cargo test --workspace`
@@ -28,6 +35,7 @@ if ! wait "$TOOLS_PID"; then
   echo "installing the test tools or building the Python/JavaScript plugins failed" >&2
   exit 1
 fi
+trap - EXIT
 cat "$TOOLS_LOG"
 rm -f "$TOOLS_LOG"
 scripts/package-sdks.sh
