@@ -25,11 +25,12 @@ TOOLS_PID=$!
 # A failed build below stops the background job (an install under way may finish).
 trap 'kill "$TOOLS_PID" 2>/dev/null || true' EXIT
 scripts/build-plugins.sh
-# Every target of the workspace at once (the `weir` binary the end-to-end tests run, the
-# tests, the benchmarks so CI's lints see them), with the features `cargo test --workspace`
-# resolves: `cargo build -p weir` alone would resolve others and compile the crates
-# `weir` is made of a second time.
-cargo build --workspace --all-targets
+# Every target the tests need at once, and the benchmarks so CI's lints see them: the
+# `weir` binary the end-to-end tests run, every test, with the features
+# `cargo test --workspace` resolves (`cargo build -p weir` alone would resolve others and
+# compile the crates `weir` is made of a second time). Not `--all-targets`: that links
+# the wasm-only plugins' cdylibs for the host, which cannot link there.
+cargo build --workspace --bin weir --tests --benches --examples
 if ! wait "$TOOLS_PID"; then
   cat "$TOOLS_LOG" >&2
   echo "installing the test tools or building the Python/JavaScript plugins failed" >&2
