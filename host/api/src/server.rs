@@ -9,12 +9,13 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::json;
 use serde_json::value::RawValue;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use weir_log::NewRecord;
+use weir_log::{NewRecord, RecordPlace};
 
 use crate::api_error::ApiError;
 use crate::body::{BodyError, read_body};
@@ -252,11 +253,49 @@ async fn ingest(
         return Err(ApiError::bad_request("the request holds no records"));
     }
     let appended = pipeline.ingest(&stream, records).await?;
-    let body = json!({
-        "records": appended.len(),
-        "sequence_numbers": appended.iter().map(|a| json!({"shard": weir_events::json::id_to_json(a.shard.as_str()), "seq": weir_events::json::id_to_json(a.position.as_str())})).collect::<Vec<_>>(),
-    });
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    Ok((StatusCode::OK, axum::Json(Acknowledged(&appended))).into_response())
+}
+
+/// The ingest answer, `{"records": N, "sequence_numbers": [{"shard": …, "seq": …}, …]}`,
+/// written straight from the appended places: no JSON tree of two maps and four strings
+/// per record.
+struct Acknowledged<'a>(&'a [RecordPlace]);
+
+impl Serialize for Acknowledged<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Places<'a>(&'a [RecordPlace]);
+        impl Serialize for Places<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(Place))
+            }
+        }
+        struct Place<'a>(&'a RecordPlace);
+        impl Serialize for Place<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut place = serializer.serialize_map(Some(2))?;
+                place.serialize_entry("shard", &Id(self.0.shard.as_str()))?;
+                place.serialize_entry("seq", &Id(self.0.position.as_str()))?;
+                place.end()
+            }
+        }
+        let mut answer = serializer.serialize_map(Some(2))?;
+        answer.serialize_entry("records", &self.0.len())?;
+        answer.serialize_entry("sequence_numbers", &Places(self.0))?;
+        answer.end()
+    }
+}
+
+/// A shard id or position: a JSON number when readers hold it exactly, else its text
+/// (`weir_events::json::id_to_json`, without building the value).
+struct Id<'a>(&'a str);
+
+impl Serialize for Id<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match weir_events::json::exact_integer(self.0) {
+            Some(n) => serializer.serialize_u64(n),
+            None => serializer.serialize_str(self.0),
+        }
+    }
 }
 
 /// Why a JSON array body cannot be split.
@@ -374,6 +413,32 @@ async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weir_log::{Position, ShardId};
+
+    #[test]
+    fn the_ingest_answer_is_the_json_it_always_was() {
+        let places = [
+            RecordPlace { shard: ShardId::from(0), position: Position::from(0) },
+            RecordPlace { shard: ShardId::from(3), position: Position::from(9_007_199_254_740_991) },
+            RecordPlace { shard: ShardId::from(1), position: Position::from(9_007_199_254_740_992) },
+            RecordPlace {
+                shard: ShardId::parse("shardId-000000000001").unwrap(),
+                position: Position::parse("49680801738104294031600700856251671832112477711022161938").unwrap(),
+            },
+        ];
+        let answer = serde_json::to_string(&Acknowledged(&places)).unwrap();
+        let tree = json!({
+            "records": places.len(),
+            "sequence_numbers": places.iter().map(|p| json!({
+                "shard": weir_events::json::id_to_json(p.shard.as_str()),
+                "seq": weir_events::json::id_to_json(p.position.as_str()),
+            })).collect::<Vec<_>>(),
+        });
+        assert_eq!(answer, tree.to_string());
+        assert!(answer.starts_with(r#"{"records":4,"sequence_numbers":[{"shard":0,"seq":0},"#), "{answer}");
+        assert!(answer.contains(r#"{"shard":1,"seq":"9007199254740992"}"#), "{answer}");
+        assert_eq!(serde_json::to_string(&Acknowledged(&[])).unwrap(), r#"{"records":0,"sequence_numbers":[]}"#);
+    }
 
     #[test]
     fn the_key_member_is_read_as_a_parsed_object_would_give_it() {

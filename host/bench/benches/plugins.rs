@@ -9,35 +9,17 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use orders_parser::OrdersParser;
 use restaurant_enricher::RestaurantEnricher;
-use weir_bench::{component, order_lines, restaurants_json};
+use weir_bench::{component, order_lines, raw_record, restaurants_json, sdk_record};
 use weir_runtime::{Plugin, PluginId, PluginOptions, RawRecord, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sdk::host::{MapHost, set_native_host};
 use weir_sdk::{Config, Enricher, Event, Parser};
 
-const ARRIVAL: i64 = 1_764_150_000_000_000;
-
 fn raw_records(lines: &[String]) -> Vec<RawRecord> {
-    lines
-        .iter()
-        .map(|l| RawRecord {
-            data: l.as_bytes().to_vec(),
-            key: None,
-            content_type: "application/json".into(),
-            arrival_time: ARRIVAL,
-        })
-        .collect()
+    lines.iter().map(|l| raw_record(l)).collect()
 }
 
 fn sdk_records(lines: &[String]) -> Vec<weir_sdk::RawRecord> {
-    lines
-        .iter()
-        .map(|l| weir_sdk::RawRecord {
-            data: l.as_bytes().to_vec(),
-            key: None,
-            content_type: "application/json".into(),
-            arrival_time: ARRIVAL,
-        })
-        .collect()
+    lines.iter().map(|l| sdk_record(l)).collect()
 }
 
 /// The native chain: the plugins' own Rust, called directly, a batch at a time (the

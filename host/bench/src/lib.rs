@@ -5,6 +5,30 @@ use std::path::PathBuf;
 
 pub mod child;
 
+/// When every benchmark record arrived: one fixed time, so each variant of a comparison
+/// gets the same input.
+pub const ARRIVAL: i64 = 1_764_150_000_000_000;
+
+/// An order line as the host hands it to a Wasm parser.
+pub fn raw_record(line: &str) -> weir_runtime::RawRecord {
+    weir_runtime::RawRecord {
+        data: line.as_bytes().to_vec(),
+        key: None,
+        content_type: "application/json".into(),
+        arrival_time: ARRIVAL,
+    }
+}
+
+/// The same record as the SDK hands it to a parser compiled natively.
+pub fn sdk_record(line: &str) -> weir_sdk::RawRecord {
+    weir_sdk::RawRecord {
+        data: line.as_bytes().to_vec(),
+        key: None,
+        content_type: "application/json".into(),
+        arrival_time: ARRIVAL,
+    }
+}
+
 /// Restaurants referenced by the generated orders.
 pub const RESTAURANTS: usize = 40;
 

@@ -24,10 +24,15 @@ use crate::time::{format_rfc3339, parse_rfc3339};
 /// sequence numbers) go into JSON as numbers, others (Kinesis' 56-digit sequence
 /// numbers) as strings.
 pub fn exact_integer(digits: &str) -> Option<u64> {
-    match digits.parse::<u64>() {
-        Ok(n) if n < (1 << 53) && n.to_string() == digits => Some(n),
-        _ => None,
+    // Checked on the bytes, without formatting the number back: ingest answers with two
+    // ids per record. 2^53 has 16 digits.
+    let bytes = digits.as_bytes();
+    let canonical =
+        matches!(bytes, [b'0'] | [b'1'..=b'9', ..]) && bytes.len() <= 16 && bytes.iter().all(u8::is_ascii_digit);
+    if !canonical {
+        return None;
     }
+    digits.parse::<u64>().ok().filter(|&n| n < (1 << 53))
 }
 
 /// An id or position as a JSON value: a number when [`exact_integer`], else a string.
@@ -208,6 +213,34 @@ mod tests {
             value_to_json(&Value::Json(r#"{"$bytes":"00ff"}"#.into())).to_string(),
             r#"{"$json":{"$bytes":"00ff"}}"#
         );
+    }
+
+    #[test]
+    fn only_integers_json_readers_hold_exactly_and_written_one_way_are_numbers() {
+        for (digits, expected) in [
+            ("0", Some(0)),
+            ("7", Some(7)),
+            ("49680801", Some(49_680_801)),
+            ("9007199254740991", Some((1 << 53) - 1)),
+            ("9007199254740992", None),
+            ("18446744073709551615", None),
+            ("49680801738081993286402170233128270001134048787136774146", None),
+            ("007", None),
+            ("00", None),
+            ("+7", None),
+            ("-7", None),
+            (" 7", None),
+            ("7.0", None),
+            ("", None),
+            ("shardId-000000000000", None),
+        ] {
+            assert_eq!(exact_integer(digits), expected, "{digits:?}");
+            let json = id_to_json(digits);
+            match expected {
+                Some(n) => assert_eq!(json, Json::from(n)),
+                None => assert_eq!(json, Json::from(digits)),
+            }
+        }
     }
 
     #[test]

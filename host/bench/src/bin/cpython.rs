@@ -25,13 +25,12 @@ use std::time::Instant;
 
 use orders_parser::OrdersParser;
 use restaurant_enricher::RestaurantEnricher;
-use weir_bench::{component, order_lines, restaurants_json};
-use weir_runtime::{Plugin, PluginId, PluginOptions, RawRecord, Runtime, RuntimeConfig, StaticReferenceData};
+use weir_bench::{component, order_lines, raw_record, restaurants_json, sdk_record};
+use weir_runtime::{Plugin, PluginId, PluginOptions, Runtime, RuntimeConfig, StaticReferenceData};
 use weir_sdk::host::{MapHost, set_native_host};
 use weir_sdk::{Config, Enricher, Parser};
 
 const BATCH: usize = 1024;
-const ARRIVAL: i64 = 1_764_150_000_000_000;
 
 /// What a variant produced: events, refused records, dropped test orders.
 type Outcome = (usize, usize, usize);
@@ -44,15 +43,7 @@ fn median(mut times: Vec<f64>) -> f64 {
 async fn wasm_chain(parser: &Plugin, enricher: &Plugin, lines: &[String]) -> anyhow::Result<Outcome> {
     let (mut events, mut errors, mut dropped) = (0, 0, 0);
     for chunk in lines.chunks(BATCH) {
-        let records = chunk
-            .iter()
-            .map(|l| RawRecord {
-                data: l.as_bytes().to_vec(),
-                key: None,
-                content_type: "application/json".into(),
-                arrival_time: ARRIVAL,
-            })
-            .collect();
+        let records = chunk.iter().map(|l| raw_record(l)).collect();
         let (parsed, _) = parser.parse("bench", records).await?;
         errors += parsed.errors.len();
         let parsed_events = parsed.events.len();
@@ -70,13 +61,7 @@ fn native_chain(parser: &mut OrdersParser, enricher: &mut RestaurantEnricher, li
         weir_sdk::host::in_batch(|| {
             let mut parsed = Vec::with_capacity(chunk.len());
             for line in chunk {
-                let record = weir_sdk::RawRecord {
-                    data: line.as_bytes().to_vec(),
-                    key: None,
-                    content_type: "application/json".into(),
-                    arrival_time: ARRIVAL,
-                };
-                if parser.parse(&record, &mut parsed).is_err() {
+                if parser.parse(&sdk_record(line), &mut parsed).is_err() {
                     errors += 1;
                 }
             }
