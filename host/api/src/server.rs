@@ -285,16 +285,12 @@ impl Serialize for Acknowledged<'_> {
     }
 }
 
-/// A shard id or position: a JSON number when readers hold it exactly, else its text
-/// (`weir_events::json::id_to_json`, without building the value).
+/// A shard id or position: a JSON number when readers hold it exactly, else its text.
 struct Id<'a>(&'a str);
 
 impl Serialize for Id<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match weir_events::json::exact_integer(self.0) {
-            Some(n) => serializer.serialize_u64(n),
-            None => serializer.serialize_str(self.0),
-        }
+        weir_events::json::serialize_id(self.0, serializer)
     }
 }
 

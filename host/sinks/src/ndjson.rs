@@ -69,8 +69,5 @@ pub(crate) struct DeadLetterLine<'a> {
 /// text (Kinesis' shard ids and sequence numbers).
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn id_json<S: serde::Serializer>(id: &&str, serializer: S) -> Result<S::Ok, S::Error> {
-    match weir_events::json::exact_integer(id) {
-        Some(n) => serializer.serialize_u64(n),
-        None => serializer.serialize_str(id),
-    }
+    weir_events::json::serialize_id(id, serializer)
 }

@@ -35,6 +35,18 @@ pub fn exact_integer(digits: &str) -> Option<u64> {
     digits.parse::<u64>().ok().filter(|&n| n < (1 << 53))
 }
 
+/// [`id_to_json`] written straight to a serializer, without building the value: what the
+/// ingest answer and the lake's JSON lines write for every record.
+///
+/// # Errors
+/// The serializer's.
+pub fn serialize_id<S: serde::Serializer>(digits: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    match exact_integer(digits) {
+        Some(n) => serializer.serialize_u64(n),
+        None => serializer.serialize_str(digits),
+    }
+}
+
 /// An id or position as a JSON value: a number when [`exact_integer`], else a string.
 pub fn id_to_json(digits: &str) -> Json {
     exact_integer(digits).map_or_else(|| Json::from(digits), Json::from)
@@ -240,6 +252,8 @@ mod tests {
                 Some(n) => assert_eq!(json, Json::from(n)),
                 None => assert_eq!(json, Json::from(digits)),
             }
+            let written = serialize_id(digits, serde_json::value::Serializer).unwrap();
+            assert_eq!(written, json, "{digits:?}");
         }
     }
 
