@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy};
 
 use crate::bindings;
 use crate::cache::{CacheOutcome, CodeCache};
@@ -62,12 +62,20 @@ struct RuntimeInner {
     pooling: bool,
 }
 
+/// When set (to anything), the engine names the guests' compiled code for `perf`.
+const PERF_MAP_VARIABLE: &str = "WEIR_WASM_PERF_MAP";
+
 fn engine_config(config: &RuntimeConfig, pooling: bool) -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
     // Concurrent component-model calls cost about 4x per call and no plugin world uses them.
     c.concurrency_support(false);
+    // For profiling plugins with `perf` (BENCHMARKS.md): wasmtime then writes
+    // /tmp/perf-<pid>.map, naming the guest's compiled functions in `perf report`.
+    if std::env::var_os(PERF_MAP_VARIABLE).is_some() {
+        c.profiler(ProfilingStrategy::PerfMap);
+    }
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         let n = config.max_instances;
