@@ -26,7 +26,7 @@
 // undefined as null. Ints are bigints so that a value keeps its kind through a plugin that
 // does not touch it (a JS number cannot tell 15 from 15.0). See docs/plugins-js.md.
 
-import * as witHost from 'weir:plugin/host@0.1.0';
+import * as witHost from 'weir:plugin/host@0.2.0';
 
 // The WIT `value-kind` numbers.
 const NULL = 0, BOOL = 1, INT = 2, FLOAT = 3, TEXT = 4, BYTES = 5, TIMESTAMP = 6, JSON_KIND = 7;
@@ -329,9 +329,33 @@ export class BatchError extends Error {
   }
 }
 
-function asF64(scalars) {
-  if (scalars.byteOffset % 8 === 0) return new Float64Array(scalars.buffer, scalars.byteOffset, scalars.length);
-  return new Float64Array(new BigInt64Array(scalars).buffer);
+// The number columns of an `event-batch` are packed little-endian into `list<u8>` (WIT
+// 0.2.0), which crosses as one Uint8Array. Typed arrays use the platform's byte order,
+// and WebAssembly (where the component runs) is little-endian, as is every machine the
+// SDK's unit tests run on.
+
+/** A packed number column as a typed array over the same bytes (a copy only when the
+ * bytes do not start at a multiple of the element size). */
+function unpack(bytes, Type, column) {
+  const size = Type.BYTES_PER_ELEMENT;
+  if (bytes.length % size !== 0) {
+    const wit = Type === Uint32Array ? 'u32' : 's64';
+    throw new BatchError(`${column} has ${bytes.length} bytes, not a whole number of packed ${wit} (${size} bytes each)`);
+  }
+  if (bytes.byteOffset % size === 0) return new Type(bytes.buffer, bytes.byteOffset, bytes.length / size);
+  const aligned = new Uint8Array(bytes.length);
+  aligned.set(bytes);
+  return new Type(aligned.buffer);
+}
+
+/** The bytes of a typed array, as the WIT's packed columns carry them. */
+function packed(array) {
+  return new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+}
+
+/** The number of events in a WIT `event-batch` (its packed `times`: 8 bytes each). */
+export function batchLength(batch) {
+  return Math.floor(batch.times.length / 8);
 }
 
 /** A function returning the text of `buf[start..end]`: one decode of the whole buffer,
@@ -350,7 +374,13 @@ function textReader(buf) {
 /** Decodes a WIT `event-batch` (as componentize-js lifts it) into events. Throws a
  * `BatchError` when its lists disagree. */
 export function decodeBatch(batch) {
-  const { names, keyText, keyEnds, times, fieldCounts, fieldIds, kinds, scalars, text, textEnds } = batch;
+  const { names, keyText, kinds, text } = batch;
+  const times = unpack(batch.times, BigInt64Array, 'times');
+  const keyEnds = unpack(batch.keyEnds, Uint32Array, 'key-ends');
+  const fieldCounts = unpack(batch.fieldCounts, Uint32Array, 'field-counts');
+  const fieldIds = unpack(batch.fieldIds, Uint32Array, 'field-ids');
+  const scalars = unpack(batch.scalars, BigInt64Array, 'scalars');
+  const textEnds = unpack(batch.textEnds, Uint32Array, 'text-ends');
   const n = times.length;
   if (keyEnds.length !== n || fieldCounts.length !== n) {
     throw new BatchError(`${n} event times but ${keyEnds.length} key ends and ${fieldCounts.length} field counts`);
@@ -366,7 +396,7 @@ export function decodeBatch(batch) {
   if ((n ? keyEnds[n - 1] : 0) !== keyText.length || (values ? textEnds[values - 1] : 0) !== text.length) {
     throw new BatchError('the key or text offsets do not end at the end of their buffer');
   }
-  const floats = kinds.includes(FLOAT) ? asF64(scalars) : null;
+  const floats = kinds.includes(FLOAT) ? new Float64Array(scalars.buffer, scalars.byteOffset, scalars.length) : null;
   const keyOf = textReader(keyText);
   const textOf = textReader(text);
   const events = new Array(n);
@@ -595,14 +625,14 @@ export class BatchBuilder {
     return {
       names: this.names,
       keyText,
-      keyEnds,
-      times: c.times.slice(0, n),
-      fieldCounts: c.fieldCounts.slice(0, n),
-      fieldIds: c.fieldIds.slice(0, nv),
+      keyEnds: packed(keyEnds),
+      times: packed(c.times.slice(0, n)),
+      fieldCounts: packed(c.fieldCounts.slice(0, n)),
+      fieldIds: packed(c.fieldIds.slice(0, nv)),
       kinds: c.kinds.slice(0, nv),
-      scalars: c.i64.slice(0, nv),
+      scalars: packed(c.i64.slice(0, nv)),
       text,
-      textEnds,
+      textEnds: packed(textEnds),
     };
   }
 }
@@ -946,7 +976,7 @@ export function exportEnricher(PluginClass) {
     try {
       events = decodeBatch(batch);
     } catch (err) {
-      return allFailed(batch.times.length, err.message);
+      return allFailed(batchLength(batch), err.message);
     }
     const plugin = slot.plugin;
     if (plugin === null) return allFailed(events.length, NOT_CONFIGURED);
@@ -1019,7 +1049,7 @@ function decodeState(bytes) {
 export function exportAggregator(PluginClass) {
   const slot = new Slot(PluginClass);
   const accumulateBatch = (states, batch, groups) => {
-    const n = batch.times.length;
+    const n = batchLength(batch);
     const allFailedAcc = (message) => ({
       states,
       errors: Array.from({ length: n }, (_, index) => ({ index, message })),

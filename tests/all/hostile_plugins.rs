@@ -29,7 +29,7 @@ fn sample_rss(pid: u32, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> 
     })
 }
 
-const MODES: [&str; 9] = [
+const MODES: [&str; 10] = [
     "ok",
     "huge-output",
     "huge-error",
@@ -37,6 +37,7 @@ const MODES: [&str; 9] = [
     "unique-field",
     "long-field-name",
     "double-error",
+    "ragged-column",
     "far-future",
     "grow",
 ];

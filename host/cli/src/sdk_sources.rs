@@ -6,9 +6,9 @@
 //! to an SDK cannot be left out of the copies.
 
 /// The SDK version the scaffolds depend on: the version of the WIT package the SDKs
-/// implement (`weir:plugin@0.1.0`); the Rust crate, the wheel and the npm package all
+/// implement (`weir:plugin@0.2.0`); the Rust crate, the wheel and the npm package all
 /// carry it (a unit test checks each manifest).
-pub(crate) const SDK_VERSION: &str = "0.1.0";
+pub(crate) const SDK_VERSION: &str = "0.2.0";
 
 /// (path relative to the copy's root, contents).
 pub(crate) type Files = &'static [(&'static str, &'static str)];

@@ -57,9 +57,14 @@ impl From<types::RecordError> for RecordError {
     }
 }
 
-impl From<types::BatchOutput> for BatchOutput {
-    fn from(o: types::BatchOutput) -> Self {
-        Self { events: o.events.into(), counts: o.counts, errors: o.errors.into_iter().map(Into::into).collect() }
+impl TryFrom<types::BatchOutput> for BatchOutput {
+    type Error = weir_events::BatchError;
+    fn try_from(o: types::BatchOutput) -> Result<Self, Self::Error> {
+        Ok(Self {
+            events: o.events.try_into()?,
+            counts: o.counts,
+            errors: o.errors.into_iter().map(Into::into).collect(),
+        })
     }
 }
 

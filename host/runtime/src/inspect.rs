@@ -9,9 +9,9 @@ use wasmtime::component::Component;
 use crate::error::LoadError;
 
 /// The version of the `weir:plugin` package this host implements. Components built
-/// against any `0.1.x` are accepted (before 1.0 a minor version is a breaking change).
-pub const SUPPORTED_WIT_VERSION: &str = "0.1.0";
-const SUPPORTED_PREFIX: &str = "0.1.";
+/// against any `0.2.x` are accepted (before 1.0 a minor version is a breaking change).
+pub const SUPPORTED_WIT_VERSION: &str = "0.2.0";
+const SUPPORTED_PREFIX: &str = "0.2.";
 
 /// The kind of plugin, one per WIT world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -324,12 +324,12 @@ impl Plugin {
 
     /// Runs one call on the warm instance (or a fresh one), bounded by the limits, and
     /// checks what it returned before the instance is kept for the next call.
-    async fn call<T: Send>(
+    async fn call<T: Send, U>(
         &self,
         batch: &str,
         run: impl for<'a> FnOnce(&'a mut Store<HostState>, &'a Bound) -> CallFuture<'a, T>,
-        check: impl FnOnce(&T) -> Result<(), CallErrorKind>,
-    ) -> Result<(T, CallStats), CallError> {
+        check: impl FnOnce(T) -> Result<U, CallErrorKind>,
+    ) -> Result<(U, CallStats), CallError> {
         let started = Instant::now();
         let error = |kind| CallError::new(self.shared.id.to_string(), batch.to_owned(), kind);
         // The semaphore is never closed, so acquiring fails only if it were.
@@ -357,9 +357,22 @@ impl Plugin {
             Ok(Err(err)) => return Err(error(self.classify(err, &call_log))),
             Ok(Ok(value)) => value,
         };
-        check(&value).map_err(error)?;
+        let value = check(value).map_err(error)?;
         self.idle().push(live);
         Ok((value, stats))
+    }
+
+    /// A parser's, enricher's or `finish`'s answer, unpacked and checked against the
+    /// limits and the contract.
+    fn checked_output(
+        &self,
+        output: types::BatchOutput,
+        inputs: usize,
+        max_per_input: Option<u32>,
+    ) -> Result<BatchOutput, CallErrorKind> {
+        let output = BatchOutput::try_from(output).map_err(|err| CallErrorKind::Contract(err.to_string()))?;
+        self.check_output(&output, inputs, max_per_input)?;
+        Ok(output)
     }
 
     fn check_output(
@@ -439,10 +452,10 @@ impl Plugin {
             move |store, bound| {
                 Box::pin(async move {
                     let Bound::Parser(p) = bound else { unreachable!("checked above") };
-                    Ok(BatchOutput::from(p.weir_plugin_parse().call_parse(store, &records).await?))
+                    p.weir_plugin_parse().call_parse(store, &records).await
                 })
             },
-            |out| self.check_output(out, inputs, None),
+            |out| self.checked_output(out, inputs, None),
         )
         .await
     }
@@ -462,10 +475,10 @@ impl Plugin {
             move |store, bound| {
                 Box::pin(async move {
                     let Bound::Enricher(p) = bound else { unreachable!("checked above") };
-                    Ok(BatchOutput::from(p.weir_plugin_enrich().call_enrich(store, &events).await?))
+                    p.weir_plugin_enrich().call_enrich(store, &events).await
                 })
             },
-            |out| self.check_output(out, inputs, Some(1)),
+            |out| self.checked_output(out, inputs, Some(1)),
         )
         .await
     }
@@ -509,7 +522,8 @@ impl Plugin {
                     )));
                 }
                 self.check_states(out.states.iter().map(Vec::as_slice))?;
-                check_errors(&out.errors, n_events).map_err(CallErrorKind::Contract)
+                check_errors(&out.errors, n_events).map_err(CallErrorKind::Contract)?;
+                Ok(out)
             },
         )
         .await
@@ -540,7 +554,8 @@ impl Plugin {
                 if out.len() != n {
                     return Err(CallErrorKind::Contract(format!("returned {} merged states for {n} pairs", out.len())));
                 }
-                self.check_states(out.iter().filter_map(|merged| merged.as_deref().ok()))
+                self.check_states(out.iter().filter_map(|merged| merged.as_deref().ok()))?;
+                Ok(out)
             },
         )
         .await
@@ -561,10 +576,10 @@ impl Plugin {
             move |store, bound| {
                 Box::pin(async move {
                     let Bound::Aggregator(p) = bound else { unreachable!("checked above") };
-                    Ok(BatchOutput::from(p.weir_plugin_aggregate().call_finish(store, &groups).await?))
+                    p.weir_plugin_aggregate().call_finish(store, &groups).await
                 })
             },
-            |out| self.check_output(out, inputs, None),
+            |out| self.checked_output(out, inputs, None),
         )
         .await
     }

@@ -224,7 +224,7 @@ async fn component_of_the_wrong_world_is_refused_naming_the_expected_world() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("is a enricher plugin") || text.contains("is an enricher plugin"), "{text}");
-    assert!(text.contains("world parser (exports weir:plugin/parse@0.1.0) is expected"), "{text}");
+    assert!(text.contains("world parser (exports weir:plugin/parse@0.2.0) is expected"), "{text}");
 }
 
 #[tokio::test]
@@ -308,6 +308,14 @@ async fn two_reasons_for_one_input_break_the_contract_and_fail_the_call() {
     let err = expect_failure(&plugin, "double-error").await;
     assert!(matches!(err.kind, CallErrorKind::Contract(_)), "{err}");
     assert!(err.to_string().contains("more than one error for input 1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_packed_column_cut_inside_an_element_breaks_the_contract_and_names_the_column() {
+    let plugin = misbehaving(PluginOptions { limits: tight_limits(), ..Default::default() }).await;
+    let err = expect_failure(&plugin, "ragged-column").await;
+    assert!(matches!(err.kind, CallErrorKind::Contract(_)), "{err}");
+    assert!(err.to_string().contains("text-ends has 13 bytes, not a whole number of packed u32"), "{err}");
 }
 
 #[tokio::test]

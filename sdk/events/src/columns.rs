@@ -6,8 +6,10 @@ use crate::event::{Event, Name, Value, ValueKind};
 /// The flattened batch that crosses the Wasm boundary: the Rust mirror of the WIT record
 /// `weir:plugin/types.event-batch`, field for field (the WIT file documents the layout).
 ///
-/// The host and the guest each have a generated record with the same fields; converting
-/// between it and `Columns` moves the vectors, it copies nothing.
+/// The host and the guest each have a generated record with the same fields, in which the
+/// number columns are packed little-endian (`list<u8>`); converting between it and
+/// `Columns` moves the text buffers and copies the number columns once
+/// ([`event_batch_conversions!`](crate::event_batch_conversions)).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Columns {
     pub names: Vec<String>,
@@ -353,25 +355,101 @@ impl ColumnsBuilder {
     }
 }
 
-/// Writes `From` conversions both ways between [`Columns`] and a WIT-generated
-/// `event-batch` record (the host's wasmtime bindings, a guest's wit-bindgen bindings), so
-/// that its fields are listed in one place. The generated type must be local to the
-/// crate that invokes the macro.
+// How `weir:plugin@0.2.0` carries the number columns of an `event-batch`: one
+// little-endian word per element in a `list<u8>`, which every language's bindings copy in
+// one piece. Plain functions, not generic ones, so that they are compiled (optimised)
+// here rather than in each crate that invokes `event_batch_conversions!`.
+
+/// A `u32` column as the WIT carries it.
+pub fn pack_u32(words: &[u32]) -> Vec<u8> {
+    // Into a zeroed buffer of fixed-size chunks: no capacity check per element, so the
+    // loop compiles to a plain copy on little-endian targets.
+    let mut out = vec![0; size_of_val(words)];
+    for (chunk, word) in out.as_chunks_mut::<4>().0.iter_mut().zip(words) {
+        *chunk = word.to_le_bytes();
+    }
+    out
+}
+
+/// An `s64` column as the WIT carries it.
+pub fn pack_i64(words: &[i64]) -> Vec<u8> {
+    // Into a zeroed buffer of fixed-size chunks: no capacity check per element, so the
+    // loop compiles to a plain copy on little-endian targets.
+    let mut out = vec![0; size_of_val(words)];
+    for (chunk, word) in out.as_chunks_mut::<8>().0.iter_mut().zip(words) {
+        *chunk = word.to_le_bytes();
+    }
+    out
+}
+
+fn cut_inside(column: &str, bytes: usize, wit: &str, size: usize) -> BatchError {
+    bad(format!("{column} has {bytes} bytes, not a whole number of packed {wit} ({size} bytes each)"))
+}
+
+/// A packed `u32` column back as numbers.
+///
+/// # Errors
+/// A [`BatchError`] naming the column when its length is not a whole number of elements.
+pub fn unpack_u32(column: &str, bytes: &[u8]) -> Result<Vec<u32>, BatchError> {
+    let (words, rest) = bytes.as_chunks::<4>();
+    if !rest.is_empty() {
+        return Err(cut_inside(column, bytes.len(), "u32", 4));
+    }
+    Ok(words.iter().map(|w| u32::from_le_bytes(*w)).collect())
+}
+
+/// A packed `s64` column back as numbers.
+///
+/// # Errors
+/// A [`BatchError`] naming the column when its length is not a whole number of elements.
+pub fn unpack_i64(column: &str, bytes: &[u8]) -> Result<Vec<i64>, BatchError> {
+    let (words, rest) = bytes.as_chunks::<8>();
+    if !rest.is_empty() {
+        return Err(cut_inside(column, bytes.len(), "s64", 8));
+    }
+    Ok(words.iter().map(|w| i64::from_le_bytes(*w)).collect())
+}
+
+/// Writes the conversions between [`Columns`] and a WIT-generated `event-batch` record
+/// (the host's wasmtime bindings, a guest's wit-bindgen bindings), so that its fields and
+/// their packing are listed in one place: `From<Columns>` for the batch (packs the number
+/// columns) and `TryFrom<batch>` for `Columns` (a column of the wrong length is a
+/// [`BatchError`] naming it). The generated type must be local to the crate that invokes
+/// the macro.
 #[macro_export]
 macro_rules! event_batch_conversions {
     ($batch:ty) => {
-        $crate::event_batch_conversions!(@fields $batch;
-            names, key_text, key_ends, times, field_counts, field_ids, kinds, scalars, text, text_ends);
-    };
-    (@fields $batch:ty; $($field:ident),*) => {
         impl ::core::convert::From<$crate::Columns> for $batch {
-            fn from(columns: $crate::Columns) -> Self {
-                Self { $($field: columns.$field),* }
+            fn from(c: $crate::Columns) -> Self {
+                Self {
+                    key_ends: $crate::pack_u32(&c.key_ends),
+                    times: $crate::pack_i64(&c.times),
+                    field_counts: $crate::pack_u32(&c.field_counts),
+                    field_ids: $crate::pack_u32(&c.field_ids),
+                    scalars: $crate::pack_i64(&c.scalars),
+                    text_ends: $crate::pack_u32(&c.text_ends),
+                    names: c.names,
+                    key_text: c.key_text,
+                    kinds: c.kinds,
+                    text: c.text,
+                }
             }
         }
-        impl ::core::convert::From<$batch> for $crate::Columns {
-            fn from(batch: $batch) -> Self {
-                Self { $($field: batch.$field),* }
+        impl ::core::convert::TryFrom<$batch> for $crate::Columns {
+            type Error = $crate::BatchError;
+            fn try_from(b: $batch) -> ::core::result::Result<Self, $crate::BatchError> {
+                ::core::result::Result::Ok(Self {
+                    key_ends: $crate::unpack_u32("key-ends", &b.key_ends)?,
+                    times: $crate::unpack_i64("times", &b.times)?,
+                    field_counts: $crate::unpack_u32("field-counts", &b.field_counts)?,
+                    field_ids: $crate::unpack_u32("field-ids", &b.field_ids)?,
+                    scalars: $crate::unpack_i64("scalars", &b.scalars)?,
+                    text_ends: $crate::unpack_u32("text-ends", &b.text_ends)?,
+                    names: b.names,
+                    key_text: b.key_text,
+                    kinds: b.kinds,
+                    text: b.text,
+                })
             }
         }
     };
@@ -380,6 +458,29 @@ macro_rules! event_batch_conversions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn number_columns_are_packed_little_endian_and_back() {
+        let words = [0u32, 1, 0x0102_0304, u32::MAX];
+        let packed = pack_u32(&words);
+        assert_eq!(&packed[8..12], &[4, 3, 2, 1]);
+        assert_eq!(unpack_u32("field-ids", &packed), Ok(words.to_vec()));
+        let times = [i64::MIN, -1, 0, 1_700_000_000_000_000, i64::MAX];
+        assert_eq!(unpack_i64("times", &pack_i64(&times)), Ok(times.to_vec()));
+        assert_eq!(&pack_i64(&[-2])[..], &[0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn a_packed_column_cut_inside_an_element_is_refused_by_name() {
+        assert_eq!(
+            unpack_u32("text-ends", &[1, 0, 0, 0, 2]),
+            Err(bad("text-ends has 5 bytes, not a whole number of packed u32 (4 bytes each)"))
+        );
+        assert_eq!(
+            unpack_i64("scalars", &[0; 12]),
+            Err(bad("scalars has 12 bytes, not a whole number of packed s64 (8 bytes each)"))
+        );
+    }
 
     fn sample() -> Vec<Event> {
         vec![

@@ -212,5 +212,28 @@ test('an event that fails to encode leaves no stale scalar behind', () => {
   exported.configure([]);
   const out = exported.enrich(encodeEvents([new Event(0n, null, { mode: 'bad' }), new Event(0n, null, { mode: 'ok' })]));
   assert.deepEqual(Array.from(out.counts), [0, 1]);
-  assert.deepEqual(Array.from(out.events.scalars), [0n, 0n], 'text values have a zero scalar');
+  assert.deepEqual(Array.from(new BigInt64Array(out.events.scalars.slice().buffer)), [0n, 0n], 'text values have a zero scalar');
+});
+
+test('number columns cross packed little-endian, and one cut inside an element fails every input with its name', () => {
+  const batch = encodeEvents([new Event(-2n, 'k', { n: 0x01020304n, s: 'ab' }), new Event(1n)]);
+  assert.deepEqual(Array.from(batch.times), [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(batch.scalars), [4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+  assert.deepEqual(Array.from(batch.keyEnds), [1, 0, 0, 0, 1, 0, 0, 0]);
+  assert.deepEqual(Array.from(batch.fieldIds), [0, 0, 0, 0, 1, 0, 0, 0]);
+  assert.deepEqual(Array.from(batch.textEnds), [0, 0, 0, 0, 2, 0, 0, 0]);
+  assert.deepEqual(decodeBatch(batch).map((e) => e.get('n')), [0x01020304n, undefined]);
+
+  class Passing extends Enricher {
+    enrich(event) {
+      return event;
+    }
+  }
+  const exported = exportEnricher(Passing);
+  exported.configure([]);
+  const ragged = { ...batch, fieldCounts: Uint8Array.from([...batch.fieldCounts, 0]) };
+  const out = exported.enrich(ragged);
+  assert.deepEqual(Array.from(out.counts), [0, 0]);
+  const reason = 'malformed event batch: field-counts has 9 bytes, not a whole number of packed u32 (4 bytes each)';
+  assert.deepEqual(out.errors.map((e) => [e.index, e.message]), [[0, reason], [1, reason]]);
 });

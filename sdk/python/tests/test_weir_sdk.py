@@ -76,6 +76,30 @@ class Values(unittest.TestCase):
         self.assertEqual(value_kind(decoded[2]["d"]), "json")
         self.assertIsNone(decoded[1].key)
 
+    def test_number_columns_cross_packed_little_endian(self):
+        b = batch([Event(-2, "k", {"n": 0x01020304, "s": "ab"})])
+        self.assertEqual(b.times, b"\xfe" + b"\xff" * 7)
+        self.assertEqual(b.scalars, bytes([4, 3, 2, 1, 0, 0, 0, 0]) + bytes(8))
+        self.assertEqual(b.key_ends, bytes([1, 0, 0, 0]))
+        self.assertEqual(b.field_counts, bytes([2, 0, 0, 0]))
+        self.assertEqual(b.field_ids, bytes([0, 0, 0, 0, 1, 0, 0, 0]))
+        self.assertEqual(b.text_ends, bytes([0, 0, 0, 0, 2, 0, 0, 0]))
+
+    def test_a_packed_column_cut_inside_an_element_fails_every_input_with_its_name(self):
+        b = batch([Event(1, None, {"n": 1}), Event(2, None, {"n": 2})])
+        b.text_ends += b"\x00"
+
+        class Passing(Enricher):
+            def enrich(self, event):
+                return event
+
+        enrich = export_enricher(Passing)()
+        enrich.configure([])
+        out = enrich.enrich(b)
+        self.assertEqual(out.counts, [0, 0])
+        reason = "malformed event batch: text-ends has 9 bytes, not a whole number of packed u32 (4 bytes each)"
+        self.assertEqual([(e.index, e.message) for e in out.errors], [(0, reason), (1, reason)])
+
     def test_json_documents_that_look_like_tags_and_non_finite_floats_read_back_as_themselves(self):
         event = Event(0, None, {"doc": Json('{"$timestamp":"2026-11-26T10:15:00Z"}'), "nan": float("nan"), "inf": float("-inf")})
         line = event_to_json(event)

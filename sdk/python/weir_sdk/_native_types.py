@@ -8,16 +8,18 @@ from typing import Any, List, Optional
 
 @dataclass
 class EventBatch:
+    # The number columns are packed little-endian (u32: key_ends, field_counts, field_ids,
+    # text_ends; s64: times, scalars), as the WIT carries them.
     names: List[str]
     key_text: bytes
-    key_ends: List[int]
-    times: List[int]
-    field_counts: List[int]
-    field_ids: List[int]
+    key_ends: bytes
+    times: bytes
+    field_counts: bytes
+    field_ids: bytes
     kinds: bytes
-    scalars: List[int]
+    scalars: bytes
     text: bytes
-    text_ends: List[int]
+    text_ends: bytes
 
 
 @dataclass

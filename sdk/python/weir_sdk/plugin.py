@@ -7,7 +7,7 @@ import json as _json
 from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 from . import host
-from .events import BatchBuilder, BatchError, Event, decode_batch
+from .events import BatchBuilder, BatchError, Event, batch_len, decode_batch
 
 __all__ = [
     "Config",
@@ -262,7 +262,7 @@ def export_enricher(plugin_class: type) -> type:
         try:
             events = decode_batch(batch)
         except BatchError as err:
-            return _all_failed(len(batch.times), str(err))
+            return _all_failed(batch_len(batch), str(err))
         plugin = slot.plugin
         if plugin is None:
             return _all_failed(len(events), _NOT_CONFIGURED)
@@ -343,7 +343,7 @@ def export_aggregator(plugin_class: type) -> type:
     slot = _Slot(plugin_class)
 
     def accumulate_batch(states: list, batch: Any, groups: list) -> Any:
-        n = len(batch.times)
+        n = batch_len(batch)
 
         def all_failed(message: str) -> Any:
             errors = [_wit.RecordError(index=i, message=message) for i in range(n)]

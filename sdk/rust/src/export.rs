@@ -192,7 +192,10 @@ pub fn parse<P: Parser>(slot: &Slot<P>, records: Vec<wit::RawRecord>) -> wit::Ba
 }
 
 pub fn enrich<E: Enricher>(slot: &Slot<E>, events: wit::EventBatch) -> wit::BatchOutput {
-    let events = Columns::from(events);
+    let events = match unpacked(events) {
+        Ok(events) => events,
+        Err((inputs, err)) => return batch_output_to_wit(BatchOutput::all_failed(inputs, &err.to_string())),
+    };
     let output = match slot.plugin().as_mut() {
         Some(enricher) => drivers::run_enrich(enricher, &events),
         None => BatchOutput::all_failed(events.len(), NOT_CONFIGURED),
@@ -206,7 +209,13 @@ pub fn accumulate<A: Aggregator>(
     events: wit::EventBatch,
     groups: Vec<u32>,
 ) -> wit::AccumulateOutput {
-    let events = Columns::from(events);
+    let events = match unpacked(events) {
+        Ok(events) => events,
+        Err((inputs, err)) => {
+            let errors = RecordError::for_each_input(inputs, &err.to_string());
+            return wit::AccumulateOutput { states, errors: errors.into_iter().map(record_error_to_wit).collect() };
+        }
+    };
     let output = match slot.plugin().as_mut() {
         Some(aggregator) => drivers::run_accumulate(aggregator, states, &events, &groups),
         None => AccumulateOutput { states, errors: RecordError::for_each_input(events.len(), NOT_CONFIGURED) },
@@ -250,6 +259,14 @@ fn raw_record_from_wit(record: wit::RawRecord) -> RawRecord {
 }
 
 weir_events::event_batch_conversions!(wit::EventBatch);
+
+/// The host's batch unpacked; when a number column is cut inside an element (never, with a
+/// correct host), every input fails with the reason: how many inputs there were is
+/// counted in `times`, rounded down.
+fn unpacked(events: wit::EventBatch) -> Result<Columns, (usize, weir_events::BatchError)> {
+    let inputs = events.times.len() / 8;
+    Columns::try_from(events).map_err(|err| (inputs, err))
+}
 
 fn record_error_to_wit(error: RecordError) -> wit::RecordError {
     wit::RecordError { index: error.index, message: error.message }
@@ -320,9 +337,9 @@ mod tests {
         let slot = Slot::<Echo>::new();
         slot.configure(Vec::new(), Echo::configure).unwrap();
         let output = parse(&slot, vec![wit_record("hello"), wit_record("world")]);
-        let events = Columns::from(output.events).decode().unwrap();
+        let events = Columns::try_from(output.events).unwrap().decode().unwrap();
         let expected = Event::new(7).with_key("k").with("text", "hello");
         assert_eq!(events[0], expected);
-        assert_eq!(Columns::from(wit::EventBatch::from(Columns::encode(&events))), Columns::encode(&events));
+        assert_eq!(Columns::try_from(wit::EventBatch::from(Columns::encode(&events))), Ok(Columns::encode(&events)));
     }
 }

@@ -34,8 +34,29 @@ fn recurse(depth: u64) -> u64 {
 
 weir_events::event_batch_conversions!(EventBatch);
 
+/// The mode of one event: its own `mode` field, else config `mode`, else one of config
+/// `modes` (a comma-separated list) picked by the number in its `order_id` (`o-17`), else
+/// `ok`; config `loop_on_order` makes that order's mode `loop`.
+fn mode_of(event: &Event) -> String {
+    if config("loop_on_order").is_some_and(|id| event.get_str("order_id") == Some(id.as_str())) {
+        return "loop".to_owned();
+    }
+    let picked = || {
+        let modes = config("modes")?;
+        let modes: Vec<&str> = modes.split(',').collect();
+        let n: usize = event.get_str("order_id")?.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+        Some(modes[n % modes.len()].to_owned())
+    };
+    event
+        .get_str("mode")
+        .map(str::to_owned)
+        .or_else(|| config("mode"))
+        .or_else(picked)
+        .unwrap_or_else(|| "ok".to_owned())
+}
+
 /// What one event's mode does: Ok(events to emit) or Err(record error).
-fn misbehave(event: Event) -> Result<Vec<Event>, String> {
+fn misbehave(event: Event, mode: &str) -> Result<Vec<Event>, String> {
     // Config `panic_on_order`: panic on the event with that order_id, pass the rest (a
     // poison record in an otherwise good stream).
     if let Some(poison) = config("panic_on_order")
@@ -43,27 +64,7 @@ fn misbehave(event: Event) -> Result<Vec<Event>, String> {
     {
         panic!("misbehaving-enricher was told to panic on order {poison}");
     }
-    // Config `loop_on_order`: that order's event spins (mode `loop`), the rest pass.
-    let looped = config("loop_on_order").is_some_and(|id| event.get_str("order_id") == Some(id.as_str()));
-    // An event's own `mode` field, else config `mode`, else one of config `modes` (a
-    // comma-separated list) picked by the number in its `order_id` (`o-17`), else `ok`.
-    let picked = || {
-        let modes = config("modes")?;
-        let modes: Vec<&str> = modes.split(',').collect();
-        let n: usize = event.get_str("order_id")?.trim_start_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
-        Some(modes[n % modes.len()].to_owned())
-    };
-    let mode = if looped {
-        "loop".to_owned()
-    } else {
-        event
-            .get_str("mode")
-            .map(str::to_owned)
-            .or_else(|| config("mode"))
-            .or_else(picked)
-            .unwrap_or_else(|| "ok".to_owned())
-    };
-    match mode.as_str() {
+    match mode {
         "ok" => Ok(vec![event]),
         "loop" => {
             let mut i = 0u64;
@@ -137,6 +138,7 @@ fn misbehave(event: Event) -> Result<Vec<Event>, String> {
         // An event time at the end of the range: windows and RFC 3339 cannot hold it.
         "far-future" => Ok(vec![Event { time: i64::MAX, ..event }]),
         // A reason far longer than any a host should keep for one record.
+        "ragged-column" => Ok(vec![event]),
         "huge-error" => Err(format!("failed: {}", "x".repeat(10 << 20))),
         other => Err(format!("unknown mode {other:?}")),
     }
@@ -165,19 +167,23 @@ impl Guest for Misbehaving {
     }
 
     fn enrich(events: EventBatch) -> BatchOutput {
-        let events = Columns::from(events).decode().unwrap_or_default();
+        let events = Columns::try_from(events).ok().and_then(|c| c.decode().ok()).unwrap_or_default();
+        let modes: Vec<String> = events.iter().map(mode_of).collect();
+        // An event with mode `ragged-column` makes the whole answer's `text-ends` column
+        // one byte longer than a whole number of packed u32s: malformed.
+        let ragged = modes.iter().any(|m| m == "ragged-column");
         let mut out = Vec::new();
         let mut counts = Vec::new();
         let mut errors = Vec::new();
-        for (i, event) in events.into_iter().enumerate() {
-            if event.get_str("mode") == Some("double-error") {
+        for (i, (event, mode)) in events.into_iter().zip(&modes).enumerate() {
+            if mode == "double-error" {
                 // Two reasons for one input: against the contract (one error per input).
                 counts.push(0);
                 errors.push(RecordError { index: i as u32, message: "first reason".into() });
                 errors.push(RecordError { index: i as u32, message: "second reason".into() });
                 continue;
             }
-            match misbehave(event) {
+            match misbehave(event, mode) {
                 Ok(produced) => {
                     counts.push(produced.len() as u32);
                     out.extend(produced);
@@ -188,7 +194,11 @@ impl Guest for Misbehaving {
                 }
             }
         }
-        BatchOutput { events: Columns::encode(&out).into(), counts, errors }
+        let mut events: EventBatch = Columns::encode(&out).into();
+        if ragged {
+            events.text_ends.push(0);
+        }
+        BatchOutput { events, counts, errors }
     }
 }
 
