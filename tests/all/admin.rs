@@ -455,6 +455,66 @@ fn a_restart_keeps_the_registry_and_the_active_versions() {
 }
 
 #[test]
+fn a_live_version_this_host_cannot_run_gives_way_to_the_configured_file_and_the_host_starts() {
+    use weir_registry::{Deployment, LocalRegistry, RegistryStore, VersionRecord};
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    // A first start writes the deployments of the configured files.
+    Server::start_with_env(&config, &ENV).stop();
+    // What an upgrade of weir leaves behind: the registry's live enricher was built against
+    // a WIT version this host does not implement.
+    rt().block_on(async {
+        let registry = LocalRegistry::open(&dir.path().join("data/registry")).unwrap();
+        let bytes = std::fs::read(component("future_version")).unwrap();
+        let sha256 = registry.put_component(bytes.clone()).await.unwrap();
+        let record = VersionRecord {
+            name: "restaurant-enricher".into(),
+            version: "0.9-build".into(),
+            sha256,
+            world: "enricher".into(),
+            wit_version: "0.9.0".into(),
+            size: bytes.len() as u64,
+            imports: Vec::new(),
+            description: String::new(),
+            uploaded_by: "an older weir".into(),
+            uploaded_at: "2026-11-01T00:00:00Z".into(),
+            fixtures: None,
+            config: None,
+        };
+        registry.put_version(record).await.unwrap();
+        let deployment = Deployment {
+            plugin: "restaurant-enricher".into(),
+            live: "0.9-build".into(),
+            previous: vec!["1.0.0".into()],
+            candidate: None,
+            last_candidate: None,
+        };
+        registry.put_deployment(deployment).await.unwrap();
+    });
+    let log = dir.path().join("stderr.log");
+    let server = Server::start_logging_to(&config, &ENV, Some(&log));
+    let log = std::fs::read_to_string(&log).unwrap();
+    let error = log.lines().find(|l| l.contains("ERROR") && l.contains("restaurant-enricher@0.9-build"));
+    let error = error.unwrap_or_else(|| panic!("no error naming the version that cannot run: {log}"));
+    assert!(error.contains("runs the configured file restaurant-enricher@1.0.0"), "{error}");
+    assert!(error.contains("was built against weir:plugin@0.9.0"), "the reason: {error}");
+    assert!(error.contains("Rebuild that version"), "what to do: {error}");
+    rt().block_on(async {
+        let r = call(server.addr, "GET", "/v1/deployments", Some(READER), b"").await;
+        let deployments = json(&r)["deployments"].as_array().unwrap().clone();
+        let enricher = deployments.iter().find(|d| d["plugin"] == "restaurant-enricher").unwrap();
+        assert_eq!(enricher["live"], "1.0.0", "{enricher}");
+        assert_eq!(enricher["previous"], serde_json::json!(["1.0.0", "0.9-build"]), "{enricher}");
+        send_orders(server.addr, 0..20).await;
+        caught_up(server.addr).await;
+    });
+    assert!(server.stop().success());
+    let events = lake_events(dir.path());
+    assert_eq!(events.len(), 20, "the plugin kept running");
+    assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@1.0.0")), "the configured file ran");
+}
+
+#[test]
 fn validate_tells_which_version_will_run_and_precedence_file_makes_the_file_live() {
     let dir = tempfile::tempdir().unwrap();
     let config = admin_config(dir.path(), "");

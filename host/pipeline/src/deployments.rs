@@ -144,6 +144,12 @@ fn refusal_code(reason: &str) -> &'static str {
 }
 
 /// The admin answer to a component the runtime would not load.
+/// A stored component this host refuses whatever its configuration: built against
+/// another WIT version, or its imports or exports have other types.
+fn runs_on_another_host_only(error: &AdminError) -> bool {
+    matches!(error.code, "unsupported_wit_version" | "mistyped_import" | "mistyped_export")
+}
+
 fn load_refusal(error: LoadError) -> AdminError {
     let message = error.to_string();
     match error {
@@ -196,55 +202,86 @@ impl Deployments {
             let live = slot.snapshot().live.clone();
             match stored.remove(name) {
                 Some(deployment) => {
-                    let active = deployments.active_for(name, &deployment).await?;
+                    // A stored version this host cannot run at all (built against another
+                    // WIT version, as after an upgrade of weir) gives way to the configured
+                    // file rather than stopping the host: the plugin keeps running.
+                    let (active, cannot_run) = match deployments.active_for(name, &deployment).await {
+                        Ok(active) => (Some(active), None),
+                        Err(err) if runs_on_another_host_only(&err) && configured.contains_key(name) => {
+                            (None, Some(err))
+                        }
+                        Err(err) => return Err(err.into()),
+                    };
                     // The same component under the configured version (or the `+sha`
                     // suffix a changed file was registered with) is the file running.
                     let version = &live.id().version;
-                    let same = active.live.info().sha256 == live.info().sha256
-                        && (deployment.live == *version || deployment.live.starts_with(&format!("{version}+")));
-                    if !same && configured.get(name).is_some_and(|c| c.wins_over_registry) {
-                        // The file wins (docs/admin.md): registered, activated, audited;
-                        // a canary or shadow of the registry's is ended with it.
-                        let bytes = configured.get(name).map(|c| c.bytes.clone()).unwrap_or_default();
-                        let version = deployments.register_configured(name, &live, bytes).await?;
-                        let mut previous = deployment.previous.clone();
-                        previous.push(deployment.live.clone());
-                        let last_candidate = ended(
-                            &deployment,
-                            None,
-                            "replaced",
-                            "config",
-                            Some(format!("the configured file was put live as {name}@{version}")),
-                        )
-                        .or_else(|| deployment.last_candidate.clone());
-                        let applied = Deployment {
-                            plugin: name.clone(),
-                            live: version.clone(),
-                            previous,
-                            candidate: None,
-                            last_candidate,
-                        };
-                        deployments.registry.put_deployment(applied.clone()).await?;
-                        deployments
-                            .audit_text(
+                    let same = active.as_ref().is_some_and(|active| {
+                        active.live.info().sha256 == live.info().sha256
+                            && (deployment.live == *version || deployment.live.starts_with(&format!("{version}+")))
+                    });
+                    let file_wins = configured.get(name).is_some_and(|c| c.wins_over_registry);
+                    let active = match active {
+                        Some(active) if same || !file_wins => active,
+                        _ => {
+                            // The file wins (docs/admin.md), or the registry's version cannot
+                            // run here: registered, activated, audited; a canary or shadow of
+                            // the registry's is ended with it.
+                            let bytes = configured.get(name).map(|c| c.bytes.clone()).unwrap_or_default();
+                            let version = deployments.register_configured(name, &live, bytes).await?;
+                            let mut previous = deployment.previous.clone();
+                            previous.push(deployment.live.clone());
+                            let last_candidate = ended(
+                                &deployment,
+                                None,
+                                "replaced",
                                 "config",
-                                "activate",
-                                &format!("{name}@{version}"),
-                                format!(
-                                    "ok: the configured file replaced {name}@{} ([registry] precedence = \"file\")",
-                                    deployment.live
-                                ),
+                                Some(format!("the configured file was put live as {name}@{version}")),
                             )
-                            .await;
-                        tracing::warn!(
-                            plugin = %name,
-                            "runs the configured file {name}@{version} instead of the registry's {name}@{} \
-                             ([registry] precedence = \"file\"); `weir plugin rollback {name}` returns to it",
-                            deployment.live
-                        );
-                        state.insert(name.clone(), applied);
-                        continue;
-                    }
+                            .or_else(|| deployment.last_candidate.clone());
+                            let applied = Deployment {
+                                plugin: name.clone(),
+                                live: version.clone(),
+                                previous,
+                                candidate: None,
+                                last_candidate,
+                            };
+                            deployments.registry.put_deployment(applied.clone()).await?;
+                            let why = match &cannot_run {
+                                // On one line: the refusal lists its reasons on several.
+                                Some(err) => format!(
+                                    "it cannot run on this host: {}",
+                                    err.message.lines().map(str::trim).collect::<Vec<_>>().join(" ")
+                                ),
+                                None => "[registry] precedence = \"file\"".to_owned(),
+                            };
+                            deployments
+                                .audit_text(
+                                    "config",
+                                    "activate",
+                                    &format!("{name}@{version}"),
+                                    format!("ok: the configured file replaced {name}@{} ({why})", deployment.live),
+                                )
+                                .await;
+                            if cannot_run.is_some() {
+                                tracing::error!(
+                                    plugin = %name,
+                                    "runs the configured file {name}@{version} instead of the registry's {name}@{}: \
+                                     {why}. Rebuild that version against this weir's SDK, upload it as a new \
+                                     version and activate it",
+                                    deployment.live
+                                );
+                            } else {
+                                tracing::warn!(
+                                    plugin = %name,
+                                    "runs the configured file {name}@{version} instead of the registry's {name}@{} \
+                                     ({why}); `weir plugin rollback {name}` returns to it",
+                                    deployment.live
+                                );
+                            }
+                            state.insert(name.clone(), applied);
+                            continue;
+                        }
+                    };
                     if !same {
                         // The registry wins over the file (docs/admin.md): said at the
                         // default log level, with the command that applies the file.
@@ -360,10 +397,10 @@ impl Deployments {
     }
 
     /// Loads the versions a stored deployment names.
-    async fn active_for(&self, name: &str, deployment: &Deployment) -> anyhow::Result<Active> {
-        let live = Arc::new(self.load(name, &deployment.live).await.map_err(|e| anyhow::anyhow!("{e}"))?);
+    async fn active_for(&self, name: &str, deployment: &Deployment) -> Result<Active, AdminError> {
+        let live = Arc::new(self.load(name, &deployment.live).await?);
         let candidate = match &deployment.candidate {
-            Some(c) => Some(self.active_candidate(name, c).await.map_err(|e| anyhow::anyhow!("{e}"))?),
+            Some(c) => Some(self.active_candidate(name, c).await?),
             None => None,
         };
         Ok(Active { live, candidate })
