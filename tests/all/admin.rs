@@ -491,6 +491,17 @@ fn a_live_version_this_host_cannot_run_gives_way_to_the_configured_file_and_the_
         };
         registry.put_deployment(deployment).await.unwrap();
     });
+    // Validate, with the host stopped, says what a start will do and why.
+    let cache = tempfile::tempdir().unwrap();
+    let validate = weir_e2e::weir(&[&"validate", &"--config", &config], cache.path());
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    assert!(
+        validate.stderr.contains(
+            "the registry's live restaurant-enricher@0.9-build was built against weir:plugin@0.9.0, which this weir"
+        ) && validate.stderr.contains("a start makes the configured file live (restaurant-enricher@1.0.0"),
+        "{}",
+        validate.all()
+    );
     let log = dir.path().join("stderr.log");
     let server = Server::start_logging_to(&config, &ENV, Some(&log));
     let log = std::fs::read_to_string(&log).unwrap();

@@ -113,18 +113,30 @@ async fn registry_notes(parsed: &PipelineConfig, files: &BTreeMap<String, String
         else {
             continue;
         };
-        let live_sha = match registry.version(deployment.plugin.clone(), deployment.live.clone()).await {
-            Ok(Some(record)) => record.sha256,
+        let record = match registry.version(deployment.plugin.clone(), deployment.live.clone()).await {
+            Ok(Some(record)) => record,
             _ => continue,
         };
         let same_version =
             deployment.live == plugin.version || deployment.live.starts_with(&format!("{}+", plugin.version));
-        if live_sha == *file_sha && same_version {
+        if record.sha256 == *file_sha && same_version {
             continue;
         }
         let (name, live, version, path) =
             (&deployment.plugin, &deployment.live, &plugin.version, plugin.path.display());
-        notes.push(if file_wins {
+        // Before 1.0 the minor version is the contract (docs/wit.md).
+        let supported = weir_runtime::SUPPORTED_WIT_VERSION;
+        let contract =
+            |v: &str| v.rsplit_once('.').map_or_else(|| v.to_owned(), |(major_minor, _)| major_minor.to_owned());
+        notes.push(if contract(&record.wit_version) != contract(supported) {
+            format!(
+                "{name}: the registry's live {name}@{live} was built against weir:plugin@{}, which this weir \
+                 (weir:plugin@{supported}) cannot run: a start makes the configured file live ({name}@{version}, \
+                 {path}) and keeps {name}@{live} for the record. Rebuild it against this weir's SDK, upload it \
+                 as a new version and activate it",
+                record.wit_version
+            )
+        } else if file_wins {
             format!(
                 "{name}: the registry runs {name}@{live}, not the configured file ({name}@{version}, {path}); \
                  [registry] precedence = \"file\": a start makes the file live ({name}@{live} stays for rollback)"
