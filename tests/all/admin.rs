@@ -468,18 +468,9 @@ fn a_live_version_this_host_cannot_run_gives_way_to_the_configured_file_and_the_
         let bytes = std::fs::read(component("future_version")).unwrap();
         let sha256 = registry.put_component(bytes.clone()).await.unwrap();
         let record = VersionRecord {
-            name: "restaurant-enricher".into(),
-            version: "0.9-build".into(),
-            sha256,
-            world: "enricher".into(),
             wit_version: "0.9.0".into(),
             size: bytes.len() as u64,
-            imports: Vec::new(),
-            description: String::new(),
-            uploaded_by: "an older weir".into(),
-            uploaded_at: "2026-11-01T00:00:00Z".into(),
-            fixtures: None,
-            config: None,
+            ..crate::shared_registry::version("restaurant-enricher", "0.9-build", &sha256, "2026-11-01T00:00:00Z")
         };
         registry.put_version(record).await.unwrap();
         let deployment = Deployment {

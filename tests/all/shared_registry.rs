@@ -7,7 +7,8 @@ use weir_config::{S3Location, SharedRegistrySettings};
 use weir_e2e::aws_servers::{boto3, create_bucket, servers};
 use weir_registry::{AuditEntry, Deployment, RegistryError, RegistryStore, VersionRecord};
 
-fn version(name: &str, version: &str, sha256: &str, at: &str) -> VersionRecord {
+/// A version record of an enricher; its size and WIT version are made up.
+pub(crate) fn version(name: &str, version: &str, sha256: &str, at: &str) -> VersionRecord {
     VersionRecord {
         name: name.into(),
         version: version.into(),

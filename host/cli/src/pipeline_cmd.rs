@@ -124,11 +124,8 @@ async fn registry_notes(parsed: &PipelineConfig, files: &BTreeMap<String, String
         }
         let (name, live, version, path) =
             (&deployment.plugin, &deployment.live, &plugin.version, plugin.path.display());
-        // Before 1.0 the minor version is the contract (docs/wit.md).
         let supported = weir_runtime::SUPPORTED_WIT_VERSION;
-        let contract =
-            |v: &str| v.rsplit_once('.').map_or_else(|| v.to_owned(), |(major_minor, _)| major_minor.to_owned());
-        notes.push(if contract(&record.wit_version) != contract(supported) {
+        notes.push(if !weir_runtime::supports_wit_version(&record.wit_version) {
             format!(
                 "{name}: the registry's live {name}@{live} was built against weir:plugin@{}, which this weir \
                  (weir:plugin@{supported}) cannot run: a start makes the configured file live ({name}@{version}, \

@@ -143,13 +143,13 @@ fn refusal_code(reason: &str) -> &'static str {
     }
 }
 
-/// The admin answer to a component the runtime would not load.
 /// A stored component this host refuses whatever its configuration: built against
 /// another WIT version, or its imports or exports have other types.
 fn runs_on_another_host_only(error: &AdminError) -> bool {
     matches!(error.code, "unsupported_wit_version" | "mistyped_import" | "mistyped_export")
 }
 
+/// The admin answer to a component the runtime would not load.
 fn load_refusal(error: LoadError) -> AdminError {
     let message = error.to_string();
     match error {

@@ -13,6 +13,11 @@ use crate::error::LoadError;
 pub const SUPPORTED_WIT_VERSION: &str = "0.2.0";
 const SUPPORTED_PREFIX: &str = "0.2.";
 
+/// Whether this host runs components built against `weir:plugin@VERSION`.
+pub fn supports_wit_version(version: &str) -> bool {
+    version.starts_with(SUPPORTED_PREFIX)
+}
+
 /// The kind of plugin, one per WIT world.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum World {
@@ -183,7 +188,7 @@ pub(crate) fn describe(
             (several[0].0, several[0].1.to_owned())
         }
     };
-    if !found.is_empty() && !wit_version.starts_with(SUPPORTED_PREFIX) {
+    if !found.is_empty() && !supports_wit_version(&wit_version) {
         reasons.push(format!(
             "was built against weir:plugin@{wit_version}, but this host implements weir:plugin@{SUPPORTED_WIT_VERSION}; rebuild it against this weir's wit/ as {}",
             expected.unwrap_or(world).describe()
@@ -203,7 +208,7 @@ pub(crate) fn describe(
         let (iface, version) = split_version(name);
         let known = match iface {
             "weir:plugin/host" | "weir:plugin/types" => {
-                if !version.is_some_and(|v| v.starts_with(SUPPORTED_PREFIX)) {
+                if !version.is_some_and(supports_wit_version) {
                     reasons.push(format!(
                         "imports {name}, but this host implements weir:plugin@{SUPPORTED_WIT_VERSION}; rebuild it against this weir's wit/"
                     ));

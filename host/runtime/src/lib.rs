@@ -33,7 +33,7 @@ pub use capabilities::{
     ReferenceData, StaticReferenceData, TracingLog,
 };
 pub use error::{CallError, CallErrorKind, LimitKind, LoadError};
-pub use inspect::{PluginInfo, SUPPORTED_WIT_VERSION, World};
+pub use inspect::{PluginInfo, SUPPORTED_WIT_VERSION, World, supports_wit_version};
 pub use limits::{Limits, default_instances};
 pub use plugin::{CallStats, Plugin, PluginId, PluginOptions};
 pub use runtime::{Runtime, RuntimeConfig};

@@ -362,28 +362,12 @@ impl ColumnsBuilder {
 
 /// A `u32` column as the WIT carries it.
 pub fn pack_u32(words: &[u32]) -> Vec<u8> {
-    // Into a zeroed buffer of fixed-size chunks: no capacity check per element, so the
-    // loop compiles to a plain copy on little-endian targets.
-    let mut out = vec![0; size_of_val(words)];
-    for (chunk, word) in out.as_chunks_mut::<4>().0.iter_mut().zip(words) {
-        *chunk = word.to_le_bytes();
-    }
-    out
+    pack(words, u32::to_le_bytes)
 }
 
 /// An `s64` column as the WIT carries it.
 pub fn pack_i64(words: &[i64]) -> Vec<u8> {
-    // Into a zeroed buffer of fixed-size chunks: no capacity check per element, so the
-    // loop compiles to a plain copy on little-endian targets.
-    let mut out = vec![0; size_of_val(words)];
-    for (chunk, word) in out.as_chunks_mut::<8>().0.iter_mut().zip(words) {
-        *chunk = word.to_le_bytes();
-    }
-    out
-}
-
-fn cut_inside(column: &str, bytes: usize, wit: &str, size: usize) -> BatchError {
-    bad(format!("{column} has {bytes} bytes, not a whole number of packed {wit} ({size} bytes each)"))
+    pack(words, i64::to_le_bytes)
 }
 
 /// A packed `u32` column back as numbers.
@@ -391,11 +375,7 @@ fn cut_inside(column: &str, bytes: usize, wit: &str, size: usize) -> BatchError 
 /// # Errors
 /// A [`BatchError`] naming the column when its length is not a whole number of elements.
 pub fn unpack_u32(column: &str, bytes: &[u8]) -> Result<Vec<u32>, BatchError> {
-    let (words, rest) = bytes.as_chunks::<4>();
-    if !rest.is_empty() {
-        return Err(cut_inside(column, bytes.len(), "u32", 4));
-    }
-    Ok(words.iter().map(|w| u32::from_le_bytes(*w)).collect())
+    unpack(column, "u32", bytes, u32::from_le_bytes)
 }
 
 /// A packed `s64` column back as numbers.
@@ -403,11 +383,31 @@ pub fn unpack_u32(column: &str, bytes: &[u8]) -> Result<Vec<u32>, BatchError> {
 /// # Errors
 /// A [`BatchError`] naming the column when its length is not a whole number of elements.
 pub fn unpack_i64(column: &str, bytes: &[u8]) -> Result<Vec<i64>, BatchError> {
-    let (words, rest) = bytes.as_chunks::<8>();
-    if !rest.is_empty() {
-        return Err(cut_inside(column, bytes.len(), "s64", 8));
+    unpack(column, "s64", bytes, i64::from_le_bytes)
+}
+
+fn pack<W: Copy, const N: usize>(words: &[W], to_le: impl Fn(W) -> [u8; N]) -> Vec<u8> {
+    // Into a zeroed buffer of fixed-size chunks: no capacity check per element, so the
+    // loop compiles to a plain copy on little-endian targets.
+    let mut out = vec![0; words.len() * N];
+    for (chunk, &word) in out.as_chunks_mut::<N>().0.iter_mut().zip(words) {
+        *chunk = to_le(word);
     }
-    Ok(words.iter().map(|w| i64::from_le_bytes(*w)).collect())
+    out
+}
+
+fn unpack<W, const N: usize>(
+    column: &str,
+    wit: &str,
+    bytes: &[u8],
+    from_le: impl Fn([u8; N]) -> W,
+) -> Result<Vec<W>, BatchError> {
+    let (words, rest) = bytes.as_chunks::<N>();
+    if !rest.is_empty() {
+        let len = bytes.len();
+        return Err(bad(format!("{column} has {len} bytes, not a whole number of packed {wit} ({N} bytes each)")));
+    }
+    Ok(words.iter().map(|&w| from_le(w)).collect())
 }
 
 /// Writes the conversions between [`Columns`] and a WIT-generated `event-batch` record

@@ -137,8 +137,9 @@ fn misbehave(event: Event, mode: &str) -> Result<Vec<Event>, String> {
         "long-field-name" => Ok(vec![event.with(&"n".repeat(10_000), 1i64)]),
         // An event time at the end of the range: windows and RFC 3339 cannot hold it.
         "far-future" => Ok(vec![Event { time: i64::MAX, ..event }]),
-        // A reason far longer than any a host should keep for one record.
+        // Passes the event; `enrich` makes the whole answer's packed `text-ends` ragged.
         "ragged-column" => Ok(vec![event]),
+        // A reason far longer than any a host should keep for one record.
         "huge-error" => Err(format!("failed: {}", "x".repeat(10 << 20))),
         other => Err(format!("unknown mode {other:?}")),
     }
