@@ -456,32 +456,23 @@ fn a_restart_keeps_the_registry_and_the_active_versions() {
 
 #[test]
 fn a_live_version_this_host_cannot_run_gives_way_to_the_configured_file_and_the_host_starts() {
-    use weir_registry::{Deployment, LocalRegistry, RegistryStore, VersionRecord};
+    use weir_registry::Deployment;
     let dir = tempfile::tempdir().unwrap();
     let config = admin_config(dir.path(), "");
     // A first start writes the deployments of the configured files.
     Server::start_with_env(&config, &ENV).stop();
     // What an upgrade of weir leaves behind: the registry's live enricher was built against
     // a WIT version this host does not implement.
-    rt().block_on(async {
-        let registry = LocalRegistry::open(&dir.path().join("data/registry")).unwrap();
-        let bytes = std::fs::read(component("future_version")).unwrap();
-        let sha256 = registry.put_component(bytes.clone()).await.unwrap();
-        let record = VersionRecord {
-            wit_version: "0.9.0".into(),
-            size: bytes.len() as u64,
-            ..crate::shared_registry::version("restaurant-enricher", "0.9-build", &sha256, "2026-11-01T00:00:00Z")
-        };
-        registry.put_version(record).await.unwrap();
-        let deployment = Deployment {
+    store_future_enricher(
+        dir.path(),
+        Deployment {
             plugin: "restaurant-enricher".into(),
             live: "0.9-build".into(),
             previous: vec!["1.0.0".into()],
             candidate: None,
             last_candidate: None,
-        };
-        registry.put_deployment(deployment).await.unwrap();
-    });
+        },
+    );
     // Validate, with the host stopped, says what a start will do and why.
     let cache = tempfile::tempdir().unwrap();
     let validate = weir_e2e::weir(&[&"validate", &"--config", &config], cache.path());
@@ -514,6 +505,74 @@ fn a_live_version_this_host_cannot_run_gives_way_to_the_configured_file_and_the_
     let events = lake_events(dir.path());
     assert_eq!(events.len(), 20, "the plugin kept running");
     assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@1.0.0")), "the configured file ran");
+}
+
+/// Stores in the registry of the pipeline under `dir` (stopped) the enricher version
+/// `0.9-build`, built against `weir:plugin@0.9.0`, and `deployment`.
+fn store_future_enricher(dir: &std::path::Path, deployment: weir_registry::Deployment) {
+    use weir_registry::{LocalRegistry, RegistryStore, VersionRecord};
+    rt().block_on(async {
+        let registry = LocalRegistry::open(&dir.join("data/registry")).unwrap();
+        let bytes = std::fs::read(component("future_version")).unwrap();
+        let sha256 = registry.put_component(bytes.clone()).await.unwrap();
+        let record = VersionRecord {
+            wit_version: "0.9.0".into(),
+            size: bytes.len() as u64,
+            ..crate::shared_registry::version("restaurant-enricher", "0.9-build", &sha256, "2026-11-01T00:00:00Z")
+        };
+        registry.put_version(record).await.unwrap();
+        registry.put_deployment(deployment).await.unwrap();
+    });
+}
+
+#[test]
+fn a_candidate_this_host_cannot_run_is_ended_and_the_live_version_keeps_running() {
+    use weir_registry::{Candidate, CandidateMode, Deployment};
+    let dir = tempfile::tempdir().unwrap();
+    let config = admin_config(dir.path(), "");
+    Server::start_with_env(&config, &ENV).stop();
+    // A shadow left running across an upgrade of weir, of a version built for the old WIT.
+    store_future_enricher(
+        dir.path(),
+        Deployment {
+            plugin: "restaurant-enricher".into(),
+            live: "1.0.0".into(),
+            previous: Vec::new(),
+            candidate: Some(Candidate {
+                version: "0.9-build".into(),
+                mode: CandidateMode::Shadow,
+                max_error_rate: 0.5,
+                min_inputs: 10,
+                since: "2026-11-01T00:00:00Z".into(),
+            }),
+            last_candidate: None,
+        },
+    );
+    let log = dir.path().join("stderr.log");
+    let server = Server::start_logging_to(&config, &ENV, Some(&log));
+    let log = std::fs::read_to_string(&log).unwrap();
+    let error = log.lines().find(|l| l.contains("ERROR") && l.contains("restaurant-enricher@0.9-build"));
+    let error = error.unwrap_or_else(|| panic!("no error naming the candidate that cannot run: {log}"));
+    assert!(error.contains("kept restaurant-enricher@1.0.0 live"), "{error}");
+    assert!(error.contains("was built against weir:plugin@0.9.0"), "the reason: {error}");
+    rt().block_on(async {
+        let r = call(server.addr, "GET", "/v1/deployments/restaurant-enricher", Some(READER), b"").await;
+        let deployment = json(&r);
+        assert_eq!(deployment["live"], "1.0.0", "{deployment}");
+        assert_eq!(deployment["previous"], serde_json::json!([]), "the live version was not replaced: {deployment}");
+        assert!(deployment["candidate"].is_null(), "{deployment}");
+        let ended = &deployment["last_candidate"];
+        assert_eq!((&ended["version"], &ended["outcome"]), (&"0.9-build".into(), &"aborted".into()), "{deployment}");
+        assert!(ended["reason"].as_str().unwrap().contains("weir:plugin@0.9.0"), "{deployment}");
+        let r = call(server.addr, "GET", "/v1/audit", Some(READER), b"").await;
+        assert!(r.body.contains("the candidate was ended"), "audited: {}", r.body);
+        send_orders(server.addr, 0..20).await;
+        caught_up(server.addr).await;
+    });
+    assert!(server.stop().success());
+    let events = lake_events(dir.path());
+    assert_eq!(events.len(), 20);
+    assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@1.0.0")), "the live version ran");
 }
 
 #[test]

@@ -149,6 +149,12 @@ fn runs_on_another_host_only(error: &AdminError) -> bool {
     matches!(error.code, "unsupported_wit_version" | "mistyped_import" | "mistyped_export")
 }
 
+/// Why a stored version cannot run here, on one line (the refusal lists its reasons on
+/// several).
+fn cannot_run_here(error: &AdminError) -> String {
+    format!("it cannot run on this host: {}", error.message.lines().map(str::trim).collect::<Vec<_>>().join(" "))
+}
+
 /// The admin answer to a component the runtime would not load.
 fn load_refusal(error: LoadError) -> AdminError {
     let message = error.to_string();
@@ -201,12 +207,35 @@ impl Deployments {
         for (name, slot) in &deployments.slots {
             let live = slot.snapshot().live.clone();
             match stored.remove(name) {
-                Some(deployment) => {
+                Some(mut deployment) => {
                     // A stored version this host cannot run at all (built against another
                     // WIT version, as after an upgrade of weir) gives way to the configured
-                    // file rather than stopping the host: the plugin keeps running.
-                    let (active, cannot_run) = match deployments.active_for(name, &deployment).await {
-                        Ok(active) => (Some(active), None),
+                    // file rather than stopping the host: the plugin keeps running. A
+                    // candidate that cannot run is ended alone; the live version stays.
+                    let (active, cannot_run) = match deployments.restorable(name, &deployment).await {
+                        Ok((active, ended_candidate)) => {
+                            if let Some((amended, why)) = ended_candidate {
+                                deployments.registry.put_deployment(amended.clone()).await?;
+                                let candidate = amended.last_candidate.as_ref().map_or("", |c| c.version.as_str());
+                                deployments
+                                    .audit_text(
+                                        "config",
+                                        "abort",
+                                        &format!("{name}@{candidate}"),
+                                        format!("ok: the candidate was ended ({why})"),
+                                    )
+                                    .await;
+                                tracing::error!(
+                                    plugin = %name,
+                                    "ended the canary or shadow of {name}@{candidate} and kept {name}@{} live: {why}. \
+                                     Rebuild that version against this weir's SDK, upload it as a new version and \
+                                     start the canary again",
+                                    amended.live
+                                );
+                                deployment = amended;
+                            }
+                            (Some(active), None)
+                        }
                         Err(err) if runs_on_another_host_only(&err) && configured.contains_key(name) => {
                             (None, Some(err))
                         }
@@ -247,11 +276,7 @@ impl Deployments {
                             };
                             deployments.registry.put_deployment(applied.clone()).await?;
                             let why = match &cannot_run {
-                                // On one line: the refusal lists its reasons on several.
-                                Some(err) => format!(
-                                    "it cannot run on this host: {}",
-                                    err.message.lines().map(str::trim).collect::<Vec<_>>().join(" ")
-                                ),
+                                Some(err) => cannot_run_here(err),
                                 None => "[registry] precedence = \"file\"".to_owned(),
                             };
                             deployments
@@ -404,6 +429,34 @@ impl Deployments {
             None => None,
         };
         Ok(Active { live, candidate })
+    }
+
+    /// The live version and candidate of a stored deployment, loaded at a start. A
+    /// candidate this host cannot run at all (built against another WIT version) is ended
+    /// rather than the whole deployment refused: the deployment without it is returned
+    /// beside, with the reason, for the caller to store and report.
+    async fn restorable(
+        &self,
+        name: &str,
+        deployment: &Deployment,
+    ) -> Result<(Active, Option<(Deployment, String)>), AdminError> {
+        let live = Arc::new(self.load(name, &deployment.live).await?);
+        let Some(candidate) = &deployment.candidate else {
+            return Ok((Active { live, candidate: None }, None));
+        };
+        match self.active_candidate(name, candidate).await {
+            Ok(candidate) => Ok((Active { live, candidate: Some(candidate) }, None)),
+            Err(err) if runs_on_another_host_only(&err) => {
+                let why = cannot_run_here(&err);
+                let amended = Deployment {
+                    candidate: None,
+                    last_candidate: ended(deployment, None, "aborted", "config", Some(why.clone())),
+                    ..deployment.clone()
+                };
+                Ok((Active { live, candidate: None }, Some((amended, why))))
+            }
+            Err(err) => Err(err),
+        }
     }
 
     async fn active_candidate(&self, name: &str, candidate: &Candidate) -> Result<ActiveCandidate, AdminError> {
