@@ -16,7 +16,7 @@ fn records(from: usize, n: usize) -> Vec<NewRecord> {
     (from..from + n)
         .map(|i| NewRecord {
             partition_key: Some(format!("key-{i}")),
-            data: format!("record {i}").into_bytes(),
+            data: format!("record {i}").into_bytes().into(),
             content_type: "text/plain".into(),
             arrival_time: 0,
         })

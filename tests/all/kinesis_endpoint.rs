@@ -178,7 +178,7 @@ fn under_backpressure_weir_takes_what_fits_and_the_kinesis_log_resends_only_the_
     let sent: Vec<String> = orders(30).into_iter().filter(|o| o.fate == Fate::Event).map(|o| o.line).take(14).collect();
     let record = |line: &String| weir_log::NewRecord {
         partition_key: Some("r-1".into()),
-        data: line.clone().into_bytes(),
+        data: line.clone().into_bytes().into(),
         content_type: "application/json".into(),
         arrival_time: 0,
     };

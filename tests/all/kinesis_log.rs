@@ -147,7 +147,7 @@ async fn a_state_larger_than_a_dynamodb_item_survives_a_commit_and_is_replaced_b
     let log = subject.log();
     let record = |i: usize| NewRecord {
         partition_key: Some("big".into()),
-        data: format!("r{i}").into_bytes(),
+        data: format!("r{i}").into_bytes().into(),
         content_type: "application/json".into(),
         arrival_time: 0,
     };

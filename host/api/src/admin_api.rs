@@ -652,8 +652,8 @@ async fn replay_dead_letters(
         };
         records.push(weir_log::NewRecord {
             partition_key: None,
-            data,
-            content_type: letter["content_type"].as_str().unwrap_or("application/octet-stream").to_owned(),
+            data: data.into(),
+            content_type: letter["content_type"].as_str().unwrap_or("application/octet-stream").to_owned().into(),
             arrival_time,
         });
         replayed_ids.push(letter["id"].as_str().unwrap_or_default().to_owned());

@@ -138,7 +138,12 @@ fn record(index: usize, data: &str, partition_key: String, arrival_time: i64) ->
             format!("record {} has Data that is not base64: {e}", index + 1),
         )
     })?;
-    Ok(NewRecord { partition_key: Some(partition_key), data, content_type: CONTENT_TYPE.to_owned(), arrival_time })
+    Ok(NewRecord {
+        partition_key: Some(partition_key),
+        data: data.into(),
+        content_type: CONTENT_TYPE.into(),
+        arrival_time,
+    })
 }
 
 /// `shardId-000000000003` for the embedded log's shard `3`; other ids as they are.

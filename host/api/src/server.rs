@@ -2,6 +2,7 @@
 //! these routes with the read and admin APIs; one `app()` serves `weir serve`, the demo
 //! and the benchmarks.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -202,18 +203,35 @@ async fn ingest(
     let key = query.key.or_else(|| headers.get("x-partition-key").and_then(|v| v.to_str().ok()).map(str::to_owned));
     let arrival_time = weir_pipeline::now_micros();
     // A JSON record's key member is read from its bytes only when no key was given.
-    let record = |data: Vec<u8>, content_type: &str, json: bool| NewRecord {
+    let record = |data: Bytes, content_type: Cow<'static, str>, json: bool| NewRecord {
         partition_key: key
             .clone()
             .or_else(|| query.key_field.as_deref().filter(|_| json).and_then(|f| key_in(&data, f))),
         data,
-        content_type: content_type.to_owned(),
+        content_type,
         arrival_time,
     };
-    // Counted before anything is allocated per record, so a body of tiny records cannot
-    // make the host build millions of them.
+    let records = records_in(&body, &content_type, record)?;
+    if records.is_empty() {
+        return Err(ApiError::bad_request("the request holds no records"));
+    }
+    let appended = pipeline.ingest(&stream, records).await?;
+    Ok((StatusCode::OK, axum::Json(Acknowledged(&appended))).into_response())
+}
+
+/// The records of a request body of `content_type`, each made by `record` from its data,
+/// its content type and whether it is JSON. Each record's data is a slice of `body`: no
+/// copy and no allocation per record. NDJSON lines and JSON array elements are counted
+/// before any record is made, so a body of tiny records cannot make the host build
+/// millions of them.
+fn records_in(
+    body: &Bytes,
+    content_type: &str,
+    mut record: impl FnMut(Bytes, Cow<'static, str>, bool) -> NewRecord,
+) -> Result<Vec<NewRecord>, ApiError> {
+    const JSON: Cow<'static, str> = Cow::Borrowed("application/json");
     let too_many = |records: usize| IngestError::TooManyRecords { records, limit: MAX_RECORDS_PER_REQUEST };
-    let records: Vec<NewRecord> = match content_type.as_str() {
+    Ok(match content_type {
         "application/x-ndjson" | "application/jsonl" | "application/ndjson" => {
             let lines = body.split(|&b| b == b'\n').filter(|line| !line.iter().all(u8::is_ascii_whitespace)).count();
             if lines > MAX_RECORDS_PER_REQUEST {
@@ -221,7 +239,7 @@ async fn ingest(
             }
             body.split(|&b| b == b'\n')
                 .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-                .map(|line| record(line.to_vec(), "application/json", true))
+                .map(|line| record(body.slice_ref(line), JSON, true))
                 .collect()
         }
         "application/json" => {
@@ -234,26 +252,18 @@ async fn ingest(
             if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
                 // Each element as the bytes that were sent (duplicate keys, big integers and
                 // escapes kept), no more than the record limit held at once.
-                let elements = json_array_elements(&body, MAX_RECORDS_PER_REQUEST).map_err(|e| match e {
+                let elements = json_array_elements(body, MAX_RECORDS_PER_REQUEST).map_err(|e| match e {
                     ArrayError::TooMany(count) => ApiError::from(too_many(count)),
                     ArrayError::Json(e) => not_json(e),
                 })?;
-                elements
-                    .iter()
-                    .map(|element| record(element.get().as_bytes().to_vec(), "application/json", true))
-                    .collect()
+                elements.iter().map(|element| record(body.slice_ref(element.get().as_bytes()), JSON, true)).collect()
             } else {
-                serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(not_json)?;
-                vec![record(body.to_vec(), "application/json", true)]
+                serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(not_json)?;
+                vec![record(body.clone(), JSON, true)]
             }
         }
-        other => vec![record(body.to_vec(), other, false)],
-    };
-    if records.is_empty() {
-        return Err(ApiError::bad_request("the request holds no records"));
-    }
-    let appended = pipeline.ingest(&stream, records).await?;
-    Ok((StatusCode::OK, axum::Json(Acknowledged(&appended))).into_response())
+        other => vec![record(body.clone(), Cow::Owned(other.to_owned()), false)],
+    })
 }
 
 /// The ingest answer, `{"records": N, "sequence_numbers": [{"shard": …, "seq": …}, …]}`,
@@ -410,6 +420,51 @@ async fn healthz(State(pipeline): State<Arc<Api>>) -> impl IntoResponse {
 mod tests {
     use super::*;
     use weir_log::{Position, ShardId};
+
+    /// The records of `body` as (data, content type), checking that each one's data lies
+    /// inside the body's memory: a slice, not a copy.
+    fn split(body: &'static [u8], content_type: &str) -> Vec<(String, String)> {
+        let body = Bytes::from_static(body);
+        let inside = body.as_ptr_range();
+        let record = |data: Bytes, content_type: Cow<'static, str>, _json: bool| {
+            let range = data.as_ptr_range();
+            assert!(inside.start <= range.start && range.end <= inside.end, "{data:?} was copied out of the body");
+            NewRecord { partition_key: None, data, content_type, arrival_time: 0 }
+        };
+        let records = records_in(&body, content_type, record).unwrap_or_else(|e| panic!("{e:?}"));
+        records
+            .into_iter()
+            .map(|r| (String::from_utf8(r.data.to_vec()).unwrap(), r.content_type.into_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn records_are_slices_of_the_body_as_sent() {
+        let json = |data: &str| (data.to_owned(), "application/json".to_owned());
+        assert_eq!(
+            split(b"{\"a\":1}\n\n  \n{\"a\": 2}\r\n", "application/x-ndjson"),
+            [json("{\"a\":1}"), json("{\"a\": 2}\r")]
+        );
+        assert_eq!(
+            split(b" [{\"a\":1,\"a\":2}, 12345678901234567890123 ,\"\\u00e9\"] ", "application/json"),
+            [json("{\"a\":1,\"a\":2}"), json("12345678901234567890123"), json("\"\\u00e9\"")]
+        );
+        assert_eq!(split(b"{\"a\":1}", "application/json"), [json("{\"a\":1}")]);
+        assert_eq!(split(b"a,b\n1,2\n", "text/csv"), [("a,b\n1,2\n".to_owned(), "text/csv".to_owned())]);
+    }
+
+    #[test]
+    fn a_body_over_the_record_limit_is_refused_before_any_record_is_made() {
+        let body = Bytes::from("{}\n".repeat(MAX_RECORDS_PER_REQUEST + 1));
+        let mut made = 0;
+        let record = |data: Bytes, content_type: Cow<'static, str>, _: bool| {
+            made += 1;
+            NewRecord { partition_key: None, data, content_type, arrival_time: 0 }
+        };
+        let refused = records_in(&body, "application/x-ndjson", record).unwrap_err();
+        assert_eq!(refused.into_response().status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(made, 0);
+    }
 
     #[test]
     fn the_ingest_answer_is_the_json_it_always_was() {

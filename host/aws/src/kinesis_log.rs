@@ -162,7 +162,7 @@ impl KinesisLog {
         &self,
         stream: &str,
         name: &str,
-        entries: &[(Vec<u8>, String)],
+        entries: &[(bytes::Bytes, String)],
         range: std::ops::Range<usize>,
         places: &mut [Option<RecordPlace>],
     ) -> Result<(), LogError> {
@@ -177,7 +177,7 @@ impl KinesisLog {
                 .iter()
                 .map(|&i| {
                     PutRecordsRequestEntry::builder()
-                        .data(Blob::new(entries[i].0.clone()))
+                        .data(Blob::new(entries[i].0.to_vec()))
                         .partition_key(entries[i].1.clone())
                         .build()
                         .map_err(|e| service("PutRecords", stream, e))

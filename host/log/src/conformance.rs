@@ -83,8 +83,8 @@ const CONSUMER: &str = "conformance-consumer";
 fn record(key: &str, data: String, arrival_time: i64) -> NewRecord {
     NewRecord {
         partition_key: Some(key.to_owned()),
-        data: data.into_bytes(),
-        content_type: "application/json".to_owned(),
+        data: data.into_bytes().into(),
+        content_type: "application/json".into(),
         arrival_time,
     }
 }
@@ -138,7 +138,7 @@ pub async fn appended_records_are_read_back_in_order_where_append_put_them(subje
     for round in 0..2 {
         let records: Vec<NewRecord> =
             (0..20).map(|i| record(keys[i % keys.len()], format!("r{round}-{i}"), 1_000)).collect();
-        let data: Vec<String> = records.iter().map(|r| String::from_utf8(r.data.clone()).unwrap()).collect();
+        let data: Vec<String> = records.iter().map(|r| String::from_utf8(r.data.to_vec()).unwrap()).collect();
         let places = log.append(STREAM, records).await.expect("append");
         assert_eq!(places.len(), data.len(), "one place per record");
         for (place, data) in places.into_iter().zip(data) {

@@ -218,6 +218,7 @@ impl EmbeddedLog {
             // (next_seq, stored_bytes) of each (stream, shard) the group touches.
             let mut counters: BTreeMap<(&str, u32), (u64, u64)> = BTreeMap::new();
             let mut all = Vec::with_capacity(group.len());
+            let mut value = Vec::new();
             for append in &group {
                 let stream = append.stream.as_str();
                 let mut appended = Vec::with_capacity(append.records.len());
@@ -230,7 +231,7 @@ impl EmbeddedLog {
                         }
                     };
                     let seq = counter.0;
-                    let value = record::encode(record);
+                    record::encode_into(record, &mut value);
                     stored.insert((stream, shard, seq), value.as_slice())?;
                     *counter = (seq + 1, counter.1 + value.len() as u64);
                     appended.push(Appended { shard, seq });
@@ -338,6 +339,31 @@ impl EmbeddedLog {
         self.check_shard(stream, shard)?;
         self.read_txn("next_seq", stream, Some(shard), |txn| {
             Ok(txn.open_table(SHARDS)?.get((stream, shard))?.map_or(0, |counter| counter.value().0))
+        })
+    }
+
+    /// The records of `stream` that `consumer` has not checkpointed yet, summed over its
+    /// shards, in one read transaction and without the consumer's states (ingest asks this
+    /// before every append, for its backpressure limit).
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::EmptyName`], [`LogError::Storage`], [`LogError::Corrupt`].
+    pub fn backlog(&self, consumer: &str, stream: &str) -> Result<u64, LogError> {
+        check_name("consumer", consumer)?;
+        check_name("stream", stream)?;
+        self.read_txn("backlog", stream, None, |txn| {
+            let (heads, checkpoints) = (txn.open_table(SHARDS)?, txn.open_table(CHECKPOINTS)?);
+            let mut backlog = 0;
+            for shard in 0..self.shards() {
+                let head = heads.get((stream, shard))?.map_or(0, |counter| counter.value().0);
+                let done = match checkpoints.get((consumer, stream, shard))? {
+                    Some(position) => self.decode_position(consumer, stream, shard, position.value())?.next_seq,
+                    None => 0,
+                };
+                backlog += head.saturating_sub(done);
+            }
+            Ok(backlog)
         })
     }
 

@@ -203,14 +203,6 @@ impl CheckpointStore for EmbeddedLog {
 
     fn backlog<'a>(&'a self, consumer: &'a str, stream: &'a str) -> BoxFuture<'a, Result<Option<u64>, LogError>> {
         let (consumer, stream) = (consumer.to_owned(), stream.to_owned());
-        self.blocking("backlog", move |log| {
-            let mut backlog = 0;
-            for shard in 0..log.shards() {
-                let head = log.next_seq(&stream, shard)?;
-                let done = log.checkpoint(&consumer, &stream, shard)?.map_or(0, |c| c.next_seq);
-                backlog += head.saturating_sub(done);
-            }
-            Ok(Some(backlog))
-        })
+        self.blocking("backlog", move |log| log.backlog(&consumer, &stream).map(Some))
     }
 }

@@ -54,8 +54,9 @@ impl Position {
 }
 
 impl From<u64> for Position {
+    /// One allocation of the digits' length: ingest makes one per appended record.
     fn from(value: u64) -> Self {
-        Self(value.to_string().into())
+        Self(itoa::Buffer::new().format(value).into())
     }
 }
 
@@ -120,8 +121,9 @@ impl ShardId {
 }
 
 impl From<u32> for ShardId {
+    /// One allocation of the digits' length: ingest makes one per appended record.
     fn from(value: u32) -> Self {
-        Self(value.to_string().into())
+        Self(itoa::Buffer::new().format(value).into())
     }
 }
 

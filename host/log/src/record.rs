@@ -8,16 +8,22 @@
 //!             [content type len: u32 LE] [content type] [data ... to the end]
 //! ```
 
+use std::borrow::Cow;
+
+use bytes::Bytes;
+
 /// A record handed to [`EmbeddedLog::append`](crate::EmbeddedLog::append).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecord {
     /// Chooses the shard: records with the same key land on the same shard, in order. Without
     /// one the shard follows from the data.
     pub partition_key: Option<String>,
-    /// The payload, stored as given.
-    pub data: Vec<u8>,
-    /// The payload's media type (`application/json`, `text/csv`...), stored as given.
-    pub content_type: String,
+    /// The payload, stored as given: a slice of the request it came in where it can be (no
+    /// copy and no allocation per record between the body and the log's encoding).
+    pub data: Bytes,
+    /// The payload's media type (`application/json`, `text/csv`...), stored as given;
+    /// borrowed when it is one of the host's own, so that a request's records share it.
+    pub content_type: Cow<'static, str>,
     /// When the record reached weir, in microseconds since the Unix epoch; retention by age
     /// measures from it.
     pub arrival_time: i64,
@@ -52,21 +58,30 @@ pub struct StoredRecord {
 const FORMAT_V1: u8 = 1;
 
 /// Encodes a record as a redb value (format version 1).
+#[cfg(test)]
 pub(crate) fn encode(record: &NewRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_into(record, &mut out);
+    out
+}
+
+/// Encodes a record as a redb value (format version 1) into `out`, which is cleared first:
+/// an append reuses one buffer for all its records.
+pub(crate) fn encode_into(record: &NewRecord, out: &mut Vec<u8>) {
     let key_len = record.partition_key.as_ref().map_or(0, |key| 4 + key.len());
-    let mut out = Vec::with_capacity(1 + 8 + 1 + key_len + 4 + record.content_type.len() + record.data.len());
+    out.clear();
+    out.reserve(1 + 8 + 1 + key_len + 4 + record.content_type.len() + record.data.len());
     out.push(FORMAT_V1);
     out.extend_from_slice(&record.arrival_time.to_le_bytes());
     match &record.partition_key {
         None => out.push(0),
         Some(key) => {
             out.push(1);
-            put_str(&mut out, key);
+            put_str(out, key);
         }
     }
-    put_str(&mut out, &record.content_type);
+    put_str(out, &record.content_type);
     out.extend_from_slice(&record.data);
-    out
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -160,7 +175,7 @@ mod tests {
         for partition_key in [None, Some("restaurant-7".to_owned()), Some(String::new())] {
             let record = NewRecord {
                 partition_key: partition_key.clone(),
-                data: b"{\"order\":1}".to_vec(),
+                data: Bytes::from_static(b"{\"order\":1}"),
                 content_type: "application/json".into(),
                 arrival_time: -5,
             };
@@ -171,8 +186,8 @@ mod tests {
                     shard: 2,
                     seq: 9,
                     partition_key,
-                    data: record.data.clone(),
-                    content_type: record.content_type.clone(),
+                    data: record.data.to_vec(),
+                    content_type: record.content_type.to_string(),
                     arrival_time: -5
                 }
             );
@@ -184,7 +199,7 @@ mod tests {
     fn an_unknown_format_version_or_a_cut_value_is_an_error_not_a_panic() {
         let mut bytes = encode(&NewRecord {
             partition_key: Some("k".into()),
-            data: vec![],
+            data: Bytes::new(),
             content_type: "text/plain".into(),
             arrival_time: 1,
         });

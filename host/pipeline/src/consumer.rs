@@ -247,7 +247,7 @@ mod tests {
             "orders",
             vec![NewRecord {
                 partition_key: None,
-                data: b"{}".to_vec(),
+                data: b"{}".to_vec().into(),
                 content_type: "application/json".into(),
                 arrival_time: 0,
             }],

@@ -59,8 +59,8 @@ async fn run(records: &[String], shards: u32, instances: usize, round: usize, py
             .enumerate()
             .map(|(i, line)| NewRecord {
                 partition_key: Some(format!("k-{i}")),
-                data: line.as_bytes().to_vec(),
-                content_type: "application/json".to_owned(),
+                data: line.as_bytes().to_vec().into(),
+                content_type: "application/json".into(),
                 arrival_time: now,
             })
             .collect();

@@ -21,8 +21,8 @@ fn open(dir: &Path) -> EmbeddedLog {
 fn record(partition_key: Option<&str>, data: &str, arrival_time: i64) -> NewRecord {
     NewRecord {
         partition_key: partition_key.map(str::to_owned),
-        data: data.as_bytes().to_vec(),
-        content_type: "application/json".to_owned(),
+        data: data.as_bytes().to_vec().into(),
+        content_type: "application/json".into(),
         arrival_time,
     }
 }
