@@ -24,6 +24,25 @@ use crate::period::{Period, now_micros};
 use crate::plugins::{PluginSource, Worker};
 use crate::raw_archive::{self, ArchivedRecord};
 
+/// Refuses a run whose raw archive `files` (name, bytes) hold more than the job's
+/// `max_input_bytes`: a run holds its period in memory, and a period too large for it
+/// must fail with what to do, not take the host's memory.
+fn check_input_size(job: &JobConfig, period: &Period, files: &[(String, u64)]) -> Result<(), BatchError> {
+    let bytes: u64 = files.iter().map(|(_, size)| size).sum();
+    let limit = job.max_input_bytes.bytes();
+    if bytes <= limit {
+        return Ok(());
+    }
+    Err(BatchError::Invalid(format!(
+        "job {} period {}: the raw archive holds {bytes} bytes in {} files, more than the job's max_input_bytes \
+         ({limit}); a run holds its period in memory, so give the job a shorter `period`, or raise \
+         `max_input_bytes` on a machine with about 9 times that much memory",
+        job.name,
+        period.describe(),
+        files.len()
+    )))
+}
+
 /// What asked for a run; recorded in its manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -179,6 +198,11 @@ impl JobRunner {
         }
         let workers = Arc::new(self.load_workers(&job, &request.versions).await?);
         let lake = self.lake_of(&job.name)?;
+        // Records that arrived in the period or within its lateness after it; a period
+        // larger than the run may hold is refused before the earlier run's manifest goes.
+        let (from, to) = (period.from, period.to.saturating_add(job.lateness.micros()));
+        let files = chain_plan::archive_files(lake.as_ref(), &job.stream, from, to).await?;
+        check_input_size(&job, &period, &files)?;
         let earlier = KeptLedger::read(lake.as_ref(), &job.name, &run)
             .await
             .map_err(|e| BatchError::Sink(format!("cannot read the kept-records ledger of {run}: {e}")))?;
@@ -191,9 +215,6 @@ impl JobRunner {
         let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(self.workers));
         raw_archive::register_lake(&ctx, lake.clone())?;
         raw_archive::register_tables(&ctx, &job.tables, &self.config.reference).await?;
-        // Records that arrived in the period or within its lateness after it.
-        let (from, to) = (period.from, period.to.saturating_add(job.lateness.micros()));
-        let files = chain_plan::archive_files(lake.as_ref(), &job.stream, from, to).await?;
         let spec = ChainSpec {
             job: job.name.clone(),
             run: run.clone(),

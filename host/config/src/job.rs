@@ -1,6 +1,6 @@
 //! `[[jobs]]`: the batch layer's scheduled jobs, and the cron schedules they run on.
 
-use crate::HumanDuration;
+use crate::{ByteSize, HumanDuration};
 
 /// `[[jobs]]`: one batch job. Each run reads one closed period of a stream's raw archive
 /// from the lake, puts it through the stream's plugins again (or the versions a backfill
@@ -31,6 +31,11 @@ pub struct JobConfig {
     pub schedule: Option<Schedule>,
     /// `batch_size`: records per plugin call, 1 to 100 000. By default 1 024.
     pub batch_size: usize,
+    /// `max_input_bytes`: the most raw-archive bytes one run reads. A run holds its
+    /// period's records and events in memory (up to about 9× the archive's bytes), so a
+    /// period holding more is refused before anything is read or removed, naming its
+    /// size. By default 1 GiB.
+    pub max_input_bytes: ByteSize,
     /// `events`: sinks the run's events (after the plugins) are written to. By default
     /// none.
     pub events: Vec<String>,

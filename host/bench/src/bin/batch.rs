@@ -5,7 +5,12 @@
 //! a reference-table join instead of the Wasm enricher); and DuckDB doing the same three
 //! group-bys over the same files, all alternately in the same run.
 //!
-//! `WEIR_BIN=… cargo run -p weir-bench --bin batch -- [ORDERS] [RUNS]` after
+//! With `cluster`, a fifth variant: the job with the Wasm plugins on a Ballista cluster
+//! on loopback (`weir batch scheduler` and two `weir batch executor`s of one task each,
+//! started by the benchmark and kept for all runs), planned by a `weir batch run
+//! --cluster`.
+//!
+//! `WEIR_BIN=… cargo run -p weir-bench --bin batch -- [ORDERS] [RUNS] [cluster]` after
 //! `scripts/build-plugins.sh`. Results: BENCHMARKS.md.
 
 use std::path::Path;
@@ -18,22 +23,102 @@ fn arg(n: usize, default: usize) -> usize {
     std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
 }
 
-/// The runs compared, each timed as a whole process.
-const VARIANTS: [&str; 4] = [
+/// The runs compared, each timed as a whole process (the cluster's only with `cluster`).
+const VARIANTS: [&str; 5] = [
     "weir, parser + Wasm enricher, 2 workers",
     "weir, parser + Wasm enricher, 1 worker",
     "weir, parser only + SQL join, 2 workers",
     "DuckDB, SQL only",
+    "weir, parser + Wasm enricher, cluster of 2",
 ];
+
+/// A child process killed when dropped (the cluster's scheduler and executors).
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port nothing listens on, with the next one free too (an executor's
+/// Flight and gRPC services).
+fn free_port_pair() -> anyhow::Result<u16> {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return Ok(port);
+        }
+    }
+}
+
+/// A scheduler and two executors of one task each on loopback, as `weir` processes with
+/// the job's configuration; returns them (killed when dropped) and the cluster's URL.
+fn start_cluster(dir: &Path, config: &Path) -> anyhow::Result<(Vec<Child>, String)> {
+    let spawn = |args: &[&str], log: &str| -> anyhow::Result<Child> {
+        let log = std::fs::File::create(dir.join(log))?;
+        Ok(Child(
+            std::process::Command::new(weir_bin())
+                .args(args)
+                .env("WEIR_CACHE_DIR", dir.join("cache"))
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()?,
+        ))
+    };
+    let listening = |port: u16, what: &str, child: &mut Child| -> anyhow::Result<()> {
+        for _ in 0..1200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            anyhow::ensure!(child.0.try_wait()?.is_none(), "{what} exited before it listened (its log is in {dir:?})");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        anyhow::bail!("{what} does not listen on {port}")
+    };
+    let scheduler = format!("127.0.0.1:{}", free_port_pair()?);
+    let mut children = vec![spawn(&["batch", "scheduler", "--bind", &scheduler], "scheduler.log")?];
+    let port: u16 = scheduler.rsplit(':').next().unwrap_or_default().parse()?;
+    listening(port, "the scheduler", &mut children[0])?;
+    for n in 0..2 {
+        let port = free_port_pair()?;
+        let work = dir.join(format!("executor-{n}"));
+        std::fs::create_dir_all(&work)?;
+        let (bind, config, work) =
+            (format!("127.0.0.1:{port}"), config.display().to_string(), work.display().to_string());
+        let args = [
+            "batch",
+            "executor",
+            "--config",
+            &config,
+            "--scheduler",
+            &scheduler,
+            "--bind",
+            &bind,
+            "--tasks",
+            "1",
+            "--work-dir",
+            &work,
+        ];
+        let mut executor = spawn(&args, &format!("executor-{n}.log"))?;
+        listening(port, "an executor", &mut executor)?;
+        children.push(executor);
+    }
+    Ok((children, format!("df://{scheduler}")))
+}
 
 fn main() -> anyhow::Result<()> {
     let orders = arg(1, 100_000);
     let runs = arg(2, 3);
+    let with_cluster = std::env::args().nth(3).is_some_and(|a| a == "cluster");
     let dir = tempfile::tempdir()?;
     let config = setup(dir.path(), orders)?;
+    let cluster = if with_cluster { Some(start_cluster(dir.path(), &config)?) } else { None };
+    let variants = if cluster.is_some() { VARIANTS.len() } else { VARIANTS.len() - 1 };
     let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let duckdb_script = duckdb_script(dir.path());
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); VARIANTS.len()];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); variants];
     for _ in 0..runs {
         for (slot, times) in times.iter_mut().enumerate() {
             let started = Instant::now();
@@ -49,12 +134,17 @@ fn main() -> anyhow::Result<()> {
                 continue;
             }
             let (job, workers) = match slot {
-                0 => ("orders-daily", 2),
+                0 | 4 => ("orders-daily", 2),
                 1 => ("orders-daily", 1),
                 _ => ("orders-daily-lean", 2),
             };
-            let output = std::process::Command::new(weir_bin())
-                .args(["batch", "run", job, "--period", "2026-11-26", "--workers"])
+            let mut command = std::process::Command::new(weir_bin());
+            command.args(["batch", "run", job, "--period", "2026-11-26"]);
+            if let (4, Some((_, url))) = (slot, &cluster) {
+                command.args(["--cluster", url]);
+            }
+            let output = command
+                .arg("--workers")
                 .arg(workers.to_string())
                 .arg("--config")
                 .arg(&config)
@@ -83,6 +173,10 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("2 workers / 1 worker: {:.2}× records/s", medians[1].as_secs_f64() / medians[0].as_secs_f64());
+    if let Some(cluster) = medians.get(4) {
+        println!("cluster / local (2 workers): {:.2}× records/s", medians[0].as_secs_f64() / cluster.as_secs_f64());
+    }
+    drop(cluster);
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use weir_runtime::World;
 use super::{Loader, root_key};
 use crate::document::{KeyPath, Value, describe};
 use crate::job::{JobConfig, JobLevel, JobTable, LevelCompute, Schedule, TableFormat};
-use crate::{HumanDuration, OutputKind, ReferenceConfig, StreamConfig};
+use crate::{ByteSize, HumanDuration, OutputKind, ReferenceConfig, StreamConfig};
 
 const JOB_KEYS: &[&str] = &[
     "name",
@@ -20,6 +20,7 @@ const JOB_KEYS: &[&str] = &[
     "lateness",
     "schedule",
     "batch_size",
+    "max_input_bytes",
     "events",
     "dead_letters",
     "tables",
@@ -29,6 +30,9 @@ const TABLE_KEYS: &[&str] = &["name", "path", "reference", "format", "partitions
 const LEVEL_KEYS: &[&str] =
     &["name", "sql", "aggregator", "window", "key_field", "sinks", "replaces_stream_aggregates"];
 const DEFAULT_JOB_BATCH_SIZE: usize = 1024;
+/// A run holds its period in memory, up to about 9× the raw archive's bytes (BENCHMARKS.md:
+/// 2 million orders, 736 MB of archive, 6.7 GB at the peak): 1 GiB of archive is ~9 GiB.
+const DEFAULT_MAX_INPUT_BYTES: ByteSize = ByteSize::gib(1);
 const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 impl Loader<'_> {
@@ -155,6 +159,11 @@ impl Loader<'_> {
             .count(&table, "batch_size", 1, super::MAX_BATCH_SIZE)
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(DEFAULT_JOB_BATCH_SIZE);
+        let max_input_bytes = self
+            .report
+            .get::<ByteSize>(&table, "max_input_bytes")
+            .and_then(|size| self.positive(size))
+            .map_or(DEFAULT_MAX_INPUT_BYTES, |size| size.value);
         let events = self.sink_list(&table, "events", OutputKind::Events).unwrap_or_default();
         let dead_letters = self
             .sink_list(&table, "dead_letters", OutputKind::DeadLetters)
@@ -172,6 +181,7 @@ impl Loader<'_> {
             lateness,
             schedule,
             batch_size,
+            max_input_bytes,
             events,
             dead_letters,
             tables,
