@@ -548,6 +548,17 @@ fn a_candidate_this_host_cannot_run_is_ended_and_the_live_version_keeps_running(
             last_candidate: None,
         },
     );
+    // Validate, with the host stopped, says what a start will do.
+    let cache = tempfile::tempdir().unwrap();
+    let validate = weir_e2e::weir(&[&"validate", &"--config", &config], cache.path());
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    assert!(
+        validate.stderr.contains(
+            "the registry's candidate restaurant-enricher@0.9-build was built against weir:plugin@0.9.0, which this"
+        ) && validate.stderr.contains("a start ends it and keeps restaurant-enricher@1.0.0 live"),
+        "{}",
+        validate.all()
+    );
     let log = dir.path().join("stderr.log");
     let server = Server::start_logging_to(&config, &ENV, Some(&log));
     let log = std::fs::read_to_string(&log).unwrap();

@@ -113,6 +113,20 @@ async fn registry_notes(parsed: &PipelineConfig, files: &BTreeMap<String, String
         else {
             continue;
         };
+        // A canary or shadow built against a WIT this weir cannot run is ended at start.
+        if let Some(candidate) = &deployment.candidate
+            && let Ok(Some(record)) = registry.version(deployment.plugin.clone(), candidate.version.clone()).await
+            && !weir_runtime::supports_wit_version(&record.wit_version)
+        {
+            let (name, version, live) = (&deployment.plugin, &candidate.version, &deployment.live);
+            notes.push(format!(
+                "{name}: the registry's candidate {name}@{version} was built against weir:plugin@{}, which this weir \
+                 (weir:plugin@{}) cannot run: a start ends it and keeps {name}@{live} live. Rebuild it against this \
+                 weir's SDK, upload it as a new version and start the canary or shadow again",
+                record.wit_version,
+                weir_runtime::SUPPORTED_WIT_VERSION
+            ));
+        }
         let record = match registry.version(deployment.plugin.clone(), deployment.live.clone()).await {
             Ok(Some(record)) => record,
             _ => continue,
