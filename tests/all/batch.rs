@@ -295,21 +295,31 @@ fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggreg
     assert_eq!(level_sums(&dir.path().join("data")), sums, "a rerun changes nothing");
     assert_eq!(walk(&dir.path().join("data/lake/aggregates")), files_before);
 
-    // A period larger than the job may hold in memory is refused before anything is
-    // read or removed: the completed run's manifest stays.
+    // A period larger than the job may hold in memory is refused while it is read,
+    // before anything is delivered: no object of any sink changes.
     let small = dir.path().join("small.toml");
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&small, text.replacen("batch_size = 64\n", "batch_size = 64\nmax_input_bytes = \"1KiB\"\n", 1))
         .unwrap();
+    let outputs = || {
+        let mut files = walk(&dir.path().join("data/lake/aggregates"));
+        files.extend(walk(&dir.path().join("data/lake/events")));
+        files.extend(walk(&dir.path().join("data/warehouse")));
+        let mut files: Vec<_> = files.into_iter().map(|f| (std::fs::read(&f).unwrap(), f)).collect();
+        files.sort_by(|a, b| a.1.cmp(&b.1));
+        files
+    };
+    let before = outputs();
+    assert!(!before.is_empty());
     let refused = batch_run(&small, &cache, day, &[]);
     assert_ne!(refused.code, 0, "{}", refused.all());
     assert!(
-        refused.stderr.contains("job orders-daily period") && refused.stderr.contains("max_input_bytes (1024)"),
+        refused.stderr.contains("job orders-daily period")
+            && refused.stderr.contains("more than the job's max_input_bytes (1024;"),
         "the refusal names the job, the period and the limit: {}",
         refused.all()
     );
-    assert!(manifest_path(dir.path(), day).exists(), "the completed run's manifest stays");
-    assert_eq!(level_sums(&dir.path().join("data")), sums, "nothing was written");
+    assert!(outputs() == before, "a refused run delivers nothing");
 }
 
 /// A level served by key and indexed for search, for [`a_rerun_that_writes_fewer_rows_removes_the_others_from_the_serving_store_and_the_search_index`].

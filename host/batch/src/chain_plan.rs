@@ -398,6 +398,16 @@ fn decode_events(text: &str) -> Result<Vec<Event>, String> {
     Ok(events)
 }
 
+/// The bytes of the records' data in a batch of the plugin step's output.
+pub(crate) fn data_bytes(batch: &RecordBatch) -> u64 {
+    let data = batch.column_by_name("data").and_then(|data| data.as_binary_opt::<i32>());
+    data.map_or(0, |data| {
+        let offsets = data.value_offsets();
+        let (first, last) = (offsets.first().copied().unwrap_or(0), offsets.last().copied().unwrap_or(0));
+        u64::try_from(last - first).unwrap_or(0)
+    })
+}
+
 /// The plugin step's output, in record id order: the records, and their events and
 /// refusals by index into them — what a run in one process computes.
 pub(crate) fn decode_output(batches: &[RecordBatch]) -> Result<(Vec<ArchivedRecord>, ChunkOutput), BatchError> {

@@ -24,23 +24,18 @@ use crate::period::{Period, now_micros};
 use crate::plugins::{PluginSource, Worker};
 use crate::raw_archive::{self, ArchivedRecord};
 
-/// Refuses a run whose raw archive `files` (name, bytes) hold more than the job's
-/// `max_input_bytes`: a run holds its period in memory, and a period too large for it
+/// Why a run stops reading its period: the records it kept hold more than the job's
+/// `max_input_bytes`. A run holds its period in memory, and a period too large for it
 /// must fail with what to do, not take the host's memory.
-fn check_input_size(job: &JobConfig, period: &Period, files: &[(String, u64)]) -> Result<(), BatchError> {
-    let bytes: u64 = files.iter().map(|(_, size)| size).sum();
-    let limit = job.max_input_bytes.bytes();
-    if bytes <= limit {
-        return Ok(());
-    }
-    Err(BatchError::Invalid(format!(
-        "job {} period {}: the raw archive holds {bytes} bytes in {} files, more than the job's max_input_bytes \
-         ({limit}); a run holds its period in memory, so give the job a shorter `period`, or raise \
-         `max_input_bytes` on a machine with about 9 times that much memory",
+fn input_too_large(job: &JobConfig, period: &Period, records: usize, bytes: u64) -> BatchError {
+    BatchError::Invalid(format!(
+        "job {} period {}: its records hold more than the job's max_input_bytes ({}; {bytes} bytes in the first \
+         {records} records read); a run holds its period in memory, so give the job a shorter `period`, or raise \
+         `max_input_bytes` on a machine with about 9 times that much memory. Nothing was delivered",
         job.name,
         period.describe(),
-        files.len()
-    )))
+        job.max_input_bytes.bytes(),
+    ))
 }
 
 /// What asked for a run; recorded in its manifest.
@@ -198,11 +193,9 @@ impl JobRunner {
         }
         let workers = Arc::new(self.load_workers(&job, &request.versions).await?);
         let lake = self.lake_of(&job.name)?;
-        // Records that arrived in the period or within its lateness after it; a period
-        // larger than the run may hold is refused before the earlier run's manifest goes.
+        // Records that arrived in the period or within its lateness after it.
         let (from, to) = (period.from, period.to.saturating_add(job.lateness.micros()));
         let files = chain_plan::archive_files(lake.as_ref(), &job.stream, from, to).await?;
-        check_input_size(&job, &period, &files)?;
         let earlier = KeptLedger::read(lake.as_ref(), &job.name, &run)
             .await
             .map_err(|e| BatchError::Sink(format!("cannot read the kept-records ledger of {run}: {e}")))?;
@@ -225,7 +218,11 @@ impl JobRunner {
             plugins: steps.clone(),
             batch_size: job.batch_size.max(1),
         };
-        let (archived, chain) = self.run_plugin_step(spec).await?;
+        let (archived, chain) = self
+            .run_plugin_step(spec, job.max_input_bytes.bytes(), |records, bytes| {
+                input_too_large(&job, &period, records, bytes)
+            })
+            .await?;
         let lineage = steps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(">");
 
         // The period's events, each named by its raw record, so a rerun writes the same ids.
@@ -394,8 +391,16 @@ impl JobRunner {
 
     /// The plugin step (the raw archive through the parser and enrichers) in this
     /// process, one partition per worker at once, or on the cluster; its records in id
-    /// order with their events and refusals.
-    async fn run_plugin_step(&self, spec: ChainSpec) -> Result<(Vec<ArchivedRecord>, ChunkOutput), BatchError> {
+    /// order with their events and refusals. The partitions' output is read as it comes
+    /// and stopped with `too_large(records, bytes)` once the records' data passes
+    /// `max_bytes`, so a period larger than the run may hold fails before it is held.
+    async fn run_plugin_step(
+        &self,
+        spec: ChainSpec,
+        max_bytes: u64,
+        too_large: impl Fn(usize, u64) -> BatchError,
+    ) -> Result<(Vec<ArchivedRecord>, ChunkOutput), BatchError> {
+        use futures_util::StreamExt as _;
         let what = format!("the plugin step of job {} run {}", spec.job, spec.run);
         let failed = |e: datafusion::error::DataFusionError| BatchError::Engine(format!("{what}: {e}"));
         let spec = Arc::new(spec);
@@ -407,7 +412,17 @@ impl JobRunner {
             }
         };
         let table = ChainTable { spec: spec.clone(), env };
-        let batches = ctx.read_table(Arc::new(table)).map_err(failed)?.collect().await.map_err(failed)?;
+        let mut stream = ctx.read_table(Arc::new(table)).map_err(failed)?.execute_stream().await.map_err(failed)?;
+        let (mut batches, mut records, mut bytes) = (Vec::new(), 0, 0);
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(failed)?;
+            records += batch.num_rows();
+            bytes += chain_plan::data_bytes(&batch);
+            if bytes > max_bytes {
+                return Err(too_large(records, bytes));
+            }
+            batches.push(batch);
+        }
         chain_plan::decode_output(&batches)
     }
 

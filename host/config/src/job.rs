@@ -31,10 +31,10 @@ pub struct JobConfig {
     pub schedule: Option<Schedule>,
     /// `batch_size`: records per plugin call, 1 to 100 000. By default 1 024.
     pub batch_size: usize,
-    /// `max_input_bytes`: the most raw-archive bytes one run reads. A run holds its
+    /// `max_input_bytes`: the most bytes of record data one run holds. A run holds its
     /// period's records and events in memory (up to about 9× the archive's bytes), so a
-    /// period holding more is refused before anything is read or removed, naming its
-    /// size. By default 1 GiB.
+    /// period holding more fails while it is read, before anything is delivered, naming
+    /// the limit. By default 1 GiB.
     pub max_input_bytes: ByteSize,
     /// `events`: sinks the run's events (after the plugins) are written to. By default
     /// none.

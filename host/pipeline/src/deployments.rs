@@ -432,9 +432,9 @@ impl Deployments {
     }
 
     /// The live version and candidate of a stored deployment, loaded at a start. A
-    /// candidate this host cannot run at all (built against another WIT version) is ended
-    /// rather than the whole deployment refused: the deployment without it is returned
-    /// beside, with the reason, for the caller to store and report.
+    /// candidate this host cannot run at all (another WIT version, mistyped imports or
+    /// exports) is ended rather than the whole deployment refused: the deployment without
+    /// it is returned beside, with the reason, for the caller to store and report.
     async fn restorable(
         &self,
         name: &str,

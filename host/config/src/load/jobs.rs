@@ -31,7 +31,7 @@ const LEVEL_KEYS: &[&str] =
     &["name", "sql", "aggregator", "window", "key_field", "sinks", "replaces_stream_aggregates"];
 const DEFAULT_JOB_BATCH_SIZE: usize = 1024;
 /// A run holds its period in memory, up to about 9× the raw archive's bytes (BENCHMARKS.md:
-/// 2 million orders, 736 MB of archive, 6.7 GB at the peak): 1 GiB of archive is ~9 GiB.
+/// 2 million orders, 736 MB of archive, 6.7 GB at the peak): 1 GiB of records is ~9 GiB.
 const DEFAULT_MAX_INPUT_BYTES: ByteSize = ByteSize::gib(1);
 const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
