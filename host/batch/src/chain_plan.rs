@@ -408,53 +408,59 @@ pub(crate) fn data_bytes(batch: &RecordBatch) -> u64 {
     })
 }
 
-/// The plugin step's output, in record id order: the records, and their events and
-/// refusals by index into them — what a run in one process computes.
-pub(crate) fn decode_output(batches: &[RecordBatch]) -> Result<(Vec<ArchivedRecord>, ChunkOutput), BatchError> {
-    struct Row {
-        archived: ArchivedRecord,
-        outcome: Result<Vec<Event>, (String, String, String)>,
-    }
-    let mut rows = Vec::new();
-    for batch in batches {
-        let lost = || BatchError::Engine("the plugin step's output lost a column".into());
-        let text = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>()).ok_or_else(lost);
-        let (id, key, content_type, events, plugin, stage, reason) = (
-            text("id")?,
-            text("key")?,
-            text("content_type")?,
-            text("events")?,
-            text("plugin")?,
-            text("stage")?,
-            text("reason")?,
-        );
-        let arrival = batch.column_by_name("arrival_time").ok_or_else(lost)?.as_primitive::<Int64Type>();
-        let data = batch.column_by_name("data").ok_or_else(lost)?.as_binary::<i32>();
-        let optional = |column: &StringArray, row: usize| (!column.is_null(row)).then(|| column.value(row).to_owned());
-        for row in 0..batch.num_rows() {
-            let outcome = if events.is_null(row) {
-                Err((
-                    optional(plugin, row).unwrap_or_default(),
-                    optional(stage, row).unwrap_or_default(),
-                    optional(reason, row).unwrap_or_default(),
-                ))
-            } else {
-                Ok(decode_events(events.value(row)).map_err(BatchError::Engine)?)
-            };
-            rows.push(Row {
-                archived: ArchivedRecord {
-                    id: id.value(row).to_owned(),
-                    record: RawRecord {
-                        data: data.value(row).to_vec(),
-                        key: optional(key, row),
-                        content_type: content_type.value(row).to_owned(),
-                        arrival_time: arrival.value(row),
-                    },
+/// One record of the plugin step's output, decoded: the record, and its events or why a
+/// plugin refused it (plugin, stage, reason).
+pub(crate) struct OutputRow {
+    archived: ArchivedRecord,
+    outcome: Result<Vec<Event>, (String, String, String)>,
+}
+
+/// Decodes a batch of the plugin step's output into `rows`, so that the caller decodes
+/// while the partitions still run and drops each batch at once.
+pub(crate) fn decode_rows(batch: &RecordBatch, rows: &mut Vec<OutputRow>) -> Result<(), BatchError> {
+    let lost = || BatchError::Engine("the plugin step's output lost a column".into());
+    let text = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>()).ok_or_else(lost);
+    let (id, key, content_type, events, plugin, stage, reason) = (
+        text("id")?,
+        text("key")?,
+        text("content_type")?,
+        text("events")?,
+        text("plugin")?,
+        text("stage")?,
+        text("reason")?,
+    );
+    let arrival = batch.column_by_name("arrival_time").ok_or_else(lost)?.as_primitive::<Int64Type>();
+    let data = batch.column_by_name("data").ok_or_else(lost)?.as_binary::<i32>();
+    let optional = |column: &StringArray, row: usize| (!column.is_null(row)).then(|| column.value(row).to_owned());
+    for row in 0..batch.num_rows() {
+        let outcome = if events.is_null(row) {
+            Err((
+                optional(plugin, row).unwrap_or_default(),
+                optional(stage, row).unwrap_or_default(),
+                optional(reason, row).unwrap_or_default(),
+            ))
+        } else {
+            Ok(decode_events(events.value(row)).map_err(BatchError::Engine)?)
+        };
+        rows.push(OutputRow {
+            archived: ArchivedRecord {
+                id: id.value(row).to_owned(),
+                record: RawRecord {
+                    data: data.value(row).to_vec(),
+                    key: optional(key, row),
+                    content_type: content_type.value(row).to_owned(),
+                    arrival_time: arrival.value(row),
                 },
-                outcome,
-            });
-        }
+            },
+            outcome,
+        });
     }
+    Ok(())
+}
+
+/// The plugin step's output in record id order: the records, and their events and
+/// refusals by index into them — what a run in one process computes.
+pub(crate) fn in_id_order(mut rows: Vec<OutputRow>) -> (Vec<ArchivedRecord>, ChunkOutput) {
     rows.sort_by(|a, b| a.archived.id.cmp(&b.archived.id));
     let mut archived = Vec::with_capacity(rows.len());
     let mut output = ChunkOutput::default();
@@ -470,7 +476,7 @@ pub(crate) fn decode_output(batches: &[RecordBatch]) -> Result<(Vec<ArchivedReco
         }
         archived.push(row.archived);
     }
-    Ok((archived, output))
+    (archived, output)
 }
 
 /// The raw archive files of `stream` in the dates `[from, to)` touches, with their sizes,

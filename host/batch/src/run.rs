@@ -413,7 +413,8 @@ impl JobRunner {
         };
         let table = ChainTable { spec: spec.clone(), env };
         let mut stream = ctx.read_table(Arc::new(table)).map_err(failed)?.execute_stream().await.map_err(failed)?;
-        let (mut batches, mut records, mut bytes) = (Vec::new(), 0, 0);
+        // Each batch decoded as it arrives, while the partitions still run, and dropped.
+        let (mut rows, mut records, mut bytes) = (Vec::new(), 0, 0);
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(failed)?;
             records += batch.num_rows();
@@ -421,9 +422,9 @@ impl JobRunner {
             if bytes > max_bytes {
                 return Err(too_large(records, bytes));
             }
-            batches.push(batch);
+            chain_plan::decode_rows(&batch, &mut rows)?;
         }
-        chain_plan::decode_output(&batches)
+        Ok(chain_plan::in_id_order(rows))
     }
 
     /// An aggregator level: each worker folds a contiguous share of the events (as a
