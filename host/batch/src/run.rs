@@ -38,6 +38,17 @@ fn input_too_large(job: &JobConfig, period: &Period, records: usize, bytes: u64)
     ))
 }
 
+/// The events of `records` (a run's events commit), each with its raw record's index.
+fn record_events(records: &[SinkRecord]) -> Vec<(usize, &Event)> {
+    records
+        .iter()
+        .filter_map(|r| match &r.item {
+            SinkItem::Event(item) => Some((r.position.parse().unwrap_or(0), &item.event)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// What asked for a run; recorded in its manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -239,20 +250,14 @@ impl JobRunner {
         for refusal in chain.refused {
             dead.record(refusal.record, &refusal.plugin, refusal.stage, &refusal.reason);
         }
-        let events_commit = SinkCommit { id: events_id, arrival_time: period.from, records: event_records };
+        // Shared with the aggregator levels' workers, which read their shares in place.
+        let events_commit = Arc::new(SinkCommit { id: events_id, arrival_time: period.from, records: event_records });
         for sink in &job.events {
             self.deliver_to(sink, &events_commit, &mut dead, &mut kept).await?;
         }
 
         let mut levels = BTreeMap::new();
-        let events: Vec<(usize, &Event)> = events_commit
-            .records
-            .iter()
-            .filter_map(|r| match &r.item {
-                SinkItem::Event(item) => Some((r.position.parse().unwrap_or(0), &item.event)),
-                _ => None,
-            })
-            .collect();
+        let events = record_events(&events_commit.records);
         let sql_needed = job.levels.iter().any(|l| matches!(l.compute, LevelCompute::Sql(_)));
         if sql_needed && !events.is_empty() {
             let rows: Vec<(&SinkRecord, &EventItem)> = events_commit
@@ -283,7 +288,7 @@ impl JobRunner {
                             &workers,
                             plugin,
                             &format!("job {} run {run} level {}", job.name, level.name),
-                            &events,
+                            &events_commit,
                             window,
                             key_field.as_deref(),
                             job.batch_size,
@@ -427,30 +432,32 @@ impl JobRunner {
         Ok(chain_plan::in_id_order(rows))
     }
 
-    /// An aggregator level: each worker folds a contiguous share of the events (as a
-    /// partition of the input would be) into partial states; the shares are merged.
+    /// An aggregator level: each worker folds a contiguous share of the period's events
+    /// (as a partition of the input would be), read in place from `events`, into partial
+    /// states; the shares are merged.
     #[allow(clippy::too_many_arguments)]
     async fn aggregate(
         &self,
         workers: &Arc<Vec<Worker>>,
         plugin: &str,
         label: &str,
-        events: &[(usize, &Event)],
+        events: &Arc<SinkCommit>,
         window: i64,
         key_field: Option<&str>,
         batch_size: usize,
     ) -> (Vec<Event>, Vec<RowFailure>) {
-        let share = events.len().div_ceil(workers.len()).max(1);
+        let count = events.records.len();
+        let share = count.div_ceil(workers.len()).max(1);
         let mut tasks = tokio::task::JoinSet::new();
-        for (w, part) in events.chunks(share).enumerate() {
-            let owned: Vec<(usize, Event)> = part.iter().map(|(r, e)| (*r, (*e).clone())).collect();
-            let (workers, plugin, label, key_field) =
-                (workers.clone(), plugin.to_owned(), label.to_owned(), key_field.map(str::to_owned));
+        for (w, start) in (0..count).step_by(share).enumerate() {
+            let part = start..(start + share).min(count);
+            let (workers, events, plugin, label, key_field) =
+                (workers.clone(), events.clone(), plugin.to_owned(), label.to_owned(), key_field.map(str::to_owned));
             tasks.spawn(async move {
                 let Some(aggregator) = workers[w].get(&plugin) else {
                     return (w, Default::default(), Vec::new());
                 };
-                let refs: Vec<(usize, &Event)> = owned.iter().map(|(r, e)| (*r, e)).collect();
+                let refs = record_events(&events.records[part]);
                 let (states, failures) =
                     accumulate_share(aggregator, &label, &refs, window, key_field.as_deref(), batch_size).await;
                 (w, states, failures)
