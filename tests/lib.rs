@@ -2,6 +2,7 @@
 //! the plugin sources are, and a helper to run the binary.
 
 pub mod aws_servers;
+pub mod ballista_cluster;
 pub mod elastic_standin;
 pub mod fault_proxy;
 

@@ -474,23 +474,15 @@ fn a_live_version_this_host_cannot_run_gives_way_to_the_configured_file_and_the_
         },
     );
     // Validate, with the host stopped, says what a start will do and why.
-    let cache = tempfile::tempdir().unwrap();
-    let validate = weir_e2e::weir(&[&"validate", &"--config", &config], cache.path());
-    assert_eq!(validate.code, 0, "{}", validate.all());
+    let validate = validate_stderr(&config);
     assert!(
-        validate.stderr.contains(
+        validate.contains(
             "the registry's live restaurant-enricher@0.9-build was built against weir:plugin@0.9.0, which this weir"
-        ) && validate.stderr.contains("a start makes the configured file live (restaurant-enricher@1.0.0"),
-        "{}",
-        validate.all()
+        ) && validate.contains("a start makes the configured file live (restaurant-enricher@1.0.0"),
+        "{validate}"
     );
-    let log = dir.path().join("stderr.log");
-    let server = Server::start_logging_to(&config, &ENV, Some(&log));
-    let log = std::fs::read_to_string(&log).unwrap();
-    let error = log.lines().find(|l| l.contains("ERROR") && l.contains("restaurant-enricher@0.9-build"));
-    let error = error.unwrap_or_else(|| panic!("no error naming the version that cannot run: {log}"));
+    let (server, error) = start_with_error_about_future_enricher(dir.path(), &config);
     assert!(error.contains("runs the configured file restaurant-enricher@1.0.0"), "{error}");
-    assert!(error.contains("was built against weir:plugin@0.9.0"), "the reason: {error}");
     assert!(error.contains("Rebuild that version"), "what to do: {error}");
     rt().block_on(async {
         let r = call(server.addr, "GET", "/v1/deployments", Some(READER), b"").await;
@@ -498,13 +490,42 @@ fn a_live_version_this_host_cannot_run_gives_way_to_the_configured_file_and_the_
         let enricher = deployments.iter().find(|d| d["plugin"] == "restaurant-enricher").unwrap();
         assert_eq!(enricher["live"], "1.0.0", "{enricher}");
         assert_eq!(enricher["previous"], serde_json::json!(["1.0.0", "0.9-build"]), "{enricher}");
+    });
+    // The plugin kept running, on the configured file.
+    orders_go_through_enricher_1_0_0(server, dir.path());
+}
+
+/// `weir validate --config CONFIG` with the host stopped: its stderr, once it succeeded.
+fn validate_stderr(config: &std::path::Path) -> String {
+    let cache = tempfile::tempdir().unwrap();
+    let validate = weir_e2e::weir(&[&"validate", &"--config", &config], cache.path());
+    assert_eq!(validate.code, 0, "{}", validate.all());
+    validate.stderr
+}
+
+/// Starts the pipeline under `dir` logging to a file; returns it and the ERROR line of
+/// its start that names `restaurant-enricher@0.9-build` (see [`store_future_enricher`]).
+fn start_with_error_about_future_enricher(dir: &std::path::Path, config: &std::path::Path) -> (Server, String) {
+    let log = dir.join("stderr.log");
+    let server = Server::start_logging_to(config, &ENV, Some(&log));
+    let log = std::fs::read_to_string(&log).unwrap();
+    let error = log.lines().find(|l| l.contains("ERROR") && l.contains("restaurant-enricher@0.9-build"));
+    let error = error.unwrap_or_else(|| panic!("no error naming the version that cannot run: {log}"));
+    assert!(error.contains("was built against weir:plugin@0.9.0"), "the reason: {error}");
+    (server, error.to_owned())
+}
+
+/// Sends 20 orders, stops the host, and checks that each became an event of the lake
+/// enriched by `restaurant-enricher@1.0.0`.
+fn orders_go_through_enricher_1_0_0(server: Server, dir: &std::path::Path) {
+    rt().block_on(async {
         send_orders(server.addr, 0..20).await;
         caught_up(server.addr).await;
     });
     assert!(server.stop().success());
-    let events = lake_events(dir.path());
+    let events = lake_events(dir);
     assert_eq!(events.len(), 20, "the plugin kept running");
-    assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@1.0.0")), "the configured file ran");
+    assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@1.0.0")), "{events:?}");
 }
 
 /// Stores in the registry of the pipeline under `dir` (stopped) the enricher version
@@ -549,23 +570,15 @@ fn a_candidate_this_host_cannot_run_is_ended_and_the_live_version_keeps_running(
         },
     );
     // Validate, with the host stopped, says what a start will do.
-    let cache = tempfile::tempdir().unwrap();
-    let validate = weir_e2e::weir(&[&"validate", &"--config", &config], cache.path());
-    assert_eq!(validate.code, 0, "{}", validate.all());
+    let validate = validate_stderr(&config);
     assert!(
-        validate.stderr.contains(
+        validate.contains(
             "the registry's candidate restaurant-enricher@0.9-build was built against weir:plugin@0.9.0, which this"
-        ) && validate.stderr.contains("a start ends it and keeps restaurant-enricher@1.0.0 live"),
-        "{}",
-        validate.all()
+        ) && validate.contains("a start ends it and keeps restaurant-enricher@1.0.0 live"),
+        "{validate}"
     );
-    let log = dir.path().join("stderr.log");
-    let server = Server::start_logging_to(&config, &ENV, Some(&log));
-    let log = std::fs::read_to_string(&log).unwrap();
-    let error = log.lines().find(|l| l.contains("ERROR") && l.contains("restaurant-enricher@0.9-build"));
-    let error = error.unwrap_or_else(|| panic!("no error naming the candidate that cannot run: {log}"));
+    let (server, error) = start_with_error_about_future_enricher(dir.path(), &config);
     assert!(error.contains("kept restaurant-enricher@1.0.0 live"), "{error}");
-    assert!(error.contains("was built against weir:plugin@0.9.0"), "the reason: {error}");
     rt().block_on(async {
         let r = call(server.addr, "GET", "/v1/deployments/restaurant-enricher", Some(READER), b"").await;
         let deployment = json(&r);
@@ -577,13 +590,9 @@ fn a_candidate_this_host_cannot_run_is_ended_and_the_live_version_keeps_running(
         assert!(ended["reason"].as_str().unwrap().contains("weir:plugin@0.9.0"), "{deployment}");
         let r = call(server.addr, "GET", "/v1/audit", Some(READER), b"").await;
         assert!(r.body.contains("the candidate was ended"), "audited: {}", r.body);
-        send_orders(server.addr, 0..20).await;
-        caught_up(server.addr).await;
     });
-    assert!(server.stop().success());
-    let events = lake_events(dir.path());
-    assert_eq!(events.len(), 20);
-    assert!(events.iter().all(|e| e.lineage.ends_with("restaurant-enricher@1.0.0")), "the live version ran");
+    // The live version kept running.
+    orders_go_through_enricher_1_0_0(server, dir.path());
 }
 
 #[test]

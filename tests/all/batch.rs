@@ -550,42 +550,6 @@ fn a_backfill_with_a_pinned_parser_version_replaces_the_period_and_names_the_ver
     assert!(unknown.stderr.contains("no version \"9.9.9\""), "{}", unknown.all());
 }
 
-/// A child process killed when dropped (a cluster's scheduler and executors).
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port nothing listens on, with the next one free too (an executor's
-/// Flight and gRPC services).
-fn free_port_pair() -> u16 {
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn wait_for_port(port: u16, what: &str, child: &mut Child, log: &Path) {
-    for _ in 0..600 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        assert!(
-            child.0.try_wait().unwrap().is_none(),
-            "{what} exited before it listened: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} does not listen on {port}");
-}
-
 /// What a run's manifest says of its data, without its times and trigger.
 fn manifest_figures(manifest: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({
@@ -620,57 +584,10 @@ fn a_run_on_a_ballista_cluster_of_two_executors_equals_the_local_run() {
         .collect::<Vec<_>>();
 
     // One scheduler and two executors of one task each, on loopback.
-    let scheduler_port = free_port_pair();
-    let spawn = |args: &[&str], log: &str| {
-        let log = std::fs::File::create(dir.path().join(log)).unwrap();
-        Child(
-            std::process::Command::new(weir_bin())
-                .args(args)
-                .env("WEIR_CACHE_DIR", &cache)
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let scheduler_addr = format!("127.0.0.1:{scheduler_port}");
-    let mut scheduler = spawn(&["batch", "scheduler", "--bind", &scheduler_addr], "scheduler.log");
-    wait_for_port(scheduler_port, "the scheduler", &mut scheduler, &dir.path().join("scheduler.log"));
-    let mut executors = Vec::new();
-    for n in 0..2 {
-        let port = free_port_pair();
-        let work = dir.path().join(format!("executor-{n}"));
-        std::fs::create_dir_all(&work).unwrap();
-        let bind = format!("127.0.0.1:{port}");
-        let mut executor = spawn(
-            &[
-                "batch",
-                "executor",
-                "--config",
-                config.to_str().unwrap(),
-                "--scheduler",
-                &scheduler_addr,
-                "--bind",
-                &bind,
-                "--tasks",
-                "1",
-                "--work-dir",
-                work.to_str().unwrap(),
-            ],
-            &format!("executor-{n}.log"),
-        );
-        wait_for_port(port, "an executor", &mut executor, &dir.path().join(format!("executor-{n}.log")));
-        executors.push((executor, work));
-    }
-
-    let url = format!("df://{scheduler_addr}");
-    let clustered = batch_run(&config, &cache, day, &["--cluster", &url, "--workers", "4"]);
-    let logs = || {
-        ["scheduler.log", "executor-0.log", "executor-1.log"]
-            .iter()
-            .map(|f| format!("--- {f}\n{}", std::fs::read_to_string(dir.path().join(f)).unwrap_or_default()))
-            .collect::<String>()
-    };
+    let cluster = weir_e2e::ballista_cluster::LocalCluster::start(dir.path(), &config, &cache, 2)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let clustered = batch_run(&config, &cache, day, &["--cluster", &cluster.url, "--workers", "4"]);
+    let logs = || cluster.logs();
     assert_eq!(clustered.code, 0, "{}\n{}", clustered.all(), logs());
     let cluster_manifest: serde_json::Value = serde_json::from_str(&clustered.stdout).unwrap();
     assert_eq!(manifest_figures(&cluster_manifest), manifest_figures(&local_manifest), "{}", logs());
@@ -683,7 +600,7 @@ fn a_run_on_a_ballista_cluster_of_two_executors_equals_the_local_run() {
     // The planner never loads the parser in cluster mode (its plan refuses to run
     // outside an executor), so the records went through the executors: each ran some of
     // the plugin step's four partitions and kept its output for the planner to fetch.
-    for (n, (_, work)) in executors.iter().enumerate() {
+    for (n, work) in cluster.work_dirs.iter().enumerate() {
         assert!(!walk(work).is_empty(), "executor {n} ran no task\n{}", logs());
     }
 }

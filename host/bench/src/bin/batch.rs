@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use weir_bench::child::weir_bin;
 use weir_bench::{component_dir, order_lines, restaurants_json};
+use weir_e2e::ballista_cluster::LocalCluster;
 
 fn arg(n: usize, default: usize) -> usize {
     std::env::args().nth(n).and_then(|a| a.parse().ok()).unwrap_or(default)
@@ -32,89 +33,18 @@ const VARIANTS: [&str; 5] = [
     "weir, parser + Wasm enricher, cluster of 2",
 ];
 
-/// A child process killed when dropped (the cluster's scheduler and executors).
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port nothing listens on, with the next one free too (an executor's
-/// Flight and gRPC services).
-fn free_port_pair() -> anyhow::Result<u16> {
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return Ok(port);
-        }
-    }
-}
-
-/// A scheduler and two executors of one task each on loopback, as `weir` processes with
-/// the job's configuration; returns them (killed when dropped) and the cluster's URL.
-fn start_cluster(dir: &Path, config: &Path) -> anyhow::Result<(Vec<Child>, String)> {
-    let spawn = |args: &[&str], log: &str| -> anyhow::Result<Child> {
-        let log = std::fs::File::create(dir.join(log))?;
-        Ok(Child(
-            std::process::Command::new(weir_bin())
-                .args(args)
-                .env("WEIR_CACHE_DIR", dir.join("cache"))
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()?,
-        ))
-    };
-    let listening = |port: u16, what: &str, child: &mut Child| -> anyhow::Result<()> {
-        for _ in 0..1200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(());
-            }
-            anyhow::ensure!(child.0.try_wait()?.is_none(), "{what} exited before it listened (its log is in {dir:?})");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        anyhow::bail!("{what} does not listen on {port}")
-    };
-    let scheduler = format!("127.0.0.1:{}", free_port_pair()?);
-    let mut children = vec![spawn(&["batch", "scheduler", "--bind", &scheduler], "scheduler.log")?];
-    let port: u16 = scheduler.rsplit(':').next().unwrap_or_default().parse()?;
-    listening(port, "the scheduler", &mut children[0])?;
-    for n in 0..2 {
-        let port = free_port_pair()?;
-        let work = dir.join(format!("executor-{n}"));
-        std::fs::create_dir_all(&work)?;
-        let (bind, config, work) =
-            (format!("127.0.0.1:{port}"), config.display().to_string(), work.display().to_string());
-        let args = [
-            "batch",
-            "executor",
-            "--config",
-            &config,
-            "--scheduler",
-            &scheduler,
-            "--bind",
-            &bind,
-            "--tasks",
-            "1",
-            "--work-dir",
-            &work,
-        ];
-        let mut executor = spawn(&args, &format!("executor-{n}.log"))?;
-        listening(port, "an executor", &mut executor)?;
-        children.push(executor);
-    }
-    Ok((children, format!("df://{scheduler}")))
-}
-
 fn main() -> anyhow::Result<()> {
     let orders = arg(1, 100_000);
     let runs = arg(2, 3);
     let with_cluster = std::env::args().nth(3).is_some_and(|a| a == "cluster");
     let dir = tempfile::tempdir()?;
     let config = setup(dir.path(), orders)?;
-    let cluster = if with_cluster { Some(start_cluster(dir.path(), &config)?) } else { None };
+    let cluster = if with_cluster {
+        let cluster = LocalCluster::start(dir.path(), &config, &dir.path().join("cache"), 2);
+        Some(cluster.map_err(|e| anyhow::anyhow!(e))?)
+    } else {
+        None
+    };
     let variants = if cluster.is_some() { VARIANTS.len() } else { VARIANTS.len() - 1 };
     let python = std::env::var("WEIR_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let duckdb_script = duckdb_script(dir.path());
@@ -140,8 +70,8 @@ fn main() -> anyhow::Result<()> {
             };
             let mut command = std::process::Command::new(weir_bin());
             command.args(["batch", "run", job, "--period", "2026-11-26"]);
-            if let (4, Some((_, url))) = (slot, &cluster) {
-                command.args(["--cluster", url]);
+            if let (4, Some(cluster)) = (slot, &cluster) {
+                command.args(["--cluster", &cluster.url]);
             }
             let output = command
                 .arg("--workers")

@@ -1,0 +1,116 @@
+//! A Ballista cluster of `weir` processes on loopback, as `weir batch run --cluster`
+//! uses one: a `weir batch scheduler` and executors (`weir batch executor`) of one task
+//! each, started with a pipeline's configuration. The end-to-end tests and the batch
+//! benchmark start it the same way.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::weir_bin;
+
+/// The cluster's processes, killed when it is dropped.
+#[derive(Debug)]
+pub struct LocalCluster {
+    children: Vec<std::process::Child>,
+    logs: Vec<PathBuf>,
+    /// `df://127.0.0.1:PORT`, the scheduler, for `--cluster`.
+    pub url: String,
+    /// Each executor's work directory, where it keeps the output of its tasks.
+    pub work_dirs: Vec<PathBuf>,
+}
+
+impl LocalCluster {
+    /// A scheduler and `executors` executors started with `config`, their compile cache
+    /// in `cache`, their logs and work directories under `dir`; returns once each listens
+    /// (at most 30 s each).
+    ///
+    /// # Errors
+    /// A process that cannot start, exits or does not listen in time, with its log.
+    pub fn start(dir: &Path, config: &Path, cache: &Path, executors: usize) -> Result<Self, String> {
+        let mut cluster = Self { children: Vec::new(), logs: Vec::new(), url: String::new(), work_dirs: Vec::new() };
+        let scheduler = format!("127.0.0.1:{}", free_port_pair());
+        cluster.spawn(dir, cache, &["batch", "scheduler", "--bind", &scheduler], "scheduler")?;
+        let config = config.display().to_string();
+        for n in 0..executors {
+            let port = free_port_pair();
+            let work = dir.join(format!("executor-{n}"));
+            std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+            let (bind, work_dir) = (format!("127.0.0.1:{port}"), work.display().to_string());
+            let args = [
+                "batch",
+                "executor",
+                "--config",
+                &config,
+                "--scheduler",
+                &scheduler,
+                "--bind",
+                &bind,
+                "--tasks",
+                "1",
+                "--work-dir",
+                &work_dir,
+            ];
+            cluster.spawn(dir, cache, &args, &format!("executor-{n}"))?;
+            cluster.work_dirs.push(work);
+        }
+        cluster.url = format!("df://{scheduler}");
+        Ok(cluster)
+    }
+
+    /// Spawns `weir ARGS` logging to `DIR/NAME.log`, and waits until it listens on the
+    /// address after `--bind`.
+    fn spawn(&mut self, dir: &Path, cache: &Path, args: &[&str], name: &str) -> Result<(), String> {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let stderr = file.try_clone().map_err(|e| e.to_string())?;
+        let child = std::process::Command::new(weir_bin())
+            .args(args)
+            .env("WEIR_CACHE_DIR", cache)
+            .stdout(file)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        self.children.push(child);
+        self.logs.push(log);
+        let bind = args.iter().skip_while(|a| **a != "--bind").nth(1).copied().unwrap_or_default();
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(bind).is_ok() {
+                return Ok(());
+            }
+            let child = self.children.last_mut().expect("just pushed");
+            if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+                return Err(format!("{name} exited before it listened:\n{}", self.logs()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("{name} does not listen on {bind}:\n{}", self.logs()))
+    }
+
+    /// Every process's log, each under its name.
+    pub fn logs(&self) -> String {
+        self.logs
+            .iter()
+            .map(|log| format!("--- {}\n{}", log.display(), std::fs::read_to_string(log).unwrap_or_default()))
+            .collect()
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A loopback port nothing listens on, with the next one free too (an executor's Flight
+/// and gRPC services).
+fn free_port_pair() -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port());
+        if port != 0 && port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
