@@ -149,6 +149,16 @@ fn runs_on_another_host_only(error: &AdminError) -> bool {
     matches!(error.code, "unsupported_wit_version" | "mistyped_import" | "mistyped_export")
 }
 
+/// A stored candidate this host cannot run, ended at start.
+struct EndedCandidate {
+    /// The deployment without it, its outcome in `last_candidate`.
+    deployment: Deployment,
+    /// Its version.
+    version: String,
+    /// Why it cannot run here, on one line.
+    why: String,
+}
+
 /// Why a stored version cannot run here, on one line (the refusal lists its reasons on
 /// several).
 fn cannot_run_here(error: &AdminError) -> String {
@@ -214,25 +224,8 @@ impl Deployments {
                     // candidate that cannot run is ended alone; the live version stays.
                     let (active, cannot_run) = match deployments.restorable(name, &deployment).await {
                         Ok((active, ended_candidate)) => {
-                            if let Some((amended, why)) = ended_candidate {
-                                deployments.registry.put_deployment(amended.clone()).await?;
-                                let candidate = amended.last_candidate.as_ref().map_or("", |c| c.version.as_str());
-                                deployments
-                                    .audit_text(
-                                        "config",
-                                        "abort",
-                                        &format!("{name}@{candidate}"),
-                                        format!("ok: the candidate was ended ({why})"),
-                                    )
-                                    .await;
-                                tracing::error!(
-                                    plugin = %name,
-                                    "ended the canary or shadow of {name}@{candidate} and kept {name}@{} live: {why}. \
-                                     Rebuild that version against this weir's SDK, upload it as a new version and \
-                                     start the canary again",
-                                    amended.live
-                                );
-                                deployment = amended;
+                            if let Some(ended) = ended_candidate {
+                                deployment = deployments.record_ended_candidate(name, ended).await?;
                             }
                             (Some(active), None)
                         }
@@ -439,7 +432,7 @@ impl Deployments {
         &self,
         name: &str,
         deployment: &Deployment,
-    ) -> Result<(Active, Option<(Deployment, String)>), AdminError> {
+    ) -> Result<(Active, Option<EndedCandidate>), AdminError> {
         let live = Arc::new(self.load(name, &deployment.live).await?);
         let Some(candidate) = &deployment.candidate else {
             return Ok((Active { live, candidate: None }, None));
@@ -448,15 +441,32 @@ impl Deployments {
             Ok(candidate) => Ok((Active { live, candidate: Some(candidate) }, None)),
             Err(err) if runs_on_another_host_only(&err) => {
                 let why = cannot_run_here(&err);
-                let amended = Deployment {
+                let without = Deployment {
                     candidate: None,
                     last_candidate: ended(deployment, None, "aborted", "config", Some(why.clone())),
                     ..deployment.clone()
                 };
-                Ok((Active { live, candidate: None }, Some((amended, why))))
+                let version = candidate.version.clone();
+                Ok((Active { live, candidate: None }, Some(EndedCandidate { deployment: without, version, why })))
             }
             Err(err) => Err(err),
         }
+    }
+
+    /// Stores the deployment of `name` without the candidate `ended` at start, audits it
+    /// and says so in an ERROR line with what to do; returns the stored deployment.
+    async fn record_ended_candidate(&self, name: &str, ended: EndedCandidate) -> anyhow::Result<Deployment> {
+        let EndedCandidate { deployment, version, why } = ended;
+        self.registry.put_deployment(deployment.clone()).await?;
+        let target = format!("{name}@{version}");
+        self.audit_text("config", "abort", &target, format!("ok: the candidate was ended ({why})")).await;
+        tracing::error!(
+            plugin = %name,
+            "ended the canary or shadow of {target} and kept {name}@{} live: {why}. Rebuild that version against \
+             this weir's SDK, upload it as a new version and start the canary again",
+            deployment.live
+        );
+        Ok(deployment)
     }
 
     async fn active_candidate(&self, name: &str, candidate: &Candidate) -> Result<ActiveCandidate, AdminError> {
