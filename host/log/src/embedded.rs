@@ -9,11 +9,14 @@ use redb::{Database, Durability, ReadTransaction, ReadableDatabase, ReadableTabl
 use tokio::sync::watch;
 
 use crate::checkpoint::{self, Position};
+use crate::migrate;
 use crate::record;
 use crate::retention::{self, RetentionReport};
+use crate::segment::{self, SegmentWriter};
 use crate::shard;
 use crate::tables::{
-    CHECKPOINTS, FORMAT_VERSION, FORMAT_VERSION_KEY, Failure, RECORDS, SETTINGS, SHARDS, SHARDS_KEY, STATES,
+    CHECKPOINTS, FORMAT_VERSION, FORMAT_VERSION_BEFORE_SEGMENTS, FORMAT_VERSION_KEY, Failure, SEGMENTS, SETTINGS,
+    SHARDS, SHARDS_KEY, STATES,
 };
 use crate::{Appended, BatchRange, Checkpoint, LogConfig, LogError, NewRecord, StoredRecord};
 
@@ -50,6 +53,16 @@ struct AppendQueue {
     writing: bool,
     done: HashMap<u64, Result<Vec<Appended>, LogError>>,
     next_ticket: u64,
+}
+
+/// One (stream, shard) as an append transaction writes it.
+struct ShardAppend {
+    /// The next sequence number to assign, and the bytes the shard's records take.
+    next_seq: u64,
+    bytes: u64,
+    /// The sequence number of the first record in `segment`.
+    first_seq: u64,
+    segment: SegmentWriter,
 }
 
 struct QueuedAppend {
@@ -102,7 +115,7 @@ impl EmbeddedLog {
         };
         log.write("open", "*", None, |txn| {
             // Creates every table, so that readers never meet a missing one.
-            txn.open_table(RECORDS)?;
+            txn.open_table(SEGMENTS)?;
             txn.open_table(SHARDS)?;
             txn.open_table(CHECKPOINTS)?;
             txn.open_table(STATES)?;
@@ -113,6 +126,17 @@ impl EmbeddedLog {
                     settings.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
                 }
                 Some(FORMAT_VERSION) => {}
+                Some(FORMAT_VERSION_BEFORE_SEGMENTS) => {
+                    let started = std::time::Instant::now();
+                    let moved = migrate::records_to_segments(txn)?;
+                    settings.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
+                    tracing::info!(
+                        path = %path.display(),
+                        records = moved,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "moved the stream log's records into segments (log format 1 to 2); done once"
+                    );
+                }
                 Some(found) => {
                     return Err(LogError::UnsupportedFormat {
                         path: path.to_owned(),
@@ -213,33 +237,46 @@ impl EmbeddedLog {
             _ => "*".to_owned(),
         };
         let written = self.write("append", &label, None, |txn| {
-            let mut stored = txn.open_table(RECORDS)?;
-            let mut shards = txn.open_table(SHARDS)?;
-            // (next_seq, stored_bytes) of each (stream, shard) the group touches.
-            let mut counters: BTreeMap<(&str, u32), (u64, u64)> = BTreeMap::new();
+            let mut segments = txn.open_table(SEGMENTS)?;
+            let mut heads = txn.open_table(SHARDS)?;
+            // Each (stream, shard) the group touches: its counters and the segment being
+            // written, which holds the records from `first_seq` on.
+            let mut shards: BTreeMap<(&str, u32), ShardAppend> = BTreeMap::new();
             let mut all = Vec::with_capacity(group.len());
-            let mut value = Vec::new();
             for append in &group {
                 let stream = append.stream.as_str();
                 let mut appended = Vec::with_capacity(append.records.len());
                 for record in &append.records {
                     let shard = self.shard_for(record.partition_key.as_deref(), &record.data);
-                    let counter = match counters.entry((stream, shard)) {
+                    let open = match shards.entry((stream, shard)) {
                         Entry::Occupied(entry) => entry.into_mut(),
                         Entry::Vacant(entry) => {
-                            entry.insert(shards.get((stream, shard))?.map_or((0, 0), |counter| counter.value()))
+                            let (next_seq, bytes) = heads.get((stream, shard))?.map_or((0, 0), |head| head.value());
+                            entry.insert(ShardAppend {
+                                next_seq,
+                                bytes,
+                                first_seq: next_seq,
+                                segment: SegmentWriter::new(),
+                            })
                         }
                     };
-                    let seq = counter.0;
-                    record::encode_into(record, &mut value);
-                    stored.insert((stream, shard, seq), value.as_slice())?;
-                    *counter = (seq + 1, counter.1 + value.len() as u64);
+                    if open.segment.is_full() {
+                        segments.insert((stream, shard, open.first_seq), open.segment.finish())?;
+                        open.segment.clear();
+                        open.first_seq = open.next_seq;
+                    }
+                    let seq = open.next_seq;
+                    open.bytes += open.segment.push(record);
+                    open.next_seq += 1;
                     appended.push(Appended { shard, seq });
                 }
                 all.push(appended);
             }
-            for (key, counter) in counters {
-                shards.insert(key, counter)?;
+            for ((stream, shard), mut open) in shards {
+                if !open.segment.is_empty() {
+                    segments.insert((stream, shard, open.first_seq), open.segment.finish())?;
+                }
+                heads.insert((stream, shard), (open.next_seq, open.bytes))?;
             }
             Ok(all)
         });
@@ -308,21 +345,37 @@ impl EmbeddedLog {
             return Ok(Vec::new());
         }
         self.read_txn("read", stream, Some(shard), |txn| {
-            let stored = txn.open_table(RECORDS)?;
+            let segments = txn.open_table(SEGMENTS)?;
+            // The segment holding `from_seq` begins at it or before it.
+            let start = match segments.range((stream, shard, 0)..=(stream, shard, from_seq))?.next_back() {
+                Some(entry) => entry?.0.value().2,
+                None => from_seq,
+            };
             let mut records = Vec::new();
             let mut bytes = 0;
-            for entry in stored.range((stream, shard, from_seq)..=(stream, shard, u64::MAX))? {
+            'segments: for entry in segments.range((stream, shard, start)..=(stream, shard, u64::MAX))? {
                 let (key, value) = entry?;
-                let seq = key.value().2;
-                let record = record::decode(shard, seq, value.value())
-                    .map_err(|detail| self.corrupt(format!("record {seq}"), stream, Some(shard), detail))?;
-                if !records.is_empty() && bytes + record.data.len() > max_bytes {
-                    break;
+                let first = key.value().2;
+                let corrupt = |detail| self.corrupt(format!("segment {first}"), stream, Some(shard), detail);
+                let walked = segment::records(first, value.value()).map_err(corrupt)?;
+                if walked.end() <= from_seq {
+                    continue;
                 }
-                bytes += record.data.len();
-                records.push(record);
-                if records.len() >= max_records {
-                    break;
+                for stored in walked {
+                    let (seq, encoded) = stored.map_err(corrupt)?;
+                    if seq < from_seq {
+                        continue;
+                    }
+                    let record = record::decode(shard, seq, encoded)
+                        .map_err(|detail| self.corrupt(format!("record {seq}"), stream, Some(shard), detail))?;
+                    if !records.is_empty() && bytes + record.data.len() > max_bytes {
+                        break 'segments;
+                    }
+                    bytes += record.data.len();
+                    records.push(record);
+                    if records.len() >= max_records {
+                        break 'segments;
+                    }
                 }
             }
             Ok(records)

@@ -1,7 +1,8 @@
 //! Records as producers hand them in and as consumers read them back, and their encoding in
 //! the log file.
 //!
-//! A stored record is one redb value: a format-version byte, then the fields, then the data:
+//! A record is stored inside a segment ([`crate::segment`]) as a format-version byte, then
+//! the fields, then the data (the whole redb value in log format 1, before segments):
 //!
 //! ```text
 //! version 1:  [1] [arrival_time: i64 LE] [key flag: 0 | 1] ([key len: u32 LE] [key])
@@ -57,19 +58,18 @@ pub struct StoredRecord {
 
 const FORMAT_V1: u8 = 1;
 
-/// Encodes a record as a redb value (format version 1).
+/// Encodes a record (format version 1) on its own.
 #[cfg(test)]
 pub(crate) fn encode(record: &NewRecord) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_into(record, &mut out);
+    encode_append(record, &mut out);
     out
 }
 
-/// Encodes a record as a redb value (format version 1) into `out`, which is cleared first:
-/// an append reuses one buffer for all its records.
-pub(crate) fn encode_into(record: &NewRecord, out: &mut Vec<u8>) {
+/// Encodes a record (format version 1) at the end of `out`: an append writes its records
+/// straight into the segment they are stored in ([`crate::segment`]).
+pub(crate) fn encode_append(record: &NewRecord, out: &mut Vec<u8>) {
     let key_len = record.partition_key.as_ref().map_or(0, |key| 4 + key.len());
-    out.clear();
     out.reserve(1 + 8 + 1 + key_len + 4 + record.content_type.len() + record.data.len());
     out.push(FORMAT_V1);
     out.extend_from_slice(&record.arrival_time.to_le_bytes());

@@ -2,12 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{Range, ReadableTable, Table, WriteTransaction};
 
 use crate::LogConfig;
 use crate::checkpoint;
 use crate::record;
-use crate::tables::{CHECKPOINTS, Failure, RECORDS, SHARDS};
+use crate::segment;
+use crate::tables::{CHECKPOINTS, Failure, SEGMENTS, SHARDS};
 
 /// What [`EmbeddedLog::apply_retention`](crate::EmbeddedLog::apply_retention) removed. Streams
 /// that lost nothing are not listed.
@@ -33,7 +34,7 @@ pub(crate) fn apply(
     let max_age = i64::try_from(config.retention_age.as_micros()).unwrap_or(i64::MAX);
     let cutoff = now_micros.saturating_sub(max_age);
     let mut shards = txn.open_table(SHARDS)?;
-    let mut records = txn.open_table(RECORDS)?;
+    let mut segments = txn.open_table(SEGMENTS)?;
 
     // stream → shard → (next_seq, stored_bytes)
     let mut streams: BTreeMap<String, BTreeMap<u32, (u64, u64)>> = BTreeMap::new();
@@ -60,15 +61,12 @@ pub(crate) fn apply(
     let mut report = RetentionReport::default();
     for (stream, counters) in &streams {
         let stream_consumers = consumers.get(stream);
-        let plan = plan(&records, stream, counters, stream_consumers, cutoff, config.retention_bytes, corrupt)?;
+        let plan = plan(&segments, stream, counters, stream_consumers, cutoff, config.retention_bytes, corrupt)?;
         let mut removed = 0;
         let mut unconsumed = 0;
         let mut lagging = BTreeSet::new();
         for trim in plan.into_iter().filter(|trim| trim.removed > 0) {
-            records.retain_in(
-                (stream.as_str(), trim.shard, 0)..(stream.as_str(), trim.shard, trim.keep_from),
-                |_, _| false,
-            )?;
+            cut(&mut segments, stream, trim.shard, trim.keep_from, corrupt)?;
             let (next_seq, bytes) = counters[&trim.shard];
             shards.insert((stream.as_str(), trim.shard), (next_seq, bytes.saturating_sub(trim.freed_bytes)))?;
             removed += trim.removed;
@@ -146,7 +144,7 @@ impl<I: Iterator<Item = Result<Head, Failure>>> Walk<I> {
 /// `cutoff`, then, while the stream holds more than `max_bytes`, the record with the oldest
 /// arrival time among the shards' first records.
 fn plan(
-    records: &Table<'_, (&str, u32, u64), &[u8]>,
+    segments: &Table<'_, (&str, u32, u64), &[u8]>,
     stream: &str,
     counters: &BTreeMap<u32, (u64, u64)>,
     consumers: Option<&BTreeMap<String, BTreeMap<u32, u64>>>,
@@ -161,14 +159,8 @@ fn plan(
             consumers.values().map(|positions| positions.get(&shard).copied().unwrap_or(0)).min().unwrap_or(0)
         });
         let trim = ShardTrim { shard, keep_from: 0, removed: 0, freed_bytes: 0, unconsumed: 0, slowest_consumer };
-        let mut rest = records.range((stream, shard, 0)..=(stream, shard, u64::MAX))?.map(move |entry| {
-            let (key, value) = entry?;
-            let seq = key.value().2;
-            let value = value.value();
-            let arrival_time = record::arrival_time(value)
-                .map_err(|detail| corrupt(format!("record {seq}"), stream, Some(shard), detail))?;
-            Ok(Head { seq, arrival_time, bytes: value.len() as u64 })
-        });
+        let segments = segments.range((stream, shard, 0)..=(stream, shard, u64::MAX))?;
+        let mut rest = Heads { segments, walked: Vec::new().into_iter(), stream, shard, corrupt };
         let head = rest.next().transpose()?;
         walks.push(Walk { trim, head, rest });
     }
@@ -189,4 +181,70 @@ fn plan(
         oldest.remove_head(&mut total_bytes)?;
     }
     Ok(walks.into_iter().map(|walk| walk.trim).collect())
+}
+
+/// A shard's records from its oldest, segment by segment, as retention walks them: only
+/// each record's sequence number, arrival time and size are kept, one segment at a time.
+struct Heads<'r, 's, 'c> {
+    segments: Range<'r, (&'static str, u32, u64), &'static [u8]>,
+    walked: std::vec::IntoIter<Result<Head, Failure>>,
+    stream: &'s str,
+    shard: u32,
+    corrupt: &'c CorruptFn<'c>,
+}
+
+impl Iterator for Heads<'_, '_, '_> {
+    type Item = Result<Head, Failure>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(head) = self.walked.next() {
+                return Some(head);
+            }
+            let (key, value) = match self.segments.next()? {
+                Ok(entry) => entry,
+                Err(error) => return Some(Err(error.into())),
+            };
+            let first = key.value().2;
+            let (stream, shard, corrupt) = (self.stream, self.shard, self.corrupt);
+            let heads: Vec<Result<Head, Failure>> = match segment::records(first, value.value()) {
+                Err(detail) => vec![Err(corrupt(format!("segment {first}"), stream, Some(shard), detail))],
+                Ok(records) => records
+                    .map(|entry| {
+                        let (seq, encoded) =
+                            entry.map_err(|detail| corrupt(format!("segment {first}"), stream, Some(shard), detail))?;
+                        let arrival_time = record::arrival_time(encoded)
+                            .map_err(|detail| corrupt(format!("record {seq}"), stream, Some(shard), detail))?;
+                        Ok(Head { seq, arrival_time, bytes: encoded.len() as u64 })
+                    })
+                    .collect(),
+            };
+            self.walked = heads.into_iter();
+        }
+    }
+}
+
+/// Removes the records of (stream, shard) below `keep_from`: the segments wholly below it,
+/// and the one it falls inside is stored again as its kept tail, under `keep_from`.
+fn cut(
+    segments: &mut Table<'_, (&str, u32, u64), &[u8]>,
+    stream: &str,
+    shard: u32,
+    keep_from: u64,
+    corrupt: &CorruptFn<'_>,
+) -> Result<(), Failure> {
+    let straddling = match segments.range((stream, shard, 0)..(stream, shard, keep_from))?.next_back() {
+        Some(entry) => {
+            let (key, value) = entry?;
+            let first = key.value().2;
+            segment::tail(first, value.value(), keep_from)
+                .map_err(|detail| corrupt(format!("segment {first}"), stream, Some(shard), detail))?
+        }
+        None => None,
+    };
+    segments.retain_in((stream, shard, 0)..(stream, shard, keep_from), |_, _| false)?;
+    if let Some(tail) = straddling {
+        segments.insert((stream, shard, keep_from), tail.as_slice())?;
+    }
+    Ok(())
 }

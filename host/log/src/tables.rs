@@ -4,8 +4,13 @@ use redb::TableDefinition;
 
 use crate::LogError;
 
-/// `(stream, shard, seq)` → one encoded record ([`crate::record`]).
-pub(crate) const RECORDS: TableDefinition<(&str, u32, u64), &[u8]> = TableDefinition::new("records");
+/// `(stream, shard, first_seq)` → a segment: the records `first_seq..first_seq + count` of
+/// the shard, as one group commit appended them ([`crate::segment`]).
+pub(crate) const SEGMENTS: TableDefinition<(&str, u32, u64), &[u8]> = TableDefinition::new("segments");
+
+/// Log format 1's table, `(stream, shard, seq)` → one encoded record ([`crate::record`]);
+/// only read, once, to move a format-1 file's records into segments ([`crate::migrate`]).
+pub(crate) const RECORDS_V1: TableDefinition<(&str, u32, u64), &[u8]> = TableDefinition::new("records");
 
 /// `(stream, shard)` → `(next_seq, stored_bytes)`: the next sequence number to assign (never
 /// lowered, so sequence numbers are not reused after retention) and the bytes of the records
@@ -21,8 +26,10 @@ pub(crate) const STATES: TableDefinition<(&str, &str, u32), &[u8]> = TableDefini
 /// Settings fixed when the file is created: [`FORMAT_VERSION_KEY`], [`SHARDS_KEY`].
 pub(crate) const SETTINGS: TableDefinition<&str, u64> = TableDefinition::new("settings");
 
-/// The layout of the tables above; a file with another version is refused.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// The layout of the tables above: 2 since segments (2026-12-04). A format-1 file is
+/// migrated when opened; a file with another version is refused.
+pub(crate) const FORMAT_VERSION: u64 = 2;
+pub(crate) const FORMAT_VERSION_BEFORE_SEGMENTS: u64 = 1;
 pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
 pub(crate) const SHARDS_KEY: &str = "shards_per_stream";
 

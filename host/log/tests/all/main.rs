@@ -5,6 +5,7 @@ mod checkpoints;
 mod conformance;
 mod durability;
 mod retention;
+mod segments;
 mod shards;
 mod subscribe;
 

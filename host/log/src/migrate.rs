@@ -1,0 +1,154 @@
+//! Moving a log file of format 1 (one redb value per record) into segments (format 2), once,
+//! inside the transaction that opens it: the file is either still format 1 or wholly
+//! format 2, whatever interrupts the move.
+
+use redb::{ReadableTable, WriteTransaction};
+
+use crate::segment::SegmentWriter;
+use crate::tables::{Failure, RECORDS_V1, SEGMENTS};
+
+/// Moves every record of the format-1 table into segments of consecutive sequence numbers
+/// and drops that table; returns how many records moved. The records are copied as they
+/// are stored (their own encoding did not change); reading them checks them as before.
+pub(crate) fn records_to_segments(txn: &WriteTransaction) -> Result<u64, Failure> {
+    let mut segments = txn.open_table(SEGMENTS)?;
+    let mut moved = 0;
+    {
+        let records = txn.open_table(RECORDS_V1)?;
+        let mut writer = SegmentWriter::new();
+        // The segment being written: its (stream, shard), first and next sequence numbers.
+        let mut open: Option<(String, u32, u64, u64)> = None;
+        for entry in records.iter()? {
+            let (key, value) = entry?;
+            let (stream, shard, seq) = key.value();
+            let continues = open.as_ref().is_some_and(|(open_stream, open_shard, _, next)| {
+                open_stream == stream && *open_shard == shard && *next == seq
+            });
+            if !continues || writer.is_full() {
+                if let Some((open_stream, open_shard, first, _)) = open.take() {
+                    segments.insert((open_stream.as_str(), open_shard, first), writer.finish())?;
+                    writer.clear();
+                }
+                open = Some((stream.to_owned(), shard, seq, seq));
+            }
+            writer.push_encoded(value.value());
+            if let Some((_, _, _, next)) = open.as_mut() {
+                *next = seq.saturating_add(1);
+            }
+            moved += 1;
+        }
+        if let Some((stream, shard, first, _)) = open {
+            segments.insert((stream.as_str(), shard, first), writer.finish())?;
+        }
+    }
+    txn.delete_table(RECORDS_V1)?;
+    Ok(moved)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+
+    use crate::checkpoint::{self, Position};
+    use crate::record;
+    use crate::tables::{CHECKPOINTS, FORMAT_VERSION_KEY, SETTINGS, SHARDS, SHARDS_KEY, STATES};
+    use crate::{EmbeddedLog, LogConfig, LogError, NewRecord};
+
+    use super::*;
+
+    fn order(text: &str) -> NewRecord {
+        NewRecord {
+            partition_key: Some(format!("key-{text}")),
+            data: Bytes::from(text.to_owned()),
+            content_type: "application/json".into(),
+            arrival_time: 7,
+        }
+    }
+
+    /// A log file as weir wrote it before segments: one value per record. Shard 0 of
+    /// `orders` lost seqs 0..5 to retention; a consumer committed up to seq 6 there.
+    fn write_format_1(path: &std::path::Path) -> u64 {
+        let db = Database::create(path).unwrap();
+        let txn = db.begin_write().unwrap();
+        let mut stored_bytes = 0;
+        {
+            let mut settings = txn.open_table(SETTINGS).unwrap();
+            settings.insert(FORMAT_VERSION_KEY, 1).unwrap();
+            settings.insert(SHARDS_KEY, 2).unwrap();
+            let mut records = txn.open_table(RECORDS_V1).unwrap();
+            let mut shards = txn.open_table(SHARDS).unwrap();
+            for (stream, shard, seqs) in [("orders", 0, 5..10), ("orders", 1, 0..3), ("clicks", 0, 0..1)] {
+                let mut bytes = 0;
+                for seq in seqs.clone() {
+                    let encoded = record::encode(&order(&format!("{stream}-{shard}-{seq}")));
+                    bytes += encoded.len() as u64;
+                    records.insert((stream, shard, seq), encoded.as_slice()).unwrap();
+                }
+                shards.insert((stream, shard), (seqs.end, bytes)).unwrap();
+                if stream == "orders" {
+                    stored_bytes += bytes;
+                }
+            }
+            let position = checkpoint::encode(Position { next_seq: 7, pending: None });
+            txn.open_table(CHECKPOINTS).unwrap().insert(("archive", "orders", 0), position.as_slice()).unwrap();
+            txn.open_table(STATES).unwrap().insert(("archive", "orders", 0), b"state".as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+        stored_bytes
+    }
+
+    fn texts(log: &EmbeddedLog, stream: &str, shard: u32, from: u64) -> Vec<(u64, String)> {
+        let records = log.read(stream, shard, from, usize::MAX, usize::MAX).unwrap();
+        records.into_iter().map(|r| (r.seq, String::from_utf8(r.data).unwrap())).collect()
+    }
+
+    #[test]
+    fn a_format_1_file_is_moved_into_segments_when_opened_and_reads_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.redb");
+        let stored_bytes = write_format_1(&path);
+        let config = LogConfig { shards_per_stream: 2, ..LogConfig::default() };
+
+        let log = EmbeddedLog::open(&path, config.clone()).unwrap();
+
+        let orders_0: Vec<(u64, String)> = (5..10).map(|seq| (seq, format!("orders-0-{seq}"))).collect();
+        assert_eq!(texts(&log, "orders", 0, 0), orders_0);
+        assert_eq!(texts(&log, "orders", 0, 8), orders_0[3..]);
+        assert_eq!(texts(&log, "orders", 1, 0), (0..3).map(|seq| (seq, format!("orders-1-{seq}"))).collect::<Vec<_>>());
+        assert_eq!(texts(&log, "clicks", 0, 0), [(0, "clicks-0-0".to_owned())]);
+        assert_eq!(log.stored_bytes("orders").unwrap(), stored_bytes);
+        let checkpoint = log.checkpoint("archive", "orders", 0).unwrap().unwrap();
+        assert_eq!((checkpoint.next_seq, checkpoint.state.as_slice()), (7, b"state".as_slice()));
+        assert_eq!(log.backlog("archive", "orders").unwrap(), 3 + 3);
+        let next = log.append("orders", vec![order("orders-0-10")]).unwrap()[0];
+        assert_eq!(next.seq, if next.shard == 0 { 10 } else { 3 });
+        drop(log);
+
+        // The move happened once: the file is format 2 now, and the old table is gone.
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert_eq!(txn.open_table(SETTINGS).unwrap().get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 2);
+        assert!(txn.open_table(RECORDS_V1).is_err(), "the format-1 table is dropped");
+        assert_eq!(txn.open_table(SEGMENTS).unwrap().len().unwrap(), 4, "one segment per shard, plus the append");
+        drop((txn, db));
+        assert_eq!(
+            EmbeddedLog::open(&path, config).unwrap().read("orders", 0, 0, 100, usize::MAX).unwrap().len(),
+            5 + usize::from(next.shard == 0)
+        );
+    }
+
+    #[test]
+    fn a_file_of_a_newer_format_is_refused_not_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.redb");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(SETTINGS).unwrap().insert(FORMAT_VERSION_KEY, 3).unwrap();
+            txn.commit().unwrap();
+        }
+        let refused = EmbeddedLog::open(&path, LogConfig::default()).unwrap_err();
+        assert!(matches!(refused, LogError::UnsupportedFormat { found: 3, supported: 2, .. }), "{refused:?}");
+    }
+}
