@@ -121,8 +121,8 @@ pub fn rows_of(commit: &SinkCommit, dialect: SqlDialect) -> (IndexedRows, Vec<(u
             SinkItem::Aggregate(item) => ("aggregate", item),
             _ => continue,
         };
-        let json = weir_events::json::event_to_json(&item.event);
-        let fields = json.get("fields").map(ToString::to_string).unwrap_or_else(|| "{}".to_owned());
+        let fields = serde_json::to_string(&weir_events::json::FieldsJson(&item.event.fields))
+            .unwrap_or_else(|_| "{}".to_owned());
         let row = WarehouseRow {
             id: record.id.clone(),
             stream: commit.id.source().to_owned(),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde_json::{Value as Json, json};
+use serde_json::Value as Json;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::QueryParser;
@@ -13,6 +13,7 @@ use tantivy::schema::{
 };
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 use tantivy::{DateTime, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use weir_events::json::FieldsJson;
 use weir_events::{Event, Value};
 
 /// The analyser of text fields (see the crate docs).
@@ -99,6 +100,18 @@ pub(crate) struct NewDocument<'a> {
     pub(crate) kind: &'a str,
     pub(crate) event: &'a Event,
     pub(crate) lineage: &'a str,
+}
+
+/// The document a hit returns, stored with it: written straight from the event (no JSON
+/// value built in between), members in this order.
+#[derive(serde::Serialize)]
+struct StoredSource<'a> {
+    id: &'a str,
+    kind: &'a str,
+    key: Option<&'a str>,
+    time: String,
+    fields: FieldsJson<'a>,
+    lineage: &'a str,
 }
 
 struct Fields {
@@ -251,16 +264,15 @@ impl SearchIndex {
                 doc.add_f64(*field, number);
             }
         }
-        let event = weir_events::json::event_to_json(new.event);
-        let source = json!({
-            "id": new.id,
-            "kind": new.kind,
-            "key": new.event.key,
-            "time": weir_events::time::format_rfc3339(new.event.time),
-            "fields": event.get("fields").cloned().unwrap_or_default(),
-            "lineage": new.lineage,
-        });
-        doc.add_text(f.source, source.to_string());
+        let source = StoredSource {
+            id: new.id,
+            kind: new.kind,
+            key: new.event.key.as_deref(),
+            time: weir_events::time::format_rfc3339(new.event.time),
+            fields: FieldsJson(&new.event.fields),
+            lineage: new.lineage,
+        };
+        doc.add_text(f.source, serde_json::to_string(&source).unwrap_or_default());
         doc
     }
 
@@ -386,6 +398,23 @@ mod tests {
         let hit = &index.search("smokehouse", 1).unwrap().hits[0];
         assert_eq!(hit.document["fields"]["restaurant_name"], "Smokehouse");
         assert_eq!(hit.document["key"], "r-2");
+    }
+
+    #[test]
+    fn a_hit_returns_the_stored_document_with_its_members_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        let mut keyless = restaurant("r-1", "Smokehouse", 9.5);
+        keyless.key = None;
+        write(&index, &[("a", keyless)]);
+        let hit = &index.search("smokehouse", 1).unwrap().hits[0];
+        assert_eq!(
+            hit.document.to_string(),
+            concat!(
+                r#"{"id":"a","kind":"event","key":null,"time":"2025-11-26T10:00:00Z","#,
+                r#""fields":{"restaurant_name":"Smokehouse","total":9.5,"zone":"north"},"lineage":"p@1"}"#
+            )
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use serde_json::json;
-use weir_events::json::id_to_json;
+use serde::Serialize;
+use weir_events::json::{FieldsJson, serialize_id};
 use weir_events::{Event, Value};
 use weir_sinks::{EventItem, KeptRecord, Sink, SinkCommit, SinkError, SinkFuture, SinkItem, SinkRecord, WriteReport};
 
@@ -32,6 +32,30 @@ pub struct ServingDocuments {
     pub key_field: Option<String>,
 }
 
+/// A served document as stored: written straight from the event (no JSON value built in
+/// between), members in this order.
+#[derive(Serialize)]
+struct Document<'a> {
+    table: &'a str,
+    key: &'a str,
+    time: String,
+    fields: FieldsJson<'a>,
+    lineage: &'a str,
+    source: Source<'a>,
+}
+
+/// Where a served document came from: the record's id, and its stream, shard and
+/// position (numbers when JSON readers hold them exactly, as `id_to_json`).
+#[derive(Serialize)]
+struct Source<'a> {
+    id: &'a str,
+    stream: &'a str,
+    #[serde(serialize_with = "serialize_id")]
+    shard: &'a str,
+    #[serde(serialize_with = "serialize_id")]
+    seq: &'a str,
+}
+
 impl ServingDocuments {
     /// The serving key of `event`, or why it has none.
     fn key_of(&self, event: &Event) -> Result<String, String> {
@@ -47,20 +71,19 @@ impl ServingDocuments {
     }
 
     fn document(&self, commit: &SinkCommit, record: &SinkRecord, item: &EventItem, key: &str) -> Vec<u8> {
-        let event = weir_events::json::event_to_json(&item.event);
-        let document = json!({
-            "table": self.table,
-            "key": key,
-            "time": weir_events::time::format_rfc3339(item.event.time),
-            "fields": event.get("fields").cloned().unwrap_or_default(),
-            "lineage": item.lineage,
-            "source": {
-                "id": record.id,
-                "stream": commit.id.source(),
-                "shard": id_to_json(commit.id.part()),
-                "seq": id_to_json(&record.position),
+        let document = Document {
+            table: &self.table,
+            key,
+            time: weir_events::time::format_rfc3339(item.event.time),
+            fields: FieldsJson(&item.event.fields),
+            lineage: &item.lineage,
+            source: Source {
+                id: &record.id,
+                stream: commit.id.source(),
+                shard: commit.id.part(),
+                seq: &record.position,
             },
-        });
+        };
         serde_json::to_vec(&document).unwrap_or_default()
     }
 
@@ -233,6 +256,24 @@ mod tests {
         let doc = store.read("orders", key).unwrap()?;
         let json: serde_json::Value = serde_json::from_slice(&doc.body).unwrap();
         Some(json["fields"]["status"].as_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn a_document_is_the_event_with_its_table_key_lineage_and_source_in_a_fixed_order() {
+        let mut event = order("o-1", "placed", 1_764_150_900_000_000);
+        event.fields.push((Name::from("total"), Value::Float(23.5)));
+        let commit = commit(12, vec![event]);
+        let documents = ServingDocuments { sink: "s".into(), table: "orders".into(), key_field: None };
+        let (upserts, skipped) = documents.upserts(&commit);
+        assert_eq!((upserts.len(), skipped), (1, 0));
+        assert_eq!(
+            String::from_utf8(upserts[0].1.body.clone()).unwrap(),
+            concat!(
+                r#"{"table":"orders","key":"r-1","time":"2025-11-26T09:55:00Z","#,
+                r#""fields":{"order_id":"o-1","status":"placed","total":23.5},"lineage":"p@1","#,
+                r#""source":{"id":"orders-0000-12-0","stream":"orders","shard":0,"seq":12}}"#
+            )
+        );
     }
 
     #[tokio::test]

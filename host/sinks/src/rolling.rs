@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::{Deserialize, Serialize};
-use weir_events::json::{event_from_json, event_to_json};
+use weir_events::json::{EventJson, event_from_json};
 
 use crate::layout::{is_interrupted_write, put_object};
 use crate::sink::{EventItem, SinkItem, SinkRecord};
@@ -50,9 +50,18 @@ impl Default for RollPolicy {
     }
 }
 
-/// One staged event or aggregate: what its row in the rolled Parquet file needs.
-#[derive(Serialize, Deserialize)]
-struct StagedRow {
+/// One staged event or aggregate as written: what its row in the rolled Parquet file needs.
+#[derive(Serialize)]
+struct StagedRow<'a> {
+    id: &'a str,
+    seq: &'a str,
+    lineage: &'a str,
+    event: EventJson<'a>,
+}
+
+/// A [`StagedRow`] read back.
+#[derive(Deserialize)]
+struct StagedRowRead {
     id: String,
     seq: String,
     lineage: String,
@@ -63,12 +72,9 @@ struct StagedRow {
 pub(crate) fn staged_rows(rows: &[(&SinkRecord, &EventItem)]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     for (record, item) in rows {
-        let row = StagedRow {
-            id: record.id.clone(),
-            seq: record.position.clone(),
-            lineage: item.lineage.clone(),
-            event: event_to_json(&item.event),
-        };
+        // Written straight from the event: no JSON value built in between.
+        let row =
+            StagedRow { id: &record.id, seq: &record.position, lineage: &item.lineage, event: EventJson(&item.event) };
         serde_json::to_writer(&mut out, &row).map_err(|e| e.to_string())?;
         out.push(b'\n');
     }
@@ -285,7 +291,7 @@ fn parquet_of(staged: &[bytes::Bytes]) -> Result<Vec<u8>, String> {
     let mut rows: Vec<(SinkRecord, EventItem)> = Vec::new();
     for object in staged {
         for line in object.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
-            let row: StagedRow = serde_json::from_slice(line).map_err(|e| format!("a staged row: {e}"))?;
+            let row: StagedRowRead = serde_json::from_slice(line).map_err(|e| format!("a staged row: {e}"))?;
             let event = event_from_json(&row.event).map_err(|e| format!("a staged event: {e}"))?;
             let item = EventItem { event, lineage: row.lineage };
             let record = SinkRecord { id: row.id, position: row.seq, item: SinkItem::Event(item.clone()) };

@@ -143,6 +143,105 @@ pub fn event_to_json(event: &Event) -> Json {
     Json::Object(map)
 }
 
+/// An event's JSON form ([`event_to_json`]) written straight to a serializer, without
+/// building the value: the sinks write one per event (the serving store's documents, the
+/// search index's sources, the lake's staged rows), and building a `serde_json::Value`
+/// (a map, a `String` per name, and a clone of every text) cost more than writing it.
+/// Writes exactly the bytes `event_to_json(event)` serializes to (unit-tested).
+#[derive(Debug, Clone, Copy)]
+pub struct EventJson<'a>(pub &'a Event);
+
+/// An event's fields as the `fields` member of its JSON form, written straight to a
+/// serializer (see [`EventJson`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FieldsJson<'a>(pub &'a [(Name, Value)]);
+
+/// A value's JSON form ([`value_to_json`]) written straight to a serializer.
+#[derive(Debug, Clone, Copy)]
+pub struct ValueJson<'a>(pub &'a Value);
+
+impl serde::Serialize for EventJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let event = self.0;
+        let mut map = serializer.serialize_map(Some(2 + usize::from(event.key.is_some())))?;
+        if let Some(key) = &event.key {
+            map.serialize_entry("key", key)?;
+        }
+        map.serialize_entry("time", &format_rfc3339(event.time))?;
+        map.serialize_entry("fields", &FieldsJson(&event.fields))?;
+        map.end()
+    }
+}
+
+impl serde::Serialize for FieldsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if has_a_name_twice(self.0) {
+            // A JSON object holds a name once: as `event_to_json` does, the later value
+            // replaces the earlier in its place. Validated batches never get here.
+            let fields: Map<String, Json> = self.0.iter().map(|(n, v)| (n.to_string(), value_to_json(v))).collect();
+            return serde::Serialize::serialize(&fields, serializer);
+        }
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name.as_ref(), &ValueJson(value))?;
+        }
+        map.end()
+    }
+}
+
+/// Whether a name comes twice among `fields`: pairwise for the few fields events have,
+/// through a hash set beyond, so that the check stays linear in a large event.
+fn has_a_name_twice(fields: &[(Name, Value)]) -> bool {
+    const PAIRWISE_UP_TO: usize = 24;
+    if fields.len() <= PAIRWISE_UP_TO {
+        return fields.iter().enumerate().any(|(i, (name, _))| fields[..i].iter().any(|(earlier, _)| earlier == name));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(fields.len());
+    !fields.iter().all(|(name, _)| seen.insert(name.as_ref()))
+}
+
+impl serde::Serialize for ValueJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let tagged = |tag: &str, text: &dyn std::fmt::Display, serializer: S| {
+            let mut map = serializer.serialize_map(Some(1))?;
+            map.serialize_entry(tag, &Shown(text))?;
+            map.end()
+        };
+        match self.0 {
+            Value::Null => serializer.serialize_unit(),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Int(i) => serializer.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
+            Value::Text(text) => serializer.serialize_str(text),
+            Value::Bytes(bytes) => tagged("$bytes", &Hex(bytes), serializer),
+            Value::Timestamp(t) => tagged("$timestamp", &format_rfc3339(*t), serializer),
+            // Rare, and their forms depend on parsing the document: built as before.
+            Value::Float(_) | Value::Json(_) => serde::Serialize::serialize(&value_to_json(self.0), serializer),
+        }
+    }
+}
+
+/// Serializes as a string the text a `Display` writes, without an intermediate `String`.
+struct Shown<'a>(&'a dyn std::fmt::Display);
+
+impl serde::Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
+/// Bytes as lower-case hex, two digits a byte.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
 /// The event of a JSON form. `time` is RFC 3339 text or integer microseconds.
 ///
 /// # Errors
@@ -182,6 +281,57 @@ pub fn event_from_json(json: &Json) -> Result<Event, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind and the tricky forms, for comparing the two ways of writing JSON.
+    fn all_kinds() -> Event {
+        Event::new(1_764_150_900_000_123)
+            .with_key("r-\"7\"")
+            .with("s", "x\n\u{1}é")
+            .with("i", -3i64)
+            .with("f", 2.0)
+            .with("small", 1e-7)
+            .with("big", 1.5e300)
+            .with("nan", f64::NAN)
+            .with("inf", f64::NEG_INFINITY)
+            .with("b", true)
+            .with("n", Value::Null)
+            .with("t", Value::Timestamp(-5))
+            .with("raw", vec![0u8, 15, 255])
+            .with("empty_raw", Vec::<u8>::new())
+            .with("doc", Value::Json("{\"a\":[1,2]}".into()))
+            .with("tag_like", Value::Json(r#"{"$bytes":"00ff"}"#.into()))
+            .with("scalar_doc", Value::Json("\"just text\"".into()))
+            .with("broken_doc", Value::Json("{".into()))
+            .with("with \"quotes\"", "v")
+    }
+
+    #[test]
+    fn writing_an_event_straight_gives_the_bytes_of_its_json_value() {
+        let mut keyless = all_kinds();
+        keyless.key = None;
+        let mut twice = all_kinds();
+        twice.fields.push((Name::from("s"), Value::Int(9)));
+        let mut wide = Event::new(0);
+        wide.fields = (0..100).map(|i| (Name::from(format!("f{i}").as_str()), Value::Int(i))).collect();
+        let mut wide_twice = wide.clone();
+        wide_twice.fields.push((Name::from("f50"), Value::Text("later".into())));
+        for event in [all_kinds(), keyless, twice, Event::new(0), wide, wide_twice] {
+            let straight = serde_json::to_string(&EventJson(&event)).unwrap();
+            assert_eq!(straight, event_to_json(&event).to_string());
+            assert_eq!(serde_json::to_value(EventJson(&event)).unwrap(), event_to_json(&event));
+        }
+    }
+
+    #[test]
+    fn a_name_twice_is_found_in_small_and_large_events() {
+        let field = |name: &str| (Name::from(name), Value::Null);
+        assert!(!has_a_name_twice(&[field("a"), field("b")]));
+        assert!(has_a_name_twice(&[field("a"), field("b"), field("a")]));
+        let mut wide: Vec<(Name, Value)> = (0..1000).map(|i| field(&format!("f{i}"))).collect();
+        assert!(!has_a_name_twice(&wide));
+        wide.push(field("f999"));
+        assert!(has_a_name_twice(&wide));
+    }
 
     #[test]
     fn every_kind_survives_the_json_form() {
