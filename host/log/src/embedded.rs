@@ -113,6 +113,7 @@ impl EmbeddedLog {
                 append_transactions: AtomicU64::new(0),
             }),
         };
+        log.move_format_1_into_segments()?;
         log.write("open", "*", None, |txn| {
             // Creates every table, so that readers never meet a missing one.
             txn.open_table(SEGMENTS)?;
@@ -126,17 +127,6 @@ impl EmbeddedLog {
                     settings.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
                 }
                 Some(FORMAT_VERSION) => {}
-                Some(FORMAT_VERSION_BEFORE_SEGMENTS) => {
-                    let started = std::time::Instant::now();
-                    let moved = migrate::records_to_segments(txn)?;
-                    settings.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
-                    tracing::info!(
-                        path = %path.display(),
-                        records = moved,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "moved the stream log's records into segments (log format 1 to 2); done once"
-                    );
-                }
                 Some(found) => {
                     return Err(LogError::UnsupportedFormat {
                         path: path.to_owned(),
@@ -161,6 +151,39 @@ impl EmbeddedLog {
             Ok(())
         })?;
         Ok(log)
+    }
+
+    /// If the file is of format 1 (one value per record), moves its records into segments,
+    /// in transactions of [`migrate::CHUNK_BYTES`] each, then records format 2; see
+    /// [`migrate`]. Nothing to do for a new file or one of format 2.
+    fn move_format_1_into_segments(&self) -> Result<(), LogError> {
+        let found = self.read_txn("open", "*", None, |txn| match txn.open_table(SETTINGS) {
+            Ok(settings) => Ok(settings.get(FORMAT_VERSION_KEY)?.map(|v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(error) => Err(error.into()),
+        })?;
+        if found != Some(FORMAT_VERSION_BEFORE_SEGMENTS) {
+            return Ok(());
+        }
+        let path = self.inner.path.display().to_string();
+        tracing::info!(path = %path, "moving the stream log's records into segments (log format 1 to 2), once");
+        let started = std::time::Instant::now();
+        let mut moved = 0;
+        loop {
+            let chunk = self.write("open", "*", None, |txn| migrate::move_chunk(txn, migrate::CHUNK_BYTES))?;
+            if chunk == 0 {
+                break;
+            }
+            moved += chunk;
+        }
+        self.write("open", "*", None, migrate::finish)?;
+        tracing::info!(
+            path = %path,
+            records = moved,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "moved the stream log's records into segments (log format 1 to 2)"
+        );
+        Ok(())
     }
 
     /// The log file.

@@ -1,48 +1,82 @@
-//! Moving a log file of format 1 (one redb value per record) into segments (format 2), once,
-//! inside the transaction that opens it: the file is either still format 1 or wholly
-//! format 2, whatever interrupts the move.
+//! Moving a log file of format 1 (one redb value per record) into segments (format 2),
+//! once, when a weir with format 2 opens it.
+//!
+//! The move runs in transactions of about [`CHUNK_BYTES`] of records each. Each moves the
+//! table's first records into segments and removes them from it, so later transactions
+//! reuse the pages earlier ones freed: one transaction for a 600 MB log left a 2.4 GB
+//! file, chunks a 1.2 GB one (`examples/migrate_format_1.rs`; memory peaked at 1.1 GB
+//! either way, redb's page cache). The file stays format 1 until the last transaction,
+//! which drops the old table and records format 2. A move interrupted between two
+//! transactions leaves a format-1 file whose first records are segments already: the
+//! next open goes on from there, and the log is not used before it is done.
 
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTableMetadata, TableError, WriteTransaction};
 
 use crate::segment::SegmentWriter;
-use crate::tables::{Failure, RECORDS_V1, SEGMENTS};
+use crate::tables::{FORMAT_VERSION, FORMAT_VERSION_KEY, Failure, RECORDS_V1, SEGMENTS, SETTINGS};
 
-/// Moves every record of the format-1 table into segments of consecutive sequence numbers
-/// and drops that table; returns how many records moved. The records are copied as they
+/// About how many bytes of records one transaction of the move carries.
+pub(crate) const CHUNK_BYTES: u64 = 64 << 20;
+
+/// Moves the first records of the format-1 table, about `chunk_bytes` of them (always at
+/// least one), into segments of consecutive sequence numbers, and removes them from it;
+/// returns how many moved, 0 once the table is empty (or gone). Records are copied as they
 /// are stored (their own encoding did not change); reading them checks them as before.
-pub(crate) fn records_to_segments(txn: &WriteTransaction) -> Result<u64, Failure> {
+pub(crate) fn move_chunk(txn: &WriteTransaction, chunk_bytes: u64) -> Result<u64, Failure> {
+    let mut records = match txn.open_table(RECORDS_V1) {
+        Ok(table) => table,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(error) => return Err(error.into()),
+    };
     let mut segments = txn.open_table(SEGMENTS)?;
-    let mut moved = 0;
-    {
-        let records = txn.open_table(RECORDS_V1)?;
-        let mut writer = SegmentWriter::new();
-        // The segment being written: its (stream, shard), first and next sequence numbers.
-        let mut open: Option<(String, u32, u64, u64)> = None;
-        for entry in records.iter()? {
-            let (key, value) = entry?;
-            let (stream, shard, seq) = key.value();
-            let continues = open.as_ref().is_some_and(|(open_stream, open_shard, _, next)| {
-                open_stream == stream && *open_shard == shard && *next == seq
-            });
-            if !continues || writer.is_full() {
-                if let Some((open_stream, open_shard, first, _)) = open.take() {
-                    segments.insert((open_stream.as_str(), open_shard, first), writer.finish())?;
-                    writer.clear();
-                }
-                open = Some((stream.to_owned(), shard, seq, seq));
+    let mut writer = SegmentWriter::new();
+    // The segment being written: its (stream, shard), first and next sequence numbers.
+    let mut open: Option<(String, u32, u64, u64)> = None;
+    let (mut moved, mut bytes) = (0, 0);
+    while bytes < chunk_bytes {
+        let Some((key, value)) = records.pop_first()? else { break };
+        let (stream, shard, seq) = key.value();
+        let continues = open.as_ref().is_some_and(|(open_stream, open_shard, _, next)| {
+            open_stream == stream && *open_shard == shard && *next == seq
+        });
+        if !continues || writer.is_full() {
+            if let Some((open_stream, open_shard, first, _)) = open.take() {
+                segments.insert((open_stream.as_str(), open_shard, first), writer.finish())?;
+                writer.clear();
             }
-            writer.push_encoded(value.value());
-            if let Some((_, _, _, next)) = open.as_mut() {
-                *next = seq.saturating_add(1);
-            }
-            moved += 1;
+            open = Some((stream.to_owned(), shard, seq, seq));
         }
-        if let Some((stream, shard, first, _)) = open {
-            segments.insert((stream.as_str(), shard, first), writer.finish())?;
+        bytes += writer.push_encoded(value.value());
+        if let Some((_, _, _, next)) = open.as_mut() {
+            *next = seq.saturating_add(1);
         }
+        moved += 1;
     }
-    txn.delete_table(RECORDS_V1)?;
+    if let Some((stream, shard, first, _)) = open {
+        segments.insert((stream.as_str(), shard, first), writer.finish())?;
+    }
     Ok(moved)
+}
+
+/// Ends the move once [`move_chunk`] found nothing left: drops the format-1 table and
+/// records format 2.
+pub(crate) fn finish(txn: &WriteTransaction) -> Result<(), Failure> {
+    let left = match txn.open_table(RECORDS_V1) {
+        Ok(table) => table.len()?,
+        Err(TableError::TableDoesNotExist(_)) => 0,
+        Err(error) => return Err(error.into()),
+    };
+    if left > 0 {
+        return Err(Failure::Storage(redb::Error::Io(std::io::Error::other(format!(
+            "{left} records of log format 1 were not moved into segments"
+        )))));
+    }
+    match txn.delete_table(RECORDS_V1) {
+        Ok(_) | Err(TableError::TableDoesNotExist(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    txn.open_table(SETTINGS)?.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -136,6 +170,34 @@ mod tests {
             EmbeddedLog::open(&path, config).unwrap().read("orders", 0, 0, 100, usize::MAX).unwrap().len(),
             5 + usize::from(next.shard == 0)
         );
+    }
+
+    #[test]
+    fn a_move_interrupted_between_its_transactions_goes_on_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.redb");
+        write_format_1(&path);
+        {
+            // Two small transactions of the move, then the process stops.
+            let db = Database::open(&path).unwrap();
+            for _ in 0..2 {
+                let txn = db.begin_write().unwrap();
+                assert!(move_chunk(&txn, 1).unwrap() == 1, "a chunk moves at least one record");
+                txn.commit().unwrap();
+            }
+            let txn = db.begin_read().unwrap();
+            assert_eq!(txn.open_table(SETTINGS).unwrap().get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 1);
+            assert_eq!(txn.open_table(SEGMENTS).unwrap().len().unwrap(), 2);
+            assert_eq!(txn.open_table(RECORDS_V1).unwrap().len().unwrap(), 9 - 2);
+        }
+
+        let log = EmbeddedLog::open(&path, LogConfig { shards_per_stream: 2, ..LogConfig::default() }).unwrap();
+
+        let orders_0: Vec<(u64, String)> = (5..10).map(|seq| (seq, format!("orders-0-{seq}"))).collect();
+        assert_eq!(texts(&log, "orders", 0, 0), orders_0);
+        assert_eq!(texts(&log, "orders", 0, 7), orders_0[2..]);
+        assert_eq!(texts(&log, "orders", 1, 0), (0..3).map(|seq| (seq, format!("orders-1-{seq}"))).collect::<Vec<_>>());
+        assert_eq!(texts(&log, "clicks", 0, 0), [(0, "clicks-0-0".to_owned())]);
     }
 
     #[test]
