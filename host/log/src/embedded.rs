@@ -15,8 +15,8 @@ use crate::retention::{self, RetentionReport};
 use crate::segment::{self, SegmentWriter};
 use crate::shard;
 use crate::tables::{
-    CHECKPOINTS, FORMAT_VERSION, FORMAT_VERSION_BEFORE_SEGMENTS, FORMAT_VERSION_KEY, Failure, SEGMENTS, SETTINGS,
-    SHARDS, SHARDS_KEY, STATES,
+    CHECKPOINTS, FORMAT_VERSION, FORMAT_VERSION_BEFORE_SEGMENTS, FORMAT_VERSION_KEY, Failure, MOVING_FORMAT_1_KEY,
+    SEGMENTS, SETTINGS, SHARDS, SHARDS_KEY, STATES,
 };
 use crate::{Appended, BatchRange, Checkpoint, LogConfig, LogError, NewRecord, StoredRecord};
 
@@ -157,13 +157,27 @@ impl EmbeddedLog {
     /// in transactions of [`migrate::CHUNK_BYTES`] each, then records format 2; see
     /// [`migrate`]. Nothing to do for a new file or one of format 2.
     fn move_format_1_into_segments(&self) -> Result<(), LogError> {
+        let setting = |settings: &redb::ReadOnlyTable<&str, u64>, key| -> Result<Option<u64>, Failure> {
+            Ok(settings.get(key)?.map(|v| v.value()))
+        };
         let found = self.read_txn("open", "*", None, |txn| match txn.open_table(SETTINGS) {
-            Ok(settings) => Ok(settings.get(FORMAT_VERSION_KEY)?.map(|v| v.value())),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Ok(settings) => Ok((
+                setting(&settings, FORMAT_VERSION_KEY)?,
+                setting(&settings, MOVING_FORMAT_1_KEY)?,
+                setting(&settings, SHARDS_KEY)?,
+            )),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok((None, None, None)),
             Err(error) => Err(error.into()),
         })?;
-        if found != Some(FORMAT_VERSION_BEFORE_SEGMENTS) {
+        let (version, moving, shards) = found;
+        if version != Some(FORMAT_VERSION_BEFORE_SEGMENTS) && moving.is_none() {
             return Ok(());
+        }
+        // Checked before anything moves: a file opened with the wrong count stays as it was.
+        let configured = self.inner.config.shards_per_stream;
+        if let Some(stored) = shards.filter(|&stored| stored != u64::from(configured)) {
+            let stored = u32::try_from(stored).unwrap_or(u32::MAX);
+            return Err(LogError::ShardCountMismatch { path: self.inner.path.clone(), stored, configured });
         }
         let path = self.inner.path.display().to_string();
         tracing::info!(path = %path, "moving the stream log's records into segments (log format 1 to 2), once");

@@ -20,8 +20,9 @@
 //! streams. Each stream is split into [`LogConfig::shards_per_stream`] shards (ids `0`,
 //! `1`, …, which never end); each shard is an append-only sequence of records numbered
 //! from 0 (a record's [`Position`] is its number). Consumers keep a [`Checkpoint`] per
-//! shard. The records a transaction appends to one shard are stored as one value, a
-//! segment (format 2; a format-1 file, one value per record, is converted when opened).
+//! shard. The records a transaction appends to one shard are stored as one or more values,
+//! segments of consecutive records (format 2; a format-1 file, one value per record, is
+//! converted when opened).
 //!
 //! - **Durability.** [`EmbeddedLog::append`] writes all its records in one transaction
 //!   committed with an fsync: an append that returned `Ok` survives `kill -9` and a power

@@ -5,15 +5,16 @@
 //! table's first records into segments and removes them from it, so later transactions
 //! reuse the pages earlier ones freed: one transaction for a 600 MB log left a 2.4 GB
 //! file, chunks a 1.2 GB one (`examples/migrate_format_1.rs`; memory peaked at 1.1 GB
-//! either way, redb's page cache). The file stays format 1 until the last transaction,
-//! which drops the old table and records format 2. A move interrupted between two
-//! transactions leaves a format-1 file whose first records are segments already: the
-//! next open goes on from there, and the log is not used before it is done.
+//! either way, redb's page cache). The first transaction marks the file format 2 with
+//! [`MOVING_FORMAT_1_KEY`] set, so that an older weir refuses a half-moved file (it would
+//! read it with its oldest records missing, and its consumers skip them); the last one
+//! drops the old table and clears the mark. A move interrupted between two transactions
+//! goes on at the next open, and the log is not used before it is done.
 
 use redb::{ReadableTableMetadata, TableError, WriteTransaction};
 
 use crate::segment::SegmentWriter;
-use crate::tables::{FORMAT_VERSION, FORMAT_VERSION_KEY, Failure, RECORDS_V1, SEGMENTS, SETTINGS};
+use crate::tables::{FORMAT_VERSION, FORMAT_VERSION_KEY, Failure, MOVING_FORMAT_1_KEY, RECORDS_V1, SEGMENTS, SETTINGS};
 
 /// About how many bytes of records one transaction of the move carries.
 pub(crate) const CHUNK_BYTES: u64 = 64 << 20;
@@ -28,6 +29,9 @@ pub(crate) fn move_chunk(txn: &WriteTransaction, chunk_bytes: u64) -> Result<u64
         Err(TableError::TableDoesNotExist(_)) => return Ok(0),
         Err(error) => return Err(error.into()),
     };
+    let mut settings = txn.open_table(SETTINGS)?;
+    settings.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
+    settings.insert(MOVING_FORMAT_1_KEY, 1)?;
     let mut segments = txn.open_table(SEGMENTS)?;
     let mut writer = SegmentWriter::new();
     // The segment being written: its (stream, shard), first and next sequence numbers.
@@ -59,7 +63,7 @@ pub(crate) fn move_chunk(txn: &WriteTransaction, chunk_bytes: u64) -> Result<u64
 }
 
 /// Ends the move once [`move_chunk`] found nothing left: drops the format-1 table and
-/// records format 2.
+/// clears the mark of a move in progress.
 pub(crate) fn finish(txn: &WriteTransaction) -> Result<(), Failure> {
     let left = match txn.open_table(RECORDS_V1) {
         Ok(table) => table.len()?,
@@ -75,7 +79,9 @@ pub(crate) fn finish(txn: &WriteTransaction) -> Result<(), Failure> {
         Ok(_) | Err(TableError::TableDoesNotExist(_)) => {}
         Err(error) => return Err(error.into()),
     }
-    txn.open_table(SETTINGS)?.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
+    let mut settings = txn.open_table(SETTINGS)?;
+    settings.insert(FORMAT_VERSION_KEY, FORMAT_VERSION)?;
+    settings.remove(MOVING_FORMAT_1_KEY)?;
     Ok(())
 }
 
@@ -186,7 +192,9 @@ mod tests {
                 txn.commit().unwrap();
             }
             let txn = db.begin_read().unwrap();
-            assert_eq!(txn.open_table(SETTINGS).unwrap().get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 1);
+            let settings = txn.open_table(SETTINGS).unwrap();
+            assert_eq!(settings.get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 2, "older weirs refuse it");
+            assert_eq!(settings.get(MOVING_FORMAT_1_KEY).unwrap().unwrap().value(), 1);
             assert_eq!(txn.open_table(SEGMENTS).unwrap().len().unwrap(), 2);
             assert_eq!(txn.open_table(RECORDS_V1).unwrap().len().unwrap(), 9 - 2);
         }
@@ -198,6 +206,25 @@ mod tests {
         assert_eq!(texts(&log, "orders", 0, 7), orders_0[2..]);
         assert_eq!(texts(&log, "orders", 1, 0), (0..3).map(|seq| (seq, format!("orders-1-{seq}"))).collect::<Vec<_>>());
         assert_eq!(texts(&log, "clicks", 0, 0), [(0, "clicks-0-0".to_owned())]);
+        drop(log);
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert!(txn.open_table(SETTINGS).unwrap().get(MOVING_FORMAT_1_KEY).unwrap().is_none(), "the mark is cleared");
+    }
+
+    #[test]
+    fn a_format_1_file_opened_with_another_shard_count_is_refused_and_left_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.redb");
+        write_format_1(&path);
+
+        let refused = EmbeddedLog::open(&path, LogConfig { shards_per_stream: 3, ..LogConfig::default() }).unwrap_err();
+
+        assert!(matches!(refused, LogError::ShardCountMismatch { stored: 2, configured: 3, .. }), "{refused:?}");
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert_eq!(txn.open_table(SETTINGS).unwrap().get(FORMAT_VERSION_KEY).unwrap().unwrap().value(), 1);
+        assert_eq!(txn.open_table(RECORDS_V1).unwrap().len().unwrap(), 9);
     }
 
     #[test]

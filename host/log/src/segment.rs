@@ -17,10 +17,15 @@ use crate::record;
 const LAYOUT_V1: u8 = 1;
 const HEADER_BYTES: usize = 1 + 4;
 
-/// A segment being written is closed once it holds this many bytes of records, so that it
-/// is at most this plus one record, and a reader that wants one record from the middle of
-/// a segment walks no more than that.
+/// A segment being written is closed once it holds this many bytes of records or
+/// [`MAX_RECORDS`] records, so that it is at most this plus one record, and a reader that
+/// wants one record from the middle of a segment walks no more than that.
 pub(crate) const TARGET_BYTES: usize = 1 << 20;
+
+/// Most records in a segment: with tiny records 1 MiB would hold tens of thousands, and
+/// a consumer draining a segment in small reads (a small `commit_size`) walks the
+/// lengths before its position on each read.
+pub(crate) const MAX_RECORDS: u32 = 4096;
 
 /// Builds one segment in a buffer that is reused for the next.
 #[derive(Debug)]
@@ -43,7 +48,7 @@ impl SegmentWriter {
 
     /// Whether the segment should be closed before another record is added.
     pub(crate) fn is_full(&self) -> bool {
-        self.bytes.len() >= TARGET_BYTES || self.count == u32::MAX
+        self.bytes.len() >= TARGET_BYTES || self.count >= MAX_RECORDS
     }
 
     /// Adds `record` (encoded as [`record`] does) and returns its encoded size, the size
@@ -65,8 +70,9 @@ impl SegmentWriter {
 
     fn close_entry(&mut self, len_at: usize) -> u64 {
         let len = self.bytes.len() - len_at - 4;
-        // A record is far below 4 GiB (requests are limited long before); saturate rather
-        // than wrap, and the reader reports the segment as cut instead of misreading it.
+        // A record is far below 4 GiB: ingest refuses requests long before (a few MiB).
+        // Were one to get here, the length would saturate and the segment be misread from
+        // that record on; it cannot wrap into a short length.
         let stored = u32::try_from(len).unwrap_or(u32::MAX);
         self.bytes[len_at..len_at + 4].copy_from_slice(&stored.to_le_bytes());
         self.count += 1;
@@ -151,7 +157,9 @@ impl<'a> Iterator for Records<'a> {
         let seq = self.next_seq;
         self.rest = tail;
         self.left -= 1;
-        self.next_seq += 1;
+        // Sequence numbers never come near u64::MAX; a corrupt key that does repeats the
+        // last one rather than overflowing.
+        self.next_seq = self.next_seq.saturating_add(1);
         Some(Ok((seq, encoded)))
     }
 }
@@ -205,6 +213,19 @@ mod tests {
         let read: Vec<(u64, Vec<u8>)> = walked.map(|entry| entry.map(|(seq, r)| (seq, r.to_vec())).unwrap()).collect();
         let expected: Vec<(u64, Vec<u8>)> = orders.iter().zip(40..).map(|(o, seq)| (seq, record::encode(o))).collect();
         assert_eq!(read, expected);
+    }
+
+    #[test]
+    fn a_segment_is_full_at_4096_records_however_small_or_at_1_mib() {
+        let mut writer = SegmentWriter::new();
+        for i in 0..i64::from(MAX_RECORDS) {
+            assert!(!writer.is_full(), "full after {i} records");
+            writer.push(&order(i));
+        }
+        assert!(writer.is_full());
+        let mut large = SegmentWriter::new();
+        large.push(&NewRecord { data: Bytes::from(vec![b'x'; TARGET_BYTES]), ..order(0) });
+        assert!(large.is_full());
     }
 
     #[test]

@@ -23,7 +23,8 @@ pub(crate) const CHECKPOINTS: TableDefinition<(&str, &str, u32), &[u8]> = TableD
 /// `(consumer, stream, shard)` → the consumer's opaque state, as given to `commit_batch`.
 pub(crate) const STATES: TableDefinition<(&str, &str, u32), &[u8]> = TableDefinition::new("consumer_states");
 
-/// Settings fixed when the file is created: [`FORMAT_VERSION_KEY`], [`SHARDS_KEY`].
+/// Settings fixed when the file is created: [`FORMAT_VERSION_KEY`], [`SHARDS_KEY`]; and
+/// [`MOVING_FORMAT_1_KEY`] while a format-1 file is being moved.
 pub(crate) const SETTINGS: TableDefinition<&str, u64> = TableDefinition::new("settings");
 
 /// The layout of the tables above: 2 since segments (2026-12-04). A format-1 file is
@@ -32,6 +33,9 @@ pub(crate) const FORMAT_VERSION: u64 = 2;
 pub(crate) const FORMAT_VERSION_BEFORE_SEGMENTS: u64 = 1;
 pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
 pub(crate) const SHARDS_KEY: &str = "shards_per_stream";
+/// Set while a format-1 file is being moved into segments ([`crate::migrate`]); the file
+/// already says format 2 then, so that an older weir refuses it.
+pub(crate) const MOVING_FORMAT_1_KEY: &str = "moving_format_1";
 
 /// An error inside an operation, before it is given its context (path, operation, stream).
 #[derive(Debug)]

@@ -71,3 +71,16 @@ fn retention_cuts_through_a_segment_and_keeps_its_tail_readable_after_a_reopen()
     assert_eq!(log.stored_bytes("orders").unwrap(), stored_before - 1234 * per_record);
     assert_eq!(log.append("orders", vec![record(Some("restaurant-7"), "next", now)]).unwrap()[0].seq, 3000);
 }
+
+#[test]
+fn tiny_records_are_cut_into_segments_of_at_most_4096_and_read_back_around_the_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let appended = log.append("orders", (0..10_000).map(|i| record(Some("k"), &i.to_string(), 0)).collect()).unwrap();
+    let shard = appended[0].shard;
+    for from in [0_u64, 4095, 4096, 4097, 8191, 8192, 9999] {
+        let read = log.read("orders", shard, from, 3, usize::MAX).unwrap();
+        let expected: Vec<String> = (from..10_000).take(3).map(|i| i.to_string()).collect();
+        assert_eq!(data(&read), expected, "reading from {from}");
+    }
+}
