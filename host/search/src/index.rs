@@ -192,10 +192,24 @@ impl SearchIndex {
     }
 
     /// Indexes `documents`, replacing any with the same id, and commits. Blocking.
+    ///
+    /// Replacing costs a delete per document, which tantivy applies to every segment at
+    /// commit (up to a third of the demo pipeline's time: BENCHMARKS.md). So the deletes
+    /// are made only when the index may hold one of these ids already: when some id lies
+    /// between the smallest and the largest of them. A commit's ids share its stream,
+    /// shard and range of positions, so that is the case for a replay or a retry of a
+    /// commit written before, and seldom otherwise.
     pub(crate) fn write(&self, documents: &[NewDocument<'_>]) -> Result<(), SearchError> {
+        let smallest = documents.iter().map(|doc| doc.id).min().unwrap_or_default();
+        let largest = documents.iter().map(|doc| doc.id).max().unwrap_or_default();
         self.commit_with(|writer| {
+            // Checked under the writer's lock, on a reader reloaded to the last commit,
+            // so a write that committed but failed to reload still counts.
+            let replaces = self.reader.reload().is_err() || self.holds_an_id_between(smallest, largest);
             documents.iter().try_for_each(|doc| {
-                writer.delete_term(Term::from_field_text(self.fields.id, doc.id));
+                if replaces {
+                    writer.delete_term(Term::from_field_text(self.fields.id, doc.id));
+                }
                 writer.add_document(self.document(doc)).map(drop)
             })
         })
@@ -235,6 +249,21 @@ impl SearchIndex {
         }
         drop(slot);
         self.reader.reload().map_err(error)
+    }
+
+    /// Whether a document id from `smallest` to `largest` (as bytes, both included) is in
+    /// the index's term dictionary, in any segment; true when that cannot be read, so
+    /// that the caller replaces rather than risks a double. Ids of deleted documents stay
+    /// in the dictionary until their segment is merged: they answer true too.
+    fn holds_an_id_between(&self, smallest: &str, largest: &str) -> bool {
+        let searcher = self.reader.searcher();
+        searcher.segment_readers().iter().any(|segment| {
+            let Ok(ids) = segment.inverted_index(self.fields.id) else { return true };
+            match ids.terms().range().ge(smallest.as_bytes()).le(largest.as_bytes()).into_stream() {
+                Ok(mut terms) => terms.advance(),
+                Err(_) => true,
+            }
+        })
     }
 
     fn document(&self, new: &NewDocument<'_>) -> TantivyDocument {
@@ -415,6 +444,36 @@ mod tests {
                 r#""fields":{"restaurant_name":"Smokehouse","total":9.5,"zone":"north"},"lineage":"p@1"}"#
             )
         );
+    }
+
+    #[test]
+    fn a_replayed_commit_replaces_its_documents_and_a_new_one_is_only_added() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        let id = |seq: u64| format!("orders-0000-{seq:020}-0");
+        let commit = |seqs: std::ops::Range<u64>, name: &str| -> Vec<(String, Event)> {
+            seqs.map(|seq| (id(seq), restaurant(&format!("r-{seq}"), name, 1.0))).collect()
+        };
+        let write_owned = |docs: &[(String, Event)]| {
+            let docs: Vec<(&str, Event)> = docs.iter().map(|(id, event)| (id.as_str(), event.clone())).collect();
+            write(&index, &docs);
+        };
+
+        write_owned(&commit(10..20, "Smokehouse"));
+        assert!(index.holds_an_id_between(&id(15), &id(30)), "ids of the written commit are found");
+        assert!(!index.holds_an_id_between(&id(20), &id(29)), "the next range holds none");
+        write_owned(&commit(20..30, "Smokehouse"));
+        assert_eq!(index.count(), 20);
+
+        // A replay of the first commit, whose enricher now names the restaurant otherwise.
+        write_owned(&commit(10..20, "Dim Sum"));
+        assert_eq!(index.count(), 20, "replaced, not doubled");
+        assert_eq!(ids(&index, "smokehouse").len(), 10);
+        assert_eq!(ids(&index, "dim").len(), 10);
+        // A write whose ids straddle written ones replaces them too.
+        write_owned(&commit(25..35, "Café Müller"));
+        assert_eq!(index.count(), 25);
+        assert_eq!(ids(&index, "muller").len(), 10);
     }
 
     #[test]
