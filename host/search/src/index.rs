@@ -194,7 +194,7 @@ impl SearchIndex {
     /// Indexes `documents`, replacing any with the same id, and commits. Blocking.
     ///
     /// Replacing costs a delete per document, which tantivy applies to every segment at
-    /// commit (up to a third of the demo pipeline's time: BENCHMARKS.md). So the deletes
+    /// commit (about 5 % of the demo pipeline end to end: BENCHMARKS.md). So the deletes
     /// are made only when the index may hold one of these ids already: when some id lies
     /// between the smallest and the largest of them. A commit's ids share its stream,
     /// shard and range of positions, so that is the case for a replay or a retry of a

@@ -1,5 +1,5 @@
 //! A group commit stores each shard's records as segments (one redb value holding many
-//! records, closed at 1 MiB): every record must still be readable from any position, and
+//! records, closed at 1 MiB or 4 096 records): every record must still be readable from any position, and
 //! retention must be able to cut through the middle of a segment.
 
 use std::time::Duration;
