@@ -446,10 +446,13 @@ fn a_run_killed_midway_shows_nothing_and_its_rerun_is_complete() {
     assert_eq!(first.code, 0, "{}", first.all());
     let complete = level_sums(&dir.path().join("data"));
 
-    // Kill reruns at different moments: after each, the period either has its manifest
-    // and the complete figures, or no manifest (readers fall back to the stream).
+    // Kill reruns at different moments after each removed the earlier run's manifest (a
+    // rerun's first write), counted from that removal rather than from the start, which
+    // takes however long a loaded machine makes it: after each kill, the period either
+    // has its manifest and the complete figures, or no manifest (readers fall back to the
+    // stream).
     let mut killed_before_the_manifest = 0;
-    for delay_ms in [30, 120, 300, 600, 1000] {
+    for delay_ms in [0, 20, 80, 200, 500] {
         let mut child = std::process::Command::new(weir_bin())
             .args(["batch", "run", "orders-daily", "--config"])
             .arg(&config)
@@ -459,6 +462,11 @@ fn a_run_killed_midway_shows_nothing_and_its_rerun_is_complete() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        let started = std::time::Instant::now();
+        while manifest_path(dir.path(), day).exists() && child.try_wait().unwrap().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(120), "the rerun never removed the earlier manifest");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         std::thread::sleep(Duration::from_millis(delay_ms));
         let finished = child.try_wait().unwrap().is_some();
         let _ = child.kill();
