@@ -176,46 +176,40 @@ impl Columns {
     /// # Errors
     /// A [`BatchError`] when the batch is inconsistent.
     pub fn decode(&self) -> Result<Vec<Event>, BatchError> {
-        self.check_structure()?;
-        let names: Vec<Name> = self.names.iter().map(|n| Name::from(n.as_str())).collect();
-        let text = |bytes: &[u8], what: &dyn Fn() -> String| {
-            String::from_utf8(bytes.to_vec()).map_err(|_| bad(format!("{} is not valid UTF-8", what())))
-        };
+        let mut decoder = self.decoder()?;
         let mut events = Vec::with_capacity(self.len());
-        let (mut value, mut key_start, mut text_start) = (0usize, 0u32, 0u32);
-        for e in 0..self.len() {
-            let key_end = self.key_ends[e];
-            let key = match key_end > key_start {
-                true => Some(text(slice(&self.key_text, key_start, key_end), &|| format!("the key of event {e}"))?),
-                false => None,
-            };
-            key_start = key_end;
-            let count = self.field_counts[e] as usize;
-            let mut fields = Vec::with_capacity(count);
-            for v in value..value + count {
-                let end = self.text_ends[v];
-                let payload = slice(&self.text, text_start, end);
-                text_start = end;
-                let scalar = self.scalars[v];
-                let what = || format!("value {v}");
-                let value = match ValueKind::from_tag(self.kinds[v]) {
-                    Some(ValueKind::Null) | None => Value::Null,
-                    Some(ValueKind::Bool) => Value::Bool(scalar != 0),
-                    Some(ValueKind::Int) => Value::Int(scalar),
-                    Some(ValueKind::Float) => Value::Float(f64::from_bits(scalar as u64)),
-                    Some(ValueKind::Timestamp) => Value::Timestamp(scalar),
-                    Some(ValueKind::Text) => Value::Text(text(payload, &what)?),
-                    Some(ValueKind::Json) => Value::Json(text(payload, &what)?),
-                    Some(ValueKind::Bytes) => Value::Bytes(payload.to_vec()),
-                };
-                fields.push((names[self.field_ids[v] as usize].clone(), value));
-            }
-            value += count;
-            events.push(Event { key, time: self.times[e], fields });
+        while let Some(event) = decoder.next_event() {
+            events.push(event?);
         }
         Ok(events)
     }
 
+    /// A decoder handing out the batch's events one at a time, into buffers of events
+    /// given back with [`EventDecoder::recycle`]: the plugin drivers' way of reading a
+    /// batch without allocating a string per text value and a field list per event.
+    ///
+    /// # Errors
+    /// A [`BatchError`] when the lists' lengths, offsets, field ids or kinds disagree
+    /// (text that is not UTF-8 is found by [`EventDecoder::next_event`]).
+    pub fn decoder(&self) -> Result<EventDecoder<'_>, BatchError> {
+        self.check_structure()?;
+        Ok(EventDecoder {
+            columns: self,
+            names: self.names.iter().map(|n| Name::from(n.as_str())).collect(),
+            // Checking a whole buffer at once is much cheaper than value by value; when it
+            // passes, a value is valid if it starts and ends on character boundaries,
+            // which slicing the checked `str` verifies. A buffer holding invalid UTF-8
+            // (a `bytes` value, or a malformed batch) is checked value by value instead.
+            key_text: std::str::from_utf8(&self.key_text).ok(),
+            text: std::str::from_utf8(&self.text).ok(),
+            event: 0,
+            value: 0,
+            key_start: 0,
+            text_start: 0,
+            spare_text: Vec::new(),
+            spare_fields: Vec::new(),
+        })
+    }
     /// Total payload bytes (keys and text), used by the host's output-size limit.
     pub fn payload_bytes(&self) -> usize {
         let names: usize = self.names.iter().map(|name| name.len()).sum();
@@ -240,6 +234,123 @@ fn check_offsets(what: &str, ends: &[u32], buf_len: usize) -> Result<(), BatchEr
         return Err(bad(format!("{what} offsets end at {prev} but the {what} buffer has {buf_len} bytes")));
     }
     Ok(())
+}
+
+/// Hands out a batch's events one at a time (see [`Columns::decoder`]). The strings and
+/// field lists of events given back through [`EventDecoder::recycle`] are reused for the
+/// next events, so that a driver decoding, calling the plugin and encoding event by event
+/// allocates almost nothing per event once it has warmed up.
+#[derive(Debug)]
+pub struct EventDecoder<'a> {
+    columns: &'a Columns,
+    names: Vec<Name>,
+    key_text: Option<&'a str>,
+    text: Option<&'a str>,
+    event: usize,
+    value: usize,
+    key_start: u32,
+    text_start: u32,
+    spare_text: Vec<String>,
+    spare_fields: Vec<Vec<(Name, Value)>>,
+}
+
+/// How many strings and field lists a decoder keeps for reuse: enough for the text values
+/// of a few events, bounded however many strings a plugin hands back.
+const SPARE_TEXT: usize = 256;
+const SPARE_FIELD_LISTS: usize = 4;
+
+impl EventDecoder<'_> {
+    /// The next event, `None` after the last.
+    ///
+    /// # Errors
+    /// A [`BatchError`] when its key or one of its text values is not valid UTF-8.
+    pub fn next_event(&mut self) -> Option<Result<Event, BatchError>> {
+        let c = self.columns;
+        let e = self.event;
+        if e >= c.len() {
+            return None;
+        }
+        self.event += 1;
+        let key_end = c.key_ends[e];
+        let key = match key_end > self.key_start {
+            true => match self.text_of(Buffer::Key, self.key_start, key_end) {
+                Ok(key) => Some(key),
+                Err(()) => return Some(Err(bad(format!("the key of event {e} is not valid UTF-8")))),
+            },
+            false => None,
+        };
+        self.key_start = key_end;
+        let count = c.field_counts[e] as usize;
+        let mut fields = self.spare_fields.pop().unwrap_or_default();
+        fields.reserve(count);
+        for v in self.value..self.value + count {
+            let (start, end) = (self.text_start, c.text_ends[v]);
+            self.text_start = end;
+            let scalar = c.scalars[v];
+            let value = match ValueKind::from_tag(c.kinds[v]) {
+                Some(ValueKind::Null) | None => Value::Null,
+                Some(ValueKind::Bool) => Value::Bool(scalar != 0),
+                Some(ValueKind::Int) => Value::Int(scalar),
+                Some(ValueKind::Float) => Value::Float(f64::from_bits(scalar as u64)),
+                Some(ValueKind::Timestamp) => Value::Timestamp(scalar),
+                Some(kind @ (ValueKind::Text | ValueKind::Json)) => match self.text_of(Buffer::Text, start, end) {
+                    Ok(text) if kind == ValueKind::Text => Value::Text(text),
+                    Ok(text) => Value::Json(text),
+                    Err(()) => return Some(Err(bad(format!("value {v} is not valid UTF-8")))),
+                },
+                Some(ValueKind::Bytes) => Value::Bytes(slice(&c.text, start, end).to_vec()),
+            };
+            fields.push((self.names[c.field_ids[v] as usize].clone(), value));
+        }
+        self.value += count;
+        Some(Ok(Event { key, time: c.times[e], fields }))
+    }
+
+    /// Takes back an event (one decoded here, or any other) so that its key, text values
+    /// and field list hold the next events' data.
+    pub fn recycle(&mut self, event: Event) {
+        let Event { key, fields, .. } = event;
+        let mut keep = |text: String| {
+            if self.spare_text.len() < SPARE_TEXT {
+                self.spare_text.push(text);
+            }
+        };
+        if let Some(key) = key {
+            keep(key);
+        }
+        let mut fields = fields;
+        for (_, value) in fields.drain(..) {
+            if let Value::Text(text) | Value::Json(text) = value {
+                keep(text);
+            }
+        }
+        if self.spare_fields.len() < SPARE_FIELD_LISTS {
+            self.spare_fields.push(fields);
+        }
+    }
+
+    /// The text between `start` and `end` of the key or text buffer, in a reused string;
+    /// `Err` when it is not UTF-8.
+    fn text_of(&mut self, buffer: Buffer, start: u32, end: u32) -> Result<String, ()> {
+        let (checked, bytes) = match buffer {
+            Buffer::Key => (self.key_text, &self.columns.key_text),
+            Buffer::Text => (self.text, &self.columns.text),
+        };
+        let text = match checked.and_then(|all| all.get(start as usize..end as usize)) {
+            Some(text) => text,
+            None => std::str::from_utf8(slice(bytes, start, end)).map_err(|_| ())?,
+        };
+        let mut owned = self.spare_text.pop().unwrap_or_default();
+        owned.clear();
+        owned.push_str(text);
+        Ok(owned)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Buffer {
+    Key,
+    Text,
 }
 
 /// The deepest nesting of arrays and objects a `json` value may have.
@@ -295,6 +406,25 @@ pub struct ColumnsBuilder {
 }
 
 impl ColumnsBuilder {
+    /// A builder with room for a batch the size of `like`: an enricher's output is about
+    /// its input, and growing the lists as it is written copies them several times.
+    pub fn with_capacity_like(like: &Columns) -> Self {
+        let values = like.field_ids.len();
+        let columns = Columns {
+            names: Vec::with_capacity(like.names.len()),
+            key_text: Vec::with_capacity(like.key_text.len()),
+            key_ends: Vec::with_capacity(like.len()),
+            times: Vec::with_capacity(like.len()),
+            field_counts: Vec::with_capacity(like.len()),
+            field_ids: Vec::with_capacity(values),
+            kinds: Vec::with_capacity(values),
+            scalars: Vec::with_capacity(values),
+            text: Vec::with_capacity(like.text.len()),
+            text_ends: Vec::with_capacity(values),
+        };
+        Self { columns, ..Self::default() }
+    }
+
     /// Appends one event.
     pub fn push(&mut self, event: &Event) {
         let c = &mut self.columns;
@@ -608,6 +738,43 @@ mod tests {
         assert_eq!(columns.decode().unwrap_err().0, "value 0 is not valid UTF-8");
         columns.key_text[0] = 0xff;
         assert_eq!(columns.decode().unwrap_err().0, "the key of event 0 is not valid UTF-8");
+    }
+
+    #[test]
+    fn a_decoder_fed_back_its_events_decodes_the_same_events_into_their_buffers() {
+        // Events of different shapes in turn, so that recycled strings and field lists
+        // hold longer, shorter and differently typed data than the next event's.
+        let events: Vec<Event> = sample().into_iter().cycle().take(40).collect();
+        let columns = Columns::encode(&events);
+        let mut decoder = columns.decoder().unwrap();
+        let mut decoded = Vec::new();
+        while let Some(event) = decoder.next_event() {
+            let event = event.unwrap();
+            decoded.push(event.clone());
+            decoder.recycle(event.with("added", "by a plugin").with_key("a longer key than any in the batch"));
+        }
+        assert_eq!(decoded, events);
+        assert!(decoder.spare_text.len() <= SPARE_TEXT && decoder.spare_fields.len() <= SPARE_FIELD_LISTS);
+        for _ in 0..SPARE_TEXT {
+            decoder.recycle(Event::new(0).with("a", "x").with("b", "y"));
+        }
+        assert_eq!(decoder.spare_text.len(), SPARE_TEXT, "the spares stay bounded");
+    }
+
+    #[test]
+    fn text_beside_bytes_that_are_not_utf8_decodes_value_by_value() {
+        let events = vec![
+            Event::new(0).with("raw", vec![0xffu8, 0xfe]).with("city", "São Paulo").with("raw2", vec![0xc3u8]),
+            Event::new(1).with("city", "Zürich"),
+        ];
+        let columns = Columns::encode(&events);
+        assert!(std::str::from_utf8(&columns.text).is_err(), "the buffer as a whole is not UTF-8");
+        assert_eq!(columns.decode().unwrap(), events);
+        // A text value that starts inside a character of a valid buffer is refused.
+        let mut columns = Columns::encode(&[Event::new(0).with("a", "é").with("b", "x")]);
+        columns.text_ends[0] = 1;
+        columns.kinds[1] = ValueKind::Bytes as u8;
+        assert_eq!(columns.decode().unwrap_err().0, "value 0 is not valid UTF-8");
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub mod time;
 mod window;
 
 pub use columns::{
-    BatchError, Columns, ColumnsBuilder, MAX_EVENT_TIME, MAX_FIELD_NAME_BYTES, MAX_JSON_DEPTH, MIN_EVENT_TIME,
-    pack_i64, pack_u32, unpack_i64, unpack_u32,
+    BatchError, Columns, ColumnsBuilder, EventDecoder, MAX_EVENT_TIME, MAX_FIELD_NAME_BYTES, MAX_JSON_DEPTH,
+    MIN_EVENT_TIME, pack_i64, pack_u32, unpack_i64, unpack_u32,
 };
 pub use event::{Event, Name, Value, ValueKind};
 pub use window::{FinishedGroup, Window};

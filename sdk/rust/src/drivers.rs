@@ -79,6 +79,11 @@ impl OutputBuilder {
         Self { counts: Vec::with_capacity(inputs), ..Self::default() }
     }
 
+    /// For a batch whose output is about the size of `inputs` (an enricher's).
+    fn for_inputs_like(inputs: &Columns) -> Self {
+        Self { events: ColumnsBuilder::with_capacity_like(inputs), ..Self::with_capacity(inputs.len()) }
+    }
+
     fn produced(&mut self, events: &[Event]) {
         for event in events {
             self.events.push(event);
@@ -127,16 +132,29 @@ pub fn run_parse<P: Parser>(parser: &mut P, records: &[RawRecord]) -> BatchOutpu
 
 /// Enriches a batch of events. When the host sent a batch whose lists disagree, every
 /// event fails with the reason.
+///
+/// Events are decoded one at a time, and the strings and field list of each enriched
+/// event are reused for the next one once it is encoded: an enricher that returns the
+/// event it was given costs no allocation per input field.
 pub fn run_enrich<E: Enricher>(enricher: &mut E, events: &Columns) -> BatchOutput {
     host::in_batch(|| {
-        let events = match events.decode() {
-            Ok(decoded) => decoded,
+        let mut decoder = match events.decoder() {
+            Ok(decoder) => decoder,
             Err(err) => return BatchOutput::all_failed(events.len(), &err.to_string()),
         };
-        let mut output = OutputBuilder::with_capacity(events.len());
-        for event in events {
+        let mut output = OutputBuilder::for_inputs_like(events);
+        while let Some(event) = decoder.next_event() {
+            let event = match event {
+                Ok(event) => event,
+                // Text that is not UTF-8: a malformed batch (the host checks every batch
+                // it sends), failed as a whole like one whose lists disagree.
+                Err(err) => return BatchOutput::all_failed(events.len(), &err.to_string()),
+            };
             match enricher.enrich(event) {
-                Ok(Some(enriched)) => output.produced(std::slice::from_ref(&enriched)),
+                Ok(Some(enriched)) => {
+                    output.produced(std::slice::from_ref(&enriched));
+                    decoder.recycle(enriched);
+                }
                 Ok(None) => output.produced(&[]),
                 Err(message) => output.failed(message),
             }
@@ -166,30 +184,38 @@ pub fn run_accumulate<A: Aggregator>(
             states,
             errors: RecordError::for_each_input(events.len(), message),
         };
-        let decoded = match events.decode() {
-            Ok(decoded) => decoded,
+        let mut decoder = match events.decoder() {
+            Ok(decoder) => decoder,
             Err(err) => return all_failed(states, &err.to_string()),
         };
-        if groups.len() != decoded.len() {
-            let message = format!("the host sent {} group numbers for {} events", groups.len(), decoded.len());
+        if groups.len() != events.len() {
+            let message = format!("the host sent {} group numbers for {} events", groups.len(), events.len());
             return all_failed(states, &message);
         }
         let mut open: Vec<Option<Result<A::State, String>>> = states.iter().map(|_| None).collect();
         let mut errors = Vec::new();
-        for (index, (event, &group)) in decoded.iter().zip(groups).enumerate() {
+        for (index, &group) in groups.iter().enumerate() {
+            let event = match decoder.next_event() {
+                Some(Ok(event)) => event,
+                Some(Err(err)) => return all_failed(states, &err.to_string()),
+                None => break,
+            };
             let Some(slot) = open.get_mut(group as usize) else {
                 let message =
                     format!("event {index} belongs to group {group}, but only {} states were sent", states.len());
                 errors.push(RecordError::new(index, message));
+                decoder.recycle(event);
                 continue;
             };
             let outcome = match slot.get_or_insert_with(|| decode_state(&states[group as usize])) {
-                Ok(state) => aggregator.accumulate(state, event),
+                Ok(state) => aggregator.accumulate(state, &event),
                 Err(message) => Err(message.clone()),
             };
             if let Err(message) = outcome {
                 errors.push(RecordError::new(index, message));
             }
+            // The aggregator only borrowed it: the next event is decoded into its buffers.
+            decoder.recycle(event);
         }
         let states = states
             .into_iter()
