@@ -480,8 +480,10 @@ fn sigterm_stops_the_host_within_its_shutdown_timeout_while_a_plugin_call_spins_
     let status = server.stop();
     let took = signalled.elapsed();
     assert!(status.success(), "{status:?}");
+    // 2 s of timeout plus what a loaded machine takes to drain and flush the rest; far
+    // below the 58 s the spinning call had left, which is what the bound is about.
     assert!(
-        took < Duration::from_secs(8),
+        took < Duration::from_secs(20),
         "SIGTERM took {took:?} with shutdown_timeout 2s (the spinning call had 58 s left)"
     );
 

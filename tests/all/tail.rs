@@ -143,9 +143,11 @@ fn weir_tail_shows_what_weir_send_delivered_and_follows_new_dead_letters() {
     let (status, body) = get(server.addr, "/v1/lake/orders/events?reason=x");
     assert_eq!(status, 400, "{body}");
 
-    // --follow prints dead letters committed after it started, and only those.
+    // --follow prints dead letters committed after it started, and only those. It starts
+    // with the newest one already there (`-n 1`): once that is printed, its first read is
+    // done, however long a loaded machine took to start it, and what is sent next is new.
     let mut follower = Command::new(weir_bin())
-        .args(["tail", "orders", "--dead-letters", "-n", "0", "--follow", "--poll-ms", "200", "--url", &url])
+        .args(["tail", "orders", "--dead-letters", "-n", "1", "--follow", "--poll-ms", "200", "--url", &url])
         .env("WEIR_READ_TOKEN", READ)
         .stdout(Stdio::piped())
         .spawn()
@@ -159,7 +161,9 @@ fn weir_tail_shows_what_weir_send_delivered_and_follows_new_dead_letters() {
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(600));
+    let newest = rx.recv_timeout(Duration::from_secs(60)).expect("--follow printed the newest dead letter first");
+    let newest: Value = serde_json::from_str(&newest).unwrap();
+    assert!(originals.contains(&newest["original"].as_str().unwrap()), "{newest}");
     let late = dir.path().join("late.ndjson");
     std::fs::write(&late, "late garbage one\nlate garbage two\n").unwrap();
     let (code, _, stderr) = weir(&["send", "orders", late.to_str().unwrap(), "--url", &url], None);

@@ -89,7 +89,10 @@ async fn plugin_that_recurses_without_bound_hits_the_stack_limit() {
 
 #[tokio::test]
 async fn plugin_returning_too_many_events_hits_the_output_limit() {
-    let plugin = misbehaving(PluginOptions { limits: tight_limits(), ..Default::default() }).await;
+    // Producing 20 000 events takes CPU; a loaded machine must not turn this into a CPU
+    // limit (the CPU limit has tests of its own).
+    let limits = Limits { cpu: Duration::from_secs(5), wall: Duration::from_secs(10), ..tight_limits() };
+    let plugin = misbehaving(PluginOptions { limits, ..Default::default() }).await;
     let err = expect_failure(&plugin, "huge-output").await;
     assert_eq!(err.limit(), Some(&LimitKind::OutputEvents { limit: 10_000, produced: 20_002 }), "{err}");
     next_batch_works(&plugin).await;
@@ -97,7 +100,12 @@ async fn plugin_returning_too_many_events_hits_the_output_limit() {
 
 #[tokio::test]
 async fn enricher_returning_several_events_for_one_input_breaks_the_contract() {
-    let limits = Limits { max_output_events: 1_000_000, ..tight_limits() };
+    let limits = Limits {
+        max_output_events: 1_000_000,
+        cpu: Duration::from_secs(5),
+        wall: Duration::from_secs(10),
+        ..tight_limits()
+    };
     let plugin = misbehaving(PluginOptions { limits, ..Default::default() }).await;
     let err = expect_failure(&plugin, "huge-output").await;
     match &err.kind {
@@ -409,8 +417,9 @@ async fn calls_run_at_once_on_a_pool_of_instances_and_take_turns_with_one() {
         assert_eq!(plugin.calls_running(), 0);
         let slow = tokio::spawn({
             let plugin = plugin.clone();
-            let naps = Columns::encode(&[Event::new(0).with("mode", "nap").with("nap_ms", 300i64)]);
-            async move { plugin.enrich("naps for 300 ms", naps).await }
+            // Long enough for the quick call to start a second instance on a loaded machine.
+            let naps = Columns::encode(&[Event::new(0).with("mode", "nap").with("nap_ms", 2_000i64)]);
+            async move { plugin.enrich("naps for 2 s", naps).await }
         });
         // Wait until the slow call holds the warm instance (it takes the instance as
         // soon as it holds a permit), so the quick call comes second.
