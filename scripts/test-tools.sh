@@ -51,6 +51,10 @@ fi
 if ! command -v chromium >/dev/null; then
   APT_PACKAGES+=(chromium)
 fi
+# The batch cluster's TLS test makes its certificates with docs/batch.md's openssl lines.
+if ! command -v openssl >/dev/null; then
+  APT_PACKAGES+=(openssl)
+fi
 if [ ${#APT_PACKAGES[@]} -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi

@@ -27,9 +27,26 @@ impl LocalCluster {
     /// # Errors
     /// A process that cannot start, exits or does not listen in time, with its log.
     pub fn start(dir: &Path, config: &Path, cache: &Path, executors: usize) -> Result<Self, String> {
+        Self::start_with_tls(dir, config, cache, executors, None)
+    }
+
+    /// [`LocalCluster::start`], every process with `tls` when given.
+    ///
+    /// # Errors
+    /// As [`LocalCluster::start`].
+    pub fn start_with_tls(
+        dir: &Path,
+        config: &Path,
+        cache: &Path,
+        executors: usize,
+        tls: Option<&ClusterCerts>,
+    ) -> Result<Self, String> {
         let mut cluster = Self { children: Vec::new(), logs: Vec::new(), url: String::new(), work_dirs: Vec::new() };
+        let tls_args = tls.map(ClusterCerts::args).unwrap_or_default();
+        let tls_args: Vec<&str> = tls_args.iter().map(String::as_str).collect();
         let scheduler = format!("127.0.0.1:{}", free_port_pair());
-        cluster.spawn(dir, cache, &["batch", "scheduler", "--bind", &scheduler], "scheduler")?;
+        let args = [&["batch", "scheduler", "--bind", &scheduler][..], &tls_args].concat();
+        cluster.spawn(dir, cache, &args, "scheduler")?;
         let config = config.display().to_string();
         for n in 0..executors {
             let port = free_port_pair();
@@ -50,6 +67,7 @@ impl LocalCluster {
                 "--work-dir",
                 &work_dir,
             ];
+            let args = [&args[..], &tls_args].concat();
             cluster.spawn(dir, cache, &args, &format!("executor-{n}"))?;
             cluster.work_dirs.push(work);
         }
@@ -101,6 +119,69 @@ impl Drop for LocalCluster {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A cluster CA and one certificate it signed for the name every process of a cluster
+/// is checked against (`weir-batch`), with its key: PEM files, as `--tls-ca`,
+/// `--tls-cert` and `--tls-key` take them.
+#[derive(Debug, Clone)]
+pub struct ClusterCerts {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl ClusterCerts {
+    /// A new CA and certificate under `dir/NAME-*.pem`.
+    pub fn generate(dir: &Path, name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().expect("a key");
+        let mut ca_params = CertificateParams::new(Vec::new()).expect("no names");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).expect("a CA");
+        let key = KeyPair::generate().expect("a key");
+        let cert = CertificateParams::new(vec!["weir-batch".to_owned()])
+            .expect("a valid name")
+            .signed_by(&key, &Issuer::new(ca_params, ca_key))
+            .expect("a certificate");
+        let certs = Self {
+            ca: dir.join(format!("{name}-ca.pem")),
+            cert: dir.join(format!("{name}-cert.pem")),
+            key: dir.join(format!("{name}-key.pem")),
+        };
+        std::fs::write(&certs.ca, ca.pem()).expect("written");
+        std::fs::write(&certs.cert, cert.pem()).expect("written");
+        std::fs::write(&certs.key, key.serialize_pem()).expect("written");
+        certs
+    }
+
+    /// The CA and certificate made in `dir` by the `openssl` lines of docs/batch.md's
+    /// cluster TLS example (`ca.pem`, `node.pem`, `node.key`), so that what the docs tell
+    /// an operator to run is what the test runs.
+    ///
+    /// # Panics
+    /// When the docs have no such lines or `openssl` fails.
+    pub fn from_docs(dir: &Path) -> Self {
+        let docs = std::fs::read_to_string(crate::repo_root().join("docs/batch.md")).expect("docs/batch.md");
+        let script = docs
+            .split("# A CA and one certificate for the name weir-batch")
+            .nth(1)
+            .and_then(|rest| rest.split("\nTLS=").next())
+            .expect("docs/batch.md's openssl lines");
+        let script: String = script.lines().skip(1).collect::<Vec<_>>().join("\n");
+        assert!(script.contains("openssl req -x509"), "{script}");
+        let out = std::process::Command::new("sh").args(["-ec", &script]).current_dir(dir).output().expect("sh runs");
+        assert!(out.status.success(), "{script}\n{}", String::from_utf8_lossy(&out.stderr));
+        Self { ca: dir.join("ca.pem"), cert: dir.join("node.pem"), key: dir.join("node.key") }
+    }
+
+    /// The command-line arguments that use these files.
+    pub fn args(&self) -> Vec<String> {
+        [("--tls-ca", &self.ca), ("--tls-cert", &self.cert), ("--tls-key", &self.key)]
+            .into_iter()
+            .flat_map(|(flag, path)| [flag.to_owned(), path.display().to_string()])
+            .collect()
     }
 }
 

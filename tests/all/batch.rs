@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use weir_client::request;
+use weir_e2e::ballista_cluster::{ClusterCerts, LocalCluster};
 use weir_e2e::{Run, Server, weir, weir_bin};
 
 use crate::streaming::{caught_up, post, rt, ts, write_config};
@@ -572,8 +573,38 @@ fn manifest_figures(manifest: &serde_json::Value) -> serde_json::Value {
 #[test]
 fn a_run_on_a_ballista_cluster_of_two_executors_equals_the_local_run() {
     let dir = tempfile::tempdir().unwrap();
+    cluster_run_equals_local_run(dir.path(), None);
+}
+
+#[test]
+fn over_mutual_tls_the_cluster_run_equals_the_local_run_and_a_planner_without_a_certificate_of_its_ca_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = ClusterCerts::from_docs(dir.path());
+    let (cluster, config, day) = cluster_run_equals_local_run(dir.path(), Some(certs));
+    assert!(cluster.logs().contains("listening on df://127.0.0.1") && cluster.logs().contains("over mutual TLS"));
     let cache = dir.path().join("cache");
-    let config = config_with_job(dir.path());
+    let plain = batch_run(&config, &cache, day, &["--cluster", &cluster.url]);
+    assert_ne!(plain.code, 0, "a planner without TLS got through: {}", plain.all());
+    assert!(plain.stderr.contains(&cluster.url), "the error names the cluster: {}", plain.all());
+    let foreign = ClusterCerts::generate(dir.path(), "foreign");
+    let foreign_args = foreign.args();
+    let mut args = vec!["--cluster", &cluster.url];
+    args.extend(foreign_args.iter().map(String::as_str));
+    let refused = batch_run(&config, &cache, day, &args);
+    assert_ne!(refused.code, 0, "a certificate of another CA got through: {}", refused.all());
+    assert!(
+        refused.stderr.contains(&format!("on cluster {}", cluster.url)) && refused.stderr.contains("Certificate"),
+        "the error names the cluster and the certificate: {}",
+        refused.all()
+    );
+}
+
+/// Runs the day's job locally and then on a cluster of a scheduler and two executors
+/// (over mutual TLS with `tls`), and checks that both give the same outputs; returns the
+/// cluster, still running, the configuration and the day.
+fn cluster_run_equals_local_run(dir: &Path, tls: Option<ClusterCerts>) -> (LocalCluster, PathBuf, i64) {
+    let cache = dir.join("cache");
+    let config = config_with_job(dir);
     let day = today();
     let sent = feed(day);
     let server = Server::start(&config);
@@ -585,22 +616,24 @@ fn a_run_on_a_ballista_cluster_of_two_executors_equals_the_local_run() {
     let local = batch_run(&config, &cache, day, &["--workers", "3"]);
     assert_eq!(local.code, 0, "{}", local.all());
     let local_manifest: serde_json::Value = serde_json::from_str(&local.stdout).unwrap();
-    let local_sums = level_sums(&dir.path().join("data"));
-    let local_dead = walk(&dir.path().join("data/lake/dead-letters/job=orders-daily"))
+    let local_sums = level_sums(&dir.join("data"));
+    let local_dead = walk(&dir.join("data/lake/dead-letters/job=orders-daily"))
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect::<Vec<_>>();
 
     // One scheduler and two executors of one task each, on loopback.
-    let cluster = weir_e2e::ballista_cluster::LocalCluster::start(dir.path(), &config, &cache, 2)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let clustered = batch_run(&config, &cache, day, &["--cluster", &cluster.url, "--workers", "4"]);
+    let cluster = LocalCluster::start_with_tls(dir, &config, &cache, 2, tls.as_ref()).unwrap_or_else(|e| panic!("{e}"));
+    let tls_args = tls.as_ref().map(ClusterCerts::args).unwrap_or_default();
+    let mut args = vec!["--cluster", &cluster.url, "--workers", "4"];
+    args.extend(tls_args.iter().map(String::as_str));
+    let clustered = batch_run(&config, &cache, day, &args);
     let logs = || cluster.logs();
     assert_eq!(clustered.code, 0, "{}\n{}", clustered.all(), logs());
     let cluster_manifest: serde_json::Value = serde_json::from_str(&clustered.stdout).unwrap();
     assert_eq!(manifest_figures(&cluster_manifest), manifest_figures(&local_manifest), "{}", logs());
-    assert_eq!(level_sums(&dir.path().join("data")), local_sums, "the cluster's levels equal the local run's");
-    let cluster_dead = walk(&dir.path().join("data/lake/dead-letters/job=orders-daily"))
+    assert_eq!(level_sums(&dir.join("data")), local_sums, "the cluster's levels equal the local run's");
+    let cluster_dead = walk(&dir.join("data/lake/dead-letters/job=orders-daily"))
         .iter()
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect::<Vec<_>>();
@@ -611,6 +644,7 @@ fn a_run_on_a_ballista_cluster_of_two_executors_equals_the_local_run() {
     for (n, work) in cluster.work_dirs.iter().enumerate() {
         assert!(!walk(work).is_empty(), "executor {n} ran no task\n{}", logs());
     }
+    (cluster, config, day)
 }
 
 /// Every file under `dir`, sorted.

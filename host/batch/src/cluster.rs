@@ -23,7 +23,10 @@ use datafusion::prelude::SessionContext;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
+use ballista_core::config::TaskSchedulingPolicy;
+
 use crate::chain_plan::{ChainEnv, ChainExec, ChainSpec, ChainTable};
+use crate::cluster_tls::ClusterTls;
 use crate::error::BatchError;
 
 /// Marks a weir plan node in a codec's bytes. No protobuf message starts with 0xff
@@ -133,47 +136,94 @@ impl PhysicalExtensionCodec for WeirPhysicalCodec {
 }
 
 /// A session that plans on this process and runs on the Ballista scheduler at `url`
-/// (`df://HOST:PORT`), in `partitions` partitions.
+/// (`df://HOST:PORT`), in `partitions` partitions; over mutual TLS when `tls` is given.
 ///
 /// # Errors
 /// A malformed URL.
-pub(crate) async fn remote_context(url: &str, partitions: usize) -> Result<SessionContext, BatchError> {
+pub(crate) async fn remote_context(
+    url: &str,
+    partitions: usize,
+    tls: Option<&ClusterTls>,
+) -> Result<SessionContext, BatchError> {
     use ballista::prelude::{SessionConfigExt as _, SessionContextExt as _};
     use datafusion::execution::SessionStateBuilder;
     // No round-robin repartition over the plugin step: on a cluster each task would run
     // every partition of the step below it again.
-    let config = datafusion::prelude::SessionConfig::new_with_ballista()
+    let mut config = datafusion::prelude::SessionConfig::new_with_ballista()
         .with_target_partitions(partitions.max(1))
         .with_round_robin_repartition(false)
         .with_ballista_logical_extension_codec(Arc::new(WeirLogicalCodec::default()))
         .with_ballista_physical_extension_codec(Arc::new(WeirPhysicalCodec::default()));
+    if let Some(tls) = tls {
+        config = config.with_ballista_override_create_grpc_client_endpoint(tls.endpoint_override());
+    }
     let state = SessionStateBuilder::new().with_config(config).with_default_features().build();
     SessionContext::remote_with_state(url, state).await.map_err(|e| {
         BatchError::Invalid(format!("cluster {url}: {e}; write df://HOST:PORT of a `weir batch scheduler`"))
     })
 }
 
+/// How executors get tasks: pushed by the scheduler, which connects to each executor's
+/// gRPC service, or — with TLS, as that service cannot take a certificate — polled by
+/// the executors.
+fn scheduling_policy(tls: Option<&ClusterTls>) -> TaskSchedulingPolicy {
+    match tls {
+        Some(_) => TaskSchedulingPolicy::PullStaged,
+        None => TaskSchedulingPolicy::PushStaged,
+    }
+}
+
 /// Runs a Ballista scheduler that knows weir's plugin step on `bind` until the process
-/// ends.
+/// ends; with `tls`, it serves over TLS and accepts only clients with a certificate of the
+/// cluster's CA, and executors poll it for tasks.
 ///
 /// # Errors
 /// The address cannot be bound, or the scheduler fails.
-pub async fn serve_scheduler(bind: SocketAddr) -> Result<(), BatchError> {
+pub async fn serve_scheduler(bind: SocketAddr, tls: Option<ClusterTls>) -> Result<(), BatchError> {
+    use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
     use ballista_scheduler::cluster::BallistaCluster;
     use ballista_scheduler::config::SchedulerConfig;
+    use datafusion_proto::protobuf::{LogicalPlanNode, PhysicalPlanNode};
+    let failed = |e: &dyn std::fmt::Display| BatchError::Engine(format!("scheduler on {bind}: {e}"));
     let config = SchedulerConfig {
         bind_host: bind.ip().to_string(),
         external_host: bind.ip().to_string(),
         bind_port: bind.port(),
+        scheduling_policy: scheduling_policy(tls.as_ref()),
         override_logical_codec: Some(Arc::new(WeirLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(WeirPhysicalCodec::default())),
+        override_create_grpc_client_endpoint: tls.as_ref().map(ClusterTls::endpoint_override),
         ..Default::default()
     };
     let cluster =
         BallistaCluster::new_from_config(&config).await.map_err(|e| BatchError::Engine(format!("scheduler: {e}")))?;
-    ballista_scheduler::scheduler_process::start_server(cluster, bind, Arc::new(config))
+    let Some(tls) = tls else {
+        return ballista_scheduler::scheduler_process::start_server(cluster, bind, Arc::new(config))
+            .await
+            .map_err(|e| failed(&e));
+    };
+    // Served here rather than by `start_server`, whose server takes no certificate. What
+    // it adds besides the gRPC service — REST and health routes, a Flight proxy — weir
+    // does not use.
+    config.validate().map_err(|e| failed(&e))?;
+    let (decoding, encoding) =
+        (config.grpc_server_max_decoding_message_size, config.grpc_server_max_encoding_message_size);
+    let scheduler = ballista_scheduler::scheduler_process::create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(
+        cluster,
+        Arc::new(config),
+    )
+    .await
+    .map_err(|e| failed(&e))?;
+    let service = SchedulerGrpcServer::new(scheduler)
+        .max_decoding_message_size(decoding as usize)
+        .max_encoding_message_size(encoding as usize);
+    ballista_core::utils::create_grpc_server(&ballista_core::utils::GrpcServerConfig::default())
+        .tls_config(tls.server_config())
+        .map_err(|e| failed(&e))?
+        .add_service(service)
+        .serve(bind)
         .await
-        .map_err(|e| BatchError::Engine(format!("scheduler on {bind}: {e}")))
+        .map_err(|e| failed(&e))
 }
 
 /// Where an executor listens and which scheduler it serves.
@@ -190,6 +240,8 @@ pub struct ExecutorOptions {
     pub concurrent_tasks: Option<usize>,
     /// Where shuffle files go (default a temporary directory).
     pub work_dir: Option<std::path::PathBuf>,
+    /// Mutual TLS with the scheduler and the other processes of the cluster.
+    pub tls: Option<ClusterTls>,
 }
 
 /// Runs a Ballista executor that runs weir's plugin steps with `env` until the process
@@ -210,16 +262,54 @@ pub async fn serve_executor(options: ExecutorOptions, env: ChainEnv) -> Result<(
         scheduler_host: options.scheduler.0.clone(),
         scheduler_port: options.scheduler.1,
         scheduler_connect_timeout_seconds: 30,
+        task_scheduling_policy: scheduling_policy(options.tls.as_ref()),
         work_dir: options.work_dir.map(|dir| dir.display().to_string()),
         override_logical_codec: Some(Arc::new(WeirLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(WeirPhysicalCodec::executing(env))),
         print_thread_info: false,
         ..Default::default()
     };
+    if let Some(tls) = &options.tls {
+        with_executor_tls(&mut config, tls);
+    }
     if let Some(tasks) = options.concurrent_tasks {
         config.vcores = tasks.max(1);
     }
     start_executor_process(Arc::new(config))
         .await
         .map_err(|e| BatchError::Engine(format!("executor on {}: {e}", options.bind)))
+}
+
+/// An executor's TLS: its connections to the scheduler and to other executors (shuffle
+/// reads, through the tasks' session configuration) carry its certificate, and its Flight
+/// service takes only peers with one. In pull mode its gRPC service is not started.
+fn with_executor_tls(config: &mut ballista_executor::executor_process::ExecutorProcessConfig, tls: &ClusterTls) {
+    use ballista::prelude::SessionConfigExt as _;
+    use ballista_core::error::BallistaError;
+    use ballista_executor::flight_service::BallistaFlightService;
+    let endpoint = tls.endpoint_override();
+    config.override_create_grpc_client_endpoint = Some(endpoint.clone());
+    config.override_config_producer = Some(Arc::new(move || {
+        datafusion::prelude::SessionConfig::new_with_ballista()
+            .with_ballista_override_create_grpc_client_endpoint(endpoint.clone())
+    }));
+    let server_tls = tls.server_config();
+    let (decoding, encoding) =
+        (config.grpc_max_decoding_message_size as usize, config.grpc_max_encoding_message_size as usize);
+    config.override_arrow_flight_service = Some(Arc::new(move |work_dir, address, mut shutdown, grpc| {
+        let server_tls = server_tls.clone();
+        tokio::spawn(async move {
+            let service =
+                arrow_flight::flight_service_server::FlightServiceServer::new(BallistaFlightService::new(work_dir))
+                    .max_decoding_message_size(decoding)
+                    .max_encoding_message_size(encoding);
+            ballista_core::utils::create_grpc_server(&grpc)
+                .tls_config(server_tls)
+                .map_err(BallistaError::TonicError)?
+                .add_service(service)
+                .serve_with_shutdown(address, shutdown.recv())
+                .await
+                .map_err(BallistaError::TonicError)
+        })
+    }));
 }

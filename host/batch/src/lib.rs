@@ -23,6 +23,7 @@
 mod chain;
 mod chain_plan;
 mod cluster;
+mod cluster_tls;
 mod error;
 mod levels;
 mod period;
@@ -33,6 +34,7 @@ mod schedule;
 
 pub use chain_plan::{ChainEnv, ChainSpec};
 pub use cluster::{ExecutorOptions, WeirLogicalCodec, WeirPhysicalCodec, serve_executor, serve_scheduler};
+pub use cluster_tls::{CLUSTER_TLS_NAME, ClusterTls};
 pub use error::BatchError;
 pub use period::{Period, closed_period, now_micros, parse_time, periods_between};
 pub use plugins::{PinnedPlugin, PluginSource};

@@ -95,6 +95,7 @@ pub struct JobRunner {
     retry: RetryPolicy,
     shutdown: watch::Receiver<bool>,
     cluster: Option<String>,
+    cluster_tls: Option<crate::ClusterTls>,
     /// One run at a time: scheduled and on-demand runs of a host compete with its stream
     /// for the cores, and two runs of one period must not interleave their commits.
     one_at_a_time: tokio::sync::Mutex<()>,
@@ -128,6 +129,7 @@ impl JobRunner {
             retry: RetryPolicy::default(),
             shutdown,
             cluster: None,
+            cluster_tls: None,
             one_at_a_time: tokio::sync::Mutex::new(()),
         }
     }
@@ -136,6 +138,12 @@ impl JobRunner {
     /// (`df://HOST:PORT`) instead of in this process, in `workers` partitions.
     pub fn with_cluster(mut self, url: impl Into<String>) -> Self {
         self.cluster = Some(url.into());
+        self
+    }
+
+    /// Talks to the cluster over mutual TLS with `tls` (see [`crate::ClusterTls`]).
+    pub fn with_cluster_tls(mut self, tls: crate::ClusterTls) -> Self {
+        self.cluster_tls = Some(tls);
         self
     }
 
@@ -406,11 +414,18 @@ impl JobRunner {
         too_large: impl Fn(usize, u64) -> BatchError,
     ) -> Result<(Vec<ArchivedRecord>, ChunkOutput), BatchError> {
         use futures_util::StreamExt as _;
-        let what = format!("the plugin step of job {} run {}", spec.job, spec.run);
+        let what = match &self.cluster {
+            // A failure there is often the cluster's: down, or TLS that does not match.
+            Some(url) => format!("the plugin step of job {} run {} on cluster {url}", spec.job, spec.run),
+            None => format!("the plugin step of job {} run {}", spec.job, spec.run),
+        };
         let failed = |e: datafusion::error::DataFusionError| BatchError::Engine(format!("{what}: {e}"));
         let spec = Arc::new(spec);
         let (ctx, env) = match &self.cluster {
-            Some(url) => (crate::cluster::remote_context(url, spec.partitions.len()).await?, None),
+            Some(url) => {
+                let tls = self.cluster_tls.as_ref();
+                (crate::cluster::remote_context(url, spec.partitions.len(), tls).await?, None)
+            }
             None => {
                 let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(self.workers));
                 (ctx, Some(Arc::new(ChainEnv::new(self.lakes.clone(), self.plugins.clone()))))

@@ -42,6 +42,8 @@ pub(crate) enum BatchCommand {
         /// a `weir batch scheduler` whose executors are `weir batch executor`s).
         #[arg(long, value_name = "df://HOST:PORT")]
         cluster: Option<String>,
+        #[command(flatten)]
+        tls: ClusterTlsArgs,
     },
     /// Run every job of a stream again over the periods of a range of the raw archive, with
     /// the plugin versions named; each period's outputs replace the earlier run's.
@@ -67,6 +69,8 @@ pub(crate) enum BatchCommand {
         /// Run the plugin steps on this Ballista cluster (df://HOST:PORT).
         #[arg(long, value_name = "df://HOST:PORT")]
         cluster: Option<String>,
+        #[command(flatten)]
+        tls: ClusterTlsArgs,
     },
     /// Run a Ballista scheduler for `--cluster` runs: it plans weir's plugin step onto
     /// the executors that register with it.
@@ -74,6 +78,8 @@ pub(crate) enum BatchCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:50050")]
         bind: std::net::SocketAddr,
+        #[command(flatten)]
+        tls: ClusterTlsArgs,
     },
     /// Run a Ballista executor that runs weir's plugin steps: the components come from the
     /// registry of --config (the host's configuration), with its limits.
@@ -96,6 +102,8 @@ pub(crate) enum BatchCommand {
         /// Directory for shuffle files (default: a temporary one).
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        #[command(flatten)]
+        tls: ClusterTlsArgs,
     },
     /// The completed runs of a job, from their manifests.
     Runs {
@@ -119,8 +127,8 @@ pub(crate) async fn run(command: BatchCommand) -> ExitCode {
 
 async fn execute(command: BatchCommand) -> anyhow::Result<()> {
     match command {
-        BatchCommand::Run { job, config, period, plugins, workers, cluster } => {
-            let runner = with_cluster(open_runner(&config, workers).await?, cluster);
+        BatchCommand::Run { job, config, period, plugins, workers, cluster, tls } => {
+            let runner = with_cluster(open_runner(&config, workers).await?, cluster, &tls)?;
             let versions = pinned_versions(&plugins)?;
             let spec = runner.job(&job)?;
             let length = spec.period.micros().max(1);
@@ -131,8 +139,8 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
             let manifest = runner.run(RunRequest { job, period, versions, trigger: Trigger::OnDemand }).await?;
             println!("{}", serde_json::to_string_pretty(&manifest)?);
         }
-        BatchCommand::Backfill { config, stream, job, from, to, plugins, cluster } => {
-            let runner = with_cluster(open_runner(&config, None).await?, cluster);
+        BatchCommand::Backfill { config, stream, job, from, to, plugins, cluster, tls } => {
+            let runner = with_cluster(open_runner(&config, None).await?, cluster, &tls)?;
             let versions = pinned_versions(&plugins)?;
             let jobs: Vec<_> = runner
                 .config()
@@ -182,11 +190,13 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        BatchCommand::Scheduler { bind } => {
-            eprintln!("weir batch scheduler listening on df://{bind}");
-            weir_batch::serve_scheduler(bind).await?;
+        BatchCommand::Scheduler { bind, tls } => {
+            let tls = tls.load()?;
+            let over = if tls.is_some() { " over mutual TLS" } else { "" };
+            eprintln!("weir batch scheduler listening on df://{bind}{over}");
+            weir_batch::serve_scheduler(bind, tls).await?;
         }
-        BatchCommand::Executor { config, scheduler, bind, external_host, tasks, work_dir } => {
+        BatchCommand::Executor { config, scheduler, bind, external_host, tasks, work_dir, tls } => {
             let (host, port) = scheduler
                 .rsplit_once(':')
                 .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
@@ -200,6 +210,7 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
                 external_host,
                 concurrent_tasks: tasks,
                 work_dir,
+                tls: tls.load()?,
             };
             weir_batch::serve_executor(options, env).await?;
         }
@@ -231,10 +242,38 @@ fn pinned_versions(plugins: &[String]) -> anyhow::Result<BTreeMap<String, String
     Ok(versions)
 }
 
-fn with_cluster(runner: JobRunner, cluster: Option<String>) -> JobRunner {
-    match cluster {
-        Some(url) => runner.with_cluster(url),
-        None => runner,
+fn with_cluster(runner: JobRunner, cluster: Option<String>, tls: &ClusterTlsArgs) -> anyhow::Result<JobRunner> {
+    let tls = tls.load()?;
+    Ok(match (cluster, tls) {
+        (Some(url), Some(tls)) => runner.with_cluster(url).with_cluster_tls(tls),
+        (Some(url), None) => runner.with_cluster(url),
+        (None, Some(_)) => anyhow::bail!("--tls-ca, --tls-cert and --tls-key are for --cluster runs"),
+        (None, None) => runner,
+    })
+}
+
+/// Mutual TLS on a Ballista cluster's connections: every process of the cluster (the
+/// planner of `--cluster` runs, the scheduler, the executors) has a certificate for the
+/// name `weir-batch` signed by the cluster's CA, and accepts only peers with one.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ClusterTlsArgs {
+    /// The cluster's CA certificate (PEM); with --tls-cert and --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_cert", "tls_key"])]
+    tls_ca: Option<PathBuf>,
+    /// This process's certificate (PEM), signed by the CA, for the name weir-batch.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// This process's private key (PEM).
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+    tls_key: Option<PathBuf>,
+}
+
+impl ClusterTlsArgs {
+    fn load(&self) -> anyhow::Result<Option<weir_batch::ClusterTls>> {
+        match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(weir_batch::ClusterTls::from_files(ca, cert, key)?)),
+            _ => Ok(None),
+        }
     }
 }
 
