@@ -580,7 +580,7 @@ fn a_run_on_a_ballista_cluster_of_two_executors_equals_the_local_run() {
 fn over_mutual_tls_the_cluster_run_equals_the_local_run_and_a_planner_without_a_certificate_of_its_ca_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let certs = ClusterCerts::from_docs(dir.path());
-    let (cluster, config, day) = cluster_run_equals_local_run(dir.path(), Some(certs));
+    let (cluster, config, day) = cluster_run_equals_local_run(dir.path(), Some(certs.clone()));
     assert!(cluster.logs().contains("listening on df://127.0.0.1") && cluster.logs().contains("over mutual TLS"));
     let cache = dir.path().join("cache");
     let plain = batch_run(&config, &cache, day, &["--cluster", &cluster.url]);
@@ -597,6 +597,15 @@ fn over_mutual_tls_the_cluster_run_equals_the_local_run_and_a_planner_without_a_
         "the error names the cluster and the certificate: {}",
         refused.all()
     );
+    // A planner that trusts the cluster's CA but presents another CA's certificate: the
+    // scheduler checks the client's certificate, not only that it speaks TLS.
+    let impostor = ClusterCerts { ca: certs.ca.clone(), ..foreign };
+    let impostor_args = impostor.args();
+    let mut args = vec!["--cluster", &cluster.url];
+    args.extend(impostor_args.iter().map(String::as_str));
+    let refused = batch_run(&config, &cache, day, &args);
+    assert_ne!(refused.code, 0, "a client certificate of another CA got through: {}", refused.all());
+    assert!(refused.stderr.contains(&format!("on cluster {}", cluster.url)), "{}", refused.all());
 }
 
 /// Runs the day's job locally and then on a cluster of a scheduler and two executors

@@ -76,10 +76,12 @@ impl ClusterTls {
     }
 
     /// The override for every connection Ballista opens: `https` with this process's
-    /// certificate, the peer checked against the CA under [`CLUSTER_TLS_NAME`]. The
-    /// connection settings are Ballista's defaults, without a per-request timeout (a
-    /// shuffle fetch may take longer than any fixed one).
+    /// certificate, the peer checked against the CA under [`CLUSTER_TLS_NAME`]. tonic
+    /// cannot change an endpoint's address, so the endpoint is built again, with
+    /// Ballista's default client settings (timeouts, keep-alives, the flow-control
+    /// windows of shuffle reads).
     pub(crate) fn endpoint_override(&self) -> EndpointOverrideFn {
+        use ballista_core::utils::{GrpcClientConfig, create_grpc_client_endpoint};
         let tls = ClientTlsConfig::new()
             .ca_certificate(self.ca.clone())
             .identity(self.identity.clone())
@@ -87,23 +89,20 @@ impl ClusterTls {
         Arc::new(move |endpoint: Endpoint| {
             let uri = endpoint.uri();
             let authority = uri.authority().ok_or_else(|| format!("cluster address {uri} has no host"))?;
-            let https: Uri = format!("https://{authority}{}", uri.path()).parse()?;
-            let endpoint = Endpoint::from(https)
-                .connect_timeout(Duration::from_secs(20))
-                .tcp_nodelay(true)
-                .tcp_keepalive(Some(Duration::from_secs(3600)))
-                .http2_keep_alive_interval(Duration::from_secs(300))
-                .keep_alive_timeout(Duration::from_secs(20))
-                .keep_alive_while_idle(true)
-                .tls_config(tls.clone())?;
-            Ok(endpoint)
+            let path = uri.path_and_query().map_or("", |p| p.as_str());
+            let https: Uri = format!("https://{authority}{path}").parse()?;
+            Ok(create_grpc_client_endpoint(https, Some(&GrpcClientConfig::default()))?.tls_config(tls.clone())?)
         })
     }
 
     /// A server's TLS: this process's certificate, and client certificates required and
     /// checked against the CA.
     pub(crate) fn server_config(&self) -> ServerTlsConfig {
-        ServerTlsConfig::new().identity(self.identity.clone()).client_ca_root(self.ca.clone())
+        ServerTlsConfig::new()
+            .identity(self.identity.clone())
+            .client_ca_root(self.ca.clone())
+            // A peer that opens a connection and never finishes its handshake is dropped.
+            .timeout(Duration::from_secs(10))
     }
 }
 
