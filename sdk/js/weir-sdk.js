@@ -26,7 +26,7 @@
 // undefined as null. Ints are bigints so that a value keeps its kind through a plugin that
 // does not touch it (a JS number cannot tell 15 from 15.0). See docs/plugins-js.md.
 
-import * as witHost from 'weir:plugin/host@0.2.0';
+import * as witHost from 'weir:plugin/host@0.3.0';
 
 // The WIT `value-kind` numbers.
 const NULL = 0, BOOL = 1, INT = 2, FLOAT = 3, TEXT = 4, BYTES = 5, TIMESTAMP = 6, JSON_KIND = 7;
@@ -336,11 +336,11 @@ export class BatchError extends Error {
 
 /** A packed number column as a typed array over the same bytes (a copy only when the
  * bytes do not start at a multiple of the element size). */
-function unpack(bytes, Type, column) {
+function unpack(bytes, Type, column, ErrorType = BatchError) {
   const size = Type.BYTES_PER_ELEMENT;
   if (bytes.length % size !== 0) {
     const wit = Type === Uint32Array ? 'u32' : 's64';
-    throw new BatchError(`${column} has ${bytes.length} bytes, not a whole number of packed ${wit} (${size} bytes each)`);
+    throw new ErrorType(`${column} has ${bytes.length} bytes, not a whole number of packed ${wit} (${size} bytes each)`);
   }
   if (bytes.byteOffset % size === 0) return new Type(bytes.buffer, bytes.byteOffset, bytes.length / size);
   const aligned = new Uint8Array(bytes.length);
@@ -827,6 +827,97 @@ export class RawRecord {
   }
 }
 
+/** The host sent a raw batch whose lists disagree (never happens with a correct host). */
+export class RawBatchError extends Error {
+  constructor(message) {
+    super(`malformed raw-record batch: ${message}`);
+    this.name = 'RawBatchError';
+  }
+}
+
+/** The number of records in a WIT `raw-batch` (its packed `data-ends`), rounded down. */
+export function rawBatchLength(batch) {
+  return Math.floor(batch.dataEnds.length / 4);
+}
+
+/** The records of a WIT `raw-batch` (WIT 0.3.0: every payload in one buffer with their
+ * ends, the keys likewise, each content type once with a per-record index), checked as the
+ * Rust SDK checks them: a `RawBatchError` names the first column that disagrees. Each
+ * record's `data` is a view of the batch's buffer, not a copy. */
+export function rawRecords(batch) {
+  const { data, keys, contentTypes } = batch;
+  const dataEnds = unpack(batch.dataEnds, Uint32Array, 'data-ends', RawBatchError);
+  const keyEnds = unpack(batch.keyEnds, Uint32Array, 'key-ends', RawBatchError);
+  const typeIds = unpack(batch.contentTypeIds, Uint32Array, 'content-type-ids', RawBatchError);
+  const times = unpack(batch.arrivalTimes, BigInt64Array, 'arrival-times', RawBatchError);
+  const n = dataEnds.length;
+  for (const [name, column] of [['key-ends', keyEnds], ['content-type-ids', typeIds], ['arrival-times', times]]) {
+    if (column.length !== n) throw new RawBatchError(`${name} has ${column.length} elements for ${n} records`);
+  }
+  const records = new Array(n);
+  let start = 0;
+  let keyStart = 0;
+  for (let i = 0; i < n; i++) {
+    const end = dataEnds[i];
+    const keyEnd = keyEnds[i];
+    if (end < start || end > data.length) {
+      throw new RawBatchError(`data-ends[${i}] is ${end}, after ${start}, in a buffer of ${data.length} bytes`);
+    }
+    if (keyEnd < keyStart || keyEnd > keys.length) {
+      throw new RawBatchError(`key-ends[${i}] is ${keyEnd}, after ${keyStart}, in a buffer of ${keys.length} bytes`);
+    }
+    if (typeIds[i] >= contentTypes.length) {
+      throw new RawBatchError(`record ${i} has content type ${typeIds[i]}, but the batch has ${contentTypes.length}`);
+    }
+    let key = null;
+    if (keyEnd > keyStart) {
+      try {
+        key = utf8.decode(keys.subarray(keyStart, keyEnd));
+      } catch {
+        throw new RawBatchError(`key ${i} is not UTF-8`);
+      }
+    }
+    records[i] = new RawRecord(data.subarray(start, end), key, contentTypes[typeIds[i]], times[i]);
+    start = end;
+    keyStart = keyEnd;
+  }
+  return records;
+}
+
+/** `records` (`RawRecord`s) as the WIT carries them: what the host sends, for tests and
+ * benchmarks. An empty key is no key. */
+export function packRawBatch(records) {
+  const payloads = records.map((r) => r.data);
+  const keyBytes = records.map((r) => encoder.encode(r.key ?? ''));
+  const concat = (parts) => {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    const ends = new Uint32Array(parts.length);
+    parts.forEach((p, i) => {
+      out.set(p, at);
+      at += p.length;
+      ends[i] = at;
+    });
+    return [out, ends];
+  };
+  const [data, dataEnds] = concat(payloads);
+  const [keys, keyEnds] = concat(keyBytes);
+  const typeIndex = new Map();
+  const typeIds = Uint32Array.from(records, (r) => {
+    if (!typeIndex.has(r.contentType)) typeIndex.set(r.contentType, typeIndex.size);
+    return typeIndex.get(r.contentType);
+  });
+  return {
+    data,
+    dataEnds: packed(dataEnds),
+    keys,
+    keyEnds: packed(keyEnds),
+    contentTypes: [...typeIndex.keys()],
+    contentTypeIds: packed(typeIds),
+    arrivalTimes: packed(BigInt64Array.from(records, (r) => BigInt(r.arrivalTime))),
+  };
+}
+
 class Plugin {
   /** Builds the plugin from its configuration when an instance starts. Throw to reject the
    * configuration. The default takes no configuration. */
@@ -1009,14 +1100,21 @@ export function exportEnricher(PluginClass) {
  * `export const parse = exportParser(MyParser);`. */
 export function exportParser(PluginClass) {
   const slot = new Slot(PluginClass);
-  const parseBatch = (records) => {
+  const parseBatch = (batch) => {
+    let records;
+    try {
+      records = rawRecords(batch);
+    } catch (err) {
+      if (err instanceof RawBatchError) return allFailed(rawBatchLength(batch), err.message);
+      throw err;
+    }
     const plugin = slot.plugin;
     if (plugin === null) return allFailed(records.length, NOT_CONFIGURED);
     const out = new Output();
-    for (const r of records) {
+    for (const record of records) {
       let events;
       try {
-        events = checkedEvents(plugin.parse(new RawRecord(r.data, r.key, r.contentType, r.arrivalTime)), 'parse');
+        events = checkedEvents(plugin.parse(record), 'parse');
       } catch (err) {
         out.failed(errorMessage(err));
         continue;

@@ -184,7 +184,7 @@ fn every_bad_upload_and_every_bad_token_gets_its_4xx() {
             r#"(component
                  (import "acme:net/raw-socket@1.0.0" (instance))
                  (instance $none)
-                 (export "weir:plugin/enrich@0.2.0" (instance $none)))"#,
+                 (export "weir:plugin/enrich@0.3.0" (instance $none)))"#,
         )
         .unwrap();
         let parser = std::fs::read(component("orders_parser")).unwrap();

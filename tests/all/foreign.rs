@@ -62,7 +62,7 @@ fn the_javascript_components_import_no_wasi_at_all() {
     for name in ["restaurant_enricher_js", "probe_js"] {
         let run = weir(&[&"plugin", &"inspect", &component(name)], &shared_cache());
         assert_eq!(run.code, 0, "{}", run.all());
-        assert!(run.stdout.contains("weir:plugin/host@0.2.0"), "{}", run.all());
+        assert!(run.stdout.contains("weir:plugin/host@0.3.0"), "{}", run.all());
         assert!(!run.stdout.contains("wasi:"), "{name} was built with every WASI feature disabled: {}", run.all());
     }
 }

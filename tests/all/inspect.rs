@@ -6,15 +6,15 @@ use weir_e2e::{component, weir};
 fn inspect_shows_world_version_imports_and_what_is_granted_for_every_example() {
     let cache = tempfile::tempdir().unwrap();
     for (name, world, export) in [
-        ("orders_parser", "parser", "weir:plugin/parse@0.2.0"),
-        ("restaurant_enricher", "enricher", "weir:plugin/enrich@0.2.0"),
-        ("restaurant_stats", "aggregator", "weir:plugin/aggregate@0.2.0"),
-        ("misbehaving_enricher", "enricher", "weir:plugin/enrich@0.2.0"),
+        ("orders_parser", "parser", "weir:plugin/parse@0.3.0"),
+        ("restaurant_enricher", "enricher", "weir:plugin/enrich@0.3.0"),
+        ("restaurant_stats", "aggregator", "weir:plugin/aggregate@0.3.0"),
+        ("misbehaving_enricher", "enricher", "weir:plugin/enrich@0.3.0"),
     ] {
         let run = weir(&[&"plugin", &"inspect", &component(name)], cache.path());
         assert_eq!(run.code, 0, "{name}: {}", run.all());
         assert!(run.stdout.contains(&format!("world      {world} (exports {export})")), "{name}: {}", run.all());
-        assert!(run.stdout.contains("wit        weir:plugin@0.2.0"), "{name}: {}", run.all());
+        assert!(run.stdout.contains("wit        weir:plugin@0.3.0"), "{name}: {}", run.all());
         assert!(run.stdout.contains("granted    nothing"), "{name}: {}", run.all());
     }
 }
@@ -34,6 +34,6 @@ fn inspect_refuses_a_component_whose_host_import_has_the_wrong_type_as_loading_w
     let run = weir(&[&"plugin", &"inspect", &component("mistyped_host")], cache.path());
     assert_eq!(run.code, 2, "{}", run.all());
     assert!(run.stderr.contains("cannot be linked"), "{}", run.all());
-    assert!(run.stderr.contains("weir:plugin/host@0.2.0"), "{}", run.all());
+    assert!(run.stderr.contains("weir:plugin/host@0.3.0"), "{}", run.all());
     assert!(run.stderr.contains("counter-add"), "{}", run.all());
 }

@@ -220,26 +220,26 @@ fn plugins_built_on_the_packaged_sdks_pass_their_tests_and_go_live_on_a_running_
 
     let rust = away.new_plugin("order-tax", "rust", "enricher", false);
     let manifest = std::fs::read_to_string(rust.join("Cargo.toml")).unwrap();
-    assert!(manifest.contains("weir-sdk = \"0.2.0\""), "by version: {manifest}");
+    assert!(manifest.contains("weir-sdk = \"0.3.0\""), "by version: {manifest}");
     let crates = scratch.path().join("crates");
     std::fs::create_dir_all(&crates).unwrap();
-    for krate in ["weir-sdk-0.2.0.crate", "weir-events-0.2.0.crate"] {
+    for krate in ["weir-sdk-0.3.0.crate", "weir-events-0.3.0.crate"] {
         run(Command::new("tar").arg("xzf").arg(sdk_package(krate)).arg("-C").arg(&crates));
     }
     cargo_build(
         &rust,
-        &[("weir-sdk", &crates.join("weir-sdk-0.2.0")), ("weir-events", &crates.join("weir-events-0.2.0"))],
+        &[("weir-sdk", &crates.join("weir-sdk-0.3.0")), ("weir-events", &crates.join("weir-events-0.3.0"))],
     );
     let rust_component = scaffold_target().join("wasm32-wasip2/release/order_tax.wasm");
     away.harness_test(&rust, &rust_component);
 
     let python = away.new_plugin("order-tax-py", "python", "enricher", false);
-    assert!(std::fs::read_to_string(python.join("requirements.txt")).unwrap().contains("weir-sdk==0.2.0"));
+    assert!(std::fs::read_to_string(python.join("requirements.txt")).unwrap().contains("weir-sdk==0.3.0"));
     let venv = scratch.path().join("venv");
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
     run(Command::new(venv.join("bin/pip"))
         .args(["install", "--quiet", "--disable-pip-version-check", "--no-index"])
-        .arg(sdk_package("weir_sdk-0.2.0-py3-none-any.whl")));
+        .arg(sdk_package("weir_sdk-0.3.0-py3-none-any.whl")));
     let path = format!(
         "{}:{}:{}",
         venv.join("bin").display(),
@@ -251,11 +251,11 @@ fn plugins_built_on_the_packaged_sdks_pass_their_tests_and_go_live_on_a_running_
     away.harness_test(&python, &python_component);
 
     let js = away.new_plugin("order-tax-js", "js", "enricher", false);
-    assert!(std::fs::read_to_string(js.join("package.json")).unwrap().contains("\"weir-sdk\": \"0.2.0\""));
+    assert!(std::fs::read_to_string(js.join("package.json")).unwrap().contains("\"weir-sdk\": \"0.3.0\""));
     run(Command::new("npm")
         .current_dir(&js)
         .args(["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error"])
-        .arg(sdk_package("weir-sdk-0.2.0.tgz")));
+        .arg(sdk_package("weir-sdk-0.3.0.tgz")));
     run(Command::new("npm").current_dir(&js).args(["run", "build"]));
     let js_component = js.join("order_tax_js.wasm");
     away.harness_test(&js, &js_component);

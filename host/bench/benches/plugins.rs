@@ -46,7 +46,12 @@ fn native_drivers(
     enricher: &mut RestaurantEnricher,
     records: &[weir_sdk::RawRecord],
 ) -> usize {
-    let parsed = weir_sdk::run_parse(parser, records);
+    // The raw batch as the host builds it for the guest.
+    let mut batch = weir_sdk::RawBatchBuilder::with_capacity(records.len(), 0);
+    for r in records {
+        batch.push(&r.data, r.key.as_deref(), &r.content_type, r.arrival_time).unwrap();
+    }
+    let parsed = weir_sdk::run_parse_batch(parser, &batch.finish());
     weir_sdk::run_enrich(enricher, &parsed.events).events.len()
 }
 

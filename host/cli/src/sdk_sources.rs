@@ -6,9 +6,9 @@
 //! to an SDK cannot be left out of the copies.
 
 /// The SDK version the scaffolds depend on: the version of the WIT package the SDKs
-/// implement (`weir:plugin@0.2.0`); the Rust crate, the wheel and the npm package all
+/// implement (`weir:plugin@0.3.0`); the Rust crate, the wheel and the npm package all
 /// carry it (a unit test checks each manifest).
-pub(crate) const SDK_VERSION: &str = "0.2.0";
+pub(crate) const SDK_VERSION: &str = "0.3.0";
 
 /// (path relative to the copy's root, contents).
 pub(crate) type Files = &'static [(&'static str, &'static str)];
@@ -41,6 +41,7 @@ pub(crate) const RUST_EVENTS: Files = carried![
     "sdk/events/src/event.rs" => "src/event.rs",
     "sdk/events/src/json.rs" => "src/json.rs",
     "sdk/events/src/lib.rs" => "src/lib.rs",
+    "sdk/events/src/raw_batch.rs" => "src/raw_batch.rs",
     "sdk/events/src/time.rs" => "src/time.rs",
     "sdk/events/src/window.rs" => "src/window.rs",
 ];
@@ -52,6 +53,7 @@ pub(crate) const PYTHON_SDK: Files = carried![
     "sdk/python/weir_sdk/events.py" => "events.py",
     "sdk/python/weir_sdk/host.py" => "host.py",
     "sdk/python/weir_sdk/plugin.py" => "plugin.py",
+    "sdk/python/weir_sdk/raw_batch.py" => "raw_batch.py",
     "sdk/python/weir_sdk/testing.py" => "testing.py",
     "sdk/python/weir_sdk/values.py" => "values.py",
 ];

@@ -1156,7 +1156,7 @@ mod tests {
             "forbidden_import"
         );
         assert_eq!(
-            refusal_code("was built against weir:plugin@0.9.0, but this host implements weir:plugin@0.2.0; rebuild"),
+            refusal_code("was built against weir:plugin@0.9.0, but this host implements weir:plugin@0.3.0; rebuild"),
             "unsupported_wit_version"
         );
         assert_eq!(
@@ -1165,7 +1165,7 @@ mod tests {
         );
         assert_eq!(refusal_code("exports no weir:plugin interface: it exports nothing"), "wrong_world");
         assert_eq!(
-            refusal_code("cannot be linked: component imports instance `weir:plugin/host@0.2.0`, but …"),
+            refusal_code("cannot be linked: component imports instance `weir:plugin/host@0.3.0`, but …"),
             "mistyped_import"
         );
         assert_eq!(refusal_code("its exports do not match world enricher: type mismatch"), "mistyped_export");

@@ -18,7 +18,7 @@ use weir_events::{Columns, Event};
 use weir_log::{CommitRange, LogRecord, ReadFrom, ReadLimits, ShardId, StreamLog};
 use weir_registry::CandidateMode;
 use weir_runtime::aggregation::{self, CallGroups, GroupKey};
-use weir_runtime::{CallError, Plugin, RawRecord, Window};
+use weir_runtime::{CallError, Plugin, RawRecordRef, Window};
 use weir_sinks::{
     CommitId, DeadLetter, DeliveryError, EventItem, Outages, RawItem, RetryPolicy, Sink, SinkCommit, SinkItem,
     SinkRecord,
@@ -522,19 +522,21 @@ impl ShardStage {
         let mut lineages = LineageNames::default();
         let label_ref = label.as_str();
 
-        let to_raw = |r: &LogRecord| RawRecord {
-            data: r.data.clone(),
-            key: r.partition_key.clone(),
-            content_type: r.content_type.clone(),
-            arrival_time: r.arrival_time,
-        };
+        fn to_raw(r: &LogRecord) -> RawRecordRef<'_> {
+            RawRecordRef {
+                data: &r.data,
+                key: r.partition_key.as_deref(),
+                content_type: &r.content_type,
+                arrival_time: r.arrival_time,
+            }
+        }
         let keys: Vec<Option<String>> = records.iter().map(|r| r.partition_key.clone()).collect();
         let all_origins: Origins = (0..records.len()).collect();
         let step = Step { label: &label, stage: "parse", slot: &spec.parser, active: parser, records };
         let (mut columns, mut origins, mut lineage) = self
             .run_step(step, &keys, &all_origins, None, &mut lineages, &mut dead, |plugin, inputs| {
-                let raw: Vec<RawRecord> = inputs.iter().map(|&i| to_raw(&records[i])).collect();
-                async move { plugin.parse(label_ref, raw).await }
+                let raw = inputs.into_iter().map(move |i| to_raw(&records[i]));
+                async move { plugin.parse_records(label_ref, raw).await }
             })
             .await;
 

@@ -15,7 +15,7 @@ pub struct VersionRecord {
     pub sha256: String,
     /// `parser`, `enricher` or `aggregator`.
     pub world: String,
-    /// The `weir:plugin` version it was built against, e.g. `0.2.0`.
+    /// The `weir:plugin` version it was built against, e.g. `0.3.0`.
     pub wit_version: String,
     /// Component size in bytes.
     pub size: u64,

@@ -13,6 +13,19 @@ pub struct RawRecord {
     pub arrival_time: i64,
 }
 
+impl RawRecord {
+    /// The record, borrowed, as [`Plugin::parse_records`](crate::Plugin::parse_records)
+    /// takes it.
+    pub fn borrowed(&self) -> weir_events::RawRecordRef<'_> {
+        weir_events::RawRecordRef {
+            data: &self.data,
+            key: self.key.as_deref(),
+            content_type: &self.content_type,
+            arrival_time: self.arrival_time,
+        }
+    }
+}
+
 /// One input the plugin could not process, with its reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordError {

@@ -39,15 +39,11 @@ pub(crate) mod aggregator {
 
 pub(crate) use parser::weir::plugin::{host, types};
 
-use crate::batch::{AccumulateOutput, BatchOutput, FinishedGroup, RawRecord, RecordError};
+use crate::batch::{AccumulateOutput, BatchOutput, FinishedGroup, RecordError};
 
 weir_events::event_batch_conversions!(types::EventBatch);
 
-impl From<RawRecord> for types::RawRecord {
-    fn from(r: RawRecord) -> Self {
-        Self { data: r.data, key: r.key, content_type: r.content_type, arrival_time: r.arrival_time }
-    }
-}
+weir_events::raw_batch_conversions!(types::RawBatch);
 
 impl From<types::RecordError> for RecordError {
     fn from(e: types::RecordError) -> Self {

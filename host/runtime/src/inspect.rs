@@ -9,9 +9,9 @@ use wasmtime::component::Component;
 use crate::error::LoadError;
 
 /// The version of the `weir:plugin` package this host implements. Components built
-/// against any `0.2.x` are accepted (before 1.0 a minor version is a breaking change).
-pub const SUPPORTED_WIT_VERSION: &str = "0.2.0";
-const SUPPORTED_PREFIX: &str = "0.2.";
+/// against any `0.3.x` are accepted (before 1.0 a minor version is a breaking change).
+pub const SUPPORTED_WIT_VERSION: &str = "0.3.0";
+const SUPPORTED_PREFIX: &str = "0.3.";
 
 /// Whether this host runs components built against `weir:plugin@VERSION`.
 pub fn supports_wit_version(version: &str) -> bool {
@@ -232,4 +232,18 @@ pub(crate) fn describe(
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_supports_its_own_version_and_its_patches_but_no_other_minor() {
+        assert!(supports_wit_version(SUPPORTED_WIT_VERSION));
+        let (major_minor, _) = SUPPORTED_WIT_VERSION.rsplit_once('.').unwrap();
+        assert!(supports_wit_version(&format!("{major_minor}.7")));
+        assert!(!supports_wit_version("0.2.0"));
+        assert!(!supports_wit_version("0.9.0"));
+    }
 }

@@ -3,7 +3,7 @@
 //! One [`Runtime`] owns the wasmtime `Engine` (component model, async, pooling allocator
 //! with copy-on-write memory, epoch interruption driven by a ticker thread) and the
 //! on-disk cache of compiled code. [`Runtime::load`] checks a component against the
-//! `weir:plugin@0.2.0` contract and returns a [`Plugin`] whose calls
+//! `weir:plugin@0.3.0` contract and returns a [`Plugin`] whose calls
 //! ([`Plugin::parse`], [`Plugin::enrich`], the aggregator calls) are each bounded by the
 //! plugin's [`Limits`]. A trap or an exceeded limit discards that instance, never the
 //! host, and comes back as a [`CallError`] naming the plugin, its version, the limit or
@@ -37,4 +37,4 @@ pub use inspect::{PluginInfo, SUPPORTED_WIT_VERSION, World, supports_wit_version
 pub use limits::{Limits, default_instances};
 pub use plugin::{CallStats, Plugin, PluginId, PluginOptions};
 pub use runtime::{Runtime, RuntimeConfig};
-pub use weir_events::{Columns, Event, Value};
+pub use weir_events::{Columns, Event, RawRecordRef, Value};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 use wasmtime::Trap;
-use weir_events::Columns;
+use weir_events::{Columns, RawBatchBuilder, RawRecordRef};
 
 use crate::batch::{AccumulateOutput, BatchOutput, FinishedGroup, RawRecord, check_errors};
 use crate::bindings::{aggregator, enricher, parser, types};
@@ -442,11 +442,34 @@ impl Plugin {
     /// # Errors
     /// A [`CallError`] when the call trapped, exceeded a limit or broke the contract.
     pub async fn parse(&self, batch: &str, records: Vec<RawRecord>) -> Result<(BatchOutput, CallStats), CallError> {
+        let records = records.iter().map(RawRecord::borrowed);
+        self.parse_records(batch, records).await
+    }
+
+    /// Parses the records, borrowed: they are copied once, into the batch that crosses
+    /// the boundary (`raw-batch`: every payload in one buffer). `batch` describes the
+    /// batch in errors.
+    ///
+    /// # Errors
+    /// A [`CallError`] when the call trapped, exceeded a limit or broke the contract, or
+    /// when the payloads pass 4 GiB, which one batch cannot carry.
+    pub async fn parse_records<'a>(
+        &self,
+        batch: &str,
+        records: impl ExactSizeIterator<Item = RawRecordRef<'a>> + Clone,
+    ) -> Result<(BatchOutput, CallStats), CallError> {
         if !matches!(self.pre, Pre::Parser(_)) {
             return Err(self.wrong_world(World::Parser));
         }
         let inputs = records.len();
-        let records: Vec<types::RawRecord> = records.into_iter().map(Into::into).collect();
+        let mut builder = RawBatchBuilder::with_capacity(inputs, records.clone().map(|r| r.data.len()).sum());
+        for r in records {
+            builder.push(r.data, r.key, r.content_type, r.arrival_time).map_err(|err| {
+                let reason = format!("{err}: lower the stage's batch size so that a batch stays under 4 GiB");
+                CallError::new(self.shared.id.to_string(), batch.into(), CallErrorKind::Contract(reason))
+            })?;
+        }
+        let records = types::RawBatch::from(builder.finish());
         self.call(
             batch,
             move |store, bound| {

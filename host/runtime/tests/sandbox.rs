@@ -232,7 +232,7 @@ async fn component_of_the_wrong_world_is_refused_naming_the_expected_world() {
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("is a enricher plugin") || text.contains("is an enricher plugin"), "{text}");
-    assert!(text.contains("world parser (exports weir:plugin/parse@0.2.0) is expected"), "{text}");
+    assert!(text.contains("world parser (exports weir:plugin/parse@0.3.0) is expected"), "{text}");
 }
 
 #[tokio::test]

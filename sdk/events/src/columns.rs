@@ -485,7 +485,7 @@ impl ColumnsBuilder {
     }
 }
 
-// How `weir:plugin@0.2.0` carries the number columns of an `event-batch`: one
+// How `weir:plugin@0.3.0` carries the number columns of an `event-batch`: one
 // little-endian word per element in a `list<u8>`, which every language's bindings copy in
 // one piece. Plain functions, not generic ones, so that they are compiled (optimised)
 // here rather than in each crate that invokes `event_batch_conversions!`.

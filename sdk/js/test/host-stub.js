@@ -1,4 +1,4 @@
-// Stands in for the `weir:plugin/host@0.2.0` import when the SDK or plugin code runs under
+// Stands in for the `weir:plugin/host@0.3.0` import when the SDK or plugin code runs under
 // Node (unit tests): `register.js` maps the import to this module. Install a host with
 // `setNativeHost({ log, counterAdd, lookup })`; by default logs go to stderr and lookups
 // find nothing.

@@ -1,4 +1,4 @@
-// `node --import ./sdk/js/test/register.js ...`: resolves `weir:plugin/host@0.2.0` to
+// `node --import ./sdk/js/test/register.js ...`: resolves `weir:plugin/host@0.3.0` to
 // host-stub.js, so that the SDK and plugin code run under Node for unit tests.
 import { register } from 'node:module';
 

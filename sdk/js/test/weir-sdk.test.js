@@ -17,7 +17,10 @@ import {
   exportParser,
   Aggregator,
   Parser,
+  RawRecord,
   formatRfc3339,
+  packRawBatch,
+  rawRecords,
   host,
   parseRfc3339,
   valueKind,
@@ -129,6 +132,24 @@ test('lookups cross once per key per batch and counters are summed per batch', (
   assert.equal(lookups, 4, 'the memo does not outlive its batch');
 });
 
+test('a raw batch reads back the records it was packed from; a malformed one fails every record', () => {
+  const enc = new TextEncoder();
+  const records = [
+    new RawRecord(enc.encode('{"a":1}'), 'k1', 'application/json', 10n),
+    new RawRecord(enc.encode('x,y'), null, 'text/csv', 11n),
+    new RawRecord(enc.encode(''), 'cl\u00e9', 'application/json', 12n),
+  ];
+  const batch = packRawBatch(records);
+  assert.deepEqual(batch.contentTypes, ['application/json', 'text/csv']);
+  assert.deepEqual(rawRecords(batch), records);
+  const parse = exportParser(Parser);
+  parse.configure([]);
+  batch.arrivalTimes = batch.arrivalTimes.subarray(0, 16);
+  const out = parse.parse(batch);
+  assert.deepEqual(Array.from(out.counts), [0, 0, 0]);
+  assert.deepEqual(out.errors[2], { index: 2, message: 'malformed raw-record batch: arrival-times has 2 elements for 3 records' });
+});
+
 test('parser and aggregator adapters', () => {
   class Numbers extends Parser {
     parse(record) {
@@ -141,8 +162,8 @@ test('parser and aggregator adapters', () => {
   const parse = exportParser(Numbers);
   parse.configure([]);
   const enc = new TextEncoder();
-  const records = ['1,2', '', '3,x', '4'].map((t) => ({ data: enc.encode(t), key: undefined, contentType: 'text/plain', arrivalTime: 7n }));
-  const out = parse.parse(records);
+  const records = ['1,2', '', '3,x', '4'].map((t) => new RawRecord(enc.encode(t), null, 'text/plain', 7n));
+  const out = parse.parse(packRawBatch(records));
   assert.deepEqual(Array.from(out.counts), [2, 0, 0, 1]);
   assert.deepEqual(out.errors, [{ index: 2, message: '"x" is not a number' }]);
 

@@ -29,6 +29,7 @@ from weir_sdk import (  # noqa: E402
     value_kind,
 )
 from weir_sdk import _native_types as wit  # noqa: E402
+from weir_sdk.raw_batch import RawBatchError, RawRecord, pack_raw_batch, raw_records  # noqa: E402
 from weir_sdk.testing import event_to_json, events_from_ndjson  # noqa: E402
 
 FIXTURES = ROOT / "plugins/restaurant-enricher/fixtures"
@@ -183,6 +184,33 @@ class Adapters(unittest.TestCase):
         exported.enrich(batch([Event(0)]))
         self.assertEqual(native.lookups, 4, "the memo does not outlive its batch")
 
+    def test_a_raw_batch_reads_back_the_records_it_was_packed_from(self):
+        records = [
+            RawRecord(b'{"a":1}', "k1", "application/json", 10),
+            RawRecord(b"x,y", None, "text/csv", 11),
+            RawRecord(b"", "cl\u00e9", "application/json", 12),
+        ]
+        batch = pack_raw_batch(records, wit.RawBatch)
+        self.assertEqual(batch.content_types, ["application/json", "text/csv"])
+        self.assertEqual(raw_records(batch), records)
+
+    def test_a_malformed_raw_batch_fails_every_record_with_the_reason(self):
+        parse = export_parser(Parser)()
+        parse.configure([])
+        batch = pack_raw_batch([RawRecord(b"a", None, "t", 1), RawRecord(b"b", None, "t", 2)], wit.RawBatch)
+        batch.arrival_times = batch.arrival_times[:8]
+        out = parse.parse(batch)
+        self.assertEqual(out.counts, [0, 0])
+        reason = "malformed raw-record batch: arrival-times has 1 elements for 2 records"
+        self.assertEqual(out.errors[1], wit.RecordError(1, reason))
+        batch = pack_raw_batch([RawRecord(b"a", "\u00e9", "t", 1)], wit.RawBatch)
+        batch.key_ends = batch.key_ends[:0] + (1).to_bytes(4, "little")
+        with self.assertRaisesRegex(RawBatchError, "key 0 is not UTF-8"):
+            raw_records(batch)
+        batch.data_ends = (5).to_bytes(4, "little")
+        with self.assertRaisesRegex(RawBatchError, r"data-ends\[0\] is 5, after 0, in a buffer of 1 bytes"):
+            raw_records(batch)
+
     def test_parser_and_aggregator_adapters(self):
         class Numbers(Parser):
             def parse(self, record):
@@ -194,8 +222,8 @@ class Adapters(unittest.TestCase):
 
         parse = export_parser(Numbers)()
         parse.configure([])
-        records = [wit.RawRecord(t.encode(), None, "text/plain", 7) for t in ["1,2", "", "3,x", "4"]]
-        out = parse.parse(records)
+        records = [RawRecord(t.encode(), None, "text/plain", 7) for t in ["1,2", "", "3,x", "4"]]
+        out = parse.parse(pack_raw_batch(records, wit.RawBatch))
         self.assertEqual(out.counts, [2, 0, 0, 1])
         self.assertEqual(out.errors, [wit.RecordError(2, "'x' is not a number")])
 

@@ -35,7 +35,7 @@ Build it with ``componentize-py -d wit -w enricher componentize app -p . -p sdk/
 as ``Aggregate = export_aggregator(MyAggregator)``. See docs/plugins-python.md.
 """
 
-__version__ = "0.2.0"  # the weir:plugin WIT package this SDK implements (weir_sdk/wit)
+__version__ = "0.3.0"  # the weir:plugin WIT package this SDK implements (weir_sdk/wit)
 
 from . import host
 from .events import BatchBuilder, BatchError, Event, decode_batch, encode_events, value_kind

@@ -3,7 +3,7 @@ and for ``componentize_py_types.Ok``/``Err``, so that plugin code and the SDK ru
 plain CPython in unit tests. Same names and fields as the generated ones."""
 
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, List
 
 
 @dataclass
@@ -36,11 +36,16 @@ class BatchOutput:
 
 
 @dataclass
-class RawRecord:
+class RawBatch:
+    # The ends, ids and times are packed little-endian (u32, u32, s64), as the WIT
+    # carries them.
     data: bytes
-    key: Optional[str]
-    content_type: str
-    arrival_time: int
+    data_ends: bytes
+    keys: bytes
+    key_ends: bytes
+    content_types: List[str]
+    content_type_ids: bytes
+    arrival_times: bytes
 
 
 @dataclass

@@ -131,15 +131,16 @@ _NATIVE_LITTLE = sys.byteorder == "little"
 assert array(_U32).itemsize == 4 and array(_S64).itemsize == 8
 
 
-def _unpack(data: Any, code: str, column: str) -> list[int]:
-    """A packed number column as a list of ints, in one pass in C."""
+def _unpack(data: Any, code: str, column: str, error: type = None) -> list[int]:
+    """A packed number column as a list of ints, in one pass in C; ``error`` (a
+    ``BatchError`` by default) when it is cut inside an element."""
     words = array(code)
     try:
         words.frombytes(data)
     except ValueError:
         size = words.itemsize
         wit = "u32" if code == _U32 else "s64"
-        raise BatchError(
+        raise (error or BatchError)(
             f"{column} has {len(data)} bytes, not a whole number of packed {wit} ({size} bytes each)"
         ) from None
     if not _NATIVE_LITTLE:

@@ -8,6 +8,7 @@ from typing import Any, Iterable, NamedTuple, Optional, Sequence
 
 from . import host
 from .events import BatchBuilder, BatchError, Event, batch_len, decode_batch
+from .raw_batch import RawBatchError, RawRecord, raw_batch_len, raw_records
 
 __all__ = [
     "Config",
@@ -80,23 +81,6 @@ class Config:
 
     def __repr__(self) -> str:
         return f"Config({self.pairs!r})"
-
-
-class RawRecord(NamedTuple):
-    """A raw record as it arrived, before parsing."""
-
-    data: bytes
-    key: Optional[str]
-    content_type: str
-    #: When the host received it, microseconds since the Unix epoch.
-    arrival_time: int
-
-    def text(self) -> str:
-        """The payload as UTF-8 text; ``ValueError`` saying where it stops being UTF-8."""
-        try:
-            return self.data.decode()
-        except UnicodeDecodeError as err:
-            raise ValueError(f"record is not UTF-8 text: invalid byte at offset {err.start}") from None
 
 
 class Window(NamedTuple):
@@ -299,13 +283,16 @@ def export_parser(plugin_class: type) -> type:
     :class:`Parser` subclass: ``Parse = export_parser(MyParser)``."""
     slot = _Slot(plugin_class)
 
-    def parse_batch(records: list) -> Any:
+    def parse_batch(batch: Any) -> Any:
+        try:
+            records = raw_records(batch)
+        except RawBatchError as err:
+            return _all_failed(raw_batch_len(batch), str(err))
         plugin = slot.plugin
         if plugin is None:
             return _all_failed(len(records), _NOT_CONFIGURED)
         out = _Output()
-        for r in records:
-            record = RawRecord(bytes(r.data), r.key, r.content_type, r.arrival_time)
+        for record in records:
             try:
                 events = _checked_events(plugin.parse(record), "parse")
             except Exception as exc:  # noqa: BLE001
@@ -318,7 +305,7 @@ def export_parser(plugin_class: type) -> type:
         def configure(self, config: list) -> None:
             slot.configure(config)
 
-        def parse(self, records: list) -> Any:
+        def parse(self, records: Any) -> Any:
             return host.in_batch(lambda: parse_batch(records))
 
     Parse.plugin_class = plugin_class  # type: ignore[attr-defined]

@@ -27,8 +27,8 @@ pub mod enricher {
         world: "enricher",
         path: "wit",
         with: {
-            "weir:plugin/types@0.2.0": crate::bindings::parser::weir::plugin::types,
-            "weir:plugin/host@0.2.0": crate::bindings::parser::weir::plugin::host,
+            "weir:plugin/types@0.3.0": crate::bindings::parser::weir::plugin::types,
+            "weir:plugin/host@0.3.0": crate::bindings::parser::weir::plugin::host,
         },
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::bindings::enricher",
@@ -40,8 +40,8 @@ pub mod aggregator {
         world: "aggregator",
         path: "wit",
         with: {
-            "weir:plugin/types@0.2.0": crate::bindings::parser::weir::plugin::types,
-            "weir:plugin/host@0.2.0": crate::bindings::parser::weir::plugin::host,
+            "weir:plugin/types@0.3.0": crate::bindings::parser::weir::plugin::types,
+            "weir:plugin/host@0.3.0": crate::bindings::parser::weir::plugin::host,
         },
         pub_export_macro: true,
         default_bindings_module: "weir_sdk::bindings::aggregator",

@@ -3,7 +3,7 @@
 //! They are what the `export_*!` macros call, and they are plain Rust, so they run (and
 //! are tested, and benchmarked) natively too.
 
-use weir_events::{Columns, ColumnsBuilder, Event};
+use weir_events::{Columns, ColumnsBuilder, Event, RawBatch};
 
 use crate::plugin::{Aggregator, Enricher, FinishedGroup, Parser, RawRecord};
 use crate::{Config, host};
@@ -122,6 +122,40 @@ pub fn run_parse<P: Parser>(parser: &mut P, records: &[RawRecord]) -> BatchOutpu
         for record in records {
             produced.clear();
             match parser.parse(record, &mut produced) {
+                Ok(()) => output.produced(&produced),
+                Err(message) => output.failed(message),
+            }
+        }
+        output.finish()
+    })
+}
+
+/// Parses a batch of records as it crossed the boundary, validated
+/// ([`RawBatch::validate`]): each record is copied into one reused [`RawRecord`], so the
+/// batch costs no allocation per record once the largest payload fitted.
+pub fn run_parse_batch<P: Parser>(parser: &mut P, records: &RawBatch) -> BatchOutput {
+    host::in_batch(|| {
+        let mut output = OutputBuilder::with_capacity(records.len());
+        let mut produced = Vec::new();
+        let mut record = RawRecord::new("", Vec::new());
+        for i in 0..records.len() {
+            let next = records.record(i);
+            record.data.clear();
+            record.data.extend_from_slice(next.data);
+            match (next.key, &mut record.key) {
+                (Some(key), Some(kept)) => {
+                    kept.clear();
+                    kept.push_str(key);
+                }
+                (key, kept) => *kept = key.map(str::to_owned),
+            }
+            if record.content_type != next.content_type {
+                record.content_type.clear();
+                record.content_type.push_str(next.content_type);
+            }
+            record.arrival_time = next.arrival_time;
+            produced.clear();
+            match parser.parse(&record, &mut produced) {
                 Ok(()) => output.produced(&produced),
                 Err(message) => output.failed(message),
             }
@@ -303,6 +337,44 @@ mod tests {
         assert_eq!(output.errors, [RecordError { index: 2, message: "\"x\" is not a number".into() }]);
         let numbers: Vec<_> = output.decode_events().iter().map(|e| e.get_int("n").unwrap()).collect();
         assert_eq!(numbers, [1, 2, 4], "the event parsed before the failure is discarded");
+    }
+
+    /// Records the parser saw, as it saw them.
+    struct Seen(Vec<RawRecord>);
+
+    impl Parser for Seen {
+        fn configure(_config: &Config) -> Result<Self, String> {
+            Ok(Self(Vec::new()))
+        }
+
+        fn parse(&mut self, record: &RawRecord, _out: &mut Vec<Event>) -> Result<(), String> {
+            self.0.push(record.clone());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_raw_batch_is_parsed_like_the_records_it_was_built_from() {
+        let records = [
+            RawRecord { key: Some("k1".into()), arrival_time: 5, ..RawRecord::new("text/plain", "a longer payload") },
+            RawRecord { key: None, arrival_time: 6, ..RawRecord::new("text/csv", "b") },
+            RawRecord { key: Some("k3".into()), arrival_time: 7, ..RawRecord::new("text/csv", "") },
+            RawRecord { key: Some("key four".into()), arrival_time: 8, ..RawRecord::new("text/plain", "1,2") },
+        ];
+        let mut batch = weir_events::RawBatchBuilder::default();
+        for r in &records {
+            batch.push(&r.data, r.key.as_deref(), &r.content_type, r.arrival_time).unwrap();
+        }
+        let batch = batch.finish();
+        let mut seen = Seen(Vec::new());
+        run_parse_batch(&mut seen, &batch);
+        assert_eq!(seen.0, records, "each record as pushed, though one RawRecord is reused");
+        let numbers = ["1,2", "", "3,x", "4"].map(|text| RawRecord::new("text/plain", text));
+        let mut batch = weir_events::RawBatchBuilder::default();
+        for r in &numbers {
+            batch.push(&r.data, None, &r.content_type, r.arrival_time).unwrap();
+        }
+        assert_eq!(run_parse_batch(&mut Numbers, &batch.finish()), run_parse(&mut Numbers, &numbers));
     }
 
     /// Drops odd numbers, doubles even ones, fails on missing numbers.

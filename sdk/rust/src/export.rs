@@ -4,11 +4,11 @@
 
 use std::cell::{RefCell, RefMut};
 
-use weir_events::Columns;
+use weir_events::{Columns, RawBatch};
 
 use crate::bindings::parser::weir::plugin::types as wit;
 use crate::drivers::{self, AccumulateOutput, BatchOutput, RecordError};
-use crate::plugin::{Aggregator, Enricher, FinishedGroup, Parser, RawRecord, Window};
+use crate::plugin::{Aggregator, Enricher, FinishedGroup, Parser, Window};
 
 /// Exports a type implementing [`Parser`](crate::Parser) as the component's
 /// `weir:plugin/parse` interface. Expands to nothing on native targets, so the plugin
@@ -41,7 +41,7 @@ macro_rules! export_parser {
                     PLUGIN.with(|slot| slot.configure(config, <$plugin as $crate::Parser>::configure))
                 }
 
-                fn parse(records: ::std::vec::Vec<wit::RawRecord>) -> wit::BatchOutput {
+                fn parse(records: wit::RawBatch) -> wit::BatchOutput {
                     PLUGIN.with(|slot| $crate::__private::parse(slot, records))
                 }
             }
@@ -182,10 +182,16 @@ impl<P> Slot<P> {
     }
 }
 
-pub fn parse<P: Parser>(slot: &Slot<P>, records: Vec<wit::RawRecord>) -> wit::BatchOutput {
-    let records: Vec<RawRecord> = records.into_iter().map(raw_record_from_wit).collect();
+pub fn parse<P: Parser>(slot: &Slot<P>, records: wit::RawBatch) -> wit::BatchOutput {
+    // How many inputs there were, should the batch be malformed (never, with a correct
+    // host): counted in `data-ends`, rounded down.
+    let inputs = records.data_ends.len() / 4;
+    let records = match RawBatch::try_from(records).and_then(|batch| batch.validate().map(|()| batch)) {
+        Ok(records) => records,
+        Err(err) => return batch_output_to_wit(BatchOutput::all_failed(inputs, &err.to_string())),
+    };
     let output = match slot.plugin().as_mut() {
-        Some(parser) => drivers::run_parse(parser, &records),
+        Some(parser) => drivers::run_parse_batch(parser, &records),
         None => BatchOutput::all_failed(records.len(), NOT_CONFIGURED),
     };
     batch_output_to_wit(output)
@@ -249,15 +255,7 @@ pub fn finish<A: Aggregator>(slot: &Slot<A>, groups: Vec<wit::FinishedGroup>) ->
     batch_output_to_wit(output)
 }
 
-fn raw_record_from_wit(record: wit::RawRecord) -> RawRecord {
-    RawRecord {
-        data: record.data,
-        key: record.key,
-        content_type: record.content_type,
-        arrival_time: record.arrival_time,
-    }
-}
-
+weir_events::raw_batch_conversions!(wit::RawBatch);
 weir_events::event_batch_conversions!(wit::EventBatch);
 
 /// The host's batch unpacked; when a number column is cut inside an element (never, with a
@@ -283,7 +281,7 @@ fn batch_output_to_wit(output: BatchOutput) -> wit::BatchOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, Event};
+    use crate::{Config, Event, RawRecord};
 
     /// One event per record, keyed by the record's key; refuses a `limit` of zero.
     struct Echo;
@@ -305,8 +303,12 @@ mod tests {
         }
     }
 
-    fn wit_record(text: &str) -> wit::RawRecord {
-        wit::RawRecord { data: text.into(), key: Some("k".into()), content_type: "text/plain".into(), arrival_time: 7 }
+    fn wit_records(texts: &[&str]) -> wit::RawBatch {
+        let mut batch = weir_events::RawBatchBuilder::default();
+        for text in texts {
+            batch.push(text.as_bytes(), Some("k"), "text/plain", 7).unwrap();
+        }
+        batch.finish().into()
     }
 
     fn pairs(limit: &str) -> wit::Config {
@@ -316,7 +318,7 @@ mod tests {
     #[test]
     fn batches_before_configure_fail_every_record() {
         let slot = Slot::<Echo>::new();
-        let output = parse(&slot, vec![wit_record("a"), wit_record("b")]);
+        let output = parse(&slot, wit_records(&["a", "b"]));
         assert_eq!(output.counts, [0, 0]);
         assert_eq!(output.errors.len(), 2);
         assert_eq!(output.errors[1].index, 1);
@@ -327,19 +329,30 @@ mod tests {
     fn a_rejected_configuration_empties_the_slot() {
         let slot = Slot::<Echo>::new();
         assert_eq!(slot.configure(pairs("5"), Echo::configure), Ok(()));
-        assert_eq!(parse(&slot, vec![wit_record("a")]).counts, [1]);
+        assert_eq!(parse(&slot, wit_records(&["a"])).counts, [1]);
         assert_eq!(slot.configure(pairs("0"), Echo::configure), Err("limit must be positive".into()));
-        assert_eq!(parse(&slot, vec![wit_record("a")]).errors[0].message, NOT_CONFIGURED);
+        assert_eq!(parse(&slot, wit_records(&["a"])).errors[0].message, NOT_CONFIGURED);
     }
 
     #[test]
     fn records_and_events_cross_the_generated_types_intact() {
         let slot = Slot::<Echo>::new();
         slot.configure(Vec::new(), Echo::configure).unwrap();
-        let output = parse(&slot, vec![wit_record("hello"), wit_record("world")]);
+        let output = parse(&slot, wit_records(&["hello", "world"]));
         let events = Columns::try_from(output.events).unwrap().decode().unwrap();
         let expected = Event::new(7).with_key("k").with("text", "hello");
         assert_eq!(events[0], expected);
         assert_eq!(Columns::try_from(wit::EventBatch::from(Columns::encode(&events))), Ok(Columns::encode(&events)));
+    }
+
+    #[test]
+    fn a_malformed_raw_batch_fails_every_record_with_the_reason() {
+        let slot = Slot::<Echo>::new();
+        slot.configure(Vec::new(), Echo::configure).unwrap();
+        let mut records = wit_records(&["a", "b"]);
+        records.arrival_times.truncate(8);
+        let output = parse(&slot, records);
+        assert_eq!(output.counts, [0, 0]);
+        assert_eq!(output.errors[1].message, "malformed raw-record batch: arrival-times has 1 elements for 2 records");
     }
 }

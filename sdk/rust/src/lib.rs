@@ -127,11 +127,11 @@ pub mod testing;
 pub use config::Config;
 pub use drivers::{
     AccumulateOutput, BatchOutput, RecordError, run_accumulate, run_configure, run_enrich, run_finish, run_init,
-    run_merge, run_parse,
+    run_merge, run_parse, run_parse_batch,
 };
 pub use plugin::{Aggregator, Enricher, FinishedGroup, Parser, RawRecord, Window};
 pub use serde_json;
-pub use weir_events::{Columns, Event, Name, Value, ValueKind, json, time};
+pub use weir_events::{Columns, Event, Name, RawBatch, RawBatchBuilder, Value, ValueKind, json, time};
 
 /// What the `export_*!` macros expand to; not a stable API.
 #[doc(hidden)]

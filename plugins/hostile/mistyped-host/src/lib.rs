@@ -1,4 +1,4 @@
-//! Test-only: claims the host's own `weir:plugin@0.2.0` and the `enricher` world, but its
+//! Test-only: claims the host's own `weir:plugin@0.3.0` and the `enricher` world, but its
 //! `host.counter-add` import and its `enrich` export have the wrong types. Reading its
 //! imports and exports by name finds nothing wrong; only linking and type-checking it
 //! against the host does, so `weir plugin inspect` must do that, as loading does.
@@ -7,7 +7,7 @@
 
 wit_bindgen::generate!({
     inline: "
-        package weir:plugin@0.2.0;
+        package weir:plugin@0.3.0;
 
         interface host {
             counter-add: func(name: string) -> u64;
