@@ -44,7 +44,13 @@ async function sendSome() {
   const r = await fetch(`${url}/v1/streams/orders/records?key_field=order_id`, { method: 'POST', headers: { 'Content-Type': 'application/x-ndjson' }, body: lines.join('\n') });
   if (!r.ok) throw new Error(`ingest: ${r.status} ${await r.text()}`);
 }
-const sender = setInterval(() => sendSome().catch((e) => console.error(e)), 300);
+// The sends under way, so that stopping the sender can wait for the last one to be
+// acknowledged (a fixed nap is too short on a loaded machine).
+const inFlight = new Set();
+const sender = setInterval(() => {
+  const send = sendSome().catch((e) => console.error(e)).finally(() => inFlight.delete(send));
+  inFlight.add(send);
+}, 300);
 // One record that is not UTF-8 (a raw body is one record): the parser dead-letters it and
 // the console must show its bytes.
 {
@@ -185,7 +191,7 @@ try {
   await page.locator('[data-testid="live"]', { hasText: /^2$/ }).waitFor();
   sending = false;
   clearInterval(sender);
-  await new Promise((r) => setTimeout(r, 400));
+  await Promise.all([...inFlight]);
   await caughtUp();
   const before = await fixedO7Events();
   await page.getByRole('link', { name: 'Dead letters' }).click();

@@ -175,17 +175,23 @@ async fn deliver_stops_on_shutdown_without_acknowledging() {
     let sink = ScriptedSink::new(Script::FailAll);
     let (stop, shutdown) = watch::channel(false);
     let policy = RetryPolicy {
-        initial_backoff: Duration::from_millis(10),
+        initial_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(60),
         max_attempts: None,
     };
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shutdown comes once the sink has been tried twice (not after a fixed time, which a
+    // loaded machine can stretch past the second attempt), while the delivery waits out
+    // its next backoff.
+    let stopper = async {
+        while sink.received().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         stop.send(true).unwrap();
-    });
+    };
 
     let started = Instant::now();
-    let error = deliver(&sink, five_records(), &policy, &shutdown).await.unwrap_err();
+    let (result, ()) = tokio::join!(deliver(&sink, five_records(), &policy, &shutdown), stopper);
+    let error = result.unwrap_err();
 
     // The backoff grows past a minute, but shutdown cuts the wait short.
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
