@@ -463,6 +463,26 @@ mod tests {
     }
 
     #[test]
+    fn writes_to_one_key_within_a_batch_apply_in_order_and_are_answered_in_the_batch_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServingStore::open(&dir.path().join("serving.redb"), CacheSettings::default()).unwrap();
+        let batch = [
+            upsert("o-9", 100, 1, "nine"),
+            upsert("o-1", 200, 2, "delivered"),
+            upsert("o-5", 100, 3, "five"),
+            upsert("o-1", 100, 4, "placed, late"),
+            upsert("o-1", 300, 5, "refunded"),
+        ];
+        let outcomes = store.upsert("orders", &batch).unwrap();
+        use UpsertOutcome::{Stale, Written};
+        assert_eq!(outcomes, [Written, Written, Written, Stale, Written]);
+        assert_eq!(body(&store, "orders", "o-1").as_deref(), Some("refunded"));
+        assert_eq!(store.get("orders", "o-1").unwrap().document.unwrap().body, "refunded", "and in the cache");
+        assert_eq!(body(&store, "orders", "o-9").as_deref(), Some("nine"));
+        assert_eq!(body(&store, "orders", "o-5").as_deref(), Some("five"));
+    }
+
+    #[test]
     fn same_time_orders_by_sequence_and_a_replay_is_a_no_op() {
         let dir = tempfile::tempdir().unwrap();
         let store = ServingStore::open(&dir.path().join("serving.redb"), CacheSettings::default()).unwrap();
