@@ -84,6 +84,8 @@ impl LocalCluster {
         let child = std::process::Command::new(weir_bin())
             .args(args)
             .env("WEIR_CACHE_DIR", cache)
+            // Ballista's own log of executors registering, beside weir's warnings.
+            .env("WEIR_LOG", "warn,ballista_scheduler::scheduler_server::grpc=info")
             .stdout(file)
             .stderr(stderr)
             .spawn()

@@ -573,7 +573,12 @@ fn manifest_figures(manifest: &serde_json::Value) -> serde_json::Value {
 #[test]
 fn a_run_on_a_ballista_cluster_of_two_executors_equals_the_local_run() {
     let dir = tempfile::tempdir().unwrap();
-    cluster_run_equals_local_run(dir.path(), None);
+    let (cluster, _, _) = cluster_run_equals_local_run(dir.path(), None);
+    // Ballista logs through the `log` crate; weir routes it into its own log, so the
+    // scheduler's record of each executor registering (at info, which LocalCluster
+    // turns on for that module) is there.
+    let registered = cluster.logs().matches("Received register executor request").count();
+    assert_eq!(registered, 2, "{}", cluster.logs());
 }
 
 #[test]

@@ -72,6 +72,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // With the `tracing-log` feature, `init` also routes the `log` crate's records —
+    // Ballista's, DataFusion's, tantivy's, redb's — through the same filter and output,
+    // so their warnings and errors are not lost.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
