@@ -3,7 +3,7 @@
 //! They are what the `export_*!` macros call, and they are plain Rust, so they run (and
 //! are tested, and benchmarked) natively too.
 
-use weir_events::{Columns, ColumnsBuilder, Event, RawBatch};
+use weir_events::{Columns, ColumnsBuilder, Event, RawBatch, RawRecordRef};
 
 use crate::plugin::{Aggregator, Enricher, FinishedGroup, Parser, RawRecord};
 use crate::{Config, host};
@@ -120,11 +120,7 @@ pub fn run_parse<P: Parser>(parser: &mut P, records: &[RawRecord]) -> BatchOutpu
         let mut output = OutputBuilder::with_capacity(records.len());
         let mut produced = Vec::new();
         for record in records {
-            produced.clear();
-            match parser.parse(record, &mut produced) {
-                Ok(()) => output.produced(&produced),
-                Err(message) => output.failed(message),
-            }
+            parse_into(parser, record, &mut produced, &mut output);
         }
         output.finish()
     })
@@ -139,29 +135,38 @@ pub fn run_parse_batch<P: Parser>(parser: &mut P, records: &RawBatch) -> BatchOu
         let mut produced = Vec::new();
         let mut record = RawRecord::new("", Vec::new());
         for i in 0..records.len() {
-            let next = records.record(i);
-            record.data.clear();
-            record.data.extend_from_slice(next.data);
-            match (next.key, &mut record.key) {
-                (Some(key), Some(kept)) => {
-                    kept.clear();
-                    kept.push_str(key);
-                }
-                (key, kept) => *kept = key.map(str::to_owned),
-            }
-            if record.content_type != next.content_type {
-                record.content_type.clear();
-                record.content_type.push_str(next.content_type);
-            }
-            record.arrival_time = next.arrival_time;
-            produced.clear();
-            match parser.parse(&record, &mut produced) {
-                Ok(()) => output.produced(&produced),
-                Err(message) => output.failed(message),
-            }
+            refill(&mut record, records.record(i));
+            parse_into(parser, &record, &mut produced, &mut output);
         }
         output.finish()
     })
+}
+
+/// Runs the parser on one record and adds what it produced, or its error, to `output`.
+fn parse_into<P: Parser>(parser: &mut P, record: &RawRecord, produced: &mut Vec<Event>, output: &mut OutputBuilder) {
+    produced.clear();
+    match parser.parse(record, produced) {
+        Ok(()) => output.produced(produced),
+        Err(message) => output.failed(message),
+    }
+}
+
+/// Makes `record` a copy of `from`, in the buffers it already has.
+fn refill(record: &mut RawRecord, from: RawRecordRef<'_>) {
+    record.data.clear();
+    record.data.extend_from_slice(from.data);
+    match (from.key, &mut record.key) {
+        (Some(key), Some(kept)) => {
+            kept.clear();
+            kept.push_str(key);
+        }
+        (key, kept) => *kept = key.map(str::to_owned),
+    }
+    if record.content_type != from.content_type {
+        record.content_type.clear();
+        record.content_type.push_str(from.content_type);
+    }
+    record.arrival_time = from.arrival_time;
 }
 
 /// Enriches a batch of events. When the host sent a batch whose lists disagree, every
