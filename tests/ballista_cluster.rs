@@ -187,6 +187,55 @@ impl ClusterCerts {
     }
 }
 
+/// Opens a TLS connection to `addr` as a cluster peer would — trusting `ca` for the name
+/// `weir-batch`, presenting `cert` and `key` — starts HTTP/2 and waits up to 10 s for
+/// the server's first bytes. Returns how many came, or why none did: under TLS 1.3 a
+/// server that refuses the client's certificate says so after the client's side of the
+/// handshake is done, so a refusal shows when reading.
+///
+/// # Errors
+/// The files cannot be read, the handshake fails, or the server closes or refuses the
+/// connection before answering.
+pub async fn tls_answer(addr: &str, ca: &Path, cert: &Path, key: &Path) -> Result<usize, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+        roots.add(ca.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| e.to_string())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("connect: {e}"))?;
+    let name = ServerName::try_from("weir-batch").map_err(|e| e.to_string())?;
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    // The HTTP/2 preface and an empty SETTINGS frame; a gRPC server answers with its own.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    tls.write_all(&hello).await.map_err(|e| format!("write: {e}"))?;
+    let mut answer = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(10), tls.read(&mut answer)).await {
+        Ok(Ok(0)) => Err("closed without an answer".into()),
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(format!("read: {e}")),
+        Err(_) => Err("no answer in 10 s".into()),
+    }
+}
+
 /// A loopback port nothing listens on, with the next one free too (an executor's Flight
 /// and gRPC services).
 fn free_port_pair() -> u16 {

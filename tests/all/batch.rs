@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use weir_client::request;
-use weir_e2e::ballista_cluster::{ClusterCerts, LocalCluster};
+use weir_e2e::ballista_cluster::{ClusterCerts, LocalCluster, tls_answer};
 use weir_e2e::{Run, Server, weir, weir_bin};
 
 use crate::streaming::{caught_up, post, rt, ts, write_config};
@@ -602,15 +602,28 @@ fn over_mutual_tls_the_cluster_run_equals_the_local_run_and_a_planner_without_a_
         "the error names the cluster and the certificate: {}",
         refused.all()
     );
-    // A planner that trusts the cluster's CA but presents another CA's certificate: the
-    // scheduler checks the client's certificate, not only that it speaks TLS.
-    let impostor = ClusterCerts { ca: certs.ca.clone(), ..foreign };
+    // A planner that trusts the cluster's CA but presents another CA's certificate stops
+    // at start, before it connects: its own certificate would be refused.
+    let impostor = ClusterCerts { ca: certs.ca.clone(), ..foreign.clone() };
     let impostor_args = impostor.args();
     let mut args = vec!["--cluster", &cluster.url];
     args.extend(impostor_args.iter().map(String::as_str));
     let refused = batch_run(&config, &cache, day, &args);
     assert_ne!(refused.code, 0, "a client certificate of another CA got through: {}", refused.all());
-    assert!(refused.stderr.contains(&format!("on cluster {}", cluster.url)), "{}", refused.all());
+    assert!(
+        refused.stderr.contains("foreign-cert.pem") && refused.stderr.contains("not signed by this CA"),
+        "{}",
+        refused.all()
+    );
+    // And the scheduler checks a client's certificate, not only that it speaks TLS: a bare
+    // TLS client with the cluster's certificate is answered, with another CA's refused.
+    let scheduler = cluster.url.trim_start_matches("df://");
+    rt().block_on(async {
+        let answered = tls_answer(scheduler, &certs.ca, &certs.cert, &certs.key).await;
+        assert!(matches!(answered, Ok(bytes) if bytes > 0), "{answered:?}");
+        let refused = tls_answer(scheduler, &certs.ca, &foreign.cert, &foreign.key).await;
+        assert!(refused.is_err(), "the scheduler answered a certificate of another CA: {refused:?}");
+    });
 }
 
 /// Runs the day's job locally and then on a cluster of a scheduler and two executors

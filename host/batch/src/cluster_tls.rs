@@ -57,8 +57,17 @@ impl ClusterTls {
             }
             Ok(bytes)
         };
-        let ca_certificate = Certificate::from_pem(read("CA certificate", ca)?);
-        let identity = Identity::from_pem(read("certificate", cert)?, read("key", key)?);
+        let (ca_pem, cert_pem, key_pem) = (read("CA certificate", ca)?, read("certificate", cert)?, read("key", key)?);
+        check_certificate(&ca_pem, &cert_pem, &key_pem).map_err(|problem| {
+            BatchError::Invalid(format!(
+                "cluster TLS certificate {} (CA {}, key {}): {problem}",
+                cert.display(),
+                ca.display(),
+                key.display()
+            ))
+        })?;
+        let ca_certificate = Certificate::from_pem(ca_pem);
+        let identity = Identity::from_pem(cert_pem, key_pem);
         let tls = Self { ca: ca_certificate, identity };
         // Parsed now, so that a bad file stops the process at start with its names
         // rather than failing every connection later.
@@ -106,6 +115,74 @@ impl ClusterTls {
     }
 }
 
+/// Checks at start what a peer would otherwise refuse at its first connection, with what
+/// to do about it: the key is the certificate's, and the certificate is signed by the CA,
+/// valid now, for the name [`CLUSTER_TLS_NAME`], and usable both as a server's and as a
+/// client's (each process is both). The same checks as the peers' (rustls's WebPKI
+/// verifiers, as tonic's servers and clients run them).
+fn check_certificate(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+    use rustls::client::danger::ServerCertVerifier as _;
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem) {
+        let ca = ca.map_err(|e| format!("the CA file does not hold a PEM certificate: {e}"))?;
+        roots.add(ca).map_err(|e| format!("the CA file's certificate cannot be used: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("the CA file holds no certificate".into());
+    }
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the certificate file does not hold PEM certificates: {e}"))?;
+    let Some((end_entity, intermediates)) = chain.split_first() else {
+        return Err("the certificate file holds no certificate".into());
+    };
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("the key file holds no private key: {e}"))?;
+    rustls::sign::CertifiedKey::from_der(chain.clone(), key, &provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => "the key is not the certificate's key".to_owned(),
+        other => format!("the key cannot be used: {other}"),
+    })?;
+    let roots = Arc::new(roots);
+    let now = UnixTime::now();
+    let name = ServerName::try_from(CLUSTER_TLS_NAME).map_err(|e| e.to_string())?;
+    let as_server = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    as_server.verify_server_cert(end_entity, intermediates, &name, &[], now).map_err(|e| explain(&e, "a server"))?;
+    let as_client = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+        .build()
+        .map_err(|e| e.to_string())?;
+    as_client.verify_client_cert(end_entity, intermediates, now).map_err(|e| explain(&e, "a client"))?;
+    Ok(())
+}
+
+/// A peer's refusal of the certificate `as_what` (a server or a client), with what to do.
+fn explain(error: &rustls::Error, as_what: &str) -> String {
+    use rustls::CertificateError as C;
+    let hint = match error {
+        rustls::Error::InvalidCertificate(problem) => match problem {
+            C::UnknownIssuer | C::BadSignature => "it is not signed by this CA: every process of a cluster needs a \
+                 certificate signed by the cluster's CA"
+                .to_owned(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                format!("give it the subject alternative name DNS:{CLUSTER_TLS_NAME}")
+            }
+            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
+                "issue a certificate valid now".to_owned()
+            }
+            C::InvalidPurpose | C::InvalidPurposeContext { .. } => "each process is both a server and a client: \
+                 give it the extended key usages serverAuth and clientAuth, or none"
+                .to_owned(),
+            _ => String::new(),
+        },
+        _ => String::new(),
+    };
+    let hint = if hint.is_empty() { hint } else { format!("; {hint}") };
+    format!("a peer would refuse it as {as_what}'s: {error}{hint} (docs/batch.md shows how to make one)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,19 +201,66 @@ mod tests {
 
     /// A CA and a certificate it signed for `names`, as PEM files in `dir`: (ca, cert, key).
     fn certified(dir: &Path, names: &[&str]) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+        certified_with(dir, names, |_| {})
+    }
+
+    /// [`certified`], the certificate's parameters changed by `change` before it is signed.
+    fn certified_with(
+        dir: &Path,
+        names: &[&str],
+        change: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        std::fs::create_dir_all(dir).unwrap();
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let cert = CertificateParams::new(names).unwrap().signed_by(&key, &Issuer::new(ca_params, ca_key)).unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        change(&mut params);
+        let cert = params.signed_by(&key, &Issuer::new(ca_params, ca_key)).unwrap();
         let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&paths.0, ca.pem()).unwrap();
         std::fs::write(&paths.1, cert.pem()).unwrap();
         std::fs::write(&paths.2, key.serialize_pem()).unwrap();
         paths
+    }
+
+    /// What `from_files` says of these files (it must refuse them).
+    fn refusal(ca: &Path, cert: &Path, key: &Path) -> String {
+        ClusterTls::from_files(ca, cert, key).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_certificate_its_peers_would_refuse_is_refused_at_start_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, cert, key) = certified(&dir.path().join("good"), &[CLUSTER_TLS_NAME]);
+        assert!(ClusterTls::from_files(&ca, &cert, &key).is_ok());
+
+        let (other_ca, other_cert, other_key) = certified(&dir.path().join("other"), &[CLUSTER_TLS_NAME]);
+        let err = refusal(&ca, &other_cert, &other_key);
+        assert!(err.contains("not signed by this CA") && err.contains("other/cert.pem"), "{err}");
+        let err = refusal(&other_ca, &other_cert, &key);
+        assert!(err.contains("the key is not the certificate's key") && err.contains("good/key.pem"), "{err}");
+
+        let (ca, cert, key) = certified(&dir.path().join("named"), &["scheduler.internal"]);
+        let err = refusal(&ca, &cert, &key);
+        assert!(err.contains("DNS:weir-batch") && err.contains("as a server's"), "{err}");
+
+        let (ca, cert, key) = certified_with(&dir.path().join("server-only"), &[CLUSTER_TLS_NAME], |params| {
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        });
+        let err = refusal(&ca, &cert, &key);
+        assert!(err.contains("as a client's") && err.contains("serverAuth and clientAuth"), "{err}");
+
+        let (ca, cert, key) = certified_with(&dir.path().join("expired"), &[CLUSTER_TLS_NAME], |params| {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+        });
+        let err = refusal(&ca, &cert, &key);
+        assert!(err.contains("valid now"), "{err}");
     }
 
     #[test]
@@ -153,6 +277,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, _) = certified(dir.path(), &[CLUSTER_TLS_NAME]);
         let err = ClusterTls::from_files(&ca, &cert, &cert).unwrap_err().to_string();
-        assert!(err.contains("cluster TLS files") && err.contains("cert.pem"), "{err}");
+        assert!(err.contains("holds no private key") && err.contains("cert.pem"), "{err}");
     }
 }
