@@ -255,6 +255,27 @@ fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggreg
     assert_eq!(manifest["dead_letters"], 1, "the malformed order dead-lettered: {manifest}");
     assert_eq!(manifest["plugins"][0], "orders-parser@1.0.0");
     assert!(manifest_path(dir.path(), day).exists());
+    // Progress (records, bytes of the archive's files, elapsed, ETA) and a summary, on
+    // standard error; the manifest alone on standard output.
+    let run_id = manifest["run"].as_str().unwrap();
+    assert!(
+        run.stderr.contains(&format!("orders-daily {run_id}: "))
+            && run.stderr.contains(" MB in ")
+            && run.stderr.contains("ETA"),
+        "{}",
+        run.stderr
+    );
+    let summary = format!("job orders-daily run {run_id} completed in ");
+    assert!(run.stderr.contains(&summary) && run.stderr.contains("1 dead letters; "), "{}", run.stderr);
+    assert!(run.stderr.contains("restaurant-day 5 rows"), "{}", run.stderr);
+    // `weir batch list`: the job, its schedule and its last run.
+    let list = weir(&[&"batch", &"list", &"--config", &config], &cache);
+    assert_eq!(list.code, 0, "{}", list.all());
+    let jobs: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let last = &jobs[0]["last_run"];
+    assert_eq!((jobs[0]["job"].as_str(), last["run"].as_str()), (Some("orders-daily"), Some(run_id)), "{jobs}");
+    assert_eq!((last["status"].as_str(), last["records"].as_u64()), (Some("completed"), Some(everything.len() as u64)));
+    assert!(last["duration_seconds"].as_f64().is_some_and(|s| s >= 0.0), "{jobs}");
     let dead = std::fs::read_to_string(
         walk(&dir.path().join("data/lake/dead-letters/job=orders-daily")).first().expect("the job's dead letters"),
     )
@@ -794,6 +815,23 @@ fn an_on_demand_run_through_the_api_recomputes_the_day_inside_serve_and_shows_in
                 && runs_audited[1].starts_with(&format!("ok: {} records", sent.len())),
             "{audit}"
         );
+
+        // The run is counted in /metrics.
+        let auth = format!("Bearer {READER}");
+        let metrics =
+            weir_client::request_with_headers(addr, "GET", "/metrics", &[("Authorization", auth.as_str())], b"")
+                .await
+                .unwrap()
+                .body;
+        let counted = [
+            "weir_job_runs_total{job=\"orders-daily\",trigger=\"on-demand\",status=\"completed\"} 1".to_owned(),
+            format!("weir_job_records_total{{job=\"orders-daily\"}} {}", sent.len()),
+            "weir_job_dead_letters_total{job=\"orders-daily\"} 1".to_owned(),
+        ];
+        for line in &counted {
+            assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+        }
+        assert!(metrics.contains("weir_job_last_run_milliseconds{job=\"orders-daily\"} "), "{metrics}");
     });
     assert!(server.stop().success());
 }

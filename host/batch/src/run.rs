@@ -99,6 +99,7 @@ pub struct JobRunner {
     /// One run at a time: scheduled and on-demand runs of a host compete with its stream
     /// for the cores, and two runs of one period must not interleave their commits.
     one_at_a_time: tokio::sync::Mutex<()>,
+    observer: Option<Arc<dyn crate::RunObserver>>,
 }
 
 impl std::fmt::Debug for JobRunner {
@@ -131,6 +132,7 @@ impl JobRunner {
             cluster: None,
             cluster_tls: None,
             one_at_a_time: tokio::sync::Mutex::new(()),
+            observer: None,
         }
     }
 
@@ -144,6 +146,12 @@ impl JobRunner {
     /// Talks to the cluster over mutual TLS with `tls` (see [`crate::ClusterTls`]).
     pub fn with_cluster_tls(mut self, tls: crate::ClusterTls) -> Self {
         self.cluster_tls = Some(tls);
+        self
+    }
+
+    /// Tells `observer` of every run's progress and end.
+    pub fn with_observer(mut self, observer: Arc<dyn crate::RunObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -193,6 +201,17 @@ impl JobRunner {
     /// period has no manifest); a rerun of the period completes it.
     pub async fn run(&self, request: RunRequest) -> Result<RunManifest, BatchError> {
         let _one_at_a_time = self.one_at_a_time.lock().await;
+        let started = std::time::Instant::now();
+        let (job, trigger) = (request.job.clone(), request.trigger);
+        let result = self.run_one(request, started).await;
+        if let Some(observer) = &self.observer {
+            let outcome = result.as_ref();
+            observer.finished(&crate::RunFinished { job: &job, trigger, outcome, elapsed: started.elapsed() });
+        }
+        result
+    }
+
+    async fn run_one(&self, request: RunRequest, began: std::time::Instant) -> Result<RunManifest, BatchError> {
         let job = self.job(&request.job)?.clone();
         let period = request.period;
         let run = period.run_id();
@@ -215,6 +234,7 @@ impl JobRunner {
         // Records that arrived in the period or within its lateness after it.
         let (from, to) = (period.from, period.to.saturating_add(job.lateness.micros()));
         let files = chain_plan::archive_files(lake.as_ref(), &job.stream, from, to).await?;
+        let (file_count, file_bytes) = (files.len(), files.iter().map(|(_, size)| size).sum::<u64>());
         let earlier = KeptLedger::read(lake.as_ref(), &job.name, &run)
             .await
             .map_err(|e| BatchError::Sink(format!("cannot read the kept-records ledger of {run}: {e}")))?;
@@ -237,10 +257,33 @@ impl JobRunner {
             plugins: steps.clone(),
             batch_size: job.batch_size.max(1),
         };
+        // Progress at most every 200 ms.
+        let last_told = std::sync::Mutex::new(None::<std::time::Instant>);
+        let told = |records: usize, read_bytes: u64| {
+            let Some(observer) = &self.observer else { return };
+            let mut last = last_told.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_millis(200)) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+            let (files, elapsed) = (file_count, began.elapsed());
+            observer.progress(&crate::RunProgress {
+                job: &job.name,
+                run: &run,
+                files,
+                file_bytes,
+                records,
+                read_bytes,
+                elapsed,
+            });
+        };
         let (archived, chain) = self
-            .run_plugin_step(spec, job.max_input_bytes.bytes(), |records, bytes| {
-                input_too_large(&job, &period, records, bytes)
-            })
+            .run_plugin_step(
+                spec,
+                job.max_input_bytes.bytes(),
+                |records, bytes| input_too_large(&job, &period, records, bytes),
+                told,
+            )
             .await?;
         let lineage = steps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(">");
 
@@ -412,6 +455,7 @@ impl JobRunner {
         spec: ChainSpec,
         max_bytes: u64,
         too_large: impl Fn(usize, u64) -> BatchError,
+        progress: impl Fn(usize, u64),
     ) -> Result<(Vec<ArchivedRecord>, ChunkOutput), BatchError> {
         use futures_util::StreamExt as _;
         let what = match &self.cluster {
@@ -434,7 +478,7 @@ impl JobRunner {
         let table = ChainTable { spec: spec.clone(), env };
         let mut stream = ctx.read_table(Arc::new(table)).map_err(failed)?.execute_stream().await.map_err(failed)?;
         // Each batch decoded as it arrives, while the partitions still run, and dropped.
-        let (mut rows, mut records, mut bytes) = (Vec::new(), 0, 0);
+        let (mut rows, mut records, mut bytes, mut read) = (Vec::new(), 0, 0, 0);
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(failed)?;
             records += batch.num_rows();
@@ -443,6 +487,8 @@ impl JobRunner {
                 return Err(too_large(records, bytes));
             }
             chain_plan::decode_rows(&batch, &mut rows)?;
+            read += chain_plan::archive_line_bytes(&batch);
+            progress(records, read);
         }
         Ok(chain_plan::in_id_order(rows))
     }

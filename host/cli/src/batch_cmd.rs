@@ -105,6 +105,13 @@ pub(crate) enum BatchCommand {
         #[command(flatten)]
         tls: ClusterTlsArgs,
     },
+    /// Every job of a configuration with its schedule and last completed run (period,
+    /// status, duration, counts), from the runs' manifests.
+    List {
+        /// The pipeline configuration (TOML), e.g. weir.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// The completed runs of a job, from their manifests.
     Runs {
         /// The job (its `name` in [[jobs]]).
@@ -214,6 +221,17 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
             };
             weir_batch::serve_executor(options, env).await?;
         }
+        BatchCommand::List { config } => {
+            let parsed = load(&config)?;
+            let mut jobs = Vec::new();
+            for spec in &parsed.jobs {
+                let lake = weir_connectors::lake_store(&parsed, &spec.input)?;
+                let manifests = weir_sinks::RunManifest::list(lake.as_ref(), &spec.name).await?;
+                // The run that finished last (a backfill may have rerun an old period).
+                jobs.push(job_line(spec, manifests.iter().max_by(|a, b| a.finished.cmp(&b.finished))));
+            }
+            println!("{}", serde_json::to_string_pretty(&jobs)?);
+        }
         BatchCommand::Runs { job, config } => {
             let parsed = load(&config)?;
             let spec = parsed.job(&job).with_context(|| format!("unknown job {job:?}"))?;
@@ -223,6 +241,34 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A job in `weir batch list`: its schedule and its newest completed run. A run that
+/// failed or was killed writes no manifest, so it shows as the run before it.
+fn job_line(spec: &weir_config::JobConfig, last: Option<&weir_sinks::RunManifest>) -> serde_json::Value {
+    let last_run = last.map(|m| {
+        let seconds = match (parse_time(&m.started), parse_time(&m.finished)) {
+            (Ok(started), Ok(finished)) => Some((finished - started) as f64 / 1e6),
+            _ => None,
+        };
+        serde_json::json!({
+            "run": m.run,
+            "period": {"from": weir_events::time::format_rfc3339(m.from), "to": weir_events::time::format_rfc3339(m.to)},
+            "status": "completed",
+            "trigger": m.trigger,
+            "finished": m.finished,
+            "duration_seconds": seconds,
+            "records": m.records,
+            "events": m.events,
+            "dead_letters": m.dead_letters,
+        })
+    });
+    serde_json::json!({
+        "job": spec.name,
+        "stream": spec.stream,
+        "schedule": spec.schedule.as_ref().map(ToString::to_string),
+        "last_run": last_run,
+    })
 }
 
 fn load(config: &PathBuf) -> anyhow::Result<PipelineConfig> {
@@ -338,7 +384,8 @@ async fn open_runner(config: &PathBuf, workers: Option<usize>) -> anyhow::Result
     }
     let lakes = job_lakes(&parsed)?;
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(8));
-    Ok(JobRunner::new(parsed, sinks, plugins, lakes, workers, tokio::sync::watch::channel(false).1))
+    let runner = JobRunner::new(parsed, sinks, plugins, lakes, workers, tokio::sync::watch::channel(false).1);
+    Ok(runner.with_observer(Arc::new(crate::batch_progress::ConsoleProgress::new())))
 }
 
 /// A runner over parts already built (by `weir serve`'s pipeline).

@@ -2,6 +2,7 @@
 
 mod admin_cmd;
 mod batch_cmd;
+mod batch_progress;
 mod jobs_service;
 mod new_cmd;
 mod pipeline_cmd;

@@ -225,7 +225,7 @@ pub(crate) async fn serve(config: &PathBuf) -> ExitCode {
             pipeline.shutdown_receiver(),
         ) {
             Ok(runner) => {
-                let runner = Arc::new(runner);
+                let runner = Arc::new(runner.with_observer(Arc::new(JobMetrics(pipeline.clone()))));
                 if parsed.jobs.iter().any(|job| job.schedule.is_some()) {
                     tokio::spawn(weir_batch::run_schedules(runner.clone(), pipeline.shutdown_receiver()));
                 }
@@ -309,6 +309,31 @@ pub(crate) async fn demo(plugin_dir: Option<PathBuf>, data_dir: PathBuf, events:
         Err(e) => {
             eprintln!("error: the demo failed: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Counts the batch jobs' runs in the pipeline's `/metrics`.
+struct JobMetrics(Arc<Pipeline>);
+
+impl weir_batch::RunObserver for JobMetrics {
+    fn finished(&self, finished: &weir_batch::RunFinished<'_>) {
+        let metrics = self.0.metrics();
+        let job = finished.job;
+        let status = match finished.outcome {
+            Ok(_) => "completed",
+            Err(weir_batch::BatchError::Stopped) => "stopped",
+            Err(_) => "failed",
+        };
+        let labels = [("job", job), ("trigger", finished.trigger.as_str()), ("status", status)];
+        metrics.add("weir_job_runs_total", &labels, 1);
+        let millis = i64::try_from(finished.elapsed.as_millis()).unwrap_or(i64::MAX);
+        metrics.set("weir_job_last_run_milliseconds", &[("job", job)], millis);
+        if let Ok(manifest) = finished.outcome {
+            metrics.add("weir_job_records_total", &[("job", job)], manifest.records);
+            metrics.add("weir_job_dead_letters_total", &[("job", job)], manifest.dead_letters);
+            let now = weir_batch::now_micros() / 1_000_000;
+            metrics.set("weir_job_last_completed_timestamp_seconds", &[("job", job)], now);
         }
     }
 }

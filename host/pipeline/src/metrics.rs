@@ -34,10 +34,17 @@ const COUNTERS: &[(&str, &str)] = &[
     ("weir_plugin_start_failures_total", "Commits held because a live plugin could not start a fresh instance"),
     ("weir_serving_lookups_total", "Serving lookups, by table and whether the cache answered"),
     ("weir_search_queries_total", "Search queries answered, by index"),
+    ("weir_job_runs_total", "Batch job runs that ended, by job, trigger and status (completed, failed, stopped)"),
+    ("weir_job_records_total", "Raw records read by batch job runs that completed, by job"),
+    ("weir_job_dead_letters_total", "Records and rows dead-lettered by batch job runs that completed, by job"),
 ];
 
 /// Every gauge and its help.
-const GAUGES: &[(&str, &str)] = &[("weir_shard_lag_records", "Records in a shard not yet committed by its stage")];
+const GAUGES: &[(&str, &str)] = &[
+    ("weir_shard_lag_records", "Records in a shard not yet committed by its stage"),
+    ("weir_job_last_run_milliseconds", "How long a job's last run that ended took, by job"),
+    ("weir_job_last_completed_timestamp_seconds", "When a job's last completed run ended (Unix time), by job"),
+];
 
 /// Time of one commit, by stream: its plugin calls and the delivery to every sink, up to
 /// the checkpoint.
