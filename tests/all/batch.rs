@@ -643,7 +643,10 @@ fn over_mutual_tls_the_cluster_run_equals_the_local_run_and_a_planner_without_a_
         let answered = tls_answer(scheduler, &certs.ca, &certs.cert, &certs.key).await;
         assert!(matches!(answered, Ok(bytes) if bytes > 0), "{answered:?}");
         let refused = tls_answer(scheduler, &certs.ca, &foreign.cert, &foreign.key).await;
-        assert!(refused.is_err(), "the scheduler answered a certificate of another CA: {refused:?}");
+        // Refused by the server (an alert or a closed connection, whichever comes first),
+        // not unreachable or silent.
+        let reason = refused.expect_err("the scheduler answered a certificate of another CA");
+        assert!(["read:", "write:", "handshake:", "closed"].iter().any(|r| reason.starts_with(r)), "{reason}");
     });
 }
 
@@ -688,7 +691,7 @@ fn cluster_run_equals_local_run(dir: &Path, tls: Option<ClusterCerts>) -> (Local
     assert_eq!(cluster_dead, local_dead, "the same dead letters, under the same names");
     // The planner never loads the parser in cluster mode (its plan refuses to run
     // outside an executor), so the records went through the executors: together they ran
-    // each of the plugin step's partitions (one per archive file, two here) once and kept
+    // each of the plugin step's partitions once and kept
     // its output (`JOB/STAGE/PARTITION/data-PARTITION.arrow`) for the planner to fetch.
     let ran: Vec<Vec<String>> = cluster
         .work_dirs
@@ -697,7 +700,12 @@ fn cluster_run_equals_local_run(dir: &Path, tls: Option<ClusterCerts>) -> (Local
         .collect();
     let mut partitions: Vec<&String> = ran.iter().flatten().collect();
     partitions.sort();
-    assert_eq!(partitions, ["data-0.arrow", "data-1.arrow"], "{ran:?}\n{}", logs());
+    // One partition per archive file, at most --workers 4.
+    let archive = walk(&dir.join("data/lake/raw/stream=orders"));
+    let files = archive.iter().filter(|f| f.extension().is_some_and(|e| e == "ndjson")).count().min(4);
+    let expected: Vec<String> = (0..files).map(|n| format!("data-{n}.arrow")).collect();
+    assert!(files >= 2, "the day's archive is at least one file per shard");
+    assert_eq!(partitions, expected.iter().collect::<Vec<_>>(), "{ran:?}\n{}", logs());
     // Pushed tasks go to every executor with a free slot. Polled ones (with TLS) go to
     // whichever executor asks first, so one busy executor may take them all.
     if tls.is_none() {

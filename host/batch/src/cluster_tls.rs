@@ -29,6 +29,17 @@ use crate::error::BatchError;
 /// The DNS name (subject alternative name) every certificate of a cluster carries.
 pub const CLUSTER_TLS_NAME: &str = "weir-batch";
 
+/// What a process is to the other processes of a cluster, which decides how its own
+/// certificate is used and so how it is checked at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterRole {
+    /// The planner of `--cluster` runs: it only connects, so its certificate only needs
+    /// to be a client's (the servers check its CA and client use, not its name).
+    Planner,
+    /// The scheduler and the executors: servers that also connect to each other.
+    Node,
+}
+
 /// The CA of a cluster and this process's certificate and key, PEM.
 #[derive(Clone)]
 pub struct ClusterTls {
@@ -44,11 +55,13 @@ impl std::fmt::Debug for ClusterTls {
 
 impl ClusterTls {
     /// Reads the CA certificate, this process's certificate (signed by the CA, for the
-    /// name [`CLUSTER_TLS_NAME`]) and its private key, all PEM.
+    /// name [`CLUSTER_TLS_NAME`]) and its private key, all PEM, and checks them as the
+    /// peers of a process of `role` will.
     ///
     /// # Errors
-    /// A file that cannot be read or does not hold PEM, named.
-    pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<Self, BatchError> {
+    /// A file that cannot be read or does not hold PEM, or a certificate a peer would
+    /// refuse, named, with what to do.
+    pub fn from_files(ca: &Path, cert: &Path, key: &Path, role: ClusterRole) -> Result<Self, BatchError> {
         let read = |what: &str, path: &Path| {
             let bytes = std::fs::read(path)
                 .map_err(|e| BatchError::Invalid(format!("cluster TLS {what} {}: {e}", path.display())))?;
@@ -58,7 +71,7 @@ impl ClusterTls {
             Ok(bytes)
         };
         let (ca_pem, cert_pem, key_pem) = (read("CA certificate", ca)?, read("certificate", cert)?, read("key", key)?);
-        check_certificate(&ca_pem, &cert_pem, &key_pem).map_err(|problem| {
+        check_certificate(&ca_pem, &cert_pem, &key_pem, role).map_err(|problem| {
             BatchError::Invalid(format!(
                 "cluster TLS certificate {} (CA {}, key {}): {problem}",
                 cert.display(),
@@ -117,21 +130,22 @@ impl ClusterTls {
 
 /// Checks at start what a peer would otherwise refuse at its first connection, with what
 /// to do about it: the key is the certificate's, and the certificate is signed by the CA,
-/// valid now, for the name [`CLUSTER_TLS_NAME`], and usable both as a server's and as a
-/// client's (each process is both). The same checks as the peers' (rustls's WebPKI
-/// verifiers, as tonic's servers and clients run them).
-fn check_certificate(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+/// valid now and usable as a client's; for a [`ClusterRole::Node`] also as a server's,
+/// for the name [`CLUSTER_TLS_NAME`]. The same checks as the peers' (rustls's WebPKI
+/// verifiers, as tonic's servers and clients run them, with the CA file read as they
+/// read it: certificates that cannot be trust anchors are skipped).
+fn check_certificate(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8], role: ClusterRole) -> Result<(), String> {
     use rustls::client::danger::ServerCertVerifier as _;
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(ca_pem) {
-        let ca = ca.map_err(|e| format!("the CA file does not hold a PEM certificate: {e}"))?;
-        roots.add(ca).map_err(|e| format!("the CA file's certificate cannot be used: {e}"))?;
-    }
+    let cas = CertificateDer::pem_slice_iter(ca_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("the CA file does not hold PEM certificates: {e}"))?;
+    roots.add_parsable_certificates(cas);
     if roots.is_empty() {
-        return Err("the CA file holds no certificate".into());
+        return Err("the CA file holds no certificate usable as a CA".into());
     }
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
@@ -147,10 +161,14 @@ fn check_certificate(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8]) -> Result<(
     let roots = Arc::new(roots);
     let now = UnixTime::now();
     let name = ServerName::try_from(CLUSTER_TLS_NAME).map_err(|e| e.to_string())?;
-    let as_server = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-        .build()
-        .map_err(|e| e.to_string())?;
-    as_server.verify_server_cert(end_entity, intermediates, &name, &[], now).map_err(|e| explain(&e, "a server"))?;
+    if role == ClusterRole::Node {
+        let as_server = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .build()
+            .map_err(|e| e.to_string())?;
+        as_server
+            .verify_server_cert(end_entity, intermediates, &name, &[], now)
+            .map_err(|e| explain(&e, "a server"))?;
+    }
     let as_client = rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
         .build()
         .map_err(|e| e.to_string())?;
@@ -163,8 +181,9 @@ fn explain(error: &rustls::Error, as_what: &str) -> String {
     use rustls::CertificateError as C;
     let hint = match error {
         rustls::Error::InvalidCertificate(problem) => match problem {
-            C::UnknownIssuer | C::BadSignature => "it is not signed by this CA: every process of a cluster needs a \
-                 certificate signed by the cluster's CA"
+            C::UnknownIssuer | C::BadSignature => "it is not signed by this CA (or the certificate file leaves out \
+                 the intermediate certificates up to it): every process of a cluster needs a certificate signed by \
+                 the cluster's CA"
                 .to_owned(),
             C::NotValidForName | C::NotValidForNameContext { .. } => {
                 format!("give it the subject alternative name DNS:{CLUSTER_TLS_NAME}")
@@ -193,9 +212,9 @@ mod tests {
         let junk = dir.path().join("junk.pem");
         std::fs::write(&junk, b"not a certificate").unwrap();
         let missing = dir.path().join("missing.pem");
-        let err = ClusterTls::from_files(&missing, &junk, &junk).unwrap_err().to_string();
+        let err = ClusterTls::from_files(&missing, &junk, &junk, ClusterRole::Node).unwrap_err().to_string();
         assert!(err.contains("CA certificate") && err.contains("missing.pem"), "{err}");
-        let err = ClusterTls::from_files(&junk, &junk, &junk).unwrap_err().to_string();
+        let err = ClusterTls::from_files(&junk, &junk, &junk, ClusterRole::Node).unwrap_err().to_string();
         assert!(err.contains("junk.pem is not PEM"), "{err}");
     }
 
@@ -230,14 +249,14 @@ mod tests {
 
     /// What `from_files` says of these files (it must refuse them).
     fn refusal(ca: &Path, cert: &Path, key: &Path) -> String {
-        ClusterTls::from_files(ca, cert, key).unwrap_err().to_string()
+        ClusterTls::from_files(ca, cert, key, ClusterRole::Node).unwrap_err().to_string()
     }
 
     #[test]
     fn a_certificate_its_peers_would_refuse_is_refused_at_start_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = certified(&dir.path().join("good"), &[CLUSTER_TLS_NAME]);
-        assert!(ClusterTls::from_files(&ca, &cert, &key).is_ok());
+        assert!(ClusterTls::from_files(&ca, &cert, &key, ClusterRole::Node).is_ok());
 
         let (other_ca, other_cert, other_key) = certified(&dir.path().join("other"), &[CLUSTER_TLS_NAME]);
         let err = refusal(&ca, &other_cert, &other_key);
@@ -245,15 +264,32 @@ mod tests {
         let err = refusal(&other_ca, &other_cert, &key);
         assert!(err.contains("the key is not the certificate's key") && err.contains("good/key.pem"), "{err}");
 
+        // A planner only connects: its certificate needs no name and no server use.
         let (ca, cert, key) = certified(&dir.path().join("named"), &["scheduler.internal"]);
         let err = refusal(&ca, &cert, &key);
         assert!(err.contains("DNS:weir-batch") && err.contains("as a server's"), "{err}");
+        assert!(ClusterTls::from_files(&ca, &cert, &key, ClusterRole::Planner).is_ok());
+        let (ca, cert, key) = certified_with(&dir.path().join("client-only"), &["planner"], |params| {
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        });
+        assert!(refusal(&ca, &cert, &key).contains("as a server's"));
+        assert!(ClusterTls::from_files(&ca, &cert, &key, ClusterRole::Planner).is_ok());
 
         let (ca, cert, key) = certified_with(&dir.path().join("server-only"), &[CLUSTER_TLS_NAME], |params| {
             params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         });
         let err = refusal(&ca, &cert, &key);
         assert!(err.contains("as a client's") && err.contains("serverAuth and clientAuth"), "{err}");
+        let planner = ClusterTls::from_files(&ca, &cert, &key, ClusterRole::Planner).unwrap_err().to_string();
+        assert!(planner.contains("as a client's"), "{planner}");
+
+        // A CA file with a certificate that cannot be a trust anchor beside the CA, read
+        // as tonic reads it: the CA is still trusted.
+        let (ca, cert, key) = certified(&dir.path().join("bundle"), &[CLUSTER_TLS_NAME]);
+        let bundle = dir.path().join("bundle/bundle.pem");
+        let junk_certificate = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        std::fs::write(&bundle, format!("{junk_certificate}{}", std::fs::read_to_string(&ca).unwrap())).unwrap();
+        assert!(ClusterTls::from_files(&bundle, &cert, &key, ClusterRole::Node).is_ok());
 
         let (ca, cert, key) = certified_with(&dir.path().join("expired"), &[CLUSTER_TLS_NAME], |params| {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
@@ -267,7 +303,7 @@ mod tests {
     fn the_override_turns_ballistas_http_addresses_into_https() {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, key) = certified(dir.path(), &[CLUSTER_TLS_NAME]);
-        let tls = ClusterTls::from_files(&ca, &cert, &key).unwrap();
+        let tls = ClusterTls::from_files(&ca, &cert, &key, ClusterRole::Node).unwrap();
         let endpoint = (tls.endpoint_override())(Endpoint::from_static("http://10.0.0.7:50051")).unwrap();
         assert_eq!(endpoint.uri().to_string(), "https://10.0.0.7:50051/");
     }
@@ -276,7 +312,7 @@ mod tests {
     fn a_key_that_is_not_a_key_is_refused_at_start() {
         let dir = tempfile::tempdir().unwrap();
         let (ca, cert, _) = certified(dir.path(), &[CLUSTER_TLS_NAME]);
-        let err = ClusterTls::from_files(&ca, &cert, &cert).unwrap_err().to_string();
+        let err = ClusterTls::from_files(&ca, &cert, &cert, ClusterRole::Node).unwrap_err().to_string();
         assert!(err.contains("holds no private key") && err.contains("cert.pem"), "{err}");
     }
 }

@@ -35,7 +35,7 @@ mod schedule;
 
 pub use chain_plan::{ChainEnv, ChainSpec};
 pub use cluster::{ExecutorOptions, WeirLogicalCodec, WeirPhysicalCodec, serve_executor, serve_scheduler};
-pub use cluster_tls::{CLUSTER_TLS_NAME, ClusterTls};
+pub use cluster_tls::{CLUSTER_TLS_NAME, ClusterRole, ClusterTls};
 pub use error::BatchError;
 pub use observer::{RunFinished, RunObserver, RunProgress};
 pub use period::{Period, closed_period, now_micros, parse_time, periods_between};

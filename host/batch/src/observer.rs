@@ -19,19 +19,20 @@ pub struct RunProgress<'a> {
     pub file_bytes: u64,
     pub records: usize,
     pub read_bytes: u64,
+    /// Since the run started.
     pub elapsed: Duration,
+    /// The time the rest of the files will take to read at the rate since the first
+    /// records came (setting up — listing, loading the plugins, a cluster's scheduling —
+    /// is not reading); `None` until two reports apart.
+    pub eta: Option<Duration>,
 }
 
-impl RunProgress<'_> {
-    /// The time left, estimated from the share of the files' bytes read so far; `None`
-    /// before anything was read.
-    pub fn eta(&self) -> Option<Duration> {
-        if self.read_bytes == 0 || self.file_bytes == 0 {
-            return None;
-        }
-        let done = (self.read_bytes as f64 / self.file_bytes as f64).min(1.0);
-        Some(self.elapsed.mul_f64((1.0 - done) / done))
+/// The time `left` bytes take at the rate of `read` bytes in `took`.
+pub(crate) fn eta(took: Duration, read: u64, left: u64) -> Option<Duration> {
+    if read == 0 || took.is_zero() {
+        return None;
     }
+    Some(took.mul_f64(left as f64 / read as f64))
 }
 
 /// How a run ended.
@@ -56,18 +57,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_eta_scales_the_elapsed_time_by_what_is_left() {
-        let progress = RunProgress {
-            job: "j",
-            run: "r",
-            files: 2,
-            file_bytes: 1000,
-            records: 10,
-            read_bytes: 250,
-            elapsed: Duration::from_secs(3),
-        };
-        assert_eq!(progress.eta(), Some(Duration::from_secs(9)));
-        assert_eq!(RunProgress { read_bytes: 0, ..progress }.eta(), None);
-        assert_eq!(RunProgress { read_bytes: 5000, ..progress }.eta(), Some(Duration::ZERO));
+    fn the_eta_is_what_is_left_at_the_rate_so_far() {
+        assert_eq!(eta(Duration::from_secs(3), 250, 750), Some(Duration::from_secs(9)));
+        assert_eq!(eta(Duration::from_secs(3), 250, 0), Some(Duration::ZERO));
+        assert_eq!(eta(Duration::from_secs(3), 0, 750), None);
+        assert_eq!(eta(Duration::ZERO, 250, 750), None);
     }
 }

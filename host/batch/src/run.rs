@@ -257,15 +257,19 @@ impl JobRunner {
             plugins: steps.clone(),
             batch_size: job.batch_size.max(1),
         };
-        // Progress at most every 200 ms.
+        // Progress at most every 200 ms; the ETA at the rate since the first records.
         let last_told = std::sync::Mutex::new(None::<std::time::Instant>);
+        let first_read = std::sync::OnceLock::<(std::time::Instant, u64)>::new();
         let told = |records: usize, read_bytes: u64| {
             let Some(observer) = &self.observer else { return };
+            let (first_at, first_bytes) = *first_read.get_or_init(|| (std::time::Instant::now(), read_bytes));
             let mut last = last_told.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_millis(200)) {
                 return;
             }
             *last = Some(std::time::Instant::now());
+            let left = file_bytes.saturating_sub(read_bytes);
+            let eta = crate::observer::eta(first_at.elapsed(), read_bytes.saturating_sub(first_bytes), left);
             let (files, elapsed) = (file_count, began.elapsed());
             observer.progress(&crate::RunProgress {
                 job: &job.name,
@@ -275,6 +279,7 @@ impl JobRunner {
                 records,
                 read_bytes,
                 elapsed,
+                eta,
             });
         };
         let (archived, chain) = self

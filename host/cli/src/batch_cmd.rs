@@ -198,7 +198,7 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
             }
         }
         BatchCommand::Scheduler { bind, tls } => {
-            let tls = tls.load()?;
+            let tls = tls.load(weir_batch::ClusterRole::Node)?;
             let over = if tls.is_some() { " over mutual TLS" } else { "" };
             eprintln!("weir batch scheduler listening on df://{bind}{over}");
             weir_batch::serve_scheduler(bind, tls).await?;
@@ -217,7 +217,7 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
                 external_host,
                 concurrent_tasks: tasks,
                 work_dir,
-                tls: tls.load()?,
+                tls: tls.load(weir_batch::ClusterRole::Node)?,
             };
             weir_batch::serve_executor(options, env).await?;
         }
@@ -226,9 +226,10 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
             let mut jobs = Vec::new();
             for spec in &parsed.jobs {
                 let lake = weir_connectors::lake_store(&parsed, &spec.input)?;
-                let manifests = weir_sinks::RunManifest::list(lake.as_ref(), &spec.name).await?;
-                // The run that finished last (a backfill may have rerun an old period).
-                jobs.push(job_line(spec, manifests.iter().max_by(|a, b| a.finished.cmp(&b.finished))));
+                // The run written last (a backfill may have rerun an old period): one
+                // listing and one read, however long the job's history.
+                let latest = weir_sinks::RunManifest::latest(lake.as_ref(), &spec.name, 1).await?;
+                jobs.push(job_line(spec, latest.first()));
             }
             println!("{}", serde_json::to_string_pretty(&jobs)?);
         }
@@ -289,7 +290,7 @@ fn pinned_versions(plugins: &[String]) -> anyhow::Result<BTreeMap<String, String
 }
 
 fn with_cluster(runner: JobRunner, cluster: Option<String>, tls: &ClusterTlsArgs) -> anyhow::Result<JobRunner> {
-    let tls = tls.load()?;
+    let tls = tls.load(weir_batch::ClusterRole::Planner)?;
     Ok(match (cluster, tls) {
         (Some(url), Some(tls)) => runner.with_cluster(url).with_cluster_tls(tls),
         (Some(url), None) => runner.with_cluster(url),
@@ -315,9 +316,10 @@ pub(crate) struct ClusterTlsArgs {
 }
 
 impl ClusterTlsArgs {
-    fn load(&self) -> anyhow::Result<Option<weir_batch::ClusterTls>> {
+    /// The files, checked as the peers of a process of `role` will check them.
+    fn load(&self, role: weir_batch::ClusterRole) -> anyhow::Result<Option<weir_batch::ClusterTls>> {
         match (&self.tls_ca, &self.tls_cert, &self.tls_key) {
-            (Some(ca), Some(cert), Some(key)) => Ok(Some(weir_batch::ClusterTls::from_files(ca, cert, key)?)),
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(weir_batch::ClusterTls::from_files(ca, cert, key, role)?)),
             _ => Ok(None),
         }
     }
