@@ -401,11 +401,13 @@ fn decode_events(text: &str) -> Result<Vec<Event>, String> {
 /// The bytes of the records' data in a batch of the plugin step's output.
 pub(crate) fn data_bytes(batch: &RecordBatch) -> u64 {
     let data = batch.column_by_name("data").and_then(|data| data.as_binary_opt::<i32>());
-    data.map_or(0, |data| {
-        let offsets = data.value_offsets();
-        let (first, last) = (offsets.first().copied().unwrap_or(0), offsets.last().copied().unwrap_or(0));
-        u64::try_from(last - first).unwrap_or(0)
-    })
+    data.map_or(0, |data| offsets_span(data.value_offsets()))
+}
+
+/// The bytes of a variable-length column's values, from its offsets.
+fn offsets_span(offsets: &[i32]) -> u64 {
+    let (first, last) = (offsets.first().copied().unwrap_or(0), offsets.last().copied().unwrap_or(0));
+    u64::try_from(last - first).unwrap_or(0)
 }
 
 /// About how many bytes of the raw archive a batch of the plugin step's output was read
@@ -414,10 +416,8 @@ pub(crate) fn data_bytes(batch: &RecordBatch) -> u64 {
 /// content type, and about 110 bytes of member names, quotes and arrival time.
 pub(crate) fn archive_line_bytes(batch: &RecordBatch) -> u64 {
     let text_bytes = |name: &str| {
-        batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>()).map_or(0, |c| {
-            let offsets = c.value_offsets();
-            u64::try_from(offsets.last().copied().unwrap_or(0) - offsets.first().copied().unwrap_or(0)).unwrap_or(0)
-        })
+        let text = batch.column_by_name(name).and_then(|c| c.as_string_opt::<i32>());
+        text.map_or(0, |text| offsets_span(text.value_offsets()))
     };
     let data = data_bytes(batch);
     data + data / 8

@@ -160,8 +160,8 @@ fn check_certificate(ca_pem: &[u8], cert_pem: &[u8], key_pem: &[u8], role: Clust
     })?;
     let roots = Arc::new(roots);
     let now = UnixTime::now();
-    let name = ServerName::try_from(CLUSTER_TLS_NAME).map_err(|e| e.to_string())?;
     if role == ClusterRole::Node {
+        let name = ServerName::try_from(CLUSTER_TLS_NAME).map_err(|e| e.to_string())?;
         let as_server = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
             .build()
             .map_err(|e| e.to_string())?;

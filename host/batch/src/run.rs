@@ -258,16 +258,15 @@ impl JobRunner {
             batch_size: job.batch_size.max(1),
         };
         // Progress at most every 200 ms; the ETA at the rate since the first records.
-        let last_told = std::sync::Mutex::new(None::<std::time::Instant>);
-        let first_read = std::sync::OnceLock::<(std::time::Instant, u64)>::new();
+        let mut last_told = None::<std::time::Instant>;
+        let mut first_read = None::<(std::time::Instant, u64)>;
         let told = |records: usize, read_bytes: u64| {
             let Some(observer) = &self.observer else { return };
-            let (first_at, first_bytes) = *first_read.get_or_init(|| (std::time::Instant::now(), read_bytes));
-            let mut last = last_told.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_millis(200)) {
+            let (first_at, first_bytes) = *first_read.get_or_insert_with(|| (std::time::Instant::now(), read_bytes));
+            if last_told.is_some_and(|at| at.elapsed() < std::time::Duration::from_millis(200)) {
                 return;
             }
-            *last = Some(std::time::Instant::now());
+            last_told = Some(std::time::Instant::now());
             let left = file_bytes.saturating_sub(read_bytes);
             let eta = crate::observer::eta(first_at.elapsed(), read_bytes.saturating_sub(first_bytes), left);
             let (files, elapsed) = (file_count, began.elapsed());
@@ -460,7 +459,7 @@ impl JobRunner {
         spec: ChainSpec,
         max_bytes: u64,
         too_large: impl Fn(usize, u64) -> BatchError,
-        progress: impl Fn(usize, u64),
+        mut progress: impl FnMut(usize, u64),
     ) -> Result<(Vec<ArchivedRecord>, ChunkOutput), BatchError> {
         use futures_util::StreamExt as _;
         let what = match &self.cluster {
