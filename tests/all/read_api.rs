@@ -283,7 +283,7 @@ fn an_older_event_arriving_later_does_not_overwrite_the_newer_serving_value() {
 
         // Cache and HTTP semantics of a lookup.
         let first = get(server.addr, "/v1/serving/orders/o-2").await;
-        assert_eq!(first.header("x-weir-cache"), Some("hit"), "written through to the cache");
+        assert_eq!(first.header("x-weir-cache"), Some("hit"), "cached by the read above");
         assert_eq!(first.header("cache-control"), Some("max-age=60"));
         let etag = first.header("etag").unwrap().to_owned();
         let headers = [("If-None-Match", etag.as_str())];

@@ -313,9 +313,11 @@ impl DynamoServingSink {
         for ((index, upsert), outcome) in writes.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Written => {
-                    let document =
-                        StoredDocument { time: upsert.time, position: upsert.position, body: upsert.body.into() };
-                    self.cache.insert(&self.documents.table, &upsert.key, Some(Arc::new(document)));
+                    self.cache.refresh(&self.documents.table, &upsert.key, || StoredDocument {
+                        time: upsert.time,
+                        position: upsert.position,
+                        body: upsert.body.into(),
+                    });
                 }
                 Outcome::Stale => {
                     self.stale.fetch_add(1, Ordering::Relaxed);

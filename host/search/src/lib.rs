@@ -13,9 +13,11 @@
 //!   duplicating;
 //! - `key` (exact), `kind` (`event` or `aggregate`, exact), `time` (the event time, a date:
 //!   `time:[2026-11-26T10:00:00Z TO 2026-11-26T11:00:00Z]`);
-//! - `text`: every text value of the event, analysed — the default field of queries;
-//! - one analysed field per configured text field (`restaurant_name:müller`) and one
-//!   numeric (f64) field per configured numeric field (`total:>=20`,
+//! - one analysed field per configured text field (`restaurant_name:müller`);
+//! - `text`: every other text value of the event, analysed. Queries search `text` and
+//!   the configured text fields by default, so an unqualified term finds any text value,
+//!   each indexed once;
+//! - one numeric (f64) field per configured numeric field (`total:>=20`,
 //!   `delivery_minutes:[10 TO 30]`);
 //! - the event itself (stored, returned with each hit).
 //!
