@@ -96,35 +96,36 @@ pub fn format_rfc3339(micros: i64) -> String {
     let sod = secs.rem_euclid(86_400);
     let (h, mi, s) = (sod / 3600, sod % 3600 / 60, sod % 60);
     if (0..=9999).contains(&y) {
-        // Digit by digit into one string: every event's time and timestamps go through
+        // Digit by digit into one buffer: every event's time and timestamps go through
         // here on their way to the sinks, and `format!` cost three allocations and the
         // formatting machinery (3 % of the demo pipeline's samples, BENCHMARKS.md).
-        let mut text = String::with_capacity(27);
-        let mut digits = |value: i64, width: u32, after: Option<char>| {
-            for place in (0..width).rev() {
-                text.push(char::from(b'0' + (value / 10i64.pow(place) % 10) as u8));
-            }
-            if let Some(separator) = after {
-                text.push(separator);
+        let mut text = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, value: i64, width: usize| {
+            let mut rest = value as u32; // 0..=9999 here
+            for place in (at..at + width).rev() {
+                text[place] = b'0' + (rest % 10) as u8;
+                rest /= 10;
             }
         };
-        digits(y, 4, Some('-'));
-        digits(m, 2, Some('-'));
-        digits(d, 2, Some('T'));
-        digits(h, 2, Some(':'));
-        digits(mi, 2, Some(':'));
-        match (frac, frac % 1000) {
-            (0, _) => digits(s, 2, Some('Z')),
+        put(0, y, 4);
+        put(5, m, 2);
+        put(8, d, 2);
+        put(11, h, 2);
+        put(14, mi, 2);
+        put(17, s, 2);
+        let end = match (frac, frac % 1000) {
+            (0, _) => 19,
             (_, 0) => {
-                digits(s, 2, Some('.'));
-                digits(frac / 1000, 3, Some('Z'));
+                put(20, frac / 1000, 3);
+                23
             }
             _ => {
-                digits(s, 2, Some('.'));
-                digits(frac, 6, Some('Z'));
+                put(20, frac, 6);
+                26
             }
-        }
-        return text;
+        };
+        text[end] = b'Z';
+        return String::from_utf8_lossy(&text[..=end]).into_owned();
     }
     let base = format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
     if frac == 0 {
