@@ -247,8 +247,26 @@ fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggreg
     assert_eq!(stream_view[&key].0 + 3, expected[&key].0, "the stream layer missed the late orders");
     assert!(stream_view.values().all(|row| row.2 == "stream"), "no batch run yet: {stream_view:?}");
 
+    // A run that fails (a parser version the registry does not have) counts for nothing
+    // and `weir batch list` says so, with the error; the run that completes the period
+    // removes the record.
+    let failed = batch_run(&config, &cache, day, &["--plugin", "orders-parser@9.9.9"]);
+    assert_ne!(failed.code, 0, "{}", failed.all());
+    assert!(!manifest_path(dir.path(), day).exists());
+    let list = weir(&[&"batch", &"list", &"--config", &config], &cache);
+    assert_eq!(list.code, 0, "{}", list.all());
+    let jobs: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let last = &jobs[0]["last_run"];
+    assert_eq!((last["status"].as_str(), last["trigger"].as_str()), (Some("failed"), Some("on-demand")), "{jobs}");
+    assert!(last["error"].as_str().is_some_and(|e| e.contains("9.9.9")), "{jobs}");
+    let failure_record = manifest_path(dir.path(), day)
+        .with_file_name("failed")
+        .join(manifest_path(dir.path(), day).file_name().unwrap());
+    assert!(failure_record.exists(), "{}", failure_record.display());
+
     let run = batch_run(&config, &cache, day, &[]);
     assert_eq!(run.code, 0, "{}", run.all());
+    assert!(!failure_record.exists(), "the completed run removed the failure record");
     let manifest: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(manifest["records"], everything.len(), "every record of the day read: {manifest}");
     assert_eq!(manifest["events"], everything.len() - 1, "every valid order an event: {manifest}");

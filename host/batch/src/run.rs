@@ -12,8 +12,8 @@ use weir_events::Event;
 use weir_events::time::format_rfc3339;
 use weir_runtime::World;
 use weir_sinks::{
-    CommitId, DeadLetter, EventItem, KeptLedger, KeptRecord, LevelManifest, RetryPolicy, RunManifest, Sink, SinkCommit,
-    SinkItem, SinkRecord, deliver, remove_kept,
+    CommitId, DeadLetter, EventItem, KeptLedger, KeptRecord, LevelManifest, RetryPolicy, RunFailure, RunManifest, Sink,
+    SinkCommit, SinkItem, SinkRecord, deliver, remove_kept,
 };
 
 use crate::chain::ChunkOutput;
@@ -198,17 +198,56 @@ impl JobRunner {
     /// # Errors
     /// The job, a pinned version or a level is wrong; the raw archive cannot be read; a
     /// sink failed for good or shutdown came first. Nothing of a failed run counts (its
-    /// period has no manifest); a rerun of the period completes it.
+    /// period has no manifest); a rerun of the period completes it. A failed run of a
+    /// configured job leaves a [`RunFailure`] in its lake saying why, which the run that
+    /// completes the period removes.
     pub async fn run(&self, request: RunRequest) -> Result<RunManifest, BatchError> {
         let _one_at_a_time = self.one_at_a_time.lock().await;
         let started = std::time::Instant::now();
-        let (job, trigger) = (request.job.clone(), request.trigger);
+        let started_at = format_rfc3339(now_micros());
+        let (job, trigger, period) = (request.job.clone(), request.trigger, request.period);
         let result = self.run_one(request, started).await;
+        self.record_outcome(&job, &period, trigger, started_at, result.as_ref()).await;
         if let Some(observer) = &self.observer {
             let outcome = result.as_ref();
             observer.finished(&crate::RunFinished { job: &job, trigger, outcome, elapsed: started.elapsed() });
         }
         result
+    }
+
+    /// Writes why a run failed beside the job's manifests, or removes the record of an
+    /// earlier failure of the period once a run completed it. Best effort: a record that
+    /// cannot be written or removed is logged, and the run's own outcome stands.
+    async fn record_outcome(
+        &self,
+        job: &str,
+        period: &Period,
+        trigger: Trigger,
+        started: String,
+        outcome: Result<&RunManifest, &BatchError>,
+    ) {
+        // An unknown job has no lake to record in; its error goes back to whoever asked.
+        let Ok(lake) = self.lake_of(job) else { return };
+        let run = period.run_id();
+        let recorded = match outcome {
+            Ok(_) => RunFailure::remove(lake.as_ref(), job, &run).await,
+            Err(error) => {
+                let failure = RunFailure {
+                    job: job.to_owned(),
+                    run: run.clone(),
+                    from: period.from,
+                    to: period.to,
+                    started,
+                    failed: format_rfc3339(now_micros()),
+                    trigger: trigger.as_str().to_owned(),
+                    error: error.to_string(),
+                };
+                failure.write(lake.as_ref()).await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(job, run = %run, "cannot record the run's outcome in the lake ({e}); `weir batch list` may show an older run");
+        }
     }
 
     async fn run_one(&self, request: RunRequest, began: std::time::Instant) -> Result<RunManifest, BatchError> {

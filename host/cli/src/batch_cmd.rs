@@ -229,7 +229,8 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
                 // The run written last (a backfill may have rerun an old period): one
                 // listing and one read, however long the job's history.
                 let latest = weir_sinks::RunManifest::latest(lake.as_ref(), &spec.name, 1).await?;
-                jobs.push(job_line(spec, latest.first()));
+                let failure = weir_sinks::RunFailure::latest(lake.as_ref(), &spec.name).await?;
+                jobs.push(job_line(spec, latest.first(), failure.as_ref()));
             }
             println!("{}", serde_json::to_string_pretty(&jobs)?);
         }
@@ -244,32 +245,55 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A job in `weir batch list`: its schedule and its newest completed run. A run that
-/// failed or was killed writes no manifest, so it shows as the run before it.
-fn job_line(spec: &weir_config::JobConfig, last: Option<&weir_sinks::RunManifest>) -> serde_json::Value {
-    let last_run = last.map(|m| {
-        let seconds = match (parse_time(&m.started), parse_time(&m.finished)) {
-            (Ok(started), Ok(finished)) => Some((finished - started) as f64 / 1e6),
-            _ => None,
-        };
-        serde_json::json!({
-            "run": m.run,
-            "period": {"from": weir_events::time::format_rfc3339(m.from), "to": weir_events::time::format_rfc3339(m.to)},
-            "status": "completed",
-            "trigger": m.trigger,
-            "finished": m.finished,
-            "duration_seconds": seconds,
-            "records": m.records,
-            "events": m.events,
-            "dead_letters": m.dead_letters,
-        })
-    });
+/// A job in `weir batch list`: its schedule and its newest run, completed or failed,
+/// whichever ended last. A run killed with `kill -9` records nothing, so it shows as the
+/// run before it.
+fn job_line(
+    spec: &weir_config::JobConfig,
+    last: Option<&weir_sinks::RunManifest>,
+    failure: Option<&weir_sinks::RunFailure>,
+) -> serde_json::Value {
+    let ended = |text: &str| parse_time(text).unwrap_or(i64::MIN);
+    let failed_last = failure.filter(|f| last.is_none_or(|m| ended(&f.failed) > ended(&m.finished)));
+    let last_run = if let Some(f) = failed_last {
+        Some(serde_json::json!({
+            "run": f.run,
+            "period": {"from": weir_events::time::format_rfc3339(f.from), "to": weir_events::time::format_rfc3339(f.to)},
+            "status": "failed",
+            "trigger": f.trigger,
+            "failed": f.failed,
+            "duration_seconds": duration_seconds(&f.started, &f.failed),
+            "error": f.error,
+        }))
+    } else {
+        last.map(completed_run)
+    };
     serde_json::json!({
         "job": spec.name,
         "stream": spec.stream,
         "schedule": spec.schedule.as_ref().map(ToString::to_string),
         "last_run": last_run,
     })
+}
+
+/// A completed run in `weir batch list`.
+fn completed_run(m: &weir_sinks::RunManifest) -> serde_json::Value {
+    serde_json::json!({
+        "run": m.run,
+        "period": {"from": weir_events::time::format_rfc3339(m.from), "to": weir_events::time::format_rfc3339(m.to)},
+        "status": "completed",
+        "trigger": m.trigger,
+        "finished": m.finished,
+        "duration_seconds": duration_seconds(&m.started, &m.finished),
+        "records": m.records,
+        "events": m.events,
+        "dead_letters": m.dead_letters,
+    })
+}
+
+/// Seconds from `started` to `ended` (RFC 3339), if both parse.
+fn duration_seconds(started: &str, ended: &str) -> Option<f64> {
+    Some((parse_time(ended).ok()? - parse_time(started).ok()?) as f64 / 1e6)
 }
 
 fn load(config: &PathBuf) -> anyhow::Result<PipelineConfig> {

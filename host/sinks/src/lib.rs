@@ -57,7 +57,7 @@ pub use delivery::{DeliveryStats, RetryPolicy, deliver, deliver_watched, remove_
 pub use error::{BoxError, DeliveryError, SinkError};
 pub use from_arrow::{ArrowDecodeError, plugin_batch_from_arrow};
 pub use health::{Outage, Outages};
-pub use job_run::{KeptLedger, LevelManifest, RunManifest};
+pub use job_run::{KeptLedger, LevelManifest, RunFailure, RunManifest};
 pub use lake::{LakeSink, local_store, push_raw_line};
 pub use lake_pages::{
     MAX_CURSOR_BYTES, MAX_DEAD_LETTER_IDS, MAX_PAGE_BYTES, MAX_PAGE_ROWS, MAX_SCANNED_BYTES, Page, PageError,
