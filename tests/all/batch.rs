@@ -248,8 +248,8 @@ fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggreg
     assert!(stream_view.values().all(|row| row.2 == "stream"), "no batch run yet: {stream_view:?}");
 
     // A run that fails (a parser version the registry does not have) counts for nothing
-    // and `weir batch list` says so, with the error; the run that completes the period
-    // removes the record.
+    // and `weir batch list` says so, with the error; the next run that completes removes
+    // the record.
     let failed = batch_run(&config, &cache, day, &["--plugin", "orders-parser@9.9.9"]);
     assert_ne!(failed.code, 0, "{}", failed.all());
     assert!(!manifest_path(dir.path(), day).exists());
@@ -259,9 +259,7 @@ fn a_daily_job_recomputes_the_day_at_three_levels_and_replaces_the_stream_aggreg
     let last = &jobs[0]["last_run"];
     assert_eq!((last["status"].as_str(), last["trigger"].as_str()), (Some("failed"), Some("on-demand")), "{jobs}");
     assert!(last["error"].as_str().is_some_and(|e| e.contains("9.9.9")), "{jobs}");
-    let failure_record = manifest_path(dir.path(), day)
-        .with_file_name("failed")
-        .join(manifest_path(dir.path(), day).file_name().unwrap());
+    let failure_record = dir.path().join("data/lake/_jobs/orders-daily/failed/last.json");
     assert!(failure_record.exists(), "{}", failure_record.display());
 
     let run = batch_run(&config, &cache, day, &[]);

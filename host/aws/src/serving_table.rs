@@ -313,11 +313,12 @@ impl DynamoServingSink {
         for ((index, upsert), outcome) in writes.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Written => {
-                    self.cache.refresh(&self.documents.table, &upsert.key, || StoredDocument {
-                        time: upsert.time,
-                        position: upsert.position,
-                        body: upsert.body.into(),
-                    });
+                    // Filled, not only refreshed as the embedded store's writes do: a
+                    // lookup whose GetItem was in flight keeps a newer cached document
+                    // (DynamoReader::lookup), which needs the write's document cached.
+                    let document =
+                        StoredDocument { time: upsert.time, position: upsert.position, body: upsert.body.into() };
+                    self.cache.insert(&self.documents.table, &upsert.key, Some(Arc::new(document)));
                 }
                 Outcome::Stale => {
                     self.stale.fetch_add(1, Ordering::Relaxed);

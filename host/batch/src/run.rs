@@ -49,6 +49,9 @@ fn record_events(records: &[SinkRecord]) -> Vec<(usize, &Event)> {
         .collect()
 }
 
+/// How long a run's end waits to record its outcome ([`RunFailure`]) in the lake.
+const OUTCOME_RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What asked for a run; recorded in its manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -199,8 +202,8 @@ impl JobRunner {
     /// The job, a pinned version or a level is wrong; the raw archive cannot be read; a
     /// sink failed for good or shutdown came first. Nothing of a failed run counts (its
     /// period has no manifest); a rerun of the period completes it. A failed run of a
-    /// configured job leaves a [`RunFailure`] in its lake saying why, which the run that
-    /// completes the period removes.
+    /// configured job leaves a [`RunFailure`] in its lake saying why, which the next run
+    /// that completes removes.
     pub async fn run(&self, request: RunRequest) -> Result<RunManifest, BatchError> {
         let _one_at_a_time = self.one_at_a_time.lock().await;
         let started = std::time::Instant::now();
@@ -216,8 +219,9 @@ impl JobRunner {
     }
 
     /// Writes why a run failed beside the job's manifests, or removes the record of an
-    /// earlier failure of the period once a run completed it. Best effort: a record that
-    /// cannot be written or removed is logged, and the run's own outcome stands.
+    /// earlier failure once a run completed. Best effort, for at most
+    /// [`OUTCOME_RECORD_TIMEOUT`]: a record that cannot be written or removed (the lake
+    /// may be why the run failed) is logged, and the run's own outcome stands.
     async fn record_outcome(
         &self,
         job: &str,
@@ -229,25 +233,31 @@ impl JobRunner {
         // An unknown job has no lake to record in; its error goes back to whoever asked.
         let Ok(lake) = self.lake_of(job) else { return };
         let run = period.run_id();
-        let recorded = match outcome {
-            Ok(_) => RunFailure::remove(lake.as_ref(), job, &run).await,
-            Err(error) => {
-                let failure = RunFailure {
-                    job: job.to_owned(),
-                    run: run.clone(),
-                    from: period.from,
-                    to: period.to,
-                    started,
-                    failed: format_rfc3339(now_micros()),
-                    trigger: trigger.as_str().to_owned(),
-                    error: error.to_string(),
-                };
-                failure.write(lake.as_ref()).await
+        let record = async {
+            match outcome {
+                Ok(_) => RunFailure::remove(lake.as_ref(), job).await,
+                Err(error) => {
+                    let failure = RunFailure {
+                        job: job.to_owned(),
+                        run: run.clone(),
+                        status: if matches!(error, BatchError::Stopped) { "stopped" } else { "failed" }.to_owned(),
+                        from: period.from,
+                        to: period.to,
+                        started,
+                        finished: format_rfc3339(now_micros()),
+                        trigger: trigger.as_str().to_owned(),
+                        error: error.to_string(),
+                    };
+                    failure.write(lake.as_ref()).await
+                }
             }
         };
-        if let Err(e) = recorded {
-            tracing::warn!(job, run = %run, "cannot record the run's outcome in the lake ({e}); `weir batch list` may show an older run");
-        }
+        let why = match tokio::time::timeout(OUTCOME_RECORD_TIMEOUT, record).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer from the lake within {OUTCOME_RECORD_TIMEOUT:?}"),
+        };
+        tracing::warn!(job, run = %run, "cannot record the run's outcome in the lake ({why}); `weir batch list` may show an older run");
     }
 
     async fn run_one(&self, request: RunRequest, began: std::time::Instant) -> Result<RunManifest, BatchError> {

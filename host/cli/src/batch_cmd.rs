@@ -229,7 +229,7 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
                 // The run written last (a backfill may have rerun an old period): one
                 // listing and one read, however long the job's history.
                 let latest = weir_sinks::RunManifest::latest(lake.as_ref(), &spec.name, 1).await?;
-                let failure = weir_sinks::RunFailure::latest(lake.as_ref(), &spec.name).await?;
+                let failure = weir_sinks::RunFailure::read(lake.as_ref(), &spec.name).await?;
                 jobs.push(job_line(spec, latest.first(), failure.as_ref()));
             }
             println!("{}", serde_json::to_string_pretty(&jobs)?);
@@ -245,8 +245,8 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A job in `weir batch list`: its schedule and its newest run, completed or failed,
-/// whichever ended last. A run killed with `kill -9` records nothing, so it shows as the
+/// A job in `weir batch list`: its schedule and its newest run, completed or failed
+/// (or stopped), whichever ended last. A run killed with `kill -9` records nothing, so it shows as the
 /// run before it.
 fn job_line(
     spec: &weir_config::JobConfig,
@@ -254,15 +254,15 @@ fn job_line(
     failure: Option<&weir_sinks::RunFailure>,
 ) -> serde_json::Value {
     let ended = |text: &str| parse_time(text).unwrap_or(i64::MIN);
-    let failed_last = failure.filter(|f| last.is_none_or(|m| ended(&f.failed) > ended(&m.finished)));
+    let failed_last = failure.filter(|f| last.is_none_or(|m| ended(&f.finished) > ended(&m.finished)));
     let last_run = if let Some(f) = failed_last {
         Some(serde_json::json!({
             "run": f.run,
             "period": {"from": weir_events::time::format_rfc3339(f.from), "to": weir_events::time::format_rfc3339(f.to)},
-            "status": "failed",
+            "status": f.status,
             "trigger": f.trigger,
-            "failed": f.failed,
-            "duration_seconds": duration_seconds(&f.started, &f.failed),
+            "finished": f.finished,
+            "duration_seconds": duration_seconds(&f.started, &f.finished),
             "error": f.error,
         }))
     } else {

@@ -23,10 +23,10 @@
 //!
 //! Reads go through a cache of at most [`CacheSettings::max_entries`] entries (absent keys
 //! included, so a storm of lookups for a missing key stays off the disk) that expire
-//! [`CacheSettings::ttl`] after they were loaded. Writes of this process update the cache
-//! after they commit, so a reader in this process sees a write as soon as it is
-//! acknowledged; the TTL bounds how long a read that raced a write may serve the older
-//! value.
+//! [`CacheSettings::ttl`] after they were loaded. Writes of this process replace a cached
+//! answer for their key after they commit and leave uncached keys uncached (whose reads go
+//! to the store), so a reader in this process sees a write as soon as it is acknowledged;
+//! the TTL bounds how long a read that raced a write may serve the older value.
 
 mod sink;
 mod store;

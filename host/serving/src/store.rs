@@ -210,7 +210,7 @@ impl DocumentCache {
     /// uncached, since its next read goes to the store, which has the write.
     ///
     /// Writes do not fill the cache (decided 2026-12-04): inserting every written document
-    /// cost more than the store's own commit, 6 % of the demo pipeline's CPU (BENCHMARKS.md),
+    /// cost more than the store's own commit, about 7 % of the demo pipeline's CPU (BENCHMARKS.md),
     /// for keys most of which are never read while cached.
     pub fn refresh(&self, table: &str, key: &str, document: impl FnOnce() -> StoredDocument) {
         let cache_key = (Arc::from(table), key.to_owned());

@@ -139,48 +139,52 @@ impl RunManifest {
     }
 }
 
-/// Why a run of a job failed, at `_jobs/<job>/failed/<run>.json` (beside the manifests,
-/// in a directory of its own so that listing manifests does not list it): what
-/// `weir batch list` shows for a job whose newest run failed. A failed run's outputs never
-/// count (it writes no manifest); this record only says that it failed and why. The run
-/// that completes the period removes it. A run killed with `kill -9` writes none.
+/// Why the newest failed run of a job failed, at `_jobs/<job>/failed/last.json` (beside
+/// the manifests, in a directory of its own so that listing manifests does not list it):
+/// what `weir batch list` shows for a job whose newest run failed. A failed run's outputs
+/// never count (it writes no manifest); this record only says that it failed and why.
+/// Each failed run overwrites it and each completed run removes it, so a job has at most
+/// one, read without a listing. A run killed with `kill -9` writes none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunFailure {
     /// The job.
     pub job: String,
     /// The run's id, as a manifest's.
     pub run: String,
+    /// `failed`, or `stopped` when shutdown came first (as `/metrics` counts them).
+    pub status: String,
     /// The event-time period it was to cover, `[from, to)`, microseconds since the Unix
     /// epoch.
     pub from: i64,
     /// See `from`.
     pub to: i64,
-    /// When the run started and failed, RFC 3339.
+    /// When the run started and ended, RFC 3339.
     pub started: String,
     /// See `started`.
-    pub failed: String,
+    pub finished: String,
     /// What asked for it: `schedule`, `on-demand` or `backfill`.
     pub trigger: String,
-    /// The error, at most [`RunFailure::MAX_ERROR_BYTES`].
+    /// The error: its first [`RunFailure::MAX_ERROR_BYTES`] bytes (cut on a character),
+    /// then `…` when it was longer.
     pub error: String,
 }
 
 impl RunFailure {
-    /// The most bytes of an error kept in the record.
+    /// The most bytes of an error kept in the record, before the `…` that marks a cut.
     pub const MAX_ERROR_BYTES: usize = 4096;
 
-    /// Where the failure record of `run` of `job` lives.
-    pub fn path(job: &str, run: &str) -> Path {
+    /// Where the failure record of `job` lives.
+    pub fn path(job: &str) -> Path {
         Path::from_iter([
             PathPart::from("_jobs"),
             PathPart::from(job),
             PathPart::from("failed"),
-            PathPart::from(format!("{run}.json")),
+            PathPart::from("last.json"),
         ])
     }
 
-    /// Writes the record, its error cut to [`RunFailure::MAX_ERROR_BYTES`] on a character
-    /// boundary.
+    /// Writes the record over the job's earlier one, its error cut to
+    /// [`RunFailure::MAX_ERROR_BYTES`] on a character boundary.
     ///
     /// # Errors
     /// The store's error.
@@ -193,44 +197,36 @@ impl RunFailure {
         }
         let body = serde_json::to_vec_pretty(&record)
             .map_err(|e| object_store::Error::Generic { store: "lake", source: Box::new(e) })?;
-        store.put(&Self::path(&self.job, &self.run), PutPayload::from(body)).await.map(drop)
+        store.put(&Self::path(&self.job), PutPayload::from(body)).await.map(drop)
     }
 
-    /// Removes the failure record of `run` of `job`, if any (when a run completes it).
+    /// Removes the failure record of `job`, if any (a run of it completed).
     ///
     /// # Errors
     /// The store's error.
-    pub async fn remove(store: &dyn ObjectStore, job: &str, run: &str) -> Result<(), object_store::Error> {
-        match store.delete(&Self::path(job, run)).await {
+    pub async fn remove(store: &dyn ObjectStore, job: &str) -> Result<(), object_store::Error> {
+        match store.delete(&Self::path(job)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
-    /// The failure record of `job` written last, if any: one listing and one read. An
-    /// unreadable record is skipped with a warning.
+    /// The failure record of `job`, if its newest run failed; an unreadable record is
+    /// skipped with a warning.
     ///
     /// # Errors
-    /// The store cannot be listed or read.
-    pub async fn latest(store: &dyn ObjectStore, job: &str) -> Result<Option<RunFailure>, object_store::Error> {
-        let prefix = Path::from_iter([PathPart::from("_jobs"), PathPart::from(job), PathPart::from("failed")]);
-        let listed = store.list_with_delimiter(Some(&prefix)).await?;
-        let newest = listed
-            .objects
-            .into_iter()
-            .filter(|o| o.location.extension() == Some("json"))
-            .max_by(|a, b| (a.last_modified, &a.location).cmp(&(b.last_modified, &b.location)));
-        let Some(newest) = newest else { return Ok(None) };
-        let bytes = match store.get(&newest.location).await {
+    /// The store cannot be read.
+    pub async fn read(store: &dyn ObjectStore, job: &str) -> Result<Option<RunFailure>, object_store::Error> {
+        let path = Self::path(job);
+        let bytes = match store.get(&path).await {
             Ok(got) => got.bytes().await?,
-            // Removed by a completed run since the listing.
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
         match serde_json::from_slice(&bytes) {
             Ok(failure) => Ok(Some(failure)),
             Err(e) => {
-                tracing::warn!("skipping the unreadable job failure record {}: {e}", newest.location);
+                tracing::warn!("skipping the unreadable job failure record {path}: {e}");
                 Ok(None)
             }
         }
@@ -368,33 +364,33 @@ mod tests {
         RunFailure {
             job: "daily".into(),
             run: run.into(),
+            status: "failed".into(),
             from: 0,
             to: 86_400_000_000,
             started: "2026-12-02T01:30:00Z".into(),
-            failed: "2026-12-02T01:30:02Z".into(),
+            finished: "2026-12-02T01:30:02Z".into(),
             trigger: "schedule".into(),
             error: error.into(),
         }
     }
 
     #[tokio::test]
-    async fn a_failure_record_is_found_as_the_newest_cut_to_its_bound_and_is_not_a_manifest() {
+    async fn a_failure_record_is_the_newest_failure_cut_to_its_bound_and_is_not_a_manifest() {
         let store = object_store::memory::InMemory::new();
-        assert_eq!(RunFailure::latest(&store, "daily").await.unwrap(), None);
+        assert_eq!(RunFailure::read(&store, "daily").await.unwrap(), None);
         failure("20261201T000000Z", "first").write(&store).await.unwrap();
-        // Written later by the store's clock, whatever its resolution.
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        let long = "é".repeat(RunFailure::MAX_ERROR_BYTES); // two bytes each
+        // One byte, then two-byte characters: the bound falls inside one.
+        let long = format!("x{}", "é".repeat(RunFailure::MAX_ERROR_BYTES));
         failure("20261130T000000Z", &long).write(&store).await.unwrap();
-        let newest = RunFailure::latest(&store, "daily").await.unwrap().unwrap();
+        let newest = RunFailure::read(&store, "daily").await.unwrap().unwrap();
         assert_eq!(newest.run, "20261130T000000Z", "the one written last, not the latest period");
-        assert_eq!(newest.error.len(), RunFailure::MAX_ERROR_BYTES + '…'.len_utf8());
-        assert!(newest.error.ends_with("é…"));
+        assert_eq!(newest.error.len(), RunFailure::MAX_ERROR_BYTES - 1 + '…'.len_utf8());
+        assert!(newest.error.starts_with("xé") && newest.error.ends_with("é…"));
         assert!(RunManifest::list(&store, "daily").await.unwrap().is_empty(), "failure records are not manifests");
-        RunFailure::remove(&store, "daily", "20261130T000000Z").await.unwrap();
-        RunFailure::remove(&store, "daily", "20261130T000000Z").await.unwrap();
-        assert_eq!(RunFailure::latest(&store, "daily").await.unwrap().unwrap().error, "first");
-        assert_eq!(RunFailure::latest(&store, "other").await.unwrap(), None);
+        RunFailure::remove(&store, "daily").await.unwrap();
+        RunFailure::remove(&store, "daily").await.unwrap();
+        assert_eq!(RunFailure::read(&store, "daily").await.unwrap(), None);
+        assert_eq!(RunFailure::read(&store, "other").await.unwrap(), None);
     }
 
     #[tokio::test]
