@@ -26,7 +26,8 @@
 //! [`CacheSettings::ttl`] after they were loaded. Writes of this process replace a cached
 //! answer for their key after they commit and leave uncached keys uncached (whose reads go
 //! to the store), so a reader in this process sees a write as soon as it is acknowledged;
-//! the TTL bounds how long a read that raced a write may serve the older value.
+//! a read from the store that raced a write does not cache its answer
+//! ([`DocumentCache::insert_read`]), so it cannot serve the older value afterwards.
 
 mod sink;
 mod store;

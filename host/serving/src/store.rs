@@ -1,7 +1,9 @@
 //! The store: one redb table keyed by `(table, key)`, and the cache in front of it.
 
+use std::hash::{BuildHasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -170,7 +172,17 @@ type CacheKey = (Arc<str>, String);
 pub struct DocumentCache {
     cache: Cache<CacheKey, Option<Arc<StoredDocument>>>,
     settings: CacheSettings,
+    /// Per stripe of keys, how many writes have ended: a read from the store caches its
+    /// answer only if no write to a key of its stripe ended meanwhile
+    /// ([`DocumentCache::insert_read`]), so a read that raced a write cannot leave the
+    /// older document cached.
+    writes: Arc<[AtomicU64]>,
+    stripes: RandomState,
 }
+
+/// Stripes of [`DocumentCache::writes`]: a write makes reads of about one key in this many
+/// that were in flight go uncached once.
+const WRITE_STRIPES: usize = 1024;
 
 impl std::fmt::Debug for DocumentCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -182,7 +194,32 @@ impl DocumentCache {
     /// An empty cache bounded by `settings`.
     pub fn new(settings: CacheSettings) -> Self {
         let cache = Cache::builder().max_capacity(settings.max_entries).time_to_live(settings.ttl).build();
-        Self { cache, settings }
+        let writes = (0..WRITE_STRIPES).map(|_| AtomicU64::new(0)).collect();
+        Self { cache, settings, writes, stripes: RandomState::new() }
+    }
+
+    fn writes_to(&self, table: &str, key: &str) -> &AtomicU64 {
+        &self.writes[(self.stripes.hash_one((table, key)) % WRITE_STRIPES as u64) as usize]
+    }
+
+    /// What a read from the store takes before it reads, for [`DocumentCache::insert_read`].
+    pub fn writes_seen(&self, table: &str, key: &str) -> u64 {
+        self.writes_to(table, key).load(Ordering::SeqCst)
+    }
+
+    /// Caches what a read from the store found for `key` in `table`, unless a write to it
+    /// (or to a key of its stripe) ended since the read took `seen`
+    /// ([`DocumentCache::writes_seen`]): then the answer may be older than the store's,
+    /// and the next read goes to the store. Checked again after inserting, since a write
+    /// ending between the check and the insert finds no entry to replace.
+    pub fn insert_read(&self, table: &str, key: &str, document: Option<Arc<StoredDocument>>, seen: u64) {
+        if self.writes_seen(table, key) != seen {
+            return;
+        }
+        self.insert(table, key, document);
+        if self.writes_seen(table, key) != seen {
+            self.invalidate(table, key);
+        }
     }
 
     /// Its settings.
@@ -213,10 +250,17 @@ impl DocumentCache {
     /// cost more than the store's own commit, about 7 % of the demo pipeline's CPU (BENCHMARKS.md),
     /// for keys most of which are never read while cached.
     pub fn refresh(&self, table: &str, key: &str, document: impl FnOnce() -> StoredDocument) {
+        self.writes_to(table, key).fetch_add(1, Ordering::SeqCst);
         let cache_key = (Arc::from(table), key.to_owned());
         if self.cache.contains_key(&cache_key) {
             self.cache.insert(cache_key, Some(Arc::new(document())));
         }
+    }
+
+    /// After `key` in `table` was removed: caches its absence.
+    pub fn removed(&self, table: &str, key: &str) {
+        self.writes_to(table, key).fetch_add(1, Ordering::SeqCst);
+        self.insert(table, key, None);
     }
 }
 
@@ -280,8 +324,9 @@ impl ServingStore {
         if let Some(hit) = self.cached(table, key) {
             return Ok(hit);
         }
+        let seen = self.inner.cache.writes_seen(table, key);
         let document = self.read(table, key)?.map(Arc::new);
-        self.inner.cache.insert(table, key, document.clone());
+        self.inner.cache.insert_read(table, key, document.clone(), seen);
         Ok(Lookup { document, cached: false })
     }
 
@@ -382,7 +427,7 @@ impl ServingStore {
         }
         txn.commit().map_err(|e| storage(e.into()))?;
         for key in &removed {
-            self.inner.cache.insert(table, key, None);
+            self.inner.cache.removed(table, key);
         }
         Ok(removed.len())
     }
@@ -558,6 +603,24 @@ mod tests {
         assert_eq!(after.document.unwrap().body, "new");
         store.upsert("orders", &[upsert("o-1", 2, 2, "newer")]).unwrap();
         assert_eq!(store.cached("orders", "o-1").unwrap().document.unwrap().body, "newer", "a cached document too");
+    }
+
+    #[test]
+    fn a_read_that_raced_a_write_does_not_leave_the_older_document_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ServingStore::open(&dir.path().join("serving.redb"), CacheSettings::default()).unwrap();
+        store.upsert("orders", &[upsert("o-1", 1, 1, "old")]).unwrap();
+        // A lookup misses and reads the store; a write commits before it caches its answer.
+        let seen = store.inner.cache.writes_seen("orders", "o-1");
+        let read = store.read("orders", "o-1").unwrap().map(Arc::new);
+        store.upsert("orders", &[upsert("o-1", 2, 2, "new")]).unwrap();
+        store.inner.cache.insert_read("orders", "o-1", read, seen);
+        assert_eq!(store.cached("orders", "o-1"), None, "the older answer was not cached");
+        assert_eq!(store.get("orders", "o-1").unwrap().document.unwrap().body, "new");
+        // Without a write meanwhile, a read's answer is cached.
+        let seen = store.inner.cache.writes_seen("orders", "o-2");
+        store.inner.cache.insert_read("orders", "o-2", None, seen);
+        assert_eq!(store.cached("orders", "o-2").unwrap().document, None, "a cached absence");
     }
 
     #[test]
