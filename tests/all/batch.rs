@@ -771,6 +771,15 @@ fn an_on_demand_run_through_the_api_recomputes_the_day_inside_serve_and_shows_in
     std::fs::write(&config, text).unwrap();
     let day = today();
     let sent = feed(day);
+    // A run that failed earlier, outside this process (as `weir batch run` records it).
+    let failure_record = dir.path().join("data/lake/_jobs/orders-daily/failed/last.json");
+    std::fs::create_dir_all(failure_record.parent().unwrap()).unwrap();
+    let failure = serde_json::json!({
+        "job": "orders-daily", "run": "20261130T000000Z", "status": "failed", "from": 0, "to": 86_400_000_000i64,
+        "started": "2026-12-01T01:30:00Z", "finished": "2026-12-01T01:30:02Z", "trigger": "schedule",
+        "error": "sink lake refused the run",
+    });
+    std::fs::write(&failure_record, failure.to_string()).unwrap();
     let server = Server::start_with_env(&config, &[("WEIR_ADMIN_TOKEN", ADMIN), ("WEIR_READ_TOKEN", READER)]);
     let addr = server.addr;
     rt().block_on(async {
@@ -780,6 +789,7 @@ fn an_on_demand_run_through_the_api_recomputes_the_day_inside_serve_and_shows_in
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["jobs"][0]["name"], "orders-daily", "{body}");
         assert_eq!(body["jobs"][0]["runs"].as_array().map(Vec::len), Some(0), "no run yet: {body}");
+        assert_eq!(body["jobs"][0]["last_failure"], failure, "the earlier failure, read from the lake: {body}");
 
         // Refusals: a read token cannot start a run; an unknown job; a period that is not one.
         let runs = "/v1/jobs/orders-daily/runs";
@@ -810,6 +820,7 @@ fn an_on_demand_run_through_the_api_recomputes_the_day_inside_serve_and_shows_in
         };
         assert_eq!(job["last_outcome"]["status"], "completed", "{job}");
         assert!(job["running"].is_null(), "{job}");
+        assert!(job["last_failure"].is_null() && !failure_record.exists(), "the completed run removed it: {job}");
         let run = &job["runs"][0];
         assert_eq!(
             (run["records"].as_u64(), run["trigger"].as_str()),

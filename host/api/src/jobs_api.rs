@@ -33,7 +33,8 @@ use crate::state::Api;
 pub trait JobControl: Send + Sync + std::fmt::Debug {
     /// Every job as JSON: `name`, `stream`, `schedule`, `period`, `lateness`, `levels`,
     /// `running` (the run in progress, or null), `last_outcome` (how this host's last
-    /// on-demand run ended) and `runs` (the newest completed runs' manifests).
+    /// on-demand run ended), `last_failure` (the job's failure record when its newest run
+    /// failed, whoever ran it, or null) and `runs` (the newest completed runs' manifests).
     fn jobs(&self) -> BoxFuture<'_, Result<Vec<serde_json::Value>, AdminError>>;
 
     /// Starts a run of `job` for the period containing `period` (RFC 3339 or a date;

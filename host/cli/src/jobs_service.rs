@@ -60,6 +60,11 @@ impl JobService {
             let runs = weir_sinks::RunManifest::latest(lake.as_ref(), &job.name, LISTED_RUNS).await.map_err(|e| {
                 Self::refused(500, "batch_error", format!("cannot list the runs of job {}: {e}", job.name))
             })?;
+            // The newest run's failure, if it failed: whichever process ran it (this one
+            // before a restart, a `weir batch run`); one read.
+            let last_failure = weir_sinks::RunFailure::read(lake.as_ref(), &job.name).await.map_err(|e| {
+                Self::refused(500, "batch_error", format!("cannot read the failure record of job {}: {e}", job.name))
+            })?;
             let running = running.as_ref().filter(|r| r.job == job.name).map(|r| {
                 json!({
                     "run": r.run, "period": r.period.describe(), "actor": r.actor, "started": r.started,
@@ -74,6 +79,7 @@ impl JobService {
                 "levels": job.levels.iter().map(|l| l.name.clone()).collect::<Vec<_>>(),
                 "running": running,
                 "last_outcome": last.get(&job.name),
+                "last_failure": last_failure,
                 "runs": runs,
             }));
         }
