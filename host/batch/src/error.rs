@@ -24,3 +24,14 @@ pub enum BatchError {
     #[error("the run was stopped before it completed; run the period again")]
     Stopped,
 }
+
+impl BatchError {
+    /// How the run ended, as `/metrics` and the failure record say it: `stopped` or
+    /// `failed`.
+    pub fn run_status(&self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            _ => "failed",
+        }
+    }
+}

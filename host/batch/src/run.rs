@@ -209,7 +209,7 @@ impl JobRunner {
         let started = std::time::Instant::now();
         let started_at = format_rfc3339(now_micros());
         let (job, trigger, period) = (request.job.clone(), request.trigger, request.period);
-        let result = self.run_one(request, started).await;
+        let result = self.run_one(request, started, &started_at).await;
         self.record_outcome(&job, &period, trigger, started_at, result.as_ref()).await;
         if let Some(observer) = &self.observer {
             let outcome = result.as_ref();
@@ -240,7 +240,7 @@ impl JobRunner {
                     let failure = RunFailure {
                         job: job.to_owned(),
                         run: run.clone(),
-                        status: if matches!(error, BatchError::Stopped) { "stopped" } else { "failed" }.to_owned(),
+                        status: error.run_status().to_owned(),
                         from: period.from,
                         to: period.to,
                         started,
@@ -260,11 +260,16 @@ impl JobRunner {
         tracing::warn!(job, run = %run, "cannot record the run's outcome in the lake ({why}); `weir batch list` may show an older run");
     }
 
-    async fn run_one(&self, request: RunRequest, began: std::time::Instant) -> Result<RunManifest, BatchError> {
+    /// One run, which `run` began at `began`, `started` in RFC 3339.
+    async fn run_one(
+        &self,
+        request: RunRequest,
+        began: std::time::Instant,
+        started: &str,
+    ) -> Result<RunManifest, BatchError> {
         let job = self.job(&request.job)?.clone();
         let period = request.period;
         let run = period.run_id();
-        let started = format_rfc3339(now_micros());
         let used: BTreeSet<&str> = job.plugins().map(|(name, _)| name).collect();
         if let Some(unused) = request.versions.keys().find(|name| !used.contains(name.as_str())) {
             return Err(BatchError::Invalid(format!(
@@ -451,7 +456,7 @@ impl JobRunner {
             stream: job.stream.clone(),
             from: period.from,
             to: period.to,
-            started,
+            started: started.to_owned(),
             finished: format_rfc3339(now_micros()),
             trigger: request.trigger.as_str().to_owned(),
             plugins: steps

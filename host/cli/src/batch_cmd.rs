@@ -105,8 +105,9 @@ pub(crate) enum BatchCommand {
         #[command(flatten)]
         tls: ClusterTlsArgs,
     },
-    /// Every job of a configuration with its schedule and last completed run (period,
-    /// status, duration, counts), from the runs' manifests.
+    /// Every job of a configuration with its schedule and newest run: the last completed
+    /// one (period, duration, counts, from its manifest) or, when it ended later, the last
+    /// failed one (period, duration, the error, from its failure record).
     List {
         /// The pipeline configuration (TOML), e.g. weir.toml.
         #[arg(long)]

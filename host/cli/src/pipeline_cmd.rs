@@ -320,11 +320,7 @@ impl weir_batch::RunObserver for JobMetrics {
     fn finished(&self, finished: &weir_batch::RunFinished<'_>) {
         let metrics = self.0.metrics();
         let job = finished.job;
-        let status = match finished.outcome {
-            Ok(_) => "completed",
-            Err(weir_batch::BatchError::Stopped) => "stopped",
-            Err(_) => "failed",
-        };
+        let status = finished.outcome.map_or_else(weir_batch::BatchError::run_status, |_| "completed");
         let labels = [("job", job), ("trigger", finished.trigger.as_str()), ("status", status)];
         metrics.add("weir_job_runs_total", &labels, 1);
         let millis = i64::try_from(finished.elapsed.as_millis()).unwrap_or(i64::MAX);

@@ -72,9 +72,7 @@ impl RunManifest {
     /// # Errors
     /// The store's error.
     pub async fn write(&self, store: &dyn ObjectStore) -> Result<(), object_store::Error> {
-        let body = serde_json::to_vec_pretty(self)
-            .map_err(|e| object_store::Error::Generic { store: "lake", source: Box::new(e) })?;
-        store.put(&Self::path(&self.job, &self.run), PutPayload::from(body)).await.map(drop)
+        put_json(store, &Self::path(&self.job, &self.run), serde_json::to_vec_pretty(self)).await
     }
 
     /// Removes the manifest of `run` of `job`, if any (a rerun's first write).
@@ -82,10 +80,7 @@ impl RunManifest {
     /// # Errors
     /// The store's error.
     pub async fn remove(store: &dyn ObjectStore, job: &str, run: &str) -> Result<(), object_store::Error> {
-        match store.delete(&Self::path(job, run)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        delete_if_present(store, &Self::path(job, run)).await
     }
 
     /// The manifests of every completed run of `job`, in run order. Unreadable manifests
@@ -124,12 +119,8 @@ impl RunManifest {
     async fn read(store: &dyn ObjectStore, paths: Vec<Path>) -> Result<Vec<RunManifest>, object_store::Error> {
         let mut manifests = Vec::with_capacity(paths.len());
         for path in paths {
-            let bytes = match store.get(&path).await {
-                Ok(got) => got.bytes().await?,
-                // Removed by a rerun since the listing.
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(e),
-            };
+            // None: removed by a rerun since the listing.
+            let Some(bytes) = get_if_present(store, &path).await? else { continue };
             match serde_json::from_slice(&bytes) {
                 Ok(manifest) => manifests.push(manifest),
                 Err(e) => tracing::warn!("skipping the unreadable job manifest {path}: {e}"),
@@ -195,9 +186,7 @@ impl RunFailure {
             record.error.truncate(end);
             record.error.push('…');
         }
-        let body = serde_json::to_vec_pretty(&record)
-            .map_err(|e| object_store::Error::Generic { store: "lake", source: Box::new(e) })?;
-        store.put(&Self::path(&self.job), PutPayload::from(body)).await.map(drop)
+        put_json(store, &Self::path(&self.job), serde_json::to_vec_pretty(&record)).await
     }
 
     /// Removes the failure record of `job`, if any (a run of it completed).
@@ -205,10 +194,7 @@ impl RunFailure {
     /// # Errors
     /// The store's error.
     pub async fn remove(store: &dyn ObjectStore, job: &str) -> Result<(), object_store::Error> {
-        match store.delete(&Self::path(job)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
-        }
+        delete_if_present(store, &Self::path(job)).await
     }
 
     /// The failure record of `job`, if its newest run failed; an unreadable record is
@@ -218,11 +204,7 @@ impl RunFailure {
     /// The store cannot be read.
     pub async fn read(store: &dyn ObjectStore, job: &str) -> Result<Option<RunFailure>, object_store::Error> {
         let path = Self::path(job);
-        let bytes = match store.get(&path).await {
-            Ok(got) => got.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        let Some(bytes) = get_if_present(store, &path).await? else { return Ok(None) };
         match serde_json::from_slice(&bytes) {
             Ok(failure) => Ok(Some(failure)),
             Err(e) => {
@@ -272,11 +254,7 @@ impl KeptLedger {
     /// The store's error.
     pub async fn read(store: &dyn ObjectStore, job: &str, run: &str) -> Result<Self, object_store::Error> {
         let path = Self::path(job, run);
-        let bytes = match store.get(&path).await {
-            Ok(got) => got.bytes().await?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Self::default()),
-            Err(e) => return Err(e),
-        };
+        let Some(bytes) = get_if_present(store, &path).await? else { return Ok(Self::default()) };
         Ok(serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             tracing::warn!("the kept-records ledger {path} is unreadable ({e}); what it named stays in its sinks");
             Self::default()
@@ -288,9 +266,7 @@ impl KeptLedger {
     /// # Errors
     /// The store's error.
     pub async fn write(&self, store: &dyn ObjectStore, job: &str, run: &str) -> Result<(), object_store::Error> {
-        let body = serde_json::to_vec(self)
-            .map_err(|e| object_store::Error::Generic { store: "lake", source: Box::new(e) })?;
-        store.put(&Self::path(job, run), PutPayload::from(body)).await.map(drop)
+        put_json(store, &Self::path(job, run), serde_json::to_vec(self)).await
     }
 
     /// What `sink` keeps of `source`.
@@ -331,6 +307,33 @@ impl KeptLedger {
             }
         }
         gone
+    }
+}
+
+/// Puts `body`, a JSON document as serialised, at `path`.
+async fn put_json(
+    store: &dyn ObjectStore,
+    path: &Path,
+    body: serde_json::Result<Vec<u8>>,
+) -> Result<(), object_store::Error> {
+    let body = body.map_err(|e| object_store::Error::Generic { store: "lake", source: Box::new(e) })?;
+    store.put(path, PutPayload::from(body)).await.map(drop)
+}
+
+/// The object at `path`, or `None` when there is none.
+async fn get_if_present(store: &dyn ObjectStore, path: &Path) -> Result<Option<bytes::Bytes>, object_store::Error> {
+    match store.get(path).await {
+        Ok(got) => got.bytes().await.map(Some),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Deletes the object at `path`, if there is one.
+async fn delete_if_present(store: &dyn ObjectStore, path: &Path) -> Result<(), object_store::Error> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
