@@ -28,7 +28,7 @@ fn status(order: &str, status: &str, time: i64) -> Event {
 fn commit(first_seq: u64, events: Vec<Event>) -> SinkCommit {
     let items = events
         .into_iter()
-        .map(|event| SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".to_owned() }))
+        .map(|event| SinkItem::Event(Arc::new(EventItem { event, lineage: "orders-parser@1.0.0".to_owned() })))
         .collect();
     weir_e2e::commit_of("orders", "0", first_seq, items)
 }

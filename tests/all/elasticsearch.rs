@@ -4,6 +4,7 @@
 //! — kept documents removed by id, and `weir serve` answering `/v1/search` from it as
 //! from the embedded index.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_aws::{ElasticIndex, ElasticSettings};
@@ -25,7 +26,7 @@ fn order(id: &str, restaurant: &str, total: f64) -> Event {
 fn commit(events: Vec<Event>) -> SinkCommit {
     let items = events
         .into_iter()
-        .map(|event| SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".into() }))
+        .map(|event| SinkItem::Event(Arc::new(EventItem { event, lineage: "orders-parser@1.0.0".into() })))
         .collect();
     weir_e2e::commit_of("orders", "0", 1, items)
 }

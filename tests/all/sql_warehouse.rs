@@ -4,6 +4,7 @@
 //! to the server as generated.
 
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_aws::{SqlDialect, SqlWarehouseSettings, SqlWarehouseSink};
@@ -48,7 +49,7 @@ fn commit(first: u64, n: u64, status: &str) -> SinkCommit {
                     (Name::from("note"), Value::from("a \"quoted\", comma\nand newline")),
                 ],
             };
-            let item = EventItem { event, lineage: "orders-parser@1.0.0".into() };
+            let item = Arc::new(EventItem { event, lineage: "orders-parser@1.0.0".into() });
             if seq % 3 == 0 { SinkItem::Aggregate(item) } else { SinkItem::Event(item) }
         })
         .collect();
@@ -144,7 +145,7 @@ fn a_record_the_server_cannot_store_is_rejected_and_the_rest_written() {
         sink.prepare().await.unwrap();
         let mut with_nul = commit(1, 10, "placed");
         let SinkItem::Event(item) = &mut with_nul.records[4].item else { panic!("an event") };
-        item.event.fields.push((Name::from("bad"), Value::from("nul\0here")));
+        Arc::make_mut(item).event.fields.push((Name::from("bad"), Value::from("nul\0here")));
         let report = sink.write(&with_nul).await.unwrap();
         assert_eq!(report.rejected.len(), 1);
         assert_eq!(report.rejected[0].0, 4);

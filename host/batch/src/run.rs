@@ -352,7 +352,7 @@ impl JobRunner {
             event_records.push(SinkRecord {
                 id: format!("{}-{}-{}-{n}", job.name, run, archived[record].id),
                 position: record.to_string(),
-                item: SinkItem::Event(EventItem { event, lineage: lineage.clone() }),
+                item: SinkItem::Event(Arc::new(EventItem { event, lineage: lineage.clone() })),
             });
         }
         let mut dead = DeadLetters::new(&job.name, &run, &archived);
@@ -373,7 +373,7 @@ impl JobRunner {
                 .records
                 .iter()
                 .filter_map(|r| match &r.item {
-                    SinkItem::Event(item) => Some((r, item)),
+                    SinkItem::Event(item) => Some((r, item.as_ref())),
                     _ => None,
                 })
                 .collect();
@@ -421,7 +421,7 @@ impl JobRunner {
                 .map(|(position, event)| SinkRecord {
                     id: id.record_id(&position.to_string(), 0),
                     position: position.to_string(),
-                    item: SinkItem::Aggregate(EventItem { event, lineage: level_lineage.clone() }),
+                    item: SinkItem::Aggregate(Arc::new(EventItem { event, lineage: level_lineage.clone() })),
                 })
                 .collect::<Vec<_>>();
             let commit = SinkCommit { id, arrival_time: period.from, records };

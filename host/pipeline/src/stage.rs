@@ -1082,13 +1082,13 @@ impl ShardStage {
         for ((event, &origin), lineage) in produced.events.into_iter().zip(&produced.origins).zip(&produced.lineage) {
             let n = per_origin[origin];
             per_origin[origin] += 1;
-            let item = EventItem { event, lineage: lineage.to_string() };
+            let item = Arc::new(EventItem { event, lineage: lineage.to_string() });
             let position = position(origin);
             events.push(SinkRecord { id: id(&position, n), position, item: SinkItem::Event(item) });
         }
         let mut aggregates = Vec::new();
         for (agg_id, event, lineage) in produced.aggregates {
-            let item = EventItem { event, lineage: lineage.to_string() };
+            let item = Arc::new(EventItem { event, lineage: lineage.to_string() });
             aggregates.push(SinkRecord {
                 id: agg_id,
                 position: range.last.as_str().to_owned(),

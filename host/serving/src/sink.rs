@@ -242,7 +242,7 @@ mod tests {
             .map(|(i, event)| SinkRecord {
                 id: format!("orders-0000-{}-0", first_seq + i as u64),
                 position: (first_seq + i as u64).to_string(),
-                item: SinkItem::Event(EventItem { event, lineage: "p@1".to_owned() }),
+                item: SinkItem::Event(Arc::new(EventItem { event, lineage: "p@1".to_owned() })),
             })
             .collect();
         let raw = RawItem { partition_key: None, content_type: "text/plain".to_owned(), arrival_time: 0, data: vec![] };

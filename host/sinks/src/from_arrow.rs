@@ -296,7 +296,7 @@ mod tests {
             .map(|i| SinkRecord {
                 id: crate::CommitId::log_range("orders", "0", "0", "0").record_id(&i.to_string(), 0),
                 position: i.to_string(),
-                item: crate::sink::SinkItem::Event(items[i].clone()),
+                item: crate::sink::SinkItem::Event(std::sync::Arc::new(items[i].clone())),
             })
             .collect();
         let rows: Vec<(&SinkRecord, &EventItem)> = records.iter().zip(&items).collect();

@@ -102,7 +102,7 @@ impl LakeSink {
                 continue;
             }
             let key = kind.key(commit);
-            let table: Vec<(&SinkRecord, &EventItem)> = rows.iter().map(|&(_, r, e)| (r, e)).collect();
+            let table: Vec<(&SinkRecord, &EventItem)> = rows.iter().map(|&(_, r, e)| (r, e.as_ref())).collect();
             let bytes = match staging {
                 Some(_) => crate::rolling::staged_rows(&table),
                 None => table::parquet_file(&table),

@@ -288,17 +288,17 @@ impl Roller {
 /// The Parquet file of staged events: every row of every staged object, in order, typed
 /// together.
 fn parquet_of(staged: &[bytes::Bytes]) -> Result<Vec<u8>, String> {
-    let mut rows: Vec<(SinkRecord, EventItem)> = Vec::new();
+    let mut rows: Vec<(SinkRecord, Arc<EventItem>)> = Vec::new();
     for object in staged {
         for line in object.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
             let row: StagedRowRead = serde_json::from_slice(line).map_err(|e| format!("a staged row: {e}"))?;
             let event = event_from_json(&row.event).map_err(|e| format!("a staged event: {e}"))?;
-            let item = EventItem { event, lineage: row.lineage };
+            let item = Arc::new(EventItem { event, lineage: row.lineage });
             let record = SinkRecord { id: row.id, position: row.seq, item: SinkItem::Event(item.clone()) };
             rows.push((record, item));
         }
     }
-    let table: Vec<(&SinkRecord, &EventItem)> = rows.iter().map(|(r, e)| (r, e)).collect();
+    let table: Vec<(&SinkRecord, &EventItem)> = rows.iter().map(|(r, e)| (r, e.as_ref())).collect();
     crate::table::parquet_file(&table)
 }
 

@@ -446,10 +446,10 @@ mod tests {
         SinkRecord {
             id: commit_id(0).record_id(&seq.to_string(), 0),
             position: seq.to_string(),
-            item: SinkItem::Aggregate(EventItem {
+            item: SinkItem::Aggregate(std::sync::Arc::new(EventItem {
                 event: Event { key: Some(key.to_owned()), time, fields },
                 lineage: "stats@1".to_owned(),
-            }),
+            })),
         }
     }
 

@@ -68,6 +68,19 @@ async fn load(
     Run { latencies, elapsed: started.elapsed(), records: bodies.len() * per_body }
 }
 
+/// The CPU time the whole process has used so far (user + system), from
+/// `/proc/self/stat`, in clock ticks of 1/100 s (Linux's `USER_HZ` on every platform it
+/// runs on here); `None` off Linux.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_name.split(' ').skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 10))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -131,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
 
     let bare = load(addr, "/discard", bodies.clone(), per_request, concurrency).await;
     let started = Instant::now();
+    let cpu_before = process_cpu();
     let ingest =
         load(addr, "/v1/streams/orders/records?key_field=restaurant_id", bodies.clone(), per_request, concurrency)
             .await;
@@ -138,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let end_to_end = started.elapsed();
+    let cpu = cpu_before.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before));
     pipeline.shutdown().await;
 
     println!("{}", bare.line("bare axum (discard body)"));
@@ -152,6 +167,13 @@ async fn main() -> anyhow::Result<()> {
         ingest.records,
         end_to_end.as_secs_f64()
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "end to end CPU: {:.2} s user + system, {:.2} cores busy on average",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() / end_to_end.as_secs_f64()
+        );
+    }
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }

@@ -46,7 +46,7 @@ fn commits(events: usize, size: usize) -> Vec<SinkCommit> {
                             (Name::from("total"), Value::Float(10.0 + (i % 40) as f64)),
                         ],
                     };
-                    SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0".into() })
+                    SinkItem::Event(Arc::new(EventItem { event, lineage: "orders-parser@1.0.0".into() }))
                 })
                 .collect();
             weir_e2e::commit_of("orders", "0", first as u64 + 1, items)

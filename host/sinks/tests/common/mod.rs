@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -33,11 +34,11 @@ pub fn raw(key: Option<&str>, data: &[u8]) -> SinkItem {
 }
 
 pub fn event(event: Event) -> SinkItem {
-    SinkItem::Event(EventItem { event, lineage: "orders-parser@1.0.0>restaurant-enricher@2.1.0".into() })
+    SinkItem::Event(Arc::new(EventItem { event, lineage: "orders-parser@1.0.0>restaurant-enricher@2.1.0".into() }))
 }
 
 pub fn aggregate(event: Event) -> SinkItem {
-    SinkItem::Aggregate(EventItem { event, lineage: "restaurant-stats@1.0.0".into() })
+    SinkItem::Aggregate(Arc::new(EventItem { event, lineage: "restaurant-stats@1.0.0".into() }))
 }
 
 pub fn dead_letter(reason: &str, original: &[u8]) -> SinkItem {
