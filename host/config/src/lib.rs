@@ -553,7 +553,7 @@ pub struct StreamConfig {
     pub enrichers: Vec<String>,
     /// `batch_size`: records per plugin call, 1 to 100 000. By default 512.
     pub batch_size: usize,
-    /// `commit_size`: records per commit, 1 to 1 000 000; by default 4 096. A stage reads
+    /// `commit_size`: records per commit, 1 to 1 000 000; by default 16 384. A stage reads
     /// up to this many records at once (when that many are waiting), runs them through
     /// the plugins in calls of `batch_size`, hands each sink one batch of the outputs and
     /// checkpoints once: sinks that commit per batch (search index, serving store,

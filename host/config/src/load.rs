@@ -105,7 +105,10 @@ const MAX_SHARDS: u64 = 1024;
 /// Records per plugin call, by default and at most.
 const DEFAULT_BATCH_SIZE: usize = 512;
 const MAX_COMMIT_SIZE: u64 = 1_000_000;
-const DEFAULT_COMMIT_SIZE: usize = 4096;
+/// Records per commit by default: under a backlog a search index commit costs about
+/// 25 ms of CPU whatever its size, so 4 096 (the default until 2026-12-04) spent a
+/// quarter of the demo pipeline's CPU on commits (docs/streaming.md, BENCHMARKS.md).
+const DEFAULT_COMMIT_SIZE: usize = 16_384;
 /// Distinct field names of a stream's events, by default and at most.
 const DEFAULT_MAX_FIELDS: usize = 1000;
 const MAX_MAX_FIELDS: u64 = 100_000;

@@ -188,7 +188,7 @@ fn a_full_configuration_parses_into_typed_settings() {
                 parser: "clicks-parser".to_owned(),
                 enrichers: Vec::new(),
                 batch_size: 512,
-                commit_size: 4096,
+                commit_size: 16_384,
                 max_fields: 1000,
                 aggregator: None,
                 routes: Routes {
@@ -250,7 +250,7 @@ fn defaults_fill_everything_that_is_left_out() {
             parser: "orders-parser".to_owned(),
             enrichers: Vec::new(),
             batch_size: 512,
-            commit_size: 4096,
+            commit_size: 16_384,
             max_fields: 1000,
             aggregator: None,
             routes: Routes {

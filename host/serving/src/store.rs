@@ -362,20 +362,27 @@ impl ServingStore {
         {
             let mut stored = txn.open_table(DOCUMENTS).map_err(|e| storage(e.into()))?;
             for doc in documents {
-                let newer_or_same = {
-                    let current = stored.get((table, doc.key.as_str())).map_err(|e| storage(e.into()))?;
-                    current.as_ref().and_then(|value| StoredDocument::version_of(value.value())).is_none_or(
-                        |(time, position, _)| {
+                // Written first and put back when the replaced document was newer: one
+                // walk down the tree for the usual write instead of a `get` and an
+                // `insert` (stale writes are rare: replays and out-of-order updates).
+                let value = StoredDocument::encode(doc.time, &doc.position, &doc.body);
+                let newer_one_replaced = {
+                    let replaced =
+                        stored.insert((table, doc.key.as_str()), value.as_slice()).map_err(|e| storage(e.into()))?;
+                    replaced.and_then(|previous| {
+                        let bytes = previous.value();
+                        let newer_or_same = StoredDocument::version_of(bytes).is_none_or(|(time, position, _)| {
                             doc.time.cmp(&time).then_with(|| compare_positions(&doc.position, position)).is_ge()
-                        },
-                    )
+                        });
+                        (!newer_or_same).then(|| bytes.to_vec())
+                    })
                 };
-                if newer_or_same {
-                    let value = StoredDocument::encode(doc.time, &doc.position, &doc.body);
-                    stored.insert((table, doc.key.as_str()), value.as_slice()).map_err(|e| storage(e.into()))?;
-                    outcomes.push(UpsertOutcome::Written);
-                } else {
-                    outcomes.push(UpsertOutcome::Stale);
+                match newer_one_replaced {
+                    None => outcomes.push(UpsertOutcome::Written),
+                    Some(previous) => {
+                        stored.insert((table, doc.key.as_str()), previous.as_slice()).map_err(|e| storage(e.into()))?;
+                        outcomes.push(UpsertOutcome::Stale);
+                    }
                 }
             }
         }
