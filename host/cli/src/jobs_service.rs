@@ -150,10 +150,13 @@ impl JobService {
                     ),
                 ),
                 Err(e) => {
-                    tracing::warn!(job = %running.job, run = %running.run, "the on-demand run failed: {e}");
+                    // `stopped` (the host shut down mid-run) or `failed`, as `/metrics` and
+                    // the failure record say it.
+                    let status = e.run_status();
+                    tracing::warn!(job = %running.job, run = %running.run, "the on-demand run {status}: {e}");
                     (
-                        json!({ "run": running.run, "status": "failed", "finished": finished, "error": e.to_string() }),
-                        format!("failed: {e}"),
+                        json!({ "run": running.run, "status": status, "finished": finished, "error": e.to_string() }),
+                        format!("{status}: {e}"),
                     )
                 }
             };
