@@ -247,8 +247,8 @@ async fn execute(command: BatchCommand) -> anyhow::Result<()> {
 }
 
 /// A job in `weir batch list`: its schedule and its newest run, completed or failed
-/// (or stopped), whichever ended last. A run killed with `kill -9` records nothing, so it shows as the
-/// run before it.
+/// (or stopped), whichever ended last. A run killed with `kill -9` records nothing, so it
+/// shows as the run before it.
 fn job_line(
     spec: &weir_config::JobConfig,
     last: Option<&weir_sinks::RunManifest>,

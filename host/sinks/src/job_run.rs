@@ -15,6 +15,7 @@ use object_store::path::{Path, PathPart};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use crate::objects::{delete_if_present, get_if_present};
 use crate::sink::KeptRecord;
 
 /// What a completed run wrote.
@@ -318,23 +319,6 @@ async fn put_json(
 ) -> Result<(), object_store::Error> {
     let body = body.map_err(|e| object_store::Error::Generic { store: "lake", source: Box::new(e) })?;
     store.put(path, PutPayload::from(body)).await.map(drop)
-}
-
-/// The object at `path`, or `None` when there is none.
-async fn get_if_present(store: &dyn ObjectStore, path: &Path) -> Result<Option<bytes::Bytes>, object_store::Error> {
-    match store.get(path).await {
-        Ok(got) => got.bytes().await.map(Some),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Deletes the object at `path`, if there is one.
-async fn delete_if_present(store: &dyn ObjectStore, path: &Path) -> Result<(), object_store::Error> {
-    match store.delete(path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 #[cfg(test)]

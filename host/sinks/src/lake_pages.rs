@@ -15,13 +15,14 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
+use object_store::ObjectStore;
 use object_store::path::{Path, PathPart};
-use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::layout::{LakeObject, is_interrupted_write};
+use crate::objects::get_if_present;
 
 /// Rows one page holds at most.
 pub const MAX_PAGE_ROWS: usize = 1000;
@@ -214,11 +215,9 @@ pub async fn read_page(
                     page.more = true;
                     break 'dates;
                 }
-                let bytes = match store.get(&location).await {
-                    Ok(got) => got.bytes().await.map_err(|e| failed(&location, e))?,
-                    // Removed since the listing (a lake compaction, a rerun): nothing to give.
-                    Err(object_store::Error::NotFound { .. }) => continue,
-                    Err(e) => return Err(failed(&location, e)),
+                // None: removed since the listing (a lake compaction, a rerun), nothing to give.
+                let Some(bytes) = get_if_present(store, &location).await.map_err(|e| failed(&location, e))? else {
+                    continue;
                 };
                 scanned += bytes.len();
                 let rows =
@@ -299,10 +298,10 @@ pub async fn find_dead_letters(
                 if !remaining.iter().any(|(_, s, position)| *s == shard && holds(position)) {
                     continue;
                 }
-                let bytes = match store.get(&object.location).await {
-                    Ok(got) => got.bytes().await.map_err(|e| failed(&object.location, e))?,
-                    Err(object_store::Error::NotFound { .. }) => continue,
-                    Err(e) => return Err(failed(&object.location, e)),
+                let Some(bytes) =
+                    get_if_present(store, &object.location).await.map_err(|e| failed(&object.location, e))?
+                else {
+                    continue;
                 };
                 for row in decode(LakeObject::DeadLetters, bytes)
                     .map_err(|why| PageError::Failed(format!("cannot decode {}: {why}", object.location)))?

@@ -44,6 +44,7 @@ mod lake;
 mod lake_pages;
 mod layout;
 mod ndjson;
+mod objects;
 mod read_back;
 pub mod rolling;
 mod sink;

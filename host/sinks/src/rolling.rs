@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use weir_events::json::{EventJson, event_from_json};
 
 use crate::layout::{is_interrupted_write, put_object};
+use crate::objects::delete_if_present;
 use crate::sink::{EventItem, SinkItem, SinkRecord};
 
 /// The top-level prefix staged commits are kept under.
@@ -222,7 +223,7 @@ impl Roller {
                     .zip(group.rolled_through.as_deref())
                     .is_some_and(|((_, last), through)| position_le(last, through));
                 if covered {
-                    delete(self.store.as_ref(), &staged_key(&dir, &file)).await?;
+                    delete_if_present(self.store.as_ref(), &staged_key(&dir, &file)).await?;
                     continue;
                 }
                 group.bytes += size;
@@ -276,7 +277,7 @@ impl Roller {
         put_object(&self.sink, self.store.as_ref(), &key, bytes).await.map_err(|e| e.to_string())?;
         tracing::debug!(sink = %self.sink, %key, objects = group.staged.len(), "staged commits rolled into one lake object");
         for file in std::mem::take(&mut group.staged).into_keys() {
-            delete(self.store.as_ref(), &staged_key(dir, &file)).await.map_err(|e| e.to_string())?;
+            delete_if_present(self.store.as_ref(), &staged_key(dir, &file)).await.map_err(|e| e.to_string())?;
         }
         group.bytes = 0;
         group.oldest = None;
@@ -313,11 +314,4 @@ fn split(key: &Path) -> (String, String) {
 
 fn staged_key(dir: &str, file: &str) -> Path {
     Path::from(format!("{STAGING}/{dir}/{file}"))
-}
-
-async fn delete(store: &dyn ObjectStore, key: &Path) -> Result<(), object_store::Error> {
-    match store.delete(key).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
