@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use serde_json::Value as Json;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
-use tantivy::query::QueryParser;
+use tantivy::query::{QueryParser, QueryParserError};
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, NumericOptions, STORED, STRING, Schema,
     TextFieldIndexing, TextOptions, Value as _,
@@ -157,14 +157,21 @@ impl SearchIndex {
             source: Box::new(source),
         };
         std::fs::create_dir_all(path).map_err(|e| error(e.into()))?;
-        let (schema, fields) = schema(settings);
+        let (schema, fields) = schema(settings, TimeField::FastOnly);
         let directory = MmapDirectory::open(path).map_err(|e| error(e.into()))?;
-        let index = Index::open_or_create(directory, schema).map_err(|e| match e {
-            tantivy::TantivyError::SchemaError(reason) => {
-                SearchError::SchemaChanged { index: name.to_owned(), path: path.to_owned(), reason }
+        let index = if Index::exists(&directory).map_err(|e| error(e.into()))? {
+            let index = Index::open(directory).map_err(error)?;
+            // An index created before the time field became fast-only keeps its schema:
+            // same fields, same order, so `fields` names them in either.
+            let (indexed_time, _) = self::schema(settings, TimeField::IndexedAndFast);
+            if index.schema() != schema && index.schema() != indexed_time {
+                let reason = "its text or numeric fields differ".to_owned();
+                return Err(SearchError::SchemaChanged { index: name.to_owned(), path: path.to_owned(), reason });
             }
-            other => error(other),
-        })?;
+            index
+        } else {
+            Index::create(directory, schema, tantivy::IndexSettings::default()).map_err(error)?
+        };
         let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(RemoveLongFilter::limit(64))
             .filter(LowerCaser)
@@ -319,7 +326,14 @@ impl SearchIndex {
         crate::query_bounds::check(query).map_err(refused)?;
         let mut parser = QueryParser::for_index(&self.index, self.default_fields.clone());
         parser.set_conjunction_by_default();
-        let parsed = parser.parse_query(query).map_err(|e| refused(e.to_string()))?;
+        let parsed = parser.parse_query(query).map_err(|e| match e {
+            QueryParserError::FieldNotIndexed(field) if field == "time" => refused(
+                "the event time is filtered by range, not matched exactly: time:[2026-11-26T10:00:00Z TO \
+                 2026-11-26T11:00:00Z]"
+                    .to_owned(),
+            ),
+            other => refused(other.to_string()),
+        })?;
         let searcher = self.reader.searcher();
         let limit = limit.clamp(1, MAX_LIMIT);
         let (top, total) = searcher
@@ -354,7 +368,18 @@ fn shown(query: &str) -> String {
     }
 }
 
-fn schema(settings: &IndexSettings) -> (Schema, Fields) {
+/// How the schema has the event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeField {
+    /// A fast (columnar) field only, what indexes get since 2026-12-05: range queries
+    /// (`time:[… TO …]`) read it, and no term per document goes into the inverted index,
+    /// where nearly every microsecond time was a term of its own (BENCHMARKS.md).
+    FastOnly,
+    /// Indexed as well: indexes created before, which keep opening as they are.
+    IndexedAndFast,
+}
+
+fn schema(settings: &IndexSettings, time_field: TimeField) -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let analysed = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default().set_tokenizer(ANALYZER).set_index_option(IndexRecordOption::WithFreqsAndPositions),
@@ -364,7 +389,12 @@ fn schema(settings: &IndexSettings) -> (Schema, Fields) {
     let kind = builder.add_text_field("kind", STRING);
     let time = builder.add_date_field(
         "time",
-        DateOptions::default().set_indexed().set_fast().set_precision(DateTimePrecision::Microseconds),
+        match time_field {
+            TimeField::FastOnly => DateOptions::default(),
+            TimeField::IndexedAndFast => DateOptions::default().set_indexed(),
+        }
+        .set_fast()
+        .set_precision(DateTimePrecision::Microseconds),
     );
     let text = builder.add_text_field("text", analysed.clone());
     let source = builder.add_text_field(SOURCE, STORED);
@@ -541,6 +571,35 @@ mod tests {
         let error = SearchIndex::open("orders", dir.path(), &other).unwrap_err();
         assert!(matches!(error, SearchError::SchemaChanged { .. }), "{error}");
         assert!(error.to_string().contains("remove the directory"), "{error}");
+    }
+
+    #[test]
+    fn the_event_time_filters_by_range_and_an_exact_time_is_a_query_error_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0))]);
+        assert_eq!(ids(&index, "time:[2025-11-26T10:00:00Z TO 2025-11-26T10:00:00.000001Z]"), ["a"]);
+        assert!(ids(&index, "time:[2025-11-26T10:00:00.000001Z TO 2025-11-27T00:00:00Z]").is_empty());
+        let error = index.search(r#"time:"2025-11-26T10:00:00Z""#, 10).unwrap_err();
+        assert!(matches!(error, SearchError::Query { .. }), "{error}");
+        assert!(error.to_string().contains("filtered by range"), "{error}");
+    }
+
+    #[test]
+    fn an_index_created_with_the_time_indexed_keeps_opening_and_answering() {
+        let dir = tempfile::tempdir().unwrap();
+        let (indexed_time, _) = schema(&settings(), TimeField::IndexedAndFast);
+        let directory = MmapDirectory::open(dir.path()).unwrap();
+        let created = Index::create(directory, indexed_time.clone(), tantivy::IndexSettings::default()).unwrap();
+        drop(created);
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0)), ("b", restaurant("r-2", "Smokehouse", 9.5))]);
+        drop(index);
+        let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
+        assert_eq!(index.index.schema(), indexed_time);
+        assert_eq!(ids(&index, "time:[2025-11-26T00:00:00Z TO 2025-11-27T00:00:00Z]"), ["a", "b"]);
+        assert_eq!(ids(&index, r#"time:"2025-11-26T10:00:00Z""#), ["a", "b"]);
+        assert_eq!(ids(&index, "müller AND total:>=10"), ["a"]);
     }
 
     #[test]

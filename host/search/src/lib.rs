@@ -11,8 +11,10 @@
 //! - `id`: the record's deterministic id ([`weir_sinks::SinkRecord::id`]). A write first
 //!   deletes the documents with the same id, so a replay after a crash replaces instead of
 //!   duplicating;
-//! - `key` (exact), `kind` (`event` or `aggregate`, exact), `time` (the event time, a date:
-//!   `time:[2026-11-26T10:00:00Z TO 2026-11-26T11:00:00Z]`);
+//! - `key` (exact), `kind` (`event` or `aggregate`, exact), `time` (the event time, a date
+//!   filtered by range: `time:[2026-11-26T10:00:00Z TO 2026-11-26T11:00:00Z]`; a fast
+//!   field only, not in the inverted index, so an exact time is a query error; indexes
+//!   created before 2026-12-05 have it indexed too and keep opening as they are);
 //! - one analysed field per configured text field (`restaurant_name:müller`);
 //! - `text`: every other text value of the event, analysed. Queries search `text` and
 //!   the configured text fields by default, so an unqualified term finds any text value,
