@@ -580,6 +580,8 @@ mod tests {
         write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0))]);
         assert_eq!(ids(&index, "time:[2025-11-26T10:00:00Z TO 2025-11-26T10:00:00.000001Z]"), ["a"]);
         assert!(ids(&index, "time:[2025-11-26T10:00:00.000001Z TO 2025-11-27T00:00:00Z]").is_empty());
+        assert_eq!(ids(&index, "time:>=2025-11-26T10:00:00Z"), ["a"]);
+        assert!(ids(&index, "time:>2025-11-26T10:00:00Z").is_empty());
         let error = index.search(r#"time:"2025-11-26T10:00:00Z""#, 10).unwrap_err();
         assert!(matches!(error, SearchError::Query { .. }), "{error}");
         assert!(error.to_string().contains("filtered by range"), "{error}");
