@@ -548,6 +548,66 @@ fn a_plugin_that_names_a_field_per_event_cannot_grow_the_lake_past_the_streams_m
     assert_eq!(per_event.len(), report.events, "a column per delivered event, and none for the refused: {per_event:?}");
 }
 
+/// How many commits the stages of stream `orders` have made, from `/metrics`.
+async fn commits(addr: SocketAddr) -> u64 {
+    let metrics = request(addr, "GET", "/metrics", None, b"").await.unwrap();
+    let line = metrics.body.lines().find(|l| l.starts_with("weir_commit_seconds_count{stream=\"orders\"}"));
+    line.and_then(|l| l.rsplit(' ').next()).map_or(0, |n| n.parse().unwrap())
+}
+
+/// One shard (so one stage commits) and `stream_keys` added to the stream.
+fn one_shard_config(dir: &Path, stream_keys: &str) -> PathBuf {
+    let config = write_config(dir, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("shards = 2", "shards = 1")
+        .replace("batch_size = 16", &format!("batch_size = 16\n{stream_keys}"));
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+#[test]
+fn appends_that_trickle_in_within_the_commit_interval_are_committed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&one_shard_config(dir.path(), "commit_interval = \"3s\""));
+    let sent = orders(4);
+    rt().block_on(async {
+        send(server.addr, &sent[..1]).await;
+        caught_up(server.addr).await;
+        assert_eq!(commits(server.addr).await, 1, "after a quiet spell an append is committed at once");
+        // Three appends within the interval of that commit: one commit, once it ends.
+        for order in &sent[1..] {
+            send(server.addr, std::slice::from_ref(order)).await;
+        }
+        caught_up(server.addr).await;
+        assert_eq!(commits(server.addr).await, 2);
+    });
+    server.stop();
+    assert_raw_records_and_events_delivered_once(dir.path(), &sent);
+}
+
+#[test]
+fn a_full_commit_waiting_does_not_wait_out_the_commit_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ten minutes between commits unless `commit_size` records are waiting: catching up
+    // on 3 full commits within `caught_up`'s deadline means none of them waited.
+    let server = Server::start(&one_shard_config(dir.path(), "commit_size = 2\ncommit_interval = \"10m\""));
+    let sent = orders(6);
+    rt().block_on(async {
+        send(server.addr, &sent).await;
+        caught_up(server.addr).await;
+        assert_eq!(commits(server.addr).await, 3);
+    });
+    server.stop();
+    assert_raw_records_and_events_delivered_once(dir.path(), &sent);
+}
+
+fn assert_raw_records_and_events_delivered_once(dir: &Path, sent: &[Order]) {
+    let report = lake(dir);
+    assert_eq!(report.raw_records, sent.len());
+    assert_eq!(report.events, sent.iter().filter(|o| o.fate == Fate::Event).count());
+}
+
 #[test]
 fn an_aggregation_whose_open_groups_reach_max_open_state_dead_letters_events_of_new_groups_and_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();

@@ -95,8 +95,17 @@ const REFERENCE_KEYS: &[&str] = &[
     "timeout",
     "reload",
 ];
-const STREAM_KEYS: &[&str] =
-    &["name", "parser", "enrichers", "batch_size", "commit_size", "max_fields", "aggregator", "routes"];
+const STREAM_KEYS: &[&str] = &[
+    "name",
+    "parser",
+    "enrichers",
+    "batch_size",
+    "commit_size",
+    "commit_interval",
+    "max_fields",
+    "aggregator",
+    "routes",
+];
 const AGGREGATOR_KEYS: &[&str] = &["plugin", "window", "allowed_lateness", "late_events", "max_open_state"];
 const ROUTE_KEYS: &[&str] = &["raw", "events", "aggregates", "dead_letters"];
 
@@ -109,6 +118,13 @@ const MAX_COMMIT_SIZE: u64 = 1_000_000;
 /// 25 ms of CPU whatever its size, so 4 096 (the default until 2026-12-04) spent a
 /// quarter of the demo pipeline's CPU on commits (docs/streaming.md, BENCHMARKS.md).
 const DEFAULT_COMMIT_SIZE: usize = 16_384;
+/// The least time between two commits of a shard's stage by default, unless a full commit
+/// is waiting: under a steady trickle each append would otherwise begin a commit of its
+/// own and pay its fixed cost (a search index segment, a serving store fsync, a file per
+/// warehouse table) for a handful of records (docs/streaming.md, BENCHMARKS.md).
+const DEFAULT_COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+/// The longest `commit_interval`: outputs wait at most this long for company.
+const MAX_COMMIT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(900);
 /// Distinct field names of a stream's events, by default and at most.
 const DEFAULT_MAX_FIELDS: usize = 1000;
 const MAX_MAX_FIELDS: u64 = 100_000;
@@ -773,6 +789,19 @@ impl Loader<'_> {
             .count(&table, "commit_size", 1, MAX_COMMIT_SIZE)
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(DEFAULT_COMMIT_SIZE);
+        let commit_interval = match self.report.get::<HumanDuration>(&table, "commit_interval") {
+            Some(found) if found.value.0 > MAX_COMMIT_INTERVAL => {
+                let most = HumanDuration(MAX_COMMIT_INTERVAL);
+                self.report.error(
+                    &found.path,
+                    Some(found.span),
+                    format!("expected at most {most}, found {}", found.value),
+                );
+                HumanDuration(DEFAULT_COMMIT_INTERVAL)
+            }
+            Some(found) => found.value,
+            None => HumanDuration(DEFAULT_COMMIT_INTERVAL),
+        };
         let max_fields = self
             .count(&table, "max_fields", 1, MAX_MAX_FIELDS)
             .and_then(|n| usize::try_from(n).ok())
@@ -787,6 +816,7 @@ impl Loader<'_> {
             enrichers: enrichers.into_iter().map(|enricher| enricher.value).collect(),
             batch_size,
             commit_size,
+            commit_interval,
             max_fields,
             aggregator,
             routes,

@@ -168,6 +168,7 @@ fn a_full_configuration_parses_into_typed_settings() {
                 enrichers: strings(&["restaurant-enricher"]),
                 batch_size: 256,
                 commit_size: 1024,
+                commit_interval: HumanDuration(Duration::from_secs(1)),
                 max_fields: 1000,
                 aggregator: Some(AggregatorConfig {
                     plugin: "restaurant-stats".to_owned(),
@@ -189,6 +190,7 @@ fn a_full_configuration_parses_into_typed_settings() {
                 enrichers: Vec::new(),
                 batch_size: 512,
                 commit_size: 16_384,
+                commit_interval: HumanDuration(Duration::from_millis(500)),
                 max_fields: 1000,
                 aggregator: None,
                 routes: Routes {
@@ -251,6 +253,7 @@ fn defaults_fill_everything_that_is_left_out() {
             enrichers: Vec::new(),
             batch_size: 512,
             commit_size: 16_384,
+            commit_interval: HumanDuration(Duration::from_millis(500)),
             max_fields: 1000,
             aggregator: None,
             routes: Routes {
@@ -518,6 +521,7 @@ name = "Orders!"
 parser = "Orders Parser"
 enrichers = "restaurant-enricher"
 commit_size = 2000000
+commit_interval = "1h"
 [streams.aggregator]
 plugin = "nope"
 window = "0s"
@@ -539,9 +543,10 @@ late_events = "ignore"
             r#"orders.toml:20: streams[0].name: "Orders!" is not a valid stream name; expected 1 to 64 characters among a-z, 0-9, '-' and '_'"#,
             r#"orders.toml:22: streams[0].enrichers: expected an array, found the string "restaurant-enricher"; write ["restaurant-enricher"]"#,
             r#"orders.toml:23: streams[0].commit_size: expected a whole number from 1 to 1000000, found 2000000"#,
-            r#"orders.toml:25: streams[0].aggregator.plugin: unknown plugin "nope"; defined plugins are: Orders Parser"#,
-            r#"orders.toml:26: streams[0].aggregator.window: expected more than zero, found 0s"#,
-            r#"orders.toml:27: streams[0].aggregator.late_events: unknown policy "ignore"; expected "dead-letter" or "drop""#,
+            r#"orders.toml:24: streams[0].commit_interval: expected at most 15m, found 1h"#,
+            r#"orders.toml:26: streams[0].aggregator.plugin: unknown plugin "nope"; defined plugins are: Orders Parser"#,
+            r#"orders.toml:27: streams[0].aggregator.window: expected more than zero, found 0s"#,
+            r#"orders.toml:28: streams[0].aggregator.late_events: unknown policy "ignore"; expected "dead-letter" or "drop""#,
         ]
     );
 }
@@ -727,7 +732,7 @@ dead_letters = []
     );
     let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap();
     assert_eq!(config.server.serving_cache_entries, 500);
-    assert_eq!(config.server.serving_cache_ttl, HumanDuration(Duration::from_millis(250)));
+    assert_eq!(config.server.serving_cache_ttl, HumanDuration(Duration::from_millis(500)));
     assert_eq!(
         config.sinks["order-status"],
         SinkConfig::new(ServingSettings { table: "orders".to_owned(), key_field: Some("order_id".to_owned()) })

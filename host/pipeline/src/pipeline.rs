@@ -259,6 +259,7 @@ impl Pipeline {
                 batch_bytes: 8 << 20,
                 commit_size: s.commit_size,
                 commit_bytes: 64 << 20,
+                commit_interval: s.commit_interval.0,
                 parser: plugin(&s.parser)?,
                 enrichers: s.enrichers.iter().map(|e| plugin(e)).collect::<anyhow::Result<_>>()?,
                 aggregator,

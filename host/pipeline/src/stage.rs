@@ -91,6 +91,10 @@ pub struct StageSpec {
     pub commit_size: usize,
     /// Payload bytes per commit, about.
     pub commit_bytes: usize,
+    /// The least time from one commit's start to the next one's, unless a full commit
+    /// (`commit_size` records, or half of `commit_bytes`) is waiting: what arrives in
+    /// between goes into one commit. Zero: each commit takes what is waiting at once.
+    pub commit_interval: Duration,
     pub parser: Arc<PluginSlot>,
     pub enrichers: Vec<Arc<PluginSlot>>,
     pub aggregator: Option<AggregatorSpec>,
@@ -327,6 +331,8 @@ impl ShardStage {
             reason,
         })?;
         let limits = ReadLimits { records: self.spec.commit_size, bytes: self.spec.commit_bytes };
+        // When the last commit read from the log began: `commit_interval` runs from it.
+        let mut last_begun: Option<Instant> = None;
         // A live plugin that cannot start: which one, and how many tries in a row.
         let mut held_by: Option<String> = None;
         let mut unavailable_for = 0u32;
@@ -359,6 +365,18 @@ impl ShardStage {
                         }
                         continue;
                     };
+                    // Under a steady trickle every append would wake a commit of its
+                    // own, and a commit's fixed cost (a search index segment, a serving
+                    // store fsync, a file per warehouse table) would be paid per append:
+                    // wait out the interval and take everything that came meanwhile.
+                    if let Some(wait) = self.linger(last_begun, &read.records, limits) {
+                        tokio::select! {
+                            _ = self.shutdown.changed() => {}
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                        continue;
+                    }
+                    last_begun = Some(Instant::now());
                     let range = CommitRange { first: first.position.clone(), last: last.position.clone() };
                     let begun = log.begin_commit(CONSUMER, &stream, &shard, range.clone()).await;
                     let begun = begun.map_err(|e| self.log_error(e))?;
@@ -435,6 +453,17 @@ impl ShardStage {
                 }
             }
         }
+    }
+
+    /// How long to wait before committing `waiting` (what a read found), if at all: what
+    /// is left of `commit_interval` since the last commit began, unless a full commit is
+    /// waiting (`limits.records`, or half of `limits.bytes`: a commit that large costs
+    /// little per record already).
+    fn linger(&self, last_begun: Option<Instant>, waiting: &[LogRecord], limits: ReadLimits) -> Option<Duration> {
+        let left = self.spec.commit_interval.checked_sub(last_begun?.elapsed())?;
+        let bytes: usize = waiting.iter().map(|r| r.data.len()).sum();
+        let full = waiting.len() >= limits.records || bytes >= limits.bytes / 2;
+        (!full && !left.is_zero()).then_some(left)
     }
 
     /// The records of a pending `range`, read again (after a restart, or when the log

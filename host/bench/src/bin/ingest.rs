@@ -1,8 +1,13 @@
 //! Ingest and end-to-end throughput of the streaming layer, against a bare axum endpoint
 //! that discards the body, in the same run (the machines are noisy: compare ratios).
 //!
-//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY] [lake-only | sinks=NAME,NAME] [batch=N] [commit=N] [stages-at-host-priority]`
+//! `cargo run --release -p weir-bench --bin ingest -- [REQUESTS] [RECORDS_PER_REQUEST] [CONCURRENCY] [lake-only | sinks=NAME,NAME] [batch=N] [commit=N] [stages-at-host-priority] [rate=REQUESTS_PER_S] [interval_ms=N]`
 //! (after scripts/build-plugins.sh). Results: BENCHMARKS.md.
+//!
+//! `rate=N` paces the clients to N requests a second in all (a steady load instead of a
+//! backlog, so the stages commit what each wake-up finds) and skips the bare endpoint;
+//! the CPU line then says what the pipeline costs per record at that load.
+//! `interval_ms=N` sets the streams' `commit_interval` (500 ms by default).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,21 +43,27 @@ impl Run {
     }
 }
 
-/// Sends `bodies` to `path` from `concurrency` clients; every answer must be 200.
+/// Sends `bodies` to `path` from `concurrency` clients, the `i`-th body no sooner than
+/// `i / rate` seconds in when paced; every answer must be 200.
 async fn load(
     addr: SocketAddr,
     path: &'static str,
     bodies: Arc<Vec<String>>,
     per_body: usize,
     concurrency: usize,
+    rate: Option<f64>,
 ) -> Run {
     let started = Instant::now();
+    let start = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for client in 0..concurrency {
         let bodies = bodies.clone();
         tasks.spawn(async move {
             let mut latencies = Vec::new();
-            for body in bodies.iter().skip(client).step_by(concurrency) {
+            for (i, body) in bodies.iter().enumerate().skip(client).step_by(concurrency) {
+                if let Some(rate) = rate {
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(i as f64 / rate)).await;
+                }
                 let sent = Instant::now();
                 let r = request(addr, "POST", path, Some("application/x-ndjson"), body.as_bytes()).await.unwrap();
                 assert_eq!(r.status, 200, "{}", r.body);
@@ -117,6 +128,9 @@ async fn main() -> anyhow::Result<()> {
     for stream in &mut config.streams {
         stream.batch_size = number("batch=").unwrap_or(stream.batch_size);
         stream.commit_size = number("commit=").unwrap_or(stream.commit_size);
+        if let Some(ms) = number("interval_ms=") {
+            stream.commit_interval = weir_config::HumanDuration(Duration::from_millis(ms as u64));
+        }
     }
     // `stages-at-host-priority`: the stages on the host's threads, as before they yielded
     // the cores to ingest (`[server] stages_yield_to_ingest = false`).
@@ -142,36 +156,58 @@ async fn main() -> anyhow::Result<()> {
         bytes as f64 / 1e6
     );
 
-    let bare = load(addr, "/discard", bodies.clone(), per_request, concurrency).await;
+    let rate: Option<f64> = std::env::args().find_map(|a| a.strip_prefix("rate=").and_then(|n| n.parse().ok()));
+    let bare = match rate {
+        None => Some(load(addr, "/discard", bodies.clone(), per_request, concurrency, None).await),
+        Some(_) => None,
+    };
     let started = Instant::now();
     let cpu_before = process_cpu();
-    let ingest =
-        load(addr, "/v1/streams/orders/records?key_field=restaurant_id", bodies.clone(), per_request, concurrency)
-            .await;
+    let ingest = load(
+        addr,
+        "/v1/streams/orders/records?key_field=restaurant_id",
+        bodies.clone(),
+        per_request,
+        concurrency,
+        rate,
+    )
+    .await;
     while !pipeline.caught_up().await {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let end_to_end = started.elapsed();
     let cpu = cpu_before.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before));
+    let metrics = pipeline.metrics().render();
+    let commits: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("weir_commit_seconds_count{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
     pipeline.shutdown().await;
 
-    println!("{}", bare.line("bare axum (discard body)"));
+    if let Some(bare) = &bare {
+        println!("{}", bare.line("bare axum (discard body)"));
+    }
     println!("{}", ingest.line("weir ingest (fsync'd append)"));
-    println!(
-        "ingest / bare throughput: {:.2}",
-        (ingest.records as f64 / ingest.elapsed.as_secs_f64()) / (bare.records as f64 / bare.elapsed.as_secs_f64())
-    );
+    if let Some(bare) = &bare {
+        println!(
+            "ingest / bare throughput: {:.2}",
+            (ingest.records as f64 / ingest.elapsed.as_secs_f64()) / (bare.records as f64 / bare.elapsed.as_secs_f64())
+        );
+    }
     println!(
         "end to end (ingest -> parse -> enrich -> aggregate -> lake, all checkpointed): {:.0} records/s ({} records in {:.2} s)",
         ingest.records as f64 / end_to_end.as_secs_f64(),
         ingest.records,
         end_to_end.as_secs_f64()
     );
+    println!("commits: {commits} (every shard's stages)");
     if let Some(cpu) = cpu {
         println!(
-            "end to end CPU: {:.2} s user + system, {:.2} cores busy on average",
+            "end to end CPU: {:.2} s user + system, {:.2} cores busy on average, {:.1} µs per record",
             cpu.as_secs_f64(),
-            cpu.as_secs_f64() / end_to_end.as_secs_f64()
+            cpu.as_secs_f64() / end_to_end.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / ingest.records as f64
         );
     }
     let _ = std::fs::remove_dir_all(&data_dir);
