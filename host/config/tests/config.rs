@@ -732,7 +732,7 @@ dead_letters = []
     );
     let config = PipelineConfig::parse(&text, "orders.toml", sink_types()).unwrap();
     assert_eq!(config.server.serving_cache_entries, 500);
-    assert_eq!(config.server.serving_cache_ttl, HumanDuration(Duration::from_millis(500)));
+    assert_eq!(config.server.serving_cache_ttl, HumanDuration(Duration::from_millis(250)));
     assert_eq!(
         config.sinks["order-status"],
         SinkConfig::new(ServingSettings { table: "orders".to_owned(), key_field: Some("order_id".to_owned()) })

@@ -91,6 +91,14 @@ impl std::fmt::Debug for PipelineParts {
     }
 }
 
+/// What makes a full commit for `commit_interval` ([`StageSpec::full_commit_records`]):
+/// `commit_size`, or half a shard's share of `max_pending_records` when that is less, so
+/// that no shard waits out the interval while ingest is refused for backpressure.
+fn full_commit_records(commit_size: usize, max_pending_records: u64, shards: u32) -> usize {
+    let share = max_pending_records / (2 * u64::from(shards.max(1)));
+    commit_size.min(usize::try_from(share).unwrap_or(usize::MAX)).max(1)
+}
+
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
@@ -260,6 +268,11 @@ impl Pipeline {
                 commit_size: s.commit_size,
                 commit_bytes: 64 << 20,
                 commit_interval: s.commit_interval.0,
+                full_commit_records: full_commit_records(
+                    s.commit_size,
+                    config.server.max_pending_records,
+                    config.log.shards,
+                ),
                 parser: plugin(&s.parser)?,
                 enrichers: s.enrichers.iter().map(|e| plugin(e)).collect::<anyhow::Result<_>>()?,
                 aggregator,
@@ -552,5 +565,18 @@ impl Pipeline {
             }
         }
         joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::full_commit_records;
+
+    #[test]
+    fn a_full_commit_is_commit_size_unless_backpressure_would_refuse_ingest_first() {
+        assert_eq!(full_commit_records(16_384, 100_000, 2), 16_384);
+        assert_eq!(full_commit_records(16_384, 10_000, 2), 2_500, "half of each shard's share");
+        assert_eq!(full_commit_records(16_384, 1, 4), 1);
+        assert_eq!(full_commit_records(100, u64::MAX, 0), 100);
     }
 }

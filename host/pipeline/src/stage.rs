@@ -95,6 +95,11 @@ pub struct StageSpec {
     /// (`commit_size` records, or half of `commit_bytes`) is waiting: what arrives in
     /// between goes into one commit. Zero: each commit takes what is waiting at once.
     pub commit_interval: Duration,
+    /// Records waiting that make a full commit for `commit_interval`: `commit_size`, or
+    /// fewer when the stream's backpressure (`max_pending_records`, shared by its shards)
+    /// would refuse ingest before a shard had that many, so a stage never waits while
+    /// ingest is refused.
+    pub full_commit_records: usize,
     pub parser: Arc<PluginSlot>,
     pub enrichers: Vec<Arc<PluginSlot>>,
     pub aggregator: Option<AggregatorSpec>,
@@ -457,12 +462,12 @@ impl ShardStage {
 
     /// How long to wait before committing `waiting` (what a read found), if at all: what
     /// is left of `commit_interval` since the last commit began, unless a full commit is
-    /// waiting (`limits.records`, or half of `limits.bytes`: a commit that large costs
-    /// little per record already).
+    /// waiting (`full_commit_records`, or half of `limits.bytes`: a commit that large
+    /// costs little per record already).
     fn linger(&self, last_begun: Option<Instant>, waiting: &[LogRecord], limits: ReadLimits) -> Option<Duration> {
         let left = self.spec.commit_interval.checked_sub(last_begun?.elapsed())?;
         let bytes: usize = waiting.iter().map(|r| r.data.len()).sum();
-        let full = waiting.len() >= limits.records || bytes >= limits.bytes / 2;
+        let full = waiting.len() >= self.spec.full_commit_records.min(limits.records) || bytes >= limits.bytes / 2;
         (!full && !left.is_zero()).then_some(left)
     }
 
