@@ -548,11 +548,25 @@ fn a_plugin_that_names_a_field_per_event_cannot_grow_the_lake_past_the_streams_m
     assert_eq!(per_event.len(), report.events, "a column per delivered event, and none for the refused: {per_event:?}");
 }
 
-/// How many commits the stages of stream `orders` have made, from `/metrics`.
+/// How many commits the stages of stream `orders` have made once caught up, from
+/// `/metrics` (read until two reads agree: a stage counts its commit just after the
+/// checkpoint `caught_up` sees).
 async fn commits(addr: SocketAddr) -> u64 {
-    let metrics = request(addr, "GET", "/metrics", None, b"").await.unwrap();
-    let line = metrics.body.lines().find(|l| l.starts_with("weir_commit_seconds_count{stream=\"orders\"}"));
-    line.and_then(|l| l.rsplit(' ').next()).map_or(0, |n| n.parse().unwrap())
+    caught_up(addr).await;
+    let read = || async {
+        let metrics = request(addr, "GET", "/metrics", None, b"").await.unwrap();
+        let line = metrics.body.lines().find(|l| l.starts_with("weir_commit_seconds_count{stream=\"orders\"}"));
+        line.and_then(|l| l.rsplit(' ').next()).map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let mut last = read().await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = read().await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
 }
 
 /// One shard (so one stage commits) and `stream_keys` added to the stream.
@@ -569,18 +583,24 @@ fn one_shard_config(dir: &Path, stream_keys: &str) -> PathBuf {
 #[test]
 fn appends_that_trickle_in_within_the_commit_interval_are_committed_together() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&one_shard_config(dir.path(), "commit_interval = \"3s\""));
-    let sent = orders(4);
+    let interval = Duration::from_secs(4);
+    let server = Server::start(&one_shard_config(dir.path(), "commit_interval = \"4s\""));
+    let sent = orders(5);
     rt().block_on(async {
         send(server.addr, &sent[..1]).await;
-        caught_up(server.addr).await;
         assert_eq!(commits(server.addr).await, 1, "after a quiet spell an append is committed at once");
-        // Three appends within the interval of that commit: one commit, once it ends.
-        for order in &sent[1..] {
+        // A second commit with the plugins warm, so the next appends come within its interval.
+        let second_sent = Instant::now();
+        send(server.addr, &sent[1..2]).await;
+        assert_eq!(commits(server.addr).await, 2);
+        // Three appends, 150 ms apart, within the interval of that commit: one commit,
+        // which begins no sooner than the interval after the second did.
+        for order in &sent[2..] {
+            tokio::time::sleep(Duration::from_millis(150)).await;
             send(server.addr, std::slice::from_ref(order)).await;
         }
-        caught_up(server.addr).await;
-        assert_eq!(commits(server.addr).await, 2);
+        assert_eq!(commits(server.addr).await, 3);
+        assert!(second_sent.elapsed() >= interval, "{:?}", second_sent.elapsed());
     });
     server.stop();
     assert_raw_records_and_events_delivered_once(dir.path(), &sent);
@@ -595,7 +615,6 @@ fn a_full_commit_waiting_does_not_wait_out_the_commit_interval() {
     let sent = orders(6);
     rt().block_on(async {
         send(server.addr, &sent).await;
-        caught_up(server.addr).await;
         assert_eq!(commits(server.addr).await, 3);
     });
     server.stop();

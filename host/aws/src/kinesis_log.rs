@@ -382,7 +382,9 @@ impl KinesisLog {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(key, (continues, next.clone()));
         }
-        Ok(ShardRead { records, end_of_shard: next.is_none() && !truncated })
+        // Behind the tip: more records are waiting than this page held.
+        let more_waiting = truncated || answer.millis_behind_latest().is_some_and(|behind| behind > 0);
+        Ok(ShardRead { records, end_of_shard: next.is_none() && !truncated, more_waiting })
     }
 }
 

@@ -561,12 +561,15 @@ pub struct StreamConfig {
     /// call.
     pub commit_size: usize,
     /// `commit_interval`: the least time from one commit's start to the next one's, 0 to
-    /// 15 minutes; by default 500 ms. A stage that finds fewer than `commit_size` records
-    /// waiting less than this after its last commit began waits out the rest and takes
-    /// everything that came meanwhile, so a steady trickle is committed a few times a
-    /// second instead of once per append (each commit costs the sinks about the same for
-    /// 10 records as for 10 000). An append after a quiet spell is committed at once;
-    /// `"0s"` commits every append as soon as the stage is free.
+    /// 15 minutes; by default 500 ms. A stage that finds less than a full commit waiting
+    /// (`commit_size` records, or half a shard's share of `max_pending_records` when that
+    /// is less, or a read the log says more records follow) less than this after its last
+    /// commit began waits out the rest and takes everything that came meanwhile, so a
+    /// steady trickle is committed a few times a second instead of once per append (each
+    /// commit costs the sinks about the same for 10 records as for 10 000). An append
+    /// after a quiet spell is committed at once, and so is a wait cut short by ingest
+    /// refusing records for backpressure; `"0s"` commits every append as soon as the
+    /// stage is free.
     pub commit_interval: HumanDuration,
     /// `max_fields`: distinct field names the stream's events (and, apart, its aggregates)
     /// may have, 1 to 100 000; by default 1 000. The lake and the warehouse keep a column

@@ -107,6 +107,10 @@ impl LogReader for EmbeddedLog {
             let stream = stream.to_owned();
             self.blocking("read", move |log| {
                 let stored = log.read(&stream, index, from_seq, limits.records, limits.bytes)?;
+                // Stopped at the count, or near the bytes: there may be more, and a read
+                // that large is a full commit that should not wait for company.
+                let bytes: usize = stored.iter().map(|r| r.data.len()).sum();
+                let more_waiting = stored.len() >= limits.records || bytes >= limits.bytes / 2;
                 let records = stored
                     .into_iter()
                     .map(|r| LogRecord {
@@ -117,7 +121,7 @@ impl LogReader for EmbeddedLog {
                         arrival_time: r.arrival_time,
                     })
                     .collect();
-                Ok(ShardRead { records, end_of_shard: false })
+                Ok(ShardRead { records, end_of_shard: false, more_waiting })
             })
             .await
         })

@@ -85,6 +85,10 @@ pub struct ShardRead {
     /// The shard has ended and these are its last records: after them there is nothing
     /// more to read, and its children may be read once this consumer committed them.
     pub end_of_shard: bool,
+    /// The log knows more records are waiting after these: the read stopped at one of
+    /// its limits, or Kinesis answered that the reader is behind the shard's tip. A stage
+    /// does not wait out its `commit_interval` for more when they are already there.
+    pub more_waiting: bool,
 }
 
 /// An inclusive range of positions of one shard, `first..=last`, processed and committed

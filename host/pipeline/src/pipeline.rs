@@ -273,6 +273,7 @@ impl Pipeline {
                     config.server.max_pending_records,
                     config.log.shards,
                 ),
+                ingest_refused: Arc::new(tokio::sync::Notify::new()),
                 parser: plugin(&s.parser)?,
                 enrichers: s.enrichers.iter().map(|e| plugin(e)).collect::<anyhow::Result<_>>()?,
                 aggregator,
@@ -517,6 +518,10 @@ impl Pipeline {
         let pending = self.pending(stream).await?.unwrap_or(0);
         if pending + records.len() as u64 > self.limits.max_pending_records {
             self.metrics.add("weir_ingest_rejected_total", &[("stream", stream), ("reason", "backpressure")], 1);
+            // Stages waiting out their commit interval make room at once.
+            if let Some(spec) = self.streams.get(stream) {
+                spec.ingest_refused.notify_waiters();
+            }
             return Err(IngestError::Backpressure {
                 stream: stream.to_owned(),
                 pending,

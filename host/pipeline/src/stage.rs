@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use weir_events::{Columns, Event};
-use weir_log::{CommitRange, LogRecord, ReadFrom, ReadLimits, ShardId, StreamLog};
+use weir_log::{CommitRange, LogRecord, ReadFrom, ReadLimits, ShardId, ShardRead, StreamLog};
 use weir_registry::CandidateMode;
 use weir_runtime::aggregation::{self, CallGroups, GroupKey};
 use weir_runtime::{CallError, Plugin, RawRecordRef, Window};
@@ -92,14 +92,19 @@ pub struct StageSpec {
     /// Payload bytes per commit, about.
     pub commit_bytes: usize,
     /// The least time from one commit's start to the next one's, unless a full commit
-    /// (`commit_size` records, or half of `commit_bytes`) is waiting: what arrives in
-    /// between goes into one commit. Zero: each commit takes what is waiting at once.
+    /// (`full_commit_records`, or a read the log says more records follow) is waiting or
+    /// the shard has ended: what arrives in between goes into one commit. Zero: each
+    /// commit takes what is waiting at once.
     pub commit_interval: Duration,
     /// Records waiting that make a full commit for `commit_interval`: `commit_size`, or
     /// fewer when the stream's backpressure (`max_pending_records`, shared by its shards)
     /// would refuse ingest before a shard had that many, so a stage never waits while
     /// ingest is refused.
     pub full_commit_records: usize,
+    /// Notified when ingest refuses records of this stream for backpressure: a stage
+    /// waiting out `commit_interval` commits at once (a single large request can need
+    /// more room than the waiting shards leave).
+    pub ingest_refused: Arc<tokio::sync::Notify>,
     pub parser: Arc<PluginSlot>,
     pub enrichers: Vec<Arc<PluginSlot>>,
     pub aggregator: Option<AggregatorSpec>,
@@ -347,6 +352,7 @@ impl ShardStage {
             }
             let (range, read) = match pending.take() {
                 Some(range) => {
+                    last_begun = Some(Instant::now());
                     self.report_lag(committed.as_ref()).await;
                     (range, None)
                 }
@@ -374,9 +380,10 @@ impl ShardStage {
                     // own, and a commit's fixed cost (a search index segment, a serving
                     // store fsync, a file per warehouse table) would be paid per append:
                     // wait out the interval and take everything that came meanwhile.
-                    if let Some(wait) = self.linger(last_begun, &read.records, limits) {
+                    if let Some(wait) = self.linger(last_begun, &read) {
                         tokio::select! {
                             _ = self.shutdown.changed() => {}
+                            _ = self.spec.ingest_refused.notified() => {}
                             _ = tokio::time::sleep(wait) => {}
                         }
                         continue;
@@ -460,15 +467,15 @@ impl ShardStage {
         }
     }
 
-    /// How long to wait before committing `waiting` (what a read found), if at all: what
-    /// is left of `commit_interval` since the last commit began, unless a full commit is
-    /// waiting (`full_commit_records`, or half of `limits.bytes`: a commit that large
-    /// costs little per record already).
-    fn linger(&self, last_begun: Option<Instant>, waiting: &[LogRecord], limits: ReadLimits) -> Option<Duration> {
+    /// How long to wait before committing what `read` found, if at all: what is left of
+    /// `commit_interval` since the last commit began, unless a full commit is waiting
+    /// (`full_commit_records`, or the log knows of more: a commit that large costs little
+    /// per record already, and a backlog is not held back) or the shard has ended (its
+    /// children wait for this commit).
+    fn linger(&self, last_begun: Option<Instant>, read: &ShardRead) -> Option<Duration> {
         let left = self.spec.commit_interval.checked_sub(last_begun?.elapsed())?;
-        let bytes: usize = waiting.iter().map(|r| r.data.len()).sum();
-        let full = waiting.len() >= self.spec.full_commit_records.min(limits.records) || bytes >= limits.bytes / 2;
-        (!full && !left.is_zero()).then_some(left)
+        let full = read.more_waiting || read.records.len() >= self.spec.full_commit_records;
+        (!full && !read.end_of_shard && !left.is_zero()).then_some(left)
     }
 
     /// The records of a pending `range`, read again (after a restart, or when the log

@@ -165,7 +165,7 @@ impl SearchIndex {
             // same fields, same order, so `fields` names them in either.
             let (indexed_time, _) = self::schema(settings, TimeField::IndexedAndFast);
             if index.schema() != schema && index.schema() != indexed_time {
-                let reason = "its text or numeric fields differ".to_owned();
+                let reason = "its schema is none this sink's text_fields and numeric_fields make".to_owned();
                 return Err(SearchError::SchemaChanged { index: name.to_owned(), path: path.to_owned(), reason });
             }
             index
