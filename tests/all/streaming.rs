@@ -569,9 +569,10 @@ async fn commits(addr: SocketAddr) -> u64 {
     }
 }
 
-/// One shard (so one stage commits) and `stream_keys` added to the stream.
-fn one_shard_config(dir: &Path, stream_keys: &str) -> PathBuf {
-    let config = write_config(dir, "");
+/// One shard (so one stage commits), `server_keys` added to `[server]` and `stream_keys`
+/// to the stream.
+fn one_shard_config(dir: &Path, server_keys: &str, stream_keys: &str) -> PathBuf {
+    let config = write_config(dir, server_keys);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("shards = 2", "shards = 1")
@@ -584,7 +585,7 @@ fn one_shard_config(dir: &Path, stream_keys: &str) -> PathBuf {
 fn appends_that_trickle_in_within_the_commit_interval_are_committed_together() {
     let dir = tempfile::tempdir().unwrap();
     let interval = Duration::from_secs(4);
-    let server = Server::start(&one_shard_config(dir.path(), "commit_interval = \"4s\""));
+    let server = Server::start(&one_shard_config(dir.path(), "", "commit_interval = \"4s\""));
     let sent = orders(5);
     rt().block_on(async {
         send(server.addr, &sent[..1]).await;
@@ -611,11 +612,44 @@ fn a_full_commit_waiting_does_not_wait_out_the_commit_interval() {
     let dir = tempfile::tempdir().unwrap();
     // Ten minutes between commits unless `commit_size` records are waiting: catching up
     // on 3 full commits within `caught_up`'s deadline means none of them waited.
-    let server = Server::start(&one_shard_config(dir.path(), "commit_size = 2\ncommit_interval = \"10m\""));
+    let server = Server::start(&one_shard_config(dir.path(), "", "commit_size = 2\ncommit_interval = \"10m\""));
     let sent = orders(6);
     rt().block_on(async {
         send(server.addr, &sent).await;
         assert_eq!(commits(server.addr).await, 3);
+    });
+    server.stop();
+    assert_raw_records_and_events_delivered_once(dir.path(), &sent);
+}
+
+#[test]
+fn ingest_refused_for_backpressure_ends_a_stage_s_wait_for_the_commit_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    // At most 10 records pending: a full commit is 5 (half the shard's share), so 4
+    // waiting records wait out the ten minutes, unless a refusal cuts the wait short.
+    let config = one_shard_config(dir.path(), "max_pending_records = 10", "commit_interval = \"10m\"");
+    let server = Server::start(&config);
+    let sent = orders(12);
+    rt().block_on(async {
+        send(server.addr, &sent[..1]).await;
+        assert_eq!(commits(server.addr).await, 1);
+        send(server.addr, &sent[1..5]).await;
+        let lines: Vec<&str> = sent[5..].iter().map(|o| o.line.as_str()).collect();
+        let path = "/v1/streams/orders/records?key_field=restaurant_id";
+        let mut refusals = 0;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let r = post(server.addr, path, "application/x-ndjson", &lines.join("\n")).await;
+            if r.status == 200 {
+                break;
+            }
+            assert_eq!(r.status, 503, "{}", r.body);
+            refusals += 1;
+            assert!(Instant::now() < deadline, "still refused after {refusals} tries: {}", r.body);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(refusals >= 1, "7 more records than the 10 pending allowed with 4 waiting");
+        assert_eq!(commits(server.addr).await, 3, "the waiting 4, then the 7");
     });
     server.stop();
     assert_raw_records_and_events_delivered_once(dir.path(), &sent);

@@ -381,12 +381,16 @@ impl ShardStage {
                     // store fsync, a file per warehouse table) would be paid per append:
                     // wait out the interval and take everything that came meanwhile.
                     if let Some(wait) = self.linger(last_begun, &read) {
-                        tokio::select! {
-                            _ = self.shutdown.changed() => {}
-                            _ = self.spec.ingest_refused.notified() => {}
-                            _ = tokio::time::sleep(wait) => {}
+                        let refused = tokio::select! {
+                            _ = self.shutdown.changed() => false,
+                            _ = self.spec.ingest_refused.notified() => true,
+                            _ = tokio::time::sleep(wait) => false,
+                        };
+                        if !refused {
+                            continue;
                         }
-                        continue;
+                        // Ingest is refusing records until these are processed: commit
+                        // what was read, now (reading again would wait again).
                     }
                     last_begun = Some(Instant::now());
                     let range = CommitRange { first: first.position.clone(), last: last.position.clone() };
