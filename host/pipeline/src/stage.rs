@@ -341,7 +341,7 @@ impl ShardStage {
             reason,
         })?;
         let limits = ReadLimits { records: self.spec.commit_size, bytes: self.spec.commit_bytes };
-        // When the last commit read from the log began: `commit_interval` runs from it.
+        // When the last commit began: `commit_interval` runs from it.
         let mut last_begun: Option<Instant> = None;
         // A live plugin that cannot start: which one, and how many tries in a row.
         let mut held_by: Option<String> = None;
@@ -352,7 +352,6 @@ impl ShardStage {
             }
             let (range, read) = match pending.take() {
                 Some(range) => {
-                    last_begun = Some(Instant::now());
                     self.report_lag(committed.as_ref()).await;
                     (range, None)
                 }
@@ -392,7 +391,6 @@ impl ShardStage {
                         // Ingest is refusing records until these are processed: commit
                         // what was read, now (reading again would wait again).
                     }
-                    last_begun = Some(Instant::now());
                     let range = CommitRange { first: first.position.clone(), last: last.position.clone() };
                     let begun = log.begin_commit(CONSUMER, &stream, &shard, range.clone()).await;
                     let begun = begun.map_err(|e| self.log_error(e))?;
@@ -402,6 +400,8 @@ impl ShardStage {
                     (begun, records)
                 }
             };
+            // A commit begins, fresh or redone: `commit_interval` runs from here.
+            last_begun = Some(Instant::now());
             let records = match read {
                 Some(records) => records,
                 None => self.read_range(&range).await?,

@@ -163,8 +163,8 @@ impl SearchIndex {
             let index = Index::open(directory).map_err(error)?;
             // An index created before the time field became fast-only keeps its schema:
             // same fields, same order, so `fields` names them in either.
-            let (indexed_time, _) = self::schema(settings, TimeField::IndexedAndFast);
-            if index.schema() != schema && index.schema() != indexed_time {
+            let on_disk = index.schema();
+            if on_disk != schema && on_disk != self::schema(settings, TimeField::IndexedAndFast).0 {
                 let reason = "its schema is none this sink's text_fields and numeric_fields make".to_owned();
                 return Err(SearchError::SchemaChanged { index: name.to_owned(), path: path.to_owned(), reason });
             }
