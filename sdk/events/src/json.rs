@@ -278,6 +278,264 @@ pub fn event_from_json(json: &Json) -> Result<Event, String> {
     Ok(Event { key, time, fields })
 }
 
+/// An event read straight from its JSON form by serde, with the meaning
+/// [`event_from_json`] gives the parsed document: same members, same values, same errors,
+/// a later member of a repeated name replacing the earlier in its place. It builds no
+/// JSON tree of the event (an object, a string per name and value) first: only tagged,
+/// object and array values pass through one. The lake reads its staged rows back so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventFromJson(pub Event);
+
+impl<'de> serde::Deserialize<'de> for EventFromJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EventVisitor).map(EventFromJson)
+    }
+}
+
+struct EventVisitor;
+
+/// A member of an event's object.
+enum Member {
+    Key,
+    Time,
+    Fields,
+    Unknown(String),
+}
+
+impl<'de> serde::Deserialize<'de> for Member {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+        impl serde::de::Visitor<'_> for MemberVisitor {
+            type Value = Member;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Member, E> {
+                Ok(match name {
+                    "key" => Member::Key,
+                    "time" => Member::Time,
+                    "fields" => Member::Fields,
+                    other => Member::Unknown(other.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_str(MemberVisitor)
+    }
+}
+
+const NOT_AN_OBJECT: &str = "an event must be a JSON object with \"time\" and \"fields\"";
+const BAD_TIME: &str = "\"time\" must be integer microseconds or RFC 3339 text";
+
+impl<'de> serde::de::Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(NOT_AN_OBJECT)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        use serde::de::Error;
+        // Checked after the whole object, in the order `event_from_json` checks them, so
+        // that an event with two faults is refused for the same one.
+        let mut time: Option<Json> = None;
+        let mut key: Option<Json> = None;
+        let mut fields: Option<Result<Vec<(Name, Value)>, Json>> = None;
+        let mut unknown: Option<String> = None;
+        while let Some(member) = map.next_key::<Member>()? {
+            match member {
+                Member::Time => time = Some(map.next_value::<Scalar>()?.0),
+                Member::Key => key = Some(map.next_value::<Scalar>()?.0),
+                Member::Fields => fields = Some(map.next_value::<FieldsFromJson>()?.0),
+                Member::Unknown(name) => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    unknown.get_or_insert(name);
+                }
+            }
+        }
+        let time = match time {
+            Some(Json::String(s)) => parse_rfc3339(&s).map_err(A::Error::custom)?,
+            Some(Json::Number(n)) => n.as_i64().ok_or_else(|| A::Error::custom(BAD_TIME))?,
+            Some(_) => return Err(A::Error::custom(BAD_TIME)),
+            None => return Err(A::Error::custom("an event needs \"time\" (RFC 3339 text or integer microseconds)")),
+        };
+        let key = match key {
+            None | Some(Json::Null) => None,
+            Some(Json::String(s)) => Some(s),
+            Some(other) => return Err(A::Error::custom(format!("\"key\" must be a string, got {other}"))),
+        };
+        let fields = match fields {
+            None => Vec::new(),
+            Some(Ok(fields)) => fields,
+            Some(Err(other)) => return Err(A::Error::custom(format!("\"fields\" must be an object, got {other}"))),
+        };
+        if let Some(member) = unknown {
+            return Err(A::Error::custom(format!(
+                "unknown member {member:?}: an event has \"key\", \"time\" and \"fields\""
+            )));
+        }
+        Ok(Event { key, time, fields })
+    }
+}
+
+/// `time` or `key` as JSON: either is one scalar, so its tree is a single node.
+struct Scalar(Json);
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Json::deserialize(deserializer).map(Scalar)
+    }
+}
+
+/// `fields`: the fields of an object, or (as `Err`) what else was there.
+struct FieldsFromJson(Result<Vec<(Name, Value)>, Json>);
+
+impl<'de> serde::Deserialize<'de> for FieldsFromJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FieldsVisitor)
+    }
+}
+
+struct FieldsVisitor;
+
+impl FieldsVisitor {
+    fn other<E>(json: Json) -> Result<FieldsFromJson, E> {
+        Ok(FieldsFromJson(Err(json)))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
+    type Value = FieldsFromJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"fields\": an object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldsFromJson, A::Error> {
+        use serde::de::Error;
+        let mut fields: Vec<(Name, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(name) = map.next_key::<NameFromJson>()? {
+            let value = match map.next_value::<ValueFromJson>()? {
+                ValueFromJson::Plain(value) => value,
+                ValueFromJson::Document(json) => {
+                    value_from_json(&json).map_err(|e| A::Error::custom(format!("field {:?}: {e}", &*name.0)))?
+                }
+            };
+            fields.push((name.0, value));
+        }
+        if has_a_name_twice(&fields) {
+            // As a JSON object holds it: the later value in the earlier one's place.
+            let mut first_at = std::collections::HashMap::with_capacity(fields.len());
+            let mut kept: Vec<(Name, Value)> = Vec::with_capacity(fields.len());
+            for (name, value) in fields {
+                match first_at.get(&name) {
+                    Some(&at) => kept[at] = (name, value),
+                    None => {
+                        first_at.insert(name.clone(), kept.len());
+                        kept.push((name, value));
+                    }
+                }
+            }
+            fields = kept;
+        }
+        Ok(FieldsFromJson(Ok(fields)))
+    }
+
+    fn visit_unit<E>(self) -> Result<FieldsFromJson, E> {
+        Self::other(Json::Null)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<FieldsFromJson, E> {
+        Self::other(Json::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<FieldsFromJson, E> {
+        Self::other(Json::from(i))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<FieldsFromJson, E> {
+        Self::other(Json::from(u))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<FieldsFromJson, E> {
+        Self::other(Json::from(f))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<FieldsFromJson, E> {
+        Self::other(Json::from(s))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<FieldsFromJson, A::Error> {
+        use serde::Deserialize;
+        Json::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).and_then(Self::other)
+    }
+}
+
+/// A field's name.
+struct NameFromJson(Name);
+
+impl<'de> serde::Deserialize<'de> for NameFromJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+        impl serde::de::Visitor<'_> for NameVisitor {
+            type Value = NameFromJson;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<NameFromJson, E> {
+                Ok(NameFromJson(Name::from(name)))
+            }
+        }
+        deserializer.deserialize_str(NameVisitor)
+    }
+}
+
+/// A field's value: JSON's own scalars as they are, objects and arrays as a document for
+/// [`value_from_json`] (tags, `json` values).
+enum ValueFromJson {
+    Plain(Value),
+    Document(Json),
+}
+
+impl<'de> serde::Deserialize<'de> for ValueFromJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ValueVisitor {
+    type Value = ValueFromJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<ValueFromJson, E> {
+        Ok(ValueFromJson::Plain(Value::Null))
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<ValueFromJson, E> {
+        Ok(ValueFromJson::Plain(Value::Bool(b)))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<ValueFromJson, E> {
+        Ok(ValueFromJson::Plain(Value::Int(i)))
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<ValueFromJson, E> {
+        // As `value_from_json` reads a number: an integer when it fits in an `i64`.
+        Ok(ValueFromJson::Plain(i64::try_from(u).map_or(Value::Float(u as f64), Value::Int)))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<ValueFromJson, E> {
+        Ok(ValueFromJson::Plain(Value::Float(f)))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<ValueFromJson, E> {
+        Ok(ValueFromJson::Plain(Value::Text(s.to_owned())))
+    }
+    fn visit_string<E>(self, s: String) -> Result<ValueFromJson, E> {
+        Ok(ValueFromJson::Plain(Value::Text(s)))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<ValueFromJson, A::Error> {
+        use serde::Deserialize;
+        Json::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(ValueFromJson::Document)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<ValueFromJson, A::Error> {
+        use serde::Deserialize;
+        Json::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(ValueFromJson::Document)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,6 +662,74 @@ mod tests {
             }
             let written = serialize_id(digits, serde_json::value::Serializer).unwrap();
             assert_eq!(written, json, "{digits:?}");
+        }
+    }
+
+    /// Both readers of one text: the tree-free one and `event_from_json` on the tree.
+    fn read_both_ways(text: &str) -> (Result<Event, String>, Result<Event, String>) {
+        let straight = serde_json::from_str::<EventFromJson>(text).map(|e| e.0).map_err(|e| e.to_string());
+        let via_tree = serde_json::from_str::<Json>(text).map_err(|e| e.to_string()).and_then(|j| event_from_json(&j));
+        (straight, via_tree)
+    }
+
+    #[test]
+    fn an_event_read_without_a_tree_is_the_event_read_through_one() {
+        let mut keyless = all_kinds();
+        keyless.key = None;
+        let mut wide = Event::new(0);
+        wide.fields = (0..100).map(|i| (Name::from(format!("f{i}").as_str()), Value::Int(i))).collect();
+        let written: Vec<String> = [all_kinds(), keyless, Event::new(-1), wide]
+            .iter()
+            .map(|event| serde_json::to_string(&EventJson(event)).unwrap())
+            .collect();
+        let by_hand = [
+            // Integer times, a null key, members in any order, numbers at the edges.
+            r#"{"fields":{"a":1},"key":null,"time":1764150900000000}"#,
+            r#"{"time":"2026-11-26T10:15:00.5+01:00","fields":{"max":9223372036854775807,"over":9223372036854775808,"neg":-9223372036854775808,"e":1e3,"z":-0,"zf":-0.0}}"#,
+            // No fields at all; escapes in names and values.
+            r#"{"time":0}"#,
+            r#"{"time":0,"fields":{"na\u006de":"v\u00e9\n","\"q\"":"\\"}}"#,
+            // Objects and arrays: tags, documents, nested documents.
+            r#"{"time":0,"fields":{"t":{"$timestamp":5},"d":{"a":{"b":[1,{"c":null}]}},"l":[],"o":{},"j":{"$json":"x"},"two":{"$a":1,"b":2}}}"#,
+            // A name twice: the later value in the earlier one's place; a member twice.
+            r#"{"time":0,"fields":{"a":1,"b":2,"a":"later"}}"#,
+            r#"{"time":0,"time":5,"key":"k","key":"k2","fields":{"a":1}}"#,
+        ];
+        for text in written.iter().map(String::as_str).chain(by_hand) {
+            let (straight, via_tree) = read_both_ways(text);
+            assert!(via_tree.is_ok(), "{text}: {via_tree:?}");
+            // NaN is not equal to itself: compare the events' JSON forms.
+            let shown = |e: &Event| serde_json::to_string(&EventJson(e)).unwrap();
+            assert_eq!(straight.as_ref().map(shown), via_tree.as_ref().map(shown), "{text}");
+        }
+        let (straight, _) = read_both_ways(r#"{"time":0,"fields":{"a":1,"b":2,"a":"later"}}"#);
+        let names: Vec<&str> = straight.as_ref().unwrap().fields.iter().map(|(n, _)| &**n).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(straight.unwrap().get("a"), Some(&Value::Text("later".into())));
+    }
+
+    #[test]
+    fn an_event_read_without_a_tree_is_refused_for_what_event_from_json_refuses() {
+        for (text, reason) in [
+            (r#"[1]"#, "JSON object"),
+            (r#""text""#, "JSON object"),
+            (r#"{"fields":{}}"#, "needs \"time\""),
+            (r#"{"time":"soon","fields":{}}"#, "RFC 3339"),
+            (r#"{"time":1.5}"#, "integer microseconds"),
+            (r#"{"time":18446744073709551615}"#, "integer microseconds"),
+            (r#"{"time":[0]}"#, "integer microseconds"),
+            (r#"{"time":0,"key":7}"#, "\"key\" must be a string"),
+            (r#"{"time":0,"fields":[1]}"#, "\"fields\" must be an object"),
+            (r#"{"time":0,"fields":"x"}"#, "\"fields\" must be an object"),
+            (r#"{"time":0,"fields":{"x":{"$bytes":"zz"}}}"#, "field \"x\""),
+            (r#"{"time":0,"fields":{"x":{"$timestamp":true}}}"#, "field \"x\""),
+            (r#"{"time":0,"feilds":{}}"#, "feilds"),
+            (r#"{"time":0,"fields":{"a":1}"#, "EOF"),
+        ] {
+            let (straight, via_tree) = read_both_ways(text);
+            let straight = straight.expect_err(text);
+            assert!(via_tree.is_err(), "{text}");
+            assert!(straight.contains(reason), "{text}: {straight}");
         }
     }
 
