@@ -1,6 +1,7 @@
 //! Plugins written in Python (componentize-py) and JavaScript (componentize-js), built by
 //! scripts/build-foreign-plugins.sh: the restaurant enrichers pass the Rust plugin's
-//! golden test, and the sandbox probes find no file, no network and no environment.
+//! golden test, the sandbox probes find no file, no network and no environment, and the
+//! CPU limit stops a JavaScript plugin compiled ahead of time (weval) that spins.
 //!
 //! These components are 12-18 MB, so compiling one takes seconds with a release `weir` and
 //! minutes with a debug one. The tests share one compiled-code cache (keyed by the
@@ -161,4 +162,32 @@ fn a_javascript_plugin_has_no_file_socket_or_environment_api_to_try() {
     assert!(!probed.connection_reached_listener, "a connection reached the listener: {socket}");
     assert_eq!(probed.fields["env_count"], 0, "{:?}", probed.fields);
     assert!(probed.fields["home"].is_null(), "HOME must be unset: {:?}", probed.fields);
+}
+
+#[test]
+fn a_javascript_plugin_compiled_ahead_of_time_that_spins_is_stopped_by_its_cpu_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, "{\"time\":0,\"fields\":{\"n\":1}}\n{\"time\":0,\"fields\":{\"n\":2}}\n").unwrap();
+    let wasm = component("probe_js");
+    let run = weir(
+        &[
+            &"plugin",
+            &"test",
+            &wasm,
+            &"--input",
+            &input,
+            &"--config",
+            &"spin=true",
+            &"--batch-size",
+            &"1",
+            &"--cpu-ms",
+            &"200",
+        ],
+        &shared_cache(),
+    );
+    assert_eq!(run.code, 2, "{}", run.all());
+    assert!(run.stdout.contains("exceeded its CPU limit (200 ms) on batch 1 (inputs 1-1)"), "{}", run.all());
+    assert!(run.stdout.contains("exceeded its CPU limit (200 ms) on batch 2 (inputs 2-2)"), "{}", run.all());
+    assert!(run.stdout.contains("output   0 events, 0 record errors, 2 failed calls"), "{}", run.all());
 }

@@ -5,6 +5,9 @@
 // - `socket`: reaches 127.0.0.1:<config `port`> (default 80);
 // - `env`: the environment (`env_count`, `home` beside it).
 //
+// With config `spin=true` it loops forever instead, for the CPU limit to stop: the
+// component is compiled ahead of time (weval), and the limit must hold on that code too.
+//
 // StarlingMonkey, the engine componentize-js embeds, has no filesystem, socket, process or
 // environment API at all: the only way out is `fetch` (the `http` feature, which imports
 // `wasi:http`, which the host does not link). So each field says `no ... API` unless the
@@ -46,18 +49,24 @@ function network() {
 }
 
 class Probe extends Enricher {
-  constructor(path, port) {
+  constructor(path, port, spin) {
     super();
     this.path = path;
     this.port = port;
+    this.spin = spin;
   }
 
   static configure(config) {
-    config.rejectUnknown(['path', 'port']);
-    return new Probe(config.get('path', '/etc/hostname'), config.getInt('port', 80));
+    config.rejectUnknown(['path', 'port', 'spin']);
+    return new Probe(config.get('path', '/etc/hostname'), config.getInt('port', 80), config.getBool('spin', false));
   }
 
   enrich(event) {
+    if (this.spin) {
+      for (;;) {
+        // Until the host's CPU limit stops the call.
+      }
+    }
     let file;
     try {
       file = readFile(this.path);
