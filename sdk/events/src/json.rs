@@ -193,7 +193,7 @@ impl serde::Serialize for FieldsJson<'_> {
 
 /// Whether a name comes twice among `fields`: pairwise for the few fields events have,
 /// through a hash set beyond, so that the check stays linear in a large event.
-fn has_a_name_twice(fields: &[(Name, Value)]) -> bool {
+fn has_a_name_twice<V>(fields: &[(Name, V)]) -> bool {
     const PAIRWISE_UP_TO: usize = 24;
     if fields.len() <= PAIRWISE_UP_TO {
         return fields.iter().enumerate().any(|(i, (name, _))| fields[..i].iter().any(|(earlier, _)| earlier == name));
@@ -279,8 +279,9 @@ pub fn event_from_json(json: &Json) -> Result<Event, String> {
 }
 
 /// An event read straight from its JSON form by serde, with the meaning
-/// [`event_from_json`] gives the parsed document: same members, same values, same errors,
-/// a later member of a repeated name replacing the earlier in its place. It builds no
+/// [`event_from_json`] gives the parsed document: same members, same values, the same
+/// fault named when there are several, a later member of a repeated name replacing the
+/// earlier in its place (a malformed value it replaces is no fault). It builds no
 /// JSON tree of the event (an object, a string per name and value) first: only tagged,
 /// object and array values pass through one. The lake reads its staged rows back so.
 #[derive(Debug, Clone, PartialEq)]
@@ -339,7 +340,7 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
         // that an event with two faults is refused for the same one.
         let mut time: Option<Json> = None;
         let mut key: Option<Json> = None;
-        let mut fields: Option<Result<Vec<(Name, Value)>, Json>> = None;
+        let mut fields: Option<Result<Vec<(Name, FieldValue)>, Json>> = None;
         let mut unknown: Option<String> = None;
         while let Some(member) = map.next_key::<Member>()? {
             match member {
@@ -365,7 +366,13 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
         };
         let fields = match fields {
             None => Vec::new(),
-            Some(Ok(fields)) => fields,
+            Some(Ok(fields)) => fields
+                .into_iter()
+                .map(|(name, value)| match value {
+                    Ok(value) => Ok((name, value)),
+                    Err(e) => Err(A::Error::custom(format!("field {:?}: {e}", &*name))),
+                })
+                .collect::<Result<_, _>>()?,
             Some(Err(other)) => return Err(A::Error::custom(format!("\"fields\" must be an object, got {other}"))),
         };
         if let Some(member) = unknown {
@@ -386,8 +393,12 @@ impl<'de> serde::Deserialize<'de> for Scalar {
     }
 }
 
+/// A field's value, or why its JSON form is malformed: kept until the whole event is read,
+/// since a later field of the same name, or a later `fields`, replaces it.
+type FieldValue = Result<Value, String>;
+
 /// `fields`: the fields of an object, or (as `Err`) what else was there.
-struct FieldsFromJson(Result<Vec<(Name, Value)>, Json>);
+struct FieldsFromJson(Result<Vec<(Name, FieldValue)>, Json>);
 
 impl<'de> serde::Deserialize<'de> for FieldsFromJson {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -411,21 +422,18 @@ impl<'de> serde::de::Visitor<'de> for FieldsVisitor {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FieldsFromJson, A::Error> {
-        use serde::de::Error;
-        let mut fields: Vec<(Name, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        let mut fields: Vec<(Name, FieldValue)> = Vec::with_capacity(map.size_hint().unwrap_or(0));
         while let Some(name) = map.next_key::<NameFromJson>()? {
             let value = match map.next_value::<ValueFromJson>()? {
-                ValueFromJson::Plain(value) => value,
-                ValueFromJson::Document(json) => {
-                    value_from_json(&json).map_err(|e| A::Error::custom(format!("field {:?}: {e}", &*name.0)))?
-                }
+                ValueFromJson::Plain(value) => Ok(value),
+                ValueFromJson::Document(json) => value_from_json(&json),
             };
             fields.push((name.0, value));
         }
         if has_a_name_twice(&fields) {
             // As a JSON object holds it: the later value in the earlier one's place.
             let mut first_at = std::collections::HashMap::with_capacity(fields.len());
-            let mut kept: Vec<(Name, Value)> = Vec::with_capacity(fields.len());
+            let mut kept: Vec<(Name, FieldValue)> = Vec::with_capacity(fields.len());
             for (name, value) in fields {
                 match first_at.get(&name) {
                     Some(&at) => kept[at] = (name, value),
@@ -694,6 +702,9 @@ mod tests {
             // A name twice: the later value in the earlier one's place; a member twice.
             r#"{"time":0,"fields":{"a":1,"b":2,"a":"later"}}"#,
             r#"{"time":0,"time":5,"key":"k","key":"k2","fields":{"a":1}}"#,
+            // A malformed value that a later one of its name, or a later `fields`, replaces.
+            r#"{"time":0,"fields":{"x":{"$bytes":"zz"},"x":1}}"#,
+            r#"{"time":0,"fields":{"x":{"$bytes":"zz"}},"fields":{}}"#,
         ];
         for text in written.iter().map(String::as_str).chain(by_hand) {
             let (straight, via_tree) = read_both_ways(text);
@@ -725,6 +736,9 @@ mod tests {
             (r#"{"time":0,"fields":{"x":{"$timestamp":true}}}"#, "field \"x\""),
             (r#"{"time":0,"feilds":{}}"#, "feilds"),
             (r#"{"time":0,"fields":{"a":1}"#, "EOF"),
+            // Two faults: refused for the one `event_from_json` checks first.
+            (r#"{"time":"soon","fields":{"x":{"$bytes":"zz"}}}"#, "RFC 3339"),
+            (r#"{"fields":{"x":{"$bytes":"zz"}},"time":0,"key":7}"#, "\"key\" must be a string"),
         ] {
             let (straight, via_tree) = read_both_ways(text);
             let straight = straight.expect_err(text);
