@@ -170,6 +170,8 @@ fn a_javascript_plugin_compiled_ahead_of_time_that_spins_is_stopped_by_its_cpu_l
     let input = dir.path().join("input.ndjson");
     std::fs::write(&input, "{\"time\":0,\"fields\":{\"n\":1}}\n{\"time\":0,\"fields\":{\"n\":2}}\n").unwrap();
     let wasm = component("probe_js");
+    // weval marks the code it compiled: this is the ahead-of-time build.
+    assert!(std::fs::read(&wasm).unwrap().windows(16).any(|w| w == b"weval.is.wevaled"), "{}", wasm.display());
     let run = weir(
         &[
             &"plugin",

@@ -40,6 +40,12 @@ fn componentize_js() -> PathBuf {
         .expect("componentize-js is installed by scripts/build-foreign-plugins.sh")
 }
 
+fn weval() -> PathBuf {
+    let weval = tools_dir().join("weval-0.5.1/bin/weval");
+    assert!(weval.is_file(), "weval is installed by scripts/build-foreign-plugins.sh: {}", weval.display());
+    weval
+}
+
 fn run(command: &mut Command) -> String {
     let output = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
     let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
@@ -184,11 +190,20 @@ fn build_and_test_foreign(lang: &str, prefix: &str) {
         let plugin = away.new_plugin(&name, lang, world, true);
         let readme = std::fs::read_to_string(plugin.join("README.md")).unwrap();
         assert!(readme.contains("./build.sh"), "{readme}");
-        run(Command::new(plugin.join("build.sh"))
-            .current_dir(&plugin)
-            .env("COMPONENTIZE_PY", componentize_py())
-            .env("COMPONENTIZE_JS", componentize_js()));
-        away.harness_test(&plugin, &plugin.join(format!("{}.wasm", name.replace('-', "_"))));
+        let mut build = Command::new(plugin.join("build.sh"));
+        build.current_dir(&plugin).env("COMPONENTIZE_PY", componentize_py()).env("COMPONENTIZE_JS", componentize_js());
+        if lang == "js" && world == "enricher" {
+            // Ahead of time, with the weval the build script installed.
+            build.arg("--aot").env("WEVAL_BIN", weval());
+        }
+        run(&mut build);
+        let wasm = plugin.join(format!("{}.wasm", name.replace('-', "_")));
+        if lang == "js" {
+            // weval marks the code it compiled (`weval.is.wevaled`); the interpreted build has none.
+            let marked = std::fs::read(&wasm).unwrap().windows(16).any(|w| w == b"weval.is.wevaled");
+            assert_eq!(marked, world == "enricher", "{name}: built ahead of time only with --aot");
+        }
+        away.harness_test(&plugin, &wasm);
     }
 }
 

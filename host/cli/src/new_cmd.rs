@@ -164,7 +164,7 @@ fn lang_text(lang: Lang, module: &str, local: bool) -> LangText {
             setup: format!(
                 "npm install   # once: componentize-js and weir-sdk (package.json)\n```\n\n{sdk_note}\n\n```sh"
             ),
-            build: "npm run build   # ./build.sh".to_owned(),
+            build: "npm run build   # ./build.sh; ./build.sh --aot: compiled ahead of time, 1.5x faster".to_owned(),
             component: format!("{module}.wasm"),
         },
     }
