@@ -7,6 +7,7 @@ use serde_json::Value as Json;
 use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::query::{QueryParser, QueryParserError};
+use tantivy::query_grammar::{UserInputAst, UserInputBound, UserInputLeaf};
 use tantivy::schema::{
     DateOptions, DateTimePrecision, Field, IndexRecordOption, NumericOptions, STORED, STRING, Schema,
     TextFieldIndexing, TextOptions, Value as _,
@@ -326,14 +327,20 @@ impl SearchIndex {
         crate::query_bounds::check(query).map_err(refused)?;
         let mut parser = QueryParser::for_index(&self.index, self.default_fields.clone());
         parser.set_conjunction_by_default();
-        let parsed = parser.parse_query(query).map_err(|e| match e {
-            QueryParserError::FieldNotIndexed(field) if field == "time" => refused(
-                "the event time is filtered by range, not matched exactly: time:[2026-11-26T10:00:00Z TO \
-                 2026-11-26T11:00:00Z]"
-                    .to_owned(),
-            ),
-            other => refused(other.to_string()),
-        })?;
+        let parsed = match parser.parse_query(query) {
+            Ok(parsed) => parsed,
+            // The time is a fast field only (not in the inverted index), so an exact time
+            // is asked as the range of that one instant. Only a query that failed so is
+            // rewritten: every other query is parsed exactly as tantivy parses it.
+            Err(QueryParserError::FieldNotIndexed(field)) if field == TIME => {
+                let ast = tantivy::query_grammar::parse_query(query)
+                    .map_err(|_| refused(QueryParserError::SyntaxError(query.to_owned()).to_string()))?;
+                parser
+                    .build_query_from_user_input_ast(exact_times_as_ranges(ast))
+                    .map_err(|e| refused(e.to_string()))?
+            }
+            Err(other) => return Err(refused(other.to_string())),
+        };
         let searcher = self.reader.searcher();
         let limit = limit.clamp(1, MAX_LIMIT);
         let (top, total) = searcher
@@ -379,6 +386,34 @@ enum TimeField {
     IndexedAndFast,
 }
 
+/// The event time's field.
+const TIME: &str = "time";
+
+/// `ast` with each exact `time:` term (`time:"2026-11-26T10:15:00Z"`, quoted as the grammar
+/// reads a time) as the inclusive range of that instant, which the time's fast field
+/// answers. The recursion follows the query's nesting, which `query_bounds` limits before
+/// the parser runs.
+fn exact_times_as_ranges(ast: UserInputAst) -> UserInputAst {
+    match ast {
+        UserInputAst::Clause(clauses) => UserInputAst::Clause(
+            clauses.into_iter().map(|(occur, clause)| (occur, exact_times_as_ranges(clause))).collect(),
+        ),
+        UserInputAst::Boost(inner, boost) => UserInputAst::Boost(Box::new(exact_times_as_ranges(*inner)), boost),
+        UserInputAst::Leaf(leaf) => match *leaf {
+            UserInputLeaf::Literal(literal)
+                if literal.field_name.as_deref() == Some(TIME) && !literal.prefix && literal.slop == 0 =>
+            {
+                UserInputAst::Leaf(Box::new(UserInputLeaf::Range {
+                    field: literal.field_name,
+                    lower: UserInputBound::Inclusive(literal.phrase.clone()),
+                    upper: UserInputBound::Inclusive(literal.phrase),
+                }))
+            }
+            other => UserInputAst::Leaf(Box::new(other)),
+        },
+    }
+}
+
 fn schema(settings: &IndexSettings, time_field: TimeField) -> (Schema, Fields) {
     let mut builder = Schema::builder();
     let analysed = TextOptions::default().set_indexing_options(
@@ -388,7 +423,7 @@ fn schema(settings: &IndexSettings, time_field: TimeField) -> (Schema, Fields) {
     let key = builder.add_text_field("key", STRING);
     let kind = builder.add_text_field("kind", STRING);
     let time = builder.add_date_field(
-        "time",
+        TIME,
         match time_field {
             TimeField::FastOnly => DateOptions::default(),
             TimeField::IndexedAndFast => DateOptions::default().set_indexed(),
@@ -574,7 +609,7 @@ mod tests {
     }
 
     #[test]
-    fn the_event_time_filters_by_range_and_an_exact_time_is_a_query_error_naming_the_field() {
+    fn the_event_time_filters_by_range_and_an_exact_time_by_the_range_of_that_instant() {
         let dir = tempfile::tempdir().unwrap();
         let index = SearchIndex::open("orders", dir.path(), &settings()).unwrap();
         write(&index, &[("a", restaurant("r-1", "Café Müller", 20.0))]);
@@ -582,9 +617,14 @@ mod tests {
         assert!(ids(&index, "time:[2025-11-26T10:00:00.000001Z TO 2025-11-27T00:00:00Z]").is_empty());
         assert_eq!(ids(&index, "time:>=2025-11-26T10:00:00Z"), ["a"]);
         assert!(ids(&index, "time:>2025-11-26T10:00:00Z").is_empty());
-        let error = index.search(r#"time:"2025-11-26T10:00:00Z""#, 10).unwrap_err();
+        write(&index, &[("b", restaurant("r-2", "Smokehouse", 9.5))]);
+        assert_eq!(ids(&index, r#"time:"2025-11-26T10:00:00Z""#), ["a", "b"]);
+        assert!(ids(&index, r#"time:"2025-11-26T10:00:00.000001Z""#).is_empty());
+        assert_eq!(ids(&index, r#"müller AND time:"2025-11-26T10:00:00Z""#), ["a"]);
+        assert_eq!(ids(&index, r#"(smokehouse OR müller) AND -time:"2025-11-26T10:00:01Z""#), ["a", "b"]);
+        assert_eq!(ids(&index, r#"(total:>=10 AND time:"2025-11-26T10:00:00Z")^2"#), ["a"]);
+        let error = index.search(r#"time:"not a time""#, 10).unwrap_err();
         assert!(matches!(error, SearchError::Query { .. }), "{error}");
-        assert!(error.to_string().contains("filtered by range"), "{error}");
     }
 
     #[test]

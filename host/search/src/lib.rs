@@ -13,8 +13,9 @@
 //!   duplicating;
 //! - `key` (exact), `kind` (`event` or `aggregate`, exact), `time` (the event time, a date
 //!   filtered by range: `time:[2026-11-26T10:00:00Z TO 2026-11-26T11:00:00Z]`; a fast
-//!   field only, not in the inverted index, so an exact time is a query error; indexes
-//!   created before 2026-12-05 have it indexed too and keep opening as they are);
+//!   field only, not in the inverted index, so an exact `time:"…"` is answered as the
+//!   range of that instant; indexes created before 2026-12-05 have it indexed too and
+//!   keep opening as they are);
 //! - one analysed field per configured text field (`restaurant_name:müller`);
 //! - `text`: every other text value of the event, analysed. Queries search `text` and
 //!   the configured text fields by default, so an unqualified term finds any text value,
