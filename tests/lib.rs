@@ -59,6 +59,13 @@ pub fn component(name: &str) -> PathBuf {
     path
 }
 
+/// Whether a component was compiled ahead of time by weval (componentize-js `--aot`):
+/// weval marks the code it compiled with `weval.is.wevaled`; an interpreted build has none.
+pub fn compiled_ahead_of_time(component: &Path) -> bool {
+    const MARK: &[u8] = b"weval.is.wevaled";
+    std::fs::read(component).unwrap().windows(MARK.len()).any(|w| w == MARK)
+}
+
 /// A file under `plugins/`.
 pub fn plugin_file(relative: &str) -> PathBuf {
     repo_root().join("plugins").join(relative)

@@ -11,7 +11,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 
-use weir_e2e::{component, plugin_file, weir};
+use weir_e2e::{compiled_ahead_of_time, component, plugin_file, weir};
 
 fn shared_cache() -> PathBuf {
     let dir = std::env::var_os("WEIR_E2E_CACHE")
@@ -170,8 +170,7 @@ fn a_javascript_plugin_compiled_ahead_of_time_that_spins_is_stopped_by_its_cpu_l
     let input = dir.path().join("input.ndjson");
     std::fs::write(&input, "{\"time\":0,\"fields\":{\"n\":1}}\n{\"time\":0,\"fields\":{\"n\":2}}\n").unwrap();
     let wasm = component("probe_js");
-    // weval marks the code it compiled: this is the ahead-of-time build.
-    assert!(std::fs::read(&wasm).unwrap().windows(16).any(|w| w == b"weval.is.wevaled"), "{}", wasm.display());
+    assert!(compiled_ahead_of_time(&wasm), "{} is the ahead-of-time build", wasm.display());
     let run = weir(
         &[
             &"plugin",

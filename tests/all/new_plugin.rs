@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use weir_e2e::{Server, target_dir, tools_dir, weir_bin};
+use weir_e2e::{Server, compiled_ahead_of_time, target_dir, tools_dir, weir_bin};
 
 use crate::streaming::{caught_up, rt, ts, write_config};
 
@@ -199,9 +199,11 @@ fn build_and_test_foreign(lang: &str, prefix: &str) {
         run(&mut build);
         let wasm = plugin.join(format!("{}.wasm", name.replace('-', "_")));
         if lang == "js" {
-            // weval marks the code it compiled (`weval.is.wevaled`); the interpreted build has none.
-            let marked = std::fs::read(&wasm).unwrap().windows(16).any(|w| w == b"weval.is.wevaled");
-            assert_eq!(marked, world == "enricher", "{name}: built ahead of time only with --aot");
+            assert_eq!(
+                compiled_ahead_of_time(&wasm),
+                world == "enricher",
+                "{name}: built ahead of time only with --aot"
+            );
         }
         away.harness_test(&plugin, &wasm);
     }

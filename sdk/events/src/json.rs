@@ -247,35 +247,60 @@ impl std::fmt::Display for Hex<'_> {
 /// # Errors
 /// A message naming the member that is missing or malformed.
 pub fn event_from_json(json: &Json) -> Result<Event, String> {
-    let obj = json.as_object().ok_or("an event must be a JSON object with \"time\" and \"fields\"")?;
-    let time = match obj.get("time") {
-        Some(Json::String(s)) => parse_rfc3339(s)?,
-        Some(Json::Number(n)) => n.as_i64().ok_or("\"time\" must be integer microseconds or RFC 3339 text")?,
-        Some(_) => return Err("\"time\" must be integer microseconds or RFC 3339 text".into()),
-        None => return Err("an event needs \"time\" (RFC 3339 text or integer microseconds)".into()),
-    };
-    let key = match obj.get("key") {
-        None | Some(Json::Null) => None,
-        Some(Json::String(s)) => Some(s.clone()),
-        Some(other) => return Err(format!("\"key\" must be a string, got {other}")),
-    };
+    let obj = json.as_object().ok_or(NOT_AN_OBJECT)?;
+    let time = time_from_json(obj.get("time"))?;
+    let key = key_from_json(obj.get("key").cloned())?;
     let mut fields = Vec::new();
     match obj.get("fields") {
         None => {}
         Some(Json::Object(map)) => {
             for (name, value) in map {
-                let value = value_from_json(value).map_err(|e| format!("field {name:?}: {e}"))?;
+                let value = value_from_json(value).map_err(|e| malformed_field(name, &e))?;
                 fields.push((Name::from(name.as_str()), value));
             }
         }
-        Some(other) => return Err(format!("\"fields\" must be an object, got {other}")),
+        Some(other) => return Err(fields_not_an_object(other)),
     }
-    for member in obj.keys() {
-        if !matches!(member.as_str(), "key" | "time" | "fields") {
-            return Err(format!("unknown member {member:?}: an event has \"key\", \"time\" and \"fields\""));
-        }
+    if let Some(member) = obj.keys().find(|member| !matches!(member.as_str(), "key" | "time" | "fields")) {
+        return Err(unknown_member(member));
     }
     Ok(Event { key, time, fields })
+}
+
+// What an event's members must be, for both readers of its JSON form: `event_from_json`
+// on a parsed document and `EventFromJson` straight from the text.
+
+const NOT_AN_OBJECT: &str = "an event must be a JSON object with \"time\" and \"fields\"";
+
+fn time_from_json(time: Option<&Json>) -> Result<i64, String> {
+    const BAD_TIME: &str = "\"time\" must be integer microseconds or RFC 3339 text";
+    match time {
+        Some(Json::String(s)) => parse_rfc3339(s),
+        Some(Json::Number(n)) => n.as_i64().ok_or_else(|| BAD_TIME.to_owned()),
+        Some(_) => Err(BAD_TIME.to_owned()),
+        None => Err("an event needs \"time\" (RFC 3339 text or integer microseconds)".to_owned()),
+    }
+}
+
+/// Takes the member's value: `EventFromJson` owns it, so its text is kept, not copied.
+fn key_from_json(key: Option<Json>) -> Result<Option<String>, String> {
+    match key {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s)),
+        Some(other) => Err(format!("\"key\" must be a string, got {other}")),
+    }
+}
+
+fn fields_not_an_object(other: &Json) -> String {
+    format!("\"fields\" must be an object, got {other}")
+}
+
+fn malformed_field(name: &str, reason: &str) -> String {
+    format!("field {name:?}: {reason}")
+}
+
+fn unknown_member(member: &str) -> String {
+    format!("unknown member {member:?}: an event has \"key\", \"time\" and \"fields\"")
 }
 
 /// An event read straight from its JSON form by serde, with the meaning
@@ -324,9 +349,6 @@ impl<'de> serde::Deserialize<'de> for Member {
     }
 }
 
-const NOT_AN_OBJECT: &str = "an event must be a JSON object with \"time\" and \"fields\"";
-const BAD_TIME: &str = "\"time\" must be integer microseconds or RFC 3339 text";
-
 impl<'de> serde::de::Visitor<'de> for EventVisitor {
     type Value = Event;
 
@@ -344,8 +366,8 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
         let mut unknown: Option<String> = None;
         while let Some(member) = map.next_key::<Member>()? {
             match member {
-                Member::Time => time = Some(map.next_value::<Scalar>()?.0),
-                Member::Key => key = Some(map.next_value::<Scalar>()?.0),
+                Member::Time => time = Some(map.next_value::<Json>()?),
+                Member::Key => key = Some(map.next_value::<Json>()?),
                 Member::Fields => fields = Some(map.next_value::<FieldsFromJson>()?.0),
                 Member::Unknown(name) => {
                     map.next_value::<serde::de::IgnoredAny>()?;
@@ -353,43 +375,23 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
                 }
             }
         }
-        let time = match time {
-            Some(Json::String(s)) => parse_rfc3339(&s).map_err(A::Error::custom)?,
-            Some(Json::Number(n)) => n.as_i64().ok_or_else(|| A::Error::custom(BAD_TIME))?,
-            Some(_) => return Err(A::Error::custom(BAD_TIME)),
-            None => return Err(A::Error::custom("an event needs \"time\" (RFC 3339 text or integer microseconds)")),
-        };
-        let key = match key {
-            None | Some(Json::Null) => None,
-            Some(Json::String(s)) => Some(s),
-            Some(other) => return Err(A::Error::custom(format!("\"key\" must be a string, got {other}"))),
-        };
+        let time = time_from_json(time.as_ref()).map_err(A::Error::custom)?;
+        let key = key_from_json(key).map_err(A::Error::custom)?;
         let fields = match fields {
             None => Vec::new(),
             Some(Ok(fields)) => fields
                 .into_iter()
                 .map(|(name, value)| match value {
                     Ok(value) => Ok((name, value)),
-                    Err(e) => Err(A::Error::custom(format!("field {:?}: {e}", &*name))),
+                    Err(e) => Err(A::Error::custom(malformed_field(&name, &e))),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(Err(other)) => return Err(A::Error::custom(format!("\"fields\" must be an object, got {other}"))),
+            Some(Err(other)) => return Err(A::Error::custom(fields_not_an_object(&other))),
         };
         if let Some(member) = unknown {
-            return Err(A::Error::custom(format!(
-                "unknown member {member:?}: an event has \"key\", \"time\" and \"fields\""
-            )));
+            return Err(A::Error::custom(unknown_member(&member)));
         }
         Ok(Event { key, time, fields })
-    }
-}
-
-/// `time` or `key` as JSON: either is one scalar, so its tree is a single node.
-struct Scalar(Json);
-
-impl<'de> serde::Deserialize<'de> for Scalar {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Json::deserialize(deserializer).map(Scalar)
     }
 }
 

@@ -92,6 +92,11 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis((user + system) * 10))
 }
 
+/// The process's CPU time since `before` (a [`process_cpu`] reading).
+fn cpu_since(before: Option<Duration>) -> Option<Duration> {
+    before.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -176,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let end_to_end = started.elapsed();
-    let cpu = cpu_before.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before));
+    let cpu = cpu_since(cpu_before);
     let metrics = pipeline.metrics().render();
     let commits: u64 = metrics
         .lines()
@@ -189,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     let cpu_before_shutdown = process_cpu();
     pipeline.shutdown().await;
     let shutdown = shutdown_started.elapsed();
-    let shutdown_cpu = cpu_before_shutdown.zip(process_cpu()).map(|(before, after)| after.saturating_sub(before));
+    let shutdown_cpu = cpu_since(cpu_before_shutdown);
 
     if let Some(bare) = &bare {
         println!("{}", bare.line("bare axum (discard body)"));
