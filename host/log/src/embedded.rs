@@ -69,6 +69,10 @@ struct QueuedAppend {
     ticket: u64,
     stream: String,
     records: Vec<NewRecord>,
+    /// Each record's shard, computed by the appender's thread before it queued: hashing a
+    /// keyless record's data is linear in its size, and inside the group's transaction it
+    /// would hold up every append waiting for the next one.
+    shards: Vec<u32>,
 }
 
 impl fmt::Debug for EmbeddedLog {
@@ -239,10 +243,11 @@ impl EmbeddedLog {
         if records.is_empty() {
             return Ok(Vec::new());
         }
+        let shards = records.iter().map(|r| self.shard_for(r.partition_key.as_deref(), &r.data)).collect();
         let mut queue = self.inner.appends.lock().unwrap_or_else(PoisonError::into_inner);
         let ticket = queue.next_ticket;
         queue.next_ticket += 1;
-        queue.waiting.push(QueuedAppend { ticket, stream: stream.to_owned(), records });
+        queue.waiting.push(QueuedAppend { ticket, stream: stream.to_owned(), records, shards });
         loop {
             if let Some(result) = queue.done.remove(&ticket) {
                 return result;
@@ -283,8 +288,7 @@ impl EmbeddedLog {
             for append in &group {
                 let stream = append.stream.as_str();
                 let mut appended = Vec::with_capacity(append.records.len());
-                for record in &append.records {
-                    let shard = self.shard_for(record.partition_key.as_deref(), &record.data);
+                for (record, &shard) in append.records.iter().zip(&append.shards) {
                     let open = match shards.entry((stream, shard)) {
                         Entry::Occupied(entry) => entry.into_mut(),
                         Entry::Vacant(entry) => {

@@ -183,3 +183,35 @@ fn concurrent_appends_share_fsyncs_and_each_gets_its_own_positions() {
         log.append_transactions()
     );
 }
+
+#[test]
+fn keyless_records_land_on_the_shard_of_their_data_when_appends_share_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+
+    let handles: Vec<_> = (0..8)
+        .map(|t| {
+            let (log, start) = (log.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                let mut sent = Vec::new();
+                for i in 0..20 {
+                    let texts: Vec<String> = (0..5).map(|n| format!("order {t}-{i}-{n}")).collect();
+                    let at = log.append("orders", texts.iter().map(|text| record(None, text, 0)).collect()).unwrap();
+                    sent.extend(texts.into_iter().zip(at));
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: Vec<(String, Appended)> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+
+    let shards: BTreeSet<u32> = sent.iter().map(|(_, at)| at.shard).collect();
+    assert_eq!(shards.len(), log.shards() as usize, "keyless records spread over every shard");
+    for (text, at) in &sent {
+        assert_eq!(at.shard, log.shard_for(None, text.as_bytes()), "{text}");
+        assert_eq!(data(&log.read("orders", at.shard, at.seq, 1, usize::MAX).unwrap()), std::slice::from_ref(text));
+    }
+    assert!(log.append_transactions() < 160, "{} transactions: no append shared one", log.append_transactions());
+}
