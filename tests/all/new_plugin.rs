@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use weir_e2e::{Server, compiled_ahead_of_time, target_dir, tools_dir, weir_bin};
+use weir_e2e::{Server, compiled_ahead_of_time, repo_root, target_dir, tools_dir, weir_bin};
 
 use crate::streaming::{caught_up, rt, ts, write_config};
 
@@ -24,10 +24,23 @@ fn sdk_package(file: &str) -> PathBuf {
     path
 }
 
+/// The version scripts/build-foreign-plugins.sh pins as `NAME=version`, read from the
+/// script so that a version bump there is the only change a bump needs.
+fn pinned_version(name: &str) -> String {
+    let script = repo_root().join("scripts/build-foreign-plugins.sh");
+    let text = std::fs::read_to_string(&script).unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+    let assignment = format!("{name}=");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&assignment))
+        .map(|version| version.trim().to_owned())
+        .unwrap_or_else(|| panic!("{} pins no {name}", script.display()))
+}
+
 /// The pinned toolchains scripts/build-foreign-plugins.sh installed, as a user who
 /// installed them would have them.
 fn componentize_py() -> PathBuf {
-    tools_dir().join("componentize-py-0.25.1/bin/componentize-py")
+    let version = pinned_version("COMPONENTIZE_PY_VERSION");
+    tools_dir().join(format!("componentize-py-{version}/bin/componentize-py"))
 }
 
 fn componentize_js() -> PathBuf {
@@ -41,7 +54,7 @@ fn componentize_js() -> PathBuf {
 }
 
 fn weval() -> PathBuf {
-    let weval = tools_dir().join("weval-0.5.1/bin/weval");
+    let weval = tools_dir().join(format!("weval-{}/bin/weval", pinned_version("WEVAL_VERSION")));
     assert!(weval.is_file(), "weval is installed by scripts/build-foreign-plugins.sh: {}", weval.display());
     weval
 }

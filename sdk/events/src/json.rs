@@ -249,7 +249,11 @@ impl std::fmt::Display for Hex<'_> {
 pub fn event_from_json(json: &Json) -> Result<Event, String> {
     let obj = json.as_object().ok_or(NOT_AN_OBJECT)?;
     let time = time_from_json(obj.get("time"))?;
-    let key = key_from_json(obj.get("key").cloned())?;
+    let key = match obj.get("key") {
+        None | Some(Json::Null) => None,
+        Some(Json::String(key)) => Some(key.clone()),
+        Some(other) => return Err(key_not_a_string(other)),
+    };
     let mut fields = Vec::new();
     match obj.get("fields") {
         None => {}
@@ -287,8 +291,12 @@ fn key_from_json(key: Option<Json>) -> Result<Option<String>, String> {
     match key {
         None | Some(Json::Null) => Ok(None),
         Some(Json::String(s)) => Ok(Some(s)),
-        Some(other) => Err(format!("\"key\" must be a string, got {other}")),
+        Some(other) => Err(key_not_a_string(&other)),
     }
+}
+
+fn key_not_a_string(other: &Json) -> String {
+    format!("\"key\" must be a string, got {other}")
 }
 
 fn fields_not_an_object(other: &Json) -> String {
@@ -757,5 +765,17 @@ mod tests {
         assert!(event_from_json(&json).unwrap_err().contains("field \"x\""));
         let json: Json = serde_json::from_str(r#"{"time":0,"feilds":{}}"#).unwrap();
         assert!(event_from_json(&json).unwrap_err().contains("feilds"));
+    }
+
+    #[test]
+    fn a_key_is_text_or_null_and_anything_else_is_refused_naming_it() {
+        let key_of = |text: &str| event_from_json(&serde_json::from_str(text).unwrap()).map(|event| event.key);
+        assert_eq!(key_of(r#"{"time":0,"key":"r-1"}"#), Ok(Some("r-1".to_owned())));
+        assert_eq!(key_of(r#"{"time":0,"key":null}"#), Ok(None));
+        assert_eq!(key_of(r#"{"time":0}"#), Ok(None));
+        assert_eq!(key_of(r#"{"time":0,"key":{"id":7}}"#), Err(r#""key" must be a string, got {"id":7}"#.to_owned()));
+        let (straight, _) = read_both_ways(r#"{"time":0,"key":{"id":7}}"#);
+        let straight = straight.unwrap_err();
+        assert!(straight.starts_with(r#""key" must be a string, got {"id":7}"#), "without a tree: {straight}");
     }
 }
