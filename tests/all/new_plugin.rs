@@ -160,6 +160,8 @@ fn a_new_rust_plugin_of_each_world_builds_on_its_sdk_copy_and_passes_its_harness
         assert!(
             plugin.join("weir-sdk/wit/weir-plugin.wit").is_file() && plugin.join("weir-events/src/lib.rs").is_file()
         );
+        let cargo_config = std::fs::read_to_string(plugin.join(".cargo/config.toml")).unwrap();
+        assert!(cargo_config.contains("llvm-args=-inline-threshold="), "{cargo_config}");
         let readme = std::fs::read_to_string(plugin.join("README.md")).unwrap();
         assert!(readme.contains("cargo build --release --target wasm32-wasip2"), "{readme}");
         assert!(

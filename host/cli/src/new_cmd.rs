@@ -62,6 +62,7 @@ pub(crate) struct NewArgs {
 }
 
 const RUST_CARGO: &str = include_str!("../templates/rust/Cargo.toml.tmpl");
+const RUST_CARGO_CONFIG: &str = include_str!("../templates/rust/cargo-config.toml");
 const RUST_PARSER: &str = include_str!("../templates/rust/parser.rs");
 const RUST_ENRICHER: &str = include_str!("../templates/rust/enricher.rs");
 const RUST_AGGREGATOR: &str = include_str!("../templates/rust/aggregator.rs");
@@ -261,6 +262,7 @@ fn files(args: &NewArgs) -> Vec<(String, String, bool)> {
     match args.lang {
         Lang::Rust => {
             out.push(("Cargo.toml".to_owned(), fill(RUST_CARGO), false));
+            out.push((".cargo/config.toml".to_owned(), RUST_CARGO_CONFIG.to_owned(), false));
             out.push((".gitignore".to_owned(), "/target\n".to_owned(), false));
             if local {
                 out.push(("weir-sdk/Cargo.toml".to_owned(), rust_sdk_manifest(), false));
@@ -359,4 +361,21 @@ fn set_executable(path: &Path, executable: bool) -> std::io::Result<()> {
 #[cfg(not(unix))]
 fn set_executable(_path: &Path, _executable: bool) -> std::io::Result<()> {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `rustflags` line of a cargo config.
+    fn rustflags(config: &str) -> &str {
+        config.lines().find(|line| line.starts_with("rustflags")).expect("a rustflags line")
+    }
+
+    #[test]
+    fn a_new_rust_plugin_is_compiled_with_the_flags_of_weirs_own_plugins() {
+        let workspace = include_str!("../../../.cargo/config.toml");
+        assert_eq!(rustflags(RUST_CARGO_CONFIG), rustflags(workspace));
+        assert!(RUST_CARGO_CONFIG.contains("[target.wasm32-wasip2]"));
+    }
 }
